@@ -22,3 +22,28 @@ pub fn derive_message(input: TokenStream) -> TokenStream {
         .unwrap_or_else(syn::Error::into_compile_error)
         .into()
 }
+
+mod ring_kernel;
+
+/// Registers an async function as a ring kernel in the process-wide registry,
+/// so `runtime.launch("id")` can start it.
+///
+/// ```ignore
+/// #[ring_kernel(id = "compute", input = Request, output = Response,
+///               queue_size = 1024, backpressure = "reject")]
+/// async fn compute(mut ctx: KernelContext<Request, Response>) -> Result<(), Error> { ... }
+/// ```
+///
+/// Options (all optional): `id` (default: the function's name), `input`,
+/// `output` (default: inferred from the `KernelContext<In, Out>` argument),
+/// `queue_size`, `input_queue_size`, `output_queue_size` (1..=16777216),
+/// `backpressure` (`block`, `reject` or `drop_oldest`, as a string or an
+/// identifier). Literal values are checked at compile time; a duplicate id is
+/// reported when it is launched.
+#[proc_macro_attribute]
+pub fn ring_kernel(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let item = syn::parse_macro_input!(item as syn::ItemFn);
+    ring_kernel::expand(attr.into(), item)
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}

@@ -5,15 +5,64 @@
 //! bounded, prioritised queues.
 //!
 //! The crate is organised one concept per module:
-//! - [`message`]: the [`Message`] trait, headers, priorities, and the wire [`codec`].
+//! - [`message`]: the [`Message`] trait, headers, priority bands, and the wire [`codec`].
 //! - [`queue`]: [`MessageQueue`], the bounded MPMC queue with priority bands and backpressure.
+//! - [`runtime`]: [`RingKernelRuntime`], the kernel lifecycle ([`KernelState`]),
+//!   the handler's [`KernelContext`], the [`registry`], and [`telemetry`].
+//!
+//! ```
+//! use dotcompute::{ring_kernel, Error, KernelContext, Message, MessageHeader, RingKernelRuntime};
+//!
+//! #[derive(Debug, Message)]
+//! struct ComputeRequest { values: Vec<f64>, header: MessageHeader }
+//!
+//! #[derive(Debug, Message)]
+//! struct ComputeResponse { result: f64, header: MessageHeader }
+//!
+//! #[ring_kernel(id = "crate_doc_compute", input = ComputeRequest, output = ComputeResponse)]
+//! async fn compute(mut ctx: KernelContext<ComputeRequest, ComputeResponse>) -> Result<(), Error> {
+//!     loop {
+//!         let req = ctx.receive().await?;
+//!         let result = req.values.iter().sum();
+//!         ctx.send(req.reply(ComputeResponse { result, header: MessageHeader::new() })).await?;
+//!     }
+//! }
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let rt = RingKernelRuntime::new();
+//! rt.launch("crate_doc_compute").await.unwrap();
+//! rt.activate("crate_doc_compute").await.unwrap();
+//! rt.send("crate_doc_compute", ComputeRequest { values: vec![1.0, 2.0, 3.0], header: MessageHeader::new() })
+//!     .await
+//!     .unwrap();
+//! let resp: ComputeResponse = rt.receive("crate_doc_compute").await.unwrap();
+//! assert_eq!(resp.result, 6.0);
+//! rt.shutdown().await;
+//! # });
+//! ```
 
-// Lets the derive macros' `::dotcompute::...` paths resolve inside this crate too.
+// Lets the macros' `::dotcompute::...` paths resolve inside this crate too.
 extern crate self as dotcompute;
 
+pub mod error;
 pub mod message;
 pub mod queue;
+pub mod runtime;
 
-pub use dotcompute_macros::Message;
+pub use dotcompute_macros::{ring_kernel, Message};
+pub use error::{Error, Result};
 pub use message::codec;
 pub use message::{Message, MessageHeader, PriorityBand, DEFAULT_PRIORITY};
+pub use queue::{Backpressure, MessageQueue, QueueConfig, QueueStats};
+pub use runtime::config::{KernelConfig, RestartPolicy, RuntimeConfig};
+pub use runtime::context::KernelContext;
+pub use runtime::registry;
+pub use runtime::spec::{IntoKernelResult, KernelBuilder, KernelError, KernelResult, KernelSpec};
+pub use runtime::state::{KernelState, KernelStateError, Operation};
+pub use runtime::telemetry::{self, KernelTelemetry, LatencySummary, RuntimeSummary};
+pub use runtime::{KernelHandle, RingKernelRuntime, ShutdownReport, TerminateOptions, TerminateReport};
+
+#[doc(hidden)]
+pub mod __private {
+    pub use inventory;
+}

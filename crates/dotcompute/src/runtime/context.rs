@@ -1,0 +1,223 @@
+//! The handler's view of its kernel.
+//!
+//! Invariant: every delivery and every send made through a context is counted
+//! in the kernel's telemetry by this module, and a handler blocked in
+//! [`KernelContext::receive`] or [`KernelContext::send`] wakes as soon as its
+//! kernel is terminated, with [`Error::Terminating`].
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::message::Message;
+use crate::queue::{RecvError, SendError};
+use crate::runtime;
+use crate::runtime::kernel::{handler_send_error, output_waits, own_recv_error, InputPort, KernelCore, OutputPort};
+use crate::runtime::state::KernelState;
+use crate::runtime::telemetry::{KernelMetrics, KernelTelemetry};
+
+/// What a running handler uses to receive `In` and send `Out`.
+///
+/// A typical handler loops until its kernel is terminated; `?` on
+/// [`Error::Terminating`] ends the handler cleanly:
+///
+/// ```
+/// use dotcompute::{KernelContext, Message, MessageHeader, Error};
+///
+/// #[derive(Debug, Message)]
+/// struct Text { s: String, header: MessageHeader }
+///
+/// async fn shout(mut ctx: KernelContext<Text, Text>) -> Result<(), Error> {
+///     loop {
+///         let msg = ctx.receive().await?;
+///         let reply = msg.reply(Text { s: msg.s.to_uppercase(), header: MessageHeader::new() });
+///         ctx.send(reply).await?;
+///     }
+/// }
+/// # let _ = shout;
+/// ```
+pub struct KernelContext<In, Out> {
+    core: Arc<KernelCore>,
+    input: Arc<InputPort<In>>,
+    output: Arc<OutputPort<Out>>,
+    route: (u64, Option<Arc<InputPort<Out>>>),
+    in_flight: Option<Instant>,
+}
+
+impl<In: Message, Out: Message> KernelContext<In, Out> {
+    pub(crate) fn new(core: Arc<KernelCore>, input: Arc<InputPort<In>>, output: Arc<OutputPort<Out>>) -> Self {
+        KernelContext {
+            core,
+            input,
+            output,
+            route: (u64::MAX, None),
+            in_flight: None,
+        }
+    }
+
+    /// The kernel's id.
+    pub fn kernel_id(&self) -> &str {
+        &self.core.id
+    }
+
+    /// True once the kernel is being terminated (or its input is closed and empty).
+    pub fn should_terminate(&self) -> bool {
+        self.core.cancel.is_cancelled() || (self.input.queue.is_closed() && self.input.queue.is_empty())
+    }
+
+    /// True while the kernel is active (not deactivated).
+    pub fn is_active(&self) -> bool {
+        self.core.state() == KernelState::Active
+    }
+
+    /// A snapshot of this kernel's telemetry.
+    pub fn telemetry(&self) -> KernelTelemetry {
+        self.core.metrics.snapshot(
+            &self.core.id,
+            self.core.state(),
+            self.input.queue.stats(),
+            self.output.queue.stats(),
+            &self.input.queue.wait_histogram(),
+        )
+    }
+
+    fn finish_in_flight(&mut self) {
+        if let Some(start) = self.in_flight.take() {
+            self.core.metrics.record_handled(start.elapsed());
+        }
+    }
+
+    fn deliver(&mut self, msg: In) -> In {
+        KernelMetrics::add(&self.core.metrics.received, 1);
+        self.in_flight = Some(Instant::now());
+        msg
+    }
+
+    /// Waits for the next message. While the kernel is deactivated this waits
+    /// (messages stay queued); once the kernel is terminated it returns
+    /// [`Error::Terminating`] at once.
+    pub async fn receive(&mut self) -> Result<In> {
+        self.finish_in_flight();
+        if self.core.cancel.is_cancelled() {
+            return Err(self.core.terminating_error());
+        }
+        match self.input.queue.try_recv() {
+            Ok(m) => return Ok(self.deliver(m)),
+            Err(e) => {
+                if let Some(err) = own_recv_error(&self.core, e) {
+                    return Err(err);
+                }
+            }
+        }
+        let r = tokio::select! {
+            biased;
+            () = self.core.cancel.cancelled() => return Err(self.core.terminating_error()),
+            r = self.input.queue.recv() => r,
+        };
+        match r {
+            Ok(m) => Ok(self.deliver(m)),
+            Err(_) => Err(self.core.terminating_error()),
+        }
+    }
+
+    /// Like [`receive`](Self::receive), but gives `Ok(None)` if no message
+    /// came within `timeout`.
+    pub async fn receive_timeout(&mut self, timeout: Duration) -> Result<Option<In>> {
+        self.finish_in_flight();
+        if self.core.cancel.is_cancelled() {
+            return Err(self.core.terminating_error());
+        }
+        let r = tokio::select! {
+            biased;
+            () = self.core.cancel.cancelled() => return Err(self.core.terminating_error()),
+            r = self.input.queue.recv_timeout(timeout) => r,
+        };
+        match r {
+            Ok(m) => Ok(Some(self.deliver(m))),
+            Err(RecvError::Timeout | RecvError::Empty) => Ok(None),
+            Err(RecvError::Closed) => Err(self.core.terminating_error()),
+        }
+    }
+
+    /// Takes a message if one is ready; never waits.
+    pub fn try_receive(&mut self) -> Result<Option<In>> {
+        self.finish_in_flight();
+        if self.core.cancel.is_cancelled() {
+            return Err(self.core.terminating_error());
+        }
+        match self.input.queue.try_recv() {
+            Ok(m) => Ok(Some(self.deliver(m))),
+            Err(e) => own_recv_error(&self.core, e).map_or(Ok(None), Err),
+        }
+    }
+
+    fn refresh_route(&mut self) {
+        let version = self.output.route_version.load(std::sync::atomic::Ordering::Acquire);
+        if version != self.route.0 {
+            self.route = (version, self.output.route());
+        }
+    }
+
+    /// Sends a message to the kernel's output: the host's receive queue, or
+    /// the input of the kernel it is linked to. With the `Block` output
+    /// strategy this waits for room (and wakes on terminate).
+    pub async fn send(&mut self, msg: Out) -> Result<()> {
+        self.refresh_route();
+        if let Some(target) = self.route.1.clone() {
+            tokio::select! {
+                biased;
+                () = self.core.cancel.cancelled() => {
+                    KernelMetrics::add(&self.core.metrics.discarded, 1);
+                    return Err(self.core.terminating_error());
+                }
+                r = target.send(msg, None) => r?,
+            }
+        } else {
+            let queue = &self.output.queue;
+            match queue.try_send(msg) {
+                Ok(()) => {}
+                Err(SendError::Full(m)) if output_waits(&self.core.config) => {
+                    let r = tokio::select! {
+                        biased;
+                        () = self.core.cancel.cancelled() => {
+                            KernelMetrics::add(&self.core.metrics.discarded, 1);
+                            return Err(self.core.terminating_error());
+                        }
+                        r = queue.send(m) => r,
+                    };
+                    r.map_err(|e| handler_send_error(&self.core, e, queue.capacity()))?;
+                }
+                Err(e) => return Err(handler_send_error(&self.core, e, queue.capacity())),
+            }
+        }
+        KernelMetrics::add(&self.core.metrics.sent, 1);
+        Ok(())
+    }
+
+    /// Sends a message straight to another kernel's input, without a host hop.
+    /// The message type must be that kernel's input type.
+    pub async fn send_to<M: Message>(&self, kernel_id: &str, msg: M) -> Result<()> {
+        let runtime = self.core.runtime.upgrade().ok_or(Error::ShutDown)?;
+        let target = runtime.kernel(kernel_id)?;
+        let port = runtime::input_port::<M>(target.as_ref())?;
+        tokio::select! {
+            biased;
+            () = self.core.cancel.cancelled() => {
+                KernelMetrics::add(&self.core.metrics.discarded, 1);
+                return Err(self.core.terminating_error());
+            }
+            r = port.send(msg, None) => r?,
+        }
+        KernelMetrics::add(&self.core.metrics.sent, 1);
+        Ok(())
+    }
+}
+
+
+impl<In, Out> Drop for KernelContext<In, Out> {
+    fn drop(&mut self) {
+        if let Some(start) = self.in_flight.take() {
+            self.core.metrics.record_handled(start.elapsed());
+        }
+    }
+}

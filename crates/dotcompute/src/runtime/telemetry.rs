@@ -1,0 +1,435 @@
+//! Per-kernel telemetry, kept by the runtime itself.
+//!
+//! Invariant: every counter here is written by runtime code on the path it
+//! counts (delivery, send, handler exit, restart, terminate), never by user
+//! code, so a kernel that forgets to report still shows what it did. Queue
+//! figures come from the queues' own statistics at snapshot time.
+
+use std::fmt::{self, Write as _};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use crate::queue::QueueStats;
+use crate::runtime::state::KernelState;
+
+/// Highest latency a histogram tracks exactly (one minute); longer values are
+/// recorded as this value.
+const HISTOGRAM_MAX_NS: u64 = 60_000_000_000;
+
+pub(crate) fn new_histogram() -> Histogram<u64> {
+    // Bounds are constants that hdrhistogram accepts (low 1, high ≥ 2·low, 3 digits).
+    Histogram::new_with_bounds(1, HISTOGRAM_MAX_NS, 3).unwrap_or_else(|_| Histogram::new(3).unwrap_or_default())
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Live counters of one kernel (shared by the runtime, the supervisor task and
+/// the kernel's context).
+#[derive(Debug)]
+pub(crate) struct KernelMetrics {
+    pub received: AtomicU64,
+    pub sent: AtomicU64,
+    pub processed: AtomicU64,
+    pub errors: AtomicU64,
+    pub restarts: AtomicU64,
+    pub discarded: AtomicU64,
+    last_error: Mutex<Option<String>>,
+    handler_ns: Mutex<Histogram<u64>>,
+    window: Mutex<(Option<Instant>, Option<Instant>)>,
+}
+
+impl KernelMetrics {
+    pub fn new() -> Self {
+        KernelMetrics {
+            received: AtomicU64::new(0),
+            sent: AtomicU64::new(0),
+            processed: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            restarts: AtomicU64::new(0),
+            discarded: AtomicU64::new(0),
+            last_error: Mutex::new(None),
+            handler_ns: Mutex::new(new_histogram()),
+            window: Mutex::new((None, None)),
+        }
+    }
+
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn record_handled(&self, handler_time: Duration) {
+        self.processed.fetch_add(1, Ordering::Relaxed);
+        let ns = u64::try_from(handler_time.as_nanos()).unwrap_or(u64::MAX).clamp(1, HISTOGRAM_MAX_NS);
+        lock(&self.handler_ns).saturating_record(ns);
+    }
+
+    pub fn record_error(&self, error: &str) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        *lock(&self.last_error) = Some(error.to_string());
+    }
+
+    pub fn mark_started(&self) {
+        let mut w = lock(&self.window);
+        if w.0.is_none() {
+            w.0 = Some(Instant::now());
+        }
+        w.1 = None;
+    }
+
+    pub fn mark_stopped(&self) {
+        let mut w = lock(&self.window);
+        if w.0.is_some() && w.1.is_none() {
+            w.1 = Some(Instant::now());
+        }
+    }
+
+    pub fn snapshot(
+        &self,
+        kernel_id: &str,
+        state: KernelState,
+        input: QueueStats,
+        output: QueueStats,
+        queue_wait: &Histogram<u64>,
+    ) -> KernelTelemetry {
+        let uptime = match *lock(&self.window) {
+            (Some(start), Some(end)) => end.saturating_duration_since(start),
+            (Some(start), None) => start.elapsed(),
+            _ => Duration::ZERO,
+        };
+        let processed = self.processed.load(Ordering::Relaxed);
+        let uptime_secs = uptime.as_secs_f64();
+        KernelTelemetry {
+            kernel_id: kernel_id.to_string(),
+            state,
+            messages_received: self.received.load(Ordering::Relaxed),
+            messages_sent: self.sent.load(Ordering::Relaxed),
+            messages_processed: processed,
+            messages_dropped: input.dropped + output.dropped,
+            messages_rejected: input.rejected + input.timed_out + input.closed_rejections,
+            messages_discarded: self.discarded.load(Ordering::Relaxed),
+            errors: self.errors.load(Ordering::Relaxed),
+            last_error: lock(&self.last_error).clone(),
+            restarts: self.restarts.load(Ordering::Relaxed),
+            uptime_secs,
+            throughput_per_sec: if uptime_secs > 0.0 {
+                processed as f64 / uptime_secs
+            } else {
+                0.0
+            },
+            queue_wait: LatencySummary::from_histogram(queue_wait),
+            handler_time: LatencySummary::from_histogram(&lock(&self.handler_ns)),
+            input_queue: input,
+            output_queue: output,
+        }
+    }
+}
+
+/// Percentiles of a latency distribution, in nanoseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct LatencySummary {
+    /// Number of samples.
+    pub count: u64,
+    /// Mean.
+    pub mean_ns: f64,
+    /// Median.
+    pub p50_ns: u64,
+    /// 95th percentile.
+    pub p95_ns: u64,
+    /// 99th percentile.
+    pub p99_ns: u64,
+    /// Largest sample.
+    pub max_ns: u64,
+}
+
+impl LatencySummary {
+    /// Summarises a histogram of nanosecond values.
+    pub fn from_histogram(h: &Histogram<u64>) -> Self {
+        if h.is_empty() {
+            return LatencySummary::default();
+        }
+        LatencySummary {
+            count: h.len(),
+            mean_ns: h.mean(),
+            p50_ns: h.value_at_quantile(0.50),
+            p95_ns: h.value_at_quantile(0.95),
+            p99_ns: h.value_at_quantile(0.99),
+            max_ns: h.max(),
+        }
+    }
+}
+
+/// A point-in-time view of one kernel.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KernelTelemetry {
+    /// The kernel's id.
+    pub kernel_id: String,
+    /// Its state.
+    pub state: KernelState,
+    /// Messages delivered to the handler.
+    pub messages_received: u64,
+    /// Messages the handler sent (to its output or to other kernels).
+    pub messages_sent: u64,
+    /// Messages whose handling finished (the handler asked for the next one or returned).
+    pub messages_processed: u64,
+    /// Messages evicted by `DropOldest`, input and output queues together.
+    pub messages_dropped: u64,
+    /// Sends into the input queue that were refused (full, timed out or closed) and handed back.
+    pub messages_rejected: u64,
+    /// Messages still queued when the kernel was terminated without draining.
+    pub messages_discarded: u64,
+    /// Handler errors and panics.
+    pub errors: u64,
+    /// The last handler error or panic message.
+    pub last_error: Option<String>,
+    /// Restarts made by the restart policy.
+    pub restarts: u64,
+    /// Time since activation (frozen at the end).
+    pub uptime_secs: f64,
+    /// `messages_processed / uptime_secs`.
+    pub throughput_per_sec: f64,
+    /// Time messages waited in the input queue.
+    pub queue_wait: LatencySummary,
+    /// Time from delivery of a message to the handler asking for the next one.
+    pub handler_time: LatencySummary,
+    /// Input queue statistics.
+    pub input_queue: QueueStats,
+    /// Output queue statistics.
+    pub output_queue: QueueStats,
+}
+
+/// Telemetry of every kernel in a runtime, with totals.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RuntimeSummary {
+    /// Number of kernels.
+    pub kernel_count: usize,
+    /// Sum of `messages_received`.
+    pub total_received: u64,
+    /// Sum of `messages_processed`.
+    pub total_processed: u64,
+    /// Sum of `messages_dropped`.
+    pub total_dropped: u64,
+    /// Sum of `messages_rejected`.
+    pub total_rejected: u64,
+    /// Sum of `errors`.
+    pub total_errors: u64,
+    /// Sum of `restarts`.
+    pub total_restarts: u64,
+    /// Time since the runtime was created.
+    pub uptime_secs: f64,
+    /// Per-kernel figures, sorted by id.
+    pub kernels: Vec<KernelTelemetry>,
+}
+
+impl RuntimeSummary {
+    pub(crate) fn new(mut kernels: Vec<KernelTelemetry>, uptime: Duration) -> Self {
+        kernels.sort_by(|a, b| a.kernel_id.cmp(&b.kernel_id));
+        RuntimeSummary {
+            kernel_count: kernels.len(),
+            total_received: kernels.iter().map(|k| k.messages_received).sum(),
+            total_processed: kernels.iter().map(|k| k.messages_processed).sum(),
+            total_dropped: kernels.iter().map(|k| k.messages_dropped).sum(),
+            total_rejected: kernels.iter().map(|k| k.messages_rejected).sum(),
+            total_errors: kernels.iter().map(|k| k.errors).sum(),
+            total_restarts: kernels.iter().map(|k| k.restarts).sum(),
+            uptime_secs: uptime.as_secs_f64(),
+            kernels,
+        }
+    }
+
+    /// The same figures in the Prometheus text exposition format (0.0.4).
+    pub fn to_prometheus(&self) -> String {
+        let mut out = String::new();
+        type Getter = fn(&KernelTelemetry) -> f64;
+        let counters: [(&str, &str, Getter); 8] = [
+            ("messages_received_total", "Messages delivered to the handler.", |k| k.messages_received as f64),
+            ("messages_sent_total", "Messages sent by the handler.", |k| k.messages_sent as f64),
+            ("messages_processed_total", "Messages whose handling finished.", |k| k.messages_processed as f64),
+            ("messages_dropped_total", "Messages evicted by DropOldest.", |k| k.messages_dropped as f64),
+            ("messages_rejected_total", "Sends refused and handed back.", |k| k.messages_rejected as f64),
+            ("messages_discarded_total", "Messages discarded at terminate.", |k| k.messages_discarded as f64),
+            ("errors_total", "Handler errors and panics.", |k| k.errors as f64),
+            ("restarts_total", "Restarts by the restart policy.", |k| k.restarts as f64),
+        ];
+        for (name, help, get) in counters {
+            let _ = writeln!(out, "# HELP dotcompute_kernel_{name} {help}");
+            let _ = writeln!(out, "# TYPE dotcompute_kernel_{name} counter");
+            for k in &self.kernels {
+                let _ = writeln!(out, "dotcompute_kernel_{name}{{kernel=\"{}\"}} {}", escape(&k.kernel_id), get(k));
+            }
+        }
+        let gauges: [(&str, &str, Getter); 5] = [
+            ("input_queue_depth", "Messages waiting in the input queue.", |k| k.input_queue.depth as f64),
+            ("input_queue_peak_depth", "Largest input queue depth seen.", |k| k.input_queue.peak_depth as f64),
+            ("output_queue_depth", "Messages waiting in the output queue.", |k| k.output_queue.depth as f64),
+            ("uptime_seconds", "Time since activation.", |k| k.uptime_secs),
+            ("throughput_per_second", "Processed messages per second of uptime.", |k| k.throughput_per_sec),
+        ];
+        for (name, help, get) in gauges {
+            let _ = writeln!(out, "# HELP dotcompute_kernel_{name} {help}");
+            let _ = writeln!(out, "# TYPE dotcompute_kernel_{name} gauge");
+            for k in &self.kernels {
+                let _ = writeln!(out, "dotcompute_kernel_{name}{{kernel=\"{}\"}} {}", escape(&k.kernel_id), get(k));
+            }
+        }
+        let _ = writeln!(out, "# HELP dotcompute_kernel_state Current state (1 for the state the kernel is in).");
+        let _ = writeln!(out, "# TYPE dotcompute_kernel_state gauge");
+        for k in &self.kernels {
+            let _ = writeln!(
+                out,
+                "dotcompute_kernel_state{{kernel=\"{}\",state=\"{}\"}} 1",
+                escape(&k.kernel_id),
+                k.state
+            );
+        }
+        type Lat = fn(&KernelTelemetry) -> &LatencySummary;
+        let latencies: [(&str, &str, Lat); 2] = [
+            ("queue_wait_seconds", "Time messages waited in the input queue.", |k| &k.queue_wait),
+            ("handler_seconds", "Time the handler spent per message.", |k| &k.handler_time),
+        ];
+        for (name, help, get) in latencies {
+            let _ = writeln!(out, "# HELP dotcompute_kernel_{name} {help}");
+            let _ = writeln!(out, "# TYPE dotcompute_kernel_{name} summary");
+            for k in &self.kernels {
+                let l = get(k);
+                let id = escape(&k.kernel_id);
+                for (q, v) in [("0.5", l.p50_ns), ("0.95", l.p95_ns), ("0.99", l.p99_ns), ("1", l.max_ns)] {
+                    let _ = writeln!(
+                        out,
+                        "dotcompute_kernel_{name}{{kernel=\"{id}\",quantile=\"{q}\"}} {}",
+                        v as f64 / 1e9
+                    );
+                }
+                let _ = writeln!(
+                    out,
+                    "dotcompute_kernel_{name}_sum{{kernel=\"{id}\"}} {}",
+                    l.mean_ns * l.count as f64 / 1e9
+                );
+                let _ = writeln!(out, "dotcompute_kernel_{name}_count{{kernel=\"{id}\"}} {}", l.count);
+            }
+        }
+        out
+    }
+}
+
+fn escape(label: &str) -> String {
+    label.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+fn fmt_ns(ns: u64) -> String {
+    match ns {
+        0..=9_999 => format!("{ns}ns"),
+        10_000..=9_999_999 => format!("{:.1}µs", ns as f64 / 1e3),
+        _ => format!("{:.1}ms", ns as f64 / 1e6),
+    }
+}
+
+impl fmt::Display for RuntimeSummary {
+    /// A fixed-width table, one row per kernel.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "{:<14} {:<11} {:>9} {:>9} {:>9} {:>7} {:>8} {:>6} {:>8} {:>10} {:>10} {:>10}",
+            "kernel", "state", "received", "processed", "sent", "dropped", "rejected", "errors", "restarts", "wait p50", "handle p50", "handle p99"
+        )?;
+        for k in &self.kernels {
+            writeln!(
+                f,
+                "{:<14} {:<11} {:>9} {:>9} {:>9} {:>7} {:>8} {:>6} {:>8} {:>10} {:>10} {:>10}",
+                k.kernel_id,
+                k.state.to_string(),
+                k.messages_received,
+                k.messages_processed,
+                k.messages_sent,
+                k.messages_dropped,
+                k.messages_rejected,
+                k.errors,
+                k.restarts,
+                fmt_ns(k.queue_wait.p50_ns),
+                fmt_ns(k.handler_time.p50_ns),
+                fmt_ns(k.handler_time.p99_ns),
+            )?;
+        }
+        write!(
+            f,
+            "{} kernels, {} processed, {} dropped, {} rejected, {} errors, {} restarts",
+            self.kernel_count,
+            self.total_processed,
+            self.total_dropped,
+            self.total_rejected,
+            self.total_errors,
+            self.total_restarts
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latency_summary_of_known_values() {
+        let mut h = new_histogram();
+        for v in 1..=100u64 {
+            h.record(v * 1000).unwrap();
+        }
+        let s = LatencySummary::from_histogram(&h);
+        assert_eq!(s.count, 100);
+        assert!((49_000..=51_000).contains(&s.p50_ns), "{s:?}");
+        assert!((98_000..=100_100).contains(&s.p99_ns), "{s:?}");
+        assert!((99_900..=100_100).contains(&s.max_ns), "{s:?}");
+        assert_eq!(LatencySummary::from_histogram(&new_histogram()).count, 0);
+    }
+
+    #[test]
+    fn metrics_record_and_snapshot() {
+        let m = KernelMetrics::new();
+        m.mark_started();
+        KernelMetrics::add(&m.received, 3);
+        m.record_handled(Duration::from_micros(2));
+        m.record_handled(Duration::ZERO);
+        m.record_error("boom");
+        m.record_error("bang");
+        let t = m.snapshot(
+            "k",
+            KernelState::Active,
+            QueueStats::default(),
+            QueueStats::default(),
+            &new_histogram(),
+        );
+        assert_eq!(t.messages_received, 3);
+        assert_eq!(t.messages_processed, 2);
+        assert_eq!(t.errors, 2);
+        assert_eq!(t.last_error.as_deref(), Some("bang"));
+        assert_eq!(t.handler_time.count, 2);
+        assert!(t.uptime_secs >= 0.0);
+    }
+
+    #[test]
+    fn prometheus_escapes_labels_and_lists_each_kernel() {
+        let m = KernelMetrics::new();
+        let mk = |id: &str| {
+            m.snapshot(
+                id,
+                KernelState::Active,
+                QueueStats::default(),
+                QueueStats::default(),
+                &new_histogram(),
+            )
+        };
+        let s = RuntimeSummary::new(vec![mk("b\"x"), mk("a")], Duration::from_secs(1));
+        let text = s.to_prometheus();
+        assert!(text.contains("dotcompute_kernel_messages_received_total{kernel=\"a\"} 0"));
+        assert!(text.contains("kernel=\"b\\\"x\""), "{text}");
+        assert!(text.contains("# TYPE dotcompute_kernel_handler_seconds summary"));
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let value = line.rsplit(' ').next().unwrap();
+            assert!(value.parse::<f64>().is_ok(), "bad sample line: {line}");
+        }
+    }
+}

@@ -1,0 +1,299 @@
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dotcompute::{Error, KernelConfig, KernelContext, KernelState, Operation, RingKernelRuntime, RuntimeConfig, TerminateOptions};
+
+use crate::common::{counting, times_ten, DropFlag, Num};
+
+#[tokio::test]
+async fn launch_activate_call_terminate() {
+    let rt = RingKernelRuntime::new();
+    rt.launch_with("k", KernelConfig::default(), times_ten).await.unwrap();
+    assert_eq!(rt.kernel_state("k").unwrap(), KernelState::Launched);
+    rt.activate("k").await.unwrap();
+    assert_eq!(rt.kernel_state("k").unwrap(), KernelState::Active);
+    let r: Num = rt.call("k", Num::new(4)).await.unwrap();
+    assert_eq!(r.n, 40);
+    let report = rt.terminate("k").await.unwrap();
+    assert_eq!(report.previous_state, KernelState::Active);
+    assert!(!report.forced);
+    assert!(matches!(rt.kernel_state("k"), Err(Error::KernelNotFound { .. })));
+    // The id is free again.
+    rt.launch_with("k", KernelConfig::default(), times_ten).await.unwrap();
+    rt.shutdown().await;
+}
+
+#[tokio::test]
+async fn illegal_transitions_through_the_runtime_are_state_errors() {
+    let rt = RingKernelRuntime::new();
+    rt.launch_with("k", KernelConfig::default(), times_ten).await.unwrap();
+    let expect_state_err = |r: Result<(), Error>, state, operation| match r {
+        Err(Error::State(e)) => {
+            assert_eq!(e.kernel, "k");
+            assert_eq!(e.state, state);
+            assert_eq!(e.operation, operation);
+        }
+        other => panic!("expected a state error, got {other:?}"),
+    };
+    expect_state_err(rt.deactivate("k").await, KernelState::Launched, Operation::Deactivate);
+    expect_state_err(rt.reactivate("k").await, KernelState::Launched, Operation::Reactivate);
+    expect_state_err(rt.send("k", Num::new(1)).await, KernelState::Launched, Operation::Send);
+    assert!(matches!(rt.receive::<Num>("k").await, Err(Error::State(_))));
+    rt.activate("k").await.unwrap();
+    expect_state_err(rt.activate("k").await, KernelState::Active, Operation::Activate);
+    expect_state_err(rt.reactivate("k").await, KernelState::Active, Operation::Reactivate);
+    rt.deactivate("k").await.unwrap();
+    expect_state_err(rt.deactivate("k").await, KernelState::Deactivated, Operation::Deactivate);
+    rt.reactivate("k").await.unwrap();
+    assert_eq!(rt.kernel_state("k").unwrap(), KernelState::Active);
+    rt.shutdown().await;
+}
+
+#[tokio::test]
+async fn deactivation_holds_messages_until_reactivated() {
+    let rt = RingKernelRuntime::new();
+    rt.launch_with("k", KernelConfig::default(), times_ten).await.unwrap();
+    rt.activate("k").await.unwrap();
+    // Make sure the handler is already waiting in receive.
+    let _: Num = rt.call("k", Num::new(0)).await.unwrap();
+    rt.deactivate("k").await.unwrap();
+    for i in 1..=5 {
+        rt.send("k", Num::new(i)).await.unwrap();
+    }
+    // Nothing is delivered while deactivated.
+    let r = rt.receive_timeout::<Num>("k", Duration::from_millis(100)).await;
+    assert!(matches!(r, Err(Error::QueueTimeout { .. })), "{r:?}");
+    let t = rt.telemetry("k").unwrap();
+    assert_eq!(t.messages_received, 1);
+    assert_eq!(t.input_queue.depth, 5);
+    rt.reactivate("k").await.unwrap();
+    for i in 1..=5 {
+        let r: Num = rt.receive("k").await.unwrap();
+        assert_eq!(r.n, i * 10);
+    }
+    rt.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_kernel_deactivated_before_its_first_message_still_runs_after_reactivate() {
+    let rt = RingKernelRuntime::new();
+    rt.launch_with("k", KernelConfig::default(), times_ten).await.unwrap();
+    rt.activate("k").await.unwrap();
+    rt.deactivate("k").await.unwrap();
+    rt.send("k", Num::new(7)).await.unwrap();
+    rt.reactivate("k").await.unwrap();
+    let r: Num = rt.receive_timeout("k", Duration::from_secs(5)).await.unwrap();
+    assert_eq!(r.n, 70);
+    rt.shutdown().await;
+}
+
+#[tokio::test]
+async fn terminate_wakes_a_handler_blocked_in_receive() {
+    // A terminate timeout far above the bound checked below: a terminate that
+    // waited it out would fail the test.
+    let rt = RingKernelRuntime::with_config(RuntimeConfig {
+        terminate_timeout: Duration::from_secs(30),
+    });
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let flag = dropped.clone();
+    rt.launch_with("k", KernelConfig::default(), move |mut ctx: KernelContext<Num, Num>| {
+        let guard = DropFlag(flag.clone());
+        async move {
+            let _guard = guard;
+            loop {
+                ctx.receive().await?;
+            }
+            #[allow(unreachable_code)]
+            Ok::<(), Error>(())
+        }
+    })
+    .await
+    .unwrap();
+    rt.activate("k").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let start = Instant::now();
+    let report = rt.terminate("k").await.unwrap();
+    assert!(start.elapsed() < Duration::from_secs(10), "terminate took {:?}", start.elapsed());
+    assert!(!report.forced);
+    assert_eq!(dropped.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_of_100_blocked_kernels_is_prompt_and_clean() {
+    let rt = RingKernelRuntime::with_config(RuntimeConfig {
+        terminate_timeout: Duration::from_secs(30),
+    });
+    let ended = Arc::new(AtomicUsize::new(0));
+    for i in 0..100 {
+        let flag = ended.clone();
+        rt.launch_with(&format!("k{i:03}"), KernelConfig::default(), move |mut ctx: KernelContext<Num, Num>| {
+            let guard = DropFlag(flag.clone());
+            async move {
+                let _guard = guard;
+                loop {
+                    ctx.receive().await?;
+                }
+                #[allow(unreachable_code)]
+                Ok::<(), Error>(())
+            }
+        })
+        .await
+        .unwrap();
+        rt.activate(&format!("k{i:03}")).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let report = rt.shutdown().await;
+    assert_eq!(report.kernels.len(), 100);
+    assert!(report.kernels.iter().all(|k| !k.forced));
+    assert_eq!(ended.load(Ordering::SeqCst), 100);
+    // Sequential waits of even one poll interval per kernel would exceed this.
+    assert!(report.elapsed < Duration::from_secs(5), "shutdown took {:?}", report.elapsed);
+    assert!(rt.kernel_ids().is_empty());
+    assert!(matches!(
+        rt.launch_with("late", KernelConfig::default(), times_ten).await,
+        Err(Error::ShutDown)
+    ));
+}
+
+#[tokio::test]
+async fn terminate_with_drain_handles_every_queued_message() {
+    let rt = RingKernelRuntime::new();
+    let seen = Arc::new(AtomicUsize::new(0));
+    rt.launch_with("k", KernelConfig::default(), counting(seen.clone())).await.unwrap();
+    rt.activate("k").await.unwrap();
+    rt.deactivate("k").await.unwrap();
+    for i in 0..500 {
+        rt.send("k", Num::new(i)).await.unwrap();
+    }
+    let report = rt
+        .terminate_with(
+            "k",
+            TerminateOptions {
+                drain: true,
+                timeout: Duration::from_secs(30),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(report.discarded_input, 0);
+    assert!(!report.forced);
+    assert_eq!(seen.load(Ordering::SeqCst), 500);
+}
+
+#[tokio::test]
+async fn terminate_without_drain_counts_what_it_discards() {
+    let rt = RingKernelRuntime::new();
+    let seen = Arc::new(AtomicUsize::new(0));
+    rt.launch_with("k", KernelConfig::default(), counting(seen.clone())).await.unwrap();
+    rt.activate("k").await.unwrap();
+    rt.deactivate("k").await.unwrap();
+    for i in 0..10 {
+        rt.send("k", Num::new(i)).await.unwrap();
+    }
+    let report = rt.terminate("k").await.unwrap();
+    assert_eq!(report.discarded_input, 10);
+    assert_eq!(seen.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn a_handler_that_ignores_terminate_is_aborted_after_the_timeout() {
+    let rt = RingKernelRuntime::with_config(RuntimeConfig {
+        terminate_timeout: Duration::from_millis(100),
+    });
+    rt.launch_with("stubborn", KernelConfig::default(), |_ctx: KernelContext<Num, Num>| async {
+        loop {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+        }
+    })
+    .await
+    .unwrap();
+    rt.activate("stubborn").await.unwrap();
+    let report = rt.terminate("stubborn").await.unwrap();
+    assert!(report.forced);
+}
+
+#[tokio::test]
+async fn scope_shuts_down_what_it_launched() {
+    let ended = Arc::new(AtomicUsize::new(0));
+    let flag = ended.clone();
+    let answer = RingKernelRuntime::scope(|rt| async move {
+        rt.launch_with("k", KernelConfig::default(), move |mut ctx: KernelContext<Num, Num>| {
+            let guard = DropFlag(flag.clone());
+            async move {
+                let _guard = guard;
+                loop {
+                    let m = ctx.receive().await?;
+                    ctx.send(m.reply(Num::new(m.n + 1))).await?;
+                }
+                #[allow(unreachable_code)]
+                Ok::<(), Error>(())
+            }
+        })
+        .await?;
+        rt.activate("k").await?;
+        let r: Num = rt.call("k", Num::new(1)).await?;
+        Ok::<i64, Error>(r.n)
+    })
+    .await
+    .unwrap();
+    assert_eq!(answer, 2);
+    assert_eq!(ended.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn dropping_the_runtime_stops_its_kernels() {
+    let ended = Arc::new(AtomicUsize::new(0));
+    {
+        let rt = RingKernelRuntime::new();
+        let flag = ended.clone();
+        rt.launch_with("k", KernelConfig::default(), move |mut ctx: KernelContext<Num, Num>| {
+            let guard = DropFlag(flag.clone());
+            async move {
+                let _guard = guard;
+                loop {
+                    ctx.receive().await?;
+                }
+                #[allow(unreachable_code)]
+                Ok::<(), Error>(())
+            }
+        })
+        .await
+        .unwrap();
+        rt.activate("k").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    for _ in 0..500 {
+        if ended.load(Ordering::SeqCst) == 1 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the handler was not stopped after the runtime was dropped");
+}
+
+#[tokio::test]
+async fn a_handler_that_returns_ends_the_kernel_and_the_host_sees_why() {
+    let rt = RingKernelRuntime::new();
+    rt.launch_with("once", KernelConfig::default(), |mut ctx: KernelContext<Num, Num>| async move {
+        let m = ctx.receive().await?;
+        ctx.send(m.reply(Num::new(m.n))).await?;
+        ctx.send(Num::new(-1)).await?;
+        Ok::<(), Error>(())
+    })
+    .await
+    .unwrap();
+    rt.activate("once").await.unwrap();
+    rt.send("once", Num::new(5)).await.unwrap();
+    // Both replies are still delivered after the handler returned.
+    assert_eq!(rt.receive::<Num>("once").await.unwrap().n, 5);
+    assert_eq!(rt.receive::<Num>("once").await.unwrap().n, -1);
+    assert!(matches!(
+        rt.receive::<Num>("once").await,
+        Err(Error::KernelTerminated { .. })
+    ));
+    assert_eq!(rt.kernel_state("once").unwrap(), KernelState::Terminated);
+    assert!(matches!(rt.send("once", Num::new(1)).await, Err(Error::State(_))));
+    let report = rt.terminate("once").await.unwrap();
+    assert_eq!(report.previous_state, KernelState::Terminated);
+}

@@ -1,0 +1,8 @@
+//! Integration tests of the ring-kernel runtime (one binary, one module per topic).
+
+mod common;
+mod failure;
+mod lifecycle;
+mod messaging;
+mod registry;
+mod telemetry;

@@ -1,0 +1,282 @@
+use std::collections::HashSet;
+use std::time::Duration;
+
+use dotcompute::{Backpressure, Error, KernelConfig, KernelContext, Message, RingKernelRuntime};
+
+use crate::common::{times_ten, Num, Text};
+
+#[tokio::test]
+async fn call_finds_its_reply_behind_others_and_keeps_them_in_order() {
+    let rt = RingKernelRuntime::new();
+    rt.launch_with("k", KernelConfig::default(), times_ten).await.unwrap();
+    rt.activate("k").await.unwrap();
+    for i in 1..=3 {
+        rt.send("k", Num::new(i)).await.unwrap();
+    }
+    let req = Num::new(4);
+    let id = req.message_id();
+    let r: Num = rt.call("k", req).await.unwrap();
+    assert_eq!(r.n, 40);
+    assert_eq!(r.correlation_id(), Some(id));
+    for i in 1..=3 {
+        assert_eq!(rt.receive::<Num>("k").await.unwrap().n, i * 10);
+    }
+    rt.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_calls_each_get_their_own_reply() {
+    let rt = RingKernelRuntime::new();
+    rt.launch_with("k", KernelConfig::default(), times_ten).await.unwrap();
+    rt.activate("k").await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..200i64 {
+        let rt = rt.clone();
+        tasks.push(tokio::spawn(async move {
+            let r: Num = rt.call("k", Num::new(i)).await.unwrap();
+            assert_eq!(r.n, i * 10);
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    // Nothing was left behind in the stash.
+    assert!(matches!(
+        rt.receive_timeout::<Num>("k", Duration::from_millis(20)).await,
+        Err(Error::QueueTimeout { .. })
+    ));
+    rt.shutdown().await;
+}
+
+#[tokio::test]
+async fn linked_kernels_form_a_pipeline_without_a_host_hop() {
+    let rt = RingKernelRuntime::new();
+    rt.launch_with("parse", KernelConfig::default(), |mut ctx: KernelContext<Text, Num>| async move {
+        loop {
+            let t = ctx.receive().await?;
+            let n: i64 = t.s.parse().unwrap_or(-1);
+            ctx.send(Num::new(n)).await?;
+        }
+    })
+    .await
+    .unwrap();
+    rt.launch_with("scale", KernelConfig::default(), times_ten).await.unwrap();
+    rt.link("parse", "scale").unwrap();
+    rt.activate("parse").await.unwrap();
+    rt.activate("scale").await.unwrap();
+    for s in ["1", "2", "3"] {
+        rt.send("parse", Text::new(s)).await.unwrap();
+    }
+    for expected in [10, 20, 30] {
+        assert_eq!(rt.receive::<Num>("scale").await.unwrap().n, expected);
+    }
+    let parse = rt.telemetry("parse").unwrap();
+    assert_eq!(parse.messages_sent, 3);
+    assert_eq!(parse.output_queue.enqueued, 0, "nothing went through the host queue");
+    rt.shutdown().await;
+}
+
+#[tokio::test]
+async fn link_type_mismatch_is_caught_at_link_time() {
+    let rt = RingKernelRuntime::new();
+    rt.launch_with("num", KernelConfig::default(), times_ten).await.unwrap();
+    rt.launch_with("text", KernelConfig::default(), |mut ctx: KernelContext<Text, Text>| async move {
+        loop {
+            let t = ctx.receive().await?;
+            ctx.send(t).await?;
+        }
+    })
+    .await
+    .unwrap();
+    match rt.link("num", "text") {
+        Err(Error::TypeMismatch { kernel, context, .. }) => {
+            assert_eq!(kernel, "text");
+            assert_eq!(context, "link");
+        }
+        other => panic!("expected TypeMismatch, got {other:?}"),
+    }
+    rt.shutdown().await;
+}
+
+#[tokio::test]
+async fn send_to_routes_between_kernels_by_id() {
+    let rt = RingKernelRuntime::new();
+    rt.launch_with("front", KernelConfig::default(), |mut ctx: KernelContext<Text, Text>| async move {
+        loop {
+            let t = ctx.receive().await?;
+            ctx.send_to("back", Num::new(t.s.len() as i64)).await?;
+        }
+    })
+    .await
+    .unwrap();
+    rt.launch_with("back", KernelConfig::default(), times_ten).await.unwrap();
+    rt.activate("front").await.unwrap();
+    rt.activate("back").await.unwrap();
+    rt.send("front", Text::new("abcd")).await.unwrap();
+    assert_eq!(rt.receive::<Num>("back").await.unwrap().n, 40);
+    assert_eq!(rt.telemetry("front").unwrap().messages_sent, 1);
+    rt.shutdown().await;
+}
+
+#[tokio::test]
+async fn send_to_an_unknown_kernel_fails_the_sender_with_the_reason() {
+    let rt = RingKernelRuntime::new();
+    rt.launch_with("lost", KernelConfig::default(), |mut ctx: KernelContext<Num, Num>| async move {
+        let m = ctx.receive().await?;
+        ctx.send_to("nowhere", m).await?;
+        Ok::<(), Error>(())
+    })
+    .await
+    .unwrap();
+    rt.activate("lost").await.unwrap();
+    rt.send("lost", Num::new(1)).await.unwrap();
+    match rt.receive::<Num>("lost").await {
+        Err(Error::KernelFailed { error, .. }) => assert!(error.contains("nowhere"), "{error}"),
+        other => panic!("expected KernelFailed, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn wrong_message_types_and_unknown_ids_are_typed_errors() {
+    let rt = RingKernelRuntime::new();
+    rt.launch_with("k", KernelConfig::default(), times_ten).await.unwrap();
+    rt.activate("k").await.unwrap();
+    assert!(matches!(
+        rt.send("k", Text::new("x")).await,
+        Err(Error::TypeMismatch { context: "input", .. })
+    ));
+    assert!(matches!(
+        rt.receive::<Text>("k").await,
+        Err(Error::TypeMismatch { context: "output", .. })
+    ));
+    match rt.send("nope", Num::new(1)).await {
+        Err(Error::KernelNotFound { id, known }) => {
+            assert_eq!(id, "nope");
+            assert_eq!(known, vec!["k".to_string()]);
+        }
+        other => panic!("expected KernelNotFound, got {other:?}"),
+    }
+    assert!(matches!(
+        rt.launch_with("k", KernelConfig::default(), times_ten).await,
+        Err(Error::KernelAlreadyExists(id)) if id == "k"
+    ));
+    rt.shutdown().await;
+}
+
+#[tokio::test]
+async fn reject_strategy_refuses_and_counts() {
+    let rt = RingKernelRuntime::new();
+    let config = KernelConfig {
+        input_queue_size: 2,
+        backpressure: Backpressure::Reject,
+        ..Default::default()
+    };
+    rt.launch_with("k", config, times_ten).await.unwrap();
+    rt.activate("k").await.unwrap();
+    rt.deactivate("k").await.unwrap();
+    rt.send("k", Num::new(1)).await.unwrap();
+    rt.send("k", Num::new(2)).await.unwrap();
+    match rt.send("k", Num::new(3)).await {
+        Err(Error::QueueFull { kernel, queue, capacity }) => {
+            assert_eq!((kernel.as_str(), queue, capacity), ("k", "input", 2));
+        }
+        other => panic!("expected QueueFull, got {other:?}"),
+    }
+    assert_eq!(rt.telemetry("k").unwrap().messages_rejected, 1);
+    rt.shutdown().await;
+}
+
+#[tokio::test]
+async fn block_strategy_with_timeout_gives_queue_timeout() {
+    let rt = RingKernelRuntime::new();
+    let config = KernelConfig {
+        input_queue_size: 1,
+        send_timeout: Some(Duration::from_millis(30)),
+        ..Default::default()
+    };
+    rt.launch_with("k", config, times_ten).await.unwrap();
+    rt.activate("k").await.unwrap();
+    rt.deactivate("k").await.unwrap();
+    rt.send("k", Num::new(1)).await.unwrap();
+    assert!(matches!(
+        rt.send("k", Num::new(2)).await,
+        Err(Error::QueueTimeout { .. })
+    ));
+    assert!(matches!(
+        rt.send_timeout("k", Num::new(3), Duration::from_millis(10)).await,
+        Err(Error::QueueTimeout { timeout, .. }) if timeout == Duration::from_millis(10)
+    ));
+    assert!(matches!(rt.try_send("k", Num::new(4)), Err(Error::QueueFull { .. })));
+    rt.shutdown().await;
+}
+
+#[tokio::test]
+async fn drop_oldest_keeps_high_priority_and_counts_drops() {
+    let rt = RingKernelRuntime::new();
+    let config = KernelConfig {
+        input_queue_size: 3,
+        backpressure: Backpressure::DropOldest,
+        ..Default::default()
+    };
+    rt.launch_with("k", config, times_ten).await.unwrap();
+    rt.activate("k").await.unwrap();
+    rt.deactivate("k").await.unwrap();
+    rt.send("k", Num::with_priority(1, 250)).await.unwrap();
+    rt.send("k", Num::with_priority(2, 10)).await.unwrap();
+    rt.send("k", Num::with_priority(3, 10)).await.unwrap();
+    rt.send("k", Num::with_priority(4, 128)).await.unwrap(); // evicts 2, the oldest low
+    rt.reactivate("k").await.unwrap();
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        got.push(rt.receive::<Num>("k").await.unwrap().n);
+    }
+    assert_eq!(got, vec![10, 40, 30]);
+    assert_eq!(rt.telemetry("k").unwrap().messages_dropped, 1);
+    rt.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_producers_account_for_every_message() {
+    let rt = RingKernelRuntime::new();
+    let config = KernelConfig {
+        input_queue_size: 16,
+        backpressure: Backpressure::DropOldest,
+        output_queue_size: 100_000,
+        ..Default::default()
+    };
+    rt.launch_with("k", config, times_ten).await.unwrap();
+    rt.activate("k").await.unwrap();
+    let producers = 4;
+    let per = 2_000i64;
+    let mut tasks = Vec::new();
+    for p in 0..producers {
+        let rt = rt.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..per {
+                rt.send("k", Num::new(p * per + i)).await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    rt.deactivate("k").await.unwrap();
+    // Let a delivery that raced with deactivate finish its bookkeeping.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let t = rt.telemetry("k").unwrap();
+    let sent = (producers * per) as u64;
+    assert_eq!(t.input_queue.enqueued, sent);
+    assert_eq!(
+        t.input_queue.enqueued,
+        t.input_queue.dequeued + t.input_queue.dropped + t.input_queue.depth as u64
+    );
+    // Every delivered message produced exactly one distinct reply.
+    let mut seen = HashSet::new();
+    let delivered = t.messages_received;
+    for _ in 0..delivered {
+        let r: Num = rt.receive("k").await.unwrap();
+        assert!(seen.insert(r.n), "duplicate reply {}", r.n);
+    }
+    assert_eq!(delivered, t.input_queue.dequeued);
+    rt.shutdown().await;
+}

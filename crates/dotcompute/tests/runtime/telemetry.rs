@@ -1,0 +1,60 @@
+use std::time::Duration;
+
+use dotcompute::{KernelConfig, KernelContext, KernelState, RingKernelRuntime};
+
+use crate::common::{times_ten, Num};
+
+#[tokio::test]
+async fn the_runtime_counts_what_kernels_do() {
+    let rt = RingKernelRuntime::new();
+    rt.launch_with("k", KernelConfig::default(), times_ten).await.unwrap();
+    rt.activate("k").await.unwrap();
+    let n = 100;
+    for i in 0..n {
+        let _: Num = rt.call("k", Num::new(i)).await.unwrap();
+    }
+    // The last message counts as processed once the handler asks for the next.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let t = rt.telemetry("k").unwrap();
+    assert_eq!(t.kernel_id, "k");
+    assert_eq!(t.state, KernelState::Active);
+    assert_eq!(t.messages_received, n as u64);
+    assert_eq!(t.messages_sent, n as u64);
+    assert_eq!(t.messages_processed, n as u64);
+    assert_eq!(t.queue_wait.count, n as u64);
+    assert_eq!(t.handler_time.count, n as u64);
+    assert!(t.handler_time.p50_ns > 0 && t.handler_time.p99_ns >= t.handler_time.p50_ns);
+    assert_eq!(t.input_queue.enqueued, n as u64);
+    assert_eq!(t.output_queue.dequeued, n as u64);
+    assert_eq!(t.errors, 0);
+    assert!(t.uptime_secs > 0.0);
+    assert!(t.throughput_per_sec > 0.0);
+
+    let s = rt.summary();
+    assert_eq!(s.kernel_count, 1);
+    assert_eq!(s.total_processed, n as u64);
+    let table = s.to_string();
+    assert!(table.contains("k ") && table.contains("Active"), "{table}");
+    let prom = rt.prometheus();
+    assert!(prom.contains(&format!("dotcompute_kernel_messages_processed_total{{kernel=\"k\"}} {n}")), "{prom}");
+    rt.shutdown().await;
+}
+
+#[tokio::test]
+async fn handlers_can_read_their_own_telemetry() {
+    let rt = RingKernelRuntime::new();
+    rt.launch_with("self", KernelConfig::default(), |mut ctx: KernelContext<Num, Num>| async move {
+        loop {
+            let m = ctx.receive().await?;
+            let seen = ctx.telemetry().messages_received as i64;
+            ctx.send(m.reply(Num::new(seen))).await?;
+        }
+    })
+    .await
+    .unwrap();
+    rt.activate("self").await.unwrap();
+    for i in 1..=3 {
+        assert_eq!(rt.call::<Num, Num>("self", Num::new(0)).await.unwrap().n, i);
+    }
+    rt.shutdown().await;
+}
