@@ -208,7 +208,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(legal, 17, "number of legal edges changed");
+        assert_eq!(legal, 16, "number of legal edges changed");
     }
 
     #[test]

@@ -2,7 +2,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use dotcompute::{Error, KernelConfig, KernelContext, KernelState, RestartPolicy, RingKernelRuntime};
+use dotcompute::{KernelError, Message, Error, KernelConfig, KernelContext, KernelState, RestartPolicy, RingKernelRuntime};
 
 use crate::common::Num;
 
@@ -83,7 +83,7 @@ async fn a_host_blocked_sending_into_a_full_queue_wakes_when_the_kernel_fails() 
     rt.launch_with("k", config, |mut ctx: KernelContext<Num, Num>| async move {
         let _first = ctx.receive().await?;
         tokio::time::sleep(Duration::from_millis(50)).await;
-        Err::<(), _>("gave up".to_string())
+        Err::<(), KernelError>("gave up".into())
     })
     .await
     .unwrap();
@@ -138,10 +138,10 @@ async fn restart_policy_restarts_with_fresh_state_then_gives_up() {
             loop {
                 let m = ctx.receive().await?;
                 if m.n < 0 {
-                    return Err(format!("bad input {}", m.n));
+                    return Err::<(), KernelError>(format!("bad input {}", m.n).into());
                 }
                 handled_this_run += 1;
-                ctx.send(m.reply(Num::new(handled_this_run))).await.map_err(|e| e.to_string())?;
+                ctx.send(m.reply(Num::new(handled_this_run))).await?;
             }
         }
     })

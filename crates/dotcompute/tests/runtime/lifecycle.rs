@@ -2,7 +2,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dotcompute::{Error, KernelConfig, KernelContext, KernelState, Operation, RingKernelRuntime, RuntimeConfig, TerminateOptions};
+use dotcompute::{Message, Error, KernelConfig, KernelContext, KernelState, Operation, RingKernelRuntime, RuntimeConfig, TerminateOptions};
 
 use crate::common::{counting, times_ten, DropFlag, Num};
 
@@ -205,6 +205,8 @@ async fn a_handler_that_ignores_terminate_is_aborted_after_the_timeout() {
         loop {
             tokio::time::sleep(Duration::from_secs(3600)).await;
         }
+        #[allow(unreachable_code)]
+        ()
     })
     .await
     .unwrap();

@@ -57,6 +57,8 @@ async fn linked_kernels_form_a_pipeline_without_a_host_hop() {
             let n: i64 = t.s.parse().unwrap_or(-1);
             ctx.send(Num::new(n)).await?;
         }
+        #[allow(unreachable_code)]
+        Ok::<(), Error>(())
     })
     .await
     .unwrap();
@@ -85,6 +87,8 @@ async fn link_type_mismatch_is_caught_at_link_time() {
             let t = ctx.receive().await?;
             ctx.send(t).await?;
         }
+        #[allow(unreachable_code)]
+        Ok::<(), Error>(())
     })
     .await
     .unwrap();
@@ -106,6 +110,8 @@ async fn send_to_routes_between_kernels_by_id() {
             let t = ctx.receive().await?;
             ctx.send_to("back", Num::new(t.s.len() as i64)).await?;
         }
+        #[allow(unreachable_code)]
+        Ok::<(), Error>(())
     })
     .await
     .unwrap();

@@ -1,4 +1,4 @@
-use dotcompute::{ring_kernel, registry, Backpressure, Error, KernelContext, KernelSpec, RingKernelRuntime};
+use dotcompute::{Message, ring_kernel, registry, Backpressure, Error, KernelContext, KernelSpec, RingKernelRuntime};
 
 use crate::common::{times_ten, Num, Text};
 

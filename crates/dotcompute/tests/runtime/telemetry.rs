@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use dotcompute::{KernelConfig, KernelContext, KernelState, RingKernelRuntime};
+use dotcompute::{Message, KernelConfig, KernelContext, KernelState, RingKernelRuntime};
 
 use crate::common::{times_ten, Num};
 
@@ -49,6 +49,8 @@ async fn handlers_can_read_their_own_telemetry() {
             let seen = ctx.telemetry().messages_received as i64;
             ctx.send(m.reply(Num::new(seen))).await?;
         }
+        #[allow(unreachable_code)]
+        Ok::<(), dotcompute::Error>(())
     })
     .await
     .unwrap();
