@@ -43,7 +43,13 @@ mod ring_kernel;
 #[proc_macro_attribute]
 pub fn ring_kernel(attr: TokenStream, item: TokenStream) -> TokenStream {
     let item = syn::parse_macro_input!(item as syn::ItemFn);
-    ring_kernel::expand(attr.into(), item)
-        .unwrap_or_else(syn::Error::into_compile_error)
-        .into()
+    match ring_kernel::expand(attr.into(), item.clone()) {
+        Ok(tokens) => tokens.into(),
+        Err(e) => {
+            // Keep the function so the error above is the only one reported.
+            let mut tokens = e.into_compile_error();
+            tokens.extend(quote::ToTokens::into_token_stream(item));
+            tokens.into()
+        }
+    }
 }

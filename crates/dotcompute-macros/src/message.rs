@@ -59,7 +59,18 @@ pub fn expand(input: DeriveInput) -> syn::Result<TokenStream> {
     }
     let index = match (marked.first(), named_header) {
         (Some(&i), _) => i,
-        (None, Some(i)) => i,
+        (None, Some(i)) => {
+            let ty = &fields.iter().nth(i).expect("index from enumerate").ty;
+            let is_header = matches!(ty, syn::Type::Path(p)
+                if p.path.segments.last().is_some_and(|s| s.ident == "MessageHeader"));
+            if !is_header {
+                return Err(syn::Error::new_spanned(
+                    ty,
+                    "the `header` field must have type `dotcompute::MessageHeader` (mark a field of another name with #[message(header)] if `header` is taken)",
+                ));
+            }
+            i
+        }
         (None, None) => {
             let hint = match fields {
                 Fields::Unnamed(_) => "mark the `MessageHeader` field with #[message(header)]",

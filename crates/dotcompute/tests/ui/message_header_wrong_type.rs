@@ -1,0 +1,8 @@
+use dotcompute::Message;
+
+#[derive(Message)]
+struct Wrong {
+    header: String,
+}
+
+fn main() {}

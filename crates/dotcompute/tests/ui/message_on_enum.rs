@@ -1,0 +1,9 @@
+use dotcompute::Message;
+
+#[derive(Message)]
+enum Command {
+    Start,
+    Stop,
+}
+
+fn main() {}
