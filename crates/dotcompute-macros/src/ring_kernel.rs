@@ -22,11 +22,17 @@ struct Options {
 
 fn queue_size(expr: &Expr, key: &str) -> syn::Result<u64> {
     let Expr::Lit(ExprLit { lit: Lit::Int(lit), .. }) = expr else {
-        return Err(syn::Error::new_spanned(expr, format!("`{key}` must be an integer literal")));
+        return Err(syn::Error::new_spanned(
+            expr,
+            format!("`{key}` must be an integer literal"),
+        ));
     };
     let n: u64 = lit.base10_parse()?;
     if n == 0 {
-        return Err(syn::Error::new_spanned(lit, format!("`{key}` must be at least 1: a queue needs one slot")));
+        return Err(syn::Error::new_spanned(
+            lit,
+            format!("`{key}` must be at least 1: a queue needs one slot"),
+        ));
     }
     if n > MAX_QUEUE {
         return Err(syn::Error::new_spanned(
@@ -49,7 +55,12 @@ fn backpressure(expr: &Expr) -> syn::Result<TokenStream> {
                 ))
             }
         },
-        _ => return Err(syn::Error::new_spanned(expr, "`backpressure` must be \"block\", \"reject\" or \"drop_oldest\"")),
+        _ => {
+            return Err(syn::Error::new_spanned(
+                expr,
+                "`backpressure` must be \"block\", \"reject\" or \"drop_oldest\"",
+            ))
+        }
     };
     let variant = match name.to_ascii_lowercase().replace('-', "_").as_str() {
         "block" => quote!(Block),
@@ -69,9 +80,9 @@ fn parse_options(attr: TokenStream) -> syn::Result<Options> {
     let parser = |input: syn::parse::ParseStream<'_>| -> syn::Result<Options> {
         let mut o = Options::default();
         while !input.is_empty() {
-            let key: syn::Ident = input.parse().map_err(|e| {
-                syn::Error::new(e.span(), format!("expected `key = value`; keys: {KEYS}"))
-            })?;
+            let key: syn::Ident = input
+                .parse()
+                .map_err(|e| syn::Error::new(e.span(), format!("expected `key = value`; keys: {KEYS}")))?;
             input.parse::<syn::Token![=]>()?;
             let name = key.to_string();
             let dup = || syn::Error::new_spanned(&key, format!("`{name}` is given twice"));
@@ -139,7 +150,10 @@ pub fn expand(attr: TokenStream, item: ItemFn) -> syn::Result<TokenStream> {
         ));
     }
     if !sig.generics.params.is_empty() {
-        return Err(syn::Error::new_spanned(&sig.generics, "#[ring_kernel] functions cannot be generic"));
+        return Err(syn::Error::new_spanned(
+            &sig.generics,
+            "#[ring_kernel] functions cannot be generic",
+        ));
     }
     if sig.inputs.len() != 1 {
         return Err(syn::Error::new_spanned(

@@ -66,3 +66,8 @@ pub use runtime::{KernelHandle, RingKernelRuntime, ShutdownReport, TerminateOpti
 pub mod __private {
     pub use inventory;
 }
+
+/// The README's Rust examples, compiled and run as doc tests.
+#[doc = include_str!("../../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -102,8 +102,7 @@ pub fn encode<M: Message + Serialize>(msg: &M) -> Result<Vec<u8>, EncodeError> {
 pub fn encode_into<M: Message + Serialize>(msg: &M, out: &mut Vec<u8>) -> Result<(), EncodeError> {
     let start = out.len();
     out.push(WIRE_VERSION);
-    let result = rmp_serde::encode::write(out, M::TYPE_NAME)
-        .and_then(|()| rmp_serde::encode::write_named(out, msg));
+    let result = rmp_serde::encode::write(out, M::TYPE_NAME).and_then(|()| rmp_serde::encode::write_named(out, msg));
     result.map_err(|e| {
         out.truncate(start);
         EncodeError {
@@ -263,7 +262,10 @@ mod tests {
             }
         );
         let text = err.to_string();
-        assert!(text.contains("tests::Sample") && text.contains("tests::Other"), "{text}");
+        assert!(
+            text.contains("tests::Sample") && text.contains("tests::Other"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -298,10 +300,7 @@ mod tests {
         let mut bytes = vec![WIRE_VERSION];
         rmp_serde::encode::write(&mut bytes, "tests::Sample").unwrap();
         bytes.extend_from_slice(&[0xdf, 0xff, 0xff, 0xff, 0xff, 0xdb, 0xff, 0xff, 0xff, 0xff]);
-        assert!(matches!(
-            decode::<Sample>(&bytes),
-            Err(DecodeError::Malformed { .. })
-        ));
+        assert!(matches!(decode::<Sample>(&bytes), Err(DecodeError::Malformed { .. })));
     }
 
     proptest! {

@@ -40,11 +40,7 @@ pub enum Backpressure {
 
 impl Backpressure {
     /// All strategies.
-    pub const ALL: [Backpressure; 3] = [
-        Backpressure::Block,
-        Backpressure::Reject,
-        Backpressure::DropOldest,
-    ];
+    pub const ALL: [Backpressure; 3] = [Backpressure::Block, Backpressure::Reject, Backpressure::DropOldest];
 
     /// Snake-case name (`block`, `reject`, `drop_oldest`).
     pub const fn name(self) -> &'static str {
@@ -223,10 +219,7 @@ mod tests {
     fn config_validation() {
         assert_eq!(QueueConfig::new(1).validate(), Ok(()));
         assert_eq!(QueueConfig::new(MAX_QUEUE_CAPACITY).validate(), Ok(()));
-        assert_eq!(
-            QueueConfig::new(0).validate(),
-            Err(QueueConfigError::ZeroCapacity)
-        );
+        assert_eq!(QueueConfig::new(0).validate(), Err(QueueConfigError::ZeroCapacity));
         assert_eq!(
             QueueConfig::new(MAX_QUEUE_CAPACITY + 1).validate(),
             Err(QueueConfigError::CapacityTooLarge {

@@ -142,10 +142,7 @@ mod tests {
     #[test]
     fn recv_error_messages() {
         assert_eq!(RecvError::Empty.to_string(), "queue is empty");
-        assert_eq!(
-            RecvError::Timeout.to_string(),
-            "timed out waiting for a message"
-        );
+        assert_eq!(RecvError::Timeout.to_string(), "timed out waiting for a message");
         assert_eq!(RecvError::Closed.to_string(), "queue is closed");
     }
 }

@@ -110,9 +110,7 @@ use event_listener::{Event, EventListener, IntoNotification, Listener};
 use hdrhistogram::Histogram;
 use parking_lot::Mutex;
 
-pub use config::{
-    Backpressure, QueueConfig, QueueConfigError, UnknownBackpressure, MAX_QUEUE_CAPACITY,
-};
+pub use config::{Backpressure, QueueConfig, QueueConfigError, UnknownBackpressure, MAX_QUEUE_CAPACITY};
 pub use error::{RecvError, SendError, SendErrorKind};
 pub use stats::QueueStats;
 
@@ -237,11 +235,7 @@ impl<T: Message> MessageQueue<T> {
     /// [`QueueConfigError`] if the capacity is 0 or above [`MAX_QUEUE_CAPACITY`].
     pub fn new(config: QueueConfig) -> Result<Self, QueueConfigError> {
         config.validate()?;
-        let state = State::new(
-            config.capacity,
-            config.backpressure,
-            state::new_wait_histogram(),
-        );
+        let state = State::new(config.capacity, config.backpressure, state::new_wait_histogram());
         Ok(MessageQueue {
             shared: Arc::new(Shared {
                 config,
@@ -258,10 +252,7 @@ impl<T: Message> MessageQueue<T> {
     ///
     /// # Errors
     /// [`QueueConfigError`] if the capacity is 0 or above [`MAX_QUEUE_CAPACITY`].
-    pub fn with_capacity(
-        capacity: usize,
-        backpressure: Backpressure,
-    ) -> Result<Self, QueueConfigError> {
+    pub fn with_capacity(capacity: usize, backpressure: Backpressure) -> Result<Self, QueueConfigError> {
         Self::new(QueueConfig::new(capacity).with_backpressure(backpressure))
     }
 

@@ -86,7 +86,11 @@ impl KernelConfig {
                 ));
             }
             if window.is_zero() {
-                return Err(Error::invalid("restart.window", format!("{window:?}"), "must be positive"));
+                return Err(Error::invalid(
+                    "restart.window",
+                    format!("{window:?}"),
+                    "must be positive",
+                ));
             }
         }
         Ok(())

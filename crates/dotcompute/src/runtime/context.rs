@@ -213,7 +213,6 @@ impl<In: Message, Out: Message> KernelContext<In, Out> {
     }
 }
 
-
 impl<In, Out> Drop for KernelContext<In, Out> {
     fn drop(&mut self) {
         if let Some(start) = self.in_flight.take() {

@@ -226,7 +226,10 @@ impl<Out: Message> Replies<Out> {
 
     fn take_reply(&self, correlation: Uuid) -> Option<Out> {
         let mut inner = lock(&self.inner);
-        let pos = inner.stash.iter().position(|m| m.correlation_id() == Some(correlation))?;
+        let pos = inner
+            .stash
+            .iter()
+            .position(|m| m.correlation_id() == Some(correlation))?;
         let m = inner.stash.remove(pos);
         self.busy.fetch_sub(1, Ordering::AcqRel);
         m
@@ -236,7 +239,8 @@ impl<Out: Message> Replies<Out> {
         if self.idle() {
             return false;
         }
-        m.correlation_id().is_some_and(|c| lock(&self.inner).pending.contains(&c))
+        m.correlation_id()
+            .is_some_and(|c| lock(&self.inner).pending.contains(&c))
     }
 
     fn stash(&self, m: Out) {
@@ -356,7 +360,11 @@ impl<Out: Message> OutputPort<Out> {
         self.with_timeout(work, timeout).await
     }
 
-    async fn with_timeout(&self, work: impl std::future::Future<Output = Result<Out>>, timeout: Option<Duration>) -> Result<Out> {
+    async fn with_timeout(
+        &self,
+        work: impl std::future::Future<Output = Result<Out>>,
+        timeout: Option<Duration>,
+    ) -> Result<Out> {
         match timeout {
             None => work.await,
             Some(t) => tokio::time::timeout(t, work).await.unwrap_or_else(|_| {
@@ -380,7 +388,12 @@ pub(crate) struct KernelCell<In, Out> {
 }
 
 impl<In: Message, Out: Message> KernelCell<In, Out> {
-    pub fn new(id: Arc<str>, config: KernelConfig, handler: Handler<In, Out>, runtime: Weak<RuntimeShared>) -> Result<Self> {
+    pub fn new(
+        id: Arc<str>,
+        config: KernelConfig,
+        handler: Handler<In, Out>,
+        runtime: Weak<RuntimeShared>,
+    ) -> Result<Self> {
         config.validate()?;
         let bad_queue = |e: crate::queue::QueueConfigError| Error::invalid("queue", "", e.to_string());
         let input = MessageQueue::new(config.input_queue()).map_err(bad_queue)?;
@@ -586,13 +599,8 @@ impl<In: Message, Out: Message> ErasedKernel for KernelCell<In, Out> {
     }
 
     fn activate(self: Arc<Self>) -> Result<()> {
-        let handle = tokio::runtime::Handle::try_current().map_err(|_| {
-            Error::invalid(
-                "runtime",
-                "none",
-                "activate must be called from within a tokio runtime",
-            )
-        })?;
+        let handle = tokio::runtime::Handle::try_current()
+            .map_err(|_| Error::invalid("runtime", "none", "activate must be called from within a tokio runtime"))?;
         self.core.transition(Operation::Activate)?;
         self.core.metrics.mark_started();
         let span = tracing::info_span!("ring_kernel", kernel = %self.core.id);

@@ -89,7 +89,10 @@ impl RuntimeShared {
         table.get(id).cloned().ok_or_else(|| {
             let mut known: Vec<String> = table.keys().cloned().collect();
             known.sort();
-            Error::KernelNotFound { id: id.to_string(), known }
+            Error::KernelNotFound {
+                id: id.to_string(),
+                known,
+            }
         })
     }
 }
@@ -220,7 +223,10 @@ impl RingKernelRuntime {
         Fut: Future<Output = R> + Send + 'static,
         R: IntoKernelResult,
     {
-        let spec = KernelSpec::builder::<In, Out>(id).config(config).handler(handler).build()?;
+        let spec = KernelSpec::builder::<In, Out>(id)
+            .config(config)
+            .handler(handler)
+            .build()?;
         self.launch_spec(spec).await
     }
 
@@ -297,7 +303,9 @@ impl RingKernelRuntime {
 
     /// Like [`send`](Self::send), waiting at most `timeout` for room.
     pub async fn send_timeout<M: Message>(&self, id: &str, msg: M, timeout: Duration) -> Result<()> {
-        input_port::<M>(self.kernel(id)?.as_ref())?.send(msg, Some(timeout)).await
+        input_port::<M>(self.kernel(id)?.as_ref())?
+            .send(msg, Some(timeout))
+            .await
     }
 
     /// Sends without waiting: a full queue gives [`Error::QueueFull`] unless
@@ -315,7 +323,9 @@ impl RingKernelRuntime {
 
     /// Like [`receive`](Self::receive), giving [`Error::QueueTimeout`] after `timeout`.
     pub async fn receive_timeout<M: Message>(&self, id: &str, timeout: Duration) -> Result<M> {
-        output_port::<M>(self.kernel(id)?.as_ref())?.receive(Some(timeout)).await
+        output_port::<M>(self.kernel(id)?.as_ref())?
+            .receive(Some(timeout))
+            .await
     }
 
     /// Sends `request` and waits for the reply whose correlation id is the
@@ -326,7 +336,12 @@ impl RingKernelRuntime {
     }
 
     /// Like [`call`](Self::call), with one time limit for the whole exchange.
-    pub async fn call_timeout<Req: Message, Resp: Message>(&self, id: &str, request: Req, timeout: Duration) -> Result<Resp> {
+    pub async fn call_timeout<Req: Message, Resp: Message>(
+        &self,
+        id: &str,
+        request: Req,
+        timeout: Duration,
+    ) -> Result<Resp> {
         self.handle::<Req, Resp>(id)?.call_timeout(request, timeout).await
     }
 

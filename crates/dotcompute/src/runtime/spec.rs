@@ -74,7 +74,12 @@ pub(crate) type Handler<In, Out> = Arc<dyn Fn(KernelContext<In, Out>) -> BoxFutu
 /// Makes kernels of one message-type pair; object-safe so specs of different
 /// types can share a registry.
 pub(crate) trait KernelFactory: Send + Sync {
-    fn instantiate(&self, id: Arc<str>, config: KernelConfig, runtime: Weak<RuntimeShared>) -> Result<Arc<dyn ErasedKernel>>;
+    fn instantiate(
+        &self,
+        id: Arc<str>,
+        config: KernelConfig,
+        runtime: Weak<RuntimeShared>,
+    ) -> Result<Arc<dyn ErasedKernel>>;
     fn input_type(&self) -> &'static str;
     fn output_type(&self) -> &'static str;
 }
@@ -84,7 +89,12 @@ struct TypedFactory<In, Out> {
 }
 
 impl<In: Message, Out: Message> KernelFactory for TypedFactory<In, Out> {
-    fn instantiate(&self, id: Arc<str>, config: KernelConfig, runtime: Weak<RuntimeShared>) -> Result<Arc<dyn ErasedKernel>> {
+    fn instantiate(
+        &self,
+        id: Arc<str>,
+        config: KernelConfig,
+        runtime: Weak<RuntimeShared>,
+    ) -> Result<Arc<dyn ErasedKernel>> {
         let cell = KernelCell::<In, Out>::new(id, config, self.handler.clone(), runtime)?;
         Ok(Arc::new(cell))
     }

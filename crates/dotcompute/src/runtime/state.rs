@@ -167,7 +167,15 @@ mod tests {
             //        launch          activate      deactivate         reactivate    terminate          send               receive
             Created => [Some(Launched), None, None, None, Some(Terminated), None, None],
             Launched => [None, Some(Active), None, None, Some(Terminating), None, None],
-            Active => [None, None, Some(Deactivated), None, Some(Terminating), Some(Active), Some(Active)],
+            Active => [
+                None,
+                None,
+                Some(Deactivated),
+                None,
+                Some(Terminating),
+                Some(Active),
+                Some(Active),
+            ],
             Deactivated => [
                 None,
                 None,

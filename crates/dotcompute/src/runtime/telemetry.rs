@@ -66,7 +66,9 @@ impl KernelMetrics {
 
     pub fn record_handled(&self, handler_time: Duration) {
         self.processed.fetch_add(1, Ordering::Relaxed);
-        let ns = u64::try_from(handler_time.as_nanos()).unwrap_or(u64::MAX).clamp(1, HISTOGRAM_MAX_NS);
+        let ns = u64::try_from(handler_time.as_nanos())
+            .unwrap_or(u64::MAX)
+            .clamp(1, HISTOGRAM_MAX_NS);
         lock(&self.handler_ns).saturating_record(ns);
     }
 
@@ -248,37 +250,74 @@ impl RuntimeSummary {
         let mut out = String::new();
         type Getter = fn(&KernelTelemetry) -> f64;
         let counters: [(&str, &str, Getter); 8] = [
-            ("messages_received_total", "Messages delivered to the handler.", |k| k.messages_received as f64),
-            ("messages_sent_total", "Messages sent by the handler.", |k| k.messages_sent as f64),
-            ("messages_processed_total", "Messages whose handling finished.", |k| k.messages_processed as f64),
-            ("messages_dropped_total", "Messages evicted by DropOldest.", |k| k.messages_dropped as f64),
-            ("messages_rejected_total", "Sends refused and handed back.", |k| k.messages_rejected as f64),
-            ("messages_discarded_total", "Messages discarded at terminate.", |k| k.messages_discarded as f64),
+            ("messages_received_total", "Messages delivered to the handler.", |k| {
+                k.messages_received as f64
+            }),
+            ("messages_sent_total", "Messages sent by the handler.", |k| {
+                k.messages_sent as f64
+            }),
+            ("messages_processed_total", "Messages whose handling finished.", |k| {
+                k.messages_processed as f64
+            }),
+            ("messages_dropped_total", "Messages evicted by DropOldest.", |k| {
+                k.messages_dropped as f64
+            }),
+            ("messages_rejected_total", "Sends refused and handed back.", |k| {
+                k.messages_rejected as f64
+            }),
+            ("messages_discarded_total", "Messages discarded at terminate.", |k| {
+                k.messages_discarded as f64
+            }),
             ("errors_total", "Handler errors and panics.", |k| k.errors as f64),
-            ("restarts_total", "Restarts by the restart policy.", |k| k.restarts as f64),
+            ("restarts_total", "Restarts by the restart policy.", |k| {
+                k.restarts as f64
+            }),
         ];
         for (name, help, get) in counters {
             let _ = writeln!(out, "# HELP dotcompute_kernel_{name} {help}");
             let _ = writeln!(out, "# TYPE dotcompute_kernel_{name} counter");
             for k in &self.kernels {
-                let _ = writeln!(out, "dotcompute_kernel_{name}{{kernel=\"{}\"}} {}", escape(&k.kernel_id), get(k));
+                let _ = writeln!(
+                    out,
+                    "dotcompute_kernel_{name}{{kernel=\"{}\"}} {}",
+                    escape(&k.kernel_id),
+                    get(k)
+                );
             }
         }
         let gauges: [(&str, &str, Getter); 5] = [
-            ("input_queue_depth", "Messages waiting in the input queue.", |k| k.input_queue.depth as f64),
-            ("input_queue_peak_depth", "Largest input queue depth seen.", |k| k.input_queue.peak_depth as f64),
-            ("output_queue_depth", "Messages waiting in the output queue.", |k| k.output_queue.depth as f64),
+            ("input_queue_depth", "Messages waiting in the input queue.", |k| {
+                k.input_queue.depth as f64
+            }),
+            ("input_queue_peak_depth", "Largest input queue depth seen.", |k| {
+                k.input_queue.peak_depth as f64
+            }),
+            ("output_queue_depth", "Messages waiting in the output queue.", |k| {
+                k.output_queue.depth as f64
+            }),
             ("uptime_seconds", "Time since activation.", |k| k.uptime_secs),
-            ("throughput_per_second", "Processed messages per second of uptime.", |k| k.throughput_per_sec),
+            (
+                "throughput_per_second",
+                "Processed messages per second of uptime.",
+                |k| k.throughput_per_sec,
+            ),
         ];
         for (name, help, get) in gauges {
             let _ = writeln!(out, "# HELP dotcompute_kernel_{name} {help}");
             let _ = writeln!(out, "# TYPE dotcompute_kernel_{name} gauge");
             for k in &self.kernels {
-                let _ = writeln!(out, "dotcompute_kernel_{name}{{kernel=\"{}\"}} {}", escape(&k.kernel_id), get(k));
+                let _ = writeln!(
+                    out,
+                    "dotcompute_kernel_{name}{{kernel=\"{}\"}} {}",
+                    escape(&k.kernel_id),
+                    get(k)
+                );
             }
         }
-        let _ = writeln!(out, "# HELP dotcompute_kernel_state Current state (1 for the state the kernel is in).");
+        let _ = writeln!(
+            out,
+            "# HELP dotcompute_kernel_state Current state (1 for the state the kernel is in)."
+        );
         let _ = writeln!(out, "# TYPE dotcompute_kernel_state gauge");
         for k in &self.kernels {
             let _ = writeln!(
@@ -290,8 +329,12 @@ impl RuntimeSummary {
         }
         type Lat = fn(&KernelTelemetry) -> &LatencySummary;
         let latencies: [(&str, &str, Lat); 2] = [
-            ("queue_wait_seconds", "Time messages waited in the input queue.", |k| &k.queue_wait),
-            ("handler_seconds", "Time the handler spent per message.", |k| &k.handler_time),
+            ("queue_wait_seconds", "Time messages waited in the input queue.", |k| {
+                &k.queue_wait
+            }),
+            ("handler_seconds", "Time the handler spent per message.", |k| {
+                &k.handler_time
+            }),
         ];
         for (name, help, get) in latencies {
             let _ = writeln!(out, "# HELP dotcompute_kernel_{name} {help}");
@@ -299,7 +342,12 @@ impl RuntimeSummary {
             for k in &self.kernels {
                 let l = get(k);
                 let id = escape(&k.kernel_id);
-                for (q, v) in [("0.5", l.p50_ns), ("0.95", l.p95_ns), ("0.99", l.p99_ns), ("1", l.max_ns)] {
+                for (q, v) in [
+                    ("0.5", l.p50_ns),
+                    ("0.95", l.p95_ns),
+                    ("0.99", l.p99_ns),
+                    ("1", l.max_ns),
+                ] {
                     let _ = writeln!(
                         out,
                         "dotcompute_kernel_{name}{{kernel=\"{id}\",quantile=\"{q}\"}} {}",
@@ -336,7 +384,18 @@ impl fmt::Display for RuntimeSummary {
         writeln!(
             f,
             "{:<14} {:<11} {:>9} {:>9} {:>9} {:>7} {:>8} {:>6} {:>8} {:>10} {:>10} {:>10}",
-            "kernel", "state", "received", "processed", "sent", "dropped", "rejected", "errors", "restarts", "wait p50", "handle p50", "handle p99"
+            "kernel",
+            "state",
+            "received",
+            "processed",
+            "sent",
+            "dropped",
+            "rejected",
+            "errors",
+            "restarts",
+            "wait p50",
+            "handle p50",
+            "handle p99"
         )?;
         for k in &self.kernels {
             writeln!(

@@ -2,7 +2,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use dotcompute::{KernelError, Message, Error, KernelConfig, KernelContext, KernelState, RestartPolicy, RingKernelRuntime};
+use dotcompute::{
+    Error, KernelConfig, KernelContext, KernelError, KernelState, Message, RestartPolicy, RingKernelRuntime,
+};
 
 use crate::common::Num;
 
@@ -34,7 +36,9 @@ impl TestError for Error {
 #[tokio::test]
 async fn an_error_moves_the_kernel_to_failed_and_reaches_the_host() {
     let rt = RingKernelRuntime::new();
-    rt.launch_with("k", KernelConfig::default(), fails_on_negative).await.unwrap();
+    rt.launch_with("k", KernelConfig::default(), fails_on_negative)
+        .await
+        .unwrap();
     rt.activate("k").await.unwrap();
     rt.send("k", Num::new(1)).await.unwrap();
     rt.send("k", Num::new(-1)).await.unwrap();
@@ -49,7 +53,10 @@ async fn an_error_moves_the_kernel_to_failed_and_reaches_the_host() {
         other => panic!("expected KernelFailed, got {other:?}"),
     }
     assert_eq!(rt.kernel_state("k").unwrap(), KernelState::Failed);
-    assert!(matches!(rt.send("k", Num::new(2)).await, Err(Error::KernelFailed { .. })));
+    assert!(matches!(
+        rt.send("k", Num::new(2)).await,
+        Err(Error::KernelFailed { .. })
+    ));
     let t = rt.telemetry("k").unwrap();
     assert_eq!(t.errors, 1);
     assert!(t.last_error.unwrap().contains("negative input"));
@@ -61,7 +68,9 @@ async fn an_error_moves_the_kernel_to_failed_and_reaches_the_host() {
 #[tokio::test]
 async fn a_host_blocked_in_receive_wakes_when_the_kernel_fails() {
     let rt = RingKernelRuntime::new();
-    rt.launch_with("k", KernelConfig::default(), fails_on_negative).await.unwrap();
+    rt.launch_with("k", KernelConfig::default(), fails_on_negative)
+        .await
+        .unwrap();
     rt.activate("k").await.unwrap();
     let waiter = {
         let rt = rt.clone();
@@ -69,7 +78,10 @@ async fn a_host_blocked_in_receive_wakes_when_the_kernel_fails() {
     };
     tokio::time::sleep(Duration::from_millis(20)).await;
     rt.send("k", Num::new(-5)).await.unwrap();
-    let r = tokio::time::timeout(Duration::from_secs(10), waiter).await.unwrap().unwrap();
+    let r = tokio::time::timeout(Duration::from_secs(10), waiter)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(matches!(r, Err(Error::KernelFailed { .. })), "{r:?}");
 }
 
@@ -90,7 +102,9 @@ async fn a_host_blocked_sending_into_a_full_queue_wakes_when_the_kernel_fails() 
     rt.activate("k").await.unwrap();
     rt.send("k", Num::new(1)).await.unwrap();
     rt.send("k", Num::new(2)).await.unwrap(); // fills the queue
-    let r = tokio::time::timeout(Duration::from_secs(10), rt.send("k", Num::new(3))).await.unwrap();
+    let r = tokio::time::timeout(Duration::from_secs(10), rt.send("k", Num::new(3)))
+        .await
+        .unwrap();
     match r {
         Err(Error::KernelFailed { error, .. }) => assert!(error.contains("gave up")),
         other => panic!("expected KernelFailed, got {other:?}"),
@@ -100,13 +114,17 @@ async fn a_host_blocked_sending_into_a_full_queue_wakes_when_the_kernel_fails() 
 #[tokio::test]
 async fn a_panic_is_caught_and_reported() {
     let rt = RingKernelRuntime::new();
-    rt.launch_with("k", KernelConfig::default(), |mut ctx: KernelContext<Num, Num>| async move {
-        let m = ctx.receive().await?;
-        if m.n == 13 {
-            panic!("unlucky number {}", m.n);
-        }
-        Ok::<(), Error>(())
-    })
+    rt.launch_with(
+        "k",
+        KernelConfig::default(),
+        |mut ctx: KernelContext<Num, Num>| async move {
+            let m = ctx.receive().await?;
+            if m.n == 13 {
+                panic!("unlucky number {}", m.n);
+            }
+            Ok::<(), Error>(())
+        },
+    )
     .await
     .unwrap();
     rt.activate("k").await.unwrap();

@@ -2,7 +2,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dotcompute::{Message, Error, KernelConfig, KernelContext, KernelState, Operation, RingKernelRuntime, RuntimeConfig, TerminateOptions};
+use dotcompute::{
+    Error, KernelConfig, KernelContext, KernelState, Message, Operation, RingKernelRuntime, RuntimeConfig,
+    TerminateOptions,
+};
 
 use crate::common::{counting, times_ten, DropFlag, Num};
 
@@ -44,7 +47,11 @@ async fn illegal_transitions_through_the_runtime_are_state_errors() {
     expect_state_err(rt.activate("k").await, KernelState::Active, Operation::Activate);
     expect_state_err(rt.reactivate("k").await, KernelState::Active, Operation::Reactivate);
     rt.deactivate("k").await.unwrap();
-    expect_state_err(rt.deactivate("k").await, KernelState::Deactivated, Operation::Deactivate);
+    expect_state_err(
+        rt.deactivate("k").await,
+        KernelState::Deactivated,
+        Operation::Deactivate,
+    );
     rt.reactivate("k").await.unwrap();
     assert_eq!(rt.kernel_state("k").unwrap(), KernelState::Active);
     rt.shutdown().await;
@@ -114,7 +121,11 @@ async fn terminate_wakes_a_handler_blocked_in_receive() {
     tokio::time::sleep(Duration::from_millis(20)).await;
     let start = Instant::now();
     let report = rt.terminate("k").await.unwrap();
-    assert!(start.elapsed() < Duration::from_secs(10), "terminate took {:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "terminate took {:?}",
+        start.elapsed()
+    );
     assert!(!report.forced);
     assert_eq!(dropped.load(Ordering::SeqCst), 1);
 }
@@ -127,17 +138,21 @@ async fn shutdown_of_100_blocked_kernels_is_prompt_and_clean() {
     let ended = Arc::new(AtomicUsize::new(0));
     for i in 0..100 {
         let flag = ended.clone();
-        rt.launch_with(&format!("k{i:03}"), KernelConfig::default(), move |mut ctx: KernelContext<Num, Num>| {
-            let guard = DropFlag(flag.clone());
-            async move {
-                let _guard = guard;
-                loop {
-                    ctx.receive().await?;
+        rt.launch_with(
+            &format!("k{i:03}"),
+            KernelConfig::default(),
+            move |mut ctx: KernelContext<Num, Num>| {
+                let guard = DropFlag(flag.clone());
+                async move {
+                    let _guard = guard;
+                    loop {
+                        ctx.receive().await?;
+                    }
+                    #[allow(unreachable_code)]
+                    Ok::<(), Error>(())
                 }
-                #[allow(unreachable_code)]
-                Ok::<(), Error>(())
-            }
-        })
+            },
+        )
         .await
         .unwrap();
         rt.activate(&format!("k{i:03}")).await.unwrap();
@@ -148,7 +163,11 @@ async fn shutdown_of_100_blocked_kernels_is_prompt_and_clean() {
     assert!(report.kernels.iter().all(|k| !k.forced));
     assert_eq!(ended.load(Ordering::SeqCst), 100);
     // Sequential waits of even one poll interval per kernel would exceed this.
-    assert!(report.elapsed < Duration::from_secs(5), "shutdown took {:?}", report.elapsed);
+    assert!(
+        report.elapsed < Duration::from_secs(5),
+        "shutdown took {:?}",
+        report.elapsed
+    );
     assert!(rt.kernel_ids().is_empty());
     assert!(matches!(
         rt.launch_with("late", KernelConfig::default(), times_ten).await,
@@ -160,7 +179,9 @@ async fn shutdown_of_100_blocked_kernels_is_prompt_and_clean() {
 async fn terminate_with_drain_handles_every_queued_message() {
     let rt = RingKernelRuntime::new();
     let seen = Arc::new(AtomicUsize::new(0));
-    rt.launch_with("k", KernelConfig::default(), counting(seen.clone())).await.unwrap();
+    rt.launch_with("k", KernelConfig::default(), counting(seen.clone()))
+        .await
+        .unwrap();
     rt.activate("k").await.unwrap();
     rt.deactivate("k").await.unwrap();
     for i in 0..500 {
@@ -185,7 +206,9 @@ async fn terminate_with_drain_handles_every_queued_message() {
 async fn terminate_without_drain_counts_what_it_discards() {
     let rt = RingKernelRuntime::new();
     let seen = Arc::new(AtomicUsize::new(0));
-    rt.launch_with("k", KernelConfig::default(), counting(seen.clone())).await.unwrap();
+    rt.launch_with("k", KernelConfig::default(), counting(seen.clone()))
+        .await
+        .unwrap();
     rt.activate("k").await.unwrap();
     rt.deactivate("k").await.unwrap();
     for i in 0..10 {
@@ -201,13 +224,17 @@ async fn a_handler_that_ignores_terminate_is_aborted_after_the_timeout() {
     let rt = RingKernelRuntime::with_config(RuntimeConfig {
         terminate_timeout: Duration::from_millis(100),
     });
-    rt.launch_with("stubborn", KernelConfig::default(), |_ctx: KernelContext<Num, Num>| async {
-        loop {
-            tokio::time::sleep(Duration::from_secs(3600)).await;
-        }
-        #[allow(unreachable_code)]
-        ()
-    })
+    rt.launch_with(
+        "stubborn",
+        KernelConfig::default(),
+        |_ctx: KernelContext<Num, Num>| async {
+            loop {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+            }
+            #[allow(unreachable_code)]
+            ()
+        },
+    )
     .await
     .unwrap();
     rt.activate("stubborn").await.unwrap();
@@ -277,12 +304,16 @@ async fn dropping_the_runtime_stops_its_kernels() {
 #[tokio::test]
 async fn a_handler_that_returns_ends_the_kernel_and_the_host_sees_why() {
     let rt = RingKernelRuntime::new();
-    rt.launch_with("once", KernelConfig::default(), |mut ctx: KernelContext<Num, Num>| async move {
-        let m = ctx.receive().await?;
-        ctx.send(m.reply(Num::new(m.n))).await?;
-        ctx.send(Num::new(-1)).await?;
-        Ok::<(), Error>(())
-    })
+    rt.launch_with(
+        "once",
+        KernelConfig::default(),
+        |mut ctx: KernelContext<Num, Num>| async move {
+            let m = ctx.receive().await?;
+            ctx.send(m.reply(Num::new(m.n))).await?;
+            ctx.send(Num::new(-1)).await?;
+            Ok::<(), Error>(())
+        },
+    )
     .await
     .unwrap();
     rt.activate("once").await.unwrap();

@@ -51,18 +51,24 @@ async fn concurrent_calls_each_get_their_own_reply() {
 #[tokio::test]
 async fn linked_kernels_form_a_pipeline_without_a_host_hop() {
     let rt = RingKernelRuntime::new();
-    rt.launch_with("parse", KernelConfig::default(), |mut ctx: KernelContext<Text, Num>| async move {
-        loop {
-            let t = ctx.receive().await?;
-            let n: i64 = t.s.parse().unwrap_or(-1);
-            ctx.send(Num::new(n)).await?;
-        }
-        #[allow(unreachable_code)]
-        Ok::<(), Error>(())
-    })
+    rt.launch_with(
+        "parse",
+        KernelConfig::default(),
+        |mut ctx: KernelContext<Text, Num>| async move {
+            loop {
+                let t = ctx.receive().await?;
+                let n: i64 = t.s.parse().unwrap_or(-1);
+                ctx.send(Num::new(n)).await?;
+            }
+            #[allow(unreachable_code)]
+            Ok::<(), Error>(())
+        },
+    )
     .await
     .unwrap();
-    rt.launch_with("scale", KernelConfig::default(), times_ten).await.unwrap();
+    rt.launch_with("scale", KernelConfig::default(), times_ten)
+        .await
+        .unwrap();
     rt.link("parse", "scale").unwrap();
     rt.activate("parse").await.unwrap();
     rt.activate("scale").await.unwrap();
@@ -82,14 +88,18 @@ async fn linked_kernels_form_a_pipeline_without_a_host_hop() {
 async fn link_type_mismatch_is_caught_at_link_time() {
     let rt = RingKernelRuntime::new();
     rt.launch_with("num", KernelConfig::default(), times_ten).await.unwrap();
-    rt.launch_with("text", KernelConfig::default(), |mut ctx: KernelContext<Text, Text>| async move {
-        loop {
-            let t = ctx.receive().await?;
-            ctx.send(t).await?;
-        }
-        #[allow(unreachable_code)]
-        Ok::<(), Error>(())
-    })
+    rt.launch_with(
+        "text",
+        KernelConfig::default(),
+        |mut ctx: KernelContext<Text, Text>| async move {
+            loop {
+                let t = ctx.receive().await?;
+                ctx.send(t).await?;
+            }
+            #[allow(unreachable_code)]
+            Ok::<(), Error>(())
+        },
+    )
     .await
     .unwrap();
     match rt.link("num", "text") {
@@ -105,17 +115,23 @@ async fn link_type_mismatch_is_caught_at_link_time() {
 #[tokio::test]
 async fn send_to_routes_between_kernels_by_id() {
     let rt = RingKernelRuntime::new();
-    rt.launch_with("front", KernelConfig::default(), |mut ctx: KernelContext<Text, Text>| async move {
-        loop {
-            let t = ctx.receive().await?;
-            ctx.send_to("back", Num::new(t.s.len() as i64)).await?;
-        }
-        #[allow(unreachable_code)]
-        Ok::<(), Error>(())
-    })
+    rt.launch_with(
+        "front",
+        KernelConfig::default(),
+        |mut ctx: KernelContext<Text, Text>| async move {
+            loop {
+                let t = ctx.receive().await?;
+                ctx.send_to("back", Num::new(t.s.len() as i64)).await?;
+            }
+            #[allow(unreachable_code)]
+            Ok::<(), Error>(())
+        },
+    )
     .await
     .unwrap();
-    rt.launch_with("back", KernelConfig::default(), times_ten).await.unwrap();
+    rt.launch_with("back", KernelConfig::default(), times_ten)
+        .await
+        .unwrap();
     rt.activate("front").await.unwrap();
     rt.activate("back").await.unwrap();
     rt.send("front", Text::new("abcd")).await.unwrap();
@@ -127,11 +143,15 @@ async fn send_to_routes_between_kernels_by_id() {
 #[tokio::test]
 async fn send_to_an_unknown_kernel_fails_the_sender_with_the_reason() {
     let rt = RingKernelRuntime::new();
-    rt.launch_with("lost", KernelConfig::default(), |mut ctx: KernelContext<Num, Num>| async move {
-        let m = ctx.receive().await?;
-        ctx.send_to("nowhere", m).await?;
-        Ok::<(), Error>(())
-    })
+    rt.launch_with(
+        "lost",
+        KernelConfig::default(),
+        |mut ctx: KernelContext<Num, Num>| async move {
+            let m = ctx.receive().await?;
+            ctx.send_to("nowhere", m).await?;
+            Ok::<(), Error>(())
+        },
+    )
     .await
     .unwrap();
     rt.activate("lost").await.unwrap();
@@ -183,7 +203,11 @@ async fn reject_strategy_refuses_and_counts() {
     rt.send("k", Num::new(1)).await.unwrap();
     rt.send("k", Num::new(2)).await.unwrap();
     match rt.send("k", Num::new(3)).await {
-        Err(Error::QueueFull { kernel, queue, capacity }) => {
+        Err(Error::QueueFull {
+            kernel,
+            queue,
+            capacity,
+        }) => {
             assert_eq!((kernel.as_str(), queue, capacity), ("k", "input", 2));
         }
         other => panic!("expected QueueFull, got {other:?}"),

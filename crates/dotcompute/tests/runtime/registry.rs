@@ -1,4 +1,4 @@
-use dotcompute::{Message, ring_kernel, registry, Backpressure, Error, KernelContext, KernelSpec, RingKernelRuntime};
+use dotcompute::{registry, ring_kernel, Backpressure, Error, KernelContext, KernelSpec, Message, RingKernelRuntime};
 
 use crate::common::{times_ten, Num, Text};
 
@@ -78,7 +78,10 @@ async fn builder_registration_and_its_duplicate() {
     let rt = RingKernelRuntime::new();
     rt.launch("test_registry_built").await.unwrap();
     rt.activate("test_registry_built").await.unwrap();
-    assert_eq!(rt.call::<Num, Num>("test_registry_built", Num::new(2)).await.unwrap().n, 20);
+    assert_eq!(
+        rt.call::<Num, Num>("test_registry_built", Num::new(2)).await.unwrap().n,
+        20
+    );
     rt.shutdown().await;
 }
 
@@ -96,8 +99,21 @@ async fn unknown_ids_list_what_is_registered() {
 
 #[tokio::test]
 async fn invalid_configuration_is_refused_at_build_and_launch() {
-    let err = KernelSpec::builder::<Num, Num>("bad").queue_size(0).handler(times_ten).build().unwrap_err();
-    assert!(matches!(err, Error::InvalidConfiguration { parameter: "input_queue_size", .. }), "{err:?}");
+    let err = KernelSpec::builder::<Num, Num>("bad")
+        .queue_size(0)
+        .handler(times_ten)
+        .build()
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::InvalidConfiguration {
+                parameter: "input_queue_size",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     let err = KernelSpec::builder::<Num, Num>("bad")
         .backpressure_named("sometimes")
         .handler(times_ten)
@@ -111,8 +127,17 @@ async fn invalid_configuration_is_refused_at_build_and_launch() {
         other => panic!("expected InvalidConfiguration, got {other:?}"),
     }
     let err = KernelSpec::builder::<Num, Num>("no_handler").build().unwrap_err();
-    assert!(matches!(err, Error::InvalidConfiguration { parameter: "handler", .. }));
-    let err = KernelSpec::builder::<Num, Num>("  ").handler(times_ten).build().unwrap_err();
+    assert!(matches!(
+        err,
+        Error::InvalidConfiguration {
+            parameter: "handler",
+            ..
+        }
+    ));
+    let err = KernelSpec::builder::<Num, Num>("  ")
+        .handler(times_ten)
+        .build()
+        .unwrap_err();
     assert!(matches!(err, Error::InvalidConfiguration { parameter: "id", .. }));
     let rt = RingKernelRuntime::new();
     let config = dotcompute::KernelConfig {
@@ -120,6 +145,12 @@ async fn invalid_configuration_is_refused_at_build_and_launch() {
         ..Default::default()
     };
     let err = rt.launch_with("bad", config, times_ten).await.unwrap_err();
-    assert!(matches!(err, Error::InvalidConfiguration { parameter: "output_queue_size", .. }));
+    assert!(matches!(
+        err,
+        Error::InvalidConfiguration {
+            parameter: "output_queue_size",
+            ..
+        }
+    ));
     assert!(rt.kernel_ids().is_empty());
 }

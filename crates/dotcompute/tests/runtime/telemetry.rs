@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use dotcompute::{Message, KernelConfig, KernelContext, KernelState, RingKernelRuntime};
+use dotcompute::{KernelConfig, KernelContext, KernelState, Message, RingKernelRuntime};
 
 use crate::common::{times_ten, Num};
 
@@ -36,22 +36,31 @@ async fn the_runtime_counts_what_kernels_do() {
     let table = s.to_string();
     assert!(table.contains("k ") && table.contains("Active"), "{table}");
     let prom = rt.prometheus();
-    assert!(prom.contains(&format!("dotcompute_kernel_messages_processed_total{{kernel=\"k\"}} {n}")), "{prom}");
+    assert!(
+        prom.contains(&format!(
+            "dotcompute_kernel_messages_processed_total{{kernel=\"k\"}} {n}"
+        )),
+        "{prom}"
+    );
     rt.shutdown().await;
 }
 
 #[tokio::test]
 async fn handlers_can_read_their_own_telemetry() {
     let rt = RingKernelRuntime::new();
-    rt.launch_with("self", KernelConfig::default(), |mut ctx: KernelContext<Num, Num>| async move {
-        loop {
-            let m = ctx.receive().await?;
-            let seen = ctx.telemetry().messages_received as i64;
-            ctx.send(m.reply(Num::new(seen))).await?;
-        }
-        #[allow(unreachable_code)]
-        Ok::<(), dotcompute::Error>(())
-    })
+    rt.launch_with(
+        "self",
+        KernelConfig::default(),
+        |mut ctx: KernelContext<Num, Num>| async move {
+            loop {
+                let m = ctx.receive().await?;
+                let seen = ctx.telemetry().messages_received as i64;
+                ctx.send(m.reply(Num::new(seen))).await?;
+            }
+            #[allow(unreachable_code)]
+            Ok::<(), dotcompute::Error>(())
+        },
+    )
     .await
     .unwrap();
     rt.activate("self").await.unwrap();

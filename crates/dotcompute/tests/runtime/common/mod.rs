@@ -53,7 +53,9 @@ pub async fn times_ten(mut ctx: KernelContext<Num, Num>) -> Result<(), Error> {
 }
 
 /// Counts messages into a shared counter and never replies.
-pub fn counting(counter: Arc<AtomicUsize>) -> impl Fn(KernelContext<Num, Num>) -> futures_like::BoxFut + Send + Sync + 'static {
+pub fn counting(
+    counter: Arc<AtomicUsize>,
+) -> impl Fn(KernelContext<Num, Num>) -> futures_like::BoxFut + Send + Sync + 'static {
     move |mut ctx: KernelContext<Num, Num>| {
         let counter = counter.clone();
         Box::pin(async move {
