@@ -32,6 +32,17 @@ pub enum RestartPolicy {
     },
 }
 
+/// Where a kernel's handler runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
+pub enum ExecutionMode {
+    /// An async handler, as a task on the caller's tokio runtime (the default).
+    #[default]
+    Async,
+    /// A blocking handler on a dedicated OS thread: for blocking I/O and
+    /// CPU-heavy work that must not stall the async runtime's workers.
+    Thread,
+}
+
 /// Configuration of one ring kernel.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct KernelConfig {
@@ -48,6 +59,8 @@ pub struct KernelConfig {
     pub output_backpressure: Backpressure,
     /// Restart behaviour on handler failure.
     pub restart: RestartPolicy,
+    /// Where the handler runs; must match the kind of handler given.
+    pub mode: ExecutionMode,
 }
 
 impl Default for KernelConfig {
@@ -59,6 +72,7 @@ impl Default for KernelConfig {
             send_timeout: None,
             output_backpressure: Backpressure::Block,
             restart: RestartPolicy::Never,
+            mode: ExecutionMode::Async,
         }
     }
 }

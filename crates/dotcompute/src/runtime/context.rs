@@ -220,3 +220,80 @@ impl<In, Out> Drop for KernelContext<In, Out> {
         }
     }
 }
+
+/// The handler's view of its kernel in [`ExecutionMode::Thread`](crate::runtime::config::ExecutionMode::Thread):
+/// the same operations as [`KernelContext`], as blocking calls. They park the
+/// kernel's own thread while they wait and wake at once on terminate.
+///
+/// ```
+/// use dotcompute::{BlockingContext, KernelSpec, Message, MessageHeader, Error};
+///
+/// #[derive(Debug, Message)]
+/// struct Job { n: u64, header: MessageHeader }
+///
+/// let spec = KernelSpec::builder::<Job, Job>("cruncher")
+///     .blocking_handler(|mut ctx: BlockingContext<Job, Job>| -> Result<(), Error> {
+///         loop {
+///             let job = ctx.receive()?;
+///             let n = (0..job.n).sum(); // CPU-heavy work, off the async workers
+///             ctx.send(job.reply(Job { n, header: MessageHeader::new() }))?;
+///         }
+///     })
+///     .build()
+///     .unwrap();
+/// assert_eq!(spec.config().mode, dotcompute::ExecutionMode::Thread);
+/// ```
+pub struct BlockingContext<In, Out> {
+    inner: KernelContext<In, Out>,
+}
+
+impl<In: Message, Out: Message> BlockingContext<In, Out> {
+    pub(crate) fn new(inner: KernelContext<In, Out>) -> Self {
+        BlockingContext { inner }
+    }
+
+    /// The kernel's id.
+    pub fn kernel_id(&self) -> &str {
+        self.inner.kernel_id()
+    }
+
+    /// See [`KernelContext::should_terminate`].
+    pub fn should_terminate(&self) -> bool {
+        self.inner.should_terminate()
+    }
+
+    /// See [`KernelContext::is_active`].
+    pub fn is_active(&self) -> bool {
+        self.inner.is_active()
+    }
+
+    /// See [`KernelContext::telemetry`].
+    pub fn telemetry(&self) -> KernelTelemetry {
+        self.inner.telemetry()
+    }
+
+    /// Blocks until the next message; [`Error::Terminating`] on terminate.
+    pub fn receive(&mut self) -> Result<In> {
+        futures::executor::block_on(self.inner.receive())
+    }
+
+    /// Blocks at most `timeout`; `Ok(None)` if no message came.
+    pub fn receive_timeout(&mut self, timeout: Duration) -> Result<Option<In>> {
+        futures::executor::block_on(self.inner.receive_timeout(timeout))
+    }
+
+    /// Takes a message if one is ready; never blocks.
+    pub fn try_receive(&mut self) -> Result<Option<In>> {
+        self.inner.try_receive()
+    }
+
+    /// Sends to the kernel's output (or linked kernel), blocking for room.
+    pub fn send(&mut self, msg: Out) -> Result<()> {
+        futures::executor::block_on(self.inner.send(msg))
+    }
+
+    /// Sends straight to another kernel's input, blocking for room.
+    pub fn send_to<M: Message>(&self, kernel_id: &str, msg: M) -> Result<()> {
+        futures::executor::block_on(self.inner.send_to(kernel_id, msg))
+    }
+}

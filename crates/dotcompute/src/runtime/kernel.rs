@@ -30,8 +30,8 @@ use crate::error::{Error, Result};
 use crate::message::Message;
 use crate::queue::{Backpressure, MessageQueue, RecvError, SendError};
 use crate::runtime::config::{KernelConfig, RestartPolicy};
-use crate::runtime::context::KernelContext;
-use crate::runtime::spec::{BoxFuture, Handler, KernelError};
+use crate::runtime::context::{BlockingContext, KernelContext};
+use crate::runtime::spec::{BoxFuture, Handler, KernelError, KernelResult};
 use crate::runtime::state::{KernelState, Operation};
 use crate::runtime::telemetry::{lock, KernelMetrics, KernelTelemetry};
 use crate::runtime::RuntimeShared;
@@ -384,7 +384,43 @@ pub(crate) struct KernelCell<In, Out> {
     pub input: Arc<InputPort<In>>,
     pub output: Arc<OutputPort<Out>>,
     handler: Handler<In, Out>,
-    task: Mutex<Option<JoinHandle<()>>>,
+    runner: Mutex<Option<Runner>>,
+}
+
+/// What runs a kernel's handler.
+enum Runner {
+    /// A tokio task (async handlers).
+    Task(JoinHandle<()>),
+    /// A dedicated OS thread (blocking handlers); `done` fires when it exits.
+    Thread(tokio::sync::oneshot::Receiver<()>),
+}
+
+impl Runner {
+    /// Waits until the handler's runner has exited, or until `deadline`.
+    async fn wait_until(&mut self, deadline: tokio::time::Instant) -> bool {
+        match self {
+            Runner::Task(task) => tokio::time::timeout_at(deadline, task).await.is_ok(),
+            Runner::Thread(done) => tokio::time::timeout_at(deadline, done).await.is_ok(),
+        }
+    }
+
+    /// Stops a task at its next await point. A thread cannot be stopped from
+    /// outside: it is left to end at its next context call.
+    async fn abort(self) {
+        match self {
+            Runner::Task(task) => {
+                task.abort();
+                let _ = task.await;
+            }
+            Runner::Thread(_) => {}
+        }
+    }
+}
+
+/// What the supervisor does after a handler run ends.
+enum AfterRun {
+    Restart,
+    Stop,
 }
 
 impl<In: Message, Out: Message> KernelCell<In, Out> {
@@ -422,43 +458,66 @@ impl<In: Message, Out: Message> KernelCell<In, Out> {
             }),
             core,
             handler,
-            task: Mutex::new(None),
+            runner: Mutex::new(None),
         })
     }
 
-    async fn supervise(self: Arc<Self>) {
-        let core = &self.core;
-        let mut restarts: VecDeque<Instant> = VecDeque::new();
+    fn context(&self) -> KernelContext<In, Out> {
+        KernelContext::new(self.core.clone(), self.input.clone(), self.output.clone())
+    }
+
+    /// Runs an async handler until it ends for good.
+    async fn supervise(self: Arc<Self>, handler: crate::runtime::spec::AsyncHandler<In, Out>) {
+        let mut restarts = VecDeque::new();
         loop {
-            let ctx = KernelContext::new(core.clone(), self.input.clone(), self.output.clone());
-            let outcome = AssertUnwindSafe((self.handler)(ctx)).catch_unwind().await;
-            let terminating = core.cancel.is_cancelled() || self.input.queue.is_closed();
-            let failure = match outcome {
-                Ok(Ok(())) => None,
-                Ok(Err(e)) if terminating && is_own_termination(&e, &core.id) => None,
-                Ok(Err(e)) => Some(e.to_string()),
-                Err(panic) => Some(format!("handler panicked: {}", panic_message(panic.as_ref()))),
-            };
-            let Some(failure) = failure else {
-                if !terminating {
-                    tracing::info!(kernel = %core.id, "handler returned; kernel terminated");
-                    self.end_on_its_own(KernelState::Terminated, None);
-                }
-                return;
-            };
-            core.metrics.record_error(&failure);
-            tracing::warn!(kernel = %core.id, error = %failure, "kernel handler failed");
-            if terminating {
+            let outcome = AssertUnwindSafe(handler(self.context())).catch_unwind().await;
+            if let AfterRun::Stop = self.after_run(outcome, &mut restarts) {
                 return;
             }
-            if may_restart(core.config.restart, &mut restarts) {
-                KernelMetrics::add(&core.metrics.restarts, 1);
-                tracing::info!(kernel = %core.id, restarts = restarts.len(), "restarting kernel handler");
-                continue;
-            }
-            self.end_on_its_own(KernelState::Failed, Some(failure));
-            return;
         }
+    }
+
+    /// Runs a blocking handler on the current (dedicated) thread until it ends for good.
+    fn supervise_blocking(&self, handler: &crate::runtime::spec::BlockingHandler<In, Out>) {
+        let mut restarts = VecDeque::new();
+        loop {
+            let ctx = BlockingContext::new(self.context());
+            let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| handler(ctx)));
+            if let AfterRun::Stop = self.after_run(outcome, &mut restarts) {
+                return;
+            }
+        }
+    }
+
+    /// Classifies how a handler run ended and applies the restart policy.
+    fn after_run(&self, outcome: std::thread::Result<KernelResult>, restarts: &mut VecDeque<Instant>) -> AfterRun {
+        let core = &self.core;
+        let terminating = core.cancel.is_cancelled() || self.input.queue.is_closed();
+        let failure = match outcome {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) if terminating && is_own_termination(&e, &core.id) => None,
+            Ok(Err(e)) => Some(e.to_string()),
+            Err(panic) => Some(format!("handler panicked: {}", panic_message(panic.as_ref()))),
+        };
+        let Some(failure) = failure else {
+            if !terminating {
+                tracing::info!(kernel = %core.id, "handler returned; kernel terminated");
+                self.end_on_its_own(KernelState::Terminated, None);
+            }
+            return AfterRun::Stop;
+        };
+        core.metrics.record_error(&failure);
+        tracing::warn!(kernel = %core.id, error = %failure, "kernel handler failed");
+        if terminating {
+            return AfterRun::Stop;
+        }
+        if may_restart(core.config.restart, restarts) {
+            KernelMetrics::add(&core.metrics.restarts, 1);
+            tracing::info!(kernel = %core.id, restarts = restarts.len(), "restarting kernel handler");
+            return AfterRun::Restart;
+        }
+        self.end_on_its_own(KernelState::Failed, Some(failure));
+        AfterRun::Stop
     }
 
     /// The handler ended without a terminate request.
@@ -479,9 +538,9 @@ impl<In: Message, Out: Message> KernelCell<In, Out> {
     async fn terminate_inner(self: Arc<Self>, options: TerminateOptions) -> Result<TerminateReport> {
         let core = &self.core;
         let previous_state = core.transition(Operation::Terminate)?;
-        let task = lock(&self.task).take();
+        let runner = lock(&self.runner).take();
         let mut forced = false;
-        if let Some(mut task) = task {
+        if let Some(mut runner) = runner {
             let deadline = tokio::time::Instant::now() + options.timeout;
             if options.drain && previous_state.is_running() {
                 self.input.queue.resume();
@@ -490,16 +549,15 @@ impl<In: Message, Out: Message> KernelCell<In, Out> {
                 core.cancel.cancel();
                 self.input.queue.close();
             }
-            if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
+            if !runner.wait_until(deadline).await {
                 if !core.cancel.is_cancelled() {
                     // Draining ran out of time: stop the handler now.
                     core.cancel.cancel();
                 }
                 let grace = Duration::from_millis(50).min(options.timeout);
-                if tokio::time::timeout(grace, &mut task).await.is_err() {
-                    tracing::warn!(kernel = %core.id, "handler ignored terminate; aborting its task");
-                    task.abort();
-                    let _ = task.await;
+                if !runner.wait_until(tokio::time::Instant::now() + grace).await {
+                    tracing::warn!(kernel = %core.id, "handler ignored terminate; aborting it");
+                    runner.abort().await;
                     forced = true;
                 }
             }
@@ -604,9 +662,27 @@ impl<In: Message, Out: Message> ErasedKernel for KernelCell<In, Out> {
         self.core.transition(Operation::Activate)?;
         self.core.metrics.mark_started();
         let span = tracing::info_span!("ring_kernel", kernel = %self.core.id);
-        let task = handle.spawn(self.clone().supervise().instrument(span));
-        *lock(&self.task) = Some(task);
-        tracing::info!(kernel = %self.core.id, "kernel activated");
+        let runner = match self.handler.clone() {
+            Handler::Async(handler) => Runner::Task(handle.spawn(self.clone().supervise(handler).instrument(span))),
+            Handler::Blocking(handler) => {
+                let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+                let cell = self.clone();
+                let spawned = std::thread::Builder::new()
+                    .name(format!("ring-kernel-{}", self.core.id))
+                    .spawn(move || {
+                        span.in_scope(|| cell.supervise_blocking(&handler));
+                        let _ = done_tx.send(());
+                    });
+                if let Err(e) = spawned {
+                    let reason = format!("cannot start the kernel's thread: {e}");
+                    self.end_on_its_own(KernelState::Failed, Some(reason.clone()));
+                    return Err(self.core.end_error());
+                }
+                Runner::Thread(done_rx)
+            }
+        };
+        *lock(&self.runner) = Some(runner);
+        tracing::info!(kernel = %self.core.id, mode = ?self.core.config.mode, "kernel activated");
         Ok(())
     }
 
@@ -659,7 +735,7 @@ impl<In: Message, Out: Message> ErasedKernel for KernelCell<In, Out> {
         self.core.cancel.cancel();
         self.input.queue.close();
         self.output.queue.close();
-        if let Some(task) = lock(&self.task).take() {
+        if let Some(Runner::Task(task)) = lock(&self.runner).take() {
             task.abort();
         }
     }

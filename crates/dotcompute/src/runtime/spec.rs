@@ -38,8 +38,8 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 use crate::message::Message;
 use crate::queue::Backpressure;
-use crate::runtime::config::{KernelConfig, RestartPolicy};
-use crate::runtime::context::KernelContext;
+use crate::runtime::config::{ExecutionMode, KernelConfig, RestartPolicy};
+use crate::runtime::context::{BlockingContext, KernelContext};
 use crate::runtime::kernel::{ErasedKernel, KernelCell};
 use crate::runtime::RuntimeShared;
 
@@ -69,7 +69,41 @@ impl<E: Into<KernelError> + Send + 'static> IntoKernelResult for Result<(), E> {
 }
 
 pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
-pub(crate) type Handler<In, Out> = Arc<dyn Fn(KernelContext<In, Out>) -> BoxFuture<KernelResult> + Send + Sync>;
+pub(crate) type AsyncHandler<In, Out> = Arc<dyn Fn(KernelContext<In, Out>) -> BoxFuture<KernelResult> + Send + Sync>;
+pub(crate) type BlockingHandler<In, Out> = Arc<dyn Fn(BlockingContext<In, Out>) -> KernelResult + Send + Sync>;
+
+/// The handler of a kernel, by the way it waits.
+pub(crate) enum Handler<In, Out> {
+    Async(AsyncHandler<In, Out>),
+    Blocking(BlockingHandler<In, Out>),
+}
+
+impl<In, Out> Clone for Handler<In, Out> {
+    fn clone(&self) -> Self {
+        match self {
+            Handler::Async(h) => Handler::Async(h.clone()),
+            Handler::Blocking(h) => Handler::Blocking(h.clone()),
+        }
+    }
+}
+
+impl<In, Out> Handler<In, Out> {
+    fn check_mode(&self, mode: ExecutionMode) -> Result<()> {
+        match (self, mode) {
+            (Handler::Async(_), ExecutionMode::Async) | (Handler::Blocking(_), ExecutionMode::Thread) => Ok(()),
+            (Handler::Async(_), _) => Err(Error::invalid(
+                "mode",
+                format!("{mode:?}"),
+                "an async handler runs in ExecutionMode::Async; use .blocking_handler(..) for a thread kernel",
+            )),
+            (Handler::Blocking(_), _) => Err(Error::invalid(
+                "mode",
+                format!("{mode:?}"),
+                "a blocking handler needs its own thread: use ExecutionMode::Thread",
+            )),
+        }
+    }
+}
 
 /// Makes kernels of one message-type pair; object-safe so specs of different
 /// types can share a registry.
@@ -82,6 +116,7 @@ pub(crate) trait KernelFactory: Send + Sync {
     ) -> Result<Arc<dyn ErasedKernel>>;
     fn input_type(&self) -> &'static str;
     fn output_type(&self) -> &'static str;
+    fn check_mode(&self, mode: ExecutionMode) -> Result<()>;
 }
 
 struct TypedFactory<In, Out> {
@@ -105,6 +140,10 @@ impl<In: Message, Out: Message> KernelFactory for TypedFactory<In, Out> {
 
     fn output_type(&self) -> &'static str {
         std::any::type_name::<Out>()
+    }
+
+    fn check_mode(&self, mode: ExecutionMode) -> Result<()> {
+        self.handler.check_mode(mode)
     }
 }
 
@@ -171,6 +210,7 @@ impl KernelSpec {
     /// The same kernel with another configuration.
     pub fn with_config(mut self, config: KernelConfig) -> Result<Self> {
         config.validate()?;
+        self.factory.check_mode(config.mode)?;
         self.config = config;
         Ok(self)
     }
@@ -266,11 +306,26 @@ impl<In: Message, Out: Message> KernelBuilder<In, Out> {
         Fut: Future<Output = R> + Send + 'static,
         R: IntoKernelResult,
     {
-        let handler: Handler<In, Out> = Arc::new(move |ctx| {
+        let handler: AsyncHandler<In, Out> = Arc::new(move |ctx| {
             let fut = f(ctx);
             Box::pin(async move { fut.await.into_kernel_result() })
         });
-        self.handler = Some(handler);
+        self.handler = Some(Handler::Async(handler));
+        self
+    }
+
+    /// Sets a blocking handler, run on a dedicated OS thread
+    /// ([`ExecutionMode::Thread`], which this selects). It receives and sends
+    /// with blocking calls; see [`BlockingContext`].
+    pub fn blocking_handler<F, R>(mut self, f: F) -> Self
+    where
+        F: Fn(BlockingContext<In, Out>) -> R + Send + Sync + 'static,
+        R: IntoKernelResult,
+    {
+        self.handler = Some(Handler::Blocking(Arc::new(move |ctx| f(ctx).into_kernel_result())));
+        if self.config.mode == ExecutionMode::Async {
+            self.config.mode = ExecutionMode::Thread;
+        }
         self
     }
 
@@ -284,6 +339,7 @@ impl<In: Message, Out: Message> KernelBuilder<In, Out> {
         let handler = self
             .handler
             .ok_or_else(|| Error::invalid("handler", "none", "a kernel needs a handler (call .handler(..))"))?;
+        handler.check_mode(self.config.mode)?;
         Ok(KernelSpec {
             id: self.id,
             config: self.config,
