@@ -13,6 +13,7 @@ extern crate self as dotcompute;
 
 pub mod message;
 pub mod queue;
+pub mod ring;
 
 pub use dotcompute_macros::Message;
 pub use message::codec;
