@@ -7,6 +7,7 @@
 //! The crate is organised one concept per module:
 //! - [`message`]: the [`Message`] trait, headers, priority bands, and the wire [`codec`].
 //! - [`queue`]: [`MessageQueue`], the bounded MPMC queue with priority bands and backpressure.
+//! - [`ring`]: [`SpscRing`](ring::spsc::SpscRing), the wait-free single-producer/single-consumer ring with a `#[repr(C)]` layout.
 //! - [`runtime`]: [`RingKernelRuntime`], the kernel lifecycle ([`KernelState`]),
 //!   the handler's [`KernelContext`], the [`registry`], and [`telemetry`].
 //!
@@ -47,6 +48,7 @@ extern crate self as dotcompute;
 pub mod error;
 pub mod message;
 pub mod queue;
+pub mod ring;
 pub mod runtime;
 
 pub use dotcompute_macros::{ring_kernel, Message};
