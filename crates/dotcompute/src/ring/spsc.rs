@@ -339,33 +339,16 @@ const _: () = {
     assert!(size_of::<ControlBlock>() == ControlBlock::SIZE);
     assert!(align_of::<ControlBlock>() == LINE_SIZE);
     assert!(offset_of!(ControlBlock, header) + offset_of!(HeaderLine, magic) == 0);
+    assert!(offset_of!(ControlBlock, header) + offset_of!(HeaderLine, version) == ControlBlock::VERSION_OFFSET);
+    assert!(offset_of!(ControlBlock, header) + offset_of!(HeaderLine, capacity) == ControlBlock::CAPACITY_OFFSET);
+    assert!(offset_of!(ControlBlock, header) + offset_of!(HeaderLine, slot_size) == ControlBlock::SLOT_SIZE_OFFSET);
+    assert!(offset_of!(ControlBlock, consumer) + offset_of!(ConsumerLine, head) == ControlBlock::HEAD_OFFSET);
     assert!(
-        offset_of!(ControlBlock, header) + offset_of!(HeaderLine, version)
-            == ControlBlock::VERSION_OFFSET
+        offset_of!(ControlBlock, consumer) + offset_of!(ConsumerLine, closed) == ControlBlock::CONSUMER_CLOSED_OFFSET
     );
+    assert!(offset_of!(ControlBlock, producer) + offset_of!(ProducerLine, tail) == ControlBlock::TAIL_OFFSET);
     assert!(
-        offset_of!(ControlBlock, header) + offset_of!(HeaderLine, capacity)
-            == ControlBlock::CAPACITY_OFFSET
-    );
-    assert!(
-        offset_of!(ControlBlock, header) + offset_of!(HeaderLine, slot_size)
-            == ControlBlock::SLOT_SIZE_OFFSET
-    );
-    assert!(
-        offset_of!(ControlBlock, consumer) + offset_of!(ConsumerLine, head)
-            == ControlBlock::HEAD_OFFSET
-    );
-    assert!(
-        offset_of!(ControlBlock, consumer) + offset_of!(ConsumerLine, closed)
-            == ControlBlock::CONSUMER_CLOSED_OFFSET
-    );
-    assert!(
-        offset_of!(ControlBlock, producer) + offset_of!(ProducerLine, tail)
-            == ControlBlock::TAIL_OFFSET
-    );
-    assert!(
-        offset_of!(ControlBlock, producer) + offset_of!(ProducerLine, closed)
-            == ControlBlock::PRODUCER_CLOSED_OFFSET
+        offset_of!(ControlBlock, producer) + offset_of!(ProducerLine, closed) == ControlBlock::PRODUCER_CLOSED_OFFSET
     );
 };
 
@@ -463,9 +446,7 @@ impl<T> SpscRing<T> {
     /// assert_eq!((tx.capacity(), rx.capacity()), (128, 128));
     /// # Ok::<(), dotcompute::ring::spsc::CapacityError>(())
     /// ```
-    pub fn with_min_capacity(
-        min_capacity: usize,
-    ) -> Result<(Producer<T>, Consumer<T>), CapacityError> {
+    pub fn with_min_capacity(min_capacity: usize) -> Result<(Producer<T>, Consumer<T>), CapacityError> {
         if min_capacity == 0 {
             return Err(CapacityError::Zero);
         }
@@ -640,11 +621,7 @@ impl<T> Producer<T> {
         // observed by Acquire, so the slot of `tail` is producer-owned.
         unsafe { self.ring.write(self.tail, self.mask, value) };
         self.tail = self.tail.wrapping_add(1);
-        self.ring
-            .control
-            .producer
-            .tail
-            .store(self.tail, Ordering::Release);
+        self.ring.control.producer.tail.store(self.tail, Ordering::Release);
         Ok(())
     }
 
@@ -681,11 +658,7 @@ impl<T> Producer<T> {
         // `head` observed by Acquire, so `tail .. tail + n` is producer-owned.
         unsafe { self.ring.write_copy(self.tail, self.mask, &values[..n]) };
         self.tail = self.tail.wrapping_add(n as u64);
-        self.ring
-            .control
-            .producer
-            .tail
-            .store(self.tail, Ordering::Release);
+        self.ring.control.producer.tail.store(self.tail, Ordering::Release);
         n
     }
 
@@ -748,11 +721,7 @@ impl<T> Producer<T> {
 impl<T> Drop for Producer<T> {
     fn drop(&mut self) {
         // Released after our last `tail` store (invariant 6).
-        self.ring
-            .control
-            .producer
-            .closed
-            .store(1, Ordering::Release);
+        self.ring.control.producer.closed.store(1, Ordering::Release);
     }
 }
 
@@ -812,11 +781,7 @@ impl<T> Consumer<T> {
         // `head` is advanced right below.
         let value = unsafe { self.ring.read(self.head, self.mask) };
         self.head = self.head.wrapping_add(1);
-        self.ring
-            .control
-            .consumer
-            .head
-            .store(self.head, Ordering::Release);
+        self.ring.control.consumer.head.store(self.head, Ordering::Release);
         Ok(value)
     }
 
@@ -855,11 +820,7 @@ impl<T> Consumer<T> {
         // consumer-owned; `head` is advanced right below.
         unsafe { self.ring.read_copy(self.head, self.mask, &mut dst[..n]) };
         self.head = self.head.wrapping_add(n as u64);
-        self.ring
-            .control
-            .consumer
-            .head
-            .store(self.head, Ordering::Release);
+        self.ring.control.consumer.head.store(self.head, Ordering::Release);
         n
     }
 
@@ -954,11 +915,7 @@ impl<T> Consumer<T> {
 impl<T> Drop for Consumer<T> {
     fn drop(&mut self) {
         // Released after our last `head` store (invariant 6).
-        self.ring
-            .control
-            .consumer
-            .closed
-            .store(1, Ordering::Release);
+        self.ring.control.consumer.closed.store(1, Ordering::Release);
     }
 }
 
@@ -1048,10 +1005,7 @@ mod tests {
     #[test]
     fn capacity_errors() {
         assert_eq!(SpscRing::<u8>::new(0).unwrap_err(), CapacityError::Zero);
-        assert_eq!(
-            SpscRing::<u8>::new(3).unwrap_err(),
-            CapacityError::NotPowerOfTwo(3)
-        );
+        assert_eq!(SpscRing::<u8>::new(3).unwrap_err(), CapacityError::NotPowerOfTwo(3));
         assert_eq!(
             SpscRing::<u8>::new(MAX_CAPACITY * 2).unwrap_err(),
             CapacityError::TooLarge {
@@ -1073,22 +1027,13 @@ mod tests {
                 }
             );
         }
-        assert_eq!(
-            SpscRing::<u8>::with_min_capacity(0).unwrap_err(),
-            CapacityError::Zero
-        );
+        assert_eq!(SpscRing::<u8>::with_min_capacity(0).unwrap_err(), CapacityError::Zero);
         assert!(matches!(
             SpscRing::<u8>::with_min_capacity(usize::MAX),
             Err(CapacityError::TooLarge { .. })
         ));
-        assert_eq!(
-            SpscRing::<u8>::with_min_capacity(5).unwrap().0.capacity(),
-            8
-        );
-        assert_eq!(
-            SpscRing::<u8>::with_min_capacity(1).unwrap().0.capacity(),
-            1
-        );
+        assert_eq!(SpscRing::<u8>::with_min_capacity(5).unwrap().0.capacity(), 8);
+        assert_eq!(SpscRing::<u8>::with_min_capacity(1).unwrap().0.capacity(), 1);
     }
 
     #[test]
@@ -1100,16 +1045,8 @@ mod tests {
         tx.cached_head = start;
         rx.head = start;
         rx.cached_tail = start;
-        tx.ring
-            .control
-            .consumer
-            .head
-            .store(start, Ordering::Relaxed);
-        tx.ring
-            .control
-            .producer
-            .tail
-            .store(start, Ordering::Relaxed);
+        tx.ring.control.consumer.head.store(start, Ordering::Relaxed);
+        tx.ring.control.producer.tail.store(start, Ordering::Relaxed);
         let mut next_in = 0u32;
         let mut next_out = 0u32;
         for round in 0..20 {

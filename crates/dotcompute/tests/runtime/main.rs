@@ -6,3 +6,4 @@ mod lifecycle;
 mod messaging;
 mod registry;
 mod telemetry;
+mod thread_mode;
