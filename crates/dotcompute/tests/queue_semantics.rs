@@ -680,6 +680,44 @@ fn dropping_a_notified_send_future_passes_the_room_on() {
     assert_eq!((s.enqueued, s.attempts()), (2, 2));
 }
 
+#[test]
+fn each_message_wakes_its_own_waiting_receiver() {
+    let q = queue(4, Backpressure::Block);
+    let (pa, pb) = (Poller::new(), Poller::new());
+    let mut a = Box::pin(q.recv());
+    let mut b = Box::pin(q.recv());
+    assert!(pa.poll(&mut a).is_pending());
+    assert!(pb.poll(&mut b).is_pending());
+    // Two sends before either receiver runs: both must be woken (a second
+    // wake-up must not be absorbed by the first, still pending one).
+    q.try_send(m(1, NORMAL)).unwrap();
+    q.try_send(m(2, NORMAL)).unwrap();
+    assert_eq!((pa.wakes(), pb.wakes()), (1, 1));
+    let got = [pa.poll(&mut a), pb.poll(&mut b)].map(|r| match r {
+        Poll::Ready(Ok(x)) => x.n,
+        other => panic!("expected a message, got {other:?}"),
+    });
+    assert_eq!(got, [1, 2]);
+}
+
+#[test]
+fn each_freed_slot_wakes_its_own_waiting_sender() {
+    let q = queue(2, Backpressure::Block);
+    q.try_send(m(1, NORMAL)).unwrap();
+    q.try_send(m(2, NORMAL)).unwrap();
+    let (pa, pb) = (Poller::new(), Poller::new());
+    let mut a = Box::pin(q.send(m(3, NORMAL)));
+    let mut b = Box::pin(q.send(m(4, NORMAL)));
+    assert!(pa.poll(&mut a).is_pending());
+    assert!(pb.poll(&mut b).is_pending());
+    assert_eq!(q.try_recv().unwrap().n, 1);
+    assert_eq!(q.try_recv().unwrap().n, 2);
+    assert_eq!((pa.wakes(), pb.wakes()), (1, 1));
+    assert!(matches!(pa.poll(&mut a), Poll::Ready(Ok(()))));
+    assert!(matches!(pb.poll(&mut b), Poll::Ready(Ok(()))));
+    assert_eq!(drain(&q), vec![3, 4]);
+}
+
 // ---- timeouts ------------------------------------------------------------------
 
 #[test]
