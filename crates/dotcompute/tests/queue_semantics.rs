@@ -772,6 +772,22 @@ fn huge_timeouts_do_not_overflow() {
     futures::executor::block_on(q.send_timeout(m(2, NORMAL), Duration::MAX)).unwrap();
     let got = futures::executor::block_on(q.recv_timeout(Duration::MAX)).unwrap();
     assert_eq!(got.n, 2);
+
+    // Far, but representable, deadlines: the waits still end on a message.
+    let century = Duration::from_secs(100 * 365 * 24 * 3600);
+    let sender = {
+        let q = q.clone();
+        thread::spawn(move || {
+            thread::sleep(Duration::from_millis(10));
+            q.try_send(m(3, NORMAL)).unwrap();
+            thread::sleep(Duration::from_millis(10));
+            q.try_send(m(4, NORMAL)).unwrap();
+        })
+    };
+    assert_eq!(q.recv_blocking_timeout(century).unwrap().n, 3);
+    let got = futures::executor::block_on(q.recv_timeout(century)).unwrap();
+    assert_eq!(got.n, 4);
+    sender.join().unwrap();
 }
 
 // ---- construction, handles, drops ------------------------------------------------
