@@ -50,7 +50,11 @@
 //!   never loses a message, and dropping a `send` future that waits for room
 //!   drops its message with it (it was never queued) and counts nothing.
 //!   Async timeouts use a small internal timer thread, so the async API works
-//!   on any executor and needs no Tokio runtime.
+//!   on any executor and needs no Tokio runtime. Waiting senders (and
+//!   receivers) are woken in the order they started waiting, but a send or
+//!   receive that arrives while they wake up may take the room (or the
+//!   message) first: there is no strict FIFO fairness between waiters and
+//!   newcomers.
 //! - **Wait histogram.** Each message carries its enqueue [`Instant`]; every
 //!   successful receive records the time it spent queued, in nanoseconds
 //!   (3 significant digits, saturating at one hour).

@@ -241,7 +241,17 @@ impl<T> State<T> {
 
     fn record_wait(&mut self, now: Instant, at: Instant) {
         let ns = u64::try_from(now.saturating_duration_since(at).as_nanos()).unwrap_or(u64::MAX);
-        self.waits.saturating_record(ns.min(MAX_RECORDED_WAIT_NS));
+        self.record_wait_ns(ns);
+    }
+
+    fn record_wait_ns(&mut self, ns: u64) {
+        let ns = ns.min(MAX_RECORDED_WAIT_NS);
+        // `record` grows the histogram as needed (auto-resize); `saturating_record`
+        // would clamp to the current range instead. Growth cannot fail below
+        // the one-hour cap, but if it did, clamping is the fallback.
+        if self.waits.record(ns).is_err() {
+            self.waits.saturating_record(ns);
+        }
     }
 
     /// Removes everything queued, in delivery order (paused or not).
@@ -284,4 +294,24 @@ pub(crate) fn new_wait_histogram() -> Histogram<u64> {
     const _: () = assert!(WAIT_SIGFIG <= 5);
     #[allow(clippy::expect_used)]
     Histogram::new(WAIT_SIGFIG).expect("a histogram with 3 significant digits is always valid")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waits_grow_the_histogram_and_saturate_at_one_hour() {
+        let mut state: State<()> = State::new(1, Backpressure::Block, new_wait_histogram());
+        state.record_wait_ns(0);
+        state.record_wait_ns(1_500);
+        state.record_wait_ns(10_000_000_000); // 10 s
+        state.record_wait_ns(u64::MAX);
+        let h = state.waits();
+        assert_eq!(h.len(), 4);
+        assert_eq!(h.min(), 0);
+        assert!(h.equivalent(h.value_at_quantile(0.5), 1_500));
+        assert!(h.equivalent(h.value_at_quantile(0.75), 10_000_000_000));
+        assert!(h.equivalent(h.max(), MAX_RECORDED_WAIT_NS), "{}", h.max());
+    }
 }
