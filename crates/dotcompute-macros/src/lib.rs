@@ -28,7 +28,7 @@ mod ring_kernel;
 /// Registers an async function as a ring kernel in the process-wide registry,
 /// so `runtime.launch("id")` can start it.
 ///
-/// ```ignore
+/// ```text
 /// #[ring_kernel(id = "compute", input = Request, output = Response,
 ///               queue_size = 1024, backpressure = "reject")]
 /// async fn compute(mut ctx: KernelContext<Request, Response>) -> Result<(), Error> { ... }

@@ -42,9 +42,7 @@ fn same_thread(c: &mut Criterion) {
         })
     });
 
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .expect("runtime");
+    let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
     g.bench_function("async send+recv (one task)", |b| {
         b.iter_custom(|iters| {
             rt.block_on(async {

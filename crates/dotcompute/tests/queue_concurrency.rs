@@ -102,10 +102,7 @@ fn check(bp: Backpressure, out: Outcome) {
     for &n in &returned {
         assert!(valid(n), "invented returned message {n}");
         assert!(returned_set.insert(n), "message {n} returned twice");
-        assert!(
-            !received.contains(&n),
-            "message {n} both returned and received"
-        );
+        assert!(!received.contains(&n), "message {n} both returned and received");
     }
 
     // FIFO within a band, per producer, as each consumer saw it (pops are
@@ -114,10 +111,7 @@ fn check(bp: Backpressure, out: Outcome) {
     for seen in &consumers {
         let mut last: BTreeMap<(u64, usize), u64> = BTreeMap::new();
         for &(n, _) in seen {
-            let key = (
-                n / STRIDE,
-                dotcompute::PriorityBand::of(priority(n)).index(),
-            );
+            let key = (n / STRIDE, dotcompute::PriorityBand::of(priority(n)).index());
             if let Some(&prev) = last.get(&key) {
                 assert!(prev < n, "band order broken: {prev} after {n}");
             }
@@ -158,13 +152,7 @@ fn check(bp: Backpressure, out: Outcome) {
 
 // ---- threads, blocking API ---------------------------------------------------
 
-fn run_threads(
-    bp: Backpressure,
-    capacity: usize,
-    producers: u64,
-    consumers: usize,
-    per_producer: u64,
-) -> Outcome {
+fn run_threads(bp: Backpressure, capacity: usize, producers: u64, consumers: usize, per_producer: u64) -> Outcome {
     let q = MessageQueue::<M>::with_capacity(capacity, bp).unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let mon = monitor(q.clone(), stop.clone());
@@ -228,15 +216,9 @@ fn run_threads(
         })
         .collect();
 
-    let returned: Vec<u64> = producer_handles
-        .into_iter()
-        .flat_map(|h| h.join().unwrap())
-        .collect();
+    let returned: Vec<u64> = producer_handles.into_iter().flat_map(|h| h.join().unwrap()).collect();
     q.close();
-    let consumers: Vec<Seen> = consumer_handles
-        .into_iter()
-        .map(|h| h.join().unwrap())
-        .collect();
+    let consumers: Vec<Seen> = consumer_handles.into_iter().map(|h| h.join().unwrap()).collect();
     stop.store(true, Ordering::Relaxed);
     let (samples, bad) = mon.join().unwrap();
     assert!(samples > 0);
@@ -333,13 +315,7 @@ async fn async_producer(q: MessageQueue<M>, p: u64, per_producer: u64) -> Vec<u6
     returned
 }
 
-fn run_tasks(
-    bp: Backpressure,
-    capacity: usize,
-    producers: u64,
-    consumers: usize,
-    per_producer: u64,
-) -> Outcome {
+fn run_tasks(bp: Backpressure, capacity: usize, producers: u64, consumers: usize, per_producer: u64) -> Outcome {
     let q = MessageQueue::<M>::with_capacity(capacity, bp).unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let mon = monitor(q.clone(), stop.clone());
@@ -362,9 +338,7 @@ fn run_tasks(
             }
             (returned, seen)
         };
-        tokio::time::timeout(HANG, work)
-            .await
-            .expect("did not hang")
+        tokio::time::timeout(HANG, work).await.expect("did not hang")
     });
     stop.store(true, Ordering::Relaxed);
     let (samples, bad) = mon.join().unwrap();
@@ -381,18 +355,12 @@ fn run_tasks(
 
 #[test]
 fn tasks_block() {
-    check(
-        Backpressure::Block,
-        run_tasks(Backpressure::Block, 4, 4, 3, 4_000),
-    );
+    check(Backpressure::Block, run_tasks(Backpressure::Block, 4, 4, 3, 4_000));
 }
 
 #[test]
 fn tasks_reject() {
-    check(
-        Backpressure::Reject,
-        run_tasks(Backpressure::Reject, 4, 4, 3, 4_000),
-    );
+    check(Backpressure::Reject, run_tasks(Backpressure::Reject, 4, 4, 3, 4_000));
 }
 
 #[test]
@@ -496,9 +464,7 @@ fn close_under_load_returns_or_delivers_every_message() {
             let r: Vec<(u64, u64)> = producers.into_iter().map(|h| h.join().unwrap()).collect();
             let _ = done_tx.send(r);
         });
-        let ends = done_rx
-            .recv_timeout(HANG)
-            .expect("blocked senders woke on close");
+        let ends = done_rx.recv_timeout(HANG).expect("blocked senders woke on close");
         let left: Vec<u64> = q.clear().into_iter().map(|x| x.n).collect();
 
         let mut all: Vec<u64> = received.iter().chain(&left).copied().collect();
@@ -514,10 +480,7 @@ fn close_under_load_returns_or_delivers_every_message() {
         }
         all.sort_unstable();
         expected.sort_unstable();
-        assert_eq!(
-            all, expected,
-            "every accepted message was received or is still queued"
-        );
+        assert_eq!(all, expected, "every accepted message was received or is still queued");
         let s = q.stats();
         assert!(s.is_consistent(), "{s:?}");
         assert_eq!(s.closed_rejections, 4);
@@ -570,11 +533,7 @@ fn no_receive_succeeds_while_paused_under_load() {
             let frozen = q.stats().dequeued;
             thread::sleep(Duration::from_millis(5));
             assert_eq!(q.try_recv().unwrap_err(), RecvError::Empty);
-            assert_eq!(
-                q.stats().dequeued,
-                frozen,
-                "a receive succeeded while paused"
-            );
+            assert_eq!(q.stats().dequeued, frozen, "a receive succeeded while paused");
             q.resume();
         }
         producer.join().unwrap();

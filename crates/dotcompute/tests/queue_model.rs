@@ -168,8 +168,7 @@ fn msg(n: u64, p: u8) -> M {
 }
 
 fn run(capacity: usize, backpressure: Backpressure, ops: &[Op]) -> Result<(), TestCaseError> {
-    let q = MessageQueue::<M>::with_capacity(capacity, backpressure)
-        .map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let q = MessageQueue::<M>::with_capacity(capacity, backpressure).map_err(|e| TestCaseError::fail(e.to_string()))?;
     let mut model = Model::new(capacity, backpressure);
     for (i, op) in ops.iter().enumerate() {
         let n = i as u64;
@@ -226,9 +225,7 @@ fn run(capacity: usize, backpressure: Backpressure, ops: &[Op]) -> Result<(), Te
     // Whatever is left drains in the model's order once resumed.
     q.resume();
     model.paused = false;
-    let rest: Vec<u64> = std::iter::from_fn(|| q.try_recv().ok())
-        .map(|x| x.n)
-        .collect();
+    let rest: Vec<u64> = std::iter::from_fn(|| q.try_recv().ok()).map(|x| x.n).collect();
     let want: Vec<u64> = std::iter::from_fn(|| model.recv().ok()).collect();
     prop_assert_eq!(rest, want);
     Ok(())

@@ -9,8 +9,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use dotcompute::queue::{
-    Backpressure, MessageQueue, QueueConfig, QueueConfigError, QueueStats, RecvError, SendError,
-    SendErrorKind, MAX_QUEUE_CAPACITY,
+    Backpressure, MessageQueue, QueueConfig, QueueConfigError, QueueStats, RecvError, SendError, SendErrorKind,
+    MAX_QUEUE_CAPACITY,
 };
 use dotcompute::{Message, MessageHeader, PriorityBand};
 use futures::task::ArcWake;
@@ -42,9 +42,7 @@ fn queue(capacity: usize, backpressure: Backpressure) -> MessageQueue<M> {
 }
 
 fn drain(q: &MessageQueue<M>) -> Vec<u64> {
-    std::iter::from_fn(|| q.try_recv().ok())
-        .map(|x| x.n)
-        .collect()
+    std::iter::from_fn(|| q.try_recv().ok()).map(|x| x.n).collect()
 }
 
 /// A waker that counts its wake-ups.
@@ -112,11 +110,7 @@ fn receives_highest_band_first_and_fifo_within_a_band() {
     for (n, p) in sends {
         q.try_send(m(n, p)).unwrap();
     }
-    assert_eq!(
-        q.stats().band_depths,
-        [3, 3, 1, 3],
-        "low, normal, high, system"
-    );
+    assert_eq!(q.stats().band_depths, [3, 3, 1, 3], "low, normal, high, system");
     assert_eq!(drain(&q), vec![3, 7, 10, 4, 2, 6, 8, 1, 5, 9]);
 }
 
@@ -255,10 +249,7 @@ fn block_blocking_send_waits_until_a_receive_frees_room() {
     };
     // Give the sender time to block (not required for correctness).
     thread::sleep(Duration::from_millis(20));
-    assert!(
-        done_rx.try_recv().is_err(),
-        "the sender waits while the queue is full"
-    );
+    assert!(done_rx.try_recv().is_err(), "the sender waits while the queue is full");
     assert_eq!(q.recv_blocking().unwrap().n, 1);
     done_rx.recv_timeout(HANG).expect("the sender finished");
     sender.join().unwrap().unwrap();
@@ -275,14 +266,11 @@ fn block_send_timeout_hands_the_message_back() {
         .unwrap_err();
     assert!(matches!(err, SendError::Timeout(ref x) if x.n == 2));
 
-    let err = futures::executor::block_on(q.send_timeout(m(3, NORMAL), Duration::from_millis(5)))
-        .unwrap_err();
+    let err = futures::executor::block_on(q.send_timeout(m(3, NORMAL), Duration::from_millis(5))).unwrap_err();
     assert!(matches!(err, SendError::Timeout(ref x) if x.n == 3));
 
     // A zero timeout fails at once with Timeout.
-    let err = q
-        .send_blocking_timeout(m(4, NORMAL), Duration::ZERO)
-        .unwrap_err();
+    let err = q.send_blocking_timeout(m(4, NORMAL), Duration::ZERO).unwrap_err();
     assert_eq!(err.kind(), SendErrorKind::Timeout);
 
     let s = q.stats();
@@ -352,14 +340,10 @@ fn close_fails_senders_and_lets_receivers_drain_then_closed() {
     assert_eq!(q.try_recv().unwrap_err(), RecvError::Closed);
     assert_eq!(q.recv_blocking().unwrap_err(), RecvError::Closed);
     assert_eq!(
-        q.recv_blocking_timeout(Duration::from_secs(60))
-            .unwrap_err(),
+        q.recv_blocking_timeout(Duration::from_secs(60)).unwrap_err(),
         RecvError::Closed
     );
-    assert_eq!(
-        futures::executor::block_on(q.recv()).unwrap_err(),
-        RecvError::Closed
-    );
+    assert_eq!(futures::executor::block_on(q.recv()).unwrap_err(), RecvError::Closed);
     let s = q.stats();
     assert_eq!((s.enqueued, s.dequeued, s.closed_rejections), (2, 2, 3));
     assert_consistent(&s);
@@ -425,10 +409,7 @@ fn close_wakes_a_waiting_async_receiver() {
     assert!(p.poll(&mut recv).is_pending());
     q.close();
     assert!(p.wakes() >= 1);
-    assert!(matches!(
-        p.poll(&mut recv),
-        Poll::Ready(Err(RecvError::Closed))
-    ));
+    assert!(matches!(p.poll(&mut recv), Poll::Ready(Err(RecvError::Closed))));
 }
 
 // ---- pause / resume ------------------------------------------------------
@@ -445,8 +426,7 @@ fn pause_holds_messages_until_resume() {
     assert_eq!(q.try_recv_batch(10, &mut out), 0);
     assert!(out.is_empty());
     assert_eq!(
-        q.recv_blocking_timeout(Duration::from_millis(5))
-            .unwrap_err(),
+        q.recv_blocking_timeout(Duration::from_millis(5)).unwrap_err(),
         RecvError::Timeout
     );
     assert_eq!(
@@ -496,10 +476,7 @@ fn closed_while_paused_receivers_get_closed_and_clear_returns_the_messages() {
     let mut recv = Box::pin(q.recv());
     assert!(p.poll(&mut recv).is_pending());
     q.close();
-    assert!(matches!(
-        p.poll(&mut recv),
-        Poll::Ready(Err(RecvError::Closed))
-    ));
+    assert!(matches!(p.poll(&mut recv), Poll::Ready(Err(RecvError::Closed))));
     assert_eq!(q.try_recv().unwrap_err(), RecvError::Closed);
     assert_eq!(q.recv_blocking().unwrap_err(), RecvError::Closed);
     assert_eq!(q.len(), 2);
@@ -539,10 +516,7 @@ fn try_recv_batch_takes_in_band_order_up_to_max() {
     }
     let mut out = vec![m(99, LOW)];
     assert_eq!(q.try_recv_batch(3, &mut out), 3);
-    assert_eq!(
-        out.iter().map(|x| x.n).collect::<Vec<_>>(),
-        vec![99, 3, 5, 2]
-    );
+    assert_eq!(out.iter().map(|x| x.n).collect::<Vec<_>>(), vec![99, 3, 5, 2]);
     out.clear();
     assert_eq!(q.try_recv_batch(0, &mut out), 0);
     assert_eq!(q.try_recv_batch(100, &mut out), 2);
@@ -568,8 +542,7 @@ fn stats_count_every_outcome() {
     q.try_send(m(2, SYSTEM)).unwrap();
     q.try_send(m(3, SYSTEM)).unwrap();
     q.try_send(m(4, NORMAL)).unwrap_err(); // rejected
-    q.send_blocking_timeout(m(5, NORMAL), Duration::ZERO)
-        .unwrap_err(); // timed out
+    q.send_blocking_timeout(m(5, NORMAL), Duration::ZERO).unwrap_err(); // timed out
     q.try_recv().unwrap();
     q.close();
     q.try_send(m(6, NORMAL)).unwrap_err(); // closed
@@ -728,14 +701,10 @@ fn receive_timeouts_expire_without_a_tokio_runtime() {
         RecvError::Timeout
     );
     assert_eq!(
-        q.recv_blocking_timeout(Duration::from_millis(5))
-            .unwrap_err(),
+        q.recv_blocking_timeout(Duration::from_millis(5)).unwrap_err(),
         RecvError::Timeout
     );
-    assert_eq!(
-        q.recv_blocking_timeout(Duration::ZERO).unwrap_err(),
-        RecvError::Timeout
-    );
+    assert_eq!(q.recv_blocking_timeout(Duration::ZERO).unwrap_err(), RecvError::Timeout);
 }
 
 #[test]
@@ -766,8 +735,7 @@ fn a_message_arriving_during_a_timed_receive_is_delivered() {
 #[test]
 fn huge_timeouts_do_not_overflow() {
     let q = queue(1, Backpressure::Block);
-    q.send_blocking_timeout(m(1, NORMAL), Duration::MAX)
-        .unwrap();
+    q.send_blocking_timeout(m(1, NORMAL), Duration::MAX).unwrap();
     assert_eq!(q.recv_blocking_timeout(Duration::MAX).unwrap().n, 1);
     futures::executor::block_on(q.send_timeout(m(2, NORMAL), Duration::MAX)).unwrap();
     let got = futures::executor::block_on(q.recv_timeout(Duration::MAX)).unwrap();
@@ -808,9 +776,7 @@ fn invalid_capacities_are_rejected() {
     let q = MessageQueue::<M>::with_capacity(MAX_QUEUE_CAPACITY, Backpressure::DropOldest).unwrap();
     assert_eq!(q.capacity(), MAX_QUEUE_CAPACITY);
     assert_eq!(q.backpressure(), Backpressure::DropOldest);
-    assert!(QueueConfigError::ZeroCapacity
-        .to_string()
-        .contains("at least 1"));
+    assert!(QueueConfigError::ZeroCapacity.to_string().contains("at least 1"));
 }
 
 #[test]
