@@ -98,9 +98,9 @@
 
 mod config;
 mod error;
-mod state;
+pub(crate) mod state;
 mod stats;
-mod timer;
+pub(crate) mod timer;
 
 use std::fmt;
 use std::future::{poll_fn, Future};
@@ -192,7 +192,7 @@ impl Drop for WaiterGuard<'_> {
 }
 
 /// Waits for `listener`, or until `sleep` (if any) ends. Returns `false` on timeout.
-async fn wait_async(mut listener: EventListener, mut sleep: Option<&mut Sleep>) -> bool {
+pub(crate) async fn wait_async(mut listener: EventListener, mut sleep: Option<&mut Sleep>) -> bool {
     poll_fn(|cx| {
         if Pin::new(&mut listener).poll(cx).is_ready() {
             return Poll::Ready(true);
@@ -211,7 +211,7 @@ async fn wait_async(mut listener: EventListener, mut sleep: Option<&mut Sleep>) 
 }
 
 /// Waits for `listener` on this thread, until `deadline` if any. Returns `false` on timeout.
-fn wait_blocking(listener: EventListener, deadline: Option<Instant>) -> bool {
+pub(crate) fn wait_blocking(listener: EventListener, deadline: Option<Instant>) -> bool {
     match deadline {
         None => {
             listener.wait();
@@ -222,7 +222,7 @@ fn wait_blocking(listener: EventListener, deadline: Option<Instant>) -> bool {
 }
 
 /// `now + timeout`, or `None` (no deadline) if that overflows `Instant`.
-fn deadline_after(timeout: Duration) -> Option<Instant> {
+pub(crate) fn deadline_after(timeout: Duration) -> Option<Instant> {
     Instant::now().checked_add(timeout)
 }
 

@@ -41,6 +41,11 @@ pub enum ExecutionMode {
     /// A blocking handler on a dedicated OS thread: for blocking I/O and
     /// CPU-heavy work that must not stall the async runtime's workers.
     Thread,
+    /// A blocking handler on a dedicated OS thread that polls wait-free SPSC
+    /// rings (spin, then yield, then park), for the lowest latency. Plan one
+    /// core per spin kernel. Rings are FIFO: priorities are not reordered, and
+    /// only the `Block` and `Reject` strategies exist.
+    Spin,
 }
 
 /// Configuration of one ring kernel.
@@ -89,6 +94,20 @@ impl KernelConfig {
                     format!("{t:?}"),
                     "must be positive (use Backpressure::Reject to refuse at once)",
                 ));
+            }
+        }
+        if self.mode == ExecutionMode::Spin {
+            for (parameter, strategy) in [
+                ("backpressure", self.backpressure),
+                ("output_backpressure", self.output_backpressure),
+            ] {
+                if strategy == Backpressure::DropOldest {
+                    return Err(Error::invalid(
+                        parameter,
+                        strategy,
+                        "a Spin kernel's rings cannot evict from the sender's side: use Block or Reject",
+                    ));
+                }
             }
         }
         if let RestartPolicy::OnFailure { max_restarts, window } = self.restart {

@@ -15,6 +15,7 @@ use crate::runtime;
 use crate::runtime::kernel::{handler_send_error, output_waits, own_recv_error, InputPort, KernelCore, OutputPort};
 use crate::runtime::state::KernelState;
 use crate::runtime::telemetry::{KernelMetrics, KernelTelemetry};
+use crate::runtime::transport::{Interrupted, Transport};
 
 /// What a running handler uses to receive `In` and send `Out`.
 ///
@@ -194,6 +195,52 @@ impl<In: Message, Out: Message> KernelContext<In, Out> {
         Ok(())
     }
 
+    /// Blocking receive for thread-bound handlers: spins on a ring input,
+    /// parks the thread on a queue input. `Ok(None)` when `deadline` passed.
+    fn receive_blocking(&mut self, deadline: Option<Instant>) -> Result<Option<In>> {
+        self.finish_in_flight();
+        let input = self.input.clone();
+        match &input.queue {
+            Transport::Ring(ring) => match ring.recv_spin(&self.core.cancel, deadline) {
+                Ok(Some(m)) => Ok(Some(self.deliver(m))),
+                Ok(None) => Ok(None),
+                Err(_) => Err(self.core.terminating_error()),
+            },
+            Transport::Queue(_) => match deadline {
+                None => futures::executor::block_on(self.receive()).map(Some),
+                Some(d) => {
+                    futures::executor::block_on(self.receive_timeout(d.saturating_duration_since(Instant::now())))
+                }
+            },
+        }
+    }
+
+    /// Blocking send for thread-bound handlers: spins on a ring output.
+    fn send_blocking(&mut self, msg: Out) -> Result<()> {
+        self.refresh_route();
+        if self.route.1.is_none() {
+            if let Transport::Ring(ring) = &self.output.queue {
+                return match ring.send_spin(msg, &self.core.cancel) {
+                    Ok(()) => {
+                        KernelMetrics::add(&self.core.metrics.sent, 1);
+                        Ok(())
+                    }
+                    Err((Interrupted::Full, _)) => Err(Error::QueueFull {
+                        kernel: self.core.id.to_string(),
+                        queue: "output",
+                        capacity: self.output.queue.capacity(),
+                    }),
+                    Err((Interrupted::Cancelled, _)) => {
+                        KernelMetrics::add(&self.core.metrics.discarded, 1);
+                        Err(self.core.terminating_error())
+                    }
+                    Err((Interrupted::Closed, _)) => Err(self.core.terminating_error()),
+                };
+            }
+        }
+        futures::executor::block_on(self.send(msg))
+    }
+
     /// Sends a message straight to another kernel's input, without a host hop.
     /// The message type must be that kernel's input type.
     pub async fn send_to<M: Message>(&self, kernel_id: &str, msg: M) -> Result<()> {
@@ -274,12 +321,17 @@ impl<In: Message, Out: Message> BlockingContext<In, Out> {
 
     /// Blocks until the next message; [`Error::Terminating`] on terminate.
     pub fn receive(&mut self) -> Result<In> {
-        futures::executor::block_on(self.inner.receive())
+        loop {
+            if let Some(m) = self.inner.receive_blocking(None)? {
+                return Ok(m);
+            }
+        }
     }
 
     /// Blocks at most `timeout`; `Ok(None)` if no message came.
     pub fn receive_timeout(&mut self, timeout: Duration) -> Result<Option<In>> {
-        futures::executor::block_on(self.inner.receive_timeout(timeout))
+        let deadline = Instant::now().checked_add(timeout);
+        self.inner.receive_blocking(deadline)
     }
 
     /// Takes a message if one is ready; never blocks.
@@ -289,7 +341,7 @@ impl<In: Message, Out: Message> BlockingContext<In, Out> {
 
     /// Sends to the kernel's output (or linked kernel), blocking for room.
     pub fn send(&mut self, msg: Out) -> Result<()> {
-        futures::executor::block_on(self.inner.send(msg))
+        self.inner.send_blocking(msg)
     }
 
     /// Sends straight to another kernel's input, blocking for room.

@@ -28,12 +28,13 @@ use uuid::Uuid;
 
 use crate::error::{Error, Result};
 use crate::message::Message;
-use crate::queue::{Backpressure, MessageQueue, RecvError, SendError};
-use crate::runtime::config::{KernelConfig, RestartPolicy};
+use crate::queue::{Backpressure, RecvError, SendError};
+use crate::runtime::config::{ExecutionMode, KernelConfig, RestartPolicy};
 use crate::runtime::context::{BlockingContext, KernelContext};
 use crate::runtime::spec::{BoxFuture, Handler, KernelError, KernelResult};
 use crate::runtime::state::{KernelState, Operation};
 use crate::runtime::telemetry::{lock, KernelMetrics, KernelTelemetry};
+use crate::runtime::transport::Transport;
 use crate::runtime::RuntimeShared;
 
 /// What `terminate` found and did.
@@ -136,7 +137,7 @@ impl KernelCore {
 /// The sending side of a kernel: its input queue behind lifecycle checks.
 pub(crate) struct InputPort<In> {
     pub core: Arc<KernelCore>,
-    pub queue: MessageQueue<In>,
+    pub queue: Transport<In>,
 }
 
 impl<In: Message> InputPort<In> {
@@ -279,7 +280,7 @@ impl<Out: Message> Drop for ClaimGuard<'_, Out> {
 /// The receiving side of a kernel, and where its handler's sends go.
 pub(crate) struct OutputPort<Out> {
     pub core: Arc<KernelCore>,
-    pub queue: MessageQueue<Out>,
+    pub queue: Transport<Out>,
     replies: Replies<Out>,
     route: Mutex<Option<Arc<InputPort<Out>>>>,
     pub route_version: AtomicU64,
@@ -431,9 +432,10 @@ impl<In: Message, Out: Message> KernelCell<In, Out> {
         runtime: Weak<RuntimeShared>,
     ) -> Result<Self> {
         config.validate()?;
-        let bad_queue = |e: crate::queue::QueueConfigError| Error::invalid("queue", "", e.to_string());
-        let input = MessageQueue::new(config.input_queue()).map_err(bad_queue)?;
-        let output = MessageQueue::new(config.output_queue()).map_err(bad_queue)?;
+        let ring = config.mode == ExecutionMode::Spin;
+        let bad_queue = |e: String| Error::invalid("queue", "", e);
+        let input = Transport::new(config.input_queue(), ring).map_err(bad_queue)?;
+        let output = Transport::new(config.output_queue(), ring).map_err(bad_queue)?;
         let core = Arc::new(KernelCore {
             id,
             config,

@@ -47,6 +47,7 @@ pub mod registry;
 pub mod spec;
 pub mod state;
 pub mod telemetry;
+pub(crate) mod transport;
 
 use std::collections::HashMap;
 use std::future::Future;

@@ -90,7 +90,8 @@ impl<In, Out> Clone for Handler<In, Out> {
 impl<In, Out> Handler<In, Out> {
     fn check_mode(&self, mode: ExecutionMode) -> Result<()> {
         match (self, mode) {
-            (Handler::Async(_), ExecutionMode::Async) | (Handler::Blocking(_), ExecutionMode::Thread) => Ok(()),
+            (Handler::Async(_), ExecutionMode::Async)
+            | (Handler::Blocking(_), ExecutionMode::Thread | ExecutionMode::Spin) => Ok(()),
             (Handler::Async(_), _) => Err(Error::invalid(
                 "mode",
                 format!("{mode:?}"),
@@ -99,7 +100,7 @@ impl<In, Out> Handler<In, Out> {
             (Handler::Blocking(_), _) => Err(Error::invalid(
                 "mode",
                 format!("{mode:?}"),
-                "a blocking handler needs its own thread: use ExecutionMode::Thread",
+                "a blocking handler needs its own thread: use ExecutionMode::Thread or ExecutionMode::Spin",
             )),
         }
     }
@@ -291,6 +292,12 @@ impl<In: Message, Out: Message> KernelBuilder<In, Out> {
         self
     }
 
+    /// Sets the execution mode.
+    pub fn mode(mut self, mode: ExecutionMode) -> Self {
+        self.config.mode = mode;
+        self
+    }
+
     /// Replaces the whole configuration.
     pub fn config(mut self, config: KernelConfig) -> Self {
         self.config = config;
@@ -315,8 +322,9 @@ impl<In: Message, Out: Message> KernelBuilder<In, Out> {
     }
 
     /// Sets a blocking handler, run on a dedicated OS thread
-    /// ([`ExecutionMode::Thread`], which this selects). It receives and sends
-    /// with blocking calls; see [`BlockingContext`].
+    /// ([`ExecutionMode::Thread`], which this selects unless the mode is
+    /// already [`ExecutionMode::Spin`]). It receives and sends with blocking
+    /// calls; see [`BlockingContext`].
     pub fn blocking_handler<F, R>(mut self, f: F) -> Self
     where
         F: Fn(BlockingContext<In, Out>) -> R + Send + Sync + 'static,

@@ -18,7 +18,12 @@ fn blocking_times_ten(mut ctx: BlockingContext<Num, Num>) -> Result<(), Error> {
 }
 
 fn thread_spec(id: &str) -> KernelSpec {
+    mode_spec(id, ExecutionMode::Thread)
+}
+
+fn mode_spec(id: &str, mode: ExecutionMode) -> KernelSpec {
     KernelSpec::builder::<Num, Num>(id)
+        .mode(mode)
         .blocking_handler(blocking_times_ten)
         .build()
         .unwrap()
@@ -26,10 +31,19 @@ fn thread_spec(id: &str) -> KernelSpec {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thread_kernel_has_the_same_lifecycle_and_api() {
+    same_lifecycle_and_api(ExecutionMode::Thread).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spin_kernel_has_the_same_lifecycle_and_api() {
+    same_lifecycle_and_api(ExecutionMode::Spin).await;
+}
+
+async fn same_lifecycle_and_api(mode: ExecutionMode) {
     let rt = RingKernelRuntime::with_config(RuntimeConfig {
         terminate_timeout: Duration::from_secs(30),
     });
-    rt.launch_spec(thread_spec("t")).await.unwrap();
+    rt.launch_spec(mode_spec("t", mode)).await.unwrap();
     rt.activate("t").await.unwrap();
     for i in 0..100 {
         assert_eq!(rt.call::<Num, Num>("t", Num::new(i)).await.unwrap().n, i * 10);
@@ -44,6 +58,10 @@ async fn a_thread_kernel_has_the_same_lifecycle_and_api() {
     assert_eq!(rt.receive::<Num>("t").await.unwrap().n, 70);
     let t = rt.telemetry("t").unwrap();
     assert_eq!(t.messages_received, 101);
+    assert_eq!(t.input_queue.enqueued, 101);
+    assert_eq!(t.queue_wait.count, 101);
+    // Let the kernel park (past its spin and yield phases) before terminating.
+    tokio::time::sleep(Duration::from_millis(30)).await;
     // Terminate wakes the thread blocked in receive: no forced abort.
     let report = rt.terminate("t").await.unwrap();
     assert!(!report.forced);
@@ -51,17 +69,71 @@ async fn a_thread_kernel_has_the_same_lifecycle_and_api() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn thread_and_async_kernels_link_both_ways() {
+async fn thread_spin_and_async_kernels_link_in_one_pipeline() {
     let rt = RingKernelRuntime::new();
     rt.launch_spec(thread_spec("thread")).await.unwrap();
+    rt.launch_spec(mode_spec("spin", ExecutionMode::Spin)).await.unwrap();
     rt.launch_with("async", KernelConfig::default(), times_ten)
         .await
         .unwrap();
-    rt.link("thread", "async").unwrap();
-    rt.activate("thread").await.unwrap();
-    rt.activate("async").await.unwrap();
-    rt.send("thread", Num::new(3)).await.unwrap();
-    assert_eq!(rt.receive::<Num>("async").await.unwrap().n, 300);
+    rt.link("thread", "spin").unwrap();
+    rt.link("spin", "async").unwrap();
+    for id in ["thread", "spin", "async"] {
+        rt.activate(id).await.unwrap();
+    }
+    for i in 0..200 {
+        rt.send("thread", Num::new(i)).await.unwrap();
+    }
+    for i in 0..200 {
+        assert_eq!(rt.receive::<Num>("async").await.unwrap().n, i * 1000);
+    }
+    let report = rt.shutdown().await;
+    assert!(report.kernels.iter().all(|k| !k.forced), "{report:?}");
+}
+
+#[tokio::test]
+async fn spin_kernels_refuse_drop_oldest_and_reject_when_full() {
+    let err = KernelSpec::builder::<Num, Num>("s")
+        .mode(ExecutionMode::Spin)
+        .backpressure(dotcompute::Backpressure::DropOldest)
+        .blocking_handler(blocking_times_ten)
+        .build()
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::InvalidConfiguration {
+                parameter: "backpressure",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+
+    let rt = RingKernelRuntime::new();
+    let spec = KernelSpec::builder::<Num, Num>("s")
+        .mode(ExecutionMode::Spin)
+        .input_queue_size(4)
+        .backpressure(dotcompute::Backpressure::Reject)
+        .blocking_handler(blocking_times_ten)
+        .build()
+        .unwrap();
+    rt.launch_spec(spec).await.unwrap();
+    rt.activate("s").await.unwrap();
+    rt.deactivate("s").await.unwrap();
+    for i in 0..4 {
+        rt.send("s", Num::new(i)).await.unwrap();
+    }
+    assert!(matches!(
+        rt.send("s", Num::new(4)).await,
+        Err(Error::QueueFull { capacity: 4, .. })
+    ));
+    rt.reactivate("s").await.unwrap();
+    for i in 0..4 {
+        assert_eq!(rt.receive::<Num>("s").await.unwrap().n, i * 10);
+    }
+    let t = rt.telemetry("s").unwrap();
+    assert_eq!(t.messages_rejected, 1);
     rt.shutdown().await;
 }
 

@@ -1,0 +1,592 @@
+//! The queues between a kernel and its senders and receivers.
+//!
+//! A kernel in `Async` or `Thread` mode uses [`MessageQueue`]s (four priority
+//! bands, every backpressure strategy). A kernel in `Spin` mode uses a
+//! [`RingChannel`]: a wait-free [`SpscRing`](crate::ring::spsc::SpscRing)
+//! whose consumer is the kernel's own thread, polled with a bounded
+//! spin → yield → park back-off.
+//!
+//! Invariants of [`RingChannel`]:
+//! - one producer and one consumer at a time (each half behind its own lock,
+//!   so several host tasks may send; the kernel thread is the usual receiver);
+//! - FIFO order: a ring has no priority bands (documented for `Spin` mode);
+//! - every message is counted exactly once: `enqueued = dequeued + depth`,
+//!   and a refused send hands its message back and counts it as rejected,
+//!   timed out or closed;
+//! - no receive succeeds while paused; after `close`, sends fail and
+//!   receivers drain what is left, then get `Closed`;
+//! - a waiter never sleeps without a registered listener, and every push,
+//!   pop, resume and close notifies, so no wake-up is lost; parked waits are
+//!   sliced so cancellation is seen within one slice even without a wake-up.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use event_listener::{Event, Listener};
+use hdrhistogram::Histogram;
+use parking_lot::Mutex;
+use tokio_util::sync::CancellationToken;
+
+use crate::message::Message;
+use crate::queue::state::{new_wait_histogram, MAX_RECORDED_WAIT_NS};
+use crate::queue::timer::Sleep;
+use crate::queue::{
+    deadline_after, wait_async, Backpressure, MessageQueue, QueueConfig, QueueStats, RecvError, SendError,
+};
+use crate::ring::spsc::{Consumer, Producer, PushError, SpscRing};
+
+/// Busy-poll iterations before yielding (a few microseconds).
+const SPIN_LIMIT: u32 = 2_000;
+/// `yield_now` calls before parking.
+const YIELD_LIMIT: u32 = 64;
+/// Longest single park; cancellation is checked between parks.
+const PARK_SLICE: Duration = Duration::from_millis(5);
+
+struct Entry<T> {
+    msg: T,
+    at: Instant,
+}
+
+/// Why a cancellable blocking wait ended without a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Interrupted {
+    /// The kernel is being terminated.
+    Cancelled,
+    /// The channel is closed (and, for receives, empty).
+    Closed,
+    /// The channel refused at once (Reject strategy).
+    Full,
+}
+
+/// A bounded FIFO channel over an SPSC ring, for `Spin` kernels.
+pub(crate) struct RingChannel<T> {
+    tx: Mutex<Producer<Entry<T>>>,
+    rx: Mutex<Consumer<Entry<T>>>,
+    not_empty: Event,
+    not_full: Event,
+    closed: AtomicBool,
+    paused: AtomicBool,
+    config: QueueConfig,
+    enqueued: AtomicU64,
+    dequeued: AtomicU64,
+    rejected: AtomicU64,
+    timed_out: AtomicU64,
+    closed_rejections: AtomicU64,
+    peak: AtomicUsize,
+    waits: Mutex<Histogram<u64>>,
+}
+
+impl<T: Message> RingChannel<T> {
+    /// A ring of at least `config.capacity` slots (rounded up to a power of
+    /// two). `DropOldest` cannot be served by a ring (only the consumer may
+    /// remove items) and is refused by the kernel configuration before this.
+    pub fn new(config: QueueConfig) -> Result<Self, String> {
+        let (tx, rx) = SpscRing::with_min_capacity(config.capacity).map_err(|e| e.to_string())?;
+        let mut config = config;
+        config.capacity = tx.capacity();
+        Ok(RingChannel {
+            tx: Mutex::new(tx),
+            rx: Mutex::new(rx),
+            not_empty: Event::new(),
+            not_full: Event::new(),
+            closed: AtomicBool::new(false),
+            paused: AtomicBool::new(false),
+            config,
+            enqueued: AtomicU64::new(0),
+            dequeued: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+            timed_out: AtomicU64::new(0),
+            closed_rejections: AtomicU64::new(0),
+            peak: AtomicUsize::new(0),
+            waits: Mutex::new(new_wait_histogram()),
+        })
+    }
+
+    fn depth(&self) -> usize {
+        let dequeued = self.dequeued.load(Ordering::Acquire);
+        let enqueued = self.enqueued.load(Ordering::Acquire);
+        usize::try_from(enqueued.saturating_sub(dequeued)).unwrap_or(usize::MAX)
+    }
+
+    /// One push attempt; counts nothing on `Full`.
+    fn push(&self, msg: T) -> Result<(), SendError<T>> {
+        if self.closed.load(Ordering::Acquire) {
+            self.closed_rejections.fetch_add(1, Ordering::Relaxed);
+            return Err(SendError::Closed(msg));
+        }
+        let pushed = self.tx.lock().push(Entry {
+            msg,
+            at: Instant::now(),
+        });
+        match pushed {
+            Ok(()) => {
+                self.enqueued.fetch_add(1, Ordering::AcqRel);
+                self.peak.fetch_max(self.depth(), Ordering::Relaxed);
+                self.not_empty.notify_additional(1);
+                Ok(())
+            }
+            Err(PushError::Full(entry)) => Err(SendError::Full(entry.msg)),
+        }
+    }
+
+    pub fn try_send(&self, msg: T) -> Result<(), SendError<T>> {
+        self.push(msg).inspect_err(|e| {
+            if e.is_full() {
+                self.rejected.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+    }
+
+    async fn send_until(&self, mut msg: T, deadline: Option<Instant>) -> Result<(), SendError<T>> {
+        let mut sleep = deadline.map(Sleep::until);
+        loop {
+            msg = match self.push(msg) {
+                Err(SendError::Full(m)) if self.config.backpressure == Backpressure::Block => m,
+                other => return self.count_refusal(other),
+            };
+            let listener = self.not_full.listen();
+            msg = match self.push(msg) {
+                Err(SendError::Full(m)) => m,
+                other => return self.count_refusal(other),
+            };
+            if !wait_async(listener, sleep.as_mut()).await {
+                return match self.push(msg) {
+                    Err(SendError::Full(m)) => {
+                        self.timed_out.fetch_add(1, Ordering::Relaxed);
+                        Err(SendError::Timeout(m))
+                    }
+                    other => other,
+                };
+            }
+        }
+    }
+
+    fn count_refusal(&self, result: Result<(), SendError<T>>) -> Result<(), SendError<T>> {
+        if matches!(result, Err(SendError::Full(_))) {
+            self.rejected.fetch_add(1, Ordering::Relaxed);
+        }
+        result
+    }
+
+    pub async fn send(&self, msg: T) -> Result<(), SendError<T>> {
+        let deadline = self.config.send_timeout.and_then(deadline_after);
+        self.send_until(msg, deadline).await
+    }
+
+    pub async fn send_timeout(&self, msg: T, timeout: Duration) -> Result<(), SendError<T>> {
+        self.send_until(msg, deadline_after(timeout)).await
+    }
+
+    /// Sends from a kernel thread: spins, yields, then parks in slices while
+    /// the ring is full (Block), until room, close or cancellation.
+    pub fn send_spin(&self, mut msg: T, cancel: &CancellationToken) -> Result<(), (Interrupted, T)> {
+        let mut backoff = Backoff::default();
+        loop {
+            msg = match self.push(msg) {
+                Ok(()) => return Ok(()),
+                Err(SendError::Closed(m)) => return Err((Interrupted::Closed, m)),
+                Err(SendError::Full(m)) | Err(SendError::Timeout(m)) => m,
+            };
+            if self.config.backpressure != Backpressure::Block {
+                self.rejected.fetch_add(1, Ordering::Relaxed);
+                return Err((Interrupted::Full, msg));
+            }
+            if cancel.is_cancelled() {
+                return Err((Interrupted::Cancelled, msg));
+            }
+            if backoff.snooze() {
+                let listener = self.not_full.listen();
+                msg = match self.push(msg) {
+                    Ok(()) => return Ok(()),
+                    Err(SendError::Closed(m)) => return Err((Interrupted::Closed, m)),
+                    Err(SendError::Full(m)) | Err(SendError::Timeout(m)) => m,
+                };
+                let _ = listener.wait_timeout(PARK_SLICE);
+            }
+        }
+    }
+
+    pub fn try_recv(&self) -> Result<T, RecvError> {
+        if self.paused.load(Ordering::Acquire) {
+            return if self.closed.load(Ordering::Acquire) {
+                Err(RecvError::Closed)
+            } else {
+                Err(RecvError::Empty)
+            };
+        }
+        // Read `closed` before popping: a message pushed before the close is
+        // then seen by this pop, so `Closed` is only reported when drained.
+        let closed = self.closed.load(Ordering::Acquire);
+        let popped = self.rx.lock().pop();
+        match popped {
+            Ok(entry) => {
+                self.dequeued.fetch_add(1, Ordering::AcqRel);
+                let ns = u64::try_from(entry.at.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                let _ = self.waits.lock().record(ns.clamp(1, MAX_RECORDED_WAIT_NS));
+                self.not_full.notify_additional(1);
+                Ok(entry.msg)
+            }
+            Err(_) if closed => Err(RecvError::Closed),
+            Err(_) => Err(RecvError::Empty),
+        }
+    }
+
+    async fn recv_until(&self, deadline: Option<Instant>) -> Result<T, RecvError> {
+        let mut sleep = deadline.map(Sleep::until);
+        loop {
+            match self.try_recv() {
+                Err(RecvError::Empty) => {}
+                done => return done,
+            }
+            let listener = self.not_empty.listen();
+            match self.try_recv() {
+                Err(RecvError::Empty) => {}
+                done => return done,
+            }
+            if !wait_async(listener, sleep.as_mut()).await {
+                return match self.try_recv() {
+                    Err(RecvError::Empty) => Err(RecvError::Timeout),
+                    done => done,
+                };
+            }
+        }
+    }
+
+    pub async fn recv(&self) -> Result<T, RecvError> {
+        self.recv_until(None).await
+    }
+
+    pub async fn recv_timeout(&self, timeout: Duration) -> Result<T, RecvError> {
+        self.recv_until(deadline_after(timeout)).await
+    }
+
+    /// Receives on a kernel thread: polls, then yields, then parks in slices,
+    /// until a message, close (once drained) or cancellation.
+    pub fn recv_spin(&self, cancel: &CancellationToken, deadline: Option<Instant>) -> Result<Option<T>, Interrupted> {
+        let mut backoff = Backoff::default();
+        loop {
+            if cancel.is_cancelled() {
+                return Err(Interrupted::Cancelled);
+            }
+            match self.try_recv() {
+                Ok(m) => return Ok(Some(m)),
+                Err(RecvError::Closed) => return Err(Interrupted::Closed),
+                Err(_) => {}
+            }
+            let now = Instant::now();
+            if deadline.is_some_and(|d| now >= d) {
+                return Ok(None);
+            }
+            if backoff.snooze() {
+                let listener = self.not_empty.listen();
+                match self.try_recv() {
+                    Ok(m) => return Ok(Some(m)),
+                    Err(RecvError::Closed) => return Err(Interrupted::Closed),
+                    Err(_) => {}
+                }
+                let slice = deadline.map_or(PARK_SLICE, |d| d.saturating_duration_since(now).min(PARK_SLICE));
+                let _ = listener.wait_timeout(slice);
+            }
+        }
+    }
+
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.not_empty.notify(usize::MAX);
+        self.not_full.notify(usize::MAX);
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    pub fn pause(&self) {
+        self.paused.store(true, Ordering::Release);
+        // A pop already past its pause check finishes under the consumer
+        // lock; taking it here makes `pause` return after that pop.
+        drop(self.rx.lock());
+    }
+
+    pub fn resume(&self) {
+        self.paused.store(false, Ordering::Release);
+        self.not_empty.notify(usize::MAX);
+    }
+
+    pub fn clear(&self) -> Vec<T> {
+        let mut rx = self.rx.lock();
+        let mut out = Vec::new();
+        while let Ok(entry) = rx.pop() {
+            out.push(entry.msg);
+        }
+        self.dequeued.fetch_add(out.len() as u64, Ordering::AcqRel);
+        drop(rx);
+        self.not_full.notify(usize::MAX);
+        out
+    }
+
+    pub fn stats(&self) -> QueueStats {
+        QueueStats {
+            capacity: self.config.capacity,
+            enqueued: self.enqueued.load(Ordering::Acquire),
+            dequeued: self.dequeued.load(Ordering::Acquire),
+            dropped: 0,
+            rejected: self.rejected.load(Ordering::Relaxed),
+            timed_out: self.timed_out.load(Ordering::Relaxed),
+            closed_rejections: self.closed_rejections.load(Ordering::Relaxed),
+            depth: self.depth(),
+            peak_depth: self.peak.load(Ordering::Relaxed),
+            band_depths: [0; 4],
+        }
+    }
+}
+
+/// Spin, then yield, then tell the caller to park.
+#[derive(Default)]
+struct Backoff {
+    step: u32,
+}
+
+impl Backoff {
+    /// One idle step; returns true once the caller should park.
+    fn snooze(&mut self) -> bool {
+        if self.step < SPIN_LIMIT {
+            std::hint::spin_loop();
+        } else if self.step < SPIN_LIMIT + YIELD_LIMIT {
+            std::thread::yield_now();
+        } else {
+            return true;
+        }
+        self.step += 1;
+        false
+    }
+}
+
+/// A kernel queue: a priority queue or a spin ring.
+pub(crate) enum Transport<T> {
+    Queue(MessageQueue<T>),
+    Ring(Box<RingChannel<T>>),
+}
+
+macro_rules! delegate {
+    ($self:ident, $q:ident => $e:expr) => {
+        match $self {
+            Transport::Queue($q) => $e,
+            Transport::Ring($q) => $e,
+        }
+    };
+}
+
+impl<T: Message> Transport<T> {
+    pub fn new(config: QueueConfig, ring: bool) -> Result<Self, String> {
+        if ring {
+            Ok(Transport::Ring(Box::new(RingChannel::new(config)?)))
+        } else {
+            MessageQueue::new(config)
+                .map(Transport::Queue)
+                .map_err(|e| e.to_string())
+        }
+    }
+
+    pub fn try_send(&self, msg: T) -> Result<(), SendError<T>> {
+        delegate!(self, q => q.try_send(msg))
+    }
+
+    pub async fn send(&self, msg: T) -> Result<(), SendError<T>> {
+        delegate!(self, q => q.send(msg).await)
+    }
+
+    pub async fn send_timeout(&self, msg: T, timeout: Duration) -> Result<(), SendError<T>> {
+        delegate!(self, q => q.send_timeout(msg, timeout).await)
+    }
+
+    pub fn try_recv(&self) -> Result<T, RecvError> {
+        delegate!(self, q => q.try_recv())
+    }
+
+    pub async fn recv(&self) -> Result<T, RecvError> {
+        delegate!(self, q => q.recv().await)
+    }
+
+    pub async fn recv_timeout(&self, timeout: Duration) -> Result<T, RecvError> {
+        delegate!(self, q => q.recv_timeout(timeout).await)
+    }
+
+    pub fn close(&self) {
+        delegate!(self, q => q.close())
+    }
+
+    pub fn is_closed(&self) -> bool {
+        delegate!(self, q => q.is_closed())
+    }
+
+    pub fn pause(&self) {
+        delegate!(self, q => q.pause())
+    }
+
+    pub fn resume(&self) {
+        delegate!(self, q => q.resume())
+    }
+
+    pub fn clear(&self) -> Vec<T> {
+        delegate!(self, q => q.clear())
+    }
+
+    pub fn stats(&self) -> QueueStats {
+        delegate!(self, q => q.stats())
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            Transport::Queue(q) => q.len(),
+            Transport::Ring(r) => r.depth(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn capacity(&self) -> usize {
+        match self {
+            Transport::Queue(q) => q.capacity(),
+            Transport::Ring(r) => r.config.capacity,
+        }
+    }
+
+    pub fn wait_histogram(&self) -> Histogram<u64> {
+        match self {
+            Transport::Queue(q) => q.wait_histogram(),
+            Transport::Ring(r) => r.waits.lock().clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::MessageHeader;
+    use std::sync::Arc;
+
+    #[derive(Debug, crate::Message)]
+    struct M {
+        n: u64,
+        header: MessageHeader,
+    }
+
+    fn m(n: u64) -> M {
+        M {
+            n,
+            header: MessageHeader::new(),
+        }
+    }
+
+    fn ring(capacity: usize, backpressure: Backpressure) -> RingChannel<M> {
+        RingChannel::new(QueueConfig::new(capacity).with_backpressure(backpressure)).unwrap()
+    }
+
+    #[test]
+    fn fifo_rejection_and_accounting() {
+        let r = ring(3, Backpressure::Reject); // rounded up to 4
+        assert_eq!(r.config.capacity, 4);
+        for i in 0..4 {
+            r.try_send(m(i)).unwrap();
+        }
+        match r.try_send(m(9)) {
+            Err(SendError::Full(back)) => assert_eq!(back.n, 9),
+            other => panic!("expected Full, got {other:?}"),
+        }
+        for i in 0..4 {
+            assert_eq!(r.try_recv().unwrap().n, i);
+        }
+        assert!(matches!(r.try_recv(), Err(RecvError::Empty)));
+        let s = r.stats();
+        assert_eq!(
+            (s.enqueued, s.dequeued, s.rejected, s.depth, s.peak_depth),
+            (4, 4, 1, 0, 4)
+        );
+        assert_eq!(r.waits.lock().len(), 4);
+    }
+
+    #[test]
+    fn pause_close_and_clear() {
+        let r = ring(4, Backpressure::Block);
+        r.try_send(m(1)).unwrap();
+        r.pause();
+        assert!(matches!(r.try_recv(), Err(RecvError::Empty)));
+        r.resume();
+        assert_eq!(r.try_recv().unwrap().n, 1);
+        r.try_send(m(2)).unwrap();
+        r.close();
+        assert!(matches!(r.try_send(m(3)), Err(SendError::Closed(_))));
+        assert_eq!(r.try_recv().unwrap().n, 2, "receivers drain after close");
+        assert!(matches!(r.try_recv(), Err(RecvError::Closed)));
+        let r = ring(4, Backpressure::Block);
+        r.try_send(m(1)).unwrap();
+        r.try_send(m(2)).unwrap();
+        assert_eq!(r.clear().len(), 2);
+        let s = r.stats();
+        assert_eq!(s.enqueued, s.dequeued + s.depth as u64);
+    }
+
+    #[test]
+    fn spin_receive_parks_and_wakes_and_sees_cancel() {
+        let r = Arc::new(ring(8, Backpressure::Block));
+        let cancel = CancellationToken::new();
+        let (r2, c2) = (r.clone(), cancel.clone());
+        let consumer = std::thread::spawn(move || {
+            let mut got = Vec::new();
+            loop {
+                match r2.recv_spin(&c2, None) {
+                    Ok(Some(msg)) => got.push(msg.n),
+                    Ok(None) => unreachable!("no deadline"),
+                    Err(why) => return (got, why),
+                }
+            }
+        });
+        for i in 0..1000 {
+            let mut msg = m(i);
+            loop {
+                match r.try_send(msg) {
+                    Ok(()) => break,
+                    Err(e) => msg = e.into_inner(),
+                }
+                std::thread::yield_now();
+            }
+        }
+        // Long enough for the consumer to reach the parked state.
+        std::thread::sleep(Duration::from_millis(30));
+        cancel.cancel();
+        let (got, why) = consumer.join().unwrap();
+        assert_eq!(got, (0..1000).collect::<Vec<_>>());
+        assert_eq!(why, Interrupted::Cancelled);
+    }
+
+    #[test]
+    fn spin_send_blocks_until_room_then_sees_close() {
+        let r = Arc::new(ring(2, Backpressure::Block));
+        let cancel = CancellationToken::new();
+        r.try_send(m(0)).unwrap();
+        r.try_send(m(1)).unwrap();
+        let (r2, c2) = (r.clone(), cancel.clone());
+        let producer = std::thread::spawn(move || r2.send_spin(m(2), &c2).map_err(|(why, _)| why));
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(r.try_recv().unwrap().n, 0);
+        assert_eq!(producer.join().unwrap(), Ok(()));
+        let (r2, c2) = (r.clone(), cancel.clone());
+        r.try_send(m(3)).ok();
+        let producer = std::thread::spawn(move || r2.send_spin(m(4), &c2).map_err(|(why, _)| why));
+        std::thread::sleep(Duration::from_millis(20));
+        r.close();
+        assert_eq!(producer.join().unwrap(), Err(Interrupted::Closed));
+    }
+
+    #[test]
+    fn recv_spin_deadline_gives_none() {
+        let r = ring(2, Backpressure::Block);
+        let cancel = CancellationToken::new();
+        let got = r
+            .recv_spin(&cancel, Some(Instant::now() + Duration::from_millis(10)))
+            .unwrap();
+        assert!(got.is_none());
+    }
+}
