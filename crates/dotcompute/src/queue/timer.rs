@@ -144,6 +144,25 @@ impl Drop for Sleep {
     }
 }
 
+/// Runs `work` for at most `timeout`: `None` if the time ran out first.
+/// Works on any executor (and in `futures::executor::block_on`).
+pub(crate) async fn timeout<F: Future>(timeout: std::time::Duration, work: F) -> Option<F::Output> {
+    let mut sleep = Instant::now().checked_add(timeout).map(Sleep::until);
+    let mut work = std::pin::pin!(work);
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(out) = work.as_mut().poll(cx) {
+            return Poll::Ready(Some(out));
+        }
+        let expired = sleep.as_mut().is_some_and(|s| Pin::new(s).poll(cx).is_ready());
+        if expired {
+            Poll::Ready(None)
+        } else {
+            Poll::Pending
+        }
+    })
+    .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -28,13 +28,14 @@ use uuid::Uuid;
 
 use crate::error::{Error, Result};
 use crate::message::Message;
+use crate::queue::timer;
 use crate::queue::{Backpressure, RecvError, SendError};
 use crate::runtime::config::{ExecutionMode, KernelConfig, RestartPolicy};
 use crate::runtime::context::{BlockingContext, KernelContext};
 use crate::runtime::spec::{BoxFuture, Handler, KernelError, KernelResult};
 use crate::runtime::state::{KernelState, Operation};
 use crate::runtime::telemetry::{lock, KernelMetrics, KernelTelemetry};
-use crate::runtime::transport::Transport;
+use crate::runtime::transport::{Interrupted, Transport};
 use crate::runtime::RuntimeShared;
 
 /// What `terminate` found and did.
@@ -155,6 +156,18 @@ impl<In: Message> InputPort<In> {
     pub fn try_send(&self, msg: In) -> Result<()> {
         self.core.check(Operation::Send)?;
         self.queue.try_send(msg).map_err(|e| self.send_error(e, None))
+    }
+
+    /// Sends from a plain (non-async) thread: spins on a ring, parks on a queue.
+    pub fn send_blocking(&self, msg: In) -> Result<()> {
+        self.core.check(Operation::Send)?;
+        match &self.queue {
+            Transport::Ring(ring) => ring.send_spin(msg, &self.core.cancel).map_err(|(why, msg)| match why {
+                Interrupted::Full => self.send_error(SendError::Full(msg), None),
+                Interrupted::Closed | Interrupted::Cancelled => self.send_error(SendError::Closed(msg), None),
+            }),
+            Transport::Queue(_) => futures::executor::block_on(self.send(msg, None)),
+        }
     }
 
     fn send_error(&self, e: SendError<In>, timeout: Option<Duration>) -> Error {
@@ -323,6 +336,28 @@ impl<Out: Message> OutputPort<Out> {
         self.with_timeout(work, timeout).await
     }
 
+    /// Receives from a plain (non-async) thread: spins on a ring, parks on a
+    /// queue. Falls back to the async path while calls are pending or
+    /// replies are stashed, so ordering and claims hold.
+    pub fn receive_blocking(&self, timeout: Option<Duration>) -> Result<Out> {
+        self.core.check(Operation::Receive)?;
+        match &self.queue {
+            Transport::Ring(ring) if self.replies.idle() => {
+                let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+                match ring.recv_spin(&CancellationToken::new(), deadline) {
+                    Ok(Some(m)) => Ok(m),
+                    Ok(None) => Err(Error::QueueTimeout {
+                        kernel: self.core.id.to_string(),
+                        operation: Operation::Receive.verb(),
+                        timeout: timeout.unwrap_or_default(),
+                    }),
+                    Err(_) => Err(self.core.end_error()),
+                }
+            }
+            _ => futures::executor::block_on(self.receive(timeout)),
+        }
+    }
+
     /// Registers a pending call for `correlation`; replies with that id are
     /// kept for it, other replies stay available to `receive`.
     pub fn claim(&self, correlation: Uuid) -> ClaimGuard<'_, Out> {
@@ -368,7 +403,7 @@ impl<Out: Message> OutputPort<Out> {
     ) -> Result<Out> {
         match timeout {
             None => work.await,
-            Some(t) => tokio::time::timeout(t, work).await.unwrap_or_else(|_| {
+            Some(t) => timer::timeout(t, work).await.unwrap_or_else(|| {
                 Err(Error::QueueTimeout {
                     kernel: self.core.id.to_string(),
                     operation: Operation::Receive.verb(),
@@ -398,10 +433,11 @@ enum Runner {
 
 impl Runner {
     /// Waits until the handler's runner has exited, or until `deadline`.
-    async fn wait_until(&mut self, deadline: tokio::time::Instant) -> bool {
+    async fn wait_until(&mut self, deadline: Instant) -> bool {
+        let left = deadline.saturating_duration_since(Instant::now());
         match self {
-            Runner::Task(task) => tokio::time::timeout_at(deadline, task).await.is_ok(),
-            Runner::Thread(done) => tokio::time::timeout_at(deadline, done).await.is_ok(),
+            Runner::Task(task) => timer::timeout(left, task).await.is_some(),
+            Runner::Thread(done) => timer::timeout(left, done).await.is_some(),
         }
     }
 
@@ -543,7 +579,7 @@ impl<In: Message, Out: Message> KernelCell<In, Out> {
         let runner = lock(&self.runner).take();
         let mut forced = false;
         if let Some(mut runner) = runner {
-            let deadline = tokio::time::Instant::now() + options.timeout;
+            let deadline = Instant::now().checked_add(options.timeout).unwrap_or_else(far_future);
             if options.drain && previous_state.is_running() {
                 self.input.queue.resume();
                 self.input.queue.close();
@@ -557,7 +593,7 @@ impl<In: Message, Out: Message> KernelCell<In, Out> {
                     core.cancel.cancel();
                 }
                 let grace = Duration::from_millis(50).min(options.timeout);
-                if !runner.wait_until(tokio::time::Instant::now() + grace).await {
+                if !runner.wait_until(Instant::now() + grace).await {
                     tracing::warn!(kernel = %core.id, "handler ignored terminate; aborting it");
                     runner.abort().await;
                     forced = true;
@@ -582,6 +618,12 @@ impl<In: Message, Out: Message> KernelCell<In, Out> {
             failure: core.failure(),
         })
     }
+}
+
+/// A deadline no wait reaches (about 30 years away).
+fn far_future() -> Instant {
+    let now = Instant::now();
+    now.checked_add(Duration::from_secs(1 << 30)).unwrap_or(now)
 }
 
 fn may_restart(policy: RestartPolicy, history: &mut VecDeque<Instant>) -> bool {

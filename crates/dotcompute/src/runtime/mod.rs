@@ -446,6 +446,25 @@ impl<In: Message, Out: Message> KernelHandle<In, Out> {
         self.output.receive(Some(timeout)).await
     }
 
+    /// Sends from a thread that is not running async code (it blocks that
+    /// thread). For a `Spin` kernel this spins on the ring: the lowest-latency
+    /// way to talk to it.
+    pub fn send_blocking(&self, msg: In) -> Result<()> {
+        self.input.send_blocking(msg)
+    }
+
+    /// Receives on a thread that is not running async code (it blocks that
+    /// thread); see [`send_blocking`](Self::send_blocking).
+    pub fn receive_blocking(&self) -> Result<Out> {
+        self.output.receive_blocking(None)
+    }
+
+    /// Like [`receive_blocking`](Self::receive_blocking), giving
+    /// [`Error::QueueTimeout`] after `timeout`.
+    pub fn receive_blocking_timeout(&self, timeout: Duration) -> Result<Out> {
+        self.output.receive_blocking(Some(timeout))
+    }
+
     /// See [`RingKernelRuntime::call`].
     pub async fn call(&self, request: In) -> Result<Out> {
         let claim = self.output.claim(request.message_id());

@@ -330,3 +330,22 @@ async fn a_handler_that_returns_ends_the_kernel_and_the_host_sees_why() {
     let report = rt.terminate("once").await.unwrap();
     assert_eq!(report.previous_state, KernelState::Terminated);
 }
+
+#[test]
+fn works_on_a_tokio_runtime_without_the_time_driver() {
+    // Timeouts in the runtime do not depend on tokio's timer.
+    let tokio_rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    tokio_rt.block_on(async {
+        let rt = RingKernelRuntime::new();
+        rt.launch_with("k", KernelConfig::default(), times_ten).await.unwrap();
+        rt.activate("k").await.unwrap();
+        let r: Num = rt.call_timeout("k", Num::new(2), Duration::from_secs(5)).await.unwrap();
+        assert_eq!(r.n, 20);
+        assert!(matches!(
+            rt.receive_timeout::<Num>("k", Duration::from_millis(10)).await,
+            Err(Error::QueueTimeout { .. })
+        ));
+        let report = rt.terminate("k").await.unwrap();
+        assert!(!report.forced);
+    });
+}

@@ -177,3 +177,30 @@ async fn handler_kind_and_mode_must_agree() {
         "{err:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_threads_talk_to_every_mode_with_the_blocking_handle() {
+    let rt = RingKernelRuntime::new();
+    rt.launch_spec(mode_spec("spin", ExecutionMode::Spin)).await.unwrap();
+    rt.launch_spec(thread_spec("thread")).await.unwrap();
+    rt.launch_with("async", KernelConfig::default(), times_ten)
+        .await
+        .unwrap();
+    for id in ["spin", "thread", "async"] {
+        rt.activate(id).await.unwrap();
+        let handle = rt.handle::<Num, Num>(id).unwrap();
+        let host = std::thread::spawn(move || {
+            for i in 0..5_000 {
+                handle.send_blocking(Num::new(i)).unwrap();
+                let r = handle.receive_blocking().unwrap();
+                assert_eq!(r.n, i * 10);
+            }
+            handle.receive_blocking_timeout(Duration::from_millis(10))
+        });
+        let last = tokio::task::spawn_blocking(move || host.join().unwrap()).await.unwrap();
+        assert!(matches!(last, Err(Error::QueueTimeout { .. })), "{id}: {last:?}");
+        assert_eq!(rt.telemetry(id).unwrap().messages_received, 5_000);
+    }
+    let report = rt.shutdown().await;
+    assert!(report.kernels.iter().all(|k| !k.forced));
+}
