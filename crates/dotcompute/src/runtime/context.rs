@@ -42,7 +42,8 @@ pub struct KernelContext<In, Out> {
     input: Arc<InputPort<In>>,
     output: Arc<OutputPort<Out>>,
     route: (u64, Option<Arc<InputPort<Out>>>),
-    in_flight: Option<Instant>,
+    /// When the messages being handled were delivered, and how many.
+    in_flight: Option<(Instant, u64)>,
 }
 
 impl<In: Message, Out: Message> KernelContext<In, Out> {
@@ -83,14 +84,14 @@ impl<In: Message, Out: Message> KernelContext<In, Out> {
     }
 
     fn finish_in_flight(&mut self) {
-        if let Some(start) = self.in_flight.take() {
-            self.core.metrics.record_handled(start.elapsed());
+        if let Some((start, count)) = self.in_flight.take() {
+            self.core.metrics.record_handled(start.elapsed(), count);
         }
     }
 
     fn deliver(&mut self, msg: In) -> In {
         KernelMetrics::add(&self.core.metrics.received, 1);
-        self.in_flight = Some(Instant::now());
+        self.in_flight = Some((Instant::now(), 1));
         msg
     }
 
@@ -138,6 +139,61 @@ impl<In: Message, Out: Message> KernelContext<In, Out> {
             Err(RecvError::Timeout | RecvError::Empty) => Ok(None),
             Err(RecvError::Closed) => Err(self.core.terminating_error()),
         }
+    }
+
+    /// Waits for one message, then takes up to `max - 1` more that are
+    /// already queued; returns how many were appended to `out`. The batch is
+    /// timed and counted as handled when the handler next asks for input.
+    pub async fn receive_batch(&mut self, max: usize, out: &mut Vec<In>) -> Result<usize> {
+        if max == 0 {
+            return Ok(0);
+        }
+        out.push(self.receive().await?);
+        Ok(1 + self.take_more(max - 1, out))
+    }
+
+    fn take_more(&mut self, max: usize, out: &mut Vec<In>) -> usize {
+        let n = self.input.queue.try_recv_batch(max, out);
+        KernelMetrics::add(&self.core.metrics.received, n as u64);
+        if let Some((_, count)) = self.in_flight.as_mut() {
+            *count += n as u64;
+        }
+        n
+    }
+
+    /// Sends a batch to the output (or linked kernel) in order. On a refusal
+    /// the messages not yet sent are dropped (the refused one is counted by
+    /// the queue, the rest as discarded) and the error says why.
+    pub async fn send_batch(&mut self, msgs: Vec<Out>) -> Result<()> {
+        self.refresh_route();
+        let n = msgs.len() as u64;
+        match self.route.1.clone() {
+            Some(target) => tokio::select! {
+                biased;
+                () = self.core.cancel.cancelled() => {
+                    KernelMetrics::add(&self.core.metrics.discarded, n);
+                    return Err(self.core.terminating_error());
+                }
+                r = target.send_batch(msgs, None) => r?,
+            },
+            None => {
+                let queue = &self.output.queue;
+                let sent = tokio::select! {
+                    biased;
+                    () = self.core.cancel.cancelled() => {
+                        KernelMetrics::add(&self.core.metrics.discarded, n);
+                        return Err(self.core.terminating_error());
+                    }
+                    r = queue.send_batch(msgs, None) => r,
+                };
+                sent.map_err(|(e, unsent)| {
+                    KernelMetrics::add(&self.core.metrics.discarded, unsent.saturating_sub(1) as u64);
+                    handler_send_error(&self.core, e, queue.capacity())
+                })?;
+            }
+        }
+        KernelMetrics::add(&self.core.metrics.sent, n);
+        Ok(())
     }
 
     /// Takes a message if one is ready; never waits.
@@ -241,6 +297,34 @@ impl<In: Message, Out: Message> KernelContext<In, Out> {
         futures::executor::block_on(self.send(msg))
     }
 
+    /// Blocking batch send for thread-bound handlers: spins on a ring output.
+    fn send_batch_blocking(&mut self, msgs: Vec<Out>) -> Result<()> {
+        self.refresh_route();
+        if self.route.1.is_none() {
+            if let Transport::Ring(ring) = &self.output.queue {
+                let n = msgs.len() as u64;
+                return match ring.send_batch_spin(msgs.into(), &self.core.cancel) {
+                    Ok(()) => {
+                        KernelMetrics::add(&self.core.metrics.sent, n);
+                        Ok(())
+                    }
+                    Err((why, unsent)) => {
+                        KernelMetrics::add(&self.core.metrics.discarded, unsent.saturating_sub(1) as u64);
+                        Err(match why {
+                            Interrupted::Full => Error::QueueFull {
+                                kernel: self.core.id.to_string(),
+                                queue: "output",
+                                capacity: self.output.queue.capacity(),
+                            },
+                            Interrupted::Cancelled | Interrupted::Closed => self.core.terminating_error(),
+                        })
+                    }
+                };
+            }
+        }
+        futures::executor::block_on(self.send_batch(msgs))
+    }
+
     /// Sends a message straight to another kernel's input, without a host hop.
     /// The message type must be that kernel's input type.
     pub async fn send_to<M: Message>(&self, kernel_id: &str, msg: M) -> Result<()> {
@@ -262,8 +346,8 @@ impl<In: Message, Out: Message> KernelContext<In, Out> {
 
 impl<In, Out> Drop for KernelContext<In, Out> {
     fn drop(&mut self) {
-        if let Some(start) = self.in_flight.take() {
-            self.core.metrics.record_handled(start.elapsed());
+        if let Some((start, count)) = self.in_flight.take() {
+            self.core.metrics.record_handled(start.elapsed(), count);
         }
     }
 }
@@ -342,6 +426,21 @@ impl<In: Message, Out: Message> BlockingContext<In, Out> {
     /// Sends to the kernel's output (or linked kernel), blocking for room.
     pub fn send(&mut self, msg: Out) -> Result<()> {
         self.inner.send_blocking(msg)
+    }
+
+    /// Blocks for one message, then takes up to `max - 1` more that are
+    /// already queued; returns how many were appended to `out`.
+    pub fn receive_batch(&mut self, max: usize, out: &mut Vec<In>) -> Result<usize> {
+        if max == 0 {
+            return Ok(0);
+        }
+        out.push(self.receive()?);
+        Ok(1 + self.inner.take_more(max - 1, out))
+    }
+
+    /// Sends a batch in order, blocking for room (spinning on a ring).
+    pub fn send_batch(&mut self, msgs: Vec<Out>) -> Result<()> {
+        self.inner.send_batch_blocking(msgs)
     }
 
     /// Sends straight to another kernel's input, blocking for room.

@@ -158,6 +158,42 @@ impl<In: Message> InputPort<In> {
         self.queue.try_send(msg).map_err(|e| self.send_error(e, None))
     }
 
+    /// Sends a batch in order (one lock per ring push run). On a refusal the
+    /// messages not sent are dropped: the first is counted by the queue, the
+    /// rest as discarded in telemetry, and the error says why.
+    pub async fn send_batch(&self, msgs: Vec<In>, timeout: Option<Duration>) -> Result<()> {
+        self.core.check(Operation::Send)?;
+        let deadline = timeout
+            .or(self.core.config.send_timeout)
+            .and_then(|t| Instant::now().checked_add(t));
+        self.queue
+            .send_batch(msgs, deadline)
+            .await
+            .map_err(|(e, unsent)| self.batch_error(e, unsent, timeout))
+    }
+
+    /// [`send_batch`](Self::send_batch) from a plain (non-async) thread.
+    pub fn send_batch_blocking(&self, msgs: Vec<In>) -> Result<()> {
+        self.core.check(Operation::Send)?;
+        match &self.queue {
+            Transport::Ring(ring) => ring
+                .send_batch_spin(msgs.into(), &self.core.cancel)
+                .map_err(|(why, unsent)| {
+                    let e = match why {
+                        Interrupted::Full => SendError::Full(()),
+                        Interrupted::Closed | Interrupted::Cancelled => SendError::Closed(()),
+                    };
+                    self.batch_error(e, unsent, None)
+                }),
+            Transport::Queue(_) => futures::executor::block_on(self.send_batch(msgs, None)),
+        }
+    }
+
+    fn batch_error(&self, e: SendError<()>, unsent: usize, timeout: Option<Duration>) -> Error {
+        KernelMetrics::add(&self.core.metrics.discarded, unsent.saturating_sub(1) as u64);
+        self.send_error(e, timeout)
+    }
+
     /// Sends from a plain (non-async) thread: spins on a ring, parks on a queue.
     pub fn send_blocking(&self, msg: In) -> Result<()> {
         self.core.check(Operation::Send)?;
@@ -170,7 +206,7 @@ impl<In: Message> InputPort<In> {
         }
     }
 
-    fn send_error(&self, e: SendError<In>, timeout: Option<Duration>) -> Error {
+    fn send_error<X>(&self, e: SendError<X>, timeout: Option<Duration>) -> Error {
         match e {
             SendError::Full(_) => Error::QueueFull {
                 kernel: self.core.id.to_string(),
@@ -355,6 +391,35 @@ impl<Out: Message> OutputPort<Out> {
                 }
             }
             _ => futures::executor::block_on(self.receive(timeout)),
+        }
+    }
+
+    /// Waits for one message, then takes up to `max - 1` more that are
+    /// already there. Returns how many were appended to `out`.
+    pub async fn receive_batch(&self, max: usize, out: &mut Vec<Out>, timeout: Option<Duration>) -> Result<usize> {
+        if max == 0 {
+            return Ok(0);
+        }
+        out.push(self.receive(timeout).await?);
+        Ok(1 + self.take_more(max - 1, out))
+    }
+
+    /// [`receive_batch`](Self::receive_batch) on a plain (non-async) thread.
+    pub fn receive_batch_blocking(&self, max: usize, out: &mut Vec<Out>, timeout: Option<Duration>) -> Result<usize> {
+        if max == 0 {
+            return Ok(0);
+        }
+        out.push(self.receive_blocking(timeout)?);
+        Ok(1 + self.take_more(max - 1, out))
+    }
+
+    /// Ready messages, unless calls are pending (then replies go one by one
+    /// through the claim check).
+    fn take_more(&self, max: usize, out: &mut Vec<Out>) -> usize {
+        if self.replies.idle() {
+            self.queue.try_recv_batch(max, out)
+        } else {
+            0
         }
     }
 

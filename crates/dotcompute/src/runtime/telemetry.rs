@@ -64,12 +64,17 @@ impl KernelMetrics {
         counter.fetch_add(n, Ordering::Relaxed);
     }
 
-    pub fn record_handled(&self, handler_time: Duration) {
-        self.processed.fetch_add(1, Ordering::Relaxed);
-        let ns = u64::try_from(handler_time.as_nanos())
+    /// Records `count` messages handled in `handler_time` together (a batch
+    /// counts as `count` samples of the mean time per message).
+    pub fn record_handled(&self, handler_time: Duration, count: u64) {
+        if count == 0 {
+            return;
+        }
+        self.processed.fetch_add(count, Ordering::Relaxed);
+        let ns = u64::try_from(handler_time.as_nanos() / u128::from(count))
             .unwrap_or(u64::MAX)
             .clamp(1, HISTOGRAM_MAX_NS);
-        lock(&self.handler_ns).saturating_record(ns);
+        let _ = lock(&self.handler_ns).record_n(ns, count);
     }
 
     pub fn record_error(&self, error: &str) {
@@ -451,8 +456,8 @@ mod tests {
         let m = KernelMetrics::new();
         m.mark_started();
         KernelMetrics::add(&m.received, 3);
-        m.record_handled(Duration::from_micros(2));
-        m.record_handled(Duration::ZERO);
+        m.record_handled(Duration::from_micros(2), 1);
+        m.record_handled(Duration::ZERO, 1);
         m.record_error("boom");
         m.record_error("bang");
         let t = m.snapshot(

@@ -19,6 +19,7 @@
 //!   pop, resume and close notifies, so no wake-up is lost; parked waits are
 //!   sliced so cancellation is seen within one slice even without a wake-up.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -204,6 +205,123 @@ impl<T: Message> RingChannel<T> {
                 let _ = listener.wait_timeout(PARK_SLICE);
             }
         }
+    }
+
+    /// Pushes from the front of `pending` as many as fit, under one lock,
+    /// one clock read and one notification. `Err(())` if closed.
+    pub fn push_batch(&self, pending: &mut VecDeque<T>) -> Result<usize, ()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(());
+        }
+        let at = Instant::now();
+        let mut tx = self.tx.lock();
+        let mut n = 0usize;
+        while let Some(msg) = pending.pop_front() {
+            match tx.push(Entry { msg, at }) {
+                Ok(()) => n += 1,
+                Err(PushError::Full(entry)) => {
+                    pending.push_front(entry.msg);
+                    break;
+                }
+            }
+        }
+        drop(tx);
+        if n > 0 {
+            self.enqueued.fetch_add(n as u64, Ordering::AcqRel);
+            self.peak.fetch_max(self.depth(), Ordering::Relaxed);
+            self.not_empty.notify_additional(n);
+        }
+        Ok(n)
+    }
+
+    /// Sends all of `pending` in order (see [`Transport::send_batch`]).
+    async fn send_batch(
+        &self,
+        mut pending: VecDeque<T>,
+        deadline: Option<Instant>,
+    ) -> Result<(), (SendError<()>, usize)> {
+        let mut sleep = deadline.map(Sleep::until);
+        loop {
+            if self.push_batch(&mut pending).is_err() {
+                self.closed_rejections.fetch_add(1, Ordering::Relaxed);
+                return Err((SendError::Closed(()), pending.len()));
+            }
+            if pending.is_empty() {
+                return Ok(());
+            }
+            if self.config.backpressure != Backpressure::Block {
+                self.rejected.fetch_add(1, Ordering::Relaxed);
+                return Err((SendError::Full(()), pending.len()));
+            }
+            let listener = self.not_full.listen();
+            if self.push_batch(&mut pending).is_ok() && pending.is_empty() {
+                return Ok(());
+            }
+            if !wait_async(listener, sleep.as_mut()).await {
+                let _ = self.push_batch(&mut pending);
+                if pending.is_empty() {
+                    return Ok(());
+                }
+                self.timed_out.fetch_add(1, Ordering::Relaxed);
+                return Err((SendError::Timeout(()), pending.len()));
+            }
+        }
+    }
+
+    /// Like `send_batch`, on a plain thread: spin, yield, then park in slices.
+    pub fn send_batch_spin(
+        &self,
+        mut pending: VecDeque<T>,
+        cancel: &CancellationToken,
+    ) -> Result<(), (Interrupted, usize)> {
+        let mut backoff = Backoff::default();
+        loop {
+            if self.push_batch(&mut pending).is_err() {
+                self.closed_rejections.fetch_add(1, Ordering::Relaxed);
+                return Err((Interrupted::Closed, pending.len()));
+            }
+            if pending.is_empty() {
+                return Ok(());
+            }
+            if self.config.backpressure != Backpressure::Block {
+                self.rejected.fetch_add(1, Ordering::Relaxed);
+                return Err((Interrupted::Full, pending.len()));
+            }
+            if cancel.is_cancelled() {
+                return Err((Interrupted::Cancelled, pending.len()));
+            }
+            if backoff.snooze() {
+                let listener = self.not_full.listen();
+                if self.push_batch(&mut pending).is_ok() && pending.is_empty() {
+                    return Ok(());
+                }
+                let _ = listener.wait_timeout(PARK_SLICE);
+            }
+        }
+    }
+
+    /// Pops up to `max` into `out` under one lock; 0 when paused or empty.
+    pub fn pop_batch(&self, max: usize, out: &mut Vec<T>) -> usize {
+        if self.paused.load(Ordering::Acquire) || max == 0 {
+            return 0;
+        }
+        let mut rx = self.rx.lock();
+        let now = Instant::now();
+        let mut waits = self.waits.lock();
+        let mut n = 0usize;
+        for entry in rx.pop_iter(max) {
+            let ns = u64::try_from(now.saturating_duration_since(entry.at).as_nanos()).unwrap_or(u64::MAX);
+            let _ = waits.record(ns.clamp(1, MAX_RECORDED_WAIT_NS));
+            out.push(entry.msg);
+            n += 1;
+        }
+        drop(waits);
+        drop(rx);
+        if n > 0 {
+            self.dequeued.fetch_add(n as u64, Ordering::AcqRel);
+            self.not_full.notify_additional(n);
+        }
+        n
     }
 
     pub fn try_recv(&self) -> Result<T, RecvError> {
@@ -413,6 +531,42 @@ impl<T: Message> Transport<T> {
 
     pub fn close(&self) {
         delegate!(self, q => q.close())
+    }
+
+    /// Takes up to `max` ready messages without waiting.
+    pub fn try_recv_batch(&self, max: usize, out: &mut Vec<T>) -> usize {
+        match self {
+            Transport::Queue(q) => q.try_recv_batch(max, out),
+            Transport::Ring(r) => r.pop_batch(max, out),
+        }
+    }
+
+    /// Sends every message of `msgs` in order, waiting for room under
+    /// `Block`. Stops at the first refusal, which the queue counts like a
+    /// single refused send; returns it with the number of messages not sent
+    /// (the refused one included), which are dropped.
+    pub async fn send_batch(&self, msgs: Vec<T>, deadline: Option<Instant>) -> Result<(), (SendError<()>, usize)> {
+        match self {
+            Transport::Ring(r) => r.send_batch(msgs.into(), deadline).await,
+            Transport::Queue(q) => {
+                let total = msgs.len();
+                for (i, msg) in msgs.into_iter().enumerate() {
+                    let sent = match deadline {
+                        Some(d) => q.send_timeout(msg, d.saturating_duration_since(Instant::now())).await,
+                        None => q.send(msg).await,
+                    };
+                    if let Err(e) = sent {
+                        let kind = match e {
+                            SendError::Full(_) => SendError::Full(()),
+                            SendError::Timeout(_) => SendError::Timeout(()),
+                            SendError::Closed(_) => SendError::Closed(()),
+                        };
+                        return Err((kind, total - i));
+                    }
+                }
+                Ok(())
+            }
+        }
     }
 
     pub fn is_closed(&self) -> bool {

@@ -1,8 +1,8 @@
 use std::time::Duration;
 
 use dotcompute::{
-    BlockingContext, Error, ExecutionMode, KernelConfig, KernelSpec, KernelState, Message, RingKernelRuntime,
-    RuntimeConfig,
+    BlockingContext, Error, ExecutionMode, KernelConfig, KernelContext, KernelSpec, KernelState, Message,
+    RingKernelRuntime, RuntimeConfig,
 };
 
 use crate::common::{times_ten, Num};
@@ -203,4 +203,94 @@ async fn plain_threads_talk_to_every_mode_with_the_blocking_handle() {
     }
     let report = rt.shutdown().await;
     assert!(report.kernels.iter().all(|k| !k.forced));
+}
+
+fn batch_echo(mut ctx: BlockingContext<Num, Num>) -> Result<(), Error> {
+    let mut batch = Vec::with_capacity(64);
+    loop {
+        batch.clear();
+        ctx.receive_batch(64, &mut batch)?;
+        let replies: Vec<Num> = batch.iter().map(|m| Num::new(m.n + 1)).collect();
+        ctx.send_batch(replies)?;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_flow_through_every_mode_in_order() {
+    let rt = RingKernelRuntime::new();
+    for (id, mode) in [("spin", ExecutionMode::Spin), ("thread", ExecutionMode::Thread)] {
+        let spec = KernelSpec::builder::<Num, Num>(id)
+            .mode(mode)
+            .queue_size(256)
+            .blocking_handler(batch_echo)
+            .build()
+            .unwrap();
+        rt.launch_spec(spec).await.unwrap();
+    }
+    rt.launch_with(
+        "async",
+        KernelConfig {
+            input_queue_size: 256,
+            output_queue_size: 256,
+            ..Default::default()
+        },
+        |mut ctx: KernelContext<Num, Num>| async move {
+            let mut batch = Vec::new();
+            loop {
+                batch.clear();
+                ctx.receive_batch(64, &mut batch).await?;
+                ctx.send_batch(batch.iter().map(|m| Num::new(m.n + 1)).collect())
+                    .await?;
+            }
+            #[allow(unreachable_code)]
+            Ok::<(), Error>(())
+        },
+    )
+    .await
+    .unwrap();
+    let total = 20_000i64;
+    for id in ["spin", "thread", "async"] {
+        rt.activate(id).await.unwrap();
+        let handle = rt.handle::<Num, Num>(id).unwrap();
+        // One plain thread sends batches while another receives them.
+        let tx = handle.clone();
+        let sender = std::thread::spawn(move || {
+            for start in (0..total).step_by(100) {
+                tx.send_batch_blocking((start..start + 100).map(Num::new).collect())
+                    .unwrap();
+            }
+        });
+        let receiver = std::thread::spawn(move || {
+            let mut got = Vec::new();
+            while got.len() < total as usize {
+                handle.receive_batch_blocking(128, &mut got).unwrap();
+            }
+            got
+        });
+        let got = tokio::task::spawn_blocking(move || {
+            sender.join().unwrap();
+            receiver.join().unwrap()
+        })
+        .await
+        .unwrap();
+        assert_eq!(got.len(), total as usize, "{id}");
+        assert!(
+            got.iter().enumerate().all(|(i, m)| m.n == i as i64 + 1),
+            "{id}: out of order"
+        );
+        // The kernel counts a batch as sent just after the host can see it.
+        let mut t = rt.telemetry(id).unwrap();
+        for _ in 0..200 {
+            if t.messages_sent == total as u64 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            t = rt.telemetry(id).unwrap();
+        }
+        assert_eq!(t.messages_received, total as u64, "{id}");
+        assert_eq!(t.messages_sent, total as u64, "{id}");
+        assert_eq!(t.input_queue.enqueued, total as u64, "{id}");
+        assert_eq!(t.queue_wait.count, total as u64, "{id}");
+    }
+    rt.shutdown().await;
 }
