@@ -568,8 +568,9 @@ async fn pipeline(rt: &RingKernelRuntime, args: &DemoArgs) -> CliResult<Partial>
     source.send(flush()).await?;
     let (tail_alerts, final_status) = collect_until_flushed(detector.clone()).await?;
     println!(
-        "reactivate detect: the held readings were delivered; detect has now seen {} samples (state {})",
+        "reactivate detect: the {} held readings were delivered and handled, {} samples in all (state {})",
         final_status.samples - after_stream.samples,
+        final_status.samples,
         rt.kernel_state("detect")?
     );
     alerts.extend(tail_alerts);
