@@ -574,6 +574,17 @@ async fn pipeline(rt: &RingKernelRuntime, args: &DemoArgs) -> CliResult<Partial>
         rt.kernel_state("detect")?
     );
     alerts.extend(tail_alerts);
+    // A kernel counts a message as processed (and its sends as sent) only
+    // when it asks for the next one, which can be just after the host has
+    // seen its reply: let the counters settle before the summary is taken.
+    wait_until("the kernels' counters settle", || {
+        Ok(rt
+            .summary()
+            .kernels
+            .iter()
+            .all(|k| k.messages_processed == k.messages_received))
+    })
+    .await?;
     if final_status.samples != points {
         return Err(format!(
             "detect saw {} samples, {points} were sent",

@@ -73,6 +73,17 @@ fn demo_finds_the_injected_spikes_and_prints_telemetry() {
     assert_eq!(report["final_status"]["samples"], 20000);
     assert_eq!(report["summary"]["kernel_count"], 2);
     assert!(report["readings_per_sec"].as_f64().unwrap() > 0.0);
+    // The summary is taken once the counters settled: detect sent one alert
+    // per anomaly, two Flushed markers and one Status reply.
+    let kernels = report["summary"]["kernels"].as_array().unwrap();
+    let detect = kernels.iter().find(|k| k["kernel_id"] == "detect").unwrap();
+    let alerts = report["alerts"].as_array().unwrap().len() as u64;
+    assert_eq!(
+        detect["messages_sent"].as_u64(),
+        Some(alerts + 3),
+        "{detect}"
+    );
+    assert_eq!(detect["messages_processed"], 20003, "{detect}");
 }
 
 #[test]
