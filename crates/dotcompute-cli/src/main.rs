@@ -1,1 +1,132 @@
-fn main() {}
+//! `dotcompute`: the command-line tool of the dotcompute ring-kernel runtime.
+//!
+//! - `dotcompute demo`: a streaming anomaly-detection pipeline of ring kernels;
+//! - `dotcompute bench latency|throughput`: measurements of the async tier;
+//! - `dotcompute info`: version, tiers and CPU cores.
+//!
+//! Errors on user paths are reported as one `error: ...` line on stderr with
+//! exit code 1; argument errors are clap's (exit code 2).
+
+mod bench;
+mod demo;
+mod info;
+mod machine;
+mod output;
+mod progress;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Error type of the command implementations.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Result type of the command implementations.
+pub type CliResult<T> = Result<T, BoxError>;
+
+/// Ring kernels: persistent actors with typed, bounded, prioritised queues.
+#[derive(Debug, Parser)]
+#[command(name = "dotcompute", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a small streaming anomaly-detection pipeline of ring kernels and
+    /// print its results and telemetry.
+    Demo(demo::DemoArgs),
+    /// Measure the runtime.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+    /// Print the version, the runtime tiers in this build and the CPU cores.
+    Info,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let result = match cli.command {
+        Command::Demo(args) => demo::run(&args),
+        Command::Bench(cmd) => bench::run(cmd),
+        Command::Info => info::run(),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            let mut source = e.source();
+            while let Some(s) = source {
+                eprintln!("  caused by: {s}");
+                source = s.source();
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs go to stderr; `RUST_LOG` selects them (default: warnings only).
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Builds the tokio runtime the commands run on.
+pub(crate) fn tokio_runtime(flavor: Flavor) -> CliResult<tokio::runtime::Runtime> {
+    let rt = match flavor {
+        Flavor::MultiThread => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build(),
+        Flavor::CurrentThread => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+    };
+    rt.map_err(|e| format!("cannot start the tokio runtime: {e}").into())
+}
+
+/// Which tokio scheduler the async tier runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Flavor {
+    /// Multi-thread scheduler with 2 worker threads.
+    MultiThread,
+    /// Current-thread scheduler: the host and every kernel share one thread.
+    CurrentThread,
+}
+
+impl Flavor {
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Flavor::MultiThread => "tokio multi-thread (2 workers)",
+            Flavor::CurrentThread => "tokio current-thread",
+        }
+    }
+
+    /// Runs `work` to completion on a fresh runtime of this flavour. On the
+    /// multi-thread scheduler it runs as a spawned task (on a worker thread,
+    /// as in a typical server), on the current-thread one as the main future.
+    pub(crate) fn run<F, T>(self, work: F) -> CliResult<T>
+    where
+        F: std::future::Future<Output = CliResult<T>> + Send + 'static,
+        T: Send + 'static,
+    {
+        let rt = tokio_runtime(self)?;
+        let out = match self {
+            Flavor::MultiThread => {
+                let task = rt.spawn(work);
+                rt.block_on(task)
+                    .map_err(|e| -> BoxError { format!("benchmark task failed: {e}").into() })
+                    .and_then(|r| r)
+            }
+            Flavor::CurrentThread => rt.block_on(work),
+        };
+        rt.shutdown_timeout(std::time::Duration::from_secs(1));
+        out
+    }
+}
