@@ -25,8 +25,8 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use dotcompute::{
-    Error, KernelConfig, KernelContext, KernelHandle, Message, MessageHeader, RingKernelRuntime,
-    RuntimeSummary, ShutdownReport,
+    Error, KernelConfig, KernelContext, KernelHandle, Message, MessageHeader, RingKernelRuntime, RuntimeSummary,
+    ShutdownReport,
 };
 use serde::Serialize;
 
@@ -451,9 +451,7 @@ async fn collect_until_flushed(
         match out.event {
             DetectorEvent::Anomaly(a) => alerts.push(a),
             DetectorEvent::Flushed(status) => return Ok((alerts, status)),
-            DetectorEvent::Status(_) => {
-                return Err("unexpected uncorrelated status reply from detect".into())
-            }
+            DetectorEvent::Status(_) => return Err("unexpected uncorrelated status reply from detect".into()),
         }
     }
 }
@@ -463,9 +461,7 @@ async fn wait_until(what: &str, mut done: impl FnMut() -> CliResult<bool>) -> Cl
     let deadline = Instant::now() + PIPELINE_TIMEOUT;
     while !done()? {
         if Instant::now() > deadline {
-            return Err(
-                format!("timed out after {PIPELINE_TIMEOUT:?} waiting until {what}").into(),
-            );
+            return Err(format!("timed out after {PIPELINE_TIMEOUT:?} waiting until {what}").into());
         }
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
@@ -494,10 +490,8 @@ async fn pipeline(rt: &RingKernelRuntime, args: &DemoArgs) -> CliResult<Partial>
     );
     println!();
 
-    rt.launch_with("normalize", KernelConfig::default(), normalize)
-        .await?;
-    rt.launch_with("detect", KernelConfig::default(), detect)
-        .await?;
+    rt.launch_with("normalize", KernelConfig::default(), normalize).await?;
+    rt.launch_with("detect", KernelConfig::default(), detect).await?;
     rt.link("normalize", "detect")?;
     rt.activate("normalize").await?;
     rt.activate("detect").await?;
@@ -526,9 +520,7 @@ async fn pipeline(rt: &RingKernelRuntime, args: &DemoArgs) -> CliResult<Partial>
         }
     }
     source.send(flush()).await?;
-    let (mut alerts, after_stream) = collector
-        .await
-        .map_err(|e| format!("collector task failed: {e}"))??;
+    let (mut alerts, after_stream) = collector.await.map_err(|e| format!("collector task failed: {e}"))??;
     let stream_elapsed = start.elapsed();
     let (status_mid_stream, call_rtt, sent_at_call) = mid.ok_or("the status call was not made")?;
     println!(
@@ -586,19 +578,12 @@ async fn pipeline(rt: &RingKernelRuntime, args: &DemoArgs) -> CliResult<Partial>
     })
     .await?;
     if final_status.samples != points {
-        return Err(format!(
-            "detect saw {} samples, {points} were sent",
-            final_status.samples
-        )
-        .into());
+        return Err(format!("detect saw {} samples, {points} were sent", final_status.samples).into());
     }
 
     // 3. Anomalies against the injected spikes.
     println!();
-    let found = alerts
-        .iter()
-        .filter(|a| spikes.contains_key(&a.index))
-        .count();
+    let found = alerts.iter().filter(|a| spikes.contains_key(&a.index)).count();
     let shown = 12;
     println!(
         "anomalies ({} reported{}):",
@@ -609,10 +594,7 @@ async fn pipeline(rt: &RingKernelRuntime, args: &DemoArgs) -> CliResult<Partial>
             String::new()
         }
     );
-    println!(
-        "  {:>9} {:>9} {:>8}   injected spike",
-        "index", "value", "z"
-    );
+    println!("  {:>9} {:>9} {:>8}   injected spike", "index", "value", "z");
     for a in alerts.iter().take(shown) {
         let truth = match spikes.get(&a.index) {
             Some(h) => format!("{h:+.3}"),
@@ -673,8 +655,7 @@ mod tests {
         let mut rng = SplitMix64(3);
         let mut d = EmaDetector::default();
         for i in 0..5000 {
-            let x =
-                (std::f64::consts::TAU * i as f64 / PERIOD).sin() + NOISE_SD * rng.next_gaussian();
+            let x = (std::f64::consts::TAU * i as f64 / PERIOD).sin() + NOISE_SD * rng.next_gaussian();
             assert!(d.observe(x).is_none(), "false alarm at {i}");
         }
         let z = d.observe(d.mean + 0.5).expect("a 20σ spike is an anomaly");

@@ -5,10 +5,7 @@ use crate::CliResult;
 
 /// The runtime tiers this build has. Only the async tier (kernels as tokio
 /// tasks) exists so far; device tiers will be discovered here later.
-pub const TIERS: &[(&str, &str)] = &[(
-    "async",
-    "kernels are tokio tasks; messages move as Rust values",
-)];
+pub const TIERS: &[(&str, &str)] = &[("async", "kernels are tokio tasks; messages move as Rust values")];
 
 /// Prints the version, the tiers and the CPU cores.
 pub fn run() -> CliResult<()> {

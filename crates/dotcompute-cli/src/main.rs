@@ -83,9 +83,7 @@ pub(crate) fn tokio_runtime(flavor: Flavor) -> CliResult<tokio::runtime::Runtime
             .worker_threads(2)
             .enable_all()
             .build(),
-        Flavor::CurrentThread => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build(),
+        Flavor::CurrentThread => tokio::runtime::Builder::new_current_thread().enable_all().build(),
     };
     rt.map_err(|e| format!("cannot start the tokio runtime: {e}").into())
 }

@@ -29,8 +29,7 @@ pub fn check_json_path(path: Option<&PathBuf>) -> CliResult<()> {
 /// Writes `value` as pretty JSON to `path`.
 pub fn write_json<T: Serialize>(path: &Path, value: &T) -> CliResult<()> {
     let text = serde_json::to_string_pretty(value)?;
-    std::fs::write(path, text + "\n")
-        .map_err(|e| format!("cannot write {}: {e}", path.display()).into())
+    std::fs::write(path, text + "\n").map_err(|e| format!("cannot write {}: {e}", path.display()).into())
 }
 
 /// `1.23 ms`, `45.6 µs`, `1.234 s`.

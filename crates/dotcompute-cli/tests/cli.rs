@@ -19,8 +19,7 @@ fn stderr(o: &Output) -> String {
 }
 
 fn tmp_file(name: &str) -> PathBuf {
-    let path =
-        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{}-{name}", std::process::id()));
+    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{}-{name}", std::process::id()));
     let _ = std::fs::remove_file(&path);
     path
 }
@@ -43,11 +42,7 @@ fn demo_finds_the_injected_spikes_and_prints_telemetry() {
         json.to_str().unwrap(),
     ]);
     let out = stdout(&o);
-    assert!(
-        o.status.success(),
-        "stdout:\n{out}\nstderr:\n{}",
-        stderr(&o)
-    );
+    assert!(o.status.success(), "stdout:\n{out}\nstderr:\n{}", stderr(&o));
     // The runtime's telemetry table.
     let header = out
         .lines()
@@ -58,10 +53,7 @@ fn demo_finds_the_injected_spikes_and_prints_telemetry() {
     assert!(out.lines().any(|l| l.starts_with("detect ")), "{out}");
     assert!(out.contains("shutdown: 2 kernels terminated"), "{out}");
     // "found F of I injected spikes"
-    let line = out
-        .lines()
-        .find(|l| l.starts_with("found "))
-        .expect("a found line");
+    let line = out.lines().find(|l| l.starts_with("found ")).expect("a found line");
     let words: Vec<&str> = line.split_whitespace().collect();
     let found: u64 = words[1].parse().unwrap();
     let injected: u64 = words[3].parse().unwrap();
@@ -78,11 +70,7 @@ fn demo_finds_the_injected_spikes_and_prints_telemetry() {
     let kernels = report["summary"]["kernels"].as_array().unwrap();
     let detect = kernels.iter().find(|k| k["kernel_id"] == "detect").unwrap();
     let alerts = report["alerts"].as_array().unwrap().len() as u64;
-    assert_eq!(
-        detect["messages_sent"].as_u64(),
-        Some(alerts + 3),
-        "{detect}"
-    );
+    assert_eq!(detect["messages_sent"].as_u64(), Some(alerts + 3), "{detect}");
     assert_eq!(detect["messages_processed"], 20003, "{detect}");
 }
 
@@ -117,21 +105,14 @@ fn bench_latency_writes_a_json_report() {
         json.to_str().unwrap(),
     ]);
     let out = stdout(&o);
-    assert!(
-        o.status.success(),
-        "stdout:\n{out}\nstderr:\n{}",
-        stderr(&o)
-    );
+    assert!(o.status.success(), "stdout:\n{out}\nstderr:\n{}", stderr(&o));
     assert!(out.contains("p50") && out.contains("reference"), "{out}");
 
     let report = read_json(&json);
     assert_eq!(report["benchmark"], "latency");
     assert!(report["machine"]["cores"].as_u64().unwrap() >= 1);
     assert!(report["command_line"].as_array().unwrap().len() >= 2);
-    assert!(report["reference"]["label"]
-        .as_str()
-        .unwrap()
-        .contains("reference"));
+    assert!(report["reference"]["label"].as_str().unwrap().contains("reference"));
     let results = report["results"].as_array().unwrap();
     assert_eq!(results.len(), 4, "2 runtimes × 2 methods");
     for r in results {
@@ -139,10 +120,7 @@ fn bench_latency_writes_a_json_report() {
         let p50 = r["p50_ns"].as_u64().unwrap();
         assert!(p50 > 0, "{r}");
         assert!(r["p99_ns"].as_u64().unwrap() >= p50, "{r}");
-        assert!(
-            r["max_ns"].as_u64().unwrap() >= r["p99_ns"].as_u64().unwrap(),
-            "{r}"
-        );
+        assert!(r["max_ns"].as_u64().unwrap() >= r["p99_ns"].as_u64().unwrap(), "{r}");
         assert!(r["mean_ns"].as_f64().unwrap() > 0.0, "{r}");
     }
 }
@@ -159,20 +137,13 @@ fn bench_throughput_writes_a_json_report() {
         json.to_str().unwrap(),
     ]);
     let out = stdout(&o);
-    assert!(
-        o.status.success(),
-        "stdout:\n{out}\nstderr:\n{}",
-        stderr(&o)
-    );
+    assert!(o.status.success(), "stdout:\n{out}\nstderr:\n{}", stderr(&o));
     assert!(out.contains("msg/s"), "{out}");
 
     let report = read_json(&json);
     assert_eq!(report["benchmark"], "throughput");
     let results = report["results"].as_array().unwrap();
-    let workloads: Vec<&str> = results
-        .iter()
-        .map(|r| r["workload"].as_str().unwrap())
-        .collect();
+    let workloads: Vec<&str> = results.iter().map(|r| r["workload"].as_str().unwrap()).collect();
     assert!(
         workloads.contains(&"pipelined") && workloads.contains(&"echo_window"),
         "{workloads:?}"

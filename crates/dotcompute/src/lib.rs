@@ -42,6 +42,9 @@
 //! # });
 //! ```
 
+/// The version of this crate.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
 // Lets the macros' `::dotcompute::...` paths resolve inside this crate too.
 extern crate self as dotcompute;
 

@@ -278,7 +278,7 @@ fn runtime() -> tokio::runtime::Runtime {
 async fn async_consumer(q: MessageQueue<M>, c: usize) -> Seen {
     let mut seen = Seen::new();
     for round in 0u64.. {
-        let got = if (round + c as u64) % 3 == 0 {
+        let got = if (round + c as u64).is_multiple_of(3) {
             q.recv_timeout(HANG).await
         } else {
             q.recv().await

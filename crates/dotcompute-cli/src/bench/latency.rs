@@ -153,16 +153,10 @@ pub fn run(args: &LatencyArgs) -> CliResult<()> {
 
 /// One case: a fresh runtime with one echo kernel, `warmup + samples`
 /// round trips, the samples recorded in a histogram (ns).
-async fn measure(
-    method: Method,
-    warmup: u64,
-    samples: u64,
-    bar: ProgressBar,
-) -> CliResult<Histogram<u64>> {
+async fn measure(method: Method, warmup: u64, samples: u64, bar: ProgressBar) -> CliResult<Histogram<u64>> {
     let rt = RingKernelRuntime::new();
     let out = async {
-        rt.launch_with("echo", KernelConfig::default(), echo)
-            .await?;
+        rt.launch_with("echo", KernelConfig::default(), echo).await?;
         rt.activate("echo").await?;
         let handle = rt.handle::<Ping, Ping>("echo")?;
         let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3)?;

@@ -93,12 +93,7 @@ pub struct BenchReport<C: Serialize, R: Serialize> {
 }
 
 impl<C: Serialize, R: Serialize> BenchReport<C, R> {
-    pub fn new(
-        benchmark: &'static str,
-        config: C,
-        results: R,
-        reference: serde_json::Value,
-    ) -> Self {
+    pub fn new(benchmark: &'static str, config: C, results: R, reference: serde_json::Value) -> Self {
         BenchReport {
             benchmark,
             dotcompute_version: env!("CARGO_PKG_VERSION"),
@@ -106,11 +101,7 @@ impl<C: Serialize, R: Serialize> BenchReport<C, R> {
             started_at_unix_secs: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),
-            build_profile: if cfg!(debug_assertions) {
-                "debug"
-            } else {
-                "release"
-            },
+            build_profile: if cfg!(debug_assertions) { "debug" } else { "release" },
             machine: MachineInfo::detect(),
             config,
             results,

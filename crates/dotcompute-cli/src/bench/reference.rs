@@ -54,7 +54,9 @@ pub fn throughput() -> Value {
 /// The latency reference as table lines.
 pub fn print_latency() {
     println!("{LABEL}:");
-    println!("  asyncio actor round trip (1000 samples)      p50 33 µs · p95 35 µs · p99 52 µs · max 91 µs · mean 33 µs");
+    println!(
+        "  asyncio actor round trip (1000 samples)      p50 33 µs · p95 35 µs · p99 52 µs · max 91 µs · mean 33 µs"
+    );
     println!("  uvloop actor round trip (1000 samples)       p50 23 µs · p95 23–24 µs · p99 25–62 µs · mean 23–33 µs");
     println!("  ThreadedRingKernel echo (SPSC, 2000 samples)  p50 20.5 µs · p99 60.2 µs");
 }

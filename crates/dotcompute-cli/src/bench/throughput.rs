@@ -123,11 +123,9 @@ pub fn run(args: &ThroughputArgs) -> CliResult<()> {
         kernels: args.kernels.clone(),
         payload_bytes: PAYLOAD_BYTES,
         queue_size: KernelConfig::default().input_queue_size,
-        kernel:
-            "echo: replies to each Ping with a new correlated Ping (fresh header, same payload)",
+        kernel: "echo: replies to each Ping with a new correlated Ping (fresh header, same payload)",
     };
-    BenchReport::new("throughput", config, results, reference::throughput())
-        .write(args.json.as_ref())
+    BenchReport::new("throughput", config, results, reference::throughput()).write(args.json.as_ref())
 }
 
 fn result(
@@ -194,11 +192,7 @@ where
 }
 
 /// Sends `n` messages on a task of its own; receives them here.
-async fn stream_through(
-    handle: KernelHandle<Ping, Ping>,
-    n: u64,
-    bar: ProgressBar,
-) -> CliResult<()> {
+async fn stream_through(handle: KernelHandle<Ping, Ping>, n: u64, bar: ProgressBar) -> CliResult<()> {
     let tx = handle.clone();
     let sender = tokio::spawn(async move {
         for i in 0..n {

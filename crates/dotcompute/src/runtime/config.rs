@@ -48,6 +48,11 @@ pub enum ExecutionMode {
     Spin,
 }
 
+impl ExecutionMode {
+    /// The modes this build runs.
+    pub const ALL: [ExecutionMode; 3] = [ExecutionMode::Async, ExecutionMode::Thread, ExecutionMode::Spin];
+}
+
 /// Configuration of one ring kernel.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct KernelConfig {

@@ -103,6 +103,11 @@ impl<In: Message, Out: Message> KernelContext<In, Out> {
         if self.core.cancel.is_cancelled() {
             return Err(self.core.terminating_error());
         }
+        // A kernel with a backlog never waits below; spending tokio's
+        // cooperative budget first makes it yield now and then, so other tasks
+        // on its worker (the host's calls, other kernels) run. It comes before
+        // the pop, so a receive dropped at this point loses nothing.
+        tokio::task::consume_budget().await;
         match self.input.queue.try_recv() {
             Ok(m) => return Ok(self.deliver(m)),
             Err(e) => {

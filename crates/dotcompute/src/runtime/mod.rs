@@ -138,7 +138,8 @@ fn output_port<M: Message>(kernel: &dyn ErasedKernel) -> Result<Arc<OutputPort<M
 pub struct ShutdownReport {
     /// One report per kernel, sorted by id.
     pub kernels: Vec<TerminateReport>,
-    /// Wall time of the shutdown.
+    /// Wall time of the shutdown (serialized as `elapsed_secs`).
+    #[serde(rename = "elapsed_secs", serialize_with = "telemetry::serialize_secs")]
     pub elapsed: Duration,
 }
 

@@ -371,6 +371,11 @@ impl RuntimeSummary {
     }
 }
 
+/// Serializes a duration as fractional seconds, like the other `*_secs` fields.
+pub(crate) fn serialize_secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
 fn escape(label: &str) -> String {
     label.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
