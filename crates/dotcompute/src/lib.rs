@@ -44,6 +44,7 @@
 // Lets the macros' `::dotcompute::...` paths resolve inside this crate too.
 extern crate self as dotcompute;
 
+pub mod device;
 pub mod error;
 pub mod message;
 pub mod queue;
