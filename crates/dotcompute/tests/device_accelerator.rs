@@ -48,7 +48,10 @@ fn without_a_driver_cuda_is_cleanly_unavailable() {
             assert!(!acc.cuda_available());
             assert!(!reason.is_empty());
             assert_eq!(acc.device_count(), 1);
-            assert!(matches!(dotcompute::device::CudaBackend::new(0), Err(DeviceError::Unavailable { .. })));
+            assert!(matches!(
+                dotcompute::device::CudaBackend::new(0),
+                Err(DeviceError::Unavailable { .. })
+            ));
         }
         CudaStatus::Available { device_count, .. } => assert_eq!(*device_count, acc.device_count() - 1),
     }
@@ -65,10 +68,17 @@ fn the_report_prints_devices_and_tool_chain_and_serialises() {
     assert_eq!(json["devices"][0]["kind"], "cpu");
     for c in ["cuda_driver", "nvrtc", "ptxas", "nvml"] {
         let avail = json[c]["available"].as_bool().unwrap();
-        assert_eq!(avail, json[c]["reason"].is_null(), "{c}: a reason exactly when unavailable");
+        assert_eq!(
+            avail,
+            json[c]["reason"].is_null(),
+            "{c}: a reason exactly when unavailable"
+        );
     }
     // The NVRTC line agrees with the compiler's own probe.
-    assert_eq!(r.nvrtc.available, dotcompute::device::KernelCompiler::available().is_ok());
+    assert_eq!(
+        r.nvrtc.available,
+        dotcompute::device::KernelCompiler::available().is_ok()
+    );
 }
 
 #[test]
@@ -83,7 +93,10 @@ fn the_monitor_without_nvml_is_a_clean_state() {
     assert!(m.unavailable_reason().unwrap().contains("NVML"));
     assert_eq!(m.device_count(), 0);
     assert!(m.sample_all().is_empty());
-    assert!(matches!(m.sample(0), Err(DeviceError::Unavailable { what: "NVML", .. })));
+    assert!(matches!(
+        m.sample(0),
+        Err(DeviceError::Unavailable { what: "NVML", .. })
+    ));
     assert!(m.driver_version().is_err());
     assert_eq!(dotcompute::device::monitor::to_prometheus(&m.sample_all()), "");
 }

@@ -39,7 +39,12 @@ fn keys_are_length_prefixed_hashes() {
 
 #[test]
 fn memory_level_is_lru_bounded_by_entries_and_bytes() {
-    let cache = KernelCache::new(CacheConfig { memory_entries: 3, memory_bytes: 10_000, ..CacheConfig::default() }).unwrap();
+    let cache = KernelCache::new(CacheConfig {
+        memory_entries: 3,
+        memory_bytes: 10_000,
+        ..CacheConfig::default()
+    })
+    .unwrap();
     for i in 0..3 {
         cache.put(&key(i), entry(i, 100)).unwrap();
     }
@@ -67,7 +72,11 @@ fn disk_entries_round_trip_and_survive_a_new_cache() {
     for i in 0..3 {
         cache.put(&key(i), entry(i, 50)).unwrap();
     }
-    assert_eq!(kc_files(dir.path()).len(), 3, "one file per entry and no temporary files left");
+    assert_eq!(
+        kc_files(dir.path()).len(),
+        3,
+        "one file per entry and no temporary files left"
+    );
     let fresh = KernelCache::new(CacheConfig::on_disk(dir.path())).unwrap();
     for i in 0..3 {
         let (e, level) = fresh.get(&key(i)).unwrap();
@@ -118,7 +127,11 @@ fn corrupted_or_truncated_entries_are_detected_and_discarded() {
 #[test]
 fn disk_level_is_bounded_by_entries_and_bytes_evicting_least_recently_used() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = CacheConfig { disk_entries: 3, disk_bytes: 1 << 20, ..CacheConfig::on_disk(dir.path()) };
+    let cfg = CacheConfig {
+        disk_entries: 3,
+        disk_bytes: 1 << 20,
+        ..CacheConfig::on_disk(dir.path())
+    };
     let cache = KernelCache::new(cfg.clone()).unwrap();
     for i in 0..3 {
         cache.put(&key(i), entry(i, 10)).unwrap();
@@ -137,7 +150,12 @@ fn disk_level_is_bounded_by_entries_and_bytes_evicting_least_recently_used() {
 
     // Bytes: with room for about two 5 KB entries, a third evicts the oldest.
     let dir2 = tempfile::tempdir().unwrap();
-    let small = KernelCache::new(CacheConfig { disk_entries: 100, disk_bytes: 11_000, ..CacheConfig::on_disk(dir2.path()) }).unwrap();
+    let small = KernelCache::new(CacheConfig {
+        disk_entries: 100,
+        disk_bytes: 11_000,
+        ..CacheConfig::on_disk(dir2.path())
+    })
+    .unwrap();
     for i in 0..3 {
         small.put(&key(i), entry(i, 5000)).unwrap();
         std::thread::sleep(std::time::Duration::from_millis(20));
@@ -150,8 +168,16 @@ fn disk_level_is_bounded_by_entries_and_bytes_evicting_least_recently_used() {
 
 #[test]
 fn invalid_bounds_are_refused() {
-    assert!(KernelCache::new(CacheConfig { memory_entries: 0, ..CacheConfig::default() }).is_err());
-    assert!(KernelCache::new(CacheConfig { disk_entries: 0, ..CacheConfig::default() }).is_err());
+    assert!(KernelCache::new(CacheConfig {
+        memory_entries: 0,
+        ..CacheConfig::default()
+    })
+    .is_err());
+    assert!(KernelCache::new(CacheConfig {
+        disk_entries: 0,
+        ..CacheConfig::default()
+    })
+    .is_err());
 }
 
 const CHILD_DIR: &str = "DOTCOMPUTE_CACHE_TEST_CHILD_DIR";
@@ -163,13 +189,21 @@ const CHILD_ID: &str = "DOTCOMPUTE_CACHE_TEST_CHILD_ID";
 fn cache_child_process() {
     let dir = std::env::var(CHILD_DIR).expect("run by the parent test");
     let id: usize = std::env::var(CHILD_ID).unwrap().parse().unwrap();
-    let cache = KernelCache::new(CacheConfig { disk_entries: 12, ..CacheConfig::on_disk(&dir) }).unwrap();
+    let cache = KernelCache::new(CacheConfig {
+        disk_entries: 12,
+        ..CacheConfig::on_disk(&dir)
+    })
+    .unwrap();
     for round in 0..40 {
         // All children write the same keys (identical content per key) and
         // read them back: every read must be a complete, valid entry.
         let k = (round * 7 + id) % 16;
         cache.put(&key(k), entry(k, 3000)).unwrap();
-        let fresh = KernelCache::new(CacheConfig { disk_entries: 12, ..CacheConfig::on_disk(&dir) }).unwrap();
+        let fresh = KernelCache::new(CacheConfig {
+            disk_entries: 12,
+            ..CacheConfig::on_disk(&dir)
+        })
+        .unwrap();
         if let Some((e, _)) = fresh.get(&key((k + 1) % 16)) {
             assert_eq!(*e, entry((k + 1) % 16, 3000));
         }
@@ -184,7 +218,13 @@ fn several_processes_share_one_folder_safely() {
     let children: Vec<_> = (0..4)
         .map(|id| {
             Command::new(&exe)
-                .args(["--exact", "cache_child_process", "--ignored", "--test-threads=1", "--quiet"])
+                .args([
+                    "--exact",
+                    "cache_child_process",
+                    "--ignored",
+                    "--test-threads=1",
+                    "--quiet",
+                ])
                 .env(CHILD_DIR, dir.path())
                 .env(CHILD_ID, id.to_string())
                 .stdout(Stdio::piped())
@@ -204,8 +244,15 @@ fn several_processes_share_one_folder_safely() {
         );
     }
     let files = kc_files(dir.path());
-    assert!(files.iter().all(|f| f.ends_with(".kc")), "no temporary files left: {files:?}");
-    assert!(files.len() <= 12 + 4, "bounded (each process may be one over while others write): {}", files.len());
+    assert!(
+        files.iter().all(|f| f.ends_with(".kc")),
+        "no temporary files left: {files:?}"
+    );
+    assert!(
+        files.len() <= 12 + 4,
+        "bounded (each process may be one over while others write): {}",
+        files.len()
+    );
     let reader = KernelCache::new(CacheConfig::on_disk(dir.path())).unwrap();
     for k in 0..16 {
         if let Some((e, _)) = reader.get(&key(k)) {

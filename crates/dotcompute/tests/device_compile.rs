@@ -26,11 +26,19 @@ fn shipped_kernel_list_matches_the_kernels_folder() {
     on_disk.sort();
     let mut listed: Vec<String> = kernels::ALL.iter().map(|k| k.file.to_string()).collect();
     listed.sort();
-    assert_eq!(on_disk, listed, "kernels::ALL must list every .cu file so that each is compiled by CI");
+    assert_eq!(
+        on_disk, listed,
+        "kernels::ALL must list every .cu file so that each is compiled by CI"
+    );
     for k in kernels::ALL {
         let text = std::fs::read_to_string(dir.join(k.file)).unwrap();
         assert_eq!(text, k.source, "{} differs from its include_str! copy", k.file);
-        assert!(k.source.contains(&format!("void {}(", k.entry)), "{} lacks entry {}", k.file, k.entry);
+        assert!(
+            k.source.contains(&format!("void {}(", k.entry)),
+            "{} lacks entry {}",
+            k.file,
+            k.entry
+        );
     }
 }
 
@@ -46,15 +54,29 @@ fn every_shipped_kernel_compiles_to_ptx_and_assembles_for_sm80_and_sm90() {
     for k in kernels::ALL {
         for arch in ARCHS {
             let opts = CompileOptions::new(format!("compute_{arch}"));
-            let compiled = compiler.compile(k.file, k.source, &opts).unwrap_or_else(|e| panic!("{}: {e}", k.file));
-            assert!(compiled.ptx.contains(&format!(".target sm_{arch}")), "{} PTX targets another arch", k.file);
+            let compiled = compiler
+                .compile(k.file, k.source, &opts)
+                .unwrap_or_else(|e| panic!("{}: {e}", k.file));
+            assert!(
+                compiled.ptx.contains(&format!(".target sm_{arch}")),
+                "{} PTX targets another arch",
+                k.file
+            );
             let entries = compiled.entries();
-            let entry = entries.iter().find(|e| e.name == k.entry).unwrap_or_else(|| panic!("{}: no entry", k.file));
+            let entry = entries
+                .iter()
+                .find(|e| e.name == k.entry)
+                .unwrap_or_else(|| panic!("{}: no entry", k.file));
             assert!(!entry.params.is_empty());
             let cubin = ptxas
                 .assemble(k.file, &compiled.ptx, &format!("sm_{arch}"))
                 .unwrap_or_else(|e| panic!("{} sm_{arch}: {e}", k.file));
-            assert_eq!(&cubin[..4], b"\x7fELF", "{} sm_{arch}: ptxas output is not an ELF cubin", k.file);
+            assert_eq!(
+                &cubin[..4],
+                b"\x7fELF",
+                "{} sm_{arch}: ptxas output is not an ELF cubin",
+                k.file
+            );
         }
     }
 }
@@ -87,7 +109,9 @@ fn nvrtc_builds_a_cubin_for_a_real_architecture() {
     let compiler = KernelCompiler::new();
     for arch in ARCHS {
         let opts = CompileOptions::new(format!("sm_{arch}")).cubin(true);
-        let c = compiler.compile(kernels::SAXPY.file, kernels::SAXPY.source, &opts).unwrap();
+        let c = compiler
+            .compile(kernels::SAXPY.file, kernels::SAXPY.source, &opts)
+            .unwrap();
         let cubin = c.cubin.expect("cubin requested");
         assert_eq!(&cubin[..4], b"\x7fELF");
     }
@@ -105,13 +129,20 @@ fn a_syntax_error_comes_back_with_the_nvrtc_log() {
         return;
     }
     let src = "extern \"C\" __global__ void broken(float* x) {\n  x[0] = undeclared_name + ;\n}\n";
-    let err = KernelCompiler::new().compile("broken.cu", src, &CompileOptions::default()).unwrap_err();
+    let err = KernelCompiler::new()
+        .compile("broken.cu", src, &CompileOptions::default())
+        .unwrap_err();
     match &err {
-        DeviceError::Compile { name, compiler, log, .. } => {
+        DeviceError::Compile {
+            name, compiler, log, ..
+        } => {
             assert_eq!(name, "broken.cu");
             assert_eq!(*compiler, "NVRTC");
             assert!(log.contains("broken.cu(2)"), "log lacks the file and line: {log}");
-            assert!(log.contains("undeclared_name") || log.contains("expected"), "log: {log}");
+            assert!(
+                log.contains("undeclared_name") || log.contains("expected"),
+                "log: {log}"
+            );
         }
         other => panic!("expected a compile error, got {other:?}"),
     }
@@ -125,10 +156,14 @@ fn options_reach_nvrtc_defines_fast_math_line_info_and_include_paths() {
     }
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("scale.h"), "#define SCALE_BY 3.0f\n").unwrap();
-    let src = "#include \"scale.h\"\nextern \"C\" __global__ void k(float* x) { x[threadIdx.x] *= SCALE_BY * FACTOR; }\n";
+    let src =
+        "#include \"scale.h\"\nextern \"C\" __global__ void k(float* x) { x[threadIdx.x] *= SCALE_BY * FACTOR; }\n";
     let compiler = KernelCompiler::new();
     // Without the define and include path the source does not compile.
-    assert!(matches!(compiler.compile("k.cu", src, &CompileOptions::default()), Err(DeviceError::Compile { .. })));
+    assert!(matches!(
+        compiler.compile("k.cu", src, &CompileOptions::default()),
+        Err(DeviceError::Compile { .. })
+    ));
     let opts = CompileOptions::new("compute_80")
         .define("FACTOR", "2.0f")
         .include_path(dir.path())
@@ -137,7 +172,10 @@ fn options_reach_nvrtc_defines_fast_math_line_info_and_include_paths() {
     let c = compiler.compile("k.cu", src, &opts).unwrap();
     assert!(c.ptx.contains(".loc"), "line info puts .loc directives in the PTX");
     // 3.0 * 2.0 folded into one multiply by 6.0 (0f40C00000).
-    assert!(c.ptx.contains("0f40C00000"), "the define and the header both reached the compiler");
+    assert!(
+        c.ptx.contains("0f40C00000"),
+        "the define and the header both reached the compiler"
+    );
 }
 
 #[test]
@@ -158,7 +196,9 @@ fn the_compiler_uses_its_cache_in_memory_and_on_disk() {
     assert_eq!(compiler.compilations(), 1, "the second compile was served by the cache");
 
     // Different options: a different key, a real compilation.
-    let fast = compiler.compile(k.file, k.source, &opts.clone().fast_math(true)).unwrap();
+    let fast = compiler
+        .compile(k.file, k.source, &opts.clone().fast_math(true))
+        .unwrap();
     assert_eq!(fast.cached, None);
     assert_ne!(fast.cache_key, first.cache_key);
     assert_eq!(compiler.compilations(), 2);
@@ -184,7 +224,9 @@ fn the_compiler_uses_its_cache_in_memory_and_on_disk() {
     assert_eq!(again.ptx, first.ptx);
     // ... and the rewritten entry is valid again.
     let reread = KernelCache::new(CacheConfig::on_disk(dir.path())).unwrap();
-    let key_hit = KernelCompiler::with_cache(Arc::new(reread)).compile(k.file, k.source, &opts).unwrap();
+    let key_hit = KernelCompiler::with_cache(Arc::new(reread))
+        .compile(k.file, k.source, &opts)
+        .unwrap();
     assert_eq!(key_hit.cached, Some(CacheLevel::Disk));
 }
 

@@ -24,7 +24,12 @@ fn launches_by_name_return_results_and_timings() {
     let mut c = DeviceBuffer::<f32, _>::zeroed(&cpu, n).unwrap();
     let cfg = LaunchConfig::linear(n, 256).unwrap();
     let out = o
-        .launch_read::<f32>("vector_add", &cfg, &mut [a.arg(), b.arg(), c.arg_mut(), KernelArg::scalar(n as u32)], 2)
+        .launch_read::<f32>(
+            "vector_add",
+            &cfg,
+            &mut [a.arg(), b.arg(), c.arg_mut(), KernelArg::scalar(n as u32)],
+            2,
+        )
         .unwrap();
     assert_eq!(out.data, vec![3.0; n]);
     let e = out.execution;
@@ -45,7 +50,10 @@ fn unknown_and_duplicate_names_are_typed_errors() {
         }
         other => panic!("{other:?}"),
     }
-    assert!(matches!(o.register("vector_add", kernels::cpu::saxpy()), Err(DeviceError::KernelAlreadyRegistered(_))));
+    assert!(matches!(
+        o.register("vector_add", kernels::cpu::saxpy()),
+        Err(DeviceError::KernelAlreadyRegistered(_))
+    ));
     assert!(o.unregister("vector_add"));
     assert!(!o.unregister("vector_add"));
     assert!(o.history(None, None).is_empty(), "an unknown name is not a launch");
@@ -56,7 +64,11 @@ fn failures_are_recorded_then_returned() {
     let (cpu, o) = setup(10);
     o.register(
         "boom",
-        CpuKernel::per_thread("boom", |_| Ok(Box::new(|t: &ThreadIdx| assert!(t.global_x() < 3, "thread {} failed", t.global_x())))),
+        CpuKernel::per_thread("boom", |_| {
+            Ok(Box::new(|t: &ThreadIdx| {
+                assert!(t.global_x() < 3, "thread {} failed", t.global_x())
+            }))
+        }),
     )
     .unwrap();
     let err = o.launch("boom", &LaunchConfig::new(1, 8), &mut []).unwrap_err();
@@ -84,7 +96,12 @@ fn history_is_bounded_filterable_and_summarised() {
     for i in 0..8 {
         let name = if i % 2 == 0 { "saxpy" } else { "vector_add" };
         let mut args = if name == "saxpy" {
-            vec![KernelArg::scalar(1.0f32), x.arg(), y.arg_mut(), KernelArg::scalar(64u32)]
+            vec![
+                KernelArg::scalar(1.0f32),
+                x.arg(),
+                y.arg_mut(),
+                KernelArg::scalar(64u32),
+            ]
         } else {
             vec![x.arg(), x.arg(), y.arg_mut(), KernelArg::scalar(64u32)]
         };
@@ -92,8 +109,15 @@ fn history_is_bounded_filterable_and_summarised() {
     }
     let h = o.history(None, None);
     assert_eq!(h.len(), 5, "bounded to the capacity");
-    assert_eq!(h.iter().map(|e| e.id).collect::<Vec<_>>(), vec![4, 5, 6, 7, 8], "oldest dropped first");
-    assert_eq!(o.history(Some(2), None).iter().map(|e| e.id).collect::<Vec<_>>(), vec![7, 8]);
+    assert_eq!(
+        h.iter().map(|e| e.id).collect::<Vec<_>>(),
+        vec![4, 5, 6, 7, 8],
+        "oldest dropped first"
+    );
+    assert_eq!(
+        o.history(Some(2), None).iter().map(|e| e.id).collect::<Vec<_>>(),
+        vec![7, 8]
+    );
     let saxpy: Vec<u64> = o.history(None, Some("saxpy")).iter().map(|e| e.id).collect();
     assert_eq!(saxpy, vec![5, 7]);
     let s = o.summary("saxpy");
@@ -104,6 +128,11 @@ fn history_is_bounded_filterable_and_summarised() {
     // Capacity 0 keeps nothing.
     let none = ComputeOrchestrator::new(cpu.clone(), 0);
     none.register("v", kernels::cpu::vector_add()).unwrap();
-    none.launch("v", &cfg, &mut [x.arg(), x.arg(), y.arg_mut(), KernelArg::scalar(64u32)]).unwrap();
+    none.launch(
+        "v",
+        &cfg,
+        &mut [x.arg(), x.arg(), y.arg_mut(), KernelArg::scalar(64u32)],
+    )
+    .unwrap();
     assert!(none.history(None, None).is_empty());
 }

@@ -65,7 +65,10 @@ fn statistics_track_used_cached_total_and_peaks() {
     let a = pool.buffer::<u8>(1024).unwrap();
     let b = pool.buffer::<u8>(2048).unwrap();
     let s = pool.stats();
-    assert_eq!((s.used_bytes, s.cached_bytes, s.total_bytes, s.blocks_in_use), (3072, 0, 3072, 2));
+    assert_eq!(
+        (s.used_bytes, s.cached_bytes, s.total_bytes, s.blocks_in_use),
+        (3072, 0, 3072, 2)
+    );
     drop(a);
     let s = pool.stats();
     assert_eq!((s.used_bytes, s.cached_bytes, s.total_bytes), (2048, 1024, 3072));
@@ -73,18 +76,34 @@ fn statistics_track_used_cached_total_and_peaks() {
     drop(b);
     let s = pool.stats();
     assert_eq!((s.used_bytes, s.cached_bytes, s.peak_used_bytes), (0, 3072, 3072));
-    assert_eq!(cpu.stats().live_bytes, 3072, "cached blocks stay allocated on the backend");
+    assert_eq!(
+        cpu.stats().live_bytes,
+        3072,
+        "cached blocks stay allocated on the backend"
+    );
 }
 
 #[test]
 fn exceeding_the_maximum_is_out_of_memory_and_changes_nothing() {
     let cpu = cpu();
-    let pool = MemoryPool::device(&cpu, PoolConfig { max_bytes: 8192, ..PoolConfig::default() }).unwrap();
+    let pool = MemoryPool::device(
+        &cpu,
+        PoolConfig {
+            max_bytes: 8192,
+            ..PoolConfig::default()
+        },
+    )
+    .unwrap();
     let a = pool.buffer::<u8>(4096).unwrap();
     let b = pool.buffer::<u8>(4096).unwrap();
     let before = pool.stats();
     match pool.buffer::<u8>(1) {
-        Err(DeviceError::OutOfMemory { requested, in_use, limit, context }) => {
+        Err(DeviceError::OutOfMemory {
+            requested,
+            in_use,
+            limit,
+            context,
+        }) => {
             assert_eq!((requested, in_use, limit), (256, 8192, 8192));
             assert!(context.contains("memory pool"), "{context}");
         }
@@ -97,7 +116,14 @@ fn exceeding_the_maximum_is_out_of_memory_and_changes_nothing() {
 #[test]
 fn a_miss_trims_the_cache_to_stay_under_the_maximum() {
     let cpu = cpu();
-    let pool = MemoryPool::device(&cpu, PoolConfig { max_bytes: 8192, ..PoolConfig::default() }).unwrap();
+    let pool = MemoryPool::device(
+        &cpu,
+        PoolConfig {
+            max_bytes: 8192,
+            ..PoolConfig::default()
+        },
+    )
+    .unwrap();
     drop(pool.buffer::<u8>(4096).unwrap());
     drop(pool.buffer::<u8>(1024).unwrap()); // too small to reuse the 4096 block
     assert_eq!(pool.stats().cached_bytes, 5120);
@@ -141,17 +167,32 @@ fn trim_and_free_all_return_cached_memory_to_the_backend() {
 #[test]
 fn initial_size_is_allocated_up_front_and_serves_requests() {
     let cpu = cpu();
-    let cfg = PoolConfig { initial_bytes: 4 << 20, initial_block_bytes: 1 << 20, max_bytes: 8 << 20 };
+    let cfg = PoolConfig {
+        initial_bytes: 4 << 20,
+        initial_block_bytes: 1 << 20,
+        max_bytes: 8 << 20,
+    };
     let pool = MemoryPool::device(&cpu, cfg).unwrap();
     let s = pool.stats();
-    assert_eq!((s.cached_bytes, s.blocks_cached, s.backend_allocations), (4 << 20, 4, 4));
+    assert_eq!(
+        (s.cached_bytes, s.blocks_cached, s.backend_allocations),
+        (4 << 20, 4, 4)
+    );
     assert_eq!(cpu.stats().live_bytes, 4 << 20);
     // A 600 KiB request may use a 1 MiB block (at most twice its class).
     let b = pool.buffer::<u8>(600 << 10).unwrap();
     assert_eq!(pool.stats().hits, 1);
     assert_eq!(b.capacity_bytes(), 1 << 20);
     drop(b);
-    assert!(MemoryPool::device(&cpu, PoolConfig { initial_bytes: 10, max_bytes: 5, ..PoolConfig::default() }).is_err());
+    assert!(MemoryPool::device(
+        &cpu,
+        PoolConfig {
+            initial_bytes: 10,
+            max_bytes: 5,
+            ..PoolConfig::default()
+        }
+    )
+    .is_err());
 }
 
 #[test]
@@ -185,7 +226,14 @@ fn blocks_return_to_the_pool_even_after_the_handle_is_dropped() {
 #[test]
 fn concurrent_use_keeps_the_books_balanced() {
     let cpu = cpu();
-    let pool = MemoryPool::device(&cpu, PoolConfig { max_bytes: 1 << 20, ..PoolConfig::default() }).unwrap();
+    let pool = MemoryPool::device(
+        &cpu,
+        PoolConfig {
+            max_bytes: 1 << 20,
+            ..PoolConfig::default()
+        },
+    )
+    .unwrap();
     std::thread::scope(|s| {
         for t in 0..4 {
             let pool = pool.clone();

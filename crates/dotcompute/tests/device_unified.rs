@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use dotcompute::device::cpu::ThreadIdx;
 use dotcompute::device::{
-    kernels, Backend, BufferState, CpuBackend, CpuKernel, DeviceBuffer, DeviceError, KernelArg, LaunchConfig, UnifiedBuffer,
+    kernels, Backend, BufferState, CpuBackend, CpuKernel, DeviceBuffer, DeviceError, KernelArg, LaunchConfig,
+    UnifiedBuffer,
 };
 use BufferState::*;
 
@@ -69,16 +70,40 @@ fn kernel_writes_mark_the_device_dirty_and_reads_pull_them_back() {
     let cfg = LaunchConfig::linear(3, 32).unwrap();
     x.device().unwrap();
     let xa = x.arg().unwrap();
-    cpu.launch(&saxpy, &cfg, &mut [KernelArg::scalar(2.0f32), xa, y.arg_mut().unwrap(), KernelArg::scalar(3u32)], &cpu.default_stream())
-        .unwrap();
+    cpu.launch(
+        &saxpy,
+        &cfg,
+        &mut [
+            KernelArg::scalar(2.0f32),
+            xa,
+            y.arg_mut().unwrap(),
+            KernelArg::scalar(3u32),
+        ],
+        &cpu.default_stream(),
+    )
+    .unwrap();
     assert_eq!(y.state(), DeviceDirty);
-    assert_eq!(x.state(), Synchronized, "a read-only argument leaves its buffer synchronized");
+    assert_eq!(
+        x.state(),
+        Synchronized,
+        "a read-only argument leaves its buffer synchronized"
+    );
     assert_eq!(y.host().unwrap(), &[12.0, 14.0, 16.0]);
     assert_eq!(y.state(), Synchronized);
     assert_eq!(y.transfers().dtoh_count, 1);
     // A second launch and read: exactly one more copy each way is needed.
-    cpu.launch(&saxpy, &cfg, &mut [KernelArg::scalar(1.0f32), x.arg().unwrap(), y.arg_mut().unwrap(), KernelArg::scalar(3u32)], &cpu.default_stream())
-        .unwrap();
+    cpu.launch(
+        &saxpy,
+        &cfg,
+        &mut [
+            KernelArg::scalar(1.0f32),
+            x.arg().unwrap(),
+            y.arg_mut().unwrap(),
+            KernelArg::scalar(3u32),
+        ],
+        &cpu.default_stream(),
+    )
+    .unwrap();
     assert_eq!(y.to_vec().unwrap(), vec![13.0, 16.0, 19.0]);
     assert_eq!((y.transfers().htod_count, y.transfers().dtoh_count), (1, 2));
 }
@@ -97,10 +122,16 @@ fn marking_the_other_side_dirty_over_unsynced_writes_is_refused() {
     assert_eq!(b.state(), HostDirty, "a refused mark changes nothing");
     b.synchronize().unwrap();
     b.mark_device_dirty().unwrap();
-    assert!(matches!(b.mark_host_dirty(), Err(DeviceError::InvalidState { state: DeviceDirty, .. })));
+    assert!(matches!(
+        b.mark_host_dirty(),
+        Err(DeviceError::InvalidState { state: DeviceDirty, .. })
+    ));
     // Marks need the side to exist.
     let mut h = UnifiedBuffer::from_slice(&cpu, &[1u8]).unwrap();
-    assert!(matches!(h.mark_device_dirty(), Err(DeviceError::InvalidState { state: HostOnly, .. })));
+    assert!(matches!(
+        h.mark_device_dirty(),
+        Err(DeviceError::InvalidState { state: HostOnly, .. })
+    ));
     h.mark_host_dirty().unwrap();
     assert_eq!(h.state(), HostOnly);
     let mut u = UnifiedBuffer::<u8, _>::new(&cpu, 1).unwrap();
@@ -124,7 +155,13 @@ fn writing_the_host_over_device_writes_keeps_them_first() {
         }))
         .unwrap();
     let mut b = UnifiedBuffer::<i32, _>::new(&cpu, 4).unwrap();
-    cpu.launch(&fill, &LaunchConfig::new(1, 4), &mut [b.arg_mut().unwrap()], &cpu.default_stream()).unwrap();
+    cpu.launch(
+        &fill,
+        &LaunchConfig::new(1, 4),
+        &mut [b.arg_mut().unwrap()],
+        &cpu.default_stream(),
+    )
+    .unwrap();
     assert_eq!(b.state(), DeviceOnly);
     b.host_mut().unwrap()[0] = 1;
     assert_eq!(b.state(), HostDirty);
@@ -173,12 +210,78 @@ fn every_transition_of_the_state_machine() {
     ];
     // Expected (ok, state) per starting state, in `ops` order.
     let table: [(BufferState, [(bool, BufferState); 7]); 6] = [
-        (Uninitialized, [(true, HostOnly), (true, HostOnly), (true, DeviceOnly), (true, DeviceOnly), (true, Uninitialized), (false, Uninitialized), (false, Uninitialized)]),
-        (HostOnly, [(true, HostOnly), (true, HostOnly), (true, Synchronized), (true, DeviceDirty), (true, Synchronized), (true, HostOnly), (false, HostOnly)]),
-        (DeviceOnly, [(true, Synchronized), (true, HostDirty), (true, DeviceOnly), (true, DeviceOnly), (true, Synchronized), (false, DeviceOnly), (true, DeviceOnly)]),
-        (Synchronized, [(true, Synchronized), (true, HostDirty), (true, Synchronized), (true, DeviceDirty), (true, Synchronized), (true, HostDirty), (true, DeviceDirty)]),
-        (HostDirty, [(true, HostDirty), (true, HostDirty), (true, Synchronized), (true, DeviceDirty), (true, Synchronized), (true, HostDirty), (false, HostDirty)]),
-        (DeviceDirty, [(true, Synchronized), (true, HostDirty), (true, DeviceDirty), (true, DeviceDirty), (true, Synchronized), (false, DeviceDirty), (true, DeviceDirty)]),
+        (
+            Uninitialized,
+            [
+                (true, HostOnly),
+                (true, HostOnly),
+                (true, DeviceOnly),
+                (true, DeviceOnly),
+                (true, Uninitialized),
+                (false, Uninitialized),
+                (false, Uninitialized),
+            ],
+        ),
+        (
+            HostOnly,
+            [
+                (true, HostOnly),
+                (true, HostOnly),
+                (true, Synchronized),
+                (true, DeviceDirty),
+                (true, Synchronized),
+                (true, HostOnly),
+                (false, HostOnly),
+            ],
+        ),
+        (
+            DeviceOnly,
+            [
+                (true, Synchronized),
+                (true, HostDirty),
+                (true, DeviceOnly),
+                (true, DeviceOnly),
+                (true, Synchronized),
+                (false, DeviceOnly),
+                (true, DeviceOnly),
+            ],
+        ),
+        (
+            Synchronized,
+            [
+                (true, Synchronized),
+                (true, HostDirty),
+                (true, Synchronized),
+                (true, DeviceDirty),
+                (true, Synchronized),
+                (true, HostDirty),
+                (true, DeviceDirty),
+            ],
+        ),
+        (
+            HostDirty,
+            [
+                (true, HostDirty),
+                (true, HostDirty),
+                (true, Synchronized),
+                (true, DeviceDirty),
+                (true, Synchronized),
+                (true, HostDirty),
+                (false, HostDirty),
+            ],
+        ),
+        (
+            DeviceDirty,
+            [
+                (true, Synchronized),
+                (true, HostDirty),
+                (true, DeviceDirty),
+                (true, DeviceDirty),
+                (true, Synchronized),
+                (false, DeviceDirty),
+                (true, DeviceDirty),
+            ],
+        ),
     ];
     for (start, row) in table {
         for ((name, op), (ok, end)) in ops.iter().zip(row) {
@@ -202,5 +305,8 @@ fn data_survives_any_round_trip_and_free_resets() {
     assert_eq!(b.state(), Uninitialized);
     assert_eq!(b.transfers(), before, "counters survive free");
     assert_eq!(cpu.stats().live_bytes, 0, "the device copy was released");
-    assert!(matches!(b.copy_from_slice(&[1.0]), Err(DeviceError::SizeMismatch { .. })));
+    assert!(matches!(
+        b.copy_from_slice(&[1.0]),
+        Err(DeviceError::SizeMismatch { .. })
+    ));
 }

@@ -201,7 +201,11 @@ impl Accelerator {
     pub fn cuda_backend(&self, id: usize) -> DeviceResult<Arc<CudaBackend>> {
         let info = self.device(id)?;
         if info.kind != BackendKind::Cuda {
-            return Err(DeviceError::invalid("device", id, format!("device {id} is a {} device, not CUDA", info.kind)));
+            return Err(DeviceError::invalid(
+                "device",
+                id,
+                format!("device {id} is a {} device, not CUDA", info.kind),
+            ));
         }
         Ok(Arc::new(CudaBackend::new_with_info(info.clone())?))
     }
@@ -219,7 +223,9 @@ pub(crate) fn cpu_info() -> DeviceInfo {
             .map(|(_, v)| v.trim().to_string())
     };
     let name = field("model name").unwrap_or_else(|| std::env::consts::ARCH.to_string());
-    let clock_rate_khz = field("cpu MHz").and_then(|v| v.parse::<f64>().ok()).map(|mhz| (mhz * 1000.0) as u32);
+    let clock_rate_khz = field("cpu MHz")
+        .and_then(|v| v.parse::<f64>().ok())
+        .map(|mhz| (mhz * 1000.0) as u32);
     let total_memory = std::fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|m| {

@@ -178,11 +178,17 @@ impl LaunchConfig {
         }
         let b = device.max_block_dims;
         if self.block.x > b[0] || self.block.y > b[1] || self.block.z > b[2] {
-            return err(format!("block {} exceeds the device limit ({}, {}, {})", self.block, b[0], b[1], b[2]));
+            return err(format!(
+                "block {} exceeds the device limit ({}, {}, {})",
+                self.block, b[0], b[1], b[2]
+            ));
         }
         let g = device.max_grid_dims;
         if self.grid.x > g[0] || self.grid.y > g[1] || self.grid.z > g[2] {
-            return err(format!("grid {} exceeds the device limit ({}, {}, {})", self.grid, g[0], g[1], g[2]));
+            return err(format!(
+                "grid {} exceeds the device limit ({}, {}, {})",
+                self.grid, g[0], g[1], g[2]
+            ));
         }
         if u64::from(self.shared_mem_bytes) > device.shared_mem_per_block {
             return err(format!(
@@ -467,11 +473,21 @@ pub trait Backend: Send + Sync + Sized + 'static {
     fn create_stream(&self) -> DeviceResult<Self::Stream>;
 
     /// Copies `src` into `dst` at byte `dst_offset`.
-    fn copy_htod(&self, src: &[u8], dst: &mut Self::Memory, dst_offset: usize, stream: &Self::Stream)
-        -> DeviceResult<()>;
+    fn copy_htod(
+        &self,
+        src: &[u8],
+        dst: &mut Self::Memory,
+        dst_offset: usize,
+        stream: &Self::Stream,
+    ) -> DeviceResult<()>;
     /// Copies `dst.len()` bytes from `src` at byte `src_offset` into `dst`.
-    fn copy_dtoh(&self, src: &Self::Memory, src_offset: usize, dst: &mut [u8], stream: &Self::Stream)
-        -> DeviceResult<()>;
+    fn copy_dtoh(
+        &self,
+        src: &Self::Memory,
+        src_offset: usize,
+        dst: &mut [u8],
+        stream: &Self::Stream,
+    ) -> DeviceResult<()>;
     /// Copies `bytes` from `src` at `src_offset` to `dst` at `dst_offset`.
     #[allow(clippy::too_many_arguments)]
     fn copy_dtod(

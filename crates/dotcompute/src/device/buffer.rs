@@ -5,7 +5,7 @@
 //! allocation or, for a pooled buffer, hands it back to its pool, exactly
 //! once. Freeing consumes the buffer, so using it afterwards does not compile:
 //!
-//! ```compile_fail
+//! ```compile_fail,E0382
 //! use std::sync::Arc;
 //! use dotcompute::device::{CpuBackend, DeviceBuffer};
 //! let cpu = Arc::new(CpuBackend::new());
@@ -176,7 +176,12 @@ impl<T: Pod, B: Backend> DeviceBuffer<T, B> {
         check_elems("DeviceBuffer::write_at", offset, src.len(), self.len)?;
         let stream = self.backend.default_stream();
         let backend = self.backend.clone();
-        backend.copy_htod(bytemuck::cast_slice(src), self.mem_mut(), offset * std::mem::size_of::<T>(), &stream)
+        backend.copy_htod(
+            bytemuck::cast_slice(src),
+            self.mem_mut(),
+            offset * std::mem::size_of::<T>(),
+            &stream,
+        )
     }
 
     /// Copies the whole buffer into `dst` (exactly `len` elements).
@@ -195,8 +200,12 @@ impl<T: Pod, B: Backend> DeviceBuffer<T, B> {
     pub fn read_at(&self, offset: usize, dst: &mut [T]) -> DeviceResult<()> {
         check_elems("DeviceBuffer::read_at", offset, dst.len(), self.len)?;
         let stream = self.backend.default_stream();
-        self.backend
-            .copy_dtoh(self.mem(), offset * std::mem::size_of::<T>(), bytemuck::cast_slice_mut(dst), &stream)
+        self.backend.copy_dtoh(
+            self.mem(),
+            offset * std::mem::size_of::<T>(),
+            bytemuck::cast_slice_mut(dst),
+            &stream,
+        )
     }
 
     /// The buffer's contents as a vector.

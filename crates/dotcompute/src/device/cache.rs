@@ -416,7 +416,9 @@ impl KernelCache {
 
     /// The entry files on disk: (path, size, last use), oldest first.
     pub fn disk_entries(&self) -> DeviceResult<Vec<(PathBuf, u64, SystemTime)>> {
-        let Some(dir) = &self.config.dir else { return Ok(Vec::new()) };
+        let Some(dir) = &self.config.dir else {
+            return Ok(Vec::new());
+        };
         let mut out = Vec::new();
         let rd = fs::read_dir(dir).map_err(|e| DeviceError::io(dir, e))?;
         for e in rd.flatten() {
@@ -476,6 +478,9 @@ impl KernelCache {
 
 impl std::fmt::Debug for KernelCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KernelCache").field("config", &self.config).field("stats", &self.stats()).finish()
+        f.debug_struct("KernelCache")
+            .field("config", &self.config)
+            .field("stats", &self.stats())
+            .finish()
     }
 }

@@ -66,14 +66,19 @@ pub fn matmul_config(m: usize, n: usize) -> DeviceResult<LaunchConfig> {
         u32::try_from(x.div_ceil(MATMUL_TILE as usize).max(1))
             .map_err(|_| DeviceError::InvalidLaunch(format!("matrix dimension {x} too large")))
     };
-    Ok(LaunchConfig::new(Dim3::xy(blocks(n)?, blocks(m)?), Dim3::xy(MATMUL_TILE, MATMUL_TILE)))
+    Ok(LaunchConfig::new(
+        Dim3::xy(blocks(n)?, blocks(m)?),
+        Dim3::xy(MATMUL_TILE, MATMUL_TILE),
+    ))
 }
 
 /// The launch `reduce_sum` expects: `blocks` blocks of `block` threads
 /// (a power of two) with `4·block` bytes of shared memory.
 pub fn reduce_sum_config(blocks: u32, block: u32) -> DeviceResult<LaunchConfig> {
     if !block.is_power_of_two() {
-        return Err(DeviceError::InvalidLaunch(format!("reduce_sum needs a power-of-two block, got {block}")));
+        return Err(DeviceError::InvalidLaunch(format!(
+            "reduce_sum needs a power-of-two block, got {block}"
+        )));
     }
     Ok(LaunchConfig::new(blocks, block).with_shared_mem(block * 4))
 }

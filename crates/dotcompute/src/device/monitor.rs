@@ -167,13 +167,23 @@ impl GpuMonitor {
 pub fn to_prometheus(samples: &[GpuSample]) -> String {
     type Get = fn(&GpuSample) -> Option<f64>;
     let gauges: [(&str, &str, Get); 6] = [
-        ("gpu_utilization_percent", "GPU busy time, percent.", |s| s.gpu_utilization_pct.map(f64::from)),
-        ("gpu_memory_utilization_percent", "GPU memory busy time, percent.", |s| {
-            s.memory_utilization_pct.map(f64::from)
+        ("gpu_utilization_percent", "GPU busy time, percent.", |s| {
+            s.gpu_utilization_pct.map(f64::from)
         }),
-        ("gpu_memory_used_bytes", "GPU memory in use.", |s| s.memory_used_bytes.map(|v| v as f64)),
-        ("gpu_memory_total_bytes", "GPU memory installed.", |s| s.memory_total_bytes.map(|v| v as f64)),
-        ("gpu_temperature_celsius", "GPU temperature.", |s| s.temperature_c.map(f64::from)),
+        (
+            "gpu_memory_utilization_percent",
+            "GPU memory busy time, percent.",
+            |s| s.memory_utilization_pct.map(f64::from),
+        ),
+        ("gpu_memory_used_bytes", "GPU memory in use.", |s| {
+            s.memory_used_bytes.map(|v| v as f64)
+        }),
+        ("gpu_memory_total_bytes", "GPU memory installed.", |s| {
+            s.memory_total_bytes.map(|v| v as f64)
+        }),
+        ("gpu_temperature_celsius", "GPU temperature.", |s| {
+            s.temperature_c.map(f64::from)
+        }),
         ("gpu_power_watts", "GPU power draw.", |s| s.power_watts),
     ];
     let mut out = String::new();

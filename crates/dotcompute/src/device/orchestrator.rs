@@ -145,10 +145,14 @@ impl<B: Backend> ComputeOrchestrator<B> {
     }
 
     fn get(&self, name: &str) -> DeviceResult<Arc<B::Kernel>> {
-        self.kernels.read().get(name).cloned().ok_or_else(|| DeviceError::KernelNotRegistered {
-            name: name.to_string(),
-            known: self.kernel_names(),
-        })
+        self.kernels
+            .read()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| DeviceError::KernelNotRegistered {
+                name: name.to_string(),
+                known: self.kernel_names(),
+            })
     }
 
     fn record(&self, e: KernelExecution) {
@@ -163,7 +167,12 @@ impl<B: Backend> ComputeOrchestrator<B> {
     }
 
     /// Launches `name`, waits for it, records and returns the execution.
-    pub fn launch(&self, name: &str, config: &LaunchConfig, args: &mut [KernelArg<'_, B>]) -> DeviceResult<KernelExecution> {
+    pub fn launch(
+        &self,
+        name: &str,
+        config: &LaunchConfig,
+        args: &mut [KernelArg<'_, B>],
+    ) -> DeviceResult<KernelExecution> {
         let kernel = self.get(name)?;
         let started = SystemTime::now();
         let outcome = self.backend.launch_timed(&kernel, config, args, &self.stream);
@@ -171,7 +180,10 @@ impl<B: Backend> ComputeOrchestrator<B> {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             kernel: name.to_string(),
             config: *config,
-            started_at_secs: started.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0),
+            started_at_secs: started
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or(0.0),
             duration: outcome.as_ref().copied().unwrap_or_default(),
             success: outcome.is_ok(),
             error: outcome.as_ref().err().map(|e| e.to_string()),
@@ -202,14 +214,20 @@ impl<B: Backend> ComputeOrchestrator<B> {
                     a.describe()
                 )))
             }
-            None => return Err(kernel_err(format!("no argument {output}; the launch has {}", args.len()))),
+            None => {
+                return Err(kernel_err(format!(
+                    "no argument {output}; the launch has {}",
+                    args.len()
+                )))
+            }
         }
         let execution = self.launch(name, config, args)?;
         let Some(KernelArg::BufferMut { memory, len, .. }) = args.get(output) else {
             return Err(kernel_err("output argument disappeared".into()));
         };
         let mut data = vec![T::zeroed(); *len];
-        self.backend.copy_dtoh(memory, 0, bytemuck::cast_slice_mut(&mut data), &self.stream)?;
+        self.backend
+            .copy_dtoh(memory, 0, bytemuck::cast_slice_mut(&mut data), &self.stream)?;
         Ok(LaunchOutput { data, execution })
     }
 
@@ -217,7 +235,11 @@ impl<B: Backend> ComputeOrchestrator<B> {
     /// last `limit` entries.
     pub fn history(&self, limit: Option<usize>, kernel: Option<&str>) -> Vec<KernelExecution> {
         let h = self.history.lock();
-        let mut v: Vec<KernelExecution> = h.iter().filter(|e| kernel.is_none_or(|k| e.kernel == k)).cloned().collect();
+        let mut v: Vec<KernelExecution> = h
+            .iter()
+            .filter(|e| kernel.is_none_or(|k| e.kernel == k))
+            .cloned()
+            .collect();
         if let Some(l) = limit {
             let skip = v.len().saturating_sub(l);
             v.drain(..skip);

@@ -171,17 +171,16 @@ impl<A: RawAllocator> Shared<A> {
     fn evict(state: &mut State<A::Block>, keep: usize) -> Vec<A::Block> {
         let mut out = Vec::new();
         while state.stats.cached_bytes > keep {
-            let Some(mut entry) = state.free.last_entry() else { break };
+            let Some(mut entry) = state.free.last_entry() else {
+                break;
+            };
             let class = *entry.key();
             let list = entry.get_mut();
-            match list.pop() {
-                Some(block) => {
-                    out.push(block);
-                    state.stats.cached_bytes -= class;
-                    state.stats.blocks_cached -= 1;
-                    state.stats.backend_frees += 1;
-                }
-                None => {}
+            if let Some(block) = list.pop() {
+                out.push(block);
+                state.stats.cached_bytes -= class;
+                state.stats.blocks_cached -= 1;
+                state.stats.backend_frees += 1;
             }
             if list.is_empty() {
                 entry.remove();
@@ -195,7 +194,11 @@ impl<A: RawAllocator> Shared<A> {
         let class = size_class(bytes);
         let mut st = self.state.lock();
         // A cached block of this class, or of a larger class up to twice the size.
-        let found = st.free.range_mut(class..=class.saturating_mul(2)).find(|(_, v)| !v.is_empty()).map(|(c, _)| *c);
+        let found = st
+            .free
+            .range_mut(class..=class.saturating_mul(2))
+            .find(|(_, v)| !v.is_empty())
+            .map(|(c, _)| *c);
         if let Some(c) = found {
             if let Some(block) = st.free.get_mut(&c).and_then(|v| v.pop()) {
                 if st.free.get(&c).is_some_and(|v| v.is_empty()) {
@@ -222,7 +225,11 @@ impl<A: RawAllocator> Shared<A> {
             });
         }
         let keep = max - st.stats.used_bytes - class;
-        let evicted = if st.stats.cached_bytes > keep { Shared::<A>::evict(&mut st, keep) } else { Vec::new() };
+        let evicted = if st.stats.cached_bytes > keep {
+            Shared::<A>::evict(&mut st, keep)
+        } else {
+            Vec::new()
+        };
         st.stats.misses += 1;
         st.stats.used_bytes += class; // reserved while the backend allocates
         st.stats.blocks_in_use += 1;
@@ -284,7 +291,12 @@ impl<B: Backend> MemoryPool<DeviceAllocator<B>> {
             shared: self.shared.clone(),
             class,
         });
-        Ok(DeviceBuffer::from_parts(self.shared.allocator.0.clone(), block, len, Some(recycler)))
+        Ok(DeviceBuffer::from_parts(
+            self.shared.allocator.0.clone(),
+            block,
+            len,
+            Some(recycler),
+        ))
     }
 
     /// Like [`buffer`](Self::buffer), zero-filled.
@@ -362,7 +374,11 @@ impl<A: RawAllocator> MemoryPool<A> {
             ));
         }
         if config.initial_bytes > 0 && config.initial_block_bytes == 0 {
-            return Err(DeviceError::invalid("initial_block_bytes", 0, "must be positive when initial_bytes is"));
+            return Err(DeviceError::invalid(
+                "initial_block_bytes",
+                0,
+                "must be positive when initial_bytes is",
+            ));
         }
         let pool = MemoryPool {
             shared: Arc::new(Shared {

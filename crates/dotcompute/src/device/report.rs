@@ -112,7 +112,10 @@ pub fn report() -> DeviceReport {
     let nvml = if monitor.is_available() {
         Component::ok(
             monitor.nvml_version().ok(),
-            monitor.driver_version().ok().map(|d| format!("driver {d}, {} GPU(s)", monitor.device_count())),
+            monitor
+                .driver_version()
+                .ok()
+                .map(|d| format!("driver {d}, {} GPU(s)", monitor.device_count())),
         )
     } else {
         Component::missing(monitor.unavailable_reason().unwrap_or("unknown").to_string())

@@ -310,7 +310,12 @@ impl<T: Pod, B: Backend> UnifiedBuffer<T, B> {
         match self.state {
             Synchronized => self.state = HostDirty,
             HostOnly | HostDirty => {}
-            DeviceDirty => return Err(self.refuse("mark the host dirty", "the device copy has unsynchronised writes that would be lost; call synchronize() first")),
+            DeviceDirty => {
+                return Err(self.refuse(
+                    "mark the host dirty",
+                    "the device copy has unsynchronised writes that would be lost; call synchronize() first",
+                ))
+            }
             Uninitialized | DeviceOnly => return Err(self.refuse("mark the host dirty", "there is no host copy")),
         }
         Ok(())
@@ -324,7 +329,12 @@ impl<T: Pod, B: Backend> UnifiedBuffer<T, B> {
         match self.state {
             Synchronized => self.state = DeviceDirty,
             DeviceOnly | DeviceDirty => {}
-            HostDirty => return Err(self.refuse("mark the device dirty", "the host copy has unsynchronised writes that would be lost; call synchronize() first")),
+            HostDirty => {
+                return Err(self.refuse(
+                    "mark the device dirty",
+                    "the host copy has unsynchronised writes that would be lost; call synchronize() first",
+                ))
+            }
             Uninitialized | HostOnly => return Err(self.refuse("mark the device dirty", "there is no device copy")),
         }
         Ok(())

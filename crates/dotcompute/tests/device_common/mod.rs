@@ -24,7 +24,10 @@ pub fn nvrtc_or_skip(test: &str) -> bool {
     match KernelCompiler::available() {
         Ok(()) => true,
         Err(e) => {
-            assert!(!required("DOTCOMPUTE_REQUIRE_NVRTC"), "DOTCOMPUTE_REQUIRE_NVRTC=1 but {e}");
+            assert!(
+                !required("DOTCOMPUTE_REQUIRE_NVRTC"),
+                "DOTCOMPUTE_REQUIRE_NVRTC=1 but {e}"
+            );
             skip(test, &e.to_string());
             false
         }
@@ -36,7 +39,10 @@ pub fn ptxas_or_skip(test: &str) -> Option<Ptxas> {
     match Ptxas::locate() {
         Ok(p) => Some(p),
         Err(e) => {
-            assert!(!required("DOTCOMPUTE_REQUIRE_NVRTC"), "DOTCOMPUTE_REQUIRE_NVRTC=1 but {e}");
+            assert!(
+                !required("DOTCOMPUTE_REQUIRE_NVRTC"),
+                "DOTCOMPUTE_REQUIRE_NVRTC=1 but {e}"
+            );
             skip(test, &e.to_string());
             None
         }
@@ -58,7 +64,10 @@ pub fn cuda_or_skip(test: &str) -> Option<Arc<CudaBackend>> {
             }
         }
     };
-    assert!(!required("DOTCOMPUTE_REQUIRE_GPU"), "DOTCOMPUTE_REQUIRE_GPU=1 but {reason}");
+    assert!(
+        !required("DOTCOMPUTE_REQUIRE_GPU"),
+        "DOTCOMPUTE_REQUIRE_GPU=1 but {reason}"
+    );
     skip(test, &format!("no usable GPU: {reason}"));
     None
 }
@@ -81,7 +90,9 @@ pub fn matmul_ref(a: &[f32], b: &[f32], m: usize, n: usize, k: usize) -> Vec<f64
     let mut c = vec![0.0f64; m * n];
     for r in 0..m {
         for col in 0..n {
-            c[r * n + col] = (0..k).map(|i| f64::from(a[r * k + i]) * f64::from(b[i * n + col])).sum();
+            c[r * n + col] = (0..k)
+                .map(|i| f64::from(a[r * k + i]) * f64::from(b[i * n + col]))
+                .sum();
         }
     }
     c
@@ -92,6 +103,9 @@ pub fn assert_close(got: &[f32], want: &[f64], tol: f64) {
     assert_eq!(got.len(), want.len(), "lengths differ");
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
         let err = (f64::from(*g) - w).abs();
-        assert!(err <= tol * w.abs().max(1.0), "element {i}: got {g}, want {w} (error {err})");
+        assert!(
+            err <= tol * w.abs().max(1.0),
+            "element {i}: got {g}, want {w} (error {err})"
+        );
     }
 }

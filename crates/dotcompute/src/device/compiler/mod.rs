@@ -128,10 +128,18 @@ impl CompileOptions {
     /// The NVRTC command line these options make.
     pub fn nvrtc_args(&self) -> DeviceResult<Vec<String>> {
         if !valid_arch(&self.arch) {
-            return Err(DeviceError::invalid("arch", &self.arch, "expected compute_NN or sm_NN (e.g. sm_80)"));
+            return Err(DeviceError::invalid(
+                "arch",
+                &self.arch,
+                "expected compute_NN or sm_NN (e.g. sm_80)",
+            ));
         }
         if self.cubin && !self.arch.starts_with("sm_") {
-            return Err(DeviceError::invalid("arch", &self.arch, "a cubin needs a real architecture (sm_NN)"));
+            return Err(DeviceError::invalid(
+                "arch",
+                &self.arch,
+                "a cubin needs a real architecture (sm_NN)",
+            ));
         }
         let mut args = vec![format!("--gpu-architecture={}", self.arch), "--std=c++17".to_string()];
         if self.fast_math {
@@ -276,7 +284,13 @@ impl KernelCompiler {
         includes.sort();
         let version = format!("nvrtc {}.{}", compiler_version.0, compiler_version.1);
         let cubin: &[u8] = if options.cubin { b"cubin" } else { b"ptx" };
-        let mut parts: Vec<&[u8]> = vec![b"dotcompute-kernel-v1", name.as_bytes(), source.as_bytes(), version.as_bytes(), cubin];
+        let mut parts: Vec<&[u8]> = vec![
+            b"dotcompute-kernel-v1",
+            name.as_bytes(),
+            source.as_bytes(),
+            version.as_bytes(),
+            cubin,
+        ];
         parts.extend(args.iter().map(|a| a.as_bytes()));
         for (path, bytes) in &includes {
             parts.push(path.as_bytes());
@@ -332,7 +346,10 @@ impl KernelCompiler {
     /// Compiles a `.cu` file; the program is named after the file.
     pub fn compile_file(&self, path: &Path, options: &CompileOptions) -> DeviceResult<CompiledKernel> {
         let source = std::fs::read_to_string(path).map_err(|e| DeviceError::io(path, e))?;
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "kernel.cu".into());
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "kernel.cu".into());
         self.compile(&name, &source, options)
     }
 }

@@ -88,17 +88,21 @@ pub(crate) fn compile(name: &str, source: &str, options: &[String], want_cubin: 
     for o in options {
         c_string("compiler option", o)?;
     }
-    let prog = Program(result::create_program(&c_src, Some(&c_name)).map_err(|e| DeviceError::Compile {
-        name: name.to_string(),
-        compiler: "NVRTC",
-        status: format!("nvrtcCreateProgram: {e:?}"),
-        log: String::new(),
-    })?);
+    let prog = Program(
+        result::create_program(&c_src, Some(&c_name)).map_err(|e| DeviceError::Compile {
+            name: name.to_string(),
+            compiler: "NVRTC",
+            status: format!("nvrtcCreateProgram: {e:?}"),
+            log: String::new(),
+        })?,
+    );
     // SAFETY: `prog.0` is a live program; the options were checked for NULs
     // above, so cudarc's CString conversion cannot fail.
     let compiled = unsafe { result::compile_program(prog.0, options) };
     // SAFETY: `prog.0` is live; the log is available after any compile attempt.
-    let log = unsafe { result::get_program_log(prog.0) }.map(|l| chars_to_string(&l)).unwrap_or_default();
+    let log = unsafe { result::get_program_log(prog.0) }
+        .map(|l| chars_to_string(&l))
+        .unwrap_or_default();
     if let Err(e) = compiled {
         return Err(DeviceError::Compile {
             name: name.to_string(),
@@ -118,23 +122,25 @@ pub(crate) fn compile(name: &str, source: &str, options: &[String], want_cubin: 
     let cubin = if want_cubin {
         let mut size = 0usize;
         // SAFETY: `prog.0` is live and compiled; `size` is valid for one write.
-        unsafe { sys::nvrtcGetCUBINSize(prog.0, &mut size) }.result().map_err(|e| DeviceError::Compile {
-            name: name.to_string(),
-            compiler: "NVRTC",
-            status: format!("nvrtcGetCUBINSize: {e:?} (a cubin needs a real sm_XX architecture)"),
-            log: log.clone(),
-        })?;
+        unsafe { sys::nvrtcGetCUBINSize(prog.0, &mut size) }
+            .result()
+            .map_err(|e| DeviceError::Compile {
+                name: name.to_string(),
+                compiler: "NVRTC",
+                status: format!("nvrtcGetCUBINSize: {e:?} (a cubin needs a real sm_XX architecture)"),
+                log: log.clone(),
+            })?;
         let mut bin = vec![0u8; size];
         if size > 0 {
             // SAFETY: `bin` has the `size` bytes NVRTC reported.
-            unsafe { sys::nvrtcGetCUBIN(prog.0, bin.as_mut_ptr().cast::<c_char>()) }.result().map_err(|e| {
-                DeviceError::Compile {
+            unsafe { sys::nvrtcGetCUBIN(prog.0, bin.as_mut_ptr().cast::<c_char>()) }
+                .result()
+                .map_err(|e| DeviceError::Compile {
                     name: name.to_string(),
                     compiler: "NVRTC",
                     status: format!("nvrtcGetCUBIN: {e:?}"),
                     log: log.clone(),
-                }
-            })?;
+                })?;
         }
         if bin.is_empty() {
             return Err(DeviceError::Compile {

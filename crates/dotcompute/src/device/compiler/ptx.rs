@@ -123,7 +123,13 @@ mod tests {
         let sizes: Vec<usize> = e[0].params.iter().map(|p| p.size).collect();
         assert_eq!(sizes, vec![4, 8, 8, 4]);
         assert_eq!(e[0].params[0].ty, "f32");
-        assert_eq!(e[1].params, vec![PtxParam { ty: "b8[16]".into(), size: 16 }]);
+        assert_eq!(
+            e[1].params,
+            vec![PtxParam {
+                ty: "b8[16]".into(),
+                size: 16
+            }]
+        );
         assert_eq!(e[2].name, "noargs");
         assert!(e[2].params.is_empty());
     }

@@ -24,7 +24,9 @@ pub struct Ptxas {
 
 fn on_path(name: &str) -> Option<PathBuf> {
     let paths = std::env::var_os("PATH")?;
-    std::env::split_paths(&paths).map(|d| d.join(name)).find(|p| p.is_file())
+    std::env::split_paths(&paths)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
 }
 
 impl Ptxas {
@@ -49,12 +51,14 @@ impl Ptxas {
                 }
             }
         }
-        on_path("ptxas").map(|path| Ptxas { path }).ok_or_else(|| DeviceError::Unavailable {
-            what: "ptxas",
-            reason: format!(
-                "ptxas not found ({PTXAS_ENV} unset, not in $CUDA_HOME/bin or PATH); run scripts/provision-cuda.sh"
-            ),
-        })
+        on_path("ptxas")
+            .map(|path| Ptxas { path })
+            .ok_or_else(|| DeviceError::Unavailable {
+                what: "ptxas",
+                reason: format!(
+                    "ptxas not found ({PTXAS_ENV} unset, not in $CUDA_HOME/bin or PATH); run scripts/provision-cuda.sh"
+                ),
+            })
     }
 
     /// The executable's path.
@@ -80,7 +84,11 @@ impl Ptxas {
     /// Assembles `ptx` for `arch` (e.g. "sm_80") and returns the cubin.
     pub fn assemble(&self, name: &str, ptx: &str, arch: &str) -> DeviceResult<Vec<u8>> {
         if !arch.starts_with("sm_") || !arch[3..].chars().all(|c| c.is_ascii_alphanumeric()) {
-            return Err(DeviceError::invalid("arch", arch, "ptxas needs a real architecture such as sm_80"));
+            return Err(DeviceError::invalid(
+                "arch",
+                arch,
+                "ptxas needs a real architecture such as sm_80",
+            ));
         }
         let dir = tempfile::tempdir().map_err(|e| DeviceError::io(std::env::temp_dir(), e))?;
         let input = dir.path().join("kernel.ptx");

@@ -190,7 +190,10 @@ impl fmt::Debug for CpuKernel {
             Body::Thread(_) => "per_thread",
             Body::Block(_) => "per_block",
         };
-        f.debug_struct("CpuKernel").field("name", &self.name).field("kind", &kind).finish()
+        f.debug_struct("CpuKernel")
+            .field("name", &self.name)
+            .field("kind", &kind)
+            .finish()
     }
 }
 
@@ -250,10 +253,12 @@ impl<T: Pod> OutputView<'_, T> {
     pub fn store(&self, i: usize, value: T) {
         if i >= self.len {
             let (arg, len) = (self.arg, self.len);
-            self.fault.record(|| format!("store to index {i} of argument {arg}, which has {len} elements"));
+            self.fault
+                .record(|| format!("store to index {i} of argument {arg}, which has {len} elements"));
             return;
         }
-        self.words.store(i * std::mem::size_of::<T>(), bytemuck::bytes_of(&value));
+        self.words
+            .store(i * std::mem::size_of::<T>(), bytemuck::bytes_of(&value));
     }
 
     /// Reads element `i` (zero, and a fault of the launch, if out of bounds).
@@ -261,17 +266,26 @@ impl<T: Pod> OutputView<'_, T> {
         let mut v = T::zeroed();
         if i >= self.len {
             let (arg, len) = (self.arg, self.len);
-            self.fault.record(|| format!("load from index {i} of argument {arg}, which has {len} elements"));
+            self.fault
+                .record(|| format!("load from index {i} of argument {arg}, which has {len} elements"));
             return v;
         }
-        self.words.load(i * std::mem::size_of::<T>(), bytemuck::bytes_of_mut(&mut v));
+        self.words
+            .load(i * std::mem::size_of::<T>(), bytemuck::bytes_of_mut(&mut v));
         v
     }
 }
 
 enum Slot<'a> {
-    In { bytes: &'a [u8], elem: ElemType },
-    Out { words: AtomicWords<'a>, elem: ElemType, len: usize },
+    In {
+        bytes: &'a [u8],
+        elem: ElemType,
+    },
+    Out {
+        words: AtomicWords<'a>,
+        elem: ElemType,
+        len: usize,
+    },
     Scalar(Scalar),
 }
 
@@ -294,7 +308,9 @@ impl<'a> CpuArgs<'a> {
                 KernelArg::Buffer { memory, elem, len } => {
                     let bytes = memory.as_bytes();
                     let n = len.saturating_mul(elem.size);
-                    let bytes = bytes.get(..n).ok_or_else(|| arg_err(kernel, index, "buffer shorter than its length"))?;
+                    let bytes = bytes
+                        .get(..n)
+                        .ok_or_else(|| arg_err(kernel, index, "buffer shorter than its length"))?;
                     Slot::In { bytes, elem: *elem }
                 }
                 KernelArg::BufferMut { memory, elem, len } => {
@@ -330,7 +346,11 @@ impl<'a> CpuArgs<'a> {
 
     fn slot(&self, index: usize) -> DeviceResult<&Slot<'a>> {
         self.slots.get(index).ok_or_else(|| {
-            arg_err(self.kernel, index, &format!("missing: the launch passed {} argument(s)", self.slots.len()))
+            arg_err(
+                self.kernel,
+                index,
+                &format!("missing: the launch passed {} argument(s)", self.slots.len()),
+            )
         })
     }
 
@@ -345,7 +365,11 @@ impl<'a> CpuArgs<'a> {
                 index,
                 "is a writable buffer; read it through output() (pass it with arg() to read it as a slice)",
             )),
-            Slot::Scalar(s) => Err(arg_err(self.kernel, index, &format!("is a scalar {}, not a buffer", s.type_name()))),
+            Slot::Scalar(s) => Err(arg_err(
+                self.kernel,
+                index,
+                &format!("is a scalar {}, not a buffer", s.type_name()),
+            )),
         }
     }
 
@@ -360,8 +384,16 @@ impl<'a> CpuArgs<'a> {
                 _t: PhantomData,
             }),
             Slot::Out { elem, .. } => Err(type_err(self.kernel, index, elem.name, std::any::type_name::<T>())),
-            Slot::In { .. } => Err(arg_err(self.kernel, index, "is read-only; pass it with arg_mut() to write it")),
-            Slot::Scalar(s) => Err(arg_err(self.kernel, index, &format!("is a scalar {}, not a buffer", s.type_name()))),
+            Slot::In { .. } => Err(arg_err(
+                self.kernel,
+                index,
+                "is read-only; pass it with arg_mut() to write it",
+            )),
+            Slot::Scalar(s) => Err(arg_err(
+                self.kernel,
+                index,
+                &format!("is a scalar {}, not a buffer", s.type_name()),
+            )),
         }
     }
 
@@ -369,7 +401,11 @@ impl<'a> CpuArgs<'a> {
     pub fn scalar<S: ScalarType>(&self, index: usize) -> DeviceResult<S> {
         match self.slot(index)? {
             Slot::Scalar(s) => S::from_scalar(s).ok_or_else(|| type_err(self.kernel, index, s.type_name(), S::NAME)),
-            _ => Err(arg_err(self.kernel, index, &format!("is a buffer, not a scalar {}", S::NAME))),
+            _ => Err(arg_err(
+                self.kernel,
+                index,
+                &format!("is a buffer, not a scalar {}", S::NAME),
+            )),
         }
     }
 }
@@ -430,37 +466,39 @@ pub(crate) fn execute(
         Body::Block(bind) => {
             let body = bind(&args)?;
             let scratch = || zeroed_lines(shared_bytes, "cpu shared memory");
-            (0..blocks).into_par_iter().try_for_each_init(scratch, |lines, b| -> DeviceResult<()> {
-                if fault.is_set() {
-                    return Ok(());
-                }
-                let lines: &mut Box<[Line]> = match lines {
-                    Ok(l) => l,
-                    Err(e) => {
-                        return Err(DeviceError::OutOfMemory {
-                            requested: shared_bytes,
-                            in_use: 0,
-                            limit: usize::MAX,
-                            context: e.to_string(),
-                        })
+            (0..blocks)
+                .into_par_iter()
+                .try_for_each_init(scratch, |lines, b| -> DeviceResult<()> {
+                    if fault.is_set() {
+                        return Ok(());
                     }
-                };
-                let bytes = &mut bytemuck::cast_slice_mut::<Line, u8>(lines)[..shared_bytes];
-                bytes.fill(0);
-                let mut ctx = BlockCtx {
-                    block: block_coords(b, grid),
-                    block_dim: block,
-                    grid_dim: grid,
-                    shared: bytes,
-                };
-                body(&mut ctx).map_err(|e| match e {
-                    DeviceError::KernelFault { reason, .. } => DeviceError::KernelFault {
-                        kernel: kernel.name.to_string(),
-                        reason,
-                    },
-                    other => other,
-                })
-            })?;
+                    let lines: &mut Box<[Line]> = match lines {
+                        Ok(l) => l,
+                        Err(e) => {
+                            return Err(DeviceError::OutOfMemory {
+                                requested: shared_bytes,
+                                in_use: 0,
+                                limit: usize::MAX,
+                                context: e.to_string(),
+                            })
+                        }
+                    };
+                    let bytes = &mut bytemuck::cast_slice_mut::<Line, u8>(lines)[..shared_bytes];
+                    bytes.fill(0);
+                    let mut ctx = BlockCtx {
+                        block: block_coords(b, grid),
+                        block_dim: block,
+                        grid_dim: grid,
+                        shared: bytes,
+                    };
+                    body(&mut ctx).map_err(|e| match e {
+                        DeviceError::KernelFault { reason, .. } => DeviceError::KernelFault {
+                            kernel: kernel.name.to_string(),
+                            reason,
+                        },
+                        other => other,
+                    })
+                })?;
         }
     }
     Ok(())

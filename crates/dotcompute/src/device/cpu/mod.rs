@@ -198,7 +198,8 @@ impl Backend for CpuBackend {
     ) -> DeviceResult<()> {
         check_range("copy_dtod source", src_offset, bytes, src.len())?;
         check_range("copy_dtod destination", dst_offset, bytes, dst.len())?;
-        dst.as_bytes_mut()[dst_offset..dst_offset + bytes].copy_from_slice(&src.as_bytes()[src_offset..src_offset + bytes]);
+        dst.as_bytes_mut()[dst_offset..dst_offset + bytes]
+            .copy_from_slice(&src.as_bytes()[src_offset..src_offset + bytes]);
         self.counters.dtod(bytes);
         Ok(())
     }

@@ -35,8 +35,14 @@ use super::kernels::KernelSource;
 
 fn driver(operation: &'static str) -> impl Fn(DriverError) -> DeviceError {
     move |e: DriverError| {
-        let name = e.error_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let text = e.error_string().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = e
+            .error_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let text = e
+            .error_string()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         DeviceError::Driver {
             operation,
             message: format!("{name}: {text} ({:?})", e.0),
@@ -56,7 +62,9 @@ pub fn driver_version() -> DeviceResult<i32> {
     ensure_driver()?;
     let mut v = 0;
     // SAFETY: the driver library is loaded (checked above); `v` is valid for one write.
-    unsafe { sys::cuDriverGetVersion(&mut v) }.result().map_err(driver("cuDriverGetVersion"))?;
+    unsafe { sys::cuDriverGetVersion(&mut v) }
+        .result()
+        .map_err(driver("cuDriverGetVersion"))?;
     Ok(v)
 }
 
@@ -304,7 +312,11 @@ impl CudaBackend {
         if args.len() != kernel.params.len() {
             return Err(err(
                 args.len().min(kernel.params.len()),
-                format!("the kernel declares {} parameter(s), the launch passed {}", kernel.params.len(), args.len()),
+                format!(
+                    "the kernel declares {} parameter(s), the launch passed {}",
+                    kernel.params.len(),
+                    args.len()
+                ),
             ));
         }
         for (i, (a, p)) in args.iter().zip(&kernel.params).enumerate() {
@@ -315,7 +327,12 @@ impl CudaBackend {
             if size != p.size {
                 return Err(err(
                     i,
-                    format!("{} ({size} bytes) passed for a .{} parameter ({} bytes)", a.describe(), p.ty, p.size),
+                    format!(
+                        "{} ({size} bytes) passed for a .{} parameter ({} bytes)",
+                        a.describe(),
+                        p.ty,
+                        p.size
+                    ),
                 ));
             }
         }
@@ -448,8 +465,8 @@ impl Backend for CudaBackend {
     fn alloc_host(&self, bytes: usize) -> DeviceResult<CudaHostMemory> {
         // SAFETY: the memory is uninitialised; it is zeroed below before any
         // reference to it is handed out.
-        let mut slice = unsafe { self.ctx.alloc_pinned_with_flags::<u8>(bytes.max(1), 0) }
-            .map_err(driver("cuMemHostAlloc"))?;
+        let mut slice =
+            unsafe { self.ctx.alloc_pinned_with_flags::<u8>(bytes.max(1), 0) }.map_err(driver("cuMemHostAlloc"))?;
         slice.as_mut_slice().map_err(driver("cuEventSynchronize"))?.fill(0);
         Ok(CudaHostMemory { slice })
     }
@@ -476,7 +493,9 @@ impl Backend for CudaBackend {
             return Ok(());
         }
         let mut view = dst.slice.slice_mut(off..off + src.len());
-        stream.memcpy_htod(src, &mut view).map_err(driver("cuMemcpyHtoDAsync"))?;
+        stream
+            .memcpy_htod(src, &mut view)
+            .map_err(driver("cuMemcpyHtoDAsync"))?;
         stream.synchronize().map_err(driver("cuStreamSynchronize"))?;
         self.counters.htod(src.len());
         Ok(())
@@ -510,7 +529,9 @@ impl Backend for CudaBackend {
         }
         let from = src.slice.slice(src_offset..src_offset + bytes);
         let mut to = dst.slice.slice_mut(dst_offset..dst_offset + bytes);
-        stream.memcpy_dtod(&from, &mut to).map_err(driver("cuMemcpyDtoDAsync"))?;
+        stream
+            .memcpy_dtod(&from, &mut to)
+            .map_err(driver("cuMemcpyDtoDAsync"))?;
         stream.synchronize().map_err(driver("cuStreamSynchronize"))?;
         self.counters.dtod(bytes);
         Ok(())
@@ -520,7 +541,9 @@ impl Backend for CudaBackend {
         if memory.is_empty() {
             return Ok(());
         }
-        stream.memset_zeros(&mut memory.slice).map_err(driver("cuMemsetD8Async"))?;
+        stream
+            .memset_zeros(&mut memory.slice)
+            .map_err(driver("cuMemsetD8Async"))?;
         stream.synchronize().map_err(driver("cuStreamSynchronize"))
     }
 
