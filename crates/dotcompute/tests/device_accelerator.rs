@@ -90,7 +90,11 @@ fn the_monitor_without_nvml_is_a_clean_state() {
         assert_eq!(samples.len() as u32, m.device_count());
         return;
     }
-    assert!(m.unavailable_reason().unwrap().contains("NVML"));
+    assert!(
+        m.unavailable_reason().unwrap().contains("NVML"),
+        "{:?}",
+        m.unavailable_reason()
+    );
     assert_eq!(m.device_count(), 0);
     assert!(m.sample_all().is_empty());
     assert!(matches!(

@@ -141,6 +141,7 @@ impl Accelerator {
                     device_count: n,
                 }
             }
+            Err(DeviceError::Unavailable { reason, .. }) => CudaStatus::Unavailable { reason },
             Err(e) => CudaStatus::Unavailable { reason: e.to_string() },
         };
         let current = if devices.len() > 1 { 1 } else { 0 };

@@ -78,7 +78,7 @@ impl GpuMonitor {
         let state = match result {
             Ok(nvml) => State::Available(Box::new(nvml)),
             Err(e) => {
-                let reason = format!("NVML not available: {e}");
+                let reason = format!("cannot load or initialise NVML: {e}");
                 tracing::debug!(%reason, "GPU monitor disabled");
                 State::Unavailable(reason)
             }

@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use super::accelerator::{Accelerator, CudaStatus, DeviceInfo};
 use super::compiler::{KernelCompiler, Ptxas};
+use super::error::DeviceError;
 use super::monitor::GpuMonitor;
 
 /// Whether a component is there, its version, and why not.
@@ -41,6 +42,14 @@ impl Component {
             detail: None,
             reason: Some(reason),
         }
+    }
+}
+
+/// The reason alone for an `Unavailable` error, the whole message otherwise.
+fn reason_of(e: &DeviceError) -> String {
+    match e {
+        DeviceError::Unavailable { reason, .. } => reason.clone(),
+        other => other.to_string(),
     }
 }
 
@@ -102,11 +111,11 @@ pub fn report() -> DeviceReport {
                 .unwrap_or_default();
             Component::ok(Some(format!("{a}.{b}")), Some(format!("targets: {archs}")))
         }
-        Err(e) => Component::missing(e.to_string()),
+        Err(e) => Component::missing(reason_of(&e)),
     };
     let ptxas = match Ptxas::locate() {
         Ok(p) => Component::ok(p.version().ok(), Some(p.path().display().to_string())),
-        Err(e) => Component::missing(e.to_string()),
+        Err(e) => Component::missing(reason_of(&e)),
     };
     let monitor = GpuMonitor::new();
     let nvml = if monitor.is_available() {
