@@ -48,6 +48,7 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 // Lets the macros' `::dotcompute::...` paths resolve inside this crate too.
 extern crate self as dotcompute;
 
+pub mod device;
 pub mod error;
 pub mod message;
 pub mod queue;

@@ -1,0 +1,57 @@
+//! Devices and memory: discovery ([`Accelerator`]), the [`Backend`] trait
+//! with a CPU and a CUDA implementation, typed device buffers
+//! ([`DeviceBuffer`]), host/device mirrored buffers ([`UnifiedBuffer`]), a
+//! caching allocator ([`MemoryPool`]), CUDA C compilation with NVRTC
+//! ([`KernelCompiler`]) through a PTX cache ([`KernelCache`]), GPU
+//! monitoring through NVML ([`GpuMonitor`]), and a [`ComputeOrchestrator`]
+//! that launches registered kernels and keeps their history.
+//!
+//! One concept per module:
+//! - [`accelerator`]: device discovery, properties and selection.
+//! - [`backend`]: the [`Backend`] trait, launch geometry and kernel arguments.
+//! - [`cpu`]: the CPU backend (rayon) and its Rust kernels.
+//! - [`cuda`]: the CUDA backend (cudarc driver API).
+//! - [`buffer`]: [`DeviceBuffer`], typed RAII device memory.
+//! - [`unified`]: [`UnifiedBuffer`] and its six-state machine.
+//! - [`pool`]: [`MemoryPool`], size classes, limits, statistics.
+//! - [`compiler`]: NVRTC compilation, PTX parsing, ptxas.
+//! - [`cache`]: the two-level kernel cache.
+//! - [`monitor`]: NVML sampling.
+//! - [`orchestrator`]: named kernels, timed launches, history.
+//! - [`kernels`]: the shipped CUDA kernels and their CPU equivalents.
+//! - [`report`]: the data behind `dotcompute info`.
+//! - [`dylib`]: finding the CUDA libraries without panicking.
+//!
+//! Invariant of the whole layer: on a machine without a GPU, a CUDA driver,
+//! NVRTC or NVML, every entry point still works or returns
+//! [`DeviceError::Unavailable`]; nothing panics for want of a library.
+
+pub mod accelerator;
+pub mod backend;
+pub mod buffer;
+pub mod cache;
+pub mod compiler;
+pub mod cpu;
+pub mod cuda;
+pub mod dylib;
+pub mod error;
+pub mod kernels;
+pub mod monitor;
+pub mod orchestrator;
+pub mod pool;
+pub mod report;
+pub mod unified;
+
+pub use accelerator::{Accelerator, CudaStatus, DeviceInfo};
+pub use backend::{Backend, BackendKind, BackendStats, Dim3, ElemType, KernelArg, LaunchConfig, Scalar, ScalarType};
+pub use buffer::DeviceBuffer;
+pub use cache::{CacheConfig, CacheEntry, CacheKey, CacheLevel, CacheStats, KernelCache};
+pub use compiler::{CompileOptions, CompiledKernel, KernelCompiler, Ptxas};
+pub use cpu::{CpuBackend, CpuKernel};
+pub use cuda::{CudaBackend, CudaSource};
+pub use error::{DeviceError, DeviceResult};
+pub use monitor::{GpuMonitor, GpuSample};
+pub use orchestrator::{ComputeOrchestrator, KernelExecution, KernelSummary, LaunchOutput};
+pub use pool::{DeviceAllocator, MemoryPool, PinnedAllocator, PoolConfig, PoolStats, PooledBlock, RawAllocator};
+pub use report::{report, Component, DeviceReport};
+pub use unified::{BufferState, TransferStats, UnifiedBuffer};
