@@ -42,6 +42,9 @@
 //! # });
 //! ```
 
+// No unwrap, expect or panic on any path a user can reach.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
 /// The version of this crate.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 

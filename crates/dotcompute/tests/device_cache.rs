@@ -14,7 +14,7 @@ fn key(i: usize) -> CacheKey {
 fn entry(i: usize, size: usize) -> CacheEntry {
     CacheEntry {
         ptx: format!("// entry {i}\n{}", "x".repeat(size)),
-        cubin: (i % 2 == 0).then(|| vec![i as u8; 64]),
+        cubin: i.is_multiple_of(2).then(|| vec![i as u8; 64]),
         log: format!("log {i}"),
     }
 }

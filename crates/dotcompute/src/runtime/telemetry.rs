@@ -13,17 +13,17 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+use crate::queue::state::{new_wait_histogram, MAX_RECORDED_WAIT_NS};
 use crate::queue::QueueStats;
 use crate::runtime::state::KernelState;
 
-/// Highest latency a histogram tracks exactly (one minute); longer values are
-/// recorded as this value.
-const HISTOGRAM_MAX_NS: u64 = 60_000_000_000;
+/// Longest latency recorded (one hour); longer values are recorded as this.
+const HISTOGRAM_MAX_NS: u64 = MAX_RECORDED_WAIT_NS;
 
+/// An empty latency histogram (nanoseconds, 3 significant digits), the same
+/// kind the queues use for their wait times.
 pub(crate) fn new_histogram() -> Histogram<u64> {
-    // hdrhistogram refuses only low < 1, high < 2·low or more than 5 digits;
-    // these constants are inside those limits (and a unit test builds one).
-    Histogram::new_with_bounds(1, HISTOGRAM_MAX_NS, 3).expect("constant histogram bounds are valid")
+    new_wait_histogram()
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -25,7 +25,7 @@ pub struct PtxEntry {
 fn type_size(ty: &str) -> Option<usize> {
     let bits: usize = ty.get(1..)?.parse().ok()?;
     match ty.as_bytes().first()? {
-        b'u' | b's' | b'b' | b'f' if bits % 8 == 0 => Some(bits / 8),
+        b'u' | b's' | b'b' | b'f' if bits.is_multiple_of(8) => Some(bits / 8),
         _ => None,
     }
 }

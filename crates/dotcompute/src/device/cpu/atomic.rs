@@ -20,7 +20,10 @@ pub(crate) enum AtomicWords<'a> {
 /// The widest word (8, 4, 2 or 1 bytes) that divides `elem_size`: every
 /// element of that size starts on a word boundary of a 64-aligned buffer.
 pub(crate) fn word_for(elem_size: usize) -> usize {
-    [8, 4, 2].into_iter().find(|w| elem_size % w == 0).unwrap_or(1)
+    [8, 4, 2]
+        .into_iter()
+        .find(|w| elem_size.is_multiple_of(*w))
+        .unwrap_or(1)
 }
 
 macro_rules! view {
