@@ -1,0 +1,2 @@
+//! Workloads.
+pub mod numpy_rng;
