@@ -1,2 +1,3 @@
 //! Workloads.
+pub mod graph;
 pub mod numpy_rng;
