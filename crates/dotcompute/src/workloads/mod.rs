@@ -1,3 +1,4 @@
 //! Workloads.
 pub mod graph;
 pub mod numpy_rng;
+pub mod pagerank;

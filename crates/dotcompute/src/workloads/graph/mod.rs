@@ -12,9 +12,9 @@
 //!   `in_offsets[num_nodes] == num_edges`;
 //! - every source id is `< num_nodes`, and `out_degree[u]` is the number of
 //!   edges whose source is `u` (so `Σ out_degree == num_edges`);
-//! - within a row, sources keep the order in which their edges were given
-//!   (the CSR build is a stable counting sort), so results do not depend on
-//!   how the input was split for parallel parsing;
+//! - within a row, sources are in ascending order (a counting sort by
+//!   destination, then a sort of each row), so the graph, and every result
+//!   computed from it, does not depend on the order of the input edges;
 //! - self-loops and repeated edges are kept as given (a multigraph): an edge
 //!   listed twice counts twice in the out-degree and carries twice the rank,
 //!   as in PyDotCompute's and scipy's COO-to-CSR construction. Use
@@ -202,7 +202,7 @@ impl Graph {
         self.in_sources.len()
     }
 
-    /// The sources of the edges into `v`, in input order.
+    /// The sources of the edges into `v`, ascending (repeated for repeated edges).
     ///
     /// # Panics
     /// If `v >= num_nodes()`.
@@ -256,7 +256,7 @@ impl Graph {
         self.labels.label(i)
     }
 
-    /// The edges as `(sources, destinations)`, grouped by destination.
+    /// The edges as `(sources, destinations)`, by destination, then source.
     pub fn to_edges(&self) -> (Vec<u32>, Vec<u32>) {
         let mut src = Vec::with_capacity(self.num_edges());
         let mut dst = Vec::with_capacity(self.num_edges());
@@ -310,8 +310,7 @@ impl Graph {
         }
     }
 
-    /// A new graph with `extra` edges appended (after the existing ones in
-    /// every row). Node ids at or above `num_nodes()` add nodes (labelled
+    /// A new graph with `extra` edges added. Node ids at or above `num_nodes()` add nodes (labelled
     /// densely, so only for graphs with [`NodeLabels::Offset`] labels).
     pub fn with_added_edges(&self, src: &[u32], dst: &[u32]) -> Result<Graph, GraphError> {
         let max_new = src.iter().chain(dst.iter()).map(|&x| x as usize + 1).max().unwrap_or(0);
@@ -333,24 +332,87 @@ impl Graph {
     }
 }
 
-/// Stable counting sort of the edges by destination. `src`/`dst` are valid.
+/// Counting sort of the edges by destination, then each row sorted by
+/// source, so every row lists its sources in ascending order whatever the
+/// input order. `src`/`dst` are valid (ids below `num_nodes`).
+///
+/// Large inputs are counted and scattered in parallel: the edges are cut
+/// into `P` contiguous parts, each part counts its destinations, and part
+/// `p` writes the edges into row `v` from `offset[v] + Σ_{q<p} count_q[v]`.
 fn build_csr(num_nodes: usize, src: &[u32], dst: &[u32], labels: NodeLabels) -> Graph {
-    let mut in_offsets = vec![0usize; num_nodes + 1];
+    let m = src.len();
+    let parts = if m < (1 << 16) || m >= u32::MAX as usize {
+        1
+    } else {
+        rayon::current_num_threads().clamp(1, 8).min(m >> 15)
+    };
+    let bounds: Vec<(usize, usize)> = (0..parts).map(|p| (p * m / parts, (p + 1) * m / parts)).collect();
+    // Per-part histograms of destinations (in-degree) and sources (out-degree).
+    let counted: Vec<(Vec<u32>, Vec<u32>)> = bounds
+        .par_iter()
+        .map(|&(a, b)| {
+            let mut ind = vec![0u32; num_nodes];
+            let mut outd = vec![0u32; num_nodes];
+            for (&s, &d) in src[a..b].iter().zip(&dst[a..b]) {
+                ind[d as usize] += 1;
+                outd[s as usize] += 1;
+            }
+            (ind, outd)
+        })
+        .collect();
+    let (mut cursors, outs): (Vec<Vec<u32>>, Vec<Vec<u32>>) = counted.into_iter().unzip();
     let mut out_degree = vec![0u32; num_nodes];
-    for (&s, &d) in src.iter().zip(dst) {
-        in_offsets[d as usize + 1] += 1;
-        out_degree[s as usize] += 1;
+    out_degree.par_chunks_mut(1 << 14).enumerate().for_each(|(ci, chunk)| {
+        let (base, len) = (ci << 14, chunk.len());
+        for part in &outs {
+            for (o, &c) in chunk.iter_mut().zip(&part[base..base + len]) {
+                *o += c;
+            }
+        }
+    });
+    drop(outs);
+    // Row offsets, and each part's starting cursor in every row.
+    let mut in_offsets = vec![0usize; num_nodes + 1];
+    let mut acc = 0usize;
+    for v in 0..num_nodes {
+        in_offsets[v] = acc;
+        for part in cursors.iter_mut() {
+            let c = part[v] as usize;
+            part[v] = acc as u32; // acc < m <= u32::MAX when parts > 1; exact below.
+            acc += c;
+        }
     }
-    for i in 0..num_nodes {
-        in_offsets[i + 1] += in_offsets[i];
+    in_offsets[num_nodes] = acc;
+    let mut in_sources = vec![0u32; m];
+    if parts == 1 {
+        // Sequential scatter with usize cursors (any m).
+        let mut cursor: Vec<usize> = in_offsets[..num_nodes].to_vec();
+        for (&s, &d) in src.iter().zip(dst) {
+            let slot = &mut cursor[d as usize];
+            in_sources[*slot] = s;
+            *slot += 1;
+        }
+    } else {
+        let out = SharedSlice(in_sources.as_mut_ptr(), m);
+        let out = &out;
+        bounds
+            .par_iter()
+            .zip(cursors.par_iter_mut())
+            .for_each(|(&(a, b), cursor)| {
+                for (&s, &d) in src[a..b].iter().zip(&dst[a..b]) {
+                    let slot = &mut cursor[d as usize];
+                    // SAFETY: part p writes row v only at slots
+                    // [offset[v] + Σ_{q<p} count_q[v], + count_p[v]), which are
+                    // disjoint across parts and rows and lie below m; every
+                    // slot is written exactly once, and `in_sources` outlives
+                    // this parallel loop.
+                    unsafe { out.write(*slot as usize, s) };
+                    *slot += 1;
+                }
+            });
     }
-    let mut cursor: Vec<usize> = in_offsets[..num_nodes].to_vec();
-    let mut in_sources = vec![0u32; src.len()];
-    for (&s, &d) in src.iter().zip(dst) {
-        let slot = &mut cursor[d as usize];
-        in_sources[*slot] = s;
-        *slot += 1;
-    }
+    drop(cursors);
+    sort_rows(&in_offsets, &mut in_sources);
     Graph {
         num_nodes,
         in_offsets,
@@ -360,15 +422,57 @@ fn build_csr(num_nodes: usize, src: &[u32], dst: &[u32], labels: NodeLabels) -> 
     }
 }
 
+/// A raw view of a `u32` buffer that parallel parts write at disjoint indices.
+struct SharedSlice(*mut u32, usize);
+
+// SAFETY: only used for writes at indices that no two threads share (see
+// `build_csr`); the buffer is not read or moved while the view exists.
+unsafe impl Sync for SharedSlice {}
+
+impl SharedSlice {
+    /// # Safety
+    /// `i < len`, and no other thread accesses index `i` concurrently.
+    unsafe fn write(&self, i: usize, v: u32) {
+        debug_assert!(i < self.1);
+        // SAFETY: guaranteed by the caller.
+        unsafe { self.0.add(i).write(v) }
+    }
+}
+
+/// Sorts every CSR row in place, rows in parallel batches.
+fn sort_rows(offsets: &[usize], sources: &mut [u32]) {
+    const ROWS: usize = 1 << 13;
+    let num_rows = offsets.len().saturating_sub(1);
+    let mut batches: Vec<(usize, &mut [u32])> = Vec::with_capacity(num_rows / ROWS + 1);
+    let mut rest = sources;
+    let mut row = 0;
+    while row < num_rows {
+        let end = (row + ROWS).min(num_rows);
+        let (head, tail) = rest.split_at_mut(offsets[end] - offsets[row]);
+        batches.push((row, head));
+        rest = tail;
+        row = end;
+    }
+    batches.into_par_iter().for_each(|(first, slice)| {
+        let base = offsets[first];
+        let end = (first + ROWS).min(num_rows);
+        for v in first..end {
+            slice[offsets[v] - base..offsets[v + 1] - base].sort_unstable();
+        }
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn csr_keeps_input_order_and_degrees() {
+    fn csr_rows_are_sorted_and_degrees_counted() {
         let g = Graph::from_edges(4, &[3, 0, 1, 3, 0], &[2, 2, 2, 0, 3]).unwrap();
         assert_eq!(g.in_offsets(), &[0, 1, 1, 4, 5]);
-        assert_eq!(g.in_neighbors(2), &[3, 0, 1]);
+        assert_eq!(g.in_neighbors(2), &[0, 1, 3]);
+        // The same edges in another order give the same graph.
+        assert_eq!(g, Graph::from_edges(4, &[0, 3, 3, 1, 0], &[3, 0, 2, 2, 2]).unwrap());
         assert_eq!(g.out_degrees(), &[2, 1, 0, 2]);
         assert_eq!(g.dangling_count(), 1);
         assert_eq!(

