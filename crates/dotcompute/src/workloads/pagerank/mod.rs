@@ -46,7 +46,7 @@
 //! assert!(r.ranks.iter().all(|&x| (x - 1.0 / 3.0).abs() < 1e-15));
 //! ```
 
-// pub mod actor;
+pub mod actor;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -203,6 +203,12 @@ pub enum PagerankError {
     /// The ring-kernel runtime failed (actor backend).
     #[error(transparent)]
     Runtime(#[from] crate::Error),
+    /// The PageRank kernel could not serve a request.
+    #[error("the PageRank kernel refused the request: {reason}")]
+    Rejected {
+        /// Its explanation.
+        reason: String,
+    },
 }
 
 /// The outcome of a power iteration.
