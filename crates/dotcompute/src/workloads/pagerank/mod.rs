@@ -56,6 +56,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use super::graph::{load_graph, write_edge_list, Graph, GraphError, GraphFormat, GraphGenerator, LoadOptions, NodeIds};
+pub use super::Timing;
 
 /// What happens to the rank of nodes without out-edges.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
@@ -676,37 +677,6 @@ impl Default for PagerankBenchOptions {
     }
 }
 
-/// Minimum, median and maximum of repeated timings, seconds.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct Timing {
-    /// Fastest.
-    pub min: f64,
-    /// Median.
-    pub median: f64,
-    /// Slowest.
-    pub max: f64,
-}
-
-impl Timing {
-    /// Summarises samples (all zero for none).
-    pub fn of(samples: &[f64]) -> Timing {
-        let mut s = samples.to_vec();
-        s.sort_by(f64::total_cmp);
-        if s.is_empty() {
-            return Timing {
-                min: 0.0,
-                median: 0.0,
-                max: 0.0,
-            };
-        }
-        Timing {
-            min: s[0],
-            median: s[s.len() / 2],
-            max: s[s.len() - 1],
-        }
-    }
-}
-
 /// One size of `dotcompute bench pagerank`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PagerankBenchRow {
@@ -859,12 +829,5 @@ mod tests {
                 other => panic!("{name}: {other:?}"),
             }
         }
-    }
-
-    #[test]
-    fn timing_summary() {
-        let t = Timing::of(&[3.0, 1.0, 2.0]);
-        assert_eq!((t.min, t.median, t.max), (1.0, 2.0, 3.0));
-        assert_eq!(Timing::of(&[]).max, 0.0);
     }
 }
