@@ -19,3 +19,18 @@ async fn pagerank_actor_example_answers_like_a_direct_solve() {
     assert!(s.update_solve.warm_start && s.update_solve.converged);
     assert!(s.query_us > 0.0);
 }
+
+#[path = "../examples/streaming_pipeline.rs"]
+#[allow(dead_code)]
+mod streaming_pipeline;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streaming_pipeline_example_alerts_every_anomaly_once() {
+    let s = streaming_pipeline::run(100_000, 1000, 8).await.unwrap();
+    assert_eq!(s.batches, 100);
+    assert!(s.matches_per_point);
+    assert_eq!(s.anomalies.len(), 894);
+    assert_eq!(s.total, 894);
+    assert_eq!(s.quality.true_positives, 894);
+    assert_eq!(s.quality.precision, Some(1.0));
+}

@@ -175,20 +175,47 @@ impl Graph {
                 });
             }
         }
-        // Validate in parallel; report the first bad edge.
-        let bad = src
-            .par_iter()
-            .zip(dst.par_iter())
-            .enumerate()
-            .find_first(|(_, (&s, &d))| s as usize >= num_nodes || d as usize >= num_nodes);
-        if let Some((edge, (&s, &d))) = bad {
-            let id = if s as usize >= num_nodes { s } else { d };
-            return Err(GraphError::NodeOutOfRange {
-                edge,
-                id: u64::from(id),
-                num_nodes,
-            });
+        // Validate: a parallel maximum, then (only if it is out of range) a
+        // scan for the first bad edge to report.
+        let largest = src
+            .par_chunks(1 << 16)
+            .chain(dst.par_chunks(1 << 16))
+            .map(|c| c.iter().copied().max().unwrap_or(0))
+            .max()
+            .unwrap_or(0);
+        if !src.is_empty() && largest as usize >= num_nodes {
+            if let Some((edge, (&s, &d))) = src
+                .iter()
+                .zip(dst)
+                .enumerate()
+                .find(|(_, (&s, &d))| s as usize >= num_nodes || d as usize >= num_nodes)
+            {
+                let id = if s as usize >= num_nodes { s } else { d };
+                return Err(GraphError::NodeOutOfRange {
+                    edge,
+                    id: u64::from(id),
+                    num_nodes,
+                });
+            }
         }
+        Ok(build_csr(num_nodes, src, dst, labels))
+    }
+
+    /// [`from_edges_labeled`](Self::from_edges_labeled) for edges whose ids
+    /// are known to be below `num_nodes` (the loaders check them per line).
+    pub(crate) fn from_valid_edges(
+        num_nodes: usize,
+        src: &[u32],
+        dst: &[u32],
+        labels: NodeLabels,
+    ) -> Result<Graph, GraphError> {
+        if num_nodes > MAX_NODES {
+            return Err(GraphError::TooLarge(format!(
+                "{num_nodes} nodes; node ids are u32, so at most {MAX_NODES}"
+            )));
+        }
+        debug_assert!(src.len() == dst.len());
+        debug_assert!(src.iter().chain(dst).all(|&x| (x as usize) < num_nodes));
         Ok(build_csr(num_nodes, src, dst, labels))
     }
 
@@ -422,6 +449,20 @@ fn build_csr(num_nodes: usize, src: &[u32], dst: &[u32], labels: NodeLabels) -> 
     }
 }
 
+/// Sorts a short slice (rows average a few entries).
+#[inline]
+fn insertion_sort(row: &mut [u32]) {
+    for i in 1..row.len() {
+        let x = row[i];
+        let mut j = i;
+        while j > 0 && row[j - 1] > x {
+            row[j] = row[j - 1];
+            j -= 1;
+        }
+        row[j] = x;
+    }
+}
+
 /// A raw view of a `u32` buffer that parallel parts write at disjoint indices.
 struct SharedSlice(*mut u32, usize);
 
@@ -457,7 +498,12 @@ fn sort_rows(offsets: &[usize], sources: &mut [u32]) {
         let base = offsets[first];
         let end = (first + ROWS).min(num_rows);
         for v in first..end {
-            slice[offsets[v] - base..offsets[v + 1] - base].sort_unstable();
+            let row = &mut slice[offsets[v] - base..offsets[v + 1] - base];
+            if row.len() <= 24 {
+                insertion_sort(row);
+            } else {
+                row.sort_unstable();
+            }
         }
     });
 }

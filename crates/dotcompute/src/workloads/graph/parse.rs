@@ -159,6 +159,8 @@ struct Chunk {
     src: Vec<u32>,
     dst: Vec<u32>,
     lines: u64,
+    /// Largest id seen (0 for none).
+    max_id: u32,
 }
 
 struct ChunkError {
@@ -197,15 +199,12 @@ fn skip_blanks(bytes: &[u8], mut i: usize) -> usize {
 fn parse_id(bytes: &[u8], i: usize, rules: &LineRules) -> Result<(u32, usize), String> {
     let mut j = i;
     let mut v: u64 = 0;
-    while j < bytes.len() && bytes[j].is_ascii_digit() {
-        v = v * 10 + u64::from(bytes[j] - b'0');
-        if v > u64::from(u32::MAX) {
-            return Err(format!(
-                "node id {} is too large (ids must be below {})",
-                token_at(bytes, i),
-                u32::MAX
-            ));
+    while let Some(&b) = bytes.get(j) {
+        let digit = b.wrapping_sub(b'0');
+        if digit > 9 {
+            break;
         }
+        v = v.wrapping_mul(10).wrapping_add(u64::from(digit));
         j += 1;
     }
     let ends_token = j >= bytes.len() || matches!(bytes[j], b' ' | b'\t' | b'\n' | b'\r');
@@ -213,6 +212,14 @@ fn parse_id(bytes: &[u8], i: usize, rules: &LineRules) -> Result<(u32, usize), S
         return Err(format!(
             "expected a node id (a non-negative integer), found {}",
             token_at(bytes, i)
+        ));
+    }
+    // Up to 10 digits cannot overflow a u64; more are too large anyway.
+    if j - i > 10 || v > u64::from(u32::MAX) {
+        return Err(format!(
+            "node id {} is too large (ids must be below {})",
+            token_at(bytes, i),
+            u32::MAX
         ));
     }
     let v = v as u32;
@@ -259,6 +266,7 @@ fn parse_chunk(bytes: &[u8], rules: LineRules) -> Result<Chunk, ChunkError> {
     let mut dst = Vec::with_capacity(guess);
     let mut line = 0u64;
     let mut i = 0usize;
+    let mut max_id = 0u32;
     let n = bytes.len();
     while i < n {
         line += 1;
@@ -310,11 +318,17 @@ fn parse_chunk(bytes: &[u8], rules: LineRules) -> Result<Chunk, ChunkError> {
                 token_at(bytes, k)
             )));
         }
+        max_id = max_id.max(s).max(d);
         src.push(s);
         dst.push(d);
         i = k + 1;
     }
-    Ok(Chunk { src, dst, lines: line })
+    Ok(Chunk {
+        src,
+        dst,
+        lines: line,
+        max_id,
+    })
 }
 
 #[inline]
@@ -344,12 +358,11 @@ fn split_lines(bytes: &[u8], parts: usize) -> Vec<&[u8]> {
 
 /// Parses all edge lines of `body` in parallel. `first_line` is the line
 /// number of `body`'s first line minus one.
-fn parse_body(
-    bytes: &[u8],
-    rules: LineRules,
-    first_line: u64,
-    input: &str,
-) -> Result<(Vec<u32>, Vec<u32>, u64), GraphError> {
+/// The parsed edges of a body: sources, destinations, the number of lines,
+/// and the largest id (`None` without edges).
+type Body = (Vec<u32>, Vec<u32>, u64, Option<u32>);
+
+fn parse_body(bytes: &[u8], rules: LineRules, first_line: u64, input: &str) -> Result<Body, GraphError> {
     const MIN_CHUNK: usize = 1 << 20;
     let parts = (bytes.len() / MIN_CHUNK).clamp(1, 4 * rayon::current_num_threads());
     let pieces = split_lines(bytes, parts);
@@ -373,10 +386,11 @@ fn parse_body(
     }
     let lines = line_base - first_line;
     let mut chunks: Vec<Chunk> = results.into_iter().flatten().collect();
+    let max_id = chunks.iter().filter(|c| !c.src.is_empty()).map(|c| c.max_id).max();
     if chunks.len() == 1 {
         let c = chunks.pop().map(|c| (c.src, c.dst));
         let (s, d) = c.unwrap_or_default();
-        return Ok((s, d, lines));
+        return Ok((s, d, lines, max_id));
     }
     let mut src = Vec::with_capacity(total);
     let mut dst = Vec::with_capacity(total);
@@ -384,7 +398,7 @@ fn parse_body(
         src.extend_from_slice(&c.src);
         dst.extend_from_slice(&c.dst);
     }
-    Ok((src, dst, lines))
+    Ok((src, dst, lines, max_id))
 }
 
 fn parse_edge_list_named(bytes: &[u8], ids: NodeIds, min_nodes: usize, input: &str) -> Result<Graph, GraphError> {
@@ -393,19 +407,18 @@ fn parse_edge_list_named(bytes: &[u8], ids: NodeIds, min_nodes: usize, input: &s
         max_id: u32::MAX - 1,
         value: Value::None,
     };
-    let (mut src, mut dst, _) = parse_body(bytes, rules, 0, input)?;
-    let max_id = src.par_iter().chain(dst.par_iter()).copied().max();
+    let (mut src, mut dst, _, max_id) = parse_body(bytes, rules, 0, input)?;
     match ids {
         NodeIds::Dense => {
             let n = max_id.map_or(0, |m| m as usize + 1).max(min_nodes);
-            Graph::from_edges_labeled(n, &src, &dst, NodeLabels::Offset(0))
+            Graph::from_valid_edges(n, &src, &dst, NodeLabels::Offset(0))
         }
         NodeIds::Compact => {
             let Some(max_id) = max_id else {
                 return Graph::from_edges(0, &[], &[]);
             };
             let labels = compact_ids(&mut src, &mut dst, max_id);
-            Graph::from_edges_labeled(labels.len(), &src, &dst, NodeLabels::Explicit(labels))
+            Graph::from_valid_edges(labels.len(), &src, &dst, NodeLabels::Explicit(labels))
         }
     }
 }
@@ -562,7 +575,7 @@ fn parse_matrix_market_named(bytes: &[u8], input: &str) -> Result<Graph, GraphEr
         value: header.value,
     };
     let body = &bytes[pos.min(bytes.len())..];
-    let (mut src, mut dst, lines) = if rows == 0 {
+    let (mut src, mut dst, lines, _) = if rows == 0 {
         // No valid index exists; any entry line is out of range.
         let r = LineRules { max_id: 0, ..rules };
         parse_body(body, r, body_first_line, input)?
@@ -591,7 +604,7 @@ fn parse_matrix_market_named(bytes: &[u8], input: &str) -> Result<Graph, GraphEr
             dst.push(d);
         }
     }
-    Graph::from_edges_labeled(rows as usize, &src, &dst, NodeLabels::Offset(1))
+    Graph::from_valid_edges(rows as usize, &src, &dst, NodeLabels::Offset(1))
 }
 
 #[cfg(test)]

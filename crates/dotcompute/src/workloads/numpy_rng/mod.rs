@@ -189,8 +189,11 @@ pub struct NumpyGenerator {
     bits: Pcg64,
 }
 
-const ZIGGURAT_NOR_R: f64 = 3.654_152_885_361_008_796_351_947_251_8;
-const ZIGGURAT_NOR_INV_R: f64 = 0.273_661_237_329_758_272_033_382_475_96;
+// numpy's `ziggurat_nor_r` = 3.6541528853610087963519472518 and
+// `ziggurat_nor_inv_r` = 0.27366123732975827203338247596, as the doubles
+// those literals round to.
+const ZIGGURAT_NOR_R: f64 = 3.654_152_885_361_009;
+const ZIGGURAT_NOR_INV_R: f64 = 0.273_661_237_329_758_3;
 
 impl NumpyGenerator {
     /// `default_rng(seed)`.
