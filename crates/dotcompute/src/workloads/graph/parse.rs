@@ -18,6 +18,7 @@
 //! carry the line number in the whole input (the earliest error wins).
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use rayon::prelude::*;
 use serde::Serialize;
@@ -429,21 +430,28 @@ fn compact_ids(src: &mut [u32], dst: &mut [u32], max_id: u32) -> Vec<u64> {
     let span = max_id as usize + 1;
     let edges = src.len();
     if span <= 4 * edges + (1 << 20) {
-        // Dense lookup table: mark, number, map.
+        // Dense lookup table: mark (in parallel), number, map (in parallel).
+        let marks: Vec<AtomicBool> = (0..span).map(|_| AtomicBool::new(false)).collect();
+        src.par_chunks(1 << 16).chain(dst.par_chunks(1 << 16)).for_each(|c| {
+            for &x in c {
+                marks[x as usize].store(true, Ordering::Relaxed);
+            }
+        });
         let mut index = vec![u32::MAX; span];
-        for &x in src.iter().chain(dst.iter()) {
-            index[x as usize] = 0;
-        }
         let mut labels = Vec::new();
-        for (id, slot) in index.iter_mut().enumerate() {
-            if *slot == 0 {
+        for (id, (slot, mark)) in index.iter_mut().zip(marks).enumerate() {
+            if mark.into_inner() {
                 *slot = labels.len() as u32;
                 labels.push(id as u64);
             }
         }
-        src.par_iter_mut()
-            .chain(dst.par_iter_mut())
-            .for_each(|x| *x = index[*x as usize]);
+        src.par_chunks_mut(1 << 16)
+            .chain(dst.par_chunks_mut(1 << 16))
+            .for_each(|c| {
+                for x in c {
+                    *x = index[*x as usize];
+                }
+            });
         labels
     } else {
         // Sparse ids: sort the distinct ids and search.
