@@ -186,6 +186,11 @@ impl<R: BufRead> Iterator for ValueReader<R> {
             match self.reader.read_line(&mut self.buf) {
                 Ok(0) => return None,
                 Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                    self.failed = true;
+                    self.line += 1;
+                    return Some(Err(self.parse_error("the line is not valid UTF-8 text".into())));
+                }
                 Err(source) => {
                     self.failed = true;
                     return Some(Err(AnomalyError::Io {
@@ -271,5 +276,9 @@ mod tests {
             "t:2: \"v\" is not a number"
         );
         assert!(read_values("".as_bytes(), 0, "t").unwrap().is_empty());
+        assert_eq!(
+            read_values(&b"1\n2\n\xff\n"[..], 0, "t").unwrap_err().to_string(),
+            "t:3: the line is not valid UTF-8 text"
+        );
     }
 }
