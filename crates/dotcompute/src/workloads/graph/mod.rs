@@ -296,8 +296,7 @@ impl Graph {
         (src, dst)
     }
 
-    /// A copy without self-loops and with each repeated edge kept once
-    /// (rows sorted by source).
+    /// A copy without self-loops and with each repeated edge kept once.
     pub fn simplified(&self) -> Graph {
         let rows: Vec<Vec<u32>> = (0..self.num_nodes)
             .into_par_iter()
@@ -308,8 +307,7 @@ impl Graph {
                     .copied()
                     .filter(|&u| u as usize != v)
                     .collect();
-                row.sort_unstable();
-                row.dedup();
+                row.dedup(); // rows are sorted, so repeats are adjacent
                 row
             })
             .collect();
