@@ -138,14 +138,7 @@ fn run_reports_synthetic_and_file_input() {
         text.push_str(&format!("{i},{v:?}\n"));
     }
     std::fs::write(&path, text).unwrap();
-    let f = run(&AnomalyOptions {
-        source: StreamSource::File {
-            path: path.clone(),
-            column: 1,
-        },
-        ..AnomalyOptions::synthetic(0)
-    })
-    .unwrap();
+    let f = run(&AnomalyOptions::file(&path, 1)).unwrap();
     assert_eq!(f.anomalies, r.anomalies);
     assert!(f.report.quality.is_none());
 

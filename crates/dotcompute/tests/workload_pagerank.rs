@@ -337,6 +337,10 @@ fn generated_source_and_bench() {
     let rep = run(&opts).unwrap().report;
     assert_eq!((rep.nodes, rep.edges, rep.iterations), (1000, 2000, 25));
     assert!(close(rep.rank_sum, 0.5696200034878134, 1e-12));
+    // The chunked generator's 10K graph: 9 iterations, as PyDotCompute reports.
+    let mut opts = PagerankOptions::generated(10_000, 5.0);
+    opts.config = PagerankConfig::pydotcompute();
+    assert_eq!(run(&opts).unwrap().report.iterations, 9);
 
     let b = bench(&PagerankBenchOptions {
         sizes: vec![2000, 5000],

@@ -655,6 +655,25 @@ impl AnomalyOptions {
             list: 20,
         }
     }
+
+    /// Column `column` of a file, batch mode, default detector.
+    pub fn file(path: impl Into<PathBuf>, column: usize) -> Self {
+        AnomalyOptions {
+            source: StreamSource::File {
+                path: path.into(),
+                column,
+            },
+            ..Self::synthetic(0)
+        }
+    }
+
+    /// Column `column` of standard input, batch mode, default detector.
+    pub fn stdin(column: usize) -> Self {
+        AnomalyOptions {
+            source: StreamSource::Stdin { column },
+            ..Self::synthetic(0)
+        }
+    }
 }
 
 /// What `dotcompute anomaly` reports (serialised as its `--json`).

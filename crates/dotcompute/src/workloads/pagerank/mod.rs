@@ -509,6 +509,19 @@ impl PagerankOptions {
             top: 10,
         }
     }
+
+    /// Default options for PyDotCompute's chunked generator (seed 42).
+    pub fn generated(nodes: usize, edges_per_node: f64) -> Self {
+        PagerankOptions {
+            source: GraphSource::Generated {
+                generator: GraphGenerator::Chunked,
+                nodes,
+                edges_per_node,
+                seed: 42,
+            },
+            ..Self::for_file(PathBuf::new())
+        }
+    }
 }
 
 /// What `dotcompute pagerank` reports (serialised as its `--json`).
