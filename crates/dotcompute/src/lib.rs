@@ -57,6 +57,7 @@ pub mod message;
 pub mod queue;
 pub mod ring;
 pub mod runtime;
+pub mod workloads;
 
 pub use dotcompute_macros::{ring_kernel, Message};
 pub use error::{Error, Result};

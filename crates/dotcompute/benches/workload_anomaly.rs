@@ -1,0 +1,63 @@
+//! The anomaly detector on PyDotCompute's synthetic stream (10M points by
+//! default), in every mode: points per second of the detection itself
+//! (launching the actor's runtime and kernel is not timed).
+//!
+//! `cargo bench -p dotcompute --bench workload_anomaly`
+//! (`DOTCOMPUTE_BENCH_POINTS=1000000` for a shorter stream).
+
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use dotcompute::workloads::anomaly::stream::SyntheticSpec;
+use dotcompute::workloads::anomaly::{detect_async, DetectOptions, DetectorConfig, Mode};
+
+fn points() -> usize {
+    std::env::var("DOTCOMPUTE_BENCH_POINTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000_000)
+}
+
+fn workload(c: &mut Criterion) {
+    let n = points();
+    let stream = SyntheticSpec::pydotcompute(n).generate().expect("stream");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mut g = c.benchmark_group(format!("anomaly/{n}_points"));
+    g.sample_size(10);
+    g.measurement_time(Duration::from_secs(5));
+    g.throughput(Throughput::Elements(n as u64));
+    for (mode, batch) in [
+        (Mode::Cpu, 1000),
+        (Mode::Batch, 1000),
+        (Mode::Actor, 1000),
+        (Mode::Actor, 10_000),
+        (Mode::ActorThread, 1000),
+        (Mode::ActorThread, 10_000),
+    ] {
+        let options = DetectOptions {
+            mode,
+            batch_size: batch,
+            pipeline_depth: 8,
+        };
+        g.bench_function(format!("{} batch {batch}", mode.name()), |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let d = rt
+                        .block_on(detect_async(DetectorConfig::default(), &stream.values, &options))
+                        .expect("detect");
+                    total += Duration::from_secs_f64(d.seconds);
+                }
+                total
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, workload);
+criterion_main!(benches);
