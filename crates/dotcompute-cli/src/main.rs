@@ -2,7 +2,8 @@
 //!
 //! - `dotcompute demo`: a streaming anomaly-detection pipeline of ring kernels;
 //! - `dotcompute bench latency|throughput`: measurements of the async tier;
-//! - `dotcompute info`: version, tiers and CPU cores.
+//! - `dotcompute info`: version, tiers and CPU cores;
+//! - `dotcompute pagerank` / `dotcompute anomaly`: the workloads.
 //!
 //! Errors on user paths are reported as one `error: ...` line on stderr with
 //! exit code 1; argument errors are clap's (exit code 2).
@@ -13,6 +14,7 @@ mod info;
 mod machine;
 mod output;
 mod progress;
+mod workload;
 
 use std::process::ExitCode;
 
@@ -42,6 +44,10 @@ enum Command {
     Bench(bench::BenchCommand),
     /// Print the version, the runtime tiers in this build and the CPU cores.
     Info,
+    /// Rank the nodes of a graph with PageRank (power iteration).
+    Pagerank(workload::PagerankArgs),
+    /// Find anomalies in a stream of values (streaming EMA z-score detector).
+    Anomaly(workload::AnomalyArgs),
 }
 
 fn main() -> ExitCode {
@@ -51,6 +57,8 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo::run(&args),
         Command::Bench(cmd) => bench::run(cmd),
         Command::Info => info::run(),
+        Command::Pagerank(args) => workload::run_pagerank(&args),
+        Command::Anomaly(args) => workload::run_anomaly(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
