@@ -49,11 +49,13 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 extern crate self as dotcompute;
 
 pub mod error;
+pub mod gpu;
 pub mod message;
 pub mod queue;
 pub mod ring;
 pub mod runtime;
 
+pub use dotcompute_macros::GpuMessage;
 pub use dotcompute_macros::{ring_kernel, Message};
 pub use error::{Error, Result};
 pub use message::codec;
