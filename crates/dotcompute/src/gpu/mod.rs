@@ -4,14 +4,33 @@
 //! - [`message`]: [`GpuMessage`] (`#[derive(GpuMessage)]`): fixed-size plain
 //!   data with a compile-time-checked C layout and a generated CUDA C
 //!   declaration; [`Envelope`] carries one through the runtime.
+//! - [`protocol`]: the shared region (control block, host→device and
+//!   device→host slot rings, state) and the index protocol, over raw memory.
+//! - [`source`]: the CUDA C of a kernel: the persistent-kernel template
+//!   (`cuda/ring_kernel.cuh`), the generated struct declarations, the user's
+//!   handler; [`handlers`]: examples in CUDA C and Rust.
+//! - [`emulator`]: a host thread that plays the device over the same memory
+//!   and protocol, running a Rust handler. **Emulation**, not a GPU.
+//! - [`GpuRing`]: the host's handle on one device (emulated now, CUDA later);
+//!   [`GpuPipeline`]: two devices linked by a ring that bypasses the host.
+//! - [`emulated_kernel`]: a [`KernelSpec`](crate::KernelSpec) that runs an
+//!   emulated GPU ring kernel in the [`RingKernelRuntime`](crate::RingKernelRuntime).
+//!
+//! What runs where: the CUDA template is compiled (NVRTC) and assembled
+//! (ptxas) in the tests when the tools are installed; launching it needs the
+//! CUDA backend (`src/device`), which plugs in as a [`DeviceAgent`]. Until
+//! then every protocol test runs against the emulator and the loom models.
+//!
 
 #[doc(hidden)]
 #[path = "derive_support.rs"]
 pub mod __layout;
 
 pub mod message;
+pub mod protocol;
 
 pub use message::{cuda_decls, CudaDecl, Envelope, GpuMessage, HandlerStatus, NoState};
+pub use protocol::DeviceCounters;
 
 /// `#[derive(GpuMessage)]`.
 pub use dotcompute_macros::GpuMessage;
