@@ -37,13 +37,79 @@ const SCALARS: [(&str, &str, usize); 10] = [
 /// C++ keywords and CUDA names a field or struct may not take, since the
 /// generated declaration would not compile.
 const C_RESERVED: &[&str] = &[
-    "alignas", "alignof", "and", "asm", "auto", "bool", "break", "case", "catch", "char", "class", "const",
-    "constexpr", "continue", "decltype", "default", "delete", "do", "double", "else", "enum", "explicit",
-    "export", "extern", "false", "float", "for", "friend", "goto", "if", "inline", "int", "long", "mutable",
-    "namespace", "new", "noexcept", "not", "nullptr", "operator", "or", "private", "protected", "public",
-    "register", "return", "short", "signed", "sizeof", "static", "struct", "switch", "template", "this",
-    "throw", "true", "try", "typedef", "typeid", "typename", "union", "unsigned", "using", "virtual", "void",
-    "volatile", "while", "xor", "threadIdx", "blockIdx", "blockDim", "gridDim", "warpSize",
+    "alignas",
+    "alignof",
+    "and",
+    "asm",
+    "auto",
+    "bool",
+    "break",
+    "case",
+    "catch",
+    "char",
+    "class",
+    "const",
+    "constexpr",
+    "continue",
+    "decltype",
+    "default",
+    "delete",
+    "do",
+    "double",
+    "else",
+    "enum",
+    "explicit",
+    "export",
+    "extern",
+    "false",
+    "float",
+    "for",
+    "friend",
+    "goto",
+    "if",
+    "inline",
+    "int",
+    "long",
+    "mutable",
+    "namespace",
+    "new",
+    "noexcept",
+    "not",
+    "nullptr",
+    "operator",
+    "or",
+    "private",
+    "protected",
+    "public",
+    "register",
+    "return",
+    "short",
+    "signed",
+    "sizeof",
+    "static",
+    "struct",
+    "switch",
+    "template",
+    "this",
+    "throw",
+    "true",
+    "try",
+    "typedef",
+    "typeid",
+    "typename",
+    "union",
+    "unsigned",
+    "using",
+    "virtual",
+    "void",
+    "volatile",
+    "while",
+    "xor",
+    "threadIdx",
+    "blockIdx",
+    "blockDim",
+    "gridDim",
+    "warpSize",
 ];
 
 const FIELD_HINT: &str = "supported field types: u8, i8, u16, i16, u32, i32, u64, i64, f32, f64, \
@@ -103,7 +169,11 @@ impl Kind {
 fn classify(ty: &Type) -> syn::Result<Kind> {
     match ty {
         Type::Path(p) if p.qself.is_none() => {
-            let last = p.path.segments.last().ok_or_else(|| syn::Error::new_spanned(ty, "empty type path"))?;
+            let last = p
+                .path
+                .segments
+                .last()
+                .ok_or_else(|| syn::Error::new_spanned(ty, "empty type path"))?;
             let name = last.ident.to_string();
             if p.path.segments.len() == 1 {
                 if let Some(&(_, c, size)) = SCALARS.iter().find(|(r, _, _)| *r == name) {
@@ -253,22 +323,21 @@ fn check_c_identifier(name: &str, span: Span, what: &str) -> syn::Result<()> {
 
 pub fn expand(input: DeriveInput) -> syn::Result<TokenStream> {
     let name = &input.ident;
-    let fields = match &input.data {
-        Data::Struct(s) => &s.fields,
-        Data::Enum(e) => {
-            return Err(syn::Error::new(
+    let fields =
+        match &input.data {
+            Data::Struct(s) => &s.fields,
+            Data::Enum(e) => return Err(syn::Error::new(
                 e.enum_token.span,
                 "#[derive(GpuMessage)] supports structs only: a Rust enum has no fixed C layout; use a u32 tag field \
                  (and a union-free payload) instead",
-            ))
-        }
-        Data::Union(u) => {
-            return Err(syn::Error::new(
-                u.union_token.span,
-                "#[derive(GpuMessage)] supports structs only",
-            ))
-        }
-    };
+            )),
+            Data::Union(u) => {
+                return Err(syn::Error::new(
+                    u.union_token.span,
+                    "#[derive(GpuMessage)] supports structs only",
+                ))
+            }
+        };
     if !input.generics.params.is_empty() {
         return Err(syn::Error::new_spanned(
             &input.generics,
@@ -321,7 +390,10 @@ pub fn expand(input: DeriveInput) -> syn::Result<TokenStream> {
     let mut idents = Vec::new();
     let mut kinds = Vec::new();
     for field in &named.named {
-        let ident = field.ident.clone().ok_or_else(|| syn::Error::new_spanned(field, "unnamed field"))?;
+        let ident = field
+            .ident
+            .clone()
+            .ok_or_else(|| syn::Error::new_spanned(field, "unnamed field"))?;
         check_c_identifier(&ident.unraw().to_string(), ident.span(), "field")?;
         kinds.push(classify(&field.ty)?);
         idents.push(ident);
@@ -363,12 +435,30 @@ pub fn expand(input: DeriveInput) -> syn::Result<TokenStream> {
     pieces.push(assert_open(format!("alignof({cuda_name})")));
     pieces.push(quote!(__dc::Piece::Num(__DC_LAYOUT.align)));
     pieces.push(quote!(__dc::Piece::Str(#assert_close)));
+    // Offsets: `offsetof` is a constant expression for host compilers (nvcc
+    // with <cstddef>), not under NVRTC, which has neither
+    // `__builtin_offsetof` nor <cstddef>. There each field's size and
+    // alignment are checked instead: with the fields in the same order, they
+    // fix every offset by the C layout rule the Rust side used.
+    pieces.push(quote!(__dc::Piece::Str("#ifdef __CUDACC_RTC__\n")));
+    for (i, ident) in idents.iter().enumerate() {
+        let field_name = ident.unraw().to_string();
+        let open = format!("static_assert(sizeof({cuda_name}::{field_name}) == ");
+        pieces.push(quote!(__dc::Piece::Str(#open)));
+        pieces.push(quote!(__dc::Piece::Num(__DC_LAYOUT.sizes[#i])));
+        let mid = format!(" && alignof(decltype({cuda_name}::{field_name})) == ");
+        pieces.push(quote!(__dc::Piece::Str(#mid)));
+        pieces.push(quote!(__dc::Piece::Num(__DC_LAYOUT.aligns[#i])));
+        pieces.push(quote!(__dc::Piece::Str(#assert_close)));
+    }
+    pieces.push(quote!(__dc::Piece::Str("#else\n")));
     for (i, ident) in idents.iter().enumerate() {
         let field_name = ident.unraw().to_string();
         pieces.push(assert_open(format!("offsetof({cuda_name}, {field_name})")));
         pieces.push(quote!(__dc::Piece::Num(__DC_LAYOUT.offsets[#i])));
         pieces.push(quote!(__dc::Piece::Str(#assert_close)));
     }
+    pieces.push(quote!(__dc::Piece::Str("#endif\n")));
 
     // Rust-side checks.
     let size_msg = format!(
@@ -380,7 +470,8 @@ pub fn expand(input: DeriveInput) -> syn::Result<TokenStream> {
         "#[derive(GpuMessage)]: `{name}` has implicit padding; add explicit padding fields (for example \
          `_pad: [u8; 4]`) or reorder the fields by size, so that every byte sent to the device is initialised"
     );
-    let big_align_msg = format!("#[derive(GpuMessage)]: `{name}` is aligned to more than 128 bytes, the ring's slot alignment");
+    let big_align_msg =
+        format!("#[derive(GpuMessage)]: `{name}` is aligned to more than 128 bytes, the ring's slot alignment");
     let offset_checks = idents.iter().enumerate().map(|(i, ident)| {
         let m = format!("#[derive(GpuMessage)]: the offset of `{name}::{ident}` differs from the CUDA C layout");
         quote!(::core::assert!(::core::mem::offset_of!(#name, #ident) == __DC_LAYOUT.offsets[#i], #m);)

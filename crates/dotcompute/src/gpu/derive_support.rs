@@ -20,6 +20,10 @@ pub enum Piece {
 pub struct CLayout<const N: usize> {
     /// Offset of each field, in declaration order.
     pub offsets: [usize; N],
+    /// Size of each field.
+    pub sizes: [usize; N],
+    /// Alignment of each field.
+    pub aligns: [usize; N],
     /// `sizeof` of the struct.
     pub size: usize,
     /// `alignof` of the struct.
@@ -39,6 +43,8 @@ impl<const N: usize> CLayout<N> {
     /// and its size rounded up to that alignment.
     pub const fn compute(fields: [(usize, usize); N], min_align: usize) -> Self {
         let mut offsets = [0usize; N];
+        let mut sizes = [0usize; N];
+        let mut aligns = [0usize; N];
         let mut offset = 0usize;
         let mut align = if min_align == 0 { 1 } else { min_align };
         let mut bytes = 0usize;
@@ -48,6 +54,8 @@ impl<const N: usize> CLayout<N> {
             assert!(field_align.is_power_of_two(), "field alignment must be a power of two");
             offset = round_up(offset, field_align);
             offsets[i] = offset;
+            sizes[i] = size;
+            aligns[i] = field_align;
             offset += size;
             bytes += size;
             if field_align > align {
@@ -58,6 +66,8 @@ impl<const N: usize> CLayout<N> {
         let size = round_up(offset, align);
         CLayout {
             offsets,
+            sizes,
+            aligns,
             size,
             align,
             padding: size - bytes,
@@ -143,7 +153,10 @@ pub const fn as_str(bytes: &[u8]) -> &str {
 /// nested twice is declared once). Two different types of the same C name
 /// are both kept, for the source generator to report.
 pub fn push_decl<T: GpuMessage>(out: &mut Vec<CudaDecl>) {
-    if !out.iter().any(|d| d.name == T::CUDA_NAME && d.rust_name == T::RUST_NAME) {
+    if !out
+        .iter()
+        .any(|d| d.name == T::CUDA_NAME && d.rust_name == T::RUST_NAME)
+    {
         out.push(CudaDecl {
             name: T::CUDA_NAME,
             decl: T::CUDA_DECL,

@@ -230,16 +230,25 @@ mod tests {
         assert_eq!(Inner::SIZE, 4);
         assert_eq!(Outer::SIZE, 48);
         assert_eq!(Outer::ALIGN, 16);
-        assert_eq!(
-            Outer::CUDA_DECL,
-            "struct alignas(16) Outer {\n    float grid[2][3];\n    Inner inner[2];\n    unsigned long long n;\n    unsigned long long m;\n};\n\
-             static_assert(sizeof(Outer) == 48, \"dotcompute: the C layout of Outer differs from the Rust struct Outer\");\n\
-             static_assert(alignof(Outer) == 16, \"dotcompute: the C layout of Outer differs from the Rust struct Outer\");\n\
-             static_assert(offsetof(Outer, grid) == 0, \"dotcompute: the C layout of Outer differs from the Rust struct Outer\");\n\
-             static_assert(offsetof(Outer, inner) == 24, \"dotcompute: the C layout of Outer differs from the Rust struct Outer\");\n\
-             static_assert(offsetof(Outer, n) == 32, \"dotcompute: the C layout of Outer differs from the Rust struct Outer\");\n\
-             static_assert(offsetof(Outer, m) == 40, \"dotcompute: the C layout of Outer differs from the Rust struct Outer\");\n"
+        let m = "\"dotcompute: the C layout of Outer differs from the Rust struct Outer\"";
+        let expected = format!(
+            "struct alignas(16) Outer {{\n    float grid[2][3];\n    Inner inner[2];\n    unsigned long long n;\n    \
+             unsigned long long m;\n}};\n\
+             static_assert(sizeof(Outer) == 48, {m});\n\
+             static_assert(alignof(Outer) == 16, {m});\n\
+             #ifdef __CUDACC_RTC__\n\
+             static_assert(sizeof(Outer::grid) == 24 && alignof(decltype(Outer::grid)) == 4, {m});\n\
+             static_assert(sizeof(Outer::inner) == 8 && alignof(decltype(Outer::inner)) == 2, {m});\n\
+             static_assert(sizeof(Outer::n) == 8 && alignof(decltype(Outer::n)) == 8, {m});\n\
+             static_assert(sizeof(Outer::m) == 8 && alignof(decltype(Outer::m)) == 8, {m});\n\
+             #else\n\
+             static_assert(offsetof(Outer, grid) == 0, {m});\n\
+             static_assert(offsetof(Outer, inner) == 24, {m});\n\
+             static_assert(offsetof(Outer, n) == 32, {m});\n\
+             static_assert(offsetof(Outer, m) == 40, {m});\n\
+             #endif\n"
         );
+        assert_eq!(Outer::CUDA_DECL, expected);
         let decls = cuda_decls::<Outer>();
         assert_eq!(decls.len(), 2);
         assert_eq!(decls[0].name, "Inner");

@@ -26,8 +26,10 @@
 #[path = "derive_support.rs"]
 pub mod __layout;
 
+pub mod handlers;
 pub mod message;
 pub mod protocol;
+pub mod source;
 
 pub use message::{cuda_decls, CudaDecl, Envelope, GpuMessage, HandlerStatus, NoState};
 pub use protocol::DeviceCounters;
