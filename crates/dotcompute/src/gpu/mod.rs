@@ -21,16 +21,40 @@
 //! CUDA backend (`src/device`), which plugs in as a [`DeviceAgent`]. Until
 //! then every protocol test runs against the emulator and the loom models.
 //!
+//! ```
+//! use std::time::Duration;
+//! use dotcompute::gpu::handlers::{running_stats, Sample, Stats, StatsState};
+//! use dotcompute::gpu::{GpuMessage, GpuRing, GpuRingOptions};
+//!
+//! let mut ring = GpuRing::<Sample, Stats>::emulated(running_stats, StatsState::zeroed(), GpuRingOptions::default())?;
+//! ring.activate()?;
+//! for (seq, value) in [1.0f32, 2.0, 6.0].into_iter().enumerate() {
+//!     ring.send(&Sample { seq: seq as u64, value, channel: 0 }, Duration::from_secs(5))?;
+//! }
+//! let last = (0..3).map(|_| ring.receive(Duration::from_secs(5))).last().unwrap()?;
+//! assert_eq!((last.count, last.mean), (3, 3.0));
+//! ring.deactivate()?;
+//! ring.wait_acknowledged(Duration::from_secs(5))?;
+//! let state: StatsState = ring.read_state()?.expect("parked, so the state is final");
+//! assert_eq!(state.count, 3);
+//! ring.terminate(Duration::from_secs(5))?;
+//! # Ok::<(), dotcompute::gpu::GpuError>(())
+//! ```
 
 #[doc(hidden)]
 #[path = "derive_support.rs"]
 pub mod __layout;
 
+pub mod emulator;
+mod error;
 pub mod handlers;
+mod host;
 pub mod message;
 pub mod protocol;
 pub mod source;
 
+pub use error::{GpuError, RingPhase};
+pub use host::{DeviceAgent, GpuPipeline, GpuRing, GpuRingOptions, TerminateSummary};
 pub use message::{cuda_decls, CudaDecl, Envelope, GpuMessage, HandlerStatus, NoState};
 pub use protocol::DeviceCounters;
 
