@@ -49,12 +49,14 @@ pub mod emulator;
 mod error;
 pub mod handlers;
 mod host;
+mod kernel;
 pub mod message;
 pub mod protocol;
 pub mod source;
 
 pub use error::{GpuError, RingPhase};
 pub use host::{DeviceAgent, GpuPipeline, GpuRing, GpuRingOptions, TerminateSummary};
+pub use kernel::{emulated_kernel, emulated_kernel_with_state, GpuKernelOptions, GpuMonitor, GpuSnapshot};
 pub use message::{cuda_decls, CudaDecl, Envelope, GpuMessage, HandlerStatus, NoState};
 pub use protocol::DeviceCounters;
 
