@@ -519,3 +519,36 @@ fn two_kernels_linked_by_a_ring_keep_the_pipeline_on_the_device() {
     assert_eq!((a.processed, b.processed), (n, n));
     p.terminate(LONG).unwrap();
 }
+
+#[test]
+fn one_message_at_a_time_round_trips() {
+    // Ping-pong: each message is sent only after the previous reply came
+    // back, so every round trip crosses both rings and both threads.
+    let mut ring =
+        GpuRing::<Sample, Scaled>::emulated(handlers::transform, NoState::default(), GpuRingOptions::default())
+            .unwrap();
+    ring.activate().unwrap();
+    let n = 20_000u64;
+    let mut samples = Vec::with_capacity(n as usize);
+    for seq in 0..n {
+        let start = Instant::now();
+        ring.send(&sample(seq), LONG).unwrap();
+        let reply = ring.receive(LONG).unwrap();
+        samples.push(start.elapsed());
+        assert_eq!(reply, expected_scaled(&sample(seq)));
+    }
+    let c = ring.terminate(LONG).unwrap().counters;
+    assert_eq!(
+        (c.processed, c.batches),
+        (n, n),
+        "one message per batch when they come one at a time"
+    );
+    samples.sort_unstable();
+    let at = |q: f64| samples[((samples.len() - 1) as f64 * q) as usize];
+    println!(
+        "emulation ping-pong: {n} round trips, p50 {:?}, p99 {:?}, max {:?}",
+        at(0.5),
+        at(0.99),
+        samples[samples.len() - 1]
+    );
+}

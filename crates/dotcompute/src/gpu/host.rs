@@ -141,6 +141,10 @@ fn attach_error(e: AttachError) -> GpuError {
     }
 }
 
+/// How often a blocking send or receive checks the device's health while it
+/// waits (reading the device's words costs cache traffic, so not every poll).
+const HEALTH_CHECK_PERIOD: Duration = Duration::from_micros(500);
+
 /// Waits with growing pauses: spin, yield, then sleep up to 1 ms.
 struct Pause(u32);
 
@@ -391,12 +395,17 @@ impl<In: GpuMessage, Out: GpuMessage> GpuRing<In, Out> {
     pub fn send(&mut self, msg: &In, timeout: Duration) -> Result<(), GpuError> {
         let deadline = Instant::now() + timeout;
         let mut pause = Pause(0);
+        let mut last_check = Instant::now();
         loop {
             if self.try_send(msg)? {
                 return Ok(());
             }
-            self.check_health()?;
-            if Instant::now() >= deadline {
+            let now = Instant::now();
+            if now.duration_since(last_check) >= HEALTH_CHECK_PERIOD || now >= deadline {
+                self.check_health()?;
+                last_check = now;
+            }
+            if now >= deadline {
                 return Err(GpuError::Timeout {
                     operation: "send to the device",
                     timeout,
@@ -451,12 +460,17 @@ impl<In: GpuMessage, Out: GpuMessage> GpuRing<In, Out> {
     pub fn receive(&mut self, timeout: Duration) -> Result<Out, GpuError> {
         let deadline = Instant::now() + timeout;
         let mut pause = Pause(0);
+        let mut last_check = Instant::now();
         loop {
             if let Some(m) = self.try_receive()? {
                 return Ok(m);
             }
-            self.check_health()?;
-            if Instant::now() >= deadline {
+            let now = Instant::now();
+            if now.duration_since(last_check) >= HEALTH_CHECK_PERIOD || now >= deadline {
+                self.check_health()?;
+                last_check = now;
+            }
+            if now >= deadline {
                 return Err(GpuError::Timeout {
                     operation: "receive from the device",
                     timeout,

@@ -7,8 +7,8 @@
 //!
 //! | offset | field | written by |
 //! |---:|---|---|
-//! | 0 | `magic` ([`MAGIC`](super::MAGIC)) | host, before start |
-//! | 8 | `version` ([`PROTOCOL_VERSION`](super::PROTOCOL_VERSION)) | host, before start |
+//! | 0 | `magic` ([`MAGIC`]) | host, before start |
+//! | 8 | `version` ([`PROTOCOL_VERSION`]) | host, before start |
 //! | 16 | `region_size` (bytes) | host, before start |
 //! | 24 | `in_capacity` (slots, power of two) | host, before start |
 //! | 32 | `in_slot_size` (`sizeof(In)`) | host, before start |
@@ -22,7 +22,7 @@
 //! | 96 | `spin_polls` (empty polls before sleeping) | host, before start |
 //! | 104 | `backoff_min_ns` | host, before start |
 //! | 112 | `backoff_max_ns` | host, before start |
-//! | 128 | `lifecycle` ([`Lifecycle`](super::Lifecycle)) | host |
+//! | 128 | `lifecycle` ([`Lifecycle`]) | host |
 //! | 256 | `device_state` ([`DeviceState`](super::DeviceState)) | device |
 //! | 264 | `heartbeat` | device |
 //! | 272 | `processed` | device |
@@ -48,7 +48,7 @@
 //!
 //! | offset | field | written by |
 //! |---:|---|---|
-//! | 0 | `magic` ([`LINK_MAGIC`](super::LINK_MAGIC)) | host, before start |
+//! | 0 | `magic` ([`LINK_MAGIC`]) | host, before start |
 //! | 8 | `version` | host, before start |
 //! | 16 | `capacity` | host, before start |
 //! | 24 | `slot_size` | host, before start |

@@ -1,6 +1,6 @@
 //! The memory the protocol runs over, and all of its `unsafe` code.
 //!
-//! The protocol touches shared memory only through [`SharedMemory`]: atomic
+//! The protocol touches shared memory only through `SharedMemory`: atomic
 //! loads and stores of aligned `u64` words, and byte copies into and out of
 //! slots that the protocol says the caller owns at that moment. Two
 //! implementations exist:

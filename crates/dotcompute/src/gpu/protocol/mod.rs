@@ -1,7 +1,7 @@
 //! The host ↔ device ring protocol of a GPU ring kernel.
 //!
 //! One contiguous region holds everything host and device share (see
-//! [`layout`] for the byte offsets): a [`ControlBlock`](layout::ControlBlock)
+//! [`layout`] for the byte offsets): a [`ControlBlock`]
 //! (header, the host's lifecycle word, the device's status and counters, four
 //! ring indices on separate 128-byte lines), the host→device slot ring of
 //! `In`, the device→host slot ring of `Out`, and the kernel's state buffer.
