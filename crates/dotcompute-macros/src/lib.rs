@@ -53,3 +53,22 @@ pub fn ring_kernel(attr: TokenStream, item: TokenStream) -> TokenStream {
         }
     }
 }
+
+mod gpu_message;
+
+/// Implements `dotcompute::gpu::GpuMessage` for a `#[repr(C)]` struct of
+/// plain data, checking its layout at compile time and generating the
+/// matching CUDA C declaration (`GpuMessage::CUDA_DECL`).
+///
+/// Fields may be `u8 i8 u16 i16 u32 i32 u64 i64 f32 f64`, fixed arrays
+/// `[T; N]` of those (nested arrays too), and other `#[derive(GpuMessage)]`
+/// structs. The struct needs `#[repr(C)]` (optionally `align(N)`), named
+/// fields, no generics and no implicit padding. `#[gpu_message(cuda_name =
+/// "...")]` sets the C struct name (default: the Rust name).
+#[proc_macro_derive(GpuMessage, attributes(gpu_message))]
+pub fn derive_gpu_message(input: TokenStream) -> TokenStream {
+    let input = syn::parse_macro_input!(input as syn::DeriveInput);
+    gpu_message::expand(input)
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}

@@ -53,12 +53,14 @@ extern crate self as dotcompute;
 
 pub mod device;
 pub mod error;
+pub mod gpu;
 pub mod message;
 pub mod queue;
 pub mod ring;
 pub mod runtime;
 pub mod workloads;
 
+pub use dotcompute_macros::GpuMessage;
 pub use dotcompute_macros::{ring_kernel, Message};
 pub use error::{Error, Result};
 pub use message::codec;

@@ -1,0 +1,64 @@
+//! GPU ring kernels: persistent kernels that poll lock-free rings in memory
+//! shared with the host, and their CPU emulation.
+//!
+//! - [`message`]: [`GpuMessage`] (`#[derive(GpuMessage)]`): fixed-size plain
+//!   data with a compile-time-checked C layout and a generated CUDA C
+//!   declaration; [`Envelope`] carries one through the runtime.
+//! - [`protocol`]: the shared region (control block, host→device and
+//!   device→host slot rings, state) and the index protocol, over raw memory.
+//! - [`source`]: the CUDA C of a kernel: the persistent-kernel template
+//!   (`cuda/ring_kernel.cuh`), the generated struct declarations, the user's
+//!   handler; [`handlers`]: examples in CUDA C and Rust.
+//! - [`emulator`]: a host thread that plays the device over the same memory
+//!   and protocol, running a Rust handler. **Emulation**, not a GPU.
+//! - [`GpuRing`]: the host's handle on one device (emulated now, CUDA later);
+//!   [`GpuPipeline`]: two devices linked by a ring that bypasses the host.
+//! - [`emulated_kernel`]: a [`KernelSpec`](crate::KernelSpec) that runs an
+//!   emulated GPU ring kernel in the [`RingKernelRuntime`](crate::RingKernelRuntime).
+//!
+//! What runs where: the CUDA template is compiled (NVRTC) and assembled
+//! (ptxas) in the tests when the tools are installed; launching it needs the
+//! CUDA backend (`src/device`), which plugs in as a [`DeviceAgent`]. Until
+//! then every protocol test runs against the emulator and the loom models.
+//!
+//! ```
+//! use std::time::Duration;
+//! use dotcompute::gpu::handlers::{running_stats, Sample, Stats, StatsState};
+//! use dotcompute::gpu::{GpuMessage, GpuRing, GpuRingOptions};
+//!
+//! let mut ring = GpuRing::<Sample, Stats>::emulated(running_stats, StatsState::zeroed(), GpuRingOptions::default())?;
+//! ring.activate()?;
+//! for (seq, value) in [1.0f32, 2.0, 6.0].into_iter().enumerate() {
+//!     ring.send(&Sample { seq: seq as u64, value, channel: 0 }, Duration::from_secs(5))?;
+//! }
+//! let last = (0..3).map(|_| ring.receive(Duration::from_secs(5))).last().unwrap()?;
+//! assert_eq!((last.count, last.mean), (3, 3.0));
+//! ring.deactivate()?;
+//! ring.wait_acknowledged(Duration::from_secs(5))?;
+//! let state: StatsState = ring.read_state()?.expect("parked, so the state is final");
+//! assert_eq!(state.count, 3);
+//! ring.terminate(Duration::from_secs(5))?;
+//! # Ok::<(), dotcompute::gpu::GpuError>(())
+//! ```
+
+#[doc(hidden)]
+#[path = "derive_support.rs"]
+pub mod __layout;
+
+pub mod emulator;
+mod error;
+pub mod handlers;
+mod host;
+mod kernel;
+pub mod message;
+pub mod protocol;
+pub mod source;
+
+pub use error::{GpuError, RingPhase};
+pub use host::{DeviceAgent, GpuPipeline, GpuRing, GpuRingOptions, TerminateSummary};
+pub use kernel::{emulated_kernel, emulated_kernel_with_state, GpuKernelOptions, GpuMonitor, GpuSnapshot};
+pub use message::{cuda_decls, CudaDecl, Envelope, GpuMessage, HandlerStatus, NoState};
+pub use protocol::DeviceCounters;
+
+/// `#[derive(GpuMessage)]`.
+pub use dotcompute_macros::GpuMessage;

@@ -1,0 +1,9 @@
+use dotcompute::GpuMessage;
+
+#[derive(Clone, Copy, GpuMessage)]
+#[repr(C)]
+struct Shape {
+    r#class: u32,
+}
+
+fn main() {}

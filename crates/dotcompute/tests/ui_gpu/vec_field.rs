@@ -1,0 +1,9 @@
+use dotcompute::GpuMessage;
+
+#[derive(Clone, Copy, GpuMessage)]
+#[repr(C)]
+struct Batch {
+    values: Vec<f32>,
+}
+
+fn main() {}
