@@ -46,6 +46,7 @@
 extern crate self as dotcompute;
 
 pub mod error;
+pub mod ipc;
 pub mod message;
 pub mod queue;
 pub mod ring;
