@@ -329,13 +329,19 @@ impl Endpoint {
         Ok(())
     }
 
+    /// The peer closed a ring: the precise reason (failed, died, closed).
+    fn closed_error(&mut self) -> IpcError {
+        let pid = self.peer_pid();
+        let e = self.check_peer().err().unwrap_or(IpcError::PeerClosed { pid });
+        self.gone.get_or_insert(e).clone()
+    }
+
     /// Pushes `bytes` if there is room now.
     #[inline]
     pub(crate) fn try_send(&mut self, bytes: &[u8]) -> Result<bool, IpcError> {
         self.maybe_check_peer()?;
         if self.tx.is_consumer_closed() {
-            let pid = self.peer_pid();
-            return Err(IpcError::PeerClosed { pid });
+            return Err(self.closed_error());
         }
         self.tx.try_push(bytes)
     }
@@ -365,8 +371,7 @@ impl Endpoint {
                 return Err(IpcError::Terminated);
             }
             if self.tx.is_consumer_closed() {
-                let pid = self.peer_pid();
-                return Err(IpcError::PeerClosed { pid });
+                return Err(self.closed_error());
             }
             let waited = now - start;
             if let Some(d) = deadline {
@@ -438,8 +443,8 @@ impl Endpoint {
                 return self.drain_then(out, e);
             }
             if self.rx.is_producer_closed() {
-                let pid = self.peer_pid();
-                return self.drain_then(out, IpcError::PeerClosed { pid });
+                let e = self.closed_error();
+                return self.drain_then(out, e);
             }
             if let Some(d) = deadline {
                 if now >= d {

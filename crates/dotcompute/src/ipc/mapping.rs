@@ -80,26 +80,33 @@ impl Mapping {
         unsafe { AtomicU64::from_ptr(self.base.add(offset).cast()) }
     }
 
+    /// The `count` consecutive `u64` words from `offset` (8-aligned, in bounds).
+    #[inline(always)]
+    fn words(&self, offset: usize, count: usize) -> &[AtomicU64] {
+        self.check(offset, count * 8, 8);
+        // SAFETY: the whole range is in bounds and 8-aligned (checked above);
+        // `AtomicU64` has the size and alignment of `u64`, so the range is a
+        // valid `[AtomicU64]`; the memory stays mapped while `&self` lives;
+        // and every access to it, here or in the peer, is atomic.
+        unsafe { std::slice::from_raw_parts(self.base.add(offset).cast::<AtomicU64>(), count) }
+    }
+
     /// Copies `src` to `offset` (8-aligned) as `ceil(len / 8)` relaxed `u64`
     /// stores; the last word is zero-padded. The caller publishes the bytes
     /// with a later `Release` store.
     #[inline]
     pub(crate) fn write_bytes(&self, offset: usize, src: &[u8]) {
-        let words = src.len().div_ceil(8);
-        self.check(offset, words * 8, 8);
+        let words = self.words(offset, src.len().div_ceil(8));
         let mut chunks = src.chunks_exact(8);
-        let mut at = offset;
-        for chunk in chunks.by_ref() {
+        for (word, chunk) in words.iter().zip(chunks.by_ref()) {
             let w = u64::from_ne_bytes(chunk.try_into().expect("8-byte chunk"));
-            self.u64_unchecked(at).store(w, Ordering::Relaxed);
-            at += 8;
+            word.store(w, Ordering::Relaxed);
         }
         let rest = chunks.remainder();
-        if !rest.is_empty() {
+        if let Some(word) = words.last().filter(|_| !rest.is_empty()) {
             let mut last = [0u8; 8];
             last[..rest.len()].copy_from_slice(rest);
-            self.u64_unchecked(at)
-                .store(u64::from_ne_bytes(last), Ordering::Relaxed);
+            word.store(u64::from_ne_bytes(last), Ordering::Relaxed);
         }
     }
 
@@ -109,29 +116,17 @@ impl Mapping {
     /// which the caller's decoder rejects; nothing worse.
     #[inline]
     pub(crate) fn read_bytes(&self, offset: usize, dst: &mut [u8]) {
-        let words = dst.len().div_ceil(8);
-        self.check(offset, words * 8, 8);
-        let mut at = offset;
+        let words = self.words(offset, dst.len().div_ceil(8));
         let mut chunks = dst.chunks_exact_mut(8);
-        for chunk in chunks.by_ref() {
-            chunk.copy_from_slice(&self.u64_unchecked(at).load(Ordering::Relaxed).to_ne_bytes());
-            at += 8;
+        for (word, chunk) in words.iter().zip(chunks.by_ref()) {
+            chunk.copy_from_slice(&word.load(Ordering::Relaxed).to_ne_bytes());
         }
         let rest = chunks.into_remainder();
-        if !rest.is_empty() {
-            let w = self.u64_unchecked(at).load(Ordering::Relaxed).to_ne_bytes();
+        if let Some(word) = words.last().filter(|_| !rest.is_empty()) {
+            let w = word.load(Ordering::Relaxed).to_ne_bytes();
             let n = rest.len();
             rest.copy_from_slice(&w[..n]);
         }
-    }
-
-    /// [`Mapping::u64`] for a word whose range the caller has checked.
-    #[inline(always)]
-    fn u64_unchecked(&self, offset: usize) -> &AtomicU64 {
-        debug_assert!(offset % 8 == 0 && offset + 8 <= self.len);
-        // SAFETY: the callers (`write_bytes`, `read_bytes`) checked that the
-        // whole 8-aligned word range is in bounds; otherwise as in `u32`.
-        unsafe { AtomicU64::from_ptr(self.base.add(offset).cast()) }
     }
 }
 
