@@ -500,6 +500,7 @@ fn attach_by_name() {
 
 /// A frozen kernel (SIGSTOP) still has a pid but no heartbeat: the host calls
 /// it unresponsive once the heartbeat timeout has passed.
+#[cfg(target_os = "linux")]
 #[test]
 fn stopped_kernel_is_unresponsive() {
     let dir = tempfile::tempdir().unwrap();
@@ -519,6 +520,10 @@ fn stopped_kernel_is_unresponsive() {
         .status()
         .unwrap();
     assert!(stop.success());
+    // The signal takes effect asynchronously: wait until it has.
+    while !proc_state(pid).is_some_and(|s| s == 'T' || s == 't') {
+        std::thread::sleep(Duration::from_millis(1));
+    }
     let stopped_at = Instant::now();
     chan.send(&req(1)).unwrap();
     let err = chan.recv().unwrap_err();
@@ -532,12 +537,16 @@ fn stopped_kernel_is_unresponsive() {
     assert!(t.elapsed() < Duration::from_secs(2));
 }
 
+/// The state letter of `/proc/<pid>/stat`, `None` once the process is gone.
+#[cfg(target_os = "linux")]
+fn proc_state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat[stat.rfind(')')? + 1..].trim_start().chars().next()
+}
+
 #[cfg(target_os = "linux")]
 fn process_gone(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        Ok(stat) => stat[stat.rfind(')').unwrap() + 1..].trim_start().starts_with('Z'),
-    }
+    proc_state(pid).is_none_or(|s| s == 'Z' || s == 'X')
 }
 
 /// The host dies by SIGKILL: its kernel process notices (pid check) and

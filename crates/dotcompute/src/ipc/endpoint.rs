@@ -590,12 +590,14 @@ impl Endpoint {
 
 impl Drop for Endpoint {
     fn drop(&mut self) {
+        if self.role() == Role::Host && self.region.terminate_request() == terminate::NONE {
+            // The kernel sees "terminate" (a clean end) rather than "closed".
+            self.region.request_terminate(terminate::NOW);
+        }
         self.close();
         if let Some(mut child) = self.peer.child.take() {
             // A spawned kernel never outlives its channel.
             if let Ok(None) = child.try_wait() {
-                self.region.request_terminate(terminate::NOW);
-                byte_ring::wake_all(&self.region);
                 let deadline = Instant::now() + Duration::from_millis(500);
                 while Instant::now() < deadline {
                     if let Ok(Some(_)) = child.try_wait() {

@@ -191,7 +191,9 @@ impl<In: Message + DeserializeOwned, Out: Message + Serialize> IpcContext<In, Ou
         loop {
             let msg = match self.receive() {
                 Ok(m) => m,
-                Err(IpcError::Terminated) => {
+                // Asked to stop, or the host closed its end: nobody will
+                // send again, a clean end.
+                Err(IpcError::Terminated | IpcError::PeerClosed { .. }) => {
                     self.close();
                     return Ok(());
                 }
@@ -237,7 +239,8 @@ impl<In: Message + DeserializeOwned, Out: Message + Serialize> IpcContext<In, Ou
 /// so the host's `call` finds it. If `handler` fails, the failure text goes
 /// to the host (the kernel moves to `Failed` with it) and `serve` returns
 /// [`IpcError::Handler`]; a message that cannot be decoded does the same with
-/// the decode error. Returns `Ok(())` when the host asked to stop.
+/// the decode error. Returns `Ok(())` when the host asked to stop or closed
+/// its end.
 ///
 /// ```no_run
 /// use dotcompute::{Message, MessageHeader};

@@ -166,7 +166,11 @@ struct Pump<'a> {
 
 /// How the pump loop ended.
 enum Stop {
-    Terminating,
+    /// The kernel is being terminated; `replies_refused` once the runtime
+    /// refused a reply (a terminate without drain).
+    Terminating {
+        replies_refused: bool,
+    },
     PeerGone(IpcError),
     Fail(KernelError),
 }
@@ -174,7 +178,7 @@ enum Stop {
 impl From<Error> for Stop {
     fn from(e: Error) -> Self {
         if is_terminating(&e) {
-            Stop::Terminating
+            Stop::Terminating { replies_refused: false }
         } else {
             Stop::Fail(e.into())
         }
@@ -198,7 +202,7 @@ impl Pump<'_> {
         Out: Message + DeserializeOwned,
     {
         match self.pump(ctx) {
-            Stop::Terminating => self.finish(ctx),
+            Stop::Terminating { replies_refused } => self.finish(ctx, !replies_refused),
             Stop::PeerGone(e) => {
                 // Forward what the process sent before it went away.
                 while let Ok(true) = self.end.try_recv_raw(&mut self.dec) {
@@ -265,7 +269,10 @@ impl Pump<'_> {
                             Err(e) => return Stop::Fail(IpcError::from(e).into()),
                         };
                         if let Err(e) = ctx.send(out) {
-                            return e.into();
+                            return match Stop::from(e) {
+                                Stop::Terminating { .. } => Stop::Terminating { replies_refused: true },
+                                other => other,
+                            };
                         }
                     }
                     Ok(false) => break,
@@ -280,7 +287,7 @@ impl Pump<'_> {
                 return e.into();
             }
             if ctx.should_terminate() {
-                return Stop::Terminating;
+                return Stop::Terminating { replies_refused: false };
             }
             let idle = last_progress.elapsed();
             if idle < policy.spin {
@@ -319,13 +326,13 @@ impl Pump<'_> {
     /// The kernel is being terminated: hand over what was taken from the
     /// input queue, ask the process to drain and exit, forward its last
     /// replies while the runtime takes them, then reap (or kill) it.
-    fn finish<In, Out>(&mut self, ctx: &mut BlockingContext<In, Out>) -> Result<(), KernelError>
+    fn finish<In, Out>(&mut self, ctx: &mut BlockingContext<In, Out>, forward: bool) -> Result<(), KernelError>
     where
         In: Message + Serialize,
         Out: Message + DeserializeOwned,
     {
         let deadline = Instant::now() + self.config.exit_timeout;
-        let mut forwarding = true;
+        let mut forwarding = forward;
         while self.pending && Instant::now() < deadline {
             match self.end.try_send(&self.enc) {
                 Ok(true) => self.pending = false,
