@@ -37,6 +37,12 @@
 //! calls. The single pump with the parking rule above costs nothing on the
 //! request/reply path; the price is the `park` bound for events on the
 //! other side while idle.
+//!
+//! Known limit: with the default `Block` output strategy, a pump whose
+//! output queue is full waits inside the runtime's `send` until the host
+//! receives, and cannot look at the process meanwhile; a process that dies
+//! then is reported once the host makes room (the context has no
+//! non-blocking send to wait on both).
 
 use std::sync::Arc;
 use std::time::Instant;

@@ -89,7 +89,7 @@ pub(crate) fn process_alive(pid: u32, start_time: u64) -> bool {
 
 /// Sends `SIGKILL` to `pid` (used for peers that are not our children; a
 /// spawned child is killed through its `std::process::Child`).
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 pub(crate) fn kill_hard(pid: u32) {
     if let Ok(raw) = libc::pid_t::try_from(pid) {
         // SAFETY: plain signal delivery, no memory involved.
