@@ -2,13 +2,16 @@
 //!
 //! ```text
 //! cargo run --release -p dotcompute --example process_latency -- [ITERATIONS]
+//! # host on core 0, kernel process on core 1 (or both on 0: same core)
+//! KERNEL_CPU=1 taskset -c 0 target/release/examples/process_latency
 //! ```
 //!
 //! The example re-executes itself as the kernel process and measures, one
 //! request in flight at a time, after a warm-up:
 //!
 //! 1. `raw ring`: a 16-byte record to the child and back through the shared
-//!    memory rings alone (public `shm` / `byte_ring` API, busy-polling);
+//!    memory rings alone (public `shm` / `byte_ring` API, polling with a
+//!    yield every 64 polls);
 //! 2. `ProcessChannel::call`: a typed `Ping` → `Pong`, encoded and decoded
 //!    with the wire codec on both sides (the process tier's host API);
 //! 3. `runtime call (process)`: `RingKernelRuntime::call` on a
@@ -29,6 +32,7 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 const MODE_ENV: &str = "DOTCOMPUTE_IPC_EXAMPLE_MODE";
+const CPU_ENV: &str = "KERNEL_CPU";
 
 #[derive(Debug, Clone, Serialize, Deserialize, Message)]
 struct Ping {
@@ -71,26 +75,42 @@ fn raw_kernel() {
             if spins % 1_000_000 == 0 && std::os::unix::process::parent_id() != parent {
                 return; // the host is gone
             }
-            std::hint::spin_loop();
+            poll_pause(spins);
         }
         if buf.is_empty() {
             return; // the host's "stop"
         }
+        let mut spins = 0u64;
         while !tx.try_push(&buf).expect("push") {
-            std::hint::spin_loop();
+            spins += 1;
+            poll_pause(spins);
         }
     }
 }
 
-fn spin_pop(rx: &mut RingConsumer, buf: &mut Vec<u8>) {
-    while !rx.try_pop(buf).expect("pop") {
+/// Between polls: a spin hint, and every 64 polls a yield, so that a host
+/// and a kernel sharing one core (common on 2 cores) let each other run.
+fn poll_pause(polls: u64) {
+    if polls % 64 == 0 {
+        std::thread::yield_now();
+    } else {
         std::hint::spin_loop();
     }
 }
 
+fn spin_pop(rx: &mut RingConsumer, buf: &mut Vec<u8>) {
+    let mut polls = 0;
+    while !rx.try_pop(buf).expect("pop") {
+        polls += 1;
+        poll_pause(polls);
+    }
+}
+
 fn spin_push(tx: &mut RingProducer, bytes: &[u8]) {
+    let mut polls = 0;
     while !tx.try_push(bytes).expect("push") {
-        std::hint::spin_loop();
+        polls += 1;
+        poll_pause(polls);
     }
 }
 
@@ -121,8 +141,15 @@ impl Stats {
     }
 }
 
+/// The kernel process: this program, under `taskset -c $KERNEL_CPU` when
+/// that variable is set (to place host and kernel on chosen cores).
 fn me(mode: &str) -> SpawnCommand {
-    SpawnCommand::new(std::env::current_exe().expect("current exe")).env(MODE_ENV, mode)
+    let exe = std::env::current_exe().expect("current exe");
+    let cmd = match std::env::var(CPU_ENV) {
+        Ok(cpu) => SpawnCommand::new("taskset").args([std::ffi::OsStr::new("-c"), cpu.as_ref(), exe.as_ref()]),
+        Err(_) => SpawnCommand::new(exe),
+    };
+    cmd.env(MODE_ENV, mode)
 }
 
 fn host() {
@@ -141,11 +168,19 @@ fn host() {
         let path = dir.join(format!("dotcompute-latency-raw-{}", std::process::id()));
         let region = Arc::new(Region::create(&path, Role::Host, &RegionConfig::default()).expect("region"));
         let (mut tx, mut rx) = byte_ring::split(&region).expect("split");
-        let mut child = std::process::Command::new(std::env::current_exe().expect("exe"))
-            .env(MODE_ENV, "raw")
-            .env(ipc::ENV_VAR, &path)
-            .spawn()
-            .expect("spawn");
+        let exe = std::env::current_exe().expect("exe");
+        let mut child = match std::env::var(CPU_ENV) {
+            Ok(cpu) => {
+                let mut c = std::process::Command::new("taskset");
+                c.arg("-c").arg(cpu).arg(exe);
+                c
+            }
+            Err(_) => std::process::Command::new(exe),
+        }
+        .env(MODE_ENV, "raw")
+        .env(ipc::ENV_VAR, &path)
+        .spawn()
+        .expect("spawn");
         let mut stats = Stats::new();
         let mut buf = Vec::new();
         for i in 0..warmup + iterations {

@@ -296,13 +296,16 @@ impl Pump<'_> {
                 return Stop::Terminating { replies_refused: false };
             }
             let idle = last_progress.elapsed();
-            if idle < policy.spin {
+            let awaiting_reply = self.pending || self.sent > self.received;
+            // Spin only while a reply is due. With nothing in flight the next
+            // event needs the host's thread to run first, so leave it the CPU.
+            if awaiting_reply && idle < policy.spin {
                 for _ in 0..32 {
                     std::hint::spin_loop();
                 }
             } else if idle < policy.spin + policy.yield_for {
                 std::thread::yield_now();
-            } else if self.pending || self.sent > self.received {
+            } else if awaiting_reply {
                 // A reply (or room, which comes with progress on replies) is
                 // the likely next event.
                 self.end.wait_for_data(policy.park);
