@@ -294,12 +294,13 @@ fn million_raw_records_cross_process() {
 /// pipelined with up to 256 in flight; every reply is checked for content,
 /// order and correlation. Nothing is lost or duplicated.
 ///
-/// A million in release builds (`cargo test --release`: about 2.5 s here).
-/// In debug builds the unoptimised codec costs about 11 µs of CPU per round
-/// trip (encode + decode on both sides), so the default is 100 000 there to
-/// keep the suite fast on 2 cores; `DOTCOMPUTE_IPC_TEST_MESSAGES=1000000`
-/// runs the full million in any build. The transport itself carries a full
-/// million in every build (`million_raw_records_cross_process`).
+/// A million in release builds (`cargo test --release`: about 1.2 s on the
+/// project's 2-core VM). In debug builds the unoptimised codec costs about
+/// 11 µs of CPU per round trip (encode + decode on both sides, ~14 s for a
+/// million), so the default is 100 000 there (~1.5 s) to keep the suite fast
+/// on 2 cores; `DOTCOMPUTE_IPC_TEST_MESSAGES=1000000` runs the full million
+/// in any build. The transport itself carries a full million in every build
+/// (`million_raw_records_cross_process`, ~2.5 s in debug).
 #[test]
 fn million_messages_round_trip_in_order() {
     let default = if cfg!(debug_assertions) { 100_000 } else { 1_000_000 };
