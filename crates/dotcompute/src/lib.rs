@@ -54,6 +54,7 @@ extern crate self as dotcompute;
 pub mod device;
 pub mod error;
 pub mod gpu;
+pub mod ipc;
 pub mod message;
 pub mod queue;
 pub mod ring;

@@ -1,0 +1,392 @@
+//! Runtime integration: a ring kernel whose handler runs in another process.
+//!
+//! [`process_kernel`] builds an ordinary [`KernelSpec`] with a *blocking*
+//! handler (so the runtime runs it on a dedicated thread and handles
+//! lifecycle, telemetry, restart policy and the `Failed` state as for any
+//! thread kernel). That handler is a pump:
+//!
+//! 1. it spawns the kernel process (or attaches to it) and waits until the
+//!    process marks itself ready (`ready_timeout`), giving up at once if the
+//!    kernel is terminated meanwhile;
+//! 2. it moves messages: input queue → encode → request ring, and reply ring
+//!    → decode → output queue (or linked kernel), in batches, keeping at most
+//!    one encoded message aside while the request ring is full so that it
+//!    always keeps draining replies (no deadlock when both rings fill);
+//! 3. while idle it spins, then yields, then parks, bounded by
+//!    [`WaitPolicy::park`] (1 ms): on its input queue (an incoming request
+//!    wakes it at once) when every request sent so far has had a reply, on
+//!    the reply ring's futex (a reply wakes it at once) while replies are
+//!    outstanding. An event on the side it is not parked on is seen within
+//!    `park`;
+//! 4. it checks the kernel process every `check_interval` while idle. A
+//!    process that died, failed, or stopped beating its heartbeat makes the
+//!    handler return the [`IpcError`] (after forwarding the replies the
+//!    process sent before), so the runtime moves the kernel to `Failed` with
+//!    that message (or restarts it, per its restart policy, which spawns a
+//!    new process). A process that closed its end on its own ends the kernel
+//!    as `Terminated`;
+//! 5. when the kernel is terminated it asks the process to drain and exit,
+//!    keeps forwarding replies while the runtime accepts them (a terminate
+//!    with `drain`), escalates to "stop now" as soon as the runtime refuses
+//!    one, waits up to `exit_timeout`, kills the process if it overstays, and
+//!    returns. The creating side removes the region file.
+//!
+//! Why one thread and not one per direction: both directions need the
+//! kernel's [`BlockingContext`], which is `&mut` for both receive and send,
+//! so a second thread could not use it without a lock held across blocking
+//! calls. The single pump with the parking rule above costs nothing on the
+//! request/reply path; the price is the `park` bound for events on the
+//! other side while idle.
+//!
+//! Known limit: with the default `Block` output strategy, a pump whose
+//! output queue is full waits inside the runtime's `send` until the host
+//! receives, and cannot look at the process meanwhile; a process that dies
+//! then is reported once the host makes room (the context has no
+//! non-blocking send to wait on both).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::error::Error;
+use crate::message::{codec, Message};
+use crate::runtime::context::BlockingContext;
+use crate::runtime::spec::{KernelBuilder, KernelError, KernelSpec};
+
+use super::endpoint::{Endpoint, WaitPolicy};
+use super::error::IpcError;
+use super::host::{self, IpcConfig, ProcessCommand};
+
+/// Messages moved per direction before looking at the other one.
+const BATCH: usize = 64;
+
+/// A kernel `id` whose handler runs in the process of `command`, with the
+/// default [`IpcConfig`].
+///
+/// The process must speak `In` → `Out` with the wire codec, typically with
+/// [`serve`](super::serve) or [`IpcContext`](super::IpcContext).
+///
+/// ```no_run
+/// use dotcompute::ipc::{process_kernel, SpawnCommand};
+/// use dotcompute::{Message, MessageHeader, RingKernelRuntime};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Debug, Serialize, Deserialize, Message)]
+/// struct Req { values: Vec<f64>, header: MessageHeader }
+/// #[derive(Debug, Serialize, Deserialize, Message)]
+/// struct Resp { sum: f64, header: MessageHeader }
+///
+/// # async fn demo() -> Result<(), dotcompute::Error> {
+/// let rt = RingKernelRuntime::new();
+/// let spec = process_kernel::<Req, Resp>("summer", SpawnCommand::new("./sum-kernel"))?;
+/// rt.launch_spec(spec).await?;
+/// rt.activate("summer").await?;
+/// let resp: Resp = rt.call("summer", Req { values: vec![1.0, 2.0], header: MessageHeader::new() }).await?;
+/// assert_eq!(resp.sum, 3.0);
+/// rt.terminate("summer").await?;
+/// # Ok(()) }
+/// ```
+///
+/// # Errors
+///
+/// [`Error::InvalidConfiguration`] for an invalid id.
+pub fn process_kernel<In, Out>(id: impl Into<String>, command: impl Into<ProcessCommand>) -> Result<KernelSpec, Error>
+where
+    In: Message + Serialize,
+    Out: Message + DeserializeOwned,
+{
+    process_kernel_builder::<In, Out>(id, command, IpcConfig::default())?.build()
+}
+
+/// Like [`process_kernel`] with an explicit [`IpcConfig`], returning the
+/// builder so that queue sizes, backpressure or the restart policy can be set
+/// before `.build()`.
+///
+/// # Errors
+///
+/// [`Error::InvalidConfiguration`] if `config` is invalid.
+pub fn process_kernel_builder<In, Out>(
+    id: impl Into<String>,
+    command: impl Into<ProcessCommand>,
+    config: IpcConfig,
+) -> Result<KernelBuilder<In, Out>, Error>
+where
+    In: Message + Serialize,
+    Out: Message + DeserializeOwned,
+{
+    config
+        .validate()
+        .map_err(|e| Error::invalid("ipc", "IpcConfig", e.to_string()))?;
+    let command = Arc::new(command.into());
+    let config = Arc::new(config);
+    Ok(KernelSpec::builder::<In, Out>(id)
+        .blocking_handler(move |ctx: BlockingContext<In, Out>| run::<In, Out>(ctx, &command, &config)))
+}
+
+fn is_terminating(e: &Error) -> bool {
+    matches!(e, Error::Terminating { .. })
+}
+
+fn run<In, Out>(
+    mut ctx: BlockingContext<In, Out>,
+    command: &ProcessCommand,
+    config: &IpcConfig,
+) -> Result<(), KernelError>
+where
+    In: Message + Serialize,
+    Out: Message + DeserializeOwned,
+{
+    let id = ctx.kernel_id().to_owned();
+    let end = match host::connect(command, config, &id, &mut || ctx.should_terminate()) {
+        Ok(end) => end,
+        // Terminated while the process was starting; dropping the endpoint
+        // stopped it.
+        Err(IpcError::Terminated) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    tracing::info!(kernel = %id, region = %end.region().path().display(), "process kernel ready");
+    let mut pump = Pump {
+        end,
+        config,
+        enc: Vec::with_capacity(256),
+        dec: Vec::with_capacity(256),
+        pending: false,
+        sent: 0,
+        received: 0,
+    };
+    pump.run(&mut ctx)
+}
+
+struct Pump<'a> {
+    end: Endpoint,
+    config: &'a IpcConfig,
+    /// An encoded input message waiting for room when `pending`.
+    enc: Vec<u8>,
+    dec: Vec<u8>,
+    pending: bool,
+    sent: u64,
+    received: u64,
+}
+
+/// How the pump loop ended.
+enum Stop {
+    /// The kernel is being terminated; `replies_refused` once the runtime
+    /// refused a reply (a terminate without drain).
+    Terminating {
+        replies_refused: bool,
+    },
+    PeerGone(IpcError),
+    Fail(KernelError),
+}
+
+impl From<Error> for Stop {
+    fn from(e: Error) -> Self {
+        if is_terminating(&e) {
+            Stop::Terminating { replies_refused: false }
+        } else {
+            Stop::Fail(e.into())
+        }
+    }
+}
+
+impl From<IpcError> for Stop {
+    fn from(e: IpcError) -> Self {
+        if e.is_peer_gone() {
+            Stop::PeerGone(e)
+        } else {
+            Stop::Fail(e.into())
+        }
+    }
+}
+
+impl Pump<'_> {
+    fn run<In, Out>(&mut self, ctx: &mut BlockingContext<In, Out>) -> Result<(), KernelError>
+    where
+        In: Message + Serialize,
+        Out: Message + DeserializeOwned,
+    {
+        match self.pump(ctx) {
+            Stop::Terminating { replies_refused } => self.finish(ctx, !replies_refused),
+            Stop::PeerGone(e) => {
+                // Forward what the process sent before it went away.
+                while let Ok(true) = self.end.try_recv_raw(&mut self.dec) {
+                    let Ok(out) = codec::decode::<Out>(&self.dec) else {
+                        break;
+                    };
+                    if ctx.send(out).is_err() {
+                        break;
+                    }
+                }
+                match e {
+                    IpcError::PeerClosed { pid } => {
+                        tracing::info!(kernel = %ctx.kernel_id(), pid, "kernel process closed its end; kernel ends");
+                        Ok(())
+                    }
+                    e => Err(e.into()),
+                }
+            }
+            Stop::Fail(e) => Err(e),
+        }
+    }
+
+    fn pump<In, Out>(&mut self, ctx: &mut BlockingContext<In, Out>) -> Stop
+    where
+        In: Message + Serialize,
+        Out: Message + DeserializeOwned,
+    {
+        let policy: WaitPolicy = *self.end.policy();
+        let mut last_progress = Instant::now();
+        loop {
+            let mut progress = false;
+            // Requests: input queue -> ring.
+            for _ in 0..BATCH {
+                if self.pending {
+                    match self.end.try_send(&self.enc) {
+                        Ok(true) => {
+                            self.pending = false;
+                            self.sent += 1;
+                            progress = true;
+                        }
+                        Ok(false) => break,
+                        Err(e) => return e.into(),
+                    }
+                }
+                match ctx.try_receive() {
+                    Ok(Some(msg)) => {
+                        if let Err(e) = self.encode(&msg) {
+                            return e;
+                        }
+                        progress = true;
+                    }
+                    Ok(None) => break,
+                    Err(e) => return e.into(),
+                }
+            }
+            // Replies: ring -> output.
+            for _ in 0..BATCH {
+                match self.end.try_recv_raw(&mut self.dec) {
+                    Ok(true) => {
+                        self.received += 1;
+                        progress = true;
+                        let out = match codec::decode::<Out>(&self.dec) {
+                            Ok(out) => out,
+                            Err(e) => return Stop::Fail(IpcError::from(e).into()),
+                        };
+                        if let Err(e) = ctx.send(out) {
+                            return match Stop::from(e) {
+                                Stop::Terminating { .. } => Stop::Terminating { replies_refused: true },
+                                other => other,
+                            };
+                        }
+                    }
+                    Ok(false) => break,
+                    Err(e) => return e.into(),
+                }
+            }
+            if progress {
+                last_progress = Instant::now();
+                continue;
+            }
+            if let Err(e) = self.end.maybe_check_peer() {
+                return e.into();
+            }
+            if ctx.should_terminate() {
+                return Stop::Terminating { replies_refused: false };
+            }
+            let idle = last_progress.elapsed();
+            let awaiting_reply = self.pending || self.sent > self.received;
+            // Spin only while a reply is due. With nothing in flight the next
+            // event needs the host's thread to run first, so leave it the CPU.
+            if awaiting_reply && idle < policy.spin {
+                for _ in 0..32 {
+                    std::hint::spin_loop();
+                }
+            } else if idle < policy.spin + policy.yield_for {
+                std::thread::yield_now();
+            } else if awaiting_reply {
+                // A reply (or room, which comes with progress on replies) is
+                // the likely next event.
+                self.end.wait_for_data(policy.park);
+            } else {
+                match ctx.receive_timeout(policy.park) {
+                    Ok(Some(msg)) => {
+                        if let Err(e) = self.encode(&msg) {
+                            return e;
+                        }
+                        last_progress = Instant::now();
+                    }
+                    Ok(None) => {}
+                    Err(e) => return e.into(),
+                }
+            }
+        }
+    }
+
+    fn encode<M: Message + Serialize>(&mut self, msg: &M) -> Result<(), Stop> {
+        debug_assert!(!self.pending);
+        self.enc.clear();
+        codec::encode_into(msg, &mut self.enc).map_err(|e| Stop::Fail(IpcError::from(e).into()))?;
+        self.pending = true;
+        Ok(())
+    }
+
+    /// The kernel is being terminated: hand over what was taken from the
+    /// input queue, ask the process to drain and exit, forward its last
+    /// replies while the runtime takes them, then reap (or kill) it.
+    fn finish<In, Out>(&mut self, ctx: &mut BlockingContext<In, Out>, forward: bool) -> Result<(), KernelError>
+    where
+        In: Message + Serialize,
+        Out: Message + DeserializeOwned,
+    {
+        let deadline = Instant::now() + self.config.exit_timeout;
+        let mut forwarding = forward;
+        while self.pending && Instant::now() < deadline {
+            match self.end.try_send(&self.enc) {
+                Ok(true) => self.pending = false,
+                Ok(false) => {}
+                Err(_) => break,
+            }
+            while forwarding {
+                match self.end.try_recv_raw(&mut self.dec) {
+                    Ok(true) => match codec::decode::<Out>(&self.dec) {
+                        Ok(out) => forwarding = ctx.send(out).is_ok(),
+                        Err(_) => forwarding = false,
+                    },
+                    _ => break,
+                }
+            }
+            if !forwarding {
+                // Terminate without drain: the runtime no longer takes
+                // replies, so there is no point handing over more requests.
+                break;
+            }
+            if self.pending {
+                self.end.wait_for_data(std::time::Duration::from_millis(1));
+            }
+        }
+        self.end.request_terminate(forwarding);
+        let mut dec = std::mem::take(&mut self.dec);
+        let exit = self.end.wait_exit(self.config.exit_timeout, &mut dec, |bytes| {
+            if !forwarding {
+                return false;
+            }
+            forwarding = match codec::decode::<Out>(bytes) {
+                Ok(out) => ctx.send(out).is_ok(),
+                Err(_) => false,
+            };
+            forwarding
+        });
+        tracing::info!(kernel = %ctx.kernel_id(), pid = exit.pid, clean = exit.clean, detail = %exit.detail, "kernel process ended");
+        if exit.clean {
+            Ok(())
+        } else {
+            Err(IpcError::PeerDied {
+                pid: exit.pid,
+                detail: format!("did not exit cleanly on terminate: {}", exit.detail),
+            }
+            .into())
+        }
+    }
+}
