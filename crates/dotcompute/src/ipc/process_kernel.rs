@@ -52,6 +52,7 @@ use serde::Serialize;
 
 use crate::error::Error;
 use crate::message::{codec, Message};
+use crate::runtime::config::ExecutionMode;
 use crate::runtime::context::BlockingContext;
 use crate::runtime::spec::{KernelBuilder, KernelError, KernelSpec};
 
@@ -122,6 +123,7 @@ where
     let command = Arc::new(command.into());
     let config = Arc::new(config);
     Ok(KernelSpec::builder::<In, Out>(id)
+        .mode(ExecutionMode::Process)
         .blocking_handler(move |ctx: BlockingContext<In, Out>| run::<In, Out>(ctx, &command, &config)))
 }
 

@@ -46,11 +46,20 @@ pub enum ExecutionMode {
     /// core per spin kernel. Rings are FIFO: priorities are not reordered, and
     /// only the `Block` and `Reject` strategies exist.
     Spin,
+    /// The handler runs in another OS process, connected by rings in a
+    /// shared-memory file; a bridge on its own thread here moves the
+    /// messages. Built with [`ipc::process_kernel`](crate::ipc::process_kernel).
+    Process,
 }
 
 impl ExecutionMode {
     /// The modes this build runs.
-    pub const ALL: [ExecutionMode; 3] = [ExecutionMode::Async, ExecutionMode::Thread, ExecutionMode::Spin];
+    pub const ALL: [ExecutionMode; 4] = [
+        ExecutionMode::Async,
+        ExecutionMode::Thread,
+        ExecutionMode::Spin,
+        ExecutionMode::Process,
+    ];
 }
 
 /// Configuration of one ring kernel.
