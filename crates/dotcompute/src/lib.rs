@@ -9,7 +9,15 @@
 //! - [`queue`]: [`MessageQueue`], the bounded MPMC queue with priority bands and backpressure.
 //! - [`ring`]: [`SpscRing`](ring::spsc::SpscRing), the wait-free single-producer/single-consumer ring with a `#[repr(C)]` layout.
 //! - [`runtime`]: [`RingKernelRuntime`], the kernel lifecycle ([`KernelState`]),
-//!   the handler's [`KernelContext`], the [`registry`], and [`telemetry`].
+//!   the handler's [`KernelContext`] / [`BlockingContext`], execution modes
+//!   ([`ExecutionMode`]: async, thread, spin, process), the [`registry`], and [`telemetry`].
+//! - [`ipc`]: the process tier — rings in a shared-memory file between processes.
+//! - [`device`]: accelerators, the `Backend` trait (CPU and CUDA), `UnifiedBuffer`,
+//!   `MemoryPool`, NVRTC compilation with a persistent PTX cache, NVML monitoring.
+//! - [`gpu`]: GPU ring kernels — `#[derive(GpuMessage)]`, the host/device ring
+//!   protocol in mapped memory, the persistent CUDA kernel template, and a CPU
+//!   emulation of the device side.
+//! - [`workloads`]: PageRank and streaming anomaly detection, batch and as ring kernels.
 //!
 //! ```
 //! use dotcompute::{ring_kernel, Error, KernelContext, Message, MessageHeader, RingKernelRuntime};

@@ -19,7 +19,7 @@
 //! - [`monitor`]: NVML sampling.
 //! - [`orchestrator`]: named kernels, timed launches, history.
 //! - [`kernels`]: the shipped CUDA kernels and their CPU equivalents.
-//! - [`report`]: the data behind `dotcompute info`.
+//! - [`report()`]: the data behind `dotcompute info`.
 //! - [`dylib`]: finding the CUDA libraries without panicking.
 //!
 //! Invariant of the whole layer: on a machine without a GPU, a CUDA driver,

@@ -1,7 +1,7 @@
 //! The NVRTC calls: program creation, compilation with options, PTX, cubin,
 //! the log, and the compiler version.
 //!
-//! Invariants: nothing here runs unless [`dylib::nvrtc`](crate::device::dylib::nvrtc)
+//! Invariants: nothing here runs unless [`crate::device::dylib::nvrtc`]
 //! found the library (so cudarc cannot panic for want of it); strings with an
 //! interior NUL are refused before they reach C; a program is destroyed on
 //! every path once created. This is the compiler's only module with `unsafe`.

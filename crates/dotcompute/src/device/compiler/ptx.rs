@@ -7,7 +7,7 @@
 /// One `.param` of a kernel entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PtxParam {
-    /// The PTX type, e.g. "u64", "f32", or "b8[16]" for an aggregate.
+    /// The PTX type, e.g. "u64", "f32", or `b8[16]` for an aggregate.
     pub ty: String,
     /// Size in bytes.
     pub size: usize,
