@@ -6,6 +6,10 @@ use std::time::{Duration, Instant};
 #[allow(dead_code)]
 mod quickstart;
 
+#[path = "../examples/vector_add.rs"]
+#[allow(dead_code)]
+mod vector_add;
+
 #[tokio::test]
 async fn quickstart_computes_6_and_shuts_down_at_once() {
     let start = Instant::now();
@@ -13,4 +17,20 @@ async fn quickstart_computes_6_and_shuts_down_at_once() {
     assert_eq!(format!("{}", 6.0f64), "6", "the example prints `Result: 6`");
     // PyDotCompute's quick start takes 10 s to exit; ours must not wait on any timeout.
     assert!(start.elapsed() < Duration::from_secs(5), "took {:?}", start.elapsed());
+}
+
+#[test]
+fn vector_add_is_correct_on_every_device_that_runs_it() {
+    let (runs, skipped) = vector_add::run(100_000).unwrap();
+    assert!(
+        runs.iter().any(|r| r.device == "CPU backend"),
+        "the CPU backend always runs"
+    );
+    for r in &runs {
+        assert!(r.correct, "{} computed a wrong sum", r.device);
+        assert_eq!(r.n, 100_000);
+    }
+    for s in &skipped {
+        eprintln!("vector_add not run: {s}");
+    }
 }
