@@ -193,13 +193,15 @@ fn bench_latency_runs_the_thread_and_spin_tiers_and_draws_an_svg() {
             ("thread", "plain_thread"),
             ("thread", "multi_thread"),
             ("spin", "plain_thread"),
-            ("spin", "multi_thread")
+            ("spin", "multi_thread"),
+            ("spin", "plain_thread")
         ]
     );
     for r in results {
         check_latency(r, 500);
     }
     assert_eq!(results[0]["method_label"], "send_blocking+receive_blocking");
+    assert_eq!(results[4]["method"], "raw_ring", "the spin tier's no-runtime baseline");
 
     let chart = std::fs::read_to_string(&svg).expect("the SVG was written");
     assert!(
@@ -406,6 +408,18 @@ fn bench_all_writes_one_report_and_one_chart() {
         .contains("not measured"));
     assert!(report["goals"].as_array().unwrap().len() >= 5);
     assert!(std::fs::read_to_string(&svg).unwrap().trim_start().starts_with("<svg"));
+    // The noise (other processes' CPU share) of the run and of each section.
+    if cfg!(target_os = "linux") {
+        for noise in [
+            &report["noise"],
+            &report["results"]["noise"]["latency"],
+            &report["results"]["noise"]["queue"],
+        ] {
+            let pct = noise["other_cpu_pct"].as_f64().unwrap();
+            assert!((0.0..=100.0).contains(&pct), "{noise}");
+        }
+        assert!(out.contains("noise"), "{out}");
+    }
 }
 
 #[test]

@@ -1,5 +1,5 @@
 //! `dotcompute bench all`: latency, throughput and queue in one run, with
-//! moderate sizes (about a minute in release on 2 cores), one JSON report,
+//! moderate sizes (under a minute in release on 2 idle cores), one JSON report,
 //! one chart and the goals.
 
 use std::path::PathBuf;
@@ -10,6 +10,7 @@ use serde_json::json;
 
 use super::tier::{self, TierArg};
 use super::{chart, goals, latency, queue, reference, throughput, BenchReport};
+use crate::machine::{CpuMeter, Noise};
 use crate::CliResult;
 
 /// Options of `dotcompute bench all`.
@@ -19,22 +20,22 @@ pub struct AllArgs {
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = vec![TierArg::All])]
     pub tier: Vec<TierArg>,
     /// Latency: measured round trips per case.
-    #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub samples: u64,
     /// Latency: warm-up round trips per case.
     #[arg(long, default_value_t = 1000)]
     pub warmup: u64,
     /// Throughput: messages per workload.
-    #[arg(long, default_value_t = 200_000, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, default_value_t = 500_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub messages: u64,
     /// Throughput and queue: messages per batch.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(2..=1024))]
     pub batch: u64,
     /// Queue: push+pop pairs per round.
-    #[arg(long, default_value_t = 2_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, default_value_t = 5_000_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub iterations: u64,
     /// Queue: rounds per case (the best is kept).
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub rounds: u32,
     /// Also write every result as JSON to this file.
     #[arg(long, value_name = "FILE")]
@@ -57,6 +58,28 @@ struct Results {
     throughput: Vec<throughput::ThroughputResult>,
     queue: Vec<queue::QueueResult>,
     elapsed_secs: f64,
+    /// Noise per section (the whole run's is the report's `noise`).
+    noise: SectionNoise,
+}
+
+#[derive(Debug, Serialize)]
+struct SectionNoise {
+    latency: Option<Noise>,
+    throughput: Option<Noise>,
+    queue: Option<Noise>,
+}
+
+/// Runs `f` and measures the noise around it; prints it.
+fn section<T>(title: &str, f: impl FnOnce() -> CliResult<T>) -> CliResult<(T, Option<Noise>)> {
+    println!("== {title}");
+    let meter = CpuMeter::start();
+    let out = f()?;
+    let noise = meter.finish();
+    if let Some(n) = &noise {
+        println!("noise during {title} ({:.1} s): {}", n.elapsed_secs, n.one_line());
+    }
+    println!();
+    Ok((out, noise))
 }
 
 /// Runs the three benchmarks.
@@ -83,17 +106,12 @@ pub fn run(args: &AllArgs) -> CliResult<()> {
         batch,
     };
     let start = std::time::Instant::now();
+    let meter = CpuMeter::start();
     super::print_header("bench all");
 
-    println!("== latency");
-    let latency_results = latency::measure(&lat)?;
-    println!();
-    println!("== throughput");
-    let throughput_results = throughput::measure(&thr)?;
-    println!();
-    println!("== queue");
-    let queue_results = queue::measure(&que)?;
-    println!();
+    let (latency_results, latency_noise) = section("latency", || latency::measure(&lat))?;
+    let (throughput_results, throughput_noise) = section("throughput", || throughput::measure(&thr))?;
+    let (queue_results, queue_noise) = section("queue", || queue::measure(&que))?;
 
     reference::print_latency();
     reference::print_throughput();
@@ -121,6 +139,11 @@ pub fn run(args: &AllArgs) -> CliResult<()> {
         throughput: throughput_results,
         queue: queue_results,
         elapsed_secs: elapsed.as_secs_f64(),
+        noise: SectionNoise {
+            latency: latency_noise,
+            throughput: throughput_noise,
+            queue: queue_noise,
+        },
     };
     let reference = json!({
         "label": reference::LABEL,
@@ -130,5 +153,6 @@ pub fn run(args: &AllArgs) -> CliResult<()> {
     });
     BenchReport::new("all", config, results, reference)
         .with_goals(all_goals)
+        .with_noise(&meter)
         .write(args.json.as_ref())
 }

@@ -142,7 +142,7 @@ pub fn throughput(results: &[ThroughputResult]) -> Vec<Goal> {
                 measured: format!("{} msg/s", fmt_rate(r.msg_per_sec)),
                 met: Some(r.msg_per_sec >= 10e6),
                 versus: Some(format!(
-                    "PyDotCompute ≈100K msg/s (one asyncio actor): {}",
+                    "PyDotCompute ≈100K msg/s (one asyncio actor, request+reply, send N then receive N): {}",
                     rate_ratio(r.msg_per_sec, 100e3)
                 )),
             });
@@ -156,7 +156,7 @@ pub fn throughput(results: &[ThroughputResult]) -> Vec<Goal> {
                 measured: format!("{} msg/s", fmt_rate(r.msg_per_sec)),
                 met: Some(r.msg_per_sec >= 1e6),
                 versus: Some(format!(
-                    "PyDotCompute ≈100K msg/s (one asyncio actor): {}",
+                    "PyDotCompute ≈100K msg/s (one asyncio actor, request+reply, send N then receive N): {}",
                     rate_ratio(r.msg_per_sec, 100e3)
                 )),
             });

@@ -40,7 +40,8 @@ pub fn spec(id: &str, tier: Tier, role: Role, batch: usize) -> CliResult<KernelS
     Ok(spec)
 }
 
-fn reply(m: &Ping) -> Ping {
+/// A fresh reply correlated to `m` (same sequence number and payload).
+pub fn reply(m: &Ping) -> Ping {
     m.reply(Ping {
         seq: m.seq,
         payload: m.payload,

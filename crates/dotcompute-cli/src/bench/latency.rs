@@ -21,7 +21,8 @@ use super::host::{self, Host, HostKind};
 use super::kernels::{self, Role};
 use super::tier::{self, Tier, TierArg};
 use super::{chart, goals, reference, BenchReport, Ping, PAYLOAD_BYTES};
-use crate::output::fmt_ns;
+use crate::machine::{CpuMeter, Noise};
+use crate::output::{fmt_ns, fmt_pct};
 use crate::progress::{self, UPDATE_EVERY};
 use crate::CliResult;
 
@@ -61,6 +62,10 @@ pub enum Method {
     SendReceive,
     /// `handle.call(req)`: the reply is matched by correlation id.
     Call,
+    /// Baseline without the runtime: two bare `SpscRing`s between the host
+    /// thread and an echo thread, both busy-polling. Shows what the runtime
+    /// adds on top of the ring itself.
+    RawRing,
 }
 
 impl Method {
@@ -69,6 +74,7 @@ impl Method {
             (Method::SendReceive, HostKind::PlainThread) => "send_blocking+receive_blocking",
             (Method::SendReceive, _) => "send+receive",
             (Method::Call, _) => "call",
+            (Method::RawRing, _) => "raw SpscRing (no runtime)",
         }
     }
 }
@@ -91,7 +97,12 @@ fn cases(tier: Tier) -> Vec<Case> {
             case(HostKind::CurrentThread, Method::SendReceive),
             case(HostKind::CurrentThread, Method::Call),
         ],
-        Tier::Thread | Tier::Spin | Tier::Process => vec![
+        Tier::Spin => vec![
+            case(HostKind::PlainThread, Method::SendReceive),
+            case(HostKind::MultiThread, Method::SendReceive),
+            case(HostKind::PlainThread, Method::RawRing),
+        ],
+        Tier::Thread | Tier::Process => vec![
             case(HostKind::PlainThread, Method::SendReceive),
             case(HostKind::MultiThread, Method::SendReceive),
         ],
@@ -154,12 +165,15 @@ pub struct LatencyResult {
     pub stdev_ns: f64,
     /// Samples above 1 ms (stalls).
     pub over_1ms: u64,
+    /// CPU time other processes used during this case, % of the machine
+    /// (noise; `None` where it cannot be read).
+    pub other_cpu_pct: Option<f64>,
     /// Latency by percentile, for charts.
     pub curve: Vec<CurvePoint>,
 }
 
 impl LatencyResult {
-    fn new(case: Case, h: &Histogram<u64>) -> Self {
+    fn new(case: Case, h: &Histogram<u64>, noise: Option<Noise>) -> Self {
         LatencyResult {
             tier: case.tier,
             host: case.host,
@@ -176,6 +190,7 @@ impl LatencyResult {
             max_ns: h.max(),
             mean_ns: h.mean(),
             stdev_ns: h.stdev(),
+            other_cpu_pct: noise.map(|n| n.other_cpu_pct),
             over_1ms: if h.max() > 1_000_000 {
                 h.count_between(1_000_001, h.max())
             } else {
@@ -227,6 +242,7 @@ pub fn run(args: &LatencyArgs) -> CliResult<()> {
         warmup: args.warmup,
         tiers: tier::resolve(&args.tier)?,
     };
+    let meter = crate::machine::CpuMeter::start();
     super::print_header("bench latency");
     let results = measure(&params)?;
     println!();
@@ -240,6 +256,7 @@ pub fn run(args: &LatencyArgs) -> CliResult<()> {
     }
     BenchReport::new("latency", Config::new(&params), results, reference::latency())
         .with_goals(goals)
+        .with_noise(&meter)
         .write(args.json.as_ref())
 }
 
@@ -256,8 +273,9 @@ pub fn measure(params: &Params) -> CliResult<Vec<LatencyResult>> {
     let mut results = Vec::new();
     for &tier in &params.tiers {
         for case in cases(tier) {
+            let meter = CpuMeter::start();
             let hist = measure_case(case, params.warmup, params.samples)?;
-            results.push(LatencyResult::new(case, &hist));
+            results.push(LatencyResult::new(case, &hist, meter.finish()));
         }
     }
     print_table(&results);
@@ -266,12 +284,12 @@ pub fn measure(params: &Params) -> CliResult<Vec<LatencyResult>> {
 
 pub fn print_table(results: &[LatencyResult]) {
     println!(
-        "{:<7} {:<9} {:<31} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>6}",
-        "tier", "host", "method", "count", "p50", "p95", "p99", "p99.9", "max", "mean", ">1ms"
+        "{:<7} {:<9} {:<31} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>6} {:>6}",
+        "tier", "host", "method", "count", "p50", "p95", "p99", "p99.9", "max", "mean", ">1ms", "others"
     );
     for r in results {
         println!(
-            "{:<7} {:<9} {:<31} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>6}",
+            "{:<7} {:<9} {:<31} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>6} {:>6}",
             r.tier.name(),
             r.host.short(),
             r.method_label,
@@ -283,6 +301,7 @@ pub fn print_table(results: &[LatencyResult]) {
             fmt_ns(r.max_ns as f64),
             fmt_ns(r.mean_ns),
             r.over_1ms,
+            fmt_pct(r.other_cpu_pct),
         );
     }
     println!(
@@ -296,7 +315,6 @@ pub fn print_table(results: &[LatencyResult]) {
 /// One case: a fresh runtime with one echo kernel of the case's tier,
 /// `warmup + samples` round trips, the samples in a histogram (ns).
 fn measure_case(case: Case, warmup: u64, samples: u64) -> CliResult<Histogram<u64>> {
-    let spec = kernels::spec("echo", case.tier, Role::Echo, 1)?;
     let label = format!(
         "{} · {} · {}",
         case.tier.name(),
@@ -304,6 +322,12 @@ fn measure_case(case: Case, warmup: u64, samples: u64) -> CliResult<Histogram<u6
         case.method.label(case.host)
     );
     let bar = progress::bar(warmup + samples, &label);
+    if case.method == Method::RawRing {
+        let hist = raw_ring_round_trips(warmup, samples, &bar);
+        bar.finish_and_clear();
+        return hist;
+    }
+    let spec = kernels::spec("echo", case.tier, Role::Echo, 1)?;
     let b = bar.clone();
     let method = case.method;
     let hist = host::with_kernels(case.host, vec![spec], move |hosts| async move {
@@ -331,6 +355,7 @@ async fn round_trips(
                 host.receive().await?
             }
             Method::Call => host.call(request).await?,
+            Method::RawRing => unreachable!("measured without a runtime"),
         };
         let ns = u64::try_from(t0.elapsed().as_nanos()).unwrap_or(u64::MAX);
         if reply.seq != i {
@@ -343,5 +368,80 @@ async fn round_trips(
             bar.set_position(i);
         }
     }
+    Ok(hist)
+}
+
+/// Busy-polls like a spin kernel: spin, then yield (never parks).
+#[inline]
+fn snooze(spins: &mut u32) {
+    if *spins < 2_000 {
+        *spins += 1;
+        std::hint::spin_loop();
+    } else {
+        std::thread::yield_now();
+    }
+}
+
+/// The baseline: round trips through two bare `SpscRing<Ping>`s to an echo
+/// thread that builds the same fresh correlated reply as the echo kernel.
+fn raw_ring_round_trips(warmup: u64, samples: u64, bar: &ProgressBar) -> CliResult<Histogram<u64>> {
+    use dotcompute::ring::spsc::SpscRing;
+    const STOP: u64 = u64::MAX;
+    let (mut req_tx, mut req_rx) = SpscRing::<Ping>::new(1024)?;
+    let (mut rep_tx, mut rep_rx) = SpscRing::<Ping>::new(1024)?;
+    let echo = std::thread::Builder::new()
+        .name("raw-ring-echo".into())
+        .spawn(move || {
+            let mut spins = 0;
+            loop {
+                match req_rx.pop() {
+                    Ok(m) if m.seq == STOP => return,
+                    Ok(m) => {
+                        spins = 0;
+                        let mut reply = kernels::reply(&m);
+                        while let Err(e) = rep_tx.push(reply) {
+                            reply = e.into_inner();
+                            std::hint::spin_loop();
+                        }
+                    }
+                    Err(_) => snooze(&mut spins),
+                }
+            }
+        })?;
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3)?;
+    let mut out = Ok(());
+    for i in 0..warmup + samples {
+        let request = Ping::new(i);
+        let t0 = Instant::now();
+        if req_tx.push(request).is_err() {
+            out = Err("the raw ring is full".to_string());
+            break;
+        }
+        let mut spins = 0;
+        let reply = loop {
+            match rep_rx.pop() {
+                Ok(r) => break r,
+                Err(_) => snooze(&mut spins),
+            }
+        };
+        let ns = u64::try_from(t0.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        if reply.seq != i {
+            out = Err(format!("raw echo answered {} to request {i}", reply.seq));
+            break;
+        }
+        if i >= warmup {
+            hist.saturating_record(ns.max(1));
+        }
+        if i % UPDATE_EVERY == 0 {
+            bar.set_position(i);
+        }
+    }
+    let mut stop = Ping::new(STOP);
+    while let Err(e) = req_tx.push(stop) {
+        stop = e.into_inner();
+        std::thread::yield_now();
+    }
+    echo.join().map_err(|_| "the raw echo thread panicked")?;
+    out?;
     Ok(hist)
 }

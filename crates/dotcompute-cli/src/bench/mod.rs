@@ -93,6 +93,8 @@ pub struct BenchReport<C: Serialize, R: Serialize> {
     pub config: C,
     /// Our measurements.
     pub results: R,
+    /// How busy the machine was with other work during the run.
+    pub noise: Option<crate::machine::Noise>,
     /// The goals beside our figures (and PyDotCompute's, as ratios).
     pub goals: Vec<goals::Goal>,
     /// Figures from PyDotCompute, for comparison: not measured by this run.
@@ -112,9 +114,19 @@ impl<C: Serialize, R: Serialize> BenchReport<C, R> {
             machine: MachineInfo::detect(),
             config,
             results,
+            noise: None,
             goals: Vec::new(),
             reference,
         }
+    }
+
+    /// Records the run's noise and prints it.
+    pub fn with_noise(mut self, meter: &crate::machine::CpuMeter) -> Self {
+        self.noise = meter.finish();
+        if let Some(n) = &self.noise {
+            println!("noise: during these {:.1} s, {}", n.elapsed_secs, n.one_line());
+        }
+        self
     }
 
     pub fn with_goals(mut self, goals: Vec<goals::Goal>) -> Self {

@@ -153,6 +153,7 @@ pub fn run(args: &QueueArgs) -> CliResult<()> {
         rounds: args.rounds,
         batch: usize::try_from(args.batch)?,
     };
+    let meter = crate::machine::CpuMeter::start();
     super::print_header("bench queue");
     let results = measure(&params)?;
     println!();
@@ -162,6 +163,7 @@ pub fn run(args: &QueueArgs) -> CliResult<()> {
     goals::print(&goals);
     BenchReport::new("queue", Config::new(&params), results, reference::queue())
         .with_goals(goals)
+        .with_noise(&meter)
         .write(args.json.as_ref())
 }
 

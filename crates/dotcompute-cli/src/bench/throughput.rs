@@ -29,7 +29,8 @@ use super::host::{self, Host, HostKind};
 use super::kernels::{self, Role, FLUSH};
 use super::tier::{self, Tier, TierArg};
 use super::{goals, reference, BenchReport, Ping, PAYLOAD_BYTES};
-use crate::output::{fmt_duration, fmt_rate};
+use crate::machine::CpuMeter;
+use crate::output::{fmt_duration, fmt_pct, fmt_rate};
 use crate::progress::{self, UPDATE_EVERY};
 use crate::CliResult;
 
@@ -147,6 +148,9 @@ pub struct ThroughputResult {
     pub messages: u64,
     pub elapsed_secs: f64,
     pub msg_per_sec: f64,
+    /// CPU time other processes used during this case, % of the machine
+    /// (noise; `None` where it cannot be read).
+    pub other_cpu_pct: Option<f64>,
 }
 
 impl ThroughputResult {
@@ -180,6 +184,7 @@ pub fn run(args: &ThroughputArgs) -> CliResult<()> {
         windows: args.windows.clone(),
         kernels: args.kernels.clone(),
     };
+    let meter = crate::machine::CpuMeter::start();
     super::print_header("bench throughput");
     let results = measure(&params)?;
     println!();
@@ -190,6 +195,7 @@ pub fn run(args: &ThroughputArgs) -> CliResult<()> {
     goals::print(&goals);
     BenchReport::new("throughput", Config::new(&params), results, reference::throughput())
         .with_goals(goals)
+        .with_noise(&meter)
         .write(args.json.as_ref())
 }
 
@@ -203,6 +209,7 @@ pub fn measure(p: &Params) -> CliResult<Vec<ThroughputResult>> {
         p.batch
     );
     println!("msg/s: one_way* counts messages host → kernel; echo* and scaling count round trips (request + reply)");
+    println!("others: CPU time other processes used during the case, % of the machine (noise)");
     println!();
     print_table_header();
     let mut results = Vec::new();
@@ -333,10 +340,13 @@ where
         messages: n,
         elapsed_secs: 0.0,
         msg_per_sec: 0.0,
+        other_cpu_pct: None,
     };
     let bar = progress::bar(n, &result.name());
     let b = bar.clone();
+    let meter = CpuMeter::start();
     let elapsed = host::with_kernels(host, specs, move |hosts| work(hosts, b));
+    result.other_cpu_pct = meter.finish().map(|n| n.other_cpu_pct);
     bar.finish_and_clear();
     let elapsed = elapsed?;
     result.elapsed_secs = elapsed.as_secs_f64();
@@ -346,15 +356,15 @@ where
 
 fn print_table_header() {
     println!(
-        "{:<7} {:<9} {:<23} {:>7} {:>6} {:>5} {:>9} {:>9} {:>9}",
-        "tier", "host", "workload", "kernels", "window", "batch", "messages", "time", "msg/s"
+        "{:<7} {:<9} {:<23} {:>7} {:>6} {:>5} {:>9} {:>9} {:>9} {:>6}",
+        "tier", "host", "workload", "kernels", "window", "batch", "messages", "time", "msg/s", "others"
     );
 }
 
 fn print_row(r: &ThroughputResult) {
     let dash = || "-".to_string();
     println!(
-        "{:<7} {:<9} {:<23} {:>7} {:>6} {:>5} {:>9} {:>9} {:>9}",
+        "{:<7} {:<9} {:<23} {:>7} {:>6} {:>5} {:>9} {:>9} {:>9} {:>6}",
         r.tier.name(),
         r.host.short(),
         r.workload.name(),
@@ -364,6 +374,7 @@ fn print_row(r: &ThroughputResult) {
         r.messages,
         fmt_duration(Duration::from_secs_f64(r.elapsed_secs)),
         fmt_rate(r.msg_per_sec),
+        fmt_pct(r.other_cpu_pct),
     );
 }
 
