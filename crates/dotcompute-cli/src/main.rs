@@ -1,7 +1,10 @@
 //! `dotcompute`: the command-line tool of the dotcompute ring-kernel runtime.
 //!
 //! - `dotcompute demo`: a streaming anomaly-detection pipeline of ring kernels;
-//! - `dotcompute bench latency|throughput`: measurements of the async tier;
+//! - `dotcompute bench latency|throughput [--tier async|thread|spin|all]`:
+//!   round trips and msg/s per runtime tier;
+//! - `dotcompute bench queue`: same-thread cost of the queues beside rtrb and crossbeam;
+//! - `dotcompute bench all --json FILE --svg FILE`: all three, one report and one chart;
 //! - `dotcompute info`: version, tiers and CPU cores.
 //!
 //! Errors on user paths are reported as one `error: ...` line on stderr with
