@@ -1,19 +1,20 @@
 //! `dotcompute info`.
 
+use dotcompute::ExecutionMode;
+
+use crate::bench::Tier;
 use crate::machine::MachineInfo;
 use crate::CliResult;
 
-/// The runtime tiers this build has. Only the async tier (kernels as tokio
-/// tasks) exists so far; device tiers will be discovered here later.
-pub const TIERS: &[(&str, &str)] = &[("async", "kernels are tokio tasks; messages move as Rust values")];
-
-/// Prints the version, the tiers and the CPU cores.
+/// Prints the version, the tiers of this build, the CPU, and the devices
+/// with the CUDA driver, NVRTC and NVML status.
 pub fn run() -> CliResult<()> {
     let machine = MachineInfo::detect();
-    println!("dotcompute {}", env!("CARGO_PKG_VERSION"));
-    println!("tiers:");
-    for (name, what) in TIERS {
-        println!("  {name:<8} available  ({what})");
+    println!("dotcompute {}", dotcompute::VERSION);
+    println!("tiers (execution modes in this build):");
+    for mode in ExecutionMode::ALL {
+        let tier = Tier::of_mode(mode);
+        println!("  {:<8} {}", tier.name(), tier.describe());
     }
     println!("cpu cores: {}", machine.cores);
     if let Some(model) = &machine.cpu_model {
@@ -24,5 +25,8 @@ pub fn run() -> CliResult<()> {
         machine.os_release.as_deref().unwrap_or(&machine.os),
         machine.arch
     );
+    println!();
+    // Devices, and the CUDA driver / NVRTC / NVML availability and versions.
+    println!("{}", dotcompute::device::report());
     Ok(())
 }

@@ -1,7 +1,10 @@
 //! `dotcompute`: the command-line tool of the dotcompute ring-kernel runtime.
 //!
 //! - `dotcompute demo`: a streaming anomaly-detection pipeline of ring kernels;
-//! - `dotcompute bench latency|throughput`: measurements of the async tier;
+//! - `dotcompute bench latency|throughput [--tier async|thread|spin|all]`:
+//!   round trips and msg/s per runtime tier;
+//! - `dotcompute bench queue`: same-thread cost of the queues beside rtrb and crossbeam;
+//! - `dotcompute bench all --json FILE --svg FILE`: all three, one report and one chart;
 //! - `dotcompute info`: version, tiers and CPU cores;
 //! - `dotcompute pagerank` / `dotcompute anomaly`: the workloads.
 //!
@@ -44,6 +47,13 @@ enum Command {
     Bench(bench::BenchCommand),
     /// Print the version, the runtime tiers in this build and the CPU cores.
     Info,
+    /// The child side of the process-tier benchmarks (started by `bench`).
+    #[command(name = "__ipc-kernel", hide = true)]
+    IpcKernel {
+        /// echo or sink.
+        #[arg(long)]
+        role: String,
+    },
     /// Rank the nodes of a graph with PageRank (power iteration).
     Pagerank(workload::PagerankArgs),
     /// Find anomalies in a stream of values (streaming EMA z-score detector).
@@ -57,6 +67,11 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo::run(&args),
         Command::Bench(cmd) => bench::run(cmd),
         Command::Info => info::run(),
+        Command::IpcKernel { role } => match role.as_str() {
+            "echo" => bench::kernels::ipc_kernel(bench::kernels::Role::Echo),
+            "sink" => bench::kernels::ipc_kernel(bench::kernels::Role::Sink),
+            other => Err(format!("unknown role {other:?}").into()),
+        },
         Command::Pagerank(args) => workload::run_pagerank(&args),
         Command::Anomaly(args) => workload::run_anomaly(&args),
     };

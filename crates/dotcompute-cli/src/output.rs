@@ -68,6 +68,11 @@ pub fn fmt_ns(ns: f64) -> String {
     }
 }
 
+/// `12%`, or `-` when unknown.
+pub fn fmt_pct(p: Option<f64>) -> String {
+    p.map_or_else(|| "-".to_string(), |p| format!("{p:.0}%"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -83,6 +88,8 @@ mod tests {
         assert_eq!(fmt_rate(1_230_000.0), "1.23M");
         assert_eq!(fmt_ns(1_550.0), "1.55 µs");
         assert_eq!(fmt_ns(2_500_000.0), "2.50 ms");
+        assert_eq!(fmt_pct(Some(12.4)), "12%");
+        assert_eq!(fmt_pct(None), "-");
     }
 
     #[test]

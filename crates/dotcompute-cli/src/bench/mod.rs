@@ -3,15 +3,26 @@
 //! Each benchmark is one subcommand with its own options, prints a table on
 //! stdout and, with `--json FILE`, writes a [`BenchReport`]. Add a benchmark
 //! by adding a variant to [`BenchCommand`] and a module beside these.
+//! `latency` and `throughput` run per tier ([`tier`]): the kernels are in
+//! [`kernels`], the host side in [`host`].
 
+mod all;
+mod chart;
+mod goals;
+mod host;
+pub(crate) mod kernels;
 mod latency;
+mod queue;
 mod reference;
 mod throughput;
+mod tier;
+
+pub use tier::Tier;
 
 use std::path::PathBuf;
 
 use clap::Subcommand;
-use dotcompute::{Error, KernelContext, Message, MessageHeader};
+use dotcompute::{Message, MessageHeader};
 use serde::Serialize;
 
 use crate::machine::MachineInfo;
@@ -20,10 +31,14 @@ use crate::CliResult;
 /// The benchmarks.
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
-    /// Round-trip latency host → echo kernel → host, one message in flight.
+    /// Round-trip latency host → echo kernel → host, one message in flight, per tier.
     Latency(latency::LatencyArgs),
-    /// Messages per second: pipelined, windowed echo, and several kernels.
+    /// Messages per second per tier: one-way and echo, unbatched and batched, several kernels.
     Throughput(throughput::ThroughputArgs),
+    /// Same-thread push+pop cost of the queues, beside rtrb and crossbeam.
+    Queue(queue::QueueArgs),
+    /// Latency, throughput and queue with moderate sizes; one JSON report and one chart.
+    All(all::AllArgs),
 }
 
 /// Runs one benchmark.
@@ -31,18 +46,48 @@ pub fn run(cmd: BenchCommand) -> CliResult<()> {
     match cmd {
         BenchCommand::Latency(args) => latency::run(&args),
         BenchCommand::Throughput(args) => throughput::run(&args),
+        BenchCommand::Queue(args) => queue::run(&args),
+        BenchCommand::All(args) => all::run(&args),
     }
 }
 
 /// Bytes of payload in a benchmark message (besides its header).
 pub const PAYLOAD_BYTES: usize = 64;
 
-/// The benchmark message: a sequence number and a 64-byte payload.
-#[derive(Debug, Clone, Message)]
+/// The benchmark message: a sequence number and a 64-byte payload (plus
+/// its header: 120 bytes in all). `Copy`, so the rings' slice operations
+/// apply to it too.
+#[derive(Debug, Clone, Copy, Message, serde::Serialize, serde::Deserialize)]
 pub struct Ping {
     pub seq: u64,
+    #[serde(with = "payload_bytes")]
     pub payload: [u8; PAYLOAD_BYTES],
     pub header: MessageHeader,
+}
+
+/// The payload on the wire (process tier): one MessagePack `bin` of exactly
+/// [`PAYLOAD_BYTES`] bytes.
+mod payload_bytes {
+    use super::PAYLOAD_BYTES;
+    use serde::{de, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(payload: &[u8; PAYLOAD_BYTES], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(payload)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; PAYLOAD_BYTES], D::Error> {
+        struct Bytes;
+        impl de::Visitor<'_> for Bytes {
+            type Value = [u8; PAYLOAD_BYTES];
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "{PAYLOAD_BYTES} bytes")
+            }
+            fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Self::Value, E> {
+                v.try_into().map_err(|_| E::invalid_length(v.len(), &self))
+            }
+        }
+        d.deserialize_bytes(Bytes)
+    }
 }
 
 impl Ping {
@@ -55,24 +100,10 @@ impl Ping {
     }
 }
 
-/// Answers every `Ping` with a fresh `Ping` correlated to it (same sequence
-/// number and payload), as a request/reply kernel would.
-pub async fn echo(mut ctx: KernelContext<Ping, Ping>) -> Result<(), Error> {
-    loop {
-        let m = ctx.receive().await?;
-        let reply = m.reply(Ping {
-            seq: m.seq,
-            payload: m.payload,
-            header: MessageHeader::new(),
-        });
-        ctx.send(reply).await?;
-    }
-}
-
 /// What `--json` writes, for every benchmark.
 #[derive(Debug, Serialize)]
 pub struct BenchReport<C: Serialize, R: Serialize> {
-    /// Which benchmark (`latency`, `throughput`).
+    /// Which benchmark (`latency`, `throughput`, `queue`, `all`).
     pub benchmark: &'static str,
     /// Version of dotcompute.
     pub dotcompute_version: &'static str,
@@ -88,6 +119,10 @@ pub struct BenchReport<C: Serialize, R: Serialize> {
     pub config: C,
     /// Our measurements.
     pub results: R,
+    /// How busy the machine was with other work during the run.
+    pub noise: Option<crate::machine::Noise>,
+    /// The goals beside our figures (and PyDotCompute's, as ratios).
+    pub goals: Vec<goals::Goal>,
     /// Figures from PyDotCompute, for comparison: not measured by this run.
     pub reference: serde_json::Value,
 }
@@ -105,8 +140,24 @@ impl<C: Serialize, R: Serialize> BenchReport<C, R> {
             machine: MachineInfo::detect(),
             config,
             results,
+            noise: None,
+            goals: Vec::new(),
             reference,
         }
+    }
+
+    /// Records the run's noise and prints it.
+    pub fn with_noise(mut self, meter: &crate::machine::CpuMeter) -> Self {
+        self.noise = meter.finish();
+        if let Some(n) = &self.noise {
+            println!("noise: during these {:.1} s, {}", n.elapsed_secs, n.one_line());
+        }
+        self
+    }
+
+    pub fn with_goals(mut self, goals: Vec<goals::Goal>) -> Self {
+        self.goals = goals;
+        self
     }
 
     /// Writes the report as pretty JSON to `path`, if one was given.

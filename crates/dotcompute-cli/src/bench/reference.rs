@@ -67,3 +67,29 @@ pub fn print_throughput() {
     println!("  one asyncio actor, send N then receive N (10 floats)   84.7K–107.2K msg/s (≈100K)");
     println!("  concurrent actors 1 / 2 / 4 / 8 (one event loop)       88.3K / 89.9K / 86.9K / 87.5K msg/s");
 }
+
+/// Same-thread queue figures.
+pub fn queue() -> Value {
+    json!({
+        "label": LABEL,
+        "source": "shared/reference/pydotcompute.md §6.5 (same-thread put+get cost)",
+        "workload": "200k iterations, best of 5, ns per put+get pair on one thread; the async cases run on uvloop",
+        "results": [
+            { "queue": "FastSPSCQueue (Cython)", "ops": "put+get", "ns": 108.0 },
+            { "queue": "RingBuffer", "ops": "put_nowait+get_nowait", "ns": 214.0 },
+            { "queue": "FastMessageQueue", "ops": "put_nowait+get_nowait", "ns": 344.0 },
+            { "queue": "MessageQueue (fifo)", "ops": "put_nowait+get_nowait", "ns": 441.0 },
+            { "queue": "MessageQueue (priority)", "ops": "put_nowait+get_nowait", "ns": 538.0 },
+            { "queue": "MessageQueue (fifo)", "ops": "await put+get", "ns": 824.0 },
+            { "queue": "FastMessageQueue", "ops": "await put+get", "ns": 1500.0 }
+        ]
+    })
+}
+
+/// The queue reference as table lines.
+pub fn print_queue() {
+    println!("{LABEL}:");
+    println!("  FastSPSCQueue (Cython) put+get 108 ns · RingBuffer put_nowait+get_nowait 214 ns");
+    println!("  FastMessageQueue put_nowait+get_nowait 344 ns · MessageQueue (fifo) 441 ns · (priority) 538 ns");
+    println!("  MessageQueue (fifo) await put+get 824 ns · FastMessageQueue await put+get 1500 ns");
+}

@@ -268,9 +268,9 @@ impl<In: Message, Out: Message> KernelContext<In, Out> {
                 Err(_) => Err(self.core.terminating_error()),
             },
             Transport::Queue(_) => match deadline {
-                None => futures::executor::block_on(self.receive()).map(Some),
+                None => crate::runtime::park::block_on(self.receive()).map(Some),
                 Some(d) => {
-                    futures::executor::block_on(self.receive_timeout(d.saturating_duration_since(Instant::now())))
+                    crate::runtime::park::block_on(self.receive_timeout(d.saturating_duration_since(Instant::now())))
                 }
             },
         }
@@ -299,7 +299,7 @@ impl<In: Message, Out: Message> KernelContext<In, Out> {
                 };
             }
         }
-        futures::executor::block_on(self.send(msg))
+        crate::runtime::park::block_on(self.send(msg))
     }
 
     /// Blocking batch send for thread-bound handlers: spins on a ring output.
@@ -327,7 +327,7 @@ impl<In: Message, Out: Message> KernelContext<In, Out> {
                 };
             }
         }
-        futures::executor::block_on(self.send_batch(msgs))
+        crate::runtime::park::block_on(self.send_batch(msgs))
     }
 
     /// Sends a message straight to another kernel's input, without a host hop.
@@ -450,6 +450,6 @@ impl<In: Message, Out: Message> BlockingContext<In, Out> {
 
     /// Sends straight to another kernel's input, blocking for room.
     pub fn send_to<M: Message>(&self, kernel_id: &str, msg: M) -> Result<()> {
-        futures::executor::block_on(self.inner.send_to(kernel_id, msg))
+        crate::runtime::park::block_on(self.inner.send_to(kernel_id, msg))
     }
 }

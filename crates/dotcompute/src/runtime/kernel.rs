@@ -185,7 +185,7 @@ impl<In: Message> InputPort<In> {
                     };
                     self.batch_error(e, unsent, None)
                 }),
-            Transport::Queue(_) => futures::executor::block_on(self.send_batch(msgs, None)),
+            Transport::Queue(_) => crate::runtime::park::block_on(self.send_batch(msgs, None)),
         }
     }
 
@@ -202,7 +202,7 @@ impl<In: Message> InputPort<In> {
                 Interrupted::Full => self.send_error(SendError::Full(msg), None),
                 Interrupted::Closed | Interrupted::Cancelled => self.send_error(SendError::Closed(msg), None),
             }),
-            Transport::Queue(_) => futures::executor::block_on(self.send(msg, None)),
+            Transport::Queue(_) => crate::runtime::park::block_on(self.send(msg, None)),
         }
     }
 
@@ -390,7 +390,7 @@ impl<Out: Message> OutputPort<Out> {
                     Err(_) => Err(self.core.end_error()),
                 }
             }
-            _ => futures::executor::block_on(self.receive(timeout)),
+            _ => crate::runtime::park::block_on(self.receive(timeout)),
         }
     }
 

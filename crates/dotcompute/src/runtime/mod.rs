@@ -43,6 +43,7 @@
 pub mod config;
 pub mod context;
 pub(crate) mod kernel;
+pub(crate) mod park;
 pub mod registry;
 pub mod spec;
 pub mod state;

@@ -1,0 +1,147 @@
+//! The runtime tiers a benchmark runs on, and what `--tier` accepts.
+//!
+//! A tier is an [`ExecutionMode`] of the library: where a kernel's handler
+//! runs and which queues it uses. The list of tiers in this build comes from
+//! [`ExecutionMode::ALL`]; `--tier all` means all of them. Adding a tier is
+//! one more variant here plus one more arm in [`Tier::of_mode`] and
+//! [`super::kernels::spec`].
+
+use clap::ValueEnum;
+use dotcompute::ExecutionMode;
+use serde::Serialize;
+
+use crate::CliResult;
+
+/// What `--tier` accepts (comma-separated or repeated).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TierArg {
+    /// Kernels as tokio tasks, hosts as tokio tasks.
+    Async,
+    /// Kernels on a dedicated OS thread each (blocking handler, priority queues).
+    Thread,
+    /// Kernels on a dedicated OS thread each, polling SPSC rings.
+    Spin,
+    /// Kernels in a separate process (shared-memory rings).
+    Process,
+    /// Every tier of this build.
+    All,
+}
+
+/// A runtime tier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Tier {
+    Async,
+    Thread,
+    Spin,
+    /// The kernel runs in a child process (this binary, `__ipc-kernel`).
+    Process,
+}
+
+impl Tier {
+    /// The tier of an execution mode.
+    pub fn of_mode(mode: ExecutionMode) -> Tier {
+        match mode {
+            ExecutionMode::Async => Tier::Async,
+            ExecutionMode::Thread => Tier::Thread,
+            ExecutionMode::Spin => Tier::Spin,
+            ExecutionMode::Process => Tier::Process,
+        }
+    }
+
+    /// The execution mode a kernel of this tier is launched with.
+    pub fn mode(self) -> CliResult<ExecutionMode> {
+        match self {
+            Tier::Async => Ok(ExecutionMode::Async),
+            Tier::Thread => Ok(ExecutionMode::Thread),
+            Tier::Spin => Ok(ExecutionMode::Spin),
+            Tier::Process => Ok(ExecutionMode::Process),
+        }
+    }
+
+    /// The tiers of this build, in [`ExecutionMode::ALL`] order.
+    pub fn available() -> Vec<Tier> {
+        ExecutionMode::ALL.iter().map(|&m| Tier::of_mode(m)).collect()
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Tier::Async => "async",
+            Tier::Thread => "thread",
+            Tier::Spin => "spin",
+            Tier::Process => "process",
+        }
+    }
+
+    /// One line on what the tier is.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Tier::Async => "async handler as a tokio task; priority queues; messages move as Rust values",
+            Tier::Thread => {
+                "blocking handler on a dedicated OS thread; priority queues; for blocking or CPU-heavy work"
+            }
+            Tier::Spin => {
+                "blocking handler on a dedicated OS thread polling wait-free SPSC rings (one core per kernel)"
+            }
+            Tier::Process => "kernel in a separate process over shared-memory rings",
+        }
+    }
+}
+
+/// Expands `--tier` values into tiers of this build, in a stable order and
+/// without repeats; a tier this build lacks is an error.
+pub fn resolve(args: &[TierArg]) -> CliResult<Vec<Tier>> {
+    let available = Tier::available();
+    let mut wanted = Vec::new();
+    for arg in args {
+        let tiers = match arg {
+            TierArg::All => available.clone(),
+            TierArg::Async => vec![Tier::Async],
+            TierArg::Thread => vec![Tier::Thread],
+            TierArg::Spin => vec![Tier::Spin],
+            TierArg::Process => vec![Tier::Process],
+        };
+        for t in tiers {
+            if !available.contains(&t) {
+                let names: Vec<&str> = available.iter().map(|t| t.name()).collect();
+                return Err(format!(
+                    "the {} tier is not in this build yet (tiers in this build: {})",
+                    t.name(),
+                    names.join(", ")
+                )
+                .into());
+            }
+            if !wanted.contains(&t) {
+                wanted.push(t);
+            }
+        }
+    }
+    wanted.sort_by_key(|t| available.iter().position(|a| a == t));
+    Ok(wanted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_expands_to_the_modes_of_this_build() {
+        let all = resolve(&[TierArg::All]).unwrap();
+        assert_eq!(all.len(), ExecutionMode::ALL.len());
+        assert_eq!(
+            resolve(&[TierArg::Spin, TierArg::Async, TierArg::Spin]).unwrap(),
+            vec![Tier::Async, Tier::Spin]
+        );
+    }
+
+    #[test]
+    fn every_tier_is_in_this_build() {
+        assert_eq!(
+            resolve(&[TierArg::Process, TierArg::Thread]).unwrap(),
+            vec![Tier::Thread, Tier::Process]
+        );
+        for t in Tier::available() {
+            assert_eq!(Tier::of_mode(t.mode().unwrap()), t);
+        }
+    }
+}
