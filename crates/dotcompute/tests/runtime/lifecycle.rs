@@ -7,7 +7,7 @@ use dotcompute::{
     TerminateOptions,
 };
 
-use crate::common::{counting, times_ten, DropFlag, Num};
+use crate::common::{counting, times_ten, watched, DropFlag, Num};
 
 #[tokio::test]
 async fn launch_activate_call_terminate() {
@@ -104,19 +104,9 @@ async fn terminate_wakes_a_handler_blocked_in_receive() {
     });
     let dropped = Arc::new(AtomicUsize::new(0));
     let flag = dropped.clone();
-    rt.launch_with("k", KernelConfig::default(), move |mut ctx: KernelContext<Num, Num>| {
-        let guard = DropFlag(flag.clone());
-        async move {
-            let _guard = guard;
-            loop {
-                ctx.receive().await?;
-            }
-            #[allow(unreachable_code)]
-            Ok::<(), Error>(())
-        }
-    })
-    .await
-    .unwrap();
+    rt.launch_with("k", KernelConfig::default(), watched(flag))
+        .await
+        .unwrap();
     rt.activate("k").await.unwrap();
     tokio::time::sleep(Duration::from_millis(20)).await;
     let start = Instant::now();
@@ -138,23 +128,9 @@ async fn shutdown_of_100_blocked_kernels_is_prompt_and_clean() {
     let ended = Arc::new(AtomicUsize::new(0));
     for i in 0..100 {
         let flag = ended.clone();
-        rt.launch_with(
-            &format!("k{i:03}"),
-            KernelConfig::default(),
-            move |mut ctx: KernelContext<Num, Num>| {
-                let guard = DropFlag(flag.clone());
-                async move {
-                    let _guard = guard;
-                    loop {
-                        ctx.receive().await?;
-                    }
-                    #[allow(unreachable_code)]
-                    Ok::<(), Error>(())
-                }
-            },
-        )
-        .await
-        .unwrap();
+        rt.launch_with(&format!("k{i:03}"), KernelConfig::default(), watched(flag))
+            .await
+            .unwrap();
         rt.activate(&format!("k{i:03}")).await.unwrap();
     }
     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -276,19 +252,9 @@ async fn dropping_the_runtime_stops_its_kernels() {
     {
         let rt = RingKernelRuntime::new();
         let flag = ended.clone();
-        rt.launch_with("k", KernelConfig::default(), move |mut ctx: KernelContext<Num, Num>| {
-            let guard = DropFlag(flag.clone());
-            async move {
-                let _guard = guard;
-                loop {
-                    ctx.receive().await?;
-                }
-                #[allow(unreachable_code)]
-                Ok::<(), Error>(())
-            }
-        })
-        .await
-        .unwrap();
+        rt.launch_with("k", KernelConfig::default(), watched(flag))
+            .await
+            .unwrap();
         rt.activate("k").await.unwrap();
         tokio::time::sleep(Duration::from_millis(10)).await;
     }

@@ -71,6 +71,22 @@ pub mod futures_like {
     pub type BoxFut = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), dotcompute::Error>> + Send>>;
 }
 
+/// A handler that waits in `receive` until terminated and counts in `ended`
+/// when its future is dropped.
+pub fn watched(
+    ended: Arc<AtomicUsize>,
+) -> impl Fn(KernelContext<Num, Num>) -> futures_like::BoxFut + Send + Sync + 'static {
+    move |mut ctx: KernelContext<Num, Num>| {
+        let guard = DropFlag(ended.clone());
+        Box::pin(async move {
+            let _guard = guard;
+            loop {
+                ctx.receive().await?;
+            }
+        })
+    }
+}
+
 /// Sets a flag when dropped: shows that a handler's future was dropped.
 pub struct DropFlag(pub Arc<AtomicUsize>);
 
