@@ -132,3 +132,40 @@ fn anomaly_reads_a_column_from_stdin_and_rejects_garbage() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains(":3"));
 }
+
+#[test]
+fn workload_benchmarks_report_json() {
+    let pr = scratch("bench-pagerank.json");
+    let out = dotcompute(&[
+        "bench",
+        "pagerank",
+        "--sizes",
+        "2000",
+        "--repetitions",
+        "1",
+        "--json",
+        pr.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&pr).unwrap()).unwrap();
+    assert_eq!(v["rows"][0]["nodes"], 2000);
+    assert!(v["rows"][0]["edges_per_second"].as_f64().unwrap() > 0.0);
+
+    let an = scratch("bench-anomaly.json");
+    let out = dotcompute(&[
+        "bench",
+        "anomaly",
+        "--points",
+        "20000",
+        "--batches",
+        "500",
+        "--repetitions",
+        "1",
+        "--json",
+        an.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&an).unwrap()).unwrap();
+    assert_eq!(v["all_identical"], true);
+    assert_eq!(v["rows"].as_array().unwrap().len(), 4, "one row per mode");
+}

@@ -16,6 +16,7 @@ mod queue;
 mod reference;
 mod throughput;
 mod tier;
+mod workloads;
 
 pub use tier::Tier;
 
@@ -39,6 +40,10 @@ pub enum BenchCommand {
     Queue(queue::QueueArgs),
     /// Latency, throughput and queue with moderate sizes; one JSON report and one chart.
     All(all::AllArgs),
+    /// PageRank: generate, write, load and solve graphs of several sizes.
+    Pagerank(workloads::PagerankBenchArgs),
+    /// Anomaly detection: every mode at several batch sizes on one stream.
+    Anomaly(workloads::AnomalyBenchArgs),
 }
 
 /// Runs one benchmark.
@@ -48,6 +53,8 @@ pub fn run(cmd: BenchCommand) -> CliResult<()> {
         BenchCommand::Throughput(args) => throughput::run(&args),
         BenchCommand::Queue(args) => queue::run(&args),
         BenchCommand::All(args) => all::run(&args),
+        BenchCommand::Pagerank(args) => workloads::run_pagerank(&args),
+        BenchCommand::Anomaly(args) => workloads::run_anomaly(&args),
     }
 }
 
