@@ -31,6 +31,15 @@ pub enum SendErrorKind {
 }
 
 impl<T> SendError<T> {
+    /// The same refusal without its message (the message is dropped).
+    pub(crate) fn map_unit(self) -> SendError<()> {
+        match self {
+            SendError::Full(_) => SendError::Full(()),
+            SendError::Timeout(_) => SendError::Timeout(()),
+            SendError::Closed(_) => SendError::Closed(()),
+        }
+    }
+
     /// The message that was not sent.
     pub fn into_inner(self) -> T {
         match self {

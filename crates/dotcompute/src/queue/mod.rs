@@ -102,6 +102,7 @@ pub(crate) mod state;
 mod stats;
 pub(crate) mod timer;
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
@@ -369,6 +370,101 @@ impl<T: Message> MessageQueue<T> {
         }
     }
 
+    /// Sends the messages of `msgs` in order, queueing as many as fit under
+    /// one lock acquisition at a time and waiting for room under `Block`
+    /// (until `deadline`). Stops at the first refusal, which is counted like
+    /// a single refused send; returns it with the number of messages not
+    /// sent (the refused one included), which are dropped.
+    pub(crate) async fn send_batch_until(
+        &self,
+        msgs: Vec<T>,
+        deadline: Option<Instant>,
+    ) -> Result<(), (SendError<()>, usize)> {
+        let mut pending: VecDeque<T> = msgs.into();
+        let mut sleep = deadline.map(Sleep::until);
+        loop {
+            if let Some(e) = self.push_run(&mut pending) {
+                return Err(e);
+            }
+            if pending.is_empty() {
+                return Ok(());
+            }
+            let _waiter = WaiterGuard::new(&self.shared.send_waiters);
+            let listener = self.shared.not_full.listen();
+            if let Some(e) = self.push_run(&mut pending) {
+                return Err(e);
+            }
+            if pending.is_empty() {
+                return Ok(());
+            }
+            if !wait_async(listener, sleep.as_mut()).await {
+                if let Some(e) = self.push_run(&mut pending) {
+                    return Err(e);
+                }
+                let unsent = pending.len();
+                return match pending.pop_front() {
+                    None => Ok(()),
+                    Some(first) => match self.push_last(first) {
+                        // Room appeared at the last moment for the first one only.
+                        Ok(()) if unsent == 1 => Ok(()),
+                        Ok(()) => Err((SendError::Timeout(()), unsent - 1)),
+                        Err(e) => Err((e.map_unit(), unsent)),
+                    },
+                };
+            }
+        }
+    }
+
+    /// Queues from the front of `pending` as many messages as fit, under one
+    /// lock and one clock read; a message that must wait is put back at the
+    /// front. A refusal (closed, or full under `Reject`) is returned with
+    /// the number of messages not sent, the refused one included.
+    fn push_run(&self, pending: &mut VecDeque<T>) -> Option<(SendError<()>, usize)> {
+        let now = Instant::now();
+        let mut dropped = Vec::new();
+        let (queued, paused, refused) = {
+            let mut state = self.shared.state.lock();
+            let mut queued = 0usize;
+            let mut refused = None;
+            while let Some(msg) = pending.pop_front() {
+                match state.push(msg, now, OnFull::Wait) {
+                    Push::Queued => queued += 1,
+                    Push::Evicted(old) => {
+                        queued += 1;
+                        dropped.push(old);
+                    }
+                    Push::DroppedIncoming(msg) => dropped.push(msg),
+                    Push::MustWait(msg) => {
+                        pending.push_front(msg);
+                        break;
+                    }
+                    Push::Full(msg) => {
+                        dropped.push(msg);
+                        refused = Some(SendError::Full(()));
+                        break;
+                    }
+                    Push::Timeout(msg) => {
+                        dropped.push(msg);
+                        refused = Some(SendError::Timeout(()));
+                        break;
+                    }
+                    Push::Closed(msg) => {
+                        dropped.push(msg);
+                        refused = Some(SendError::Closed(()));
+                        break;
+                    }
+                }
+            }
+            (queued, state.is_paused(), refused)
+        };
+        // Dropped after the lock, so a destructor may use the queue.
+        drop(dropped);
+        if queued > 0 && !paused && self.shared.recv_waiters.load(Ordering::SeqCst) > 0 {
+            self.shared.not_empty.notify(queued.additional());
+        }
+        refused.map(|e| (e, pending.len() + 1))
+    }
+
     /// One send attempt under the lock, then the wake-ups and drops after it.
     fn push(&self, msg: T, on_full: OnFull) -> Step<T> {
         let now = Instant::now();
@@ -617,5 +713,58 @@ impl<T: Message> MessageQueue<T> {
     /// Whether `self` and `other` are handles to the same queue.
     pub fn same_queue(&self, other: &Self) -> bool {
         Arc::ptr_eq(&self.shared, &other.shared)
+    }
+}
+
+#[cfg(test)]
+mod batch_tests {
+    use super::*;
+    use crate::MessageHeader;
+
+    #[derive(Debug, crate::Message)]
+    struct M {
+        n: u64,
+        header: MessageHeader,
+    }
+
+    fn batch(range: std::ops::Range<u64>) -> Vec<M> {
+        range
+            .map(|n| M {
+                n,
+                header: MessageHeader::new(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_batch_waits_for_room_and_keeps_its_order() {
+        let q = MessageQueue::<M>::with_capacity(4, Backpressure::Block).unwrap();
+        let rx = q.clone();
+        let consumer = std::thread::spawn(move || (0..100).map(|_| rx.recv_blocking().unwrap().n).collect::<Vec<_>>());
+        crate::runtime::park::block_on(q.send_batch_until(batch(0..100), None)).unwrap();
+        assert_eq!(consumer.join().unwrap(), (0..100).collect::<Vec<_>>());
+        let s = q.stats();
+        assert_eq!((s.enqueued, s.dequeued, s.rejected), (100, 100, 0));
+    }
+
+    #[test]
+    fn a_refused_batch_counts_one_refusal_and_reports_the_unsent() {
+        let q = MessageQueue::<M>::with_capacity(3, Backpressure::Reject).unwrap();
+        let r = crate::runtime::park::block_on(q.send_batch_until(batch(0..5), None));
+        assert!(matches!(r, Err((SendError::Full(()), 2))), "{r:?}");
+        let s = q.stats();
+        assert_eq!((s.enqueued, s.rejected, s.depth), (3, 1, 3));
+
+        let q = MessageQueue::<M>::with_capacity(2, Backpressure::Block).unwrap();
+        let r = crate::runtime::park::block_on(
+            q.send_batch_until(batch(0..4), Instant::now().checked_add(Duration::from_millis(20))),
+        );
+        assert!(matches!(r, Err((SendError::Timeout(()), 2))), "{r:?}");
+        assert_eq!(q.stats().timed_out, 1);
+
+        q.close();
+        let r = crate::runtime::park::block_on(q.send_batch_until(batch(0..3), None));
+        assert!(matches!(r, Err((SendError::Closed(()), 3))), "{r:?}");
+        assert_eq!(q.stats().closed_rejections, 1);
     }
 }

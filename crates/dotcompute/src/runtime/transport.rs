@@ -573,24 +573,7 @@ impl<T: Message> Transport<T> {
     pub async fn send_batch(&self, msgs: Vec<T>, deadline: Option<Instant>) -> Result<(), (SendError<()>, usize)> {
         match self {
             Transport::Ring(r) => r.send_batch(msgs.into(), deadline).await,
-            Transport::Queue(q) => {
-                let total = msgs.len();
-                for (i, msg) in msgs.into_iter().enumerate() {
-                    let sent = match deadline {
-                        Some(d) => q.send_timeout(msg, d.saturating_duration_since(Instant::now())).await,
-                        None => q.send(msg).await,
-                    };
-                    if let Err(e) = sent {
-                        let kind = match e {
-                            SendError::Full(_) => SendError::Full(()),
-                            SendError::Timeout(_) => SendError::Timeout(()),
-                            SendError::Closed(_) => SendError::Closed(()),
-                        };
-                        return Err((kind, total - i));
-                    }
-                }
-                Ok(())
-            }
+            Transport::Queue(q) => q.send_batch_until(msgs, deadline).await,
         }
     }
 
