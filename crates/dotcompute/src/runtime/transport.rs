@@ -68,7 +68,7 @@ pub(crate) struct RingChannel<T> {
     tx: CacheLine<Mutex<Producer<Entry<T>>>>,
     enqueued: CacheLine<AtomicU64>,
     /// The consumer half and the counters only the receiver writes.
-    rx: CacheLine<Mutex<Consumer<Entry<T>>>>,
+    rx: CacheLine<Mutex<RxSide<T>>>,
     dequeued: CacheLine<AtomicU64>,
     not_empty: Event,
     not_full: Event,
@@ -79,7 +79,13 @@ pub(crate) struct RingChannel<T> {
     timed_out: AtomicU64,
     closed_rejections: AtomicU64,
     peak: AtomicUsize,
-    waits: Mutex<Histogram<u64>>,
+}
+
+/// What only the receiving side touches, under one lock: the consumer half
+/// and the queue-wait histogram it records into.
+struct RxSide<T> {
+    consumer: Consumer<Entry<T>>,
+    waits: Histogram<u64>,
 }
 
 /// A value alone on its (pair of) cache line(s).
@@ -103,7 +109,10 @@ impl<T: Message> RingChannel<T> {
         config.capacity = tx.capacity();
         Ok(RingChannel {
             tx: CacheLine(Mutex::new(tx)),
-            rx: CacheLine(Mutex::new(rx)),
+            rx: CacheLine(Mutex::new(RxSide {
+                consumer: rx,
+                waits: new_wait_histogram(),
+            })),
             not_empty: Event::new(),
             not_full: Event::new(),
             closed: AtomicBool::new(false),
@@ -115,7 +124,6 @@ impl<T: Message> RingChannel<T> {
             timed_out: AtomicU64::new(0),
             closed_rejections: AtomicU64::new(0),
             peak: AtomicUsize::new(0),
-            waits: Mutex::new(new_wait_histogram()),
         })
     }
 
@@ -332,15 +340,14 @@ impl<T: Message> RingChannel<T> {
         }
         let mut rx = self.rx.lock();
         let now = Instant::now();
-        let mut waits = self.waits.lock();
+        let RxSide { consumer, waits } = &mut *rx;
         let mut n = 0usize;
-        for entry in rx.pop_iter(max) {
+        for entry in consumer.pop_iter(max) {
             let ns = u64::try_from(now.saturating_duration_since(entry.at).as_nanos()).unwrap_or(u64::MAX);
             let _ = waits.record(ns.clamp(1, MAX_RECORDED_WAIT_NS));
             out.push(entry.msg);
             n += 1;
         }
-        drop(waits);
         drop(rx);
         if n > 0 {
             self.dequeued.fetch_add(n as u64, Ordering::AcqRel);
@@ -360,12 +367,14 @@ impl<T: Message> RingChannel<T> {
         // Read `closed` before popping: a message pushed before the close is
         // then seen by this pop, so `Closed` is only reported when drained.
         let closed = self.closed.load(Ordering::Acquire);
-        let popped = self.rx.lock().pop();
+        let mut rx = self.rx.lock();
+        let popped = rx.consumer.pop();
         match popped {
             Ok(entry) => {
-                self.dequeued.fetch_add(1, Ordering::AcqRel);
                 let ns = u64::try_from(entry.at.elapsed().as_nanos()).unwrap_or(u64::MAX);
-                let _ = self.waits.lock().record(ns.clamp(1, MAX_RECORDED_WAIT_NS));
+                let _ = rx.waits.record(ns.clamp(1, MAX_RECORDED_WAIT_NS));
+                drop(rx);
+                self.dequeued.fetch_add(1, Ordering::AcqRel);
                 self.not_full.notify_additional(1);
                 Ok(entry.msg)
             }
@@ -458,7 +467,7 @@ impl<T: Message> RingChannel<T> {
     pub fn clear(&self) -> Vec<T> {
         let mut rx = self.rx.lock();
         let mut out = Vec::new();
-        while let Ok(entry) = rx.pop() {
+        while let Ok(entry) = rx.consumer.pop() {
             out.push(entry.msg);
         }
         self.dequeued.fetch_add(out.len() as u64, Ordering::AcqRel);
@@ -618,7 +627,7 @@ impl<T: Message> Transport<T> {
     pub fn wait_histogram(&self) -> Histogram<u64> {
         match self {
             Transport::Queue(q) => q.wait_histogram(),
-            Transport::Ring(r) => r.waits.lock().clone(),
+            Transport::Ring(r) => r.rx.lock().waits.clone(),
         }
     }
 }
@@ -666,7 +675,7 @@ mod tests {
             (s.enqueued, s.dequeued, s.rejected, s.depth, s.peak_depth),
             (4, 4, 1, 0, 4)
         );
-        assert_eq!(r.waits.lock().len(), 4);
+        assert_eq!(r.rx.lock().waits.len(), 4);
     }
 
     #[test]
