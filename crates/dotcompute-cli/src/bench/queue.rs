@@ -145,6 +145,11 @@ fn best_of(rounds: u32, iterations: u64, mut f: impl FnMut(u64) -> u64) -> f64 {
     best
 }
 
+// Each queue's loop below is written out on purpose: folding them into one
+// helper taking push/pop closures was tried and made SpscRing<Ping> push+pop
+// read 13.6 ns instead of 8.1 ns (the 120-byte copy no longer optimised the
+// same way), which would measure the helper rather than the queues.
+
 /// Runs the benchmark.
 pub fn run(args: &QueueArgs) -> CliResult<()> {
     crate::output::check_json_path(args.json.as_ref())?;
