@@ -99,6 +99,15 @@ pub enum Error {
     /// The runtime has been shut down.
     #[error("the runtime has been shut down")]
     ShutDown,
+    /// A GPU ring kernel cannot be built: no device, no compiler, a handler
+    /// that does not compile, or a device error.
+    #[error("GPU kernel '{kernel}': {error}")]
+    Gpu {
+        /// The kernel's id.
+        kernel: String,
+        /// What went wrong.
+        error: crate::gpu::GpuError,
+    },
 }
 
 impl Error {

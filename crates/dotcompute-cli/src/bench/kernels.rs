@@ -45,6 +45,9 @@ pub fn spec(id: &str, tier: Tier, role: Role, batch: usize) -> CliResult<KernelS
             let command = dotcompute::ipc::SpawnCommand::new(exe).args(["__ipc-kernel", "--role", role_name]);
             dotcompute::ipc::process_kernel::<Ping, Ping>(id, command)?
         }
+        // GPU messages are fixed-size plain data, not `Ping`: the GPU tier
+        // runs its own cases (`bench::gpu`).
+        Tier::Gpu => return Err("the gpu tier has no Ping kernel; its cases are in bench::gpu".into()),
     };
     Ok(spec)
 }

@@ -66,6 +66,15 @@ pub enum Method {
     /// thread and an echo thread, both busy-polling. Shows what the runtime
     /// adds on top of the ring itself.
     RawRing,
+    /// GPU tier without the runtime: `GpuRing::send` + `receive` against
+    /// the persistent kernel.
+    GpuRing,
+    /// GPU baseline without a persistent kernel: per message, copy in,
+    /// launch the handler as a kernel, copy out, synchronize.
+    LaunchPerMessage,
+    /// GPU baseline: the same three steps captured once in a CUDA graph and
+    /// replayed per message.
+    GraphReplay,
 }
 
 impl Method {
@@ -75,6 +84,9 @@ impl Method {
             (Method::SendReceive, _) => "send+receive",
             (Method::Call, _) => "call",
             (Method::RawRing, _) => "raw SpscRing (no runtime)",
+            (Method::GpuRing, _) => "GpuRing send+receive (no runtime)",
+            (Method::LaunchPerMessage, _) => "baseline: launch+sync per msg",
+            (Method::GraphReplay, _) => "baseline: CUDA graph per msg",
         }
     }
 }
@@ -101,6 +113,12 @@ fn cases(tier: Tier) -> Vec<Case> {
             case(HostKind::PlainThread, Method::SendReceive),
             case(HostKind::MultiThread, Method::SendReceive),
             case(HostKind::PlainThread, Method::RawRing),
+        ],
+        Tier::Gpu => vec![
+            case(HostKind::PlainThread, Method::SendReceive),
+            case(HostKind::PlainThread, Method::GpuRing),
+            case(HostKind::PlainThread, Method::LaunchPerMessage),
+            case(HostKind::PlainThread, Method::GraphReplay),
         ],
         Tier::Thread | Tier::Process => vec![
             case(HostKind::PlainThread, Method::SendReceive),
@@ -279,6 +297,18 @@ pub fn measure(params: &Params) -> CliResult<Vec<LatencyResult>> {
         }
     }
     print_table(&results);
+    if params.tiers.contains(&Tier::Gpu) {
+        let mut t = super::gpu::terminate_times(20)?;
+        t.sort();
+        if let (Some(mid), Some(max)) = (t.get(t.len() / 2), t.last()) {
+            println!(
+                "gpu terminate (active idle kernel, {} runs): p50 {}, max {} (goal: ≤ 1 ms)",
+                t.len(),
+                fmt_ns(mid.as_nanos() as f64),
+                fmt_ns(max.as_nanos() as f64)
+            );
+        }
+    }
     Ok(results)
 }
 
@@ -327,6 +357,11 @@ fn measure_case(case: Case, warmup: u64, samples: u64) -> CliResult<Histogram<u6
         bar.finish_and_clear();
         return hist;
     }
+    if case.tier == Tier::Gpu {
+        let hist = super::gpu::latency(case.method, warmup, samples, &bar);
+        bar.finish_and_clear();
+        return hist;
+    }
     let spec = kernels::spec("echo", case.tier, Role::Echo, 1)?;
     let b = bar.clone();
     let method = case.method;
@@ -355,7 +390,9 @@ async fn round_trips(
                 host.receive().await?
             }
             Method::Call => host.call(request).await?,
-            Method::RawRing => unreachable!("measured without a runtime"),
+            Method::RawRing | Method::GpuRing | Method::LaunchPerMessage | Method::GraphReplay => {
+                return Err(format!("{method:?} is measured without a Ping kernel").into())
+            }
         };
         let ns = u64::try_from(t0.elapsed().as_nanos()).unwrap_or(u64::MAX);
         if reply.seq != i {

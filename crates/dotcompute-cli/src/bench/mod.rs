@@ -9,6 +9,7 @@
 mod all;
 mod chart;
 mod goals;
+mod gpu;
 mod host;
 pub(crate) mod kernels;
 mod latency;

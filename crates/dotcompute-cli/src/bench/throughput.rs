@@ -112,6 +112,11 @@ pub enum Workload {
     EchoPipelinedBatched,
     EchoWindow,
     Scaling,
+    /// GPU tier: pipelined echo through a bare `GpuRing` (no runtime).
+    GpuRingBatched,
+    /// GPU baseline: one kernel launch (copy in, launch, copy out,
+    /// synchronize) per batch of messages.
+    LaunchPerBatch,
 }
 
 impl Workload {
@@ -123,11 +128,16 @@ impl Workload {
             Workload::EchoPipelinedBatched => "echo_pipelined_batched",
             Workload::EchoWindow => "echo_window",
             Workload::Scaling => "scaling",
+            Workload::GpuRingBatched => "gpu_ring_pipelined",
+            Workload::LaunchPerBatch => "baseline_launch_per_batch",
         }
     }
 
     pub fn is_batched(self) -> bool {
-        matches!(self, Workload::OneWayBatched | Workload::EchoPipelinedBatched)
+        matches!(
+            self,
+            Workload::OneWayBatched | Workload::EchoPipelinedBatched | Workload::GpuRingBatched | Workload::LaunchPerBatch
+        )
     }
 }
 
@@ -218,6 +228,10 @@ pub fn measure(p: &Params) -> CliResult<Vec<ThroughputResult>> {
         results.push(r);
     };
     for &tier in &p.tiers {
+        if tier == Tier::Gpu {
+            super::gpu::throughput(n, p.batch, &mut record)?;
+            continue;
+        }
         let host = natural_host(tier);
         let b = p.batch;
         record(one_case(
@@ -298,7 +312,7 @@ pub fn measure(p: &Params) -> CliResult<Vec<ThroughputResult>> {
 fn natural_host(tier: Tier) -> HostKind {
     match tier {
         Tier::Async => HostKind::MultiThread,
-        Tier::Thread | Tier::Spin | Tier::Process => HostKind::PlainThread,
+        Tier::Thread | Tier::Spin | Tier::Process | Tier::Gpu => HostKind::PlainThread,
     }
 }
 

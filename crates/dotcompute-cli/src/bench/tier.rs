@@ -23,7 +23,9 @@ pub enum TierArg {
     Spin,
     /// Kernels in a separate process (shared-memory rings).
     Process,
-    /// Every tier of this build.
+    /// Persistent CUDA kernels polling rings in mapped host memory (needs an NVIDIA GPU).
+    Gpu,
+    /// Every tier of this build (gpu only where a CUDA device is present).
     All,
 }
 
@@ -36,6 +38,8 @@ pub enum Tier {
     Spin,
     /// The kernel runs in a child process (this binary, `__ipc-kernel`).
     Process,
+    /// The kernel is a persistent CUDA kernel (`gpu::gpu_kernel`).
+    Gpu,
 }
 
 impl Tier {
@@ -46,6 +50,7 @@ impl Tier {
             ExecutionMode::Thread => Tier::Thread,
             ExecutionMode::Spin => Tier::Spin,
             ExecutionMode::Process => Tier::Process,
+            ExecutionMode::Gpu => Tier::Gpu,
         }
     }
 
@@ -56,6 +61,7 @@ impl Tier {
             Tier::Thread => Ok(ExecutionMode::Thread),
             Tier::Spin => Ok(ExecutionMode::Spin),
             Tier::Process => Ok(ExecutionMode::Process),
+            Tier::Gpu => Ok(ExecutionMode::Gpu),
         }
     }
 
@@ -70,6 +76,7 @@ impl Tier {
             Tier::Thread => "thread",
             Tier::Spin => "spin",
             Tier::Process => "process",
+            Tier::Gpu => "gpu",
         }
     }
 
@@ -84,18 +91,38 @@ impl Tier {
                 "blocking handler on a dedicated OS thread polling wait-free SPSC rings (one core per kernel)"
             }
             Tier::Process => "kernel in a separate process over shared-memory rings",
+            Tier::Gpu => "persistent CUDA kernel (CUDA C handler) polling rings in host memory mapped into the GPU",
         }
     }
 }
 
 /// Expands `--tier` values into tiers of this build, in a stable order and
-/// without repeats; a tier this build lacks is an error.
+/// without repeats; a tier this build lacks is an error. `all` leaves the
+/// gpu tier out (saying why) where no CUDA device can run it; `gpu` named
+/// there is an error that says why.
 pub fn resolve(args: &[TierArg]) -> CliResult<Vec<Tier>> {
+    resolve_with(args, super::gpu::unavailable())
+}
+
+fn resolve_with(args: &[TierArg], gpu_missing: Option<String>) -> CliResult<Vec<Tier>> {
     let available = Tier::available();
     let mut wanted = Vec::new();
     for arg in args {
         let tiers = match arg {
-            TierArg::All => available.clone(),
+            TierArg::All => {
+                let mut all = available.clone();
+                if let Some(why) = &gpu_missing {
+                    eprintln!("gpu tier left out: {why}");
+                    all.retain(|t| *t != Tier::Gpu);
+                }
+                all
+            }
+            TierArg::Gpu => {
+                if let Some(why) = &gpu_missing {
+                    return Err(format!("the gpu tier needs an NVIDIA GPU with its CUDA driver and NVRTC: {why}").into());
+                }
+                vec![Tier::Gpu]
+            }
             TierArg::Async => vec![Tier::Async],
             TierArg::Thread => vec![Tier::Thread],
             TierArg::Spin => vec![Tier::Spin],
@@ -126,8 +153,13 @@ mod tests {
 
     #[test]
     fn all_expands_to_the_modes_of_this_build() {
-        let all = resolve(&[TierArg::All]).unwrap();
+        let all = resolve_with(&[TierArg::All], None).unwrap();
         assert_eq!(all.len(), ExecutionMode::ALL.len());
+        let without_gpu = resolve_with(&[TierArg::All], Some("no driver".into())).unwrap();
+        assert_eq!(without_gpu.len(), ExecutionMode::ALL.len() - 1);
+        assert!(!without_gpu.contains(&Tier::Gpu));
+        let err = resolve_with(&[TierArg::Gpu], Some("no driver".into())).unwrap_err();
+        assert!(err.to_string().contains("no driver"), "{err}");
         assert_eq!(
             resolve(&[TierArg::Spin, TierArg::Async, TierArg::Spin]).unwrap(),
             vec![Tier::Async, Tier::Spin]

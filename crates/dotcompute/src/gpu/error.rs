@@ -90,6 +90,22 @@ pub enum GpuError {
     /// The device could not be started.
     #[error("could not start the device: {0}")]
     Start(String),
+    /// No device to run on: no CUDA driver, no such device, or a device
+    /// that cannot map host memory.
+    #[error("no CUDA device for a GPU ring kernel: {0}")]
+    Unavailable(String),
+    /// The kernel (template plus handler) did not compile; the NVRTC log
+    /// says why.
+    #[error("the GPU ring kernel did not compile: {0}")]
+    Compile(String),
+    /// A CUDA driver call failed.
+    #[error("CUDA driver call {operation} failed: {message}")]
+    Driver {
+        /// The driver function.
+        operation: &'static str,
+        /// The driver's error name and text.
+        message: String,
+    },
 }
 
 impl From<FaultCode> for GpuError {

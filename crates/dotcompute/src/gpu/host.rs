@@ -1,5 +1,5 @@
 //! [`GpuRing`]: the host's handle on one GPU ring kernel, the same for an
-//! emulated device and (once the CUDA backend lands) a real one.
+//! emulated device and a persistent CUDA kernel.
 
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -15,8 +15,8 @@ use super::protocol::{
 };
 
 /// What executes the device side of a [`GpuRing`]: the emulator's host
-/// thread ([`EmulatedDevice`]), or a persistent CUDA kernel (to come with the
-/// CUDA backend).
+/// thread ([`EmulatedDevice`]), or a persistent CUDA kernel
+/// ([`CudaDevice`](super::cuda_device::CudaDevice)).
 ///
 /// # Safety
 ///
@@ -661,9 +661,11 @@ impl<In, Out> Drop for GpuRing<In, Out> {
     }
 }
 
-/// Two emulated GPU ring kernels linked by a ring in "device" memory: the
-/// first's replies are the second's input and never pass through the host
-/// (on a GPU the link lives in device memory and both kernels poll it).
+/// Two GPU ring kernels linked by a ring in device memory: the first's
+/// replies are the second's input and never pass through the host. Built
+/// emulated ([`emulated`](Self::emulated): the link is host memory both
+/// emulator threads poll) or on a GPU ([`cuda`](Self::cuda): the link is
+/// device memory both kernels poll).
 ///
 /// ```
 /// use std::time::Duration;
@@ -690,7 +692,8 @@ impl<In, Out> Drop for GpuRing<In, Out> {
 pub struct GpuPipeline<In, Mid, Out> {
     first: GpuRing<In, Mid>,
     second: GpuRing<Mid, Out>,
-    _link: Arc<HostRegion>,
+    /// The link's memory (each kernel holds it too, for as long as it may run).
+    _link: Box<dyn std::any::Any + Send>,
 }
 
 impl<In: GpuMessage, Mid: GpuMessage, Out: GpuMessage> GpuPipeline<In, Mid, Out> {
@@ -738,11 +741,20 @@ impl<In: GpuMessage, Mid: GpuMessage, Out: GpuMessage> GpuPipeline<In, Mid, Out>
             },
             None,
         )?;
-        Ok(GpuPipeline {
+        Ok(Self::from_parts(first, second, Box::new(link)))
+    }
+
+    /// Two started rings sharing a link, and the link's memory.
+    pub(crate) fn from_parts(
+        first: GpuRing<In, Mid>,
+        second: GpuRing<Mid, Out>,
+        link: Box<dyn std::any::Any + Send>,
+    ) -> Self {
+        GpuPipeline {
             first,
             second,
             _link: link,
-        })
+        }
     }
 
     /// Activates both kernels (the consumer first).

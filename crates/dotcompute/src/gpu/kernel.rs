@@ -12,18 +12,28 @@
 //! | `send` / `receive` / `call` | `Envelope<In>` → host→device ring; device→host ring → `Envelope<Out>`, correlated to its request |
 //! | kernel `Failed` | device fault, device lost, stale heartbeat, or handler error codes |
 //!
-//! The device is **emulated** here (a host thread runs the Rust handler; see
-//! [`emulator`](super::emulator)). A real `ExecutionMode::Gpu` will run the
-//! same bridge against a CUDA persistent kernel once the device backend lands.
+//! Two kinds of device run behind the same bridge:
+//! - [`gpu_kernel`]: a persistent CUDA kernel running the user's CUDA C
+//!   handler ([`ExecutionMode::Gpu`]; see [`cuda_device`](super::cuda_device));
+//! - [`emulated_kernel`]: a host thread running a Rust handler over the same
+//!   protocol ([`ExecutionMode::Thread`], since it is **emulation**; see
+//!   [`emulator`](super::emulator)).
+//!
+//! Invariant: every message taken from the runtime is either on the device
+//! (its header queued, one reply expected), in the bridge's inbox, or
+//! answered; a reply the device publishes without a matching message fails
+//! the kernel rather than being dropped or mismatched.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::cuda_device::CudaRingOptions;
 use super::emulator::{EmulatedLinks, EmulatorControl};
 use super::error::{GpuError, RingPhase};
 use super::host::{GpuRing, GpuRingOptions};
 use super::message::{Envelope, GpuMessage, HandlerStatus};
+use super::source::CudaHandler;
 use super::protocol::DeviceCounters;
 use crate::error::Error;
 use crate::message::MessageHeader;
@@ -109,6 +119,9 @@ pub struct GpuKernelOptions {
     pub emulator: Option<EmulatorControl>,
     /// Where to publish device counters.
     pub monitor: Option<GpuMonitor>,
+    /// The CUDA device, grid and compiler of a [`gpu_kernel`] (unused by
+    /// emulated kernels).
+    pub cuda: CudaRingOptions,
 }
 
 impl Default for GpuKernelOptions {
@@ -120,6 +133,7 @@ impl Default for GpuKernelOptions {
             drain_timeout: Duration::from_secs(1),
             emulator: None,
             monitor: None,
+            cuda: CudaRingOptions::default(),
         }
     }
 }
@@ -196,6 +210,27 @@ where
     H: Fn(&In, &mut Out, &mut State) -> R + Send + Sync + 'static,
     R: HandlerStatus + 'static,
 {
+    validate_ring::<In, Out, State>(&options)?;
+    let handler = Arc::new(handler);
+    let queue_size = options.queue_size;
+    KernelSpec::builder::<Envelope<In>, Envelope<Out>>(id)
+        .mode(ExecutionMode::Thread)
+        .queue_size(queue_size)
+        .blocking_handler(move |ctx: BlockingContext<Envelope<In>, Envelope<Out>>| {
+            let h = handler.clone();
+            let ring = GpuRing::<In, Out>::emulated_with(
+                move |i: &In, o: &mut Out, s: &mut State| h(i, o, s),
+                initial_state,
+                options.ring.clone(),
+                EmulatedLinks::default(),
+                options.emulator.clone(),
+            )?;
+            run_bridge(ctx, ring, &options)
+        })
+        .build()
+}
+
+fn validate_ring<In: GpuMessage, Out: GpuMessage, State: GpuMessage>(options: &GpuKernelOptions) -> Result<(), Error> {
     options
         .ring
         .device
@@ -217,43 +252,95 @@ where
         ),
         reason: e.to_string(),
     })?;
-    let handler = Arc::new(handler);
+    Ok(())
+}
+
+/// A GPU ring kernel for the runtime: a [`KernelSpec`] in
+/// [`ExecutionMode::Gpu`] whose device is a persistent CUDA kernel running
+/// `handler` (CUDA C, see [`CudaHandler`]) on `options.cuda`'s device, with
+/// a state buffer starting as `initial_state` and persisting across
+/// messages. The runtime's `send` / `receive` / `call` carry
+/// [`Envelope<In>`] / [`Envelope<Out>`]; `activate`, `deactivate`,
+/// `terminate` drive the device; a device fault, a stale heartbeat or (with
+/// `fail_on_handler_error`) a handler error code moves the kernel to
+/// `Failed`. Each activation (and each restart) launches a fresh kernel from
+/// `initial_state`.
+///
+/// Building the spec checks everything that can be checked before launch:
+/// the options, that a CUDA device is there and can map host memory, and
+/// that the handler compiles (NVRTC, through the kernel cache, which the
+/// launch then hits).
+///
+/// ```no_run
+/// use dotcompute::gpu::handlers::{self, Sample, Stats, StatsState};
+/// use dotcompute::gpu::{gpu_kernel, Envelope, GpuKernelOptions, GpuMessage};
+/// use dotcompute::RingKernelRuntime;
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let spec = gpu_kernel::<Sample, Stats, StatsState>(
+///     "stats",
+///     handlers::running_stats_cuda(),
+///     StatsState::zeroed(),
+///     GpuKernelOptions::default(),
+/// )?;
+/// let rt = RingKernelRuntime::new();
+/// rt.launch_spec(spec).await?;
+/// rt.activate("stats").await?;
+/// let s: Envelope<Stats> = rt
+///     .call_timeout("stats", Envelope::new(Sample { seq: 1, value: 4.0, channel: 0 }), std::time::Duration::from_secs(5))
+///     .await?;
+/// assert_eq!(s.payload.count, 1);
+/// rt.shutdown().await;
+/// # Ok::<(), dotcompute::Error>(())
+/// # }).unwrap();
+/// ```
+///
+/// # Errors
+///
+/// [`Error::InvalidConfiguration`] for bad options; [`Error::Gpu`] with
+/// [`GpuError::Unavailable`] (no CUDA driver, no such device, no NVRTC),
+/// [`GpuError::Compile`] (with the compiler's log) or [`GpuError::Start`]
+/// (a grid the handler's threading cannot use).
+pub fn gpu_kernel<In, Out, State>(
+    id: impl Into<String>,
+    handler: CudaHandler,
+    initial_state: State,
+    options: GpuKernelOptions,
+) -> Result<KernelSpec, Error>
+where
+    In: GpuMessage,
+    Out: GpuMessage,
+    State: GpuMessage,
+{
+    let id = id.into();
+    validate_ring::<In, Out, State>(&options)?;
+    let gpu_err = |error: GpuError| Error::Gpu {
+        kernel: id.clone(),
+        error,
+    };
+    super::cuda_device::prepare::<In, Out, State>(&handler, &options.cuda).map_err(gpu_err)?;
     let queue_size = options.queue_size;
-    KernelSpec::builder::<Envelope<In>, Envelope<Out>>(id)
-        .mode(ExecutionMode::Thread)
+    KernelSpec::builder::<Envelope<In>, Envelope<Out>>(id.clone())
+        .mode(ExecutionMode::Gpu)
         .queue_size(queue_size)
         .blocking_handler(move |ctx: BlockingContext<Envelope<In>, Envelope<Out>>| {
-            let h = handler.clone();
-            run_bridge(
-                ctx,
-                move |i: &In, o: &mut Out, s: &mut State| h(i, o, s),
-                initial_state,
-                &options,
-            )
+            let ring = GpuRing::<In, Out>::cuda(&handler, initial_state, options.ring.clone(), &options.cuda)?;
+            run_bridge(ctx, ring, &options)
         })
         .build()
 }
 
-fn run_bridge<In, Out, State, H, R>(
+/// Runs the bridge between the kernel's runtime queues and `ring` until the
+/// runtime ends the kernel or the device fails.
+fn run_bridge<In, Out>(
     ctx: BlockingContext<Envelope<In>, Envelope<Out>>,
-    handler: H,
-    initial_state: State,
+    ring: GpuRing<In, Out>,
     options: &GpuKernelOptions,
 ) -> Result<(), KernelError>
 where
     In: GpuMessage,
     Out: GpuMessage,
-    State: GpuMessage,
-    H: FnMut(&In, &mut Out, &mut State) -> R + Send + 'static,
-    R: HandlerStatus,
 {
-    let ring = GpuRing::<In, Out>::emulated_with(
-        handler,
-        initial_state,
-        options.ring.clone(),
-        EmulatedLinks::default(),
-        options.emulator.clone(),
-    )?;
     tracing::info!(kernel = %ctx.kernel_id(), device = %ring.device_description(), "GPU ring kernel started");
     let mut bridge = Bridge {
         ctx,

@@ -11,15 +11,21 @@
 //!   handler; [`handlers`]: examples in CUDA C and Rust.
 //! - [`emulator`]: a host thread that plays the device over the same memory
 //!   and protocol, running a Rust handler. **Emulation**, not a GPU.
-//! - [`GpuRing`]: the host's handle on one device (emulated now, CUDA later);
+//! - [`cuda_device`]: the [`DeviceAgent`] of a real GPU: the template and the
+//!   handler compiled with NVRTC, the region in page-locked memory mapped into
+//!   the device, the kernel launched once on its own stream.
+//! - [`GpuRing`]: the host's handle on one device (emulated or CUDA);
 //!   [`GpuPipeline`]: two devices linked by a ring that bypasses the host.
-//! - [`emulated_kernel`]: a [`KernelSpec`](crate::KernelSpec) that runs an
-//!   emulated GPU ring kernel in the [`RingKernelRuntime`](crate::RingKernelRuntime).
+//! - [`gpu_kernel`]: a [`KernelSpec`](crate::KernelSpec) in
+//!   [`ExecutionMode::Gpu`](crate::ExecutionMode::Gpu) running a CUDA ring
+//!   kernel in the [`RingKernelRuntime`](crate::RingKernelRuntime);
+//!   [`emulated_kernel`]: the same with the emulator (in `Thread` mode).
 //!
 //! What runs where: the CUDA template is compiled (NVRTC) and assembled
-//! (ptxas) in the tests when the tools are installed; launching it needs the
-//! CUDA backend (`src/device`), which plugs in as a [`DeviceAgent`]. Until
-//! then every protocol test runs against the emulator and the loom models.
+//! (ptxas) in every test run; the protocol is tested against the emulator and
+//! the loom models everywhere; the CUDA device runs in `tests/gpu_cuda.rs`
+//! on machines with an NVIDIA GPU (the tests say they skipped, and why,
+//! elsewhere).
 //!
 //! ```
 //! use std::time::Duration;
@@ -45,6 +51,8 @@
 #[path = "derive_support.rs"]
 pub mod __layout;
 
+pub mod baseline;
+pub mod cuda_device;
 pub mod emulator;
 mod error;
 pub mod handlers;
@@ -56,7 +64,8 @@ pub mod source;
 
 pub use error::{GpuError, RingPhase};
 pub use host::{DeviceAgent, GpuPipeline, GpuRing, GpuRingOptions, TerminateSummary};
-pub use kernel::{emulated_kernel, emulated_kernel_with_state, GpuKernelOptions, GpuMonitor, GpuSnapshot};
+pub use cuda_device::CudaRingOptions;
+pub use kernel::{emulated_kernel, emulated_kernel_with_state, gpu_kernel, GpuKernelOptions, GpuMonitor, GpuSnapshot};
 pub use message::{cuda_decls, CudaDecl, Envelope, GpuMessage, HandlerStatus, NoState};
 pub use protocol::DeviceCounters;
 

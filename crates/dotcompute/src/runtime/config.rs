@@ -50,15 +50,21 @@ pub enum ExecutionMode {
     /// shared-memory file; a bridge on its own thread here moves the
     /// messages. Built with [`ipc::process_kernel`](crate::ipc::process_kernel).
     Process,
+    /// A persistent CUDA kernel runs the handler (CUDA C) on the GPU,
+    /// polling rings in host memory mapped into the device; a bridge on its
+    /// own thread here moves the messages between the kernel's queues and
+    /// the device's rings. Built with [`gpu::gpu_kernel`](crate::gpu::gpu_kernel).
+    Gpu,
 }
 
 impl ExecutionMode {
     /// The modes this build runs.
-    pub const ALL: [ExecutionMode; 4] = [
+    pub const ALL: [ExecutionMode; 5] = [
         ExecutionMode::Async,
         ExecutionMode::Thread,
         ExecutionMode::Spin,
         ExecutionMode::Process,
+        ExecutionMode::Gpu,
     ];
 }
 

@@ -91,7 +91,10 @@ impl<In, Out> Handler<In, Out> {
     fn check_mode(&self, mode: ExecutionMode) -> Result<()> {
         match (self, mode) {
             (Handler::Async(_), ExecutionMode::Async)
-            | (Handler::Blocking(_), ExecutionMode::Thread | ExecutionMode::Spin | ExecutionMode::Process) => Ok(()),
+            | (
+                Handler::Blocking(_),
+                ExecutionMode::Thread | ExecutionMode::Spin | ExecutionMode::Process | ExecutionMode::Gpu,
+            ) => Ok(()),
             (Handler::Async(_), _) => Err(Error::invalid(
                 "mode",
                 format!("{mode:?}"),

@@ -6,7 +6,7 @@
 //! implementations exist:
 //! - [`MappedRegion`]: a raw `NonNull<u8>` + length, over a plain aligned
 //!   host allocation ([`HostRegion`], for emulation) or over CUDA pinned
-//!   memory mapped into the device (for the CUDA path, later);
+//!   memory mapped into the device (the CUDA path, `gpu::cuda_device`);
 //! - a `loom` model of the same words and slots (in the loom tests), so the
 //!   very protocol code the emulator runs is model-checked.
 //!
