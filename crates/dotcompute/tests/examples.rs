@@ -34,3 +34,21 @@ fn vector_add_is_correct_on_every_device_that_runs_it() {
         eprintln!("vector_add not run: {s}");
     }
 }
+
+#[path = "../examples/gpu_stats_pipeline.rs"]
+#[allow(dead_code)]
+mod gpu_stats_pipeline;
+
+#[tokio::test]
+async fn gpu_stats_pipeline_keeps_state_across_messages() {
+    let readings: Vec<f32> = (0..500).map(|i| (i % 10) as f32).collect();
+    let out = gpu_stats_pipeline::run(&readings).await.unwrap();
+    eprintln!("gpu_stats_pipeline ran on: {}", out.device);
+    assert_eq!(out.replies, 500);
+    // The state persisted across all 500 messages: the count and the
+    // running mean cover every reading, the window the last 16.
+    assert_eq!(out.last.count, 500);
+    assert_eq!(out.last.mean, 4.5);
+    assert_eq!(out.last.window_len, 16);
+    assert_eq!((out.last.window_min, out.last.window_max), (0.0, 9.0));
+}

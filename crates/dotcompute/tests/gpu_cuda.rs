@@ -67,7 +67,10 @@ fn without_a_driver_every_entry_point_says_unavailable() {
         GpuRingOptions::default(),
         &CudaRingOptions::default(),
     );
-    assert!(matches!(ring, Err(GpuError::Unavailable(ref why)) if why.contains("CUDA driver")), "{ring:?}");
+    assert!(
+        matches!(ring, Err(GpuError::Unavailable(ref why)) if why.contains("CUDA driver")),
+        "{ring:?}"
+    );
     let spec = gpu_kernel::<Sample, Sample, NoState>(
         "echo",
         handlers::echo_cuda(),
@@ -126,12 +129,17 @@ fn ring_kernels_compile_through_the_cuda_path() {
     let compiler = KernelCompiler::new();
     for arch in ["compute_80", "compute_90"] {
         let e = compile_ring_kernel::<Sample, Sample, NoState>(&handlers::echo_cuda(), arch, false, &compiler).unwrap();
-        let t =
-            compile_ring_kernel::<Sample, Scaled, NoState>(&handlers::transform_cuda(), arch, false, &compiler).unwrap();
-        let s = compile_ring_kernel::<Sample, Stats, StatsState>(&handlers::running_stats_cuda(), arch, true, &compiler)
+        let t = compile_ring_kernel::<Sample, Scaled, NoState>(&handlers::transform_cuda(), arch, false, &compiler)
             .unwrap();
+        let s =
+            compile_ring_kernel::<Sample, Stats, StatsState>(&handlers::running_stats_cuda(), arch, true, &compiler)
+                .unwrap();
         for (k, h) in [(e, "echo"), (t, "transform"), (s, "running_stats")] {
-            let entry = k.entries().into_iter().find(|x| x.name == format!("dc_ring_{h}")).unwrap();
+            let entry = k
+                .entries()
+                .into_iter()
+                .find(|x| x.name == format!("dc_ring_{h}"))
+                .unwrap();
             assert_eq!(entry.params.len(), 1);
             assert_eq!(entry.params[0].size, DeviceKernelParams::SIZE);
         }
@@ -203,7 +211,11 @@ fn pump<In: GpuMessage, Out: GpuMessage + PartialEq + std::fmt::Debug>(
         }
         if replies.is_empty() {
             ring.check_health().unwrap();
-            assert!(std::time::Instant::now() < deadline, "stalled at {got} of {}", msgs.len());
+            assert!(
+                std::time::Instant::now() < deadline,
+                "stalled at {got} of {}",
+                msgs.len()
+            );
         }
     }
 }
@@ -213,9 +225,13 @@ fn one_million_messages_round_trip_through_a_persistent_kernel() {
     if !gpu("one_million_messages_round_trip_through_a_persistent_kernel") {
         return;
     }
-    let mut ring =
-        GpuRing::<Sample, Scaled>::cuda(&handlers::transform_cuda(), NoState::default(), options(256), &Default::default())
-            .unwrap();
+    let mut ring = GpuRing::<Sample, Scaled>::cuda(
+        &handlers::transform_cuda(),
+        NoState::default(),
+        options(256),
+        &Default::default(),
+    )
+    .unwrap();
     assert!(!ring.is_emulation());
     ring.activate().unwrap();
     let msgs: Vec<Sample> = (0..1_000_000).map(sample).collect();
@@ -235,9 +251,13 @@ fn lifecycle_works_with_messages_in_flight() {
     if !gpu("lifecycle_works_with_messages_in_flight") {
         return;
     }
-    let mut ring =
-        GpuRing::<Sample, Sample>::cuda(&handlers::echo_cuda(), NoState::default(), options(64), &Default::default())
-            .unwrap();
+    let mut ring = GpuRing::<Sample, Sample>::cuda(
+        &handlers::echo_cuda(),
+        NoState::default(),
+        options(64),
+        &Default::default(),
+    )
+    .unwrap();
     // Launched but not active: messages wait.
     let first: Vec<Sample> = (0..1000).map(sample).collect();
     assert_eq!(ring.send_slice(&first).unwrap(), 1000);
@@ -389,7 +409,10 @@ fn the_runtime_runs_a_gpu_kernel_in_gpu_mode() {
             .unwrap();
         let deadline = std::time::Instant::now() + T;
         while runtime.kernel_state("transform").unwrap() != KernelState::Failed {
-            assert!(std::time::Instant::now() < deadline, "the handler error did not fail the kernel");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the handler error did not fail the kernel"
+            );
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         runtime.shutdown().await;

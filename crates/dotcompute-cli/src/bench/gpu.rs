@@ -120,7 +120,10 @@ pub fn latency(method: Method, warmup: u64, samples: u64, bar: &ProgressBar) -> 
             }
         }
         Method::SendReceive => {
-            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()?;
             let spec = gpu_kernel::<Sample, Sample, NoState>(
                 "gpu-echo",
                 echo_cuda(),
@@ -231,7 +234,10 @@ fn ring_pipelined(n: u64, batch: usize) -> CliResult<Duration> {
 
 /// Echo through the runtime (`gpu_kernel`), batched sends and receives.
 fn runtime_pipelined(n: u64, batch: usize) -> CliResult<Duration> {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
     let spec = gpu_kernel::<Sample, Sample, NoState>(
         "gpu-echo",
         echo_cuda(),
@@ -309,6 +315,11 @@ pub fn throughput(n: u64, batch: usize, record: &mut dyn FnMut(ThroughputResult)
         unbatched,
         launch_per_batch(unbatched, 1)?,
     ));
-    record(row(Workload::LaunchPerBatch, Some(batch), n, launch_per_batch(n, batch)?));
+    record(row(
+        Workload::LaunchPerBatch,
+        Some(batch),
+        n,
+        launch_per_batch(n, batch)?,
+    ));
     Ok(())
 }

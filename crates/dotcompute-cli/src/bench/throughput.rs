@@ -136,7 +136,10 @@ impl Workload {
     pub fn is_batched(self) -> bool {
         matches!(
             self,
-            Workload::OneWayBatched | Workload::EchoPipelinedBatched | Workload::GpuRingBatched | Workload::LaunchPerBatch
+            Workload::OneWayBatched
+                | Workload::EchoPipelinedBatched
+                | Workload::GpuRingBatched
+                | Workload::LaunchPerBatch
         )
     }
 }

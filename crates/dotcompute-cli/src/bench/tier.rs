@@ -119,7 +119,9 @@ fn resolve_with(args: &[TierArg], gpu_missing: Option<String>) -> CliResult<Vec<
             }
             TierArg::Gpu => {
                 if let Some(why) = &gpu_missing {
-                    return Err(format!("the gpu tier needs an NVIDIA GPU with its CUDA driver and NVRTC: {why}").into());
+                    return Err(
+                        format!("the gpu tier needs an NVIDIA GPU with its CUDA driver and NVRTC: {why}").into(),
+                    );
                 }
                 vec![Tier::Gpu]
             }

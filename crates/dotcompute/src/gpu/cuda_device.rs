@@ -93,7 +93,9 @@ impl CudaRingOptions {
     /// [`GpuError::Start`] for a shape the template cannot run.
     pub fn validate(&self, threading: Threading) -> Result<(), GpuError> {
         if self.blocks == 0 || self.threads_per_block == 0 {
-            return Err(GpuError::Start("blocks and threads_per_block must be at least 1".into()));
+            return Err(GpuError::Start(
+                "blocks and threads_per_block must be at least 1".into(),
+            ));
         }
         if self.threads_per_block > 1024 || !self.threads_per_block.is_multiple_of(32) {
             return Err(GpuError::Start(format!(
@@ -162,7 +164,8 @@ fn compile_with<In: GpuMessage, Out: GpuMessage, State: GpuMessage>(
     arch: String,
     options: &CudaRingOptions,
 ) -> Result<CompiledKernel, GpuError> {
-    dylib::nvrtc().map_err(|reason| GpuError::Unavailable(format!("NVRTC is needed to compile the kernel: {reason}")))?;
+    dylib::nvrtc()
+        .map_err(|reason| GpuError::Unavailable(format!("NVRTC is needed to compile the kernel: {reason}")))?;
     let entry = entry_name(handler);
     let source = ring_kernel_source::<In, Out, State>(&entry, handler).map_err(|e| GpuError::Start(e.to_string()))?;
     let compiled = options
@@ -178,7 +181,8 @@ fn compile_with<In: GpuMessage, Out: GpuMessage, State: GpuMessage>(
     if params.len() != 1 || params[0].size != DeviceKernelParams::SIZE {
         return Err(GpuError::Compile(format!(
             "entry `{entry}` takes {:?}, expected one {}-byte parameter block",
-            params, DeviceKernelParams::SIZE
+            params,
+            DeviceKernelParams::SIZE
         )));
     }
     Ok(compiled)
@@ -186,8 +190,14 @@ fn compile_with<In: GpuMessage, Out: GpuMessage, State: GpuMessage>(
 
 fn driver(operation: &'static str) -> impl Fn(DriverError) -> GpuError {
     move |e: DriverError| {
-        let name = e.error_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let text = e.error_string().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = e
+            .error_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let text = e
+            .error_string()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         GpuError::Driver {
             operation,
             message: format!("{name}: {text}"),
@@ -274,7 +284,12 @@ fn pinned_release(addr: usize, cap: usize) {
 type ModuleKey = (usize, String);
 static MODULES: Mutex<Option<HashMap<ModuleKey, Arc<CudaModule>>>> = Mutex::new(None);
 
-fn load_function(ctx: &Arc<CudaContext>, ordinal: usize, kernel: &CompiledKernel, entry: &str) -> Result<CudaFunction, GpuError> {
+fn load_function(
+    ctx: &Arc<CudaContext>,
+    ordinal: usize,
+    kernel: &CompiledKernel,
+    entry: &str,
+) -> Result<CudaFunction, GpuError> {
     let mut modules = lock(&MODULES);
     let map = modules.get_or_insert_with(HashMap::new);
     let key = (ordinal, kernel.cache_key.clone());
@@ -351,10 +366,16 @@ impl DeviceLink {
         let bytes = unsafe { std::slice::from_raw_parts(r.base().as_ptr(), layout.size) }.to_vec();
         // SAFETY: `alloc` holds `layout.size` bytes; `bytes` has as many and
         // lives until the stream is synchronised just below.
-        unsafe { result::memcpy_htod_async(alloc.ptr, &bytes, stream.cu_stream()) }.map_err(driver("cuMemcpyHtoDAsync"))?;
+        unsafe { result::memcpy_htod_async(alloc.ptr, &bytes, stream.cu_stream()) }
+            .map_err(driver("cuMemcpyHtoDAsync"))?;
         // Only this stream is waited for, and nothing else is queued on it.
         stream.synchronize().map_err(driver("cuStreamSynchronize"))?;
-        Ok(DeviceLink { ctx, stream, alloc, layout })
+        Ok(DeviceLink {
+            ctx,
+            stream,
+            alloc,
+            layout,
+        })
     }
 
     /// The link's layout.
@@ -571,7 +592,10 @@ fn check_co_resident(
 ) -> Result<(), GpuError> {
     // SAFETY: the device handle comes from the live context.
     let coop = unsafe {
-        result::device::get_attribute(ctx.cu_device(), sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_COOPERATIVE_LAUNCH)
+        result::device::get_attribute(
+            ctx.cu_device(),
+            sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_COOPERATIVE_LAUNCH,
+        )
     }
     .map_err(driver("cuDeviceGetAttribute"))?;
     if coop == 0 {
@@ -641,9 +665,23 @@ unsafe impl DeviceAgent for CudaDevice {
         // block at launch. The stream is this agent's own.
         let launched = unsafe {
             if self.blocks > 1 {
-                result::launch_cooperative_kernel(self.function.cu_function(), grid, block, 0, self.stream.cu_stream(), &mut args)
+                result::launch_cooperative_kernel(
+                    self.function.cu_function(),
+                    grid,
+                    block,
+                    0,
+                    self.stream.cu_stream(),
+                    &mut args,
+                )
             } else {
-                result::launch_kernel(self.function.cu_function(), grid, block, 0, self.stream.cu_stream(), &mut args)
+                result::launch_kernel(
+                    self.function.cu_function(),
+                    grid,
+                    block,
+                    0,
+                    self.stream.cu_stream(),
+                    &mut args,
+                )
             }
         };
         launched.map_err(driver("cuLaunchKernel"))?;
@@ -673,7 +711,10 @@ unsafe impl DeviceAgent for CudaDevice {
             }
             other => {
                 let e = DriverError(other);
-                let name = e.error_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                let name = e
+                    .error_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
                 self.stop_error = Some(format!("{name} ({other:?})"));
                 self.mark_stopped();
                 true

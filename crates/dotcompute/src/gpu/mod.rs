@@ -62,9 +62,9 @@ pub mod message;
 pub mod protocol;
 pub mod source;
 
+pub use cuda_device::CudaRingOptions;
 pub use error::{GpuError, RingPhase};
 pub use host::{DeviceAgent, GpuPipeline, GpuRing, GpuRingOptions, TerminateSummary};
-pub use cuda_device::CudaRingOptions;
 pub use kernel::{emulated_kernel, emulated_kernel_with_state, gpu_kernel, GpuKernelOptions, GpuMonitor, GpuSnapshot};
 pub use message::{cuda_decls, CudaDecl, Envelope, GpuMessage, HandlerStatus, NoState};
 pub use protocol::DeviceCounters;
