@@ -97,6 +97,22 @@ pub fn latency(results: &[LatencyResult]) -> Vec<Goal> {
             Some(vs),
         ));
     }
+    for method in [Method::SendReceive, Method::GpuRing] {
+        if let Some(r) = latency_case(results, Tier::Gpu, HostKind::PlainThread, method) {
+            let base = |m| latency_case(results, Tier::Gpu, HostKind::PlainThread, m).map(|b| b.p50_ns as f64);
+            let vs = match (base(Method::LaunchPerMessage), base(Method::GraphReplay)) {
+                (Some(l), Some(g)) => Some(format!(
+                    "launch+sync per message p50 {}: {}; CUDA graph p50 {}: {}",
+                    fmt_ns(l),
+                    time_ratio(r.p50_ns as f64, l),
+                    fmt_ns(g),
+                    time_ratio(r.p50_ns as f64, g)
+                )),
+                _ => None,
+            };
+            goals.push(p50_goal("GPU ring kernel round trip p50 ≤ 5 µs", r, Some(5_000.0), vs));
+        }
+    }
     // Stalls: the natural host of each tier.
     for r in results.iter().filter(|r| {
         r.method == Method::SendReceive
@@ -138,7 +154,9 @@ pub fn throughput(results: &[ThroughputResult]) -> Vec<Goal> {
         }
     }
     for &tier in &tiers {
-        if let Some(r) = best(&|r| r.tier == tier && r.workload.is_batched()) {
+        // Baselines are for comparison, not candidates for the goal.
+        if let Some(r) = best(&|r| r.tier == tier && r.workload.is_batched() && r.workload != Workload::LaunchPerBatch)
+        {
             goals.push(Goal {
                 goal: "batched throughput ≥ 10M msg/s".into(),
                 case: r.name(),
