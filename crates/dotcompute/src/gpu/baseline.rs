@@ -134,7 +134,7 @@ impl<In: GpuMessage, Out: GpuMessage> LaunchPerMessage<In, Out> {
         let compiled = KernelCompiler::new()
             .compile(&entry, &one_shot_source::<In, Out, State>(&entry, handler), &options)
             .map_err(|e| GpuError::Compile(e.to_string()))?;
-        let ctx = CudaContext::new(ordinal).map_err(driver("cuDevicePrimaryCtxRetain"))?;
+        let ctx = crate::device::cuda::shared_context(ordinal).map_err(|e| GpuError::Start(e.to_string()))?;
         let stream = ctx.new_stream().map_err(driver("cuStreamCreate"))?;
         let module = ctx
             .load_module(cudarc::nvrtc::Ptx::from_src(compiled.ptx))

@@ -18,7 +18,10 @@
 //!   freed stream-ordered, so a free never waits for another persistent
 //!   kernel. Page-locked memory is returned to the driver only while no ring
 //!   kernel of this process runs (freeing it may synchronise the device);
-//!   otherwise it is kept for reuse ([`pinned_cache_stats`]).
+//!   otherwise it is kept for reuse ([`pinned_cache_stats`]). Streams are
+//!   made on the process's shared context object
+//!   ([`shared_context`](crate::device::cuda::shared_context)), which never
+//!   synchronises the context when a stream is created.
 //! - A kernel that has not stopped when its agent is dropped keeps
 //!   everything it can touch: its region, device memory and stream are
 //!   leaked, never freed under it. Loaded modules are kept for the life of
@@ -438,7 +441,9 @@ fn open_context(ordinal: usize) -> Result<(Arc<CudaContext>, crate::device::Devi
             devices.len()
         )));
     };
-    let ctx = CudaContext::new(info.ordinal).map_err(driver("cuDevicePrimaryCtxRetain"))?;
+    // The shared context object: creating a stream never synchronises it
+    // (which would wait forever for running ring kernels).
+    let ctx = crate::device::cuda::shared_context(info.ordinal).map_err(|e| GpuError::Start(e.to_string()))?;
     let attr = |a| {
         // SAFETY: the device handle comes from the context just created.
         unsafe { result::device::get_attribute(ctx.cu_device(), a) }.map_err(driver("cuDeviceGetAttribute"))

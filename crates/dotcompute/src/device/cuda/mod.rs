@@ -124,6 +124,35 @@ pub(crate) fn discover_devices(first_id: usize) -> DeviceResult<(i32, Vec<Device
     Ok((version, out))
 }
 
+/// The process's context object for CUDA device `ordinal` (the device's
+/// primary context), shared by every backend and GPU ring kernel.
+///
+/// Why shared: cudarc synchronises the whole context the first time a
+/// context object creates a stream. With persistent ring kernels running
+/// (which never finish on their own), that synchronisation would never
+/// return. The shared object makes its first stream when it is created,
+/// before anything of ours can run on it, and keeps that stream, so later
+/// streams never synchronise the context.
+///
+/// # Errors
+///
+/// [`DeviceError::Unavailable`] without a driver; driver errors.
+pub fn shared_context(ordinal: usize) -> DeviceResult<Arc<CudaContext>> {
+    type Contexts = std::collections::HashMap<usize, (Arc<CudaContext>, Arc<CudaStream>)>;
+    static CONTEXTS: std::sync::Mutex<Option<Contexts>> = std::sync::Mutex::new(None);
+    ensure_driver()?;
+    let mut map = CONTEXTS.lock().unwrap_or_else(|e| e.into_inner());
+    let map = map.get_or_insert_with(Default::default);
+    if let Some((ctx, _)) = map.get(&ordinal) {
+        ctx.bind_to_thread().map_err(driver("cuCtxSetCurrent"))?;
+        return Ok(ctx.clone());
+    }
+    let ctx = CudaContext::new(ordinal).map_err(driver("cuCtxCreate"))?;
+    let first = ctx.new_stream().map_err(driver("cuStreamCreate"))?;
+    map.insert(ordinal, (ctx.clone(), first));
+    Ok(ctx)
+}
+
 /// Device memory of a [`CudaBackend`].
 #[derive(Debug)]
 pub struct CudaMemory {
@@ -242,7 +271,7 @@ impl CudaBackend {
 
     pub(crate) fn new_with_info(info: DeviceInfo) -> DeviceResult<Self> {
         ensure_driver()?;
-        let ctx = CudaContext::new(info.ordinal).map_err(driver("cuCtxCreate"))?;
+        let ctx = shared_context(info.ordinal)?;
         let stream = ctx.new_stream().map_err(driver("cuStreamCreate"))?;
         Ok(CudaBackend {
             ctx,
