@@ -520,7 +520,14 @@ impl CudaDevice {
         } else {
             None
         };
-        let (ptr, region_cap) = pinned_alloc(&ctx, layout.size)?;
+        let free_device = |why: GpuError| {
+            device_free(&stream, &state);
+            if let Some(g) = &grid {
+                device_free(&stream, g);
+            }
+            why
+        };
+        let (ptr, region_cap) = pinned_alloc(&ctx, layout.size).map_err(free_device)?;
         let mut device_base: sys::CUdeviceptr = 0;
         // SAFETY: `ptr` is a page-locked allocation made with DEVICEMAP; the
         // out-pointer is valid for one write.
@@ -533,11 +540,11 @@ impl CudaDevice {
             (Ok(()), Ok(r)) => r,
             (Err(e), _) => {
                 pinned_release(ptr.as_ptr() as usize, region_cap);
-                return Err(driver("cuMemHostGetDevicePointer")(e));
+                return Err(free_device(driver("cuMemHostGetDevicePointer")(e)));
             }
             (_, Err(e)) => {
                 pinned_release(ptr.as_ptr() as usize, region_cap);
-                return Err(e.into());
+                return Err(free_device(e.into()));
             }
         };
         let description = format!(
