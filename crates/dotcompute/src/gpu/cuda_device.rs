@@ -773,7 +773,7 @@ impl<In: GpuMessage, Out: GpuMessage> GpuRing<In, Out> {
     /// use std::time::Duration;
     /// use dotcompute::gpu::cuda_device::CudaRingOptions;
     /// use dotcompute::gpu::handlers::{self, Sample, Stats, StatsState};
-    /// use dotcompute::gpu::{GpuRing, GpuRingOptions};
+    /// use dotcompute::gpu::{GpuMessage, GpuRing, GpuRingOptions};
     ///
     /// let mut ring = GpuRing::<Sample, Stats>::cuda(
     ///     &handlers::running_stats_cuda(),
