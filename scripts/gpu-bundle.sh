@@ -15,7 +15,7 @@ rm -rf "$BIN" && mkdir -p "$BIN"
 cargo build --release --locked -p dotcompute-cli
 cp target/release/dotcompute "$BIN/"
 tests=(gpu_cuda device_cuda)
-for t in workload_pagerank_device; do
+for t in workload_pagerank_device workload_anomaly_gpu; do
   [ -f "crates/dotcompute/tests/$t.rs" ] && tests+=("$t")
 done
 args=()
@@ -43,7 +43,7 @@ echo "NVRTC: ${DOTCOMPUTE_NVRTC_LIB:-none found}" | tee "$OUT/env.txt"
 nvidia-smi -L >> "$OUT/env.txt" 2>&1
 "$HERE/dotcompute" info > "$OUT/info.txt" 2>&1
 export DOTCOMPUTE_REQUIRE_GPU=1 RUST_BACKTRACE=1
-for t in "$HERE"/gpu_cuda "$HERE"/device_cuda "$HERE"/workload_pagerank_device; do
+for t in "$HERE"/gpu_cuda "$HERE"/device_cuda "$HERE"/workload_pagerank_device "$HERE"/workload_anomaly_gpu; do
   [ -x "$t" ] || continue
   timeout 300 "$t" --test-threads=1 > "$OUT/test-$(basename "$t").log" 2>&1
   echo "$(basename "$t"): exit $?" | tee -a "$OUT/summary.txt"

@@ -53,6 +53,7 @@
 //! ```
 
 pub mod actor;
+pub mod gpu;
 pub mod stream;
 
 use std::path::PathBuf;
