@@ -150,6 +150,12 @@ struct Pause(u32);
 
 impl Pause {
     fn wait(&mut self) {
+        self.wait_at_most(1000);
+    }
+
+    /// The same, sleeping at most `max_us` at a time (for waits whose end
+    /// must be seen promptly, such as terminate's).
+    fn wait_at_most(&mut self, max_us: u64) {
         self.0 += 1;
         if self.0 <= 32 {
             std::hint::spin_loop();
@@ -157,7 +163,7 @@ impl Pause {
             std::thread::yield_now();
         } else {
             let us = 1u64 << (self.0 - 48).min(10);
-            std::thread::sleep(Duration::from_micros(us.min(1000)));
+            std::thread::sleep(Duration::from_micros(us.min(max_us)));
         }
     }
 }
@@ -625,7 +631,8 @@ impl<In: GpuMessage, Out: GpuMessage> GpuRing<In, Out> {
                     }
                 }
             }
-            pause.wait();
+            // Terminate is timed (goal ≤ 1 ms): look often.
+            pause.wait_at_most(50);
         }
     }
 
