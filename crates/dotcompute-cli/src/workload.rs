@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 use dotcompute::workloads::anomaly::{self, AnomalyOptions, Mode};
 use dotcompute::workloads::graph::{GraphFormat, GraphGenerator};
-use dotcompute::workloads::pagerank::{self, Dangling, GraphSource, Norm, PagerankOptions};
+use dotcompute::workloads::pagerank::{self, Dangling, GraphSource, Norm, PagerankBackend, PagerankOptions};
 
 use crate::output::{fmt_duration, fmt_rate};
 use crate::CliResult;
@@ -45,9 +45,13 @@ pub struct PagerankArgs {
     /// PageRank) or dropped (PyDotCompute's behaviour).
     #[arg(long, value_enum, default_value_t = DanglingArg::Redistribute)]
     pub dangling: DanglingArg,
-    /// Where to compute. The CUDA SpMV backend comes with the GPU work.
+    /// Where to compute: the rayon solver, the CUDA SpMV kernels on a GPU,
+    /// or those kernels' CPU equivalents (the device driver on the CPU backend).
     #[arg(long, value_enum, default_value_t = BackendArg::Cpu)]
     pub backend: BackendArg,
+    /// CUDA device ordinal (with --backend cuda).
+    #[arg(long, value_name = "N")]
+    pub device: Option<usize>,
     /// Worker threads (default: one per core).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -93,10 +97,15 @@ pub enum DanglingArg {
 }
 
 /// PageRank backends in this build.
-#[derive(Debug, Clone, Copy, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum BackendArg {
     /// Multi-threaded CPU (rayon).
     Cpu,
+    /// An NVIDIA GPU: NVRTC-compiled SpMV kernels through the CUDA driver.
+    Cuda,
+    /// The GPU kernels' CPU equivalents on the CPU device backend (for
+    /// checking the device driver without a GPU).
+    CpuDevice,
 }
 
 /// Runs `dotcompute pagerank`.
@@ -133,12 +142,20 @@ pub fn run_pagerank(args: &PagerankArgs) -> CliResult<()> {
     options.simplify = args.simplify;
     options.output = args.output.clone();
     options.top = args.top;
-    let BackendArg::Cpu = args.backend;
+    options.backend = match (args.backend, args.device) {
+        (BackendArg::Cuda, device) => PagerankBackend::Cuda {
+            device: device.unwrap_or(0),
+        },
+        (_, Some(_)) => return Err("--device selects a GPU; it needs --backend cuda".into()),
+        (BackendArg::Cpu, None) => PagerankBackend::Cpu,
+        (BackendArg::CpuDevice, None) => PagerankBackend::CpuDevice,
+    };
     crate::output::check_json_path(args.json.as_ref())?;
 
     let run = pagerank::run(&options)?;
     let r = &run.report;
     println!("dotcompute pagerank: {}", r.source);
+    println!("  backend:    {} ({})", r.backend, r.device);
     println!(
         "  graph:      {} nodes, {} edges, {} dangling",
         r.nodes, r.edges, r.dangling_nodes
@@ -162,6 +179,21 @@ pub fn run_pagerank(args: &PagerankArgs) -> CliResult<()> {
         fmt_rate(r.edges_per_second),
         fmt_rate(r.edge_updates_per_second)
     );
+    if let Some(t) = &r.device_timings {
+        println!(
+            "  device:     compile {}, upload {}, setup {}, iterate {} ({} per iteration), download {}; {} launches, {} B read back",
+            fmt_duration(std::time::Duration::from_secs_f64(t.compile_seconds)),
+            fmt_duration(std::time::Duration::from_secs_f64(t.upload_seconds)),
+            fmt_duration(std::time::Duration::from_secs_f64(t.setup_seconds)),
+            fmt_duration(std::time::Duration::from_secs_f64(t.iterate_seconds)),
+            fmt_duration(std::time::Duration::from_secs_f64(
+                t.iterate_seconds / f64::from(r.iterations.max(1))
+            )),
+            fmt_duration(std::time::Duration::from_secs_f64(t.download_seconds)),
+            t.launches,
+            t.bytes_to_host
+        );
+    }
     if !r.top.is_empty() {
         println!("  top {} nodes:", r.top.len());
         for node in &r.top {

@@ -26,6 +26,8 @@ fn shipped_kernel_list_matches_the_kernels_folder() {
     on_disk.sort();
     let mut listed: Vec<String> = kernels::ALL.iter().map(|k| k.file.to_string()).collect();
     listed.sort();
+    // A file with several entry points (pagerank.cu) is listed once per entry.
+    listed.dedup();
     assert_eq!(
         on_disk, listed,
         "kernels::ALL must list every .cu file so that each is compiled by CI"

@@ -333,6 +333,7 @@ fn generated_source_and_bench() {
         simplify: false,
         output: None,
         top: 3,
+        backend: Default::default(),
     };
     let rep = run(&opts).unwrap().report;
     assert_eq!((rep.nodes, rep.edges, rep.iterations), (1000, 2000, 25));
