@@ -10,6 +10,7 @@ mod all;
 mod chart;
 mod goals;
 mod host;
+mod igraph;
 pub(crate) mod kernels;
 mod latency;
 mod queue;
@@ -40,7 +41,7 @@ pub enum BenchCommand {
     Queue(queue::QueueArgs),
     /// Latency, throughput and queue with moderate sizes; one JSON report and one chart.
     All(all::AllArgs),
-    /// PageRank: generate, write, load and solve graphs of several sizes.
+    /// PageRank: generate, write, load and solve graphs of several sizes; igraph on the same files.
     Pagerank(workloads::PagerankBenchArgs),
     /// Anomaly detection: every mode at several batch sizes on one stream.
     Anomaly(workloads::AnomalyBenchArgs),
