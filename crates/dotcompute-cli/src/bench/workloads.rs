@@ -95,7 +95,7 @@ struct PagerankJson<'a> {
     threads: usize,
     rows: Vec<PagerankJsonRow<'a>>,
     goals: Vec<WorkloadGoal>,
-    /// The noisiest size's noise (each row has its own).
+    /// Noise over all our measurements (time-weighted; each row has its own).
     noise: Option<Noise>,
     /// PyDotCompute's figures: not measured by this run.
     reference: serde_json::Value,
@@ -151,12 +151,7 @@ pub fn run_pagerank(args: &PagerankBenchArgs) -> CliResult<()> {
         meter = CpuMeter::start();
         outcome
     })?;
-    // The noisiest size stands for the run.
-    let noise = noises
-        .iter()
-        .flatten()
-        .max_by(|a, b| a.other_cpu_pct.total_cmp(&b.other_cpu_pct))
-        .cloned();
+    let noise = combine_noise(&noises);
     print_pagerank(&options, &report, &igraph_rows);
     let goals = pagerank_goals(&report, &igraph_rows);
     for g in &goals {
@@ -311,29 +306,36 @@ fn pagerank_goals(report: &PagerankBenchReport, igraph_rows: &[IgraphOutcome]) -
         return goals;
     };
     let s = |x: f64| format!("{:.1} ms", x * 1e3);
-    let mut measured = format!(
-        "{} load + {} solve = {} ({}, {} iterations)",
-        s(r.load_seconds.median),
-        s(r.compute_seconds.median),
-        s(r.total_seconds.median),
-        short_tolerance(&report.options.config),
-        r.iterations
-    );
-    let mut met = r.total_seconds.median < 0.5;
-    if let Some(a) = &r.accurate {
-        measured.push_str(&format!(
-            "; {} to {} ({} iterations)",
-            s(a.total_seconds.median),
-            short_tolerance(&a.config),
-            a.iterations
-        ));
-        met = met && a.total_seconds.median < 0.5;
-    }
     goals.push(WorkloadGoal {
-        goal: "1M nodes / 5M edges loaded and solved in under 0.5 s".into(),
-        measured,
-        met: Some(met),
+        goal: format!(
+            "1M nodes / 5M edges loaded and solved in under 0.5 s ({}, the default)",
+            short_tolerance(&report.options.config)
+        ),
+        measured: format!(
+            "{} load + {} solve = {} ({} iterations)",
+            s(r.load_seconds.median),
+            s(r.compute_seconds.median),
+            s(r.total_seconds.median),
+            r.iterations
+        ),
+        met: Some(r.total_seconds.median < 0.5),
     });
+    if let Some(a) = &r.accurate {
+        goals.push(WorkloadGoal {
+            goal: format!(
+                "the same, solved to igraph's precision ({})",
+                short_tolerance(&a.config)
+            ),
+            measured: format!(
+                "{} load + {} solve = {} ({} iterations)",
+                s(r.load_seconds.median),
+                s(a.compute_seconds.median),
+                s(a.total_seconds.median),
+                a.iterations
+            ),
+            met: Some(a.total_seconds.median < 0.5),
+        });
+    }
     let (measured, met) = match (ig, ours_accurate_total(r)) {
         (IgraphOutcome::Measured(m), Some(ours)) => (
             format!(
@@ -372,12 +374,34 @@ fn thousands(n: usize) -> String {
     out
 }
 
+/// The noise of several metered phases as one: CPU shares weighted by each
+/// phase's duration.
+fn combine_noise(phases: &[Option<Noise>]) -> Option<Noise> {
+    let phases: Vec<&Noise> = phases.iter().flatten().collect();
+    let first = phases.first()?;
+    let last = phases.last()?;
+    let elapsed: f64 = phases.iter().map(|n| n.elapsed_secs).sum();
+    let weighted = |f: fn(&Noise) -> f64| {
+        if elapsed > 0.0 {
+            phases.iter().map(|n| f(n) * n.elapsed_secs).sum::<f64>() / elapsed
+        } else {
+            0.0
+        }
+    };
+    Some(Noise {
+        elapsed_secs: elapsed,
+        other_cpu_pct: weighted(|n| n.other_cpu_pct),
+        own_cpu_pct: weighted(|n| n.own_cpu_pct),
+        loadavg_1m_start: first.loadavg_1m_start,
+        loadavg_1m_end: last.loadavg_1m_end,
+    })
+}
+
 fn noise_note(noise: Option<&Noise>) -> String {
     match noise {
-        Some(n) if n.other_cpu_pct >= 10.0 => format!(
-            "other processes used up to {:.0}% of the CPU (noisy run)",
-            n.other_cpu_pct
-        ),
+        Some(n) if n.other_cpu_pct >= 10.0 => {
+            format!("other processes used {:.0}% of the CPU (noisy run)", n.other_cpu_pct)
+        }
         Some(n) => format!("other processes used {:.0}% of the CPU", n.other_cpu_pct),
         None => "noise not metered".into(),
     }
@@ -640,7 +664,23 @@ fn anomaly_chart(report: &AnomalyBenchReport, noise: Option<&Noise>) -> BarChart
 
 #[cfg(test)]
 mod tests {
-    use super::thousands;
+    use super::{combine_noise, thousands, Noise};
+
+    #[test]
+    fn noise_of_phases_is_time_weighted() {
+        let phase = |elapsed_secs: f64, other_cpu_pct: f64| Noise {
+            elapsed_secs,
+            other_cpu_pct,
+            own_cpu_pct: 50.0,
+            loadavg_1m_start: Some(elapsed_secs),
+            loadavg_1m_end: Some(other_cpu_pct),
+        };
+        let n = combine_noise(&[Some(phase(0.1, 40.0)), None, Some(phase(1.9, 0.0))]).unwrap();
+        assert!((n.elapsed_secs - 2.0).abs() < 1e-12);
+        assert!((n.other_cpu_pct - 2.0).abs() < 1e-9, "{}", n.other_cpu_pct);
+        assert_eq!((n.loadavg_1m_start, n.loadavg_1m_end), (Some(0.1), Some(0.0)));
+        assert!(combine_noise(&[None]).is_none());
+    }
 
     #[test]
     fn thousands_separators() {
