@@ -2,7 +2,8 @@
 # Runs the whole test suite: every crate's unit, integration, doc and
 # compile-fail tests, then the loom model checks of the lock-free code.
 # Installs what the tests need itself: crates from Cargo, NVRTC and ptxas
-# from PyPI wheels into target/cuda-tools (scripts/provision-cuda.sh).
+# from PyPI wheels into target/cuda-tools (scripts/provision-cuda.sh), and
+# igraph from PyPI wheels into target/bench-tools (scripts/provision-bench.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +12,12 @@ echo "== provisioning NVRTC and ptxas (pip wheels, project-local)"
 # are unusable). Kernels that need a GPU still skip, saying why.
 # shellcheck disable=SC1090
 source "$(bash scripts/provision-cuda.sh --env-file)"
+
+echo "== provisioning igraph (pip wheels, project-local)"
+# `bench pagerank` and its tests then compare our ranks with igraph's for
+# real (and fail, not skip, if igraph is unusable).
+# shellcheck disable=SC1090
+source "$(bash scripts/provision-bench.sh --env-file)"
 
 echo "== cargo test --workspace"
 cargo test --workspace --locked

@@ -234,7 +234,7 @@ pub struct AnomalyArgs {
     #[arg(long, default_value_t = 3.0)]
     pub threshold: f64,
     /// How to run the one detector: per point, stateless micro-batches, or as
-    /// a ring kernel holding the state (async or thread tier).
+    /// a ring kernel holding the state (async, thread or spin tier).
     #[arg(long, value_enum, default_value_t = ModeArg::Batch)]
     pub mode: ModeArg,
     /// Batches in flight at once in the actor modes.
@@ -256,6 +256,8 @@ pub enum ModeArg {
     Actor,
     /// Thread-tier ring kernel.
     ActorThread,
+    /// Spin-tier ring kernel (its own thread polling wait-free rings).
+    ActorSpin,
 }
 
 /// Runs `dotcompute anomaly`.
@@ -275,6 +277,7 @@ pub fn run_anomaly(args: &AnomalyArgs) -> CliResult<()> {
         ModeArg::Batch => Mode::Batch,
         ModeArg::Actor => Mode::Actor,
         ModeArg::ActorThread => Mode::ActorThread,
+        ModeArg::ActorSpin => Mode::ActorSpin,
     };
     crate::output::check_json_path(args.json.as_ref())?;
 

@@ -73,7 +73,7 @@ fn pagerank_reports_malformed_input_with_its_line() {
 #[test]
 fn anomaly_modes_agree_on_the_synthetic_stream() {
     let mut counts = Vec::new();
-    for mode in ["cpu", "batch", "actor", "actor-thread"] {
+    for mode in ["cpu", "batch", "actor", "actor-thread", "actor-spin"] {
         let json = scratch(&format!("anomaly-{mode}.json"));
         let out = dotcompute(&[
             "anomaly",
@@ -133,25 +133,77 @@ fn anomaly_reads_a_column_from_stdin_and_rejects_garbage() {
     assert!(String::from_utf8_lossy(&out.stderr).contains(":3"));
 }
 
+/// The `<rect class="bar">` elements of a chart the benches wrote, after
+/// checking the file is well-formed SVG: (all bars, reference bars).
+fn svg_bars(path: &std::path::Path) -> (usize, usize) {
+    let text = std::fs::read_to_string(path).unwrap();
+    let doc = roxmltree::Document::parse(&text).unwrap_or_else(|e| panic!("{} is not XML: {e}", path.display()));
+    assert_eq!(doc.root_element().tag_name().name(), "svg");
+    let bars: Vec<_> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("rect") && n.attribute("class") == Some("bar"))
+        .collect();
+    for b in &bars {
+        let w: f64 = b.attribute("width").unwrap().parse().unwrap();
+        assert!(w > 0.0, "a bar without width");
+        assert!(b.children().any(|c| c.has_tag_name("title")), "a bar without its label");
+    }
+    let theirs = bars
+        .iter()
+        .filter(|b| b.attribute("data-theirs") == Some("true"))
+        .count();
+    (bars.len(), theirs)
+}
+
 #[test]
-fn workload_benchmarks_report_json() {
+fn workload_benchmarks_report_json_and_svg() {
     let pr = scratch("bench-pagerank.json");
+    let pr_svg = scratch("bench-pagerank.svg");
     let out = dotcompute(&[
         "bench",
         "pagerank",
         "--sizes",
-        "2000",
+        "2000,10000",
         "--repetitions",
         "1",
         "--json",
         pr.to_str().unwrap(),
+        "--svg",
+        pr_svg.to_str().unwrap(),
     ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&pr).unwrap()).unwrap();
     assert_eq!(v["rows"][0]["nodes"], 2000);
     assert!(v["rows"][0]["edges_per_second"].as_f64().unwrap() > 0.0);
+    assert!(v["rows"][0]["accurate"]["converged"].as_bool().unwrap());
+    // igraph on the same graphs: measured (and agreeing with us) or not, saying why.
+    let mut igraph_bars = 0;
+    for row in v["rows"].as_array().unwrap() {
+        let ig = &row["igraph"];
+        match ig["status"].as_str().unwrap() {
+            "measured" => {
+                igraph_bars += 3;
+                assert!(ig["max_abs_diff"].as_f64().unwrap() < 1e-6, "{ig}");
+                assert!(ig["load_seconds"]["median"].as_f64().unwrap() > 0.0);
+                assert!(row["speedup_vs_igraph"].as_f64().unwrap() > 0.0);
+            }
+            "not_measured" => {
+                assert!(std::env::var("DOTCOMPUTE_REQUIRE_IGRAPH").as_deref() != Ok("1"));
+                let reason = ig["reason"].as_str().unwrap();
+                assert!(!reason.is_empty());
+                eprintln!("igraph not measured: {reason}");
+            }
+            other => panic!("unknown igraph status {other}"),
+        }
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("igraph"), "{text}");
+    // Per size: 5 bars of ours, 3 of igraph's if measured; PyDotCompute's
+    // figure exists for 10,000 nodes only.
+    assert_eq!(svg_bars(&pr_svg), (2 * 5 + igraph_bars + 1, 1));
 
     let an = scratch("bench-anomaly.json");
+    let an_svg = scratch("bench-anomaly.svg");
     let out = dotcompute(&[
         "bench",
         "anomaly",
@@ -163,9 +215,24 @@ fn workload_benchmarks_report_json() {
         "1",
         "--json",
         an.to_str().unwrap(),
+        "--svg",
+        an_svg.to_str().unwrap(),
     ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&an).unwrap()).unwrap();
     assert_eq!(v["all_identical"], true);
-    assert_eq!(v["rows"].as_array().unwrap().len(), 4, "one row per mode");
+    let modes: Vec<&str> = v["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["mode"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        modes,
+        ["cpu", "batch", "actor", "actor-thread", "actor-spin"],
+        "one row per mode"
+    );
+    assert!(v["reference"]["results"].as_array().unwrap().len() >= 2);
+    // One bar per mode, plus PyDotCompute's two figures for batches of 500.
+    assert_eq!(svg_bars(&an_svg), (5 + 2, 2));
 }

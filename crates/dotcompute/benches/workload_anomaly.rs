@@ -37,6 +37,8 @@ fn workload(c: &mut Criterion) {
         (Mode::Actor, 10_000),
         (Mode::ActorThread, 1000),
         (Mode::ActorThread, 10_000),
+        (Mode::ActorSpin, 1000),
+        (Mode::ActorSpin, 10_000),
     ] {
         let options = DetectOptions {
             mode,

@@ -1,7 +1,7 @@
 //! Anomaly detection: every mode gives the same answers, PyDotCompute's
 //! stream and counts, precision/recall, and the run API.
 
-use dotcompute::workloads::anomaly::actor::{thread_kernel_spec, AnomalyBatch, AnomalyBatchResult};
+use dotcompute::workloads::anomaly::actor::{spin_kernel_spec, thread_kernel_spec, AnomalyBatch, AnomalyBatchResult};
 use dotcompute::workloads::anomaly::stream::SyntheticSpec;
 use dotcompute::workloads::anomaly::{
     detect, detect_async, quality, run, run_async, AnomalyError, AnomalyOptions, DetectOptions, DetectorConfig, Mode,
@@ -34,6 +34,10 @@ async fn all_modes_and_batch_sizes_find_identical_anomalies() {
         opts(Mode::ActorThread, 100, 4),
         opts(Mode::ActorThread, 1000, 8),
         opts(Mode::ActorThread, 100_000, 2),
+        opts(Mode::ActorSpin, 100, 4),
+        opts(Mode::ActorSpin, 1000, 8),
+        opts(Mode::ActorSpin, 4093, 1),
+        opts(Mode::ActorSpin, 100_000, 2),
     ];
     for o in cases {
         let d = detect_async(config, &stream.values, &o).await.unwrap();
@@ -107,6 +111,35 @@ async fn a_kernel_refuses_a_gap_and_keeps_going() {
     assert_eq!(r.state.seen, 11);
     assert_eq!(r.anomalies.len(), 1);
     rt.shutdown().await;
+}
+
+/// The spin-tier kernel refuses a gap like the thread tier's, and the run
+/// API reports the mode by name and finds what the cpu mode finds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_spin_tier_kernel_keeps_order_and_state() {
+    let rt = RingKernelRuntime::new();
+    rt.launch_spec(spin_kernel_spec("det", DetectorConfig::default()).unwrap())
+        .await
+        .unwrap();
+    rt.activate("det").await.unwrap();
+    let r: AnomalyBatchResult = rt.call("det", AnomalyBatch::new(0, 0, vec![0.0; 10])).await.unwrap();
+    assert!(r.error.is_none());
+    let r: AnomalyBatchResult = rt.call("det", AnomalyBatch::new(2, 20, vec![0.0; 10])).await.unwrap();
+    assert!(r.error.unwrap().contains("seen 10 points"));
+    let r: AnomalyBatchResult = rt.call("det", AnomalyBatch::new(1, 10, vec![9.0])).await.unwrap();
+    assert_eq!(r.state.seen, 11);
+    assert_eq!(r.anomalies.len(), 1);
+    rt.shutdown().await;
+
+    let mut o = AnomalyOptions::synthetic(30_000);
+    o.detect = opts(Mode::ActorSpin, 700, 3);
+    let spin = run_async(&o).await.unwrap();
+    assert_eq!(spin.report.mode, "actor-spin");
+    assert_eq!(spin.report.batch_latency.batches, 30_000usize.div_ceil(700) as u64);
+    o.detect.mode = Mode::Cpu;
+    let cpu = run(&o).unwrap();
+    assert!(!cpu.anomalies.is_empty());
+    assert_eq!(spin.anomalies, cpu.anomalies);
 }
 
 #[test]

@@ -1,10 +1,11 @@
 //! PageRank: closed forms, a direct linear solve, PyDotCompute's exact
 //! results, thread-count independence, and the run/report API.
 
+use dotcompute::workloads::graph::{load_graph, LoadOptions};
 use dotcompute::workloads::graph::{pydotcompute_chunked_graph, pydotcompute_random_graph, Graph, GraphGenerator};
 use dotcompute::workloads::pagerank::{
-    bench, pagerank, pagerank_from, run, top_k, Dangling, GraphSource, Norm, PagerankBenchOptions, PagerankConfig,
-    PagerankError, PagerankOptions,
+    bench, bench_with, pagerank, pagerank_from, run, top_k, Dangling, GraphSource, Norm, PagerankBenchOptions,
+    PagerankConfig, PagerankError, PagerankOptions,
 };
 
 fn exact(dangling: Dangling) -> PagerankConfig {
@@ -367,4 +368,62 @@ fn generated_source_and_bench() {
     .unwrap();
     let r = pagerank(&g, &PagerankConfig::default()).unwrap();
     assert_eq!(b.rows[1].iterations, r.iterations);
+}
+
+/// `bench_with` hands its hook the edge-list file (still on disk, a plain
+/// list another library can read), the graph loaded from it, and the ranks
+/// of the accurate solve; it removes the file afterwards.
+#[test]
+fn bench_with_hands_the_file_and_accurate_ranks_to_the_hook() {
+    let options = PagerankBenchOptions {
+        sizes: vec![3000],
+        repetitions: 2,
+        ..Default::default()
+    };
+    assert_eq!(options.accurate, Some(PagerankConfig::accurate()));
+    let mut seen = Vec::new();
+    let (report, hooked) = bench_with(&options, |g| {
+        let text = std::fs::read_to_string(g.path).unwrap();
+        assert!(!text.starts_with('#'), "the bench's edge list has no header");
+        assert_eq!(text.lines().count(), g.graph.num_edges());
+        let reloaded = load_graph(g.path, &LoadOptions::default()).unwrap();
+        assert_eq!(reloaded.num_edges(), g.graph.num_edges());
+        assert_eq!(g.ranks_config, PagerankConfig::accurate());
+        seen.push(g.path.to_path_buf());
+        Ok::<_, PagerankError>(g.ranks.to_vec())
+    })
+    .unwrap();
+    assert!(!seen[0].exists(), "the edge list is removed after the hook");
+    let row = &report.rows[0];
+    let accurate = row.accurate.as_ref().unwrap();
+    assert!(accurate.converged && accurate.residual < 1e-10);
+    assert!(accurate.iterations > row.iterations);
+    assert!(accurate.compute_seconds.min > 0.0 && accurate.total_seconds.min >= accurate.compute_seconds.min);
+    // The hook's ranks are the accurate solve's: compare with an exact solve.
+    let g = GraphSource::Generated {
+        generator: GraphGenerator::Chunked,
+        nodes: 3000,
+        edges_per_node: 5.0,
+        seed: 42,
+    }
+    .graph()
+    .unwrap();
+    let exact = pagerank(&g, &exact(Dangling::Redistribute)).unwrap();
+    let ranks = &hooked[0];
+    assert_eq!(ranks.len(), 3000);
+    let diff = ranks
+        .iter()
+        .zip(&exact.ranks)
+        .fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
+    assert!(diff < 1e-12, "accurate ranks off by {diff:e}");
+
+    // A hook's error ends the bench, and the file is still removed.
+    let mut path = None;
+    let err = bench_with(&options, |g| -> Result<(), PagerankError> {
+        path = Some(g.path.to_path_buf());
+        Err(PagerankError::Rejected { reason: "no".into() })
+    })
+    .unwrap_err();
+    assert!(matches!(err, PagerankError::Rejected { .. }), "{err:?}");
+    assert!(!path.unwrap().exists());
 }

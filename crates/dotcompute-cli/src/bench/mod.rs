@@ -11,6 +11,7 @@ mod chart;
 mod goals;
 mod gpu;
 mod host;
+mod igraph;
 pub(crate) mod kernels;
 mod latency;
 mod queue;
@@ -41,7 +42,7 @@ pub enum BenchCommand {
     Queue(queue::QueueArgs),
     /// Latency, throughput and queue with moderate sizes; one JSON report and one chart.
     All(all::AllArgs),
-    /// PageRank: generate, write, load and solve graphs of several sizes.
+    /// PageRank: generate, write, load and solve graphs of several sizes; igraph on the same files.
     Pagerank(workloads::PagerankBenchArgs),
     /// Anomaly detection: every mode at several batch sizes on one stream.
     Anomaly(workloads::AnomalyBenchArgs),

@@ -7,7 +7,7 @@
 //!   correct dangling-node handling or PyDotCompute's, and as a ring kernel
 //!   holding the graph ([`pagerank::actor`]).
 //! - [`anomaly`]: a streaming EMA z-score detector run per point, in
-//!   stateless micro-batches, and as ring kernels (async and thread tiers),
+//!   stateless micro-batches, and as ring kernels (async, thread and spin tiers),
 //!   all giving identical answers; PyDotCompute's synthetic stream with
 //!   labels; a reader for columns of values.
 //! - [`numpy_rng`]: numpy's `default_rng` (SeedSequence, PCG64 and the

@@ -3,11 +3,13 @@
 //! The host sends [`AnomalyBatch`]es (a batch id, the stream index of its
 //! first point, and the values); the kernel runs [`detect_batch`] from the
 //! state it holds and answers each batch with one [`AnomalyBatchResult`]
-//! (the anomalies, the state after the batch). Two tiers run the same
+//! (the anomalies, the state after the batch). Three tiers run the same
 //! [`DetectorKernel`]:
 //! - [`async_kernel_spec`]: an async handler on the tokio workers;
 //! - [`thread_kernel_spec`]: a blocking handler on its own OS thread
-//!   ([`ExecutionMode::Thread`](crate::ExecutionMode::Thread)).
+//!   ([`ExecutionMode::Thread`]);
+//! - [`spin_kernel_spec`]: the same blocking handler on its own OS thread
+//!   polling wait-free SPSC rings ([`ExecutionMode::Spin`]).
 //!
 //! Invariants:
 //! - the kernel processes batches in stream order: a batch whose first index
@@ -43,6 +45,7 @@ use super::{
     LatencyStats, Mode,
 };
 use crate::message::MessageHeader;
+use crate::runtime::config::ExecutionMode;
 use crate::runtime::context::{BlockingContext, KernelContext};
 use crate::runtime::spec::KernelSpec;
 use crate::runtime::RingKernelRuntime;
@@ -152,8 +155,21 @@ async fn async_detector(
 
 /// The thread-tier detector kernel `id` (its own OS thread).
 pub fn thread_kernel_spec(id: &str, config: DetectorConfig) -> Result<KernelSpec, AnomalyError> {
+    blocking_kernel_spec(id, config, ExecutionMode::Thread)
+}
+
+/// The spin-tier detector kernel `id`: its own OS thread polling wait-free
+/// rings (spin, then yield, then park). The rings are FIFO and the
+/// backpressure is `Block`, as for the other tiers.
+pub fn spin_kernel_spec(id: &str, config: DetectorConfig) -> Result<KernelSpec, AnomalyError> {
+    blocking_kernel_spec(id, config, ExecutionMode::Spin)
+}
+
+/// A blocking-handler detector kernel in `mode` (thread or spin).
+fn blocking_kernel_spec(id: &str, config: DetectorConfig, mode: ExecutionMode) -> Result<KernelSpec, AnomalyError> {
     let params = DetectorParams::new(config)?;
     Ok(KernelSpec::builder::<AnomalyBatch, AnomalyBatchResult>(id)
+        .mode(mode)
         .blocking_handler(
             move |mut ctx: BlockingContext<AnomalyBatch, AnomalyBatchResult>| -> crate::Result<()> {
                 let mut kernel = DetectorKernel::new(params);
@@ -179,6 +195,7 @@ pub async fn detect_with_kernel(
     let spec = match options.mode {
         Mode::Actor => async_kernel_spec(id, config)?,
         Mode::ActorThread => thread_kernel_spec(id, config)?,
+        Mode::ActorSpin => spin_kernel_spec(id, config)?,
         other => {
             return Err(AnomalyError::InvalidOption {
                 parameter: "mode",
@@ -262,6 +279,23 @@ pub async fn stream_through(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_blocking_spec_runs_in_its_tier() {
+        let config = DetectorConfig::default();
+        assert_eq!(
+            thread_kernel_spec("t", config).unwrap().config().mode,
+            ExecutionMode::Thread
+        );
+        assert_eq!(
+            spin_kernel_spec("s", config).unwrap().config().mode,
+            ExecutionMode::Spin
+        );
+        assert_eq!(
+            async_kernel_spec("a", config).unwrap().config().mode,
+            ExecutionMode::Async
+        );
+    }
 
     #[test]
     fn kernel_refuses_out_of_order_batches_and_keeps_its_state() {

@@ -23,9 +23,9 @@
 //! - [`Mode::Cpu`]: [`Detector::update`] point by point;
 //! - [`Mode::Batch`]: [`detect_batch`] per micro-batch, stateless: each call
 //!   takes the [`DetectorState`] in and gives the new state out;
-//! - [`Mode::Actor`] / [`Mode::ActorThread`]: a ring kernel holding the state
-//!   (async tier / dedicated-thread tier), batches sent as messages,
-//!   several in flight ([`actor`]).
+//! - [`Mode::Actor`] / [`Mode::ActorThread`] / [`Mode::ActorSpin`]: a ring
+//!   kernel holding the state (async tier / dedicated-thread tier / spin
+//!   tier), batches sent as messages, several in flight ([`actor`]).
 //!
 //! Invariant: every mode applies the same [`Detector::update`] to the same
 //! points in the same order, so anomaly sets, scores and final states are
@@ -301,11 +301,15 @@ pub enum Mode {
     Actor,
     /// A thread-tier ring kernel (its own OS thread) holding the state.
     ActorThread,
+    /// A spin-tier ring kernel (its own OS thread polling wait-free SPSC
+    /// rings, [`ExecutionMode::Spin`](crate::ExecutionMode::Spin)) holding
+    /// the state. Plan one core for it besides the host.
+    ActorSpin,
 }
 
 impl Mode {
     /// Every mode.
-    pub const ALL: [Mode; 4] = [Mode::Cpu, Mode::Batch, Mode::Actor, Mode::ActorThread];
+    pub const ALL: [Mode; 5] = [Mode::Cpu, Mode::Batch, Mode::Actor, Mode::ActorThread, Mode::ActorSpin];
 
     /// The mode's command-line name.
     pub fn name(self) -> &'static str {
@@ -314,11 +318,12 @@ impl Mode {
             Mode::Batch => "batch",
             Mode::Actor => "actor",
             Mode::ActorThread => "actor-thread",
+            Mode::ActorSpin => "actor-spin",
         }
     }
 
     fn is_actor(self) -> bool {
-        matches!(self, Mode::Actor | Mode::ActorThread)
+        matches!(self, Mode::Actor | Mode::ActorThread | Mode::ActorSpin)
     }
 }
 
@@ -330,8 +335,9 @@ impl std::str::FromStr for Mode {
             "batch" => Ok(Mode::Batch),
             "actor" | "actor-async" | "async" => Ok(Mode::Actor),
             "actor-thread" | "thread" => Ok(Mode::ActorThread),
+            "actor-spin" | "spin" => Ok(Mode::ActorSpin),
             _ => Err(format!(
-                "unknown mode {s:?} (expected cpu, batch, actor or actor-thread)"
+                "unknown mode {s:?} (expected cpu, batch, actor, actor-thread or actor-spin)"
             )),
         }
     }
@@ -989,6 +995,9 @@ mod tests {
         assert!(detect(DetectorConfig::default(), &[1.0], &bad).is_err());
         assert!("gpu".parse::<Mode>().is_err());
         assert_eq!("actor-thread".parse::<Mode>().unwrap(), Mode::ActorThread);
+        assert_eq!("actor-spin".parse::<Mode>().unwrap(), Mode::ActorSpin);
+        assert_eq!("spin".parse::<Mode>().unwrap(), Mode::ActorSpin);
+        assert!(Mode::ALL.iter().all(|m| m.name().parse::<Mode>() == Ok(*m)));
     }
 
     #[test]

@@ -212,6 +212,19 @@ fn chunked_edges(num_nodes: usize, target: usize, seed: u64) -> (Vec<u32>, Vec<u
 /// `#` comment line naming the counts), readable by
 /// [`load_graph`](super::load_graph).
 pub fn write_edge_list(path: &Path, num_nodes: usize, src: &[u32], dst: &[u32]) -> Result<(), GraphError> {
+    let header = format!("# directed graph: {num_nodes} nodes, {} edges (src dst)\n", src.len());
+    write_edges(path, Some(&header), src, dst)
+}
+
+/// Writes edges as a plain edge list: only `src<TAB>dst` lines, no comment.
+/// This is the format both [`load_graph`](super::load_graph) and readers
+/// without comment support (igraph's `Graph.Read_Edgelist`) accept, so the
+/// two can load the very same file.
+pub fn write_plain_edge_list(path: &Path, src: &[u32], dst: &[u32]) -> Result<(), GraphError> {
+    write_edges(path, None, src, dst)
+}
+
+fn write_edges(path: &Path, header: Option<&str>, src: &[u32], dst: &[u32]) -> Result<(), GraphError> {
     let io = |source| GraphError::Io {
         action: "write",
         path: path.to_path_buf(),
@@ -219,7 +232,9 @@ pub fn write_edge_list(path: &Path, num_nodes: usize, src: &[u32], dst: &[u32]) 
     };
     let file = std::fs::File::create(path).map_err(io)?;
     let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
-    writeln!(w, "# directed graph: {num_nodes} nodes, {} edges (src dst)", src.len()).map_err(io)?;
+    if let Some(header) = header {
+        w.write_all(header.as_bytes()).map_err(io)?;
+    }
     let mut line = Vec::with_capacity(32);
     for (&s, &d) in src.iter().zip(dst) {
         line.clear();

@@ -37,7 +37,9 @@
 mod generate;
 mod parse;
 
-pub use generate::{pydotcompute_chunked_graph, pydotcompute_random_graph, write_edge_list, GraphGenerator};
+pub use generate::{
+    pydotcompute_chunked_graph, pydotcompute_random_graph, write_edge_list, write_plain_edge_list, GraphGenerator,
+};
 pub use parse::{load_graph, parse_edge_list, parse_matrix_market, GraphFormat, LoadOptions, NodeIds};
 
 use std::path::PathBuf;

@@ -57,7 +57,9 @@ use std::time::Instant;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use super::graph::{load_graph, write_edge_list, Graph, GraphError, GraphFormat, GraphGenerator, LoadOptions, NodeIds};
+use super::graph::{
+    load_graph, write_plain_edge_list, Graph, GraphError, GraphFormat, GraphGenerator, LoadOptions, NodeIds,
+};
 pub use super::Timing;
 
 /// What happens to the rank of nodes without out-edges.
@@ -139,6 +141,19 @@ impl PagerankConfig {
     pub fn pydotcompute() -> Self {
         PagerankConfig {
             dangling: Dangling::Ignore,
+            ..Self::default()
+        }
+    }
+
+    /// True PageRank to about igraph's precision, for comparisons with it:
+    /// d = 0.85, dangling rank redistributed, L1 residual < 1e-10 (the
+    /// tolerance igraph passes to its PRPACK solver), up to 1000 iterations.
+    pub fn accurate() -> Self {
+        PagerankConfig {
+            tolerance: 1e-10,
+            norm: Norm::L1,
+            max_iterations: 1000,
+            dangling: Dangling::Redistribute,
             ..Self::default()
         }
     }
@@ -655,17 +670,18 @@ pub struct PagerankRun {
     pub ranks: Vec<f64>,
 }
 
-fn with_pool<T: Send>(
+fn with_pool<T: Send, E: From<PagerankError> + Send>(
     threads: Option<usize>,
-    f: impl FnOnce() -> Result<T, PagerankError> + Send,
-) -> Result<T, PagerankError> {
+    f: impl FnOnce() -> Result<T, E> + Send,
+) -> Result<T, E> {
     match threads {
         None => f(),
         Some(0) => Err(PagerankError::InvalidOption {
             parameter: "threads",
             value: "0".into(),
             reason: "must be at least 1".into(),
-        }),
+        }
+        .into()),
         Some(t) => rayon::ThreadPoolBuilder::new()
             .num_threads(t)
             .build()
@@ -740,8 +756,10 @@ pub fn run(options: &PagerankOptions) -> Result<PagerankRun, PagerankError> {
 }
 
 /// Options of `dotcompute bench pagerank`: for each size, generate
-/// PyDotCompute's graph, write it as an edge list, then time loading that
-/// file and solving it.
+/// PyDotCompute's graph, write it as a plain edge list (`src<TAB>dst` lines,
+/// no header: see [`write_plain_edge_list`]), then time loading that file
+/// and solving it, and, if [`accurate`](Self::accurate) is set, solving it
+/// again to that tighter tolerance.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PagerankBenchOptions {
     /// Node counts (default 10K, 100K, 1M).
@@ -754,6 +772,10 @@ pub struct PagerankBenchOptions {
     pub seed: u64,
     /// Iteration parameters (default: d 0.85, L∞ < 1e-6, redistribute).
     pub config: PagerankConfig,
+    /// A second, timed solve of the same loaded graph to a tight tolerance,
+    /// whose ranks are the ones handed to [`bench_with`]'s hook (default
+    /// [`PagerankConfig::accurate`]; `None` skips it).
+    pub accurate: Option<PagerankConfig>,
     /// Worker threads (`None`: one per core).
     pub threads: Option<usize>,
     /// Timed load+solve repetitions per size (default 3).
@@ -774,6 +796,7 @@ impl Default for PagerankBenchOptions {
             generator: GraphGenerator::Chunked,
             seed: 42,
             config: PagerankConfig::default(),
+            accurate: Some(PagerankConfig::accurate()),
             threads: None,
             repetitions: 3,
             dir: None,
@@ -807,6 +830,44 @@ pub struct PagerankBenchRow {
     pub residual: f64,
     /// `edges / median compute seconds`.
     pub edges_per_second: f64,
+    /// The solve to [`PagerankBenchOptions::accurate`], if asked.
+    pub accurate: Option<AccurateSolve>,
+}
+
+/// The timed solve of a bench graph to the tight tolerance of
+/// [`PagerankBenchOptions::accurate`], after the same load.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AccurateSolve {
+    /// The parameters.
+    pub config: PagerankConfig,
+    /// Power iteration to that tolerance.
+    pub compute_seconds: Timing,
+    /// Load + this solve, per repetition (the load is the same one the
+    /// default solve followed).
+    pub total_seconds: Timing,
+    /// Iterations.
+    pub iterations: u32,
+    /// Whether it converged.
+    pub converged: bool,
+    /// Final residual in the configured norm.
+    pub residual: f64,
+}
+
+/// One size of [`bench_with`], handed to its hook after our timings: the
+/// edge-list file (still on disk), the graph loaded from it, and our ranks.
+#[derive(Debug, Clone, Copy)]
+pub struct BenchGraph<'a> {
+    /// Nodes.
+    pub nodes: usize,
+    /// The plain edge list the graph was loaded from; removed after the hook.
+    pub path: &'a Path,
+    /// The graph.
+    pub graph: &'a Graph,
+    /// Our ranks: from the accurate solve if there was one, else from the
+    /// default one.
+    pub ranks: &'a [f64],
+    /// The parameters those ranks were computed with.
+    pub ranks_config: PagerankConfig,
 }
 
 /// The result of `dotcompute bench pagerank`.
@@ -824,25 +885,48 @@ pub struct PagerankBenchReport {
 
 /// Runs `dotcompute bench pagerank`.
 pub fn bench(options: &PagerankBenchOptions) -> Result<PagerankBenchReport, PagerankError> {
+    bench_with(options, |_| Ok::<(), PagerankError>(())).map(|(report, _)| report)
+}
+
+/// Like [`bench()`], calling `hook` for each size after our measurements,
+/// while the edge-list file still exists (to measure another library on the
+/// same file in the same run); returns the hook's results in size order.
+/// The hook runs inside the bench's thread pool; an error from it ends the
+/// bench (the file is removed all the same). `E` is the hook's error type,
+/// into which the bench's own errors are converted.
+pub fn bench_with<T, E, F>(options: &PagerankBenchOptions, mut hook: F) -> Result<(PagerankBenchReport, Vec<T>), E>
+where
+    T: Send,
+    E: From<PagerankError> + Send,
+    F: FnMut(&BenchGraph<'_>) -> Result<T, E> + Send,
+{
     options.config.validate()?;
+    if let Some(accurate) = &options.accurate {
+        accurate.validate()?;
+    }
     if options.repetitions == 0 {
         return Err(PagerankError::InvalidOption {
             parameter: "repetitions",
             value: "0".into(),
             reason: "must be at least 1".into(),
-        });
+        }
+        .into());
     }
     let solver = device::Solver::open(options.backend)?;
     with_pool(options.threads, || {
         let threads = rayon::current_num_threads();
         let dir = options.dir.clone().unwrap_or_else(std::env::temp_dir);
         let mut rows = Vec::with_capacity(options.sizes.len());
+        let mut hooked = Vec::with_capacity(options.sizes.len());
         for &nodes in &options.sizes {
             let start = Instant::now();
-            let (src, dst) = options.generator.edges(nodes, options.edges_per_node, options.seed)?;
+            let (src, dst) = options
+                .generator
+                .edges(nodes, options.edges_per_node, options.seed)
+                .map_err(PagerankError::from)?;
             let generate_seconds = start.elapsed().as_secs_f64();
             let path = dir.join(format!("dotcompute-bench-pagerank-{}-{nodes}.txt", std::process::id()));
-            write_edge_list(&path, nodes, &src, &dst)?;
+            write_plain_edge_list(&path, &src, &dst).map_err(PagerankError::from)?;
             drop((src, dst));
             let file_bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
             let load = LoadOptions {
@@ -850,45 +934,95 @@ pub fn bench(options: &PagerankBenchOptions) -> Result<PagerankBenchReport, Page
                 ids: NodeIds::Dense,
                 min_nodes: nodes,
             };
-            let outcome = bench_size(&path, &load, options, &solver);
+            let outcome = bench_size(&path, &load, options, &solver).map_err(E::from).and_then(|samples| {
+                let accurate = samples.accurate.as_ref().map(|(_, r)| r);
+                let (ranks, ranks_config) = match (accurate, options.accurate) {
+                    (Some(r), Some(config)) => (&r.ranks, config),
+                    _ => (&samples.last.ranks, options.config),
+                };
+                let view = BenchGraph {
+                    nodes,
+                    path: &path,
+                    graph: &samples.graph,
+                    ranks,
+                    ranks_config,
+                };
+                let extra = hook(&view)?;
+                Ok((samples, extra))
+            });
             let _ = std::fs::remove_file(&path);
-            let (loads, computes, totals, last, edges) = outcome?;
-            let compute = Timing::of(&computes);
+            let (samples, extra) = outcome?;
+            hooked.push(extra);
+            let compute = Timing::of(&samples.computes);
+            let edges = samples.graph.num_edges();
+            let accurate = match (samples.accurate, options.accurate) {
+                (Some((times, result)), Some(config)) => Some(AccurateSolve {
+                    config,
+                    compute_seconds: Timing::of(&times),
+                    total_seconds: Timing::of(
+                        &samples.loads.iter().zip(&times).map(|(l, c)| l + c).collect::<Vec<_>>(),
+                    ),
+                    iterations: result.iterations,
+                    converged: result.converged,
+                    residual: result.residual,
+                }),
+                _ => None,
+            };
             rows.push(PagerankBenchRow {
                 nodes,
                 edges,
                 generate_seconds,
                 file_bytes,
-                load_seconds: Timing::of(&loads),
+                load_seconds: Timing::of(&samples.loads),
                 compute_seconds: compute,
-                total_seconds: Timing::of(&totals),
-                iterations: last.iterations,
-                converged: last.converged,
-                residual: last.residual,
+                total_seconds: Timing::of(&samples.totals),
+                iterations: samples.last.iterations,
+                converged: samples.last.converged,
+                residual: samples.last.residual,
                 edges_per_second: edges as f64 / compute.median.max(f64::MIN_POSITIVE),
+                accurate,
             });
         }
-        Ok(PagerankBenchReport {
-            options: options.clone(),
-            threads,
-            device: solver.device_name(),
-            rows,
-        })
+        Ok((
+            PagerankBenchReport {
+                options: options.clone(),
+                threads,
+                device: solver.device_name(),
+                rows,
+            },
+            hooked,
+        ))
     })
 }
 
-type BenchSamples = (Vec<f64>, Vec<f64>, Vec<f64>, PagerankResult, usize);
+/// The measurements of one size.
+struct BenchSamples {
+    loads: Vec<f64>,
+    computes: Vec<f64>,
+    totals: Vec<f64>,
+    /// The default solve of the last repetition.
+    last: PagerankResult,
+    /// The accurate solves' times and the last one's result.
+    accurate: Option<(Vec<f64>, PagerankResult)>,
+    /// The graph of the last repetition.
+    graph: Graph,
+}
 
+/// Each repetition loads the file, solves it with the default config and,
+/// if asked, again with the accurate one, on `solver` (its kernel
+/// compilation is not counted).
 fn bench_size(
     path: &Path,
     load: &LoadOptions,
     options: &PagerankBenchOptions,
     solver: &device::Solver,
 ) -> Result<BenchSamples, PagerankError> {
-    let (mut loads, mut computes, mut totals) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut loads, mut computes, mut totals, mut accurate_times) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut last = None;
-    let mut edges = 0;
+    let mut accurate_last = None;
     for _ in 0..options.repetitions {
+        // The previous repetition's graph is freed before the clock starts.
+        drop(last.take());
         let t0 = Instant::now();
         let graph = load_graph(path, load)?;
         let t1 = Instant::now();
@@ -898,11 +1032,24 @@ fn bench_size(
         loads.push((t1 - t0).as_secs_f64());
         computes.push(((t2 - t1).as_secs_f64() - compile).max(0.0));
         totals.push(((t2 - t0).as_secs_f64() - compile).max(0.0));
-        edges = graph.num_edges();
-        last = Some(result);
+        if let Some(config) = &options.accurate {
+            let t3 = Instant::now();
+            let (precise, timings) = solver.solve(&graph, config)?;
+            let compile = timings.map_or(0.0, |t| t.compile_seconds);
+            accurate_times.push((t3.elapsed().as_secs_f64() - compile).max(0.0));
+            accurate_last = Some(precise);
+        }
+        last = Some((result, graph));
     }
-    let last = last.ok_or(PagerankError::EmptyGraph)?;
-    Ok((loads, computes, totals, last, edges))
+    let (last, graph) = last.ok_or(PagerankError::EmptyGraph)?;
+    Ok(BenchSamples {
+        loads,
+        computes,
+        totals,
+        last,
+        accurate: accurate_last.map(|r| (accurate_times, r)),
+        graph,
+    })
 }
 
 #[cfg(test)]
