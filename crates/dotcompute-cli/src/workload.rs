@@ -245,7 +245,7 @@ pub struct AnomalyArgs {
     pub json: Option<PathBuf>,
 }
 
-/// Detector modes in this build (a GPU ring-kernel mode comes with the GPU work).
+/// Detector modes.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum ModeArg {
     /// Point by point.
@@ -258,6 +258,8 @@ pub enum ModeArg {
     ActorThread,
     /// Spin-tier ring kernel (its own thread polling wait-free rings).
     ActorSpin,
+    /// GPU ring kernel: a persistent CUDA kernel holding the state (needs an NVIDIA GPU).
+    Gpu,
 }
 
 /// Runs `dotcompute anomaly`.
@@ -278,6 +280,7 @@ pub fn run_anomaly(args: &AnomalyArgs) -> CliResult<()> {
         ModeArg::Actor => Mode::Actor,
         ModeArg::ActorThread => Mode::ActorThread,
         ModeArg::ActorSpin => Mode::ActorSpin,
+        ModeArg::Gpu => Mode::Gpu,
     };
     crate::output::check_json_path(args.json.as_ref())?;
 

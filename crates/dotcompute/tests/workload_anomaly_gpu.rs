@@ -121,3 +121,17 @@ async fn the_cuda_detector_agrees_with_the_cpu_bit_for_bit() {
         assert_eq!(d.final_state, reference.final_state, "batch {batch}");
     }
 }
+
+#[test]
+fn the_gpu_mode_of_run_fails_clearly_without_a_gpu() {
+    if dotcompute::device::dylib::cuda_driver().is_ok() {
+        eprintln!("skipped the_gpu_mode_of_run_fails_clearly_without_a_gpu: a CUDA driver is present");
+        return;
+    }
+    use dotcompute::workloads::anomaly::{run, AnomalyOptions};
+    assert_eq!("gpu".parse::<Mode>().unwrap(), Mode::Gpu);
+    let mut options = AnomalyOptions::synthetic(10_000);
+    options.detect.mode = Mode::Gpu;
+    let err = run(&options).unwrap_err();
+    assert!(err.to_string().contains("no CUDA"), "{err}");
+}

@@ -31,6 +31,10 @@ pub struct PagerankBenchArgs {
     /// Python and igraph are there: scripts/provision-bench.sh).
     #[arg(long)]
     pub no_igraph: bool,
+    /// Where our solver runs: cpu (rayon), cpu-device (the CUDA kernels'
+    /// CPU equivalents) or cuda[:N] (needs an NVIDIA GPU).
+    #[arg(long, default_value = "cpu", value_parser = clap::value_parser!(dotcompute::workloads::pagerank::PagerankBackend))]
+    pub backend: dotcompute::workloads::pagerank::PagerankBackend,
     /// Write the report as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
@@ -133,6 +137,7 @@ pub fn run_pagerank(args: &PagerankBenchArgs) -> CliResult<()> {
     let options = PagerankBenchOptions {
         sizes: args.sizes.clone(),
         repetitions: args.repetitions,
+        backend: args.backend,
         ..PagerankBenchOptions::default()
     };
     // Noise is metered over our measurements of each size only: during

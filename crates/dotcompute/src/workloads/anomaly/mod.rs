@@ -305,10 +305,15 @@ pub enum Mode {
     /// rings, [`ExecutionMode::Spin`](crate::ExecutionMode::Spin)) holding
     /// the state. Plan one core for it besides the host.
     ActorSpin,
+    /// A GPU ring kernel (a persistent CUDA kernel) holding the state on
+    /// the device; blocks of 32 points as messages ([`gpu`]). Needs an
+    /// NVIDIA GPU; elsewhere it fails saying why.
+    Gpu,
 }
 
 impl Mode {
-    /// Every mode.
+    /// Every mode that runs on any machine ([`Mode::Gpu`] needs an NVIDIA
+    /// GPU and is not in this list).
     pub const ALL: [Mode; 5] = [Mode::Cpu, Mode::Batch, Mode::Actor, Mode::ActorThread, Mode::ActorSpin];
 
     /// The mode's command-line name.
@@ -319,11 +324,12 @@ impl Mode {
             Mode::Actor => "actor",
             Mode::ActorThread => "actor-thread",
             Mode::ActorSpin => "actor-spin",
+            Mode::Gpu => "gpu",
         }
     }
 
     fn is_actor(self) -> bool {
-        matches!(self, Mode::Actor | Mode::ActorThread | Mode::ActorSpin)
+        matches!(self, Mode::Actor | Mode::ActorThread | Mode::ActorSpin | Mode::Gpu)
     }
 }
 
@@ -336,8 +342,9 @@ impl std::str::FromStr for Mode {
             "actor" | "actor-async" | "async" => Ok(Mode::Actor),
             "actor-thread" | "thread" => Ok(Mode::ActorThread),
             "actor-spin" | "spin" => Ok(Mode::ActorSpin),
+            "gpu" => Ok(Mode::Gpu),
             _ => Err(format!(
-                "unknown mode {s:?} (expected cpu, batch, actor, actor-thread or actor-spin)"
+                "unknown mode {s:?} (expected cpu, batch, actor, actor-thread, actor-spin or gpu)"
             )),
         }
     }
@@ -515,7 +522,10 @@ pub async fn detect_async(
     values: &[f64],
     options: &DetectOptions,
 ) -> Result<Detection, AnomalyError> {
-    if options.mode.is_actor() {
+    if options.mode == Mode::Gpu {
+        let device = gpu::GpuDevice::Cuda(crate::gpu::CudaRingOptions::default());
+        gpu::detect_on_gpu(config, values, options, &device).await
+    } else if options.mode.is_actor() {
         options.validate()?;
         actor::detect_with_kernel(config, values, options).await
     } else {

@@ -934,22 +934,24 @@ where
                 ids: NodeIds::Dense,
                 min_nodes: nodes,
             };
-            let outcome = bench_size(&path, &load, options, &solver).map_err(E::from).and_then(|samples| {
-                let accurate = samples.accurate.as_ref().map(|(_, r)| r);
-                let (ranks, ranks_config) = match (accurate, options.accurate) {
-                    (Some(r), Some(config)) => (&r.ranks, config),
-                    _ => (&samples.last.ranks, options.config),
-                };
-                let view = BenchGraph {
-                    nodes,
-                    path: &path,
-                    graph: &samples.graph,
-                    ranks,
-                    ranks_config,
-                };
-                let extra = hook(&view)?;
-                Ok((samples, extra))
-            });
+            let outcome = bench_size(&path, &load, options, &solver)
+                .map_err(E::from)
+                .and_then(|samples| {
+                    let accurate = samples.accurate.as_ref().map(|(_, r)| r);
+                    let (ranks, ranks_config) = match (accurate, options.accurate) {
+                        (Some(r), Some(config)) => (&r.ranks, config),
+                        _ => (&samples.last.ranks, options.config),
+                    };
+                    let view = BenchGraph {
+                        nodes,
+                        path: &path,
+                        graph: &samples.graph,
+                        ranks,
+                        ranks_config,
+                    };
+                    let extra = hook(&view)?;
+                    Ok((samples, extra))
+                });
             let _ = std::fs::remove_file(&path);
             let (samples, extra) = outcome?;
             hooked.push(extra);
