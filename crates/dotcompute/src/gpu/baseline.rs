@@ -26,15 +26,9 @@ use super::source::CudaHandler;
 use crate::device::{dylib, CompileOptions, KernelCompiler};
 
 fn driver(operation: &'static str) -> impl Fn(DriverError) -> GpuError {
-    move |e: DriverError| {
-        let name = e
-            .error_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        GpuError::Driver {
-            operation,
-            message: format!("{name} ({:?})", e.0),
-        }
+    move |e: DriverError| GpuError::Driver {
+        operation,
+        message: crate::device::cuda::driver_message(&e),
     }
 }
 

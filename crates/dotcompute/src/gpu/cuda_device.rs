@@ -192,19 +192,9 @@ fn compile_with<In: GpuMessage, Out: GpuMessage, State: GpuMessage>(
 }
 
 fn driver(operation: &'static str) -> impl Fn(DriverError) -> GpuError {
-    move |e: DriverError| {
-        let name = e
-            .error_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let text = e
-            .error_string()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        GpuError::Driver {
-            operation,
-            message: format!("{name}: {text}"),
-        }
+    move |e: DriverError| GpuError::Driver {
+        operation,
+        message: crate::device::cuda::driver_message(&e),
     }
 }
 
@@ -722,12 +712,7 @@ unsafe impl DeviceAgent for CudaDevice {
                 true
             }
             other => {
-                let e = DriverError(other);
-                let name = e
-                    .error_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                self.stop_error = Some(format!("{name} ({other:?})"));
+                self.stop_error = Some(crate::device::cuda::driver_message(&DriverError(other)));
                 self.mark_stopped();
                 true
             }

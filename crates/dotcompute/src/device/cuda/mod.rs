@@ -33,20 +33,23 @@ use super::dylib;
 use super::error::{check_range, DeviceError, DeviceResult};
 use super::kernels::KernelSource;
 
+/// A driver error in words: its name, its text and its code.
+pub(crate) fn driver_message(e: &DriverError) -> String {
+    let name = e
+        .error_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let text = e
+        .error_string()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    format!("{name}: {text} ({:?})", e.0)
+}
+
 fn driver(operation: &'static str) -> impl Fn(DriverError) -> DeviceError {
-    move |e: DriverError| {
-        let name = e
-            .error_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let text = e
-            .error_string()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        DeviceError::Driver {
-            operation,
-            message: format!("{name}: {text} ({:?})", e.0),
-        }
+    move |e: DriverError| DeviceError::Driver {
+        operation,
+        message: driver_message(&e),
     }
 }
 
