@@ -71,6 +71,34 @@ fn ring_options(batch: u32) -> GpuRingOptions {
     o
 }
 
+type EchoHandle = dotcompute::KernelHandle<Envelope<Sample>, Envelope<Sample>>;
+
+/// A tokio runtime, a ring-kernel runtime with the GPU echo kernel
+/// (`gpu_kernel`, device batches of `batch`) launched and active, and a
+/// handle on it for a plain host thread.
+fn echo_runtime(batch: u32) -> CliResult<(tokio::runtime::Runtime, RingKernelRuntime, EchoHandle)> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let spec = gpu_kernel::<Sample, Sample, NoState>(
+        "gpu-echo",
+        echo_cuda(),
+        NoState::default(),
+        GpuKernelOptions {
+            ring: ring_options(batch),
+            ..GpuKernelOptions::default()
+        },
+    )?;
+    let runtime = RingKernelRuntime::new();
+    rt.block_on(async {
+        runtime.launch_spec(spec).await?;
+        runtime.activate("gpu-echo").await
+    })?;
+    let handle = runtime.handle::<Envelope<Sample>, Envelope<Sample>>("gpu-echo")?;
+    Ok((rt, runtime, handle))
+}
+
 /// Round trips of one GPU-tier latency case, in ns.
 pub fn latency(method: Method, warmup: u64, samples: u64, bar: &ProgressBar) -> CliResult<Histogram<u64>> {
     let mut hist = histogram()?;
@@ -120,25 +148,7 @@ pub fn latency(method: Method, warmup: u64, samples: u64, bar: &ProgressBar) -> 
             }
         }
         Method::SendReceive => {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .enable_all()
-                .build()?;
-            let spec = gpu_kernel::<Sample, Sample, NoState>(
-                "gpu-echo",
-                echo_cuda(),
-                NoState::default(),
-                GpuKernelOptions {
-                    ring: ring_options(64),
-                    ..GpuKernelOptions::default()
-                },
-            )?;
-            let runtime = RingKernelRuntime::new();
-            rt.block_on(async {
-                runtime.launch_spec(spec).await?;
-                runtime.activate("gpu-echo").await
-            })?;
-            let handle = runtime.handle::<Envelope<Sample>, Envelope<Sample>>("gpu-echo")?;
+            let (rt, runtime, handle) = echo_runtime(64)?;
             let result = (|| -> CliResult<()> {
                 for i in 0..total {
                     let m = sample(i);
@@ -234,25 +244,7 @@ fn ring_pipelined(n: u64, batch: usize) -> CliResult<Duration> {
 
 /// Echo through the runtime (`gpu_kernel`), batched sends and receives.
 fn runtime_pipelined(n: u64, batch: usize) -> CliResult<Duration> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()?;
-    let spec = gpu_kernel::<Sample, Sample, NoState>(
-        "gpu-echo",
-        echo_cuda(),
-        NoState::default(),
-        GpuKernelOptions {
-            ring: ring_options(batch.clamp(1, 1024) as u32),
-            ..GpuKernelOptions::default()
-        },
-    )?;
-    let runtime = RingKernelRuntime::new();
-    rt.block_on(async {
-        runtime.launch_spec(spec).await?;
-        runtime.activate("gpu-echo").await
-    })?;
-    let handle = runtime.handle::<Envelope<Sample>, Envelope<Sample>>("gpu-echo")?;
+    let (rt, runtime, handle) = echo_runtime(batch.clamp(1, 1024) as u32)?;
     let result = std::thread::scope(|s| -> CliResult<Duration> {
         let t = Instant::now();
         let sender = s.spawn(|| -> CliResult<()> {
