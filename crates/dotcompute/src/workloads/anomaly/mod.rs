@@ -1003,7 +1003,9 @@ mod tests {
             ..Default::default()
         };
         assert!(detect(DetectorConfig::default(), &[1.0], &bad).is_err());
-        assert!("gpu".parse::<Mode>().is_err());
+        assert!("quantum".parse::<Mode>().is_err());
+        assert_eq!("gpu".parse::<Mode>().unwrap(), Mode::Gpu);
+        assert_eq!(Mode::Gpu.name(), "gpu");
         assert_eq!("actor-thread".parse::<Mode>().unwrap(), Mode::ActorThread);
         assert_eq!("actor-spin".parse::<Mode>().unwrap(), Mode::ActorSpin);
         assert_eq!("spin".parse::<Mode>().unwrap(), Mode::ActorSpin);
