@@ -470,10 +470,24 @@ fn bad_arguments_fail_with_a_clear_message() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("--windows"), "{}", stderr(&o));
 
-    let o = dotcompute(&["bench", "latency", "--tier", "gpu"]);
+    let o = dotcompute(&["bench", "latency", "--tier", "quantum"]);
     assert_eq!(o.status.code(), Some(2));
     let err = stderr(&o);
-    assert!(err.contains("'gpu'") && err.contains("spin"), "{err}");
+    assert!(
+        err.contains("'quantum'") && err.contains("spin") && err.contains("gpu"),
+        "{err}"
+    );
+
+    // The gpu tier exists; without an NVIDIA GPU it fails saying why.
+    if dotcompute::device::dylib::cuda_driver().is_err() {
+        let o = dotcompute(&["bench", "latency", "--tier", "gpu", "--samples", "10"]);
+        assert_eq!(o.status.code(), Some(1));
+        let err = stderr(&o);
+        assert!(
+            err.contains("gpu tier needs an NVIDIA GPU") && err.contains("no CUDA driver"),
+            "{err}"
+        );
+    }
 
     let o = dotcompute(&["bench", "throughput", "--batch", "1"]);
     assert_eq!(o.status.code(), Some(2));
