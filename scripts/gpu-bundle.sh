@@ -54,4 +54,8 @@ timeout 300 "$HERE/dotcompute" bench throughput --tier gpu --messages 2000000 --
 echo "bench throughput: exit $?" | tee -a "$OUT/summary.txt"
 RUN
 chmod +x "$BIN/run.sh"
+# Debug info makes the bundle ~185 MB; the device tool carries 64 MiB.
+for f in "$BIN"/*; do
+  [ "$(basename "$f")" = run.sh ] || strip "$f"
+done
 du -sh "$BIN"
