@@ -31,57 +31,26 @@ cd "$(dirname "$0")/.."
 
 IGRAPH_VERSION="${DOTCOMPUTE_IGRAPH_WHEEL_VERSION:-1.0.0}"
 TEXTTABLE_VERSION="${DOTCOMPUTE_TEXTTABLE_WHEEL_VERSION:-1.7.0}"
-PREFIX="target/bench-tools"
-PRINT_ENV_FILE_ONLY=0
-FORCE=0
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --prefix) PREFIX="$2"; shift 2 ;;
-    --env-file) PRINT_ENV_FILE_ONLY=1; shift ;;
-    --force) FORCE=1; shift ;;
-    *) echo "provision-bench.sh: unknown option $1" >&2; exit 2 ;;
-  esac
-done
+# shellcheck source=lib/pip-prefix.sh
+source scripts/lib/pip-prefix.sh
+pip_prefix_options provision-bench.sh target/bench-tools "$@"
 
-mkdir -p "$PREFIX"
-PREFIX="$(cd "$PREFIX" && pwd)"
-MARKER="$PREFIX/.installed"
-
-PYTHON="${PYTHON:-$(command -v python3 || command -v python || true)}"
-if [ -z "$PYTHON" ]; then
-  echo "provision-bench.sh: python3 is needed (pip installs the igraph wheel)" >&2
-  exit 1
-fi
 # The interpreter itself, not a wrapper (a pyenv shim costs ~50 ms a start).
 PYTHON="$("$PYTHON" -c 'import sys; print(sys.executable)')"
 # The marker names the interpreter too: the wheel is abi3 but a different
 # Python may still need a different platform tag.
 PY_TAG="$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
 WANT="igraph=$IGRAPH_VERSION texttable=$TEXTTABLE_VERSION python=$PY_TAG"
-
-if [ "$FORCE" = 1 ] || [ ! -f "$MARKER" ] || [ "$(cat "$MARKER")" != "$WANT" ]; then
-  echo "provision-bench.sh: installing igraph==$IGRAPH_VERSION and texttable==$TEXTTABLE_VERSION into $PREFIX (python $PY_TAG)" >&2
-  rm -rf "$PREFIX/pkgs"
-  "$PYTHON" -m pip install --quiet --disable-pip-version-check --no-deps --no-cache-dir \
-    --only-binary=:all: --target "$PREFIX/pkgs" \
-    "igraph==$IGRAPH_VERSION" "texttable==$TEXTTABLE_VERSION" >&2
-  echo "$WANT" > "$MARKER"
-fi
+pip_prefix_install "$WANT" --only-binary=:all: "igraph==$IGRAPH_VERSION" "texttable==$TEXTTABLE_VERSION"
 
 if ! PYTHONPATH="$PREFIX/pkgs" "$PYTHON" -c 'import igraph' 2>/dev/null; then
   echo "provision-bench.sh: igraph does not import from $PREFIX/pkgs; run with --force" >&2
   exit 1
 fi
 
-ENV_FILE="$PREFIX/env.sh"
-cat > "$ENV_FILE" <<ENV
+pip_prefix_env_file <<ENV
 export DOTCOMPUTE_PYTHON="$PYTHON"
 export PYTHONPATH="$PREFIX/pkgs\${PYTHONPATH:+:\$PYTHONPATH}"
 export DOTCOMPUTE_REQUIRE_IGRAPH=1
 ENV
 
-if [ "$PRINT_ENV_FILE_ONLY" = 1 ]; then
-  echo "$ENV_FILE"
-else
-  cat "$ENV_FILE"
-fi

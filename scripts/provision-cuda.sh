@@ -25,37 +25,11 @@ cd "$(dirname "$0")/.."
 
 NVRTC_VERSION="${DOTCOMPUTE_NVRTC_WHEEL_VERSION:-12.9.86}"
 NVCC_VERSION="${DOTCOMPUTE_NVCC_WHEEL_VERSION:-12.9.86}"
-PREFIX="target/cuda-tools"
-PRINT_ENV_FILE_ONLY=0
-FORCE=0
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --prefix) PREFIX="$2"; shift 2 ;;
-    --env-file) PRINT_ENV_FILE_ONLY=1; shift ;;
-    --force) FORCE=1; shift ;;
-    *) echo "provision-cuda.sh: unknown option $1" >&2; exit 2 ;;
-  esac
-done
-
-mkdir -p "$PREFIX"
-PREFIX="$(cd "$PREFIX" && pwd)"
-MARKER="$PREFIX/.installed"
-WANT="nvrtc=$NVRTC_VERSION nvcc=$NVCC_VERSION"
-
-PYTHON="${PYTHON:-$(command -v python3 || command -v python || true)}"
-if [ -z "$PYTHON" ]; then
-  echo "provision-cuda.sh: python3 is needed (pip installs the NVIDIA wheels)" >&2
-  exit 1
-fi
-
-if [ "$FORCE" = 1 ] || [ ! -f "$MARKER" ] || [ "$(cat "$MARKER")" != "$WANT" ]; then
-  echo "provision-cuda.sh: installing nvidia-cuda-nvrtc-cu12==$NVRTC_VERSION and nvidia-cuda-nvcc-cu12==$NVCC_VERSION into $PREFIX" >&2
-  rm -rf "$PREFIX/pkgs"
-  "$PYTHON" -m pip install --quiet --disable-pip-version-check --no-deps --no-cache-dir \
-    --target "$PREFIX/pkgs" \
-    "nvidia-cuda-nvrtc-cu12==$NVRTC_VERSION" "nvidia-cuda-nvcc-cu12==$NVCC_VERSION" >&2
-  echo "$WANT" > "$MARKER"
-fi
+# shellcheck source=lib/pip-prefix.sh
+source scripts/lib/pip-prefix.sh
+pip_prefix_options provision-cuda.sh target/cuda-tools "$@"
+pip_prefix_install "nvrtc=$NVRTC_VERSION nvcc=$NVCC_VERSION" \
+  "nvidia-cuda-nvrtc-cu12==$NVRTC_VERSION" "nvidia-cuda-nvcc-cu12==$NVCC_VERSION"
 
 NVRTC_DIR="$PREFIX/pkgs/nvidia/cuda_nvrtc/lib"
 NVRTC_LIB="$NVRTC_DIR/libnvrtc.so.12"
@@ -68,16 +42,10 @@ for f in "$NVRTC_LIB" "$PTXAS"; do
 done
 chmod +x "$PTXAS"
 
-ENV_FILE="$PREFIX/env.sh"
-cat > "$ENV_FILE" <<ENV
+pip_prefix_env_file <<ENV
 export DOTCOMPUTE_NVRTC_LIB="$NVRTC_LIB"
 export DOTCOMPUTE_PTXAS="$PTXAS"
 export DOTCOMPUTE_REQUIRE_NVRTC=1
 export LD_LIBRARY_PATH="$NVRTC_DIR\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}"
 ENV
 
-if [ "$PRINT_ENV_FILE_ONLY" = 1 ]; then
-  echo "$ENV_FILE"
-else
-  cat "$ENV_FILE"
-fi
