@@ -9,7 +9,8 @@
 //! contraction into fused multiply-adds can change a result: on the same
 //! stream it flags the same points with the same scores and ends in the same
 //! state as the CPU modes, bit for bit. Its Rust twin ([`detector_twin`])
-//! calls [`Detector::update`] itself and runs on the emulated device.
+//! calls [`Detector::score`] (the formulas every mode uses) and runs on the
+//! emulated device.
 //!
 //! Where this is verified: the emulated kernel against the CPU modes in the
 //! tests (bit for bit), the CUDA handler compiled with NVRTC in the tests;
@@ -146,7 +147,7 @@ pub fn detector_cuda() -> CudaHandler {
 }
 
 /// The Rust twin of [`DETECTOR_CU`], for the emulated device: the same
-/// verdicts, through [`Detector::update`].
+/// verdicts, through [`Detector::score`] (what [`Detector::update`] uses).
 ///
 /// # Errors
 ///
@@ -183,13 +184,11 @@ pub fn detector_twin(
     let mut flagged = 0u32;
     out.scores = [0.0; POINTS_PER_MESSAGE];
     for (k, &x) in input.values[..len].iter().enumerate() {
-        let before = d.state();
-        let delta = x - before.mean;
-        if d.update(x).is_some() {
+        let score = d.score(x);
+        if score > s.threshold {
             flagged |= 1 << k;
         }
-        let after = d.state();
-        out.scores[k] = delta.abs() / (after.var + s.epsilon).sqrt();
+        out.scores[k] = score;
     }
     let st = d.state();
     (s.mean, s.var, s.seen) = (st.mean, st.var, st.seen);

@@ -245,19 +245,21 @@ impl Detector {
     /// Feeds one point; returns it if it is an anomaly.
     #[inline]
     pub fn update(&mut self, x: f64) -> Option<Anomaly> {
+        let index = self.state.seen;
+        let score = self.score(x);
+        (score > self.params.config.threshold).then_some(Anomaly { index, value: x, score })
+    }
+
+    /// Takes `x` into the state and returns its score (flagged when above
+    /// the threshold): the one place the formulas are written.
+    pub fn score(&mut self, x: f64) -> f64 {
         let p = &self.params;
         let s = &mut self.state;
         let delta = x - s.mean;
         s.mean += p.alpha * delta;
         s.var = p.one_minus_alpha * (s.var + p.alpha * delta * delta);
-        let index = s.seen;
         s.seen += 1;
-        let score = delta.abs() / (s.var + p.config.epsilon).sqrt();
-        if score > p.config.threshold {
-            Some(Anomaly { index, value: x, score })
-        } else {
-            None
-        }
+        delta.abs() / (s.var + p.config.epsilon).sqrt()
     }
 
     /// The state.
