@@ -96,12 +96,11 @@ fn injected_spike_draws_are_numpys() {
     assert_eq!(stream.injected, idx.iter().map(|&i| i as u64).collect::<Vec<_>>());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_kernel_refuses_a_gap_and_keeps_going() {
+/// A detector kernel refuses a batch that skips points, keeps its state,
+/// and goes on with the right batch.
+async fn refuses_a_gap_and_keeps_going(spec: dotcompute::KernelSpec) {
     let rt = RingKernelRuntime::new();
-    rt.launch_spec(thread_kernel_spec("det", DetectorConfig::default()).unwrap())
-        .await
-        .unwrap();
+    rt.launch_spec(spec).await.unwrap();
     rt.activate("det").await.unwrap();
     let r: AnomalyBatchResult = rt.call("det", AnomalyBatch::new(0, 0, vec![0.0; 10])).await.unwrap();
     assert!(r.error.is_none());
@@ -113,23 +112,16 @@ async fn a_kernel_refuses_a_gap_and_keeps_going() {
     rt.shutdown().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kernel_refuses_a_gap_and_keeps_going() {
+    refuses_a_gap_and_keeps_going(thread_kernel_spec("det", DetectorConfig::default()).unwrap()).await;
+}
+
 /// The spin-tier kernel refuses a gap like the thread tier's, and the run
 /// API reports the mode by name and finds what the cpu mode finds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_spin_tier_kernel_keeps_order_and_state() {
-    let rt = RingKernelRuntime::new();
-    rt.launch_spec(spin_kernel_spec("det", DetectorConfig::default()).unwrap())
-        .await
-        .unwrap();
-    rt.activate("det").await.unwrap();
-    let r: AnomalyBatchResult = rt.call("det", AnomalyBatch::new(0, 0, vec![0.0; 10])).await.unwrap();
-    assert!(r.error.is_none());
-    let r: AnomalyBatchResult = rt.call("det", AnomalyBatch::new(2, 20, vec![0.0; 10])).await.unwrap();
-    assert!(r.error.unwrap().contains("seen 10 points"));
-    let r: AnomalyBatchResult = rt.call("det", AnomalyBatch::new(1, 10, vec![9.0])).await.unwrap();
-    assert_eq!(r.state.seen, 11);
-    assert_eq!(r.anomalies.len(), 1);
-    rt.shutdown().await;
+    refuses_a_gap_and_keeps_going(spin_kernel_spec("det", DetectorConfig::default()).unwrap()).await;
 
     let mut o = AnomalyOptions::synthetic(30_000);
     o.detect = opts(Mode::ActorSpin, 700, 3);
