@@ -694,9 +694,7 @@ unsafe impl DeviceAgent for CudaDevice {
     }
 
     fn has_stopped(&mut self) -> bool {
-        if !self.launched {
-            return true;
-        }
+        // Never launched, or already seen stopped.
         if !self.running {
             return true;
         }

@@ -212,19 +212,36 @@ where
 {
     validate_ring::<In, Out, State>(&options)?;
     let handler = Arc::new(handler);
-    let queue_size = options.queue_size;
+    bridge_spec(id.into(), ExecutionMode::Thread, options, move |options| {
+        let h = handler.clone();
+        GpuRing::<In, Out>::emulated_with(
+            move |i: &In, o: &mut Out, s: &mut State| h(i, o, s),
+            initial_state,
+            options.ring.clone(),
+            EmulatedLinks::default(),
+            options.emulator.clone(),
+        )
+    })
+}
+
+/// A kernel in `mode` whose blocking handler starts a device with
+/// `start_device` (at each activation and restart) and bridges the
+/// runtime's queues to it.
+fn bridge_spec<In, Out>(
+    id: String,
+    mode: ExecutionMode,
+    options: GpuKernelOptions,
+    start_device: impl Fn(&GpuKernelOptions) -> Result<GpuRing<In, Out>, GpuError> + Send + Sync + 'static,
+) -> Result<KernelSpec, Error>
+where
+    In: GpuMessage,
+    Out: GpuMessage,
+{
     KernelSpec::builder::<Envelope<In>, Envelope<Out>>(id)
-        .mode(ExecutionMode::Thread)
-        .queue_size(queue_size)
+        .mode(mode)
+        .queue_size(options.queue_size)
         .blocking_handler(move |ctx: BlockingContext<Envelope<In>, Envelope<Out>>| {
-            let h = handler.clone();
-            let ring = GpuRing::<In, Out>::emulated_with(
-                move |i: &In, o: &mut Out, s: &mut State| h(i, o, s),
-                initial_state,
-                options.ring.clone(),
-                EmulatedLinks::default(),
-                options.emulator.clone(),
-            )?;
+            let ring = start_device(&options)?;
             run_bridge(ctx, ring, &options)
         })
         .build()
@@ -319,15 +336,9 @@ where
         error,
     };
     super::cuda_device::prepare::<In, Out, State>(&handler, &options.cuda).map_err(gpu_err)?;
-    let queue_size = options.queue_size;
-    KernelSpec::builder::<Envelope<In>, Envelope<Out>>(id.clone())
-        .mode(ExecutionMode::Gpu)
-        .queue_size(queue_size)
-        .blocking_handler(move |ctx: BlockingContext<Envelope<In>, Envelope<Out>>| {
-            let ring = GpuRing::<In, Out>::cuda(&handler, initial_state, options.ring.clone(), &options.cuda)?;
-            run_bridge(ctx, ring, &options)
-        })
-        .build()
+    bridge_spec(id, ExecutionMode::Gpu, options, move |options| {
+        GpuRing::<In, Out>::cuda(&handler, initial_state, options.ring.clone(), &options.cuda)
+    })
 }
 
 /// Runs the bridge between the kernel's runtime queues and `ring` until the
