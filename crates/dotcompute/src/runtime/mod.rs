@@ -42,11 +42,17 @@
 
 pub mod config;
 pub mod context;
+pub(crate) mod core;
+mod handle;
+pub(crate) mod input;
 pub(crate) mod kernel;
+pub(crate) mod output;
 pub(crate) mod park;
 pub mod registry;
+pub(crate) mod replies;
 pub mod spec;
 pub mod state;
+pub(crate) mod supervisor;
 pub mod telemetry;
 pub(crate) mod transport;
 
@@ -62,10 +68,13 @@ use crate::error::{Error, Result};
 use crate::message::Message;
 use config::{KernelConfig, RuntimeConfig};
 use context::KernelContext;
-use kernel::{ErasedKernel, InputPort, OutputPort};
-pub use kernel::{TerminateOptions, TerminateReport};
+pub use handle::KernelHandle;
+use input::InputPort;
+use kernel::ErasedKernel;
+use output::OutputPort;
 use spec::{IntoKernelResult, KernelSpec};
 use state::KernelState;
+pub use supervisor::{TerminateOptions, TerminateReport};
 use telemetry::{KernelTelemetry, RuntimeSummary};
 
 type KernelTable = HashMap<String, Arc<dyn ErasedKernel>>;
@@ -351,10 +360,10 @@ impl RingKernelRuntime {
     /// A typed handle to one kernel, which skips the id lookup on every call.
     pub fn handle<In: Message, Out: Message>(&self, id: &str) -> Result<KernelHandle<In, Out>> {
         let kernel = self.kernel(id)?;
-        Ok(KernelHandle {
-            input: input_port::<In>(kernel.as_ref())?,
-            output: output_port::<Out>(kernel.as_ref())?,
-        })
+        Ok(KernelHandle::new(
+            input_port::<In>(kernel.as_ref())?,
+            output_port::<Out>(kernel.as_ref())?,
+        ))
     }
 
     /// Routes everything kernel `from` sends to the input of kernel `to`.
@@ -399,112 +408,5 @@ impl RingKernelRuntime {
     /// [`summary`](Self::summary) in the Prometheus text format.
     pub fn prometheus(&self) -> String {
         self.summary().to_prometheus()
-    }
-}
-
-/// A typed handle to one kernel's queues.
-pub struct KernelHandle<In, Out> {
-    input: Arc<InputPort<In>>,
-    output: Arc<OutputPort<Out>>,
-}
-
-impl<In, Out> Clone for KernelHandle<In, Out> {
-    fn clone(&self) -> Self {
-        KernelHandle {
-            input: self.input.clone(),
-            output: self.output.clone(),
-        }
-    }
-}
-
-impl<In: Message, Out: Message> KernelHandle<In, Out> {
-    /// The kernel's id.
-    pub fn id(&self) -> &str {
-        &self.input.core.id
-    }
-
-    /// The kernel's state.
-    pub fn state(&self) -> KernelState {
-        self.input.core.state()
-    }
-
-    /// See [`RingKernelRuntime::send`].
-    pub async fn send(&self, msg: In) -> Result<()> {
-        self.input.send(msg, None).await
-    }
-
-    /// See [`RingKernelRuntime::try_send`].
-    pub fn try_send(&self, msg: In) -> Result<()> {
-        self.input.try_send(msg)
-    }
-
-    /// See [`RingKernelRuntime::receive`].
-    pub async fn receive(&self) -> Result<Out> {
-        self.output.receive(None).await
-    }
-
-    /// See [`RingKernelRuntime::receive_timeout`].
-    pub async fn receive_timeout(&self, timeout: Duration) -> Result<Out> {
-        self.output.receive(Some(timeout)).await
-    }
-
-    /// Sends from a thread that is not running async code (it blocks that
-    /// thread). For a `Spin` kernel this spins on the ring: the lowest-latency
-    /// way to talk to it.
-    pub fn send_blocking(&self, msg: In) -> Result<()> {
-        self.input.send_blocking(msg)
-    }
-
-    /// Receives on a thread that is not running async code (it blocks that
-    /// thread); see [`send_blocking`](Self::send_blocking).
-    pub fn receive_blocking(&self) -> Result<Out> {
-        self.output.receive_blocking(None)
-    }
-
-    /// Like [`receive_blocking`](Self::receive_blocking), giving
-    /// [`Error::QueueTimeout`] after `timeout`.
-    pub fn receive_blocking_timeout(&self, timeout: Duration) -> Result<Out> {
-        self.output.receive_blocking(Some(timeout))
-    }
-
-    /// Sends a batch in order, waiting for room under `Block`. Cheaper per
-    /// message than single sends (one lock and one wake-up per run of
-    /// pushes on a `Spin` kernel's ring). On a refusal the messages not yet
-    /// sent are dropped: the refused one is counted by the queue, the rest as
-    /// discarded in telemetry, and the error says why.
-    pub async fn send_batch(&self, msgs: Vec<In>) -> Result<()> {
-        self.input.send_batch(msgs, None).await
-    }
-
-    /// [`send_batch`](Self::send_batch) from a plain (non-async) thread.
-    pub fn send_batch_blocking(&self, msgs: Vec<In>) -> Result<()> {
-        self.input.send_batch_blocking(msgs)
-    }
-
-    /// Waits for one reply, then takes up to `max - 1` more that are already
-    /// there; returns how many were appended to `out`.
-    pub async fn receive_batch(&self, max: usize, out: &mut Vec<Out>) -> Result<usize> {
-        self.output.receive_batch(max, out, None).await
-    }
-
-    /// [`receive_batch`](Self::receive_batch) on a plain (non-async) thread.
-    pub fn receive_batch_blocking(&self, max: usize, out: &mut Vec<Out>) -> Result<usize> {
-        self.output.receive_batch_blocking(max, out, None)
-    }
-
-    /// See [`RingKernelRuntime::call`].
-    pub async fn call(&self, request: In) -> Result<Out> {
-        let claim = self.output.claim(request.message_id());
-        self.input.send(request, None).await?;
-        self.output.receive_reply(claim, None).await
-    }
-
-    /// See [`RingKernelRuntime::call_timeout`].
-    pub async fn call_timeout(&self, request: In, timeout: Duration) -> Result<Out> {
-        let claim = self.output.claim(request.message_id());
-        let deadline = Instant::now() + timeout;
-        self.input.send(request, Some(timeout)).await?;
-        let left = deadline.saturating_duration_since(Instant::now());
-        self.output.receive_reply(claim, Some(left)).await
     }
 }
