@@ -11,13 +11,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
 use crate::message::Message;
 use crate::queue::timer;
-use crate::queue::{Backpressure, SendError};
+use crate::queue::{Backpressure, RecvError, SendError};
 use crate::runtime::config::KernelConfig;
 use crate::runtime::core::KernelCore;
 use crate::runtime::input::InputPort;
@@ -48,6 +47,16 @@ impl<Out: Message> OutputPort<Out> {
     /// Receives the next reply that no pending `call` waits for.
     pub async fn receive(&self, timeout: Option<Duration>) -> Result<Out> {
         self.core.check(Operation::Receive)?;
+        // Fast path: no call pending and nothing stashed, and a reply ready.
+        if self.replies.idle() {
+            match self.queue.try_recv() {
+                Ok(m) if !self.replies.is_claimed(&m) => return Ok(m),
+                Ok(m) => self.replies.stash(m),
+                Err(RecvError::Empty) => {}
+                Err(_) if self.replies.idle() => return Err(self.core.end_error()),
+                Err(_) => {}
+            }
+        }
         let work = async {
             loop {
                 if let Some(m) = self.replies.take_unclaimed() {
@@ -77,21 +86,36 @@ impl<Out: Message> OutputPort<Out> {
     /// replies are stashed, so ordering and claims hold.
     pub fn receive_blocking(&self, timeout: Option<Duration>) -> Result<Out> {
         self.core.check(Operation::Receive)?;
-        match &self.queue {
-            Transport::Ring(ring) if self.replies.idle() => {
-                let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
-                match ring.recv_spin(&CancellationToken::new(), deadline) {
-                    Ok(Some(m)) => Ok(m),
-                    Ok(None) => Err(Error::QueueTimeout {
-                        kernel: self.core.id.to_string(),
-                        operation: Operation::Receive.verb(),
-                        timeout: timeout.unwrap_or_default(),
-                    }),
-                    Err(_) => Err(self.core.end_error()),
-                }
-            }
-            _ => crate::runtime::park::block_on(self.receive(timeout)),
+        if !self.replies.idle() {
+            return crate::runtime::park::block_on(self.receive(timeout));
         }
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        let timed_out = || Error::QueueTimeout {
+            kernel: self.core.id.to_string(),
+            operation: Operation::Receive.verb(),
+            timeout: timeout.unwrap_or_default(),
+        };
+        let got = match &self.queue {
+            Transport::Ring(ring) => match ring.recv_spin(&|| false, deadline) {
+                Ok(Some(m)) => m,
+                Ok(None) => return Err(timed_out()),
+                Err(_) => return Err(self.core.end_error()),
+            },
+            // Polls briefly, then parks (the queue's blocking wait).
+            Transport::Queue(q) => match q.recv_blocking_until(deadline) {
+                Ok((m, _)) => m,
+                Err(RecvError::Closed) => return Err(self.core.end_error()),
+                Err(RecvError::Timeout | RecvError::Empty) => return Err(timed_out()),
+            },
+        };
+        if self.replies.is_claimed(&got) {
+            // A call started meanwhile and this is its reply: hand it over
+            // and wait the usual way.
+            self.replies.stash(got);
+            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            return crate::runtime::park::block_on(self.receive(left));
+        }
+        Ok(got)
     }
 
     /// Waits for one message, then takes up to `max - 1` more that are

@@ -4,6 +4,13 @@
 //! counts (delivery, send, handler exit, restart, terminate), never by user
 //! code, so a kernel that forgets to report still shows what it did. Queue
 //! figures come from the queues' own statistics at snapshot time.
+//!
+//! The hot path takes no lock: counters are relaxed atomic adds and the
+//! handler-time histogram is an [`AtomicHistogram`](histogram) (exact
+//! counts, hdrhistogram percentiles to 3 significant digits, merged into an
+//! `hdrhistogram` only when a snapshot is read). Nothing is sampled.
+
+mod histogram;
 
 use std::fmt::{self, Write as _};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,18 +20,12 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use crate::queue::state::{new_wait_histogram, MAX_RECORDED_WAIT_NS};
+use crate::queue::state::MAX_RECORDED_WAIT_NS;
 use crate::queue::QueueStats;
 use crate::runtime::state::KernelState;
 
 /// Longest latency recorded (one hour); longer values are recorded as this.
 const HISTOGRAM_MAX_NS: u64 = MAX_RECORDED_WAIT_NS;
-
-/// An empty latency histogram (nanoseconds, 3 significant digits), the same
-/// kind the queues use for their wait times.
-pub(crate) fn new_histogram() -> Histogram<u64> {
-    new_wait_histogram()
-}
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -41,7 +42,7 @@ pub(crate) struct KernelMetrics {
     pub restarts: AtomicU64,
     pub discarded: AtomicU64,
     last_error: Mutex<Option<String>>,
-    handler_ns: Mutex<Histogram<u64>>,
+    handler_ns: histogram::AtomicHistogram,
     window: Mutex<(Option<Instant>, Option<Instant>)>,
 }
 
@@ -55,7 +56,7 @@ impl KernelMetrics {
             restarts: AtomicU64::new(0),
             discarded: AtomicU64::new(0),
             last_error: Mutex::new(None),
-            handler_ns: Mutex::new(new_histogram()),
+            handler_ns: histogram::AtomicHistogram::new(),
             window: Mutex::new((None, None)),
         }
     }
@@ -64,17 +65,16 @@ impl KernelMetrics {
         counter.fetch_add(n, Ordering::Relaxed);
     }
 
-    /// Records `count` messages handled in `handler_time` together (a batch
-    /// counts as `count` samples of the mean time per message).
-    pub fn record_handled(&self, handler_time: Duration, count: u64) {
+    /// Records `count` messages handled in `handler_ns` nanoseconds together
+    /// (a batch counts as `count` samples of the mean time per message).
+    #[inline]
+    pub fn record_handled_ns(&self, handler_ns: u64, count: u64) {
         if count == 0 {
             return;
         }
         self.processed.fetch_add(count, Ordering::Relaxed);
-        let ns = u64::try_from(handler_time.as_nanos() / u128::from(count))
-            .unwrap_or(u64::MAX)
-            .clamp(1, HISTOGRAM_MAX_NS);
-        let _ = lock(&self.handler_ns).record_n(ns, count);
+        let ns = (handler_ns / count).clamp(1, HISTOGRAM_MAX_NS);
+        self.handler_ns.record(ns, count);
     }
 
     pub fn record_error(&self, error: &str) {
@@ -131,7 +131,7 @@ impl KernelMetrics {
                 0.0
             },
             queue_wait: LatencySummary::from_histogram(queue_wait),
-            handler_time: LatencySummary::from_histogram(&lock(&self.handler_ns)),
+            handler_time: LatencySummary::from_histogram(&self.handler_ns.snapshot()),
             input_queue: input,
             output_queue: output,
         }
@@ -441,6 +441,7 @@ impl fmt::Display for RuntimeSummary {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::queue::state::new_wait_histogram as new_histogram;
 
     #[test]
     fn latency_summary_of_known_values() {
@@ -461,8 +462,8 @@ mod tests {
         let m = KernelMetrics::new();
         m.mark_started();
         KernelMetrics::add(&m.received, 3);
-        m.record_handled(Duration::from_micros(2), 1);
-        m.record_handled(Duration::ZERO, 1);
+        m.record_handled_ns(2_000, 1);
+        m.record_handled_ns(0, 1);
         m.record_error("boom");
         m.record_error("bang");
         let t = m.snapshot(
