@@ -39,8 +39,8 @@
 //!
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
 //! let rt = RingKernelRuntime::new();
-//! rt.launch("crate_doc_compute").await.unwrap();
-//! rt.activate("crate_doc_compute").await.unwrap();
+//! rt.launch("crate_doc_compute").unwrap();
+//! rt.activate("crate_doc_compute").unwrap();
 //! rt.send("crate_doc_compute", ComputeRequest { values: vec![1.0, 2.0, 3.0], header: MessageHeader::new() })
 //!     .await
 //!     .unwrap();

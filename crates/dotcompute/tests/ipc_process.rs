@@ -616,8 +616,8 @@ fn runtime_lifecycle_with_a_process_kernel() {
     .unwrap();
     tokio_rt().block_on(async {
         let rt = RingKernelRuntime::new();
-        rt.launch_spec(spec).await.unwrap();
-        rt.activate("proc_echo").await.unwrap();
+        rt.launch_spec(spec).unwrap();
+        rt.activate("proc_echo").unwrap();
         let mut child_pid = 0;
         for i in 0..200 {
             let r = req(i);
@@ -631,7 +631,7 @@ fn runtime_lifecycle_with_a_process_kernel() {
         assert_eq!(region_files(&regions).len(), 1);
 
         // Deactivated: messages wait in the input queue.
-        rt.deactivate("proc_echo").await.unwrap();
+        rt.deactivate("proc_echo").unwrap();
         for i in 1000..1010 {
             rt.send("proc_echo", req(i)).await.unwrap();
         }
@@ -639,7 +639,7 @@ fn runtime_lifecycle_with_a_process_kernel() {
             .receive_timeout::<Resp>("proc_echo", Duration::from_millis(100))
             .await;
         assert!(matches!(quiet, Err(Error::QueueTimeout { .. })), "{quiet:?}");
-        rt.reactivate("proc_echo").await.unwrap();
+        rt.reactivate("proc_echo").unwrap();
         for i in 1000..1010 {
             let resp: Resp = rt.receive("proc_echo").await.unwrap();
             assert_eq!(resp.seq, i);
@@ -687,8 +687,8 @@ fn runtime_kernel_fails_when_its_process_is_killed() {
         .unwrap();
     tokio_rt().block_on(async {
         let rt = RingKernelRuntime::new();
-        rt.launch_spec(spec).await.unwrap();
-        rt.activate("proc_victim").await.unwrap();
+        rt.launch_spec(spec).unwrap();
+        rt.activate("proc_victim").unwrap();
         let first: Resp = rt.call("proc_victim", req(0)).await.unwrap();
         // Mid-stream: requests keep flowing while it dies.
         let sender = {
@@ -728,6 +728,7 @@ fn runtime_kernel_fails_when_its_process_is_killed() {
         match &err {
             Error::KernelFailed { kernel, error } => {
                 assert_eq!(kernel, "proc_victim");
+                let error = error.to_string();
                 assert!(error.contains("died") && error.contains("SIGKILL"), "{error}");
             }
             other => panic!("expected KernelFailed, got {other:?}"),
@@ -748,15 +749,17 @@ fn runtime_reports_the_handler_failure_text() {
         .unwrap();
     tokio_rt().block_on(async {
         let rt = RingKernelRuntime::new();
-        rt.launch_spec(spec).await.unwrap();
-        rt.activate("proc_fail").await.unwrap();
+        rt.launch_spec(spec).unwrap();
+        rt.activate("proc_fail").unwrap();
         for i in 0..3 {
             let _: Resp = rt.call("proc_fail", req(i)).await.unwrap();
         }
         rt.send("proc_fail", req(3)).await.unwrap();
         let err = rt.receive::<Resp>("proc_fail").await.unwrap_err();
         match &err {
-            Error::KernelFailed { error, .. } => assert!(error.contains("cannot handle request 3"), "{error}"),
+            Error::KernelFailed { error, .. } => {
+                assert!(error.to_string().contains("cannot handle request 3"), "{error}")
+            }
             other => panic!("expected KernelFailed, got {other:?}"),
         }
         assert_eq!(rt.kernel_state("proc_fail").unwrap(), KernelState::Failed);
@@ -778,8 +781,8 @@ fn runtime_restart_spawns_a_new_process() {
         .unwrap();
     tokio_rt().block_on(async {
         let rt = RingKernelRuntime::new();
-        rt.launch_spec(spec).await.unwrap();
-        rt.activate("proc_phoenix").await.unwrap();
+        rt.launch_spec(spec).unwrap();
+        rt.activate("proc_phoenix").unwrap();
         let first: Resp = rt.call("proc_phoenix", req(0)).await.unwrap();
         kill9(first.pid);
         let mut second = None;
@@ -813,8 +816,8 @@ fn runtime_drain_terminate_delivers_everything() {
         .unwrap();
     tokio_rt().block_on(async {
         let rt = RingKernelRuntime::new();
-        rt.launch_spec(spec).await.unwrap();
-        rt.activate("proc_drain").await.unwrap();
+        rt.launch_spec(spec).unwrap();
+        rt.activate("proc_drain").unwrap();
         let _: Resp = rt.call("proc_drain", req(0)).await.unwrap();
         for i in 1..=500 {
             rt.send("proc_drain", req(i)).await.unwrap();
@@ -854,8 +857,8 @@ fn runtime_attach_by_name() {
     let spec = ipc::process_kernel::<Req, Resp>("proc_attached", ProcessCommand::attach(&name)).unwrap();
     tokio_rt().block_on(async {
         let rt = RingKernelRuntime::new();
-        rt.launch_spec(spec).await.unwrap();
-        rt.activate("proc_attached").await.unwrap();
+        rt.launch_spec(spec).unwrap();
+        rt.activate("proc_attached").unwrap();
         let resp: Resp = rt.call("proc_attached", req(7)).await.unwrap();
         assert_eq!((resp.value, resp.pid), (15, server.id()));
         rt.terminate("proc_attached").await.unwrap();
