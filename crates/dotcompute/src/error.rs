@@ -358,18 +358,22 @@ impl<M> SendError<M> {
 
     /// Whether the kernel has ended or is ending, so it will never take the
     /// message ([`Error::KernelTerminated`], [`Error::KernelFailed`],
-    /// [`Error::Terminating`], [`Error::ShutDown`]).
+    /// [`Error::Terminating`], [`Error::ShutDown`], or [`Error::State`] in
+    /// a terminating or final state).
     pub fn is_closed(&self) -> bool {
-        matches!(
-            self.error,
-            Error::KernelTerminated { .. } | Error::KernelFailed { .. } | Error::Terminating { .. } | Error::ShutDown
-        )
+        match &self.error {
+            Error::KernelTerminated { .. } | Error::KernelFailed { .. } | Error::Terminating { .. } | Error::ShutDown => {
+                true
+            }
+            Error::State(e) => e.state.is_final() || e.state == crate::KernelState::Terminating,
+            _ => false,
+        }
     }
 
-    /// Whether the kernel is not in a state that takes messages (launched but
-    /// not activated yet, or terminating): [`Error::State`].
+    /// Whether the kernel has not been activated yet ([`Error::State`] in
+    /// `Created` or `Launched`): the same message may be sent once it is.
     pub fn is_not_active(&self) -> bool {
-        matches!(self.error, Error::State(_))
+        matches!(&self.error, Error::State(e) if matches!(e.state, crate::KernelState::Created | crate::KernelState::Launched))
     }
 }
 

@@ -71,7 +71,7 @@ pub mod workloads;
 
 pub use dotcompute_macros::GpuMessage;
 pub use dotcompute_macros::{ring_kernel, Message};
-pub use error::{Error, Result};
+pub use error::{CallError, Error, HandlerError, Result, SendError};
 pub use message::codec;
 pub use message::{Message, MessageHeader, PriorityBand, DEFAULT_PRIORITY};
 pub use queue::{Backpressure, MessageQueue, QueueConfig, QueueStats};

@@ -62,6 +62,8 @@ fn answer(r: &Req) -> Resp {
 /// - `echo-marker`: same, then write the file `$DOTCOMPUTE_IPC_TEST_MARKER`
 ///   once `serve` returned Ok (a clean, requested exit);
 /// - `fail-at-3`: the handler fails on request 3;
+/// - `fail-hostile`: the handler fails at once with a text full of NULs,
+///   terminal escapes and length;
 /// - `stall`: take one request, then never read again;
 /// - `server`: create the region `$DOTCOMPUTE_IPC_TEST_NAME` and serve hosts
 ///   that attach by name;
@@ -85,6 +87,9 @@ fn child_main() {
             }
             r
         }
+        "fail-hostile" => ipc::serve(|_: Req| {
+            Err::<Resp, _>(format!("bad\0\u{1b}[2J\r\n{}", "x".repeat(1000)))
+        }),
         "fail-at-3" => ipc::serve(|r: Req| {
             if r.seq == 3 {
                 Err(format!("cannot handle request {}", r.seq))
@@ -728,16 +733,62 @@ fn runtime_kernel_fails_when_its_process_is_killed() {
         match &err {
             Error::KernelFailed { kernel, error } => {
                 assert_eq!(kernel, "proc_victim");
-                let error = error.to_string();
-                assert!(error.contains("died") && error.contains("SIGKILL"), "{error}");
+                let text = error.to_string();
+                assert!(text.contains("died") && text.contains("SIGKILL"), "{text}");
             }
             other => panic!("expected KernelFailed, got {other:?}"),
         }
         let stopped_at = sender.await.unwrap();
         assert!(stopped_at < 100_000, "sends are refused once the kernel failed");
+        // Issue 16 row 14: the requests handed to the child and never
+        // answered are counted as lost, and named in the failure.
+        let t = rt.telemetry("proc_victim").unwrap();
+        let Error::KernelFailed { error, .. } = &err else {
+            unreachable!("checked above")
+        };
+        assert_eq!(t.last_error.as_ref(), Some(error), "telemetry keeps the same error");
+        let lost = match error.downcast_ref::<IpcError>() {
+            Some(IpcError::RequestsLost { lost, cause }) => {
+                assert!(matches!(**cause, IpcError::PeerDied { .. }), "{cause:?}");
+                *lost
+            }
+            other => panic!("expected RequestsLost, got {other:?}"),
+        };
+        eprintln!("{lost} requests were in flight when the child died");
+        assert!(lost > 0);
+        assert_eq!(t.messages_lost, lost);
+        // Every request the kernel took is accounted for: answered (the
+        // call, then the `received` replies), lost with the child, or
+        // refused on the way back (discarded).
+        assert_eq!(t.messages_received, 1 + received + t.messages_lost + t.messages_discarded, "{t:?}");
         rt.shutdown().await;
     });
     assert!(region_files(dir.path()).is_empty());
+}
+
+/// Issue 16 row 15: a hostile child's failure text (NULs, terminal escapes,
+/// a kilobyte) reaches the host's error escaped and cut short.
+#[test]
+fn a_hostile_failure_text_is_escaped_and_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = ipc::process_kernel_builder::<Req, Resp>("proc_hostile", child("fail-hostile"), config_in(dir.path()))
+        .unwrap()
+        .build()
+        .unwrap();
+    tokio_rt().block_on(async {
+        let rt = RingKernelRuntime::new();
+        rt.launch_spec(spec).unwrap();
+        rt.activate("proc_hostile").unwrap();
+        rt.send("proc_hostile", req(0)).await.unwrap();
+        let err = rt.receive::<Resp>("proc_hostile").await.unwrap_err();
+        let text = err.to_string();
+        assert!(!text.chars().any(|c| c.is_control()), "{text:?}");
+        assert!(text.contains("bad\\u{0}\\u{1b}[2J\\r\\n"), "{text}");
+        assert!(text.len() < 600 && text.contains("more bytes cut"), "{} bytes: {text}", text.len());
+        let last = rt.telemetry("proc_hostile").unwrap().last_error.unwrap().to_string();
+        assert!(!last.chars().any(|c| c.is_control()) && last.len() < 600, "{last:?}");
+        rt.shutdown().await;
+    });
 }
 
 #[test]

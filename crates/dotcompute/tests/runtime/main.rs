@@ -4,6 +4,7 @@ mod common;
 mod failure;
 mod lifecycle;
 mod messaging;
+mod refusals;
 mod registry;
 mod telemetry;
 mod thread_mode;
