@@ -362,9 +362,10 @@ impl<M> SendError<M> {
     /// a terminating or final state).
     pub fn is_closed(&self) -> bool {
         match &self.error {
-            Error::KernelTerminated { .. } | Error::KernelFailed { .. } | Error::Terminating { .. } | Error::ShutDown => {
-                true
-            }
+            Error::KernelTerminated { .. }
+            | Error::KernelFailed { .. }
+            | Error::Terminating { .. }
+            | Error::ShutDown => true,
             Error::State(e) => e.state.is_final() || e.state == crate::KernelState::Terminating,
             _ => false,
         }

@@ -87,9 +87,7 @@ fn child_main() {
             }
             r
         }
-        "fail-hostile" => ipc::serve(|_: Req| {
-            Err::<Resp, _>(format!("bad\0\u{1b}[2J\r\n{}", "x".repeat(1000)))
-        }),
+        "fail-hostile" => ipc::serve(|_: Req| Err::<Resp, _>(format!("bad\0\u{1b}[2J\r\n{}", "x".repeat(1000)))),
         "fail-at-3" => ipc::serve(|r: Req| {
             if r.seq == 3 {
                 Err(format!("cannot handle request {}", r.seq))
@@ -760,7 +758,11 @@ fn runtime_kernel_fails_when_its_process_is_killed() {
         // Every request the kernel took is accounted for: answered (the
         // call, then the `received` replies), lost with the child, or
         // refused on the way back (discarded).
-        assert_eq!(t.messages_received, 1 + received + t.messages_lost + t.messages_discarded, "{t:?}");
+        assert_eq!(
+            t.messages_received,
+            1 + received + t.messages_lost + t.messages_discarded,
+            "{t:?}"
+        );
         rt.shutdown().await;
     });
     assert!(region_files(dir.path()).is_empty());
@@ -784,7 +786,11 @@ fn a_hostile_failure_text_is_escaped_and_bounded() {
         let text = err.to_string();
         assert!(!text.chars().any(|c| c.is_control()), "{text:?}");
         assert!(text.contains("bad\\u{0}\\u{1b}[2J\\r\\n"), "{text}");
-        assert!(text.len() < 600 && text.contains("more bytes cut"), "{} bytes: {text}", text.len());
+        assert!(
+            text.len() < 600 && text.contains("more bytes cut"),
+            "{} bytes: {text}",
+            text.len()
+        );
         let last = rt.telemetry("proc_hostile").unwrap().last_error.unwrap().to_string();
         assert!(!last.chars().any(|c| c.is_control()) && last.len() < 600, "{last:?}");
         rt.shutdown().await;
@@ -917,4 +923,53 @@ fn runtime_attach_by_name() {
     });
     assert!(server.wait().unwrap().success());
     assert!(!path.exists());
+}
+
+/// The process tier hands refused messages back too, and its blocking sends
+/// honour the kernel's `send_timeout` (issue 10 and issue 14): a full queue
+/// under Block with a timeout, then under Reject, single and batched.
+#[test]
+fn process_kernel_refusals_hand_back_and_honour_send_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let timeout = Duration::from_millis(50);
+    for strategy in [dotcompute::Backpressure::Block, dotcompute::Backpressure::Reject] {
+        let spec = ipc::process_kernel_builder::<Req, Resp>("proc_full", child("echo"), config_in(dir.path()))
+            .unwrap()
+            .input_queue_size(2)
+            .backpressure(strategy)
+            .send_timeout(timeout)
+            .build()
+            .unwrap();
+        let rt = RingKernelRuntime::new();
+        rt.launch_spec(spec).unwrap();
+        let h = rt.handle::<Req, Resp>("proc_full").unwrap();
+        let e = h.send_blocking(req(100)).unwrap_err();
+        assert!(e.is_not_active(), "{e:?}");
+        assert_eq!(e.into_message().seq, 100);
+        rt.activate("proc_full").unwrap();
+        assert_eq!(h.call_blocking(req(1)).unwrap().seq, 1);
+        rt.deactivate("proc_full").unwrap();
+        h.try_send(req(2)).unwrap();
+        h.try_send(req(3)).unwrap();
+        let blocks = strategy == dotcompute::Backpressure::Block;
+        let start = Instant::now();
+        let e = h.send_blocking(req(4)).unwrap_err();
+        assert!(if blocks { e.is_timeout() } else { e.is_full() }, "{e:?}");
+        assert_eq!(e.into_message().seq, 4);
+        let e = h.send_batch_blocking(vec![req(5), req(6)]).unwrap_err();
+        assert_eq!(e.into_message().iter().map(|r| r.seq).collect::<Vec<_>>(), [5, 6]);
+        let e = futures::executor::block_on(h.send(req(7))).unwrap_err();
+        assert_eq!(e.into_message().seq, 7);
+        let took = start.elapsed();
+        if blocks {
+            assert!(took >= 3 * timeout && took < Duration::from_secs(10), "{took:?}");
+        }
+        rt.reactivate("proc_full").unwrap();
+        assert_eq!(h.receive_blocking().unwrap().seq, 2);
+        assert_eq!(h.receive_blocking().unwrap().seq, 3);
+        let t = h.telemetry();
+        assert_eq!(t.messages_rejected, 3, "{t:?}");
+        rt.shutdown_blocking();
+    }
+    assert!(region_files(dir.path()).is_empty());
 }

@@ -14,6 +14,7 @@ use crate::message::Message;
 use crate::runtime::input::InputPort;
 use crate::runtime::output::OutputPort;
 use crate::runtime::state::KernelState;
+use crate::runtime::telemetry::KernelTelemetry;
 
 /// A typed handle to one kernel's queues: the way to talk to a kernel on a
 /// hot path. [`RingKernelRuntime::handle`](crate::RingKernelRuntime::handle)
@@ -82,6 +83,18 @@ impl<In: Message, Out: Message> KernelHandle<In, Out> {
     /// The kernel's state.
     pub fn state(&self) -> KernelState {
         self.input.core.state()
+    }
+
+    /// A snapshot of the kernel's telemetry.
+    pub fn telemetry(&self) -> KernelTelemetry {
+        let core = &self.input.core;
+        core.metrics.snapshot(
+            &core.id,
+            core.state(),
+            self.input.queue.stats(),
+            self.output.queue.stats(),
+            &self.input.queue.wait_histogram(),
+        )
     }
 
     /// Sends `msg` to the kernel's input, applying its backpressure strategy

@@ -308,3 +308,90 @@ fn works_on_a_tokio_runtime_without_the_time_driver() {
         assert!(!report.forced);
     });
 }
+
+/// Issue 16 row 13: an async handler that never reaches an await point.
+/// `terminate` returns at its timeout (plus a short grace) anyway, reports
+/// the handler abandoned and the kernel `Failed`; what the handler holds is
+/// released when it finally returns. (On a current-thread runtime nothing
+/// can be promised: the handler holds the only thread; see the docs of
+/// `RingKernelRuntime::terminate`.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn terminate_abandons_a_handler_that_never_yields() {
+    let rt = RingKernelRuntime::with_config(RuntimeConfig {
+        terminate_timeout: Duration::from_millis(100),
+    });
+    let release = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let (r, d) = (release.clone(), dropped.clone());
+    rt.launch_with(
+        "spinner",
+        KernelConfig::default(),
+        move |ctx: KernelContext<Num, Num>| {
+            let (release, guard) = (r.clone(), DropFlag(d.clone()));
+            async move {
+                let _hold = (ctx, guard);
+                // Never yields until told to (an endless computation).
+                while !release.load(Ordering::Relaxed) {
+                    std::hint::spin_loop();
+                }
+            }
+        },
+    )
+    .unwrap();
+    rt.activate("spinner").unwrap();
+    let h = rt.handle::<Num, Num>("spinner").unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let start = Instant::now();
+    let report = rt.terminate("spinner").await.unwrap();
+    let took = start.elapsed();
+    // Generous bound for a shared machine; it used to be as long as the
+    // handler ran (forever for an endless loop).
+    assert!(took < Duration::from_secs(3), "terminate took {took:?}");
+    assert!(report.forced && report.abandoned, "{report:?}");
+    let failure = report.failure.clone().expect("reported as a failure");
+    let abandoned = failure
+        .downcast_ref::<dotcompute::error::HandlerAbandoned>()
+        .expect("HandlerAbandoned");
+    assert_eq!(abandoned.timeout, Duration::from_millis(100));
+    assert_eq!(h.state(), KernelState::Failed);
+    assert!(matches!(h.receive().await, Err(Error::KernelFailed { .. })));
+    assert_eq!(dropped.load(Ordering::SeqCst), 0, "still running");
+    release.store(true, Ordering::Relaxed);
+    let t0 = Instant::now();
+    while dropped.load(Ordering::SeqCst) == 0 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "resources released once it returns"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    rt.shutdown().await;
+}
+
+/// A handler stuck in an await that ignores cancellation is stopped at that
+/// await point: forced, not abandoned, and its future is dropped.
+#[tokio::test]
+async fn terminate_aborts_a_handler_stuck_in_an_await() {
+    let rt = RingKernelRuntime::with_config(RuntimeConfig {
+        terminate_timeout: Duration::from_millis(50),
+    });
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let d = dropped.clone();
+    rt.launch_with(
+        "sleeper",
+        KernelConfig::default(),
+        move |_ctx: KernelContext<Num, Num>| {
+            let guard = DropFlag(d.clone());
+            async move {
+                let _guard = guard;
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+            }
+        },
+    )
+    .unwrap();
+    rt.activate("sleeper").unwrap();
+    let report = rt.terminate("sleeper").await.unwrap();
+    assert!(report.forced && !report.abandoned, "{report:?}");
+    assert_eq!(report.failure, None);
+    assert_eq!(dropped.load(Ordering::SeqCst), 1, "the handler's future was dropped");
+}

@@ -71,7 +71,12 @@ fn launch(rt: &RingKernelRuntime, id: &str, mode: ExecutionMode, strategy: Backp
 }
 
 /// A kernel whose input queue is full: deactivated, holding 0..CAPACITY.
-fn full_kernel(rt: &RingKernelRuntime, id: &str, mode: ExecutionMode, strategy: Backpressure) -> KernelHandle<Num, Num> {
+fn full_kernel(
+    rt: &RingKernelRuntime,
+    id: &str,
+    mode: ExecutionMode,
+    strategy: Backpressure,
+) -> KernelHandle<Num, Num> {
     launch(rt, id, mode, strategy);
     rt.activate(id).unwrap();
     rt.deactivate(id).unwrap();
@@ -116,14 +121,22 @@ async fn host_sends_hand_back(mode: ExecutionMode, strategy: Backpressure) {
     });
     // Batches: nothing fits, so everything comes back, in order.
     let batch_why = full_batch_reason(strategy);
-    refused_batch(h.send_batch(vec![Num::new(30), Num::new(31)]).await, &[30, 31], batch_why);
+    refused_batch(
+        h.send_batch(vec![Num::new(30), Num::new(31)]).await,
+        &[30, 31],
+        batch_why,
+    );
     refused_batch(
         h.send_batch_timeout(vec![Num::new(32), Num::new(33)], WAIT).await,
         &[32, 33],
         batch_why,
     );
     tokio::task::block_in_place(|| {
-        refused_batch(h.send_batch_blocking(vec![Num::new(34), Num::new(35)]), &[34, 35], batch_why);
+        refused_batch(
+            h.send_batch_blocking(vec![Num::new(34), Num::new(35)]),
+            &[34, 35],
+            batch_why,
+        );
         refused_batch(
             h.send_batch_blocking_timeout(vec![Num::new(36), Num::new(37)], WAIT),
             &[36, 37],
@@ -195,7 +208,11 @@ async fn drop_oldest_refuses_only_for_lifecycle_and_hands_back() {
         launch(&rt, "d", mode, Backpressure::DropOldest);
         let h = rt.handle::<Num, Num>("d").unwrap();
         refused(h.send(Num::new(1)).await, 1, SendError::is_not_active);
-        refused_batch(h.send_batch(vec![Num::new(2), Num::new(3)]).await, &[2, 3], SendError::is_not_active);
+        refused_batch(
+            h.send_batch(vec![Num::new(2), Num::new(3)]).await,
+            &[2, 3],
+            SendError::is_not_active,
+        );
         rt.activate("d").unwrap();
         rt.deactivate("d").unwrap();
         for i in 0..10 {
@@ -253,17 +270,24 @@ async fn lifecycle_refusals_hand_back_in_every_mode() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_kernel_hands_back_with_its_failure() {
     let rt = RingKernelRuntime::new();
-    rt.launch_with("f", KernelConfig::default(), |mut ctx: KernelContext<Num, Num>| async move {
-        let _ = ctx.receive().await?;
-        Err::<(), dotcompute::KernelError>("boom".into())
-    })
+    rt.launch_with(
+        "f",
+        KernelConfig::default(),
+        |mut ctx: KernelContext<Num, Num>| async move {
+            let _ = ctx.receive().await?;
+            Err::<(), dotcompute::KernelError>("boom".into())
+        },
+    )
     .unwrap();
     rt.activate("f").unwrap();
     let h = rt.handle::<Num, Num>("f").unwrap();
     h.send(Num::new(1)).await.unwrap();
     assert!(matches!(h.receive().await, Err(Error::KernelFailed { .. })));
     let e = h.send(Num::new(2)).await.unwrap_err();
-    assert!(e.is_closed() && matches!(e.error(), Error::KernelFailed { .. }), "{e:?}");
+    assert!(
+        e.is_closed() && matches!(e.error(), Error::KernelFailed { .. }),
+        "{e:?}"
+    );
     assert_eq!(e.into_message().n, 2);
     let e = h.send_batch(vec![Num::new(3), Num::new(4)]).await.unwrap_err();
     assert_eq!(ns(e.message()), [3, 4]);
@@ -397,17 +421,19 @@ async fn terminate_wakes_a_blocked_handler_send_with_its_message() {
             }),
             // Returns the refused send itself (boxed): the runtime still
             // sees its own termination in it and ends the kernel cleanly.
-            _ => builder.blocking_handler(move |mut ctx: BlockingContext<Num, Num>| -> Result<(), dotcompute::KernelError> {
-                let _ = ctx.receive()?;
-                let mut i = 0;
-                loop {
-                    if let Err(e) = ctx.send(Num::new(i)) {
-                        tx.send(Seen::One(e.message().n, reason(&e))).unwrap();
-                        return Err(Box::new(e));
+            _ => builder.blocking_handler(
+                move |mut ctx: BlockingContext<Num, Num>| -> Result<(), dotcompute::KernelError> {
+                    let _ = ctx.receive()?;
+                    let mut i = 0;
+                    loop {
+                        if let Err(e) = ctx.send(Num::new(i)) {
+                            tx.send(Seen::One(e.message().n, reason(&e))).unwrap();
+                            return Err(Box::new(e));
+                        }
+                        i += 1;
                     }
-                    i += 1;
-                }
-            }),
+                },
+            ),
         }
         .build()
         .unwrap();
