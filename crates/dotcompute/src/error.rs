@@ -22,11 +22,17 @@ use crate::runtime::state::KernelStateError;
 /// Errors from the ring-kernel runtime.
 ///
 /// Match it with a `_ =>` arm: new variants may be added.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+///
+/// Each error prints its whole reason on one line. For
+/// [`KernelFailed`](Error::KernelFailed) that includes the handler's error;
+/// `source()` then continues with *that* error's source (like
+/// `std::io::Error` wrapping a custom error), so a printed chain names each
+/// cause once. The handler's error itself, with its type, is the variant's
+/// `error` field ([`Error::handler_error`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Error {
     /// No kernel with this id is launched (or registered, for `launch`).
-    #[error("kernel '{id}' not found; known kernels: [{}]", known.join(", "))]
     KernelNotFound {
         /// The id asked for.
         id: String,
@@ -34,10 +40,8 @@ pub enum Error {
         known: Vec<String>,
     },
     /// A kernel with this id is already launched.
-    #[error("kernel '{0}' already exists")]
     KernelAlreadyExists(String),
     /// The kernel id is registered more than once in the process registry.
-    #[error("kernel id '{id}' is registered more than once: {}", locations.join("; "))]
     DuplicateKernel {
         /// The id.
         id: String,
@@ -45,36 +49,30 @@ pub enum Error {
         locations: Vec<String>,
     },
     /// The operation is illegal in the kernel's state.
-    #[error(transparent)]
-    State(#[from] KernelStateError),
+    State(KernelStateError),
     /// The kernel's handler returned an error or panicked and was not
     /// restarted (or did not stop within the terminate timeout and was
-    /// abandoned). `source()` is the handler's own error, which
+    /// abandoned). The `error` field is the handler's own error, which
     /// [`HandlerError::downcast_ref`] recovers.
-    #[error("kernel '{kernel}' failed: {error}")]
     KernelFailed {
         /// The kernel's id.
         kernel: String,
         /// The handler's error (its type and source chain kept), or its panic
         /// ([`HandlerPanic`]).
-        #[source]
         error: HandlerError,
     },
     /// The kernel finished; no more messages will come from it.
-    #[error("kernel '{kernel}' has terminated")]
     KernelTerminated {
         /// The kernel's id.
         kernel: String,
     },
     /// Returned inside a handler once its own kernel is being terminated.
     /// A handler that returns it (for example through `?`) ends cleanly.
-    #[error("kernel '{kernel}' is terminating")]
     Terminating {
         /// The kernel's id.
         kernel: String,
     },
     /// The queue refused the message (Reject strategy, or a non-waiting send).
-    #[error("{queue} queue of kernel '{kernel}' is full ({capacity} messages)")]
     QueueFull {
         /// The kernel's id.
         kernel: String,
@@ -84,7 +82,6 @@ pub enum Error {
         capacity: usize,
     },
     /// A wait on a queue ran out of time.
-    #[error("timed out after {timeout:?} waiting to {operation} kernel '{kernel}'")]
     QueueTimeout {
         /// The kernel's id.
         kernel: String,
@@ -94,7 +91,6 @@ pub enum Error {
         timeout: Duration,
     },
     /// A message type does not match the kernel's declared type.
-    #[error("type mismatch on kernel '{kernel}': {context} carries {expected}, not {found}")]
     TypeMismatch {
         /// The kernel's id.
         kernel: String,
@@ -106,7 +102,6 @@ pub enum Error {
         found: &'static str,
     },
     /// A configuration value is out of range or unknown.
-    #[error("invalid configuration: {parameter} = {value}: {reason}")]
     InvalidConfiguration {
         /// The parameter's name.
         parameter: &'static str,
@@ -116,11 +111,9 @@ pub enum Error {
         reason: String,
     },
     /// The runtime has been shut down.
-    #[error("the runtime has been shut down")]
     ShutDown,
     /// A GPU ring kernel cannot be built: no device, no compiler, a handler
     /// that does not compile, or a device error.
-    #[error("GPU kernel '{kernel}': {error}")]
     Gpu {
         /// The kernel's id.
         kernel: String,
@@ -129,7 +122,86 @@ pub enum Error {
     },
 }
 
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::KernelNotFound { id, known } => {
+                write!(f, "kernel '{id}' not found; known kernels: [{}]", known.join(", "))
+            }
+            Error::KernelAlreadyExists(id) => write!(f, "kernel '{id}' already exists"),
+            Error::DuplicateKernel { id, locations } => {
+                write!(
+                    f,
+                    "kernel id '{id}' is registered more than once: {}",
+                    locations.join("; ")
+                )
+            }
+            Error::State(e) => fmt::Display::fmt(e, f),
+            Error::KernelFailed { kernel, error } => write!(f, "kernel '{kernel}' failed: {error}"),
+            Error::KernelTerminated { kernel } => write!(f, "kernel '{kernel}' has terminated"),
+            Error::Terminating { kernel } => write!(f, "kernel '{kernel}' is terminating"),
+            Error::QueueFull {
+                kernel,
+                queue,
+                capacity,
+            } => write!(f, "{queue} queue of kernel '{kernel}' is full ({capacity} messages)"),
+            Error::QueueTimeout {
+                kernel,
+                operation,
+                timeout,
+            } => write!(
+                f,
+                "timed out after {timeout:?} waiting to {operation} kernel '{kernel}'"
+            ),
+            Error::TypeMismatch {
+                kernel,
+                context,
+                expected,
+                found,
+            } => write!(
+                f,
+                "type mismatch on kernel '{kernel}': {context} carries {expected}, not {found}"
+            ),
+            Error::InvalidConfiguration {
+                parameter,
+                value,
+                reason,
+            } => write!(f, "invalid configuration: {parameter} = {value}: {reason}"),
+            Error::ShutDown => f.write_str("the runtime has been shut down"),
+            Error::Gpu { kernel, error } => write!(f, "GPU kernel '{kernel}': {error}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            // Transparent, as the displayed text already holds these errors.
+            Error::State(e) => e.source(),
+            Error::KernelFailed { error, .. } => error.source(),
+            Error::Gpu { error, .. } => error.source(),
+            _ => None,
+        }
+    }
+}
+
+impl From<KernelStateError> for Error {
+    fn from(e: KernelStateError) -> Self {
+        Error::State(e)
+    }
+}
+
 impl Error {
+    /// The handler's own error, for [`KernelFailed`](Error::KernelFailed):
+    /// downcast it to the handler's error type with
+    /// [`HandlerError::downcast_ref`].
+    pub fn handler_error(&self) -> Option<&HandlerError> {
+        match self {
+            Error::KernelFailed { error, .. } => Some(error),
+            _ => None,
+        }
+    }
+
     pub(crate) fn invalid(parameter: &'static str, value: impl ToString, reason: impl Into<String>) -> Self {
         Error::InvalidConfiguration {
             parameter,
@@ -576,10 +648,12 @@ mod tests {
             error: HandlerError::new(inner),
         };
         assert_eq!(e.to_string(), "kernel 'k' failed: disk 2 full");
+        let disk = e.handler_error().and_then(|h| h.downcast_ref::<DiskFull>());
+        assert_eq!(disk.map(|d| d.0), Some(2), "the handler's own type");
+        // The chain names each cause once: the handler's error is in the
+        // text, its source comes next.
         let source = std::error::Error::source(&e).expect("a source");
-        let disk = source.downcast_ref::<DiskFull>().expect("the handler's own type");
-        assert_eq!(disk.0, 2);
-        assert_eq!(source.source().map(ToString::to_string).as_deref(), Some("no space"));
+        assert_eq!(source.to_string(), "no space");
         let panic = HandlerError::panic("boom".into());
         assert!(panic.is_panic());
         assert_eq!(panic.to_string(), "handler panicked: boom");

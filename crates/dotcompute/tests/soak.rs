@@ -212,16 +212,29 @@ fn soak(mode: ExecutionMode, n: u64) {
     for q in [&t.input_queue, &t.output_queue] {
         assert!(q.is_consistent(), "{mode:?}: {q:?}");
         assert_eq!((q.enqueued, q.dequeued, q.depth), (n, n, 0), "{mode:?}: {q:?}");
-        assert_eq!((q.rejected, q.timed_out, q.closed_rejections, q.dropped), (0, 0, 0, 0), "{mode:?}");
+        assert_eq!(
+            (q.rejected, q.timed_out, q.closed_rejections, q.dropped),
+            (0, 0, 0, 0),
+            "{mode:?}"
+        );
         assert!(q.peak_depth <= q.capacity);
     }
     assert_eq!(
-        (t.messages_dropped, t.messages_rejected, t.messages_discarded, t.messages_lost, t.errors),
+        (
+            t.messages_dropped,
+            t.messages_rejected,
+            t.messages_discarded,
+            t.messages_lost,
+            t.errors
+        ),
         (0, 0, 0, 0, 0),
         "{mode:?}: {t:?}"
     );
     let report = rt.shutdown_blocking();
-    assert!(report.kernels.iter().all(|k| !k.forced && k.failure.is_none()), "{report:?}");
+    assert!(
+        report.kernels.iter().all(|k| !k.forced && k.failure.is_none()),
+        "{report:?}"
+    );
 }
 
 fn messages() -> u64 {
@@ -255,7 +268,12 @@ fn soak_process() {
 #[test]
 #[ignore = "10M messages per tier: cargo test --release -p dotcompute --test soak -- --ignored"]
 fn soak_ten_million_per_tier() {
-    for mode in [ExecutionMode::Async, ExecutionMode::Thread, ExecutionMode::Spin, ExecutionMode::Process] {
+    for mode in [
+        ExecutionMode::Async,
+        ExecutionMode::Thread,
+        ExecutionMode::Spin,
+        ExecutionMode::Process,
+    ] {
         soak(mode, FULL);
     }
 }

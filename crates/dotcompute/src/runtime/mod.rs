@@ -9,6 +9,11 @@
 //!   terminate timeout (plus a short abort grace) whatever the handlers do;
 //! - dropping the last handle of a runtime stops every kernel it still holds.
 //!
+//! On a hot path, resolve a kernel once with [`RingKernelRuntime::handle`]
+//! and use the [`KernelHandle`]; the id-based methods of the runtime look the
+//! kernel up on every call. Every send hands a refused message back
+//! ([`SendError`](crate::SendError)).
+//!
 //! ```
 //! use dotcompute::{Error, KernelConfig, KernelContext, Message, MessageHeader, RingKernelRuntime};
 //!
@@ -29,14 +34,17 @@
 //! let total = RingKernelRuntime::scope(|rt| async move {
 //!     rt.launch_with("sum", KernelConfig::default(), sum)?;
 //!     rt.activate("sum")?;
-//!     let resp: Resp = rt
-//!         .call("sum", Req { values: vec![1.0, 2.0, 3.0], header: MessageHeader::new() })
-//!         .await?;
-//!     Ok::<f64, Error>(resp.sum)
+//!     let sum = rt.handle::<Req, Resp>("sum")?; // resolved once, for the hot path
+//!     let mut total = 0.0;
+//!     for i in 0..100 {
+//!         let resp = sum.call(Req { values: vec![i as f64, 1.0], header: MessageHeader::new() }).await?;
+//!         total += resp.sum;
+//!     }
+//!     Ok::<f64, Error>(total)
 //! })
 //! .await
 //! .unwrap();
-//! assert_eq!(total, 6.0);
+//! assert_eq!(total, 5050.0);
 //! # });
 //! ```
 
@@ -302,7 +310,8 @@ impl RingKernelRuntime {
         .await
     }
 
-    /// Terminates a kernel with options (for example draining its input first).
+    /// Terminates a kernel with options (for example draining its input
+    /// first); see [`terminate`](Self::terminate).
     pub async fn terminate_with(&self, id: &str, options: TerminateOptions) -> Result<TerminateReport> {
         let kernel = self.kernel(id)?;
         let report = kernel.clone().terminate(options).await?;
@@ -319,7 +328,10 @@ impl RingKernelRuntime {
         park::block_on(self.terminate(id))
     }
 
-    /// Terminates every kernel concurrently and refuses later launches.
+    /// Terminates every kernel concurrently and refuses later launches. It is
+    /// `async` because it waits for the handlers (each up to the terminate
+    /// timeout, all at once; see [`terminate`](Self::terminate) for a handler
+    /// that does not stop).
     pub async fn shutdown(&self) -> ShutdownReport {
         self.shutdown_with(false).await
     }
