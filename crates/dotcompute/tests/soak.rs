@@ -164,7 +164,7 @@ fn soak(mode: ExecutionMode, n: u64) {
         std::thread::spawn(move || {
             let mut seq = 0u64;
             while seq < n {
-                if seq % 4 == 0 {
+                if seq.is_multiple_of(4) {
                     let end = (seq + 32).min(n);
                     h.send_batch_blocking((seq..end).map(item).collect()).unwrap();
                     seq = end;
