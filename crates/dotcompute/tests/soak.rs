@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 const CHILD_ENV: &str = "DOTCOMPUTE_SOAK_CHILD";
 const MESSAGES_ENV: &str = "DOTCOMPUTE_SOAK_MESSAGES";
 const FULL: u64 = 10_000_000;
-const QUEUE: usize = 1024;
+const QUEUE: usize = 64;
 const FLAT_BYTES: u64 = 64 << 20;
 
 #[derive(Debug, Clone, Serialize, Deserialize, Message)]

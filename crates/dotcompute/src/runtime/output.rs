@@ -6,6 +6,9 @@
 //!   gets exactly the reply carrying its correlation id, straight from the
 //!   handler's send (see [`replies`](crate::runtime::replies)), so a call
 //!   never holds other outputs and the queue's bound is the only buffer;
+//! - a reply handed straight to a call is counted in the output queue's
+//!   statistics as enqueued and dequeued at once, so the counters still
+//!   account for every message the handler sent to the host;
 //! - a handler's send to the host refused by the output queue hands its
 //!   message back, with the reason mapped in one place
 //!   ([`KernelCore::refusal_error`]);
@@ -152,16 +155,17 @@ impl<Out: Message> OutputPort<Out> {
             Ok(()) => return Ok(()),
             Err(msg) => msg,
         };
-        match self.queue.try_send(msg) {
-            Ok(()) => Ok(()),
-            Err(e) => match e.into_refusal() {
-                (Refusal::Full, msg) if self.core.config.output_backpressure == Backpressure::Block => self
-                    .queue
-                    .send_until(msg, None, Some(stop))
-                    .await
-                    .map_err(|r| self.refused(r)),
-                refusal => Err(self.refused(refusal)),
-            },
+        // Under Block a full queue is waited on, not refused: going through
+        // `try_send` first would count a refusal for a message that then gets in.
+        if self.core.config.output_backpressure == Backpressure::Block {
+            self.queue
+                .send_until(msg, None, Some(stop))
+                .await
+                .map_err(|r| self.refused(r))
+        } else {
+            self.queue
+                .try_send(msg)
+                .map_err(|e| self.refused(e.into_refusal()))
         }
     }
 
