@@ -335,7 +335,7 @@ pub struct CudaDevice {
     ctx: Arc<CudaContext>,
     stream: Arc<CudaStream>,
     function: CudaFunction,
-    /// The ring region, in `memory.region`.
+    /// The ring region (its memory is owned by `memory`).
     region: MappedRegion,
     device_base: u64,
     layout: RegionLayout,
