@@ -163,9 +163,7 @@ impl<Out: Message> OutputPort<Out> {
                 .await
                 .map_err(|r| self.refused(r))
         } else {
-            self.queue
-                .try_send(msg)
-                .map_err(|e| self.refused(e.into_refusal()))
+            self.queue.try_send(msg).map_err(|e| self.refused(e.into_refusal()))
         }
     }
 

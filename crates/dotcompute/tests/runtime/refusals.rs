@@ -448,7 +448,10 @@ async fn terminate_wakes_a_blocked_handler_send_with_its_message() {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
         let t = rt.telemetry("b").unwrap();
-        assert_eq!(t.output_queue.rejected, 0, "{mode:?}: waiting for room is not a refusal");
+        assert_eq!(
+            t.output_queue.rejected, 0,
+            "{mode:?}: waiting for room is not a refusal"
+        );
         let report = rt.terminate("b").await.unwrap();
         assert!(!report.forced, "{mode:?}: {report:?}");
         assert_eq!(report.failure, None, "its own termination is a clean end");
