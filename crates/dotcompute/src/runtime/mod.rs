@@ -12,7 +12,7 @@
 //! On a hot path, resolve a kernel once with [`RingKernelRuntime::handle`]
 //! and use the [`KernelHandle`]; the id-based methods of the runtime look the
 //! kernel up on every call. Every send hands a refused message back
-//! ([`SendError`](crate::SendError)).
+//! ([`SendError`]).
 //!
 //! ```
 //! use dotcompute::{Error, KernelConfig, KernelContext, Message, MessageHeader, RingKernelRuntime};
