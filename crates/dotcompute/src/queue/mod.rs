@@ -126,6 +126,7 @@ use parking_lot::{Mutex, MutexGuard};
 
 use clock::Stamp;
 pub use config::{Backpressure, QueueConfig, QueueConfigError, UnknownBackpressure, MAX_QUEUE_CAPACITY};
+pub(crate) use error::Refusal;
 pub use error::{RecvError, SendError, SendErrorKind};
 pub use stats::QueueStats;
 pub(crate) use wait::{Backoff, ThreadWaker};
@@ -196,6 +197,24 @@ pub(crate) async fn wait_async(mut listener: EventListener, mut sleep: Option<&m
         }
     })
     .await
+}
+
+/// [`wait_async`] that also ends, with `None`, once `stop` is cancelled
+/// (checked first). For the runtime's spin rings: a handler waiting for room
+/// wakes on its kernel's termination and gets its message back.
+pub(crate) async fn wait_async_or_stop(
+    listener: EventListener,
+    sleep: Option<&mut Sleep>,
+    stop: Option<&tokio_util::sync::CancellationToken>,
+) -> Option<bool> {
+    match stop {
+        None => Some(wait_async(listener, sleep).await),
+        Some(token) => tokio::select! {
+            biased;
+            () = token.cancelled() => None,
+            woke = wait_async(listener, sleep) => Some(woke),
+        },
+    }
 }
 
 /// `now + timeout`, or `None` (no deadline) if that overflows `Instant`.
@@ -440,28 +459,53 @@ impl<T: Message> MessageQueue<T> {
     }
 
     async fn send_until(&self, msg: T, deadline: Option<Instant>) -> Result<(), SendError<T>> {
+        self.send_until_or_stop(msg, deadline, None)
+            .await
+            .map_err(|(why, msg)| SendError::from_refusal(why, msg))
+    }
+
+    /// [`send`](Self::send) until `deadline`, also giving up (with
+    /// [`Refusal::Stopped`] and the message, counting nothing) once `stop`
+    /// is cancelled (checked first). (Crate-internal, for the runtime's
+    /// handler-side sends.)
+    pub(crate) async fn send_until_or_stop(
+        &self,
+        msg: T,
+        deadline: Option<Instant>,
+        stop: Option<&tokio_util::sync::CancellationToken>,
+    ) -> Result<(), (Refusal, T)> {
         let now = self.timed_stamp();
         let msg = match self.push_one(msg, now, OnFull::Wait, None) {
             Ok(()) => return Ok(()),
-            Err(Ok(e)) => return Err(e),
+            Err(Ok(e)) => return Err(e.into_refusal()),
             Err(Err(msg)) => msg,
         };
         let mut reg = Registration::new(&self.shared, Side::Send);
         let mut sleep = deadline.map(Sleep::until);
+        // Pinned here, polled only while waiting (no allocation).
+        let mut stopped = std::pin::pin!(async move {
+            match stop {
+                Some(token) => token.cancelled().await,
+                None => std::future::pending().await,
+            }
+        });
         let mut slot = Some(msg);
         poll_fn(|cx| {
             // `slot` is refilled before every `Pending`, and a finished
             // future is not polled again.
             let Some(m) = slot.take() else { return Poll::Pending };
+            if stopped.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Err((Refusal::Stopped, m)));
+            }
             let now = self.timed_stamp();
             match self.push_one(m, now, OnFull::Wait, Some((&mut reg, cx.waker()))) {
                 Ok(()) => return Poll::Ready(Ok(())),
-                Err(Ok(e)) => return Poll::Ready(Err(e)),
+                Err(Ok(e)) => return Poll::Ready(Err(e.into_refusal())),
                 Err(Err(m)) => slot = Some(m),
             }
             let expired = sleep.as_mut().is_some_and(|s| Pin::new(s).poll(cx).is_ready());
             match slot.take() {
-                Some(m) if expired => Poll::Ready(self.push_last(m, &mut reg)),
+                Some(m) if expired => Poll::Ready(self.push_last(m, &mut reg).map_err(SendError::into_refusal)),
                 other => {
                     slot = other;
                     Poll::Pending
@@ -536,61 +580,85 @@ impl<T: Message> MessageQueue<T> {
 
     /// Sends the messages of `msgs` in order, queueing as many as fit under
     /// one lock acquisition at a time and waiting for room under `Block`
-    /// (until `deadline`). Stops at the first refusal, which is counted like
-    /// a single refused send; returns it with the number of messages not
-    /// sent (the refused one included), which are dropped.
+    /// (until `deadline`, or until `stop` is cancelled). Stops at the first
+    /// refusal, which is counted like a single refused send, and returns it
+    /// with the messages not sent, in order, the refused one first (the
+    /// runtime's API hands a refused batch's rest back).
     pub(crate) async fn send_batch_until(
         &self,
         msgs: Vec<T>,
         deadline: Option<Instant>,
-    ) -> Result<(), (SendError<()>, usize)> {
+        stop: Option<&tokio_util::sync::CancellationToken>,
+    ) -> Result<(), (Refusal, Vec<T>)> {
         let mut pending: VecDeque<T> = msgs.into();
-        if let Some(e) = self.push_run(&mut pending, None) {
-            return Err(e);
+        if let Some(why) = self.push_run(&mut pending, None) {
+            return Err((why, pending.into()));
         }
         if pending.is_empty() {
             return Ok(());
         }
         let mut reg = Registration::new(&self.shared, Side::Send);
         let mut sleep = deadline.map(Sleep::until);
-        poll_fn(|cx| {
-            if let Some(e) = self.push_run(&mut pending, Some((&mut reg, cx.waker()))) {
-                return Poll::Ready(Err(e));
+        let mut stopped = std::pin::pin!(async move {
+            match stop {
+                Some(token) => token.cancelled().await,
+                None => std::future::pending().await,
+            }
+        });
+        let mut done = false;
+        let result = poll_fn(|cx| {
+            if done {
+                return Poll::Pending;
+            }
+            if stopped.as_mut().poll(cx).is_ready() {
+                done = true;
+                return Poll::Ready(Err(Refusal::Stopped));
+            }
+            if let Some(why) = self.push_run(&mut pending, Some((&mut reg, cx.waker()))) {
+                done = true;
+                return Poll::Ready(Err(why));
             }
             if pending.is_empty() {
+                done = true;
                 return Poll::Ready(Ok(()));
             }
             let expired = sleep.as_mut().is_some_and(|s| Pin::new(s).poll(cx).is_ready());
             if !expired {
                 return Poll::Pending;
             }
-            if let Some(e) = self.push_run(&mut pending, None) {
-                return Poll::Ready(Err(e));
+            done = true;
+            if let Some(why) = self.push_run(&mut pending, None) {
+                return Poll::Ready(Err(why));
             }
-            let unsent = pending.len();
             Poll::Ready(match pending.pop_front() {
                 None => Ok(()),
                 Some(first) => match self.push_last(first, &mut reg) {
                     // Room appeared at the last moment for the first one only.
-                    Ok(()) if unsent == 1 => Ok(()),
-                    Ok(()) => Err((SendError::Timeout(()), unsent - 1)),
-                    Err(e) => Err((e.map_unit(), unsent)),
+                    Ok(()) if pending.is_empty() => Ok(()),
+                    Ok(()) => Err(Refusal::Timeout),
+                    Err(e) => {
+                        let (why, first) = e.into_refusal();
+                        pending.push_front(first);
+                        Err(why)
+                    }
                 },
             })
         })
-        .await
+        .await;
+        drop(reg);
+        result.map_err(|why| (why, pending.into()))
     }
 
     /// Queues from the front of `pending` as many messages as fit, under one
-    /// lock and one clock read; a message that must wait is put back at the
-    /// front (and, with `waiter`, the waiter registered under the same lock).
-    /// A refusal (closed, or full under `Reject`) is returned with the number
-    /// of messages not sent, the refused one included.
+    /// lock and one clock read; a message that must wait, or that is refused
+    /// (closed, or full under `Reject`), is put back at the front, and a
+    /// refusal is returned. With `waiter`, a waiter that must wait is
+    /// registered under the same lock.
     fn push_run(
         &self,
         pending: &mut VecDeque<T>,
         waiter: Option<(&mut Registration<'_, T>, &std::task::Waker)>,
-    ) -> Option<(SendError<()>, usize)> {
+    ) -> Option<Refusal> {
         let now = self.timed_stamp();
         let mut dropped = Vec::new();
         let mut wake = Wake::None;
@@ -600,34 +668,29 @@ impl<T: Message> MessageQueue<T> {
             let mut refused = None;
             let mut must_wait = false;
             while let Some(msg) = pending.pop_front() {
-                match state.push(msg, now, OnFull::Wait) {
-                    Push::Queued => queued += 1,
+                let (why, msg) = match state.push(msg, now, OnFull::Wait) {
+                    Push::Queued => {
+                        queued += 1;
+                        continue;
+                    }
                     Push::Evicted(old) => {
                         queued += 1;
                         dropped.push(old);
+                        continue;
                     }
-                    Push::DroppedIncoming(msg) => dropped.push(msg),
-                    Push::MustWait(msg) => {
-                        pending.push_front(msg);
-                        must_wait = true;
-                        break;
-                    }
-                    Push::Full(msg) => {
+                    Push::DroppedIncoming(msg) => {
                         dropped.push(msg);
-                        refused = Some(SendError::Full(()));
-                        break;
+                        continue;
                     }
-                    Push::Timeout(msg) => {
-                        dropped.push(msg);
-                        refused = Some(SendError::Timeout(()));
-                        break;
-                    }
-                    Push::Closed(msg) => {
-                        dropped.push(msg);
-                        refused = Some(SendError::Closed(()));
-                        break;
-                    }
-                }
+                    Push::MustWait(msg) => (None, msg),
+                    Push::Full(msg) => (Some(Refusal::Full), msg),
+                    Push::Timeout(msg) => (Some(Refusal::Timeout), msg),
+                    Push::Closed(msg) => (Some(Refusal::Closed), msg),
+                };
+                pending.push_front(msg);
+                must_wait = why.is_none();
+                refused = why;
+                break;
             }
             if let Some((reg, waker)) = waiter {
                 if must_wait {
@@ -645,7 +708,7 @@ impl<T: Message> MessageQueue<T> {
         // Dropped after the lock, so a destructor may use the queue.
         drop(dropped);
         wake.wake();
-        refused.map(|e| (e, pending.len() + 1))
+        refused
     }
 
     // ---- receiving -----------------------------------------------------
@@ -853,6 +916,14 @@ impl<T: Message> MessageQueue<T> {
         wake.wake();
     }
 
+    /// Counts `n` messages that went straight from their sender to the
+    /// receiver waiting for them, past the queue (a reply to a runtime
+    /// `call`): enqueued and dequeued at once, so the counters still tell
+    /// every message the queue's owner handled. (Added for the runtime.)
+    pub(crate) fn count_handed_over(&self, n: u64) {
+        self.lock().count_handed_over(n);
+    }
+
     /// Whether [`close`](Self::close) was called.
     pub fn is_closed(&self) -> bool {
         self.lock().is_closed()
@@ -974,30 +1045,43 @@ mod batch_tests {
         let q = MessageQueue::<M>::with_capacity(4, Backpressure::Block).unwrap();
         let rx = q.clone();
         let consumer = std::thread::spawn(move || (0..100).map(|_| rx.recv_blocking().unwrap().n).collect::<Vec<_>>());
-        crate::runtime::park::block_on(q.send_batch_until(batch(0..100), None)).unwrap();
+        crate::runtime::park::block_on(q.send_batch_until(batch(0..100), None, None)).unwrap();
         assert_eq!(consumer.join().unwrap(), (0..100).collect::<Vec<_>>());
         let s = q.stats();
         assert_eq!((s.enqueued, s.dequeued, s.rejected), (100, 100, 0));
     }
 
     #[test]
-    fn a_refused_batch_counts_one_refusal_and_reports_the_unsent() {
+    fn a_refused_batch_counts_one_refusal_and_hands_back_the_unsent() {
+        let unsent = |r: Result<(), (Refusal, Vec<M>)>| {
+            r.map_err(|(why, rest)| (why, rest.iter().map(|m| m.n).collect::<Vec<_>>()))
+        };
         let q = MessageQueue::<M>::with_capacity(3, Backpressure::Reject).unwrap();
-        let r = crate::runtime::park::block_on(q.send_batch_until(batch(0..5), None));
-        assert!(matches!(r, Err((SendError::Full(()), 2))), "{r:?}");
+        let r = crate::runtime::park::block_on(q.send_batch_until(batch(0..5), None, None));
+        assert_eq!(unsent(r), Err((Refusal::Full, vec![3, 4])));
         let s = q.stats();
         assert_eq!((s.enqueued, s.rejected, s.depth), (3, 1, 3));
 
         let q = MessageQueue::<M>::with_capacity(2, Backpressure::Block).unwrap();
-        let r = crate::runtime::park::block_on(
-            q.send_batch_until(batch(0..4), Instant::now().checked_add(Duration::from_millis(20))),
-        );
-        assert!(matches!(r, Err((SendError::Timeout(()), 2))), "{r:?}");
+        let r = crate::runtime::park::block_on(q.send_batch_until(
+            batch(0..4),
+            Instant::now().checked_add(Duration::from_millis(20)),
+            None,
+        ));
+        assert_eq!(unsent(r), Err((Refusal::Timeout, vec![2, 3])));
         assert_eq!(q.stats().timed_out, 1);
 
+        let stop = tokio_util::sync::CancellationToken::new();
+        stop.cancel();
+        let r = crate::runtime::park::block_on(q.send_batch_until(batch(7..9), None, Some(&stop)));
+        assert_eq!(unsent(r), Err((Refusal::Stopped, vec![7, 8])));
+        let r = crate::runtime::park::block_on(q.send_until_or_stop(batch(9..10).remove(0), None, Some(&stop)));
+        assert!(matches!(r, Err((Refusal::Stopped, M { n: 9, .. }))));
+        assert_eq!(q.stats().attempts(), 2 + 1, "a stopped send is not an attempt");
+
         q.close();
-        let r = crate::runtime::park::block_on(q.send_batch_until(batch(0..3), None));
-        assert!(matches!(r, Err((SendError::Closed(()), 3))), "{r:?}");
+        let r = crate::runtime::park::block_on(q.send_batch_until(batch(0..3), None, None));
+        assert_eq!(unsent(r), Err((Refusal::Closed, vec![0, 1, 2])));
         assert_eq!(q.stats().closed_rejections, 1);
     }
 }

@@ -15,13 +15,17 @@
 //!   followed by closing the kernel's input queue, which wakes a handler
 //!   waiting in `receive` (the receive path relies on that instead of
 //!   listening to the token).
+//! - a queue's refusal becomes an [`Error`] in one place,
+//!   [`KernelCore::refusal_error`], whichever send met it.
 
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, HandlerError, Result, SendError};
+use crate::queue::Refusal;
 use crate::runtime::config::KernelConfig;
 use crate::runtime::state::{KernelState, Operation};
 use crate::runtime::telemetry::{lock, KernelMetrics};
@@ -34,7 +38,7 @@ pub(crate) struct KernelCore {
     state: Mutex<KernelState>,
     /// `state` as its index in [`KernelState::ALL`], for lock-free reads.
     state_word: AtomicU8,
-    pub(super) failure: Mutex<Option<String>>,
+    pub(super) failure: Mutex<Option<HandlerError>>,
     pub cancel: CancellationToken,
     cancelled: AtomicBool,
     pub metrics: KernelMetrics,
@@ -117,7 +121,7 @@ impl KernelCore {
         self.publish(&mut st, next);
     }
 
-    pub fn failure(&self) -> Option<String> {
+    pub fn failure(&self) -> Option<HandlerError> {
         lock(&self.failure).clone()
     }
 
@@ -148,6 +152,66 @@ impl KernelCore {
     pub fn terminating_error(&self) -> Error {
         Error::Terminating {
             kernel: self.id.to_string(),
+        }
+    }
+
+    /// The one mapping from a queue's refusal to the error its sender sees.
+    ///
+    /// `side` is the queue of this kernel the send went to: its input (a
+    /// host, another kernel or a link sending to it) or its output (its own
+    /// handler sending). `timeout` is the wait that ran out, for
+    /// [`Refusal::Timeout`].
+    pub fn refusal_error(&self, side: Side, why: Refusal, timeout: Duration, capacity: usize) -> Error {
+        match (why, side) {
+            (Refusal::Full, _) => Error::QueueFull {
+                kernel: self.id.to_string(),
+                queue: side.name(),
+                capacity,
+            },
+            (Refusal::Timeout, _) => Error::QueueTimeout {
+                kernel: self.id.to_string(),
+                operation: side.operation(),
+                timeout,
+            },
+            // The handler's own kernel is ending: its output is closed, or
+            // its wait was stopped by terminate.
+            (Refusal::Closed | Refusal::Stopped, Side::Output) => self.terminating_error(),
+            (Refusal::Closed | Refusal::Stopped, Side::Input) => match self.state() {
+                KernelState::Terminating | KernelState::Terminated => Error::KernelTerminated {
+                    kernel: self.id.to_string(),
+                },
+                _ => self.end_error(),
+            },
+        }
+    }
+
+    /// [`refusal_error`](Self::refusal_error) with the message handed back.
+    pub fn refused<M>(&self, side: Side, (why, msg): (Refusal, M), timeout: Duration, capacity: usize) -> SendError<M> {
+        SendError::new(msg, self.refusal_error(side, why, timeout, capacity))
+    }
+}
+
+/// Which of a kernel's queues a send went to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Side {
+    /// The kernel's input: a host, another kernel or a link sends to it.
+    Input,
+    /// The kernel's output: its own handler sends to the host.
+    Output,
+}
+
+impl Side {
+    fn name(self) -> &'static str {
+        match self {
+            Side::Input => "input",
+            Side::Output => "output",
+        }
+    }
+
+    fn operation(self) -> &'static str {
+        match self {
+            Side::Input => Operation::Send.verb(),
+            Side::Output => "send from",
         }
     }
 }

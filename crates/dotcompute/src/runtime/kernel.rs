@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, Weak};
 
 use tracing::Instrument;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, HandlerError, Result};
 use crate::message::Message;
 use crate::runtime::config::{ExecutionMode, KernelConfig};
 use crate::runtime::context::KernelContext;
@@ -118,14 +118,33 @@ impl<In: Message, Out: Message> ErasedKernel for KernelCell<In, Out> {
     }
 
     fn activate(self: Arc<Self>) -> Result<()> {
-        let handle = tokio::runtime::Handle::try_current()
-            .map_err(|_| Error::invalid("runtime", "none", "activate must be called from within a tokio runtime"))?;
+        // Only an async handler needs a tokio runtime (its task runs there);
+        // a blocking handler gets its own thread, so Thread, Spin, Process
+        // and Gpu kernels work in a program made of plain threads.
+        enum Start<In, Out> {
+            Task(crate::runtime::spec::AsyncHandler<In, Out>, tokio::runtime::Handle),
+            Thread(crate::runtime::spec::BlockingHandler<In, Out>),
+        }
+        let start = match self.handler.clone() {
+            Handler::Async(handler) => {
+                let tokio = tokio::runtime::Handle::try_current().map_err(|_| {
+                    Error::invalid(
+                        "runtime",
+                        "none",
+                        "an async kernel is activated from within a tokio runtime, where its task runs \
+                         (Thread and Spin kernels need none)",
+                    )
+                })?;
+                Start::Task(handler, tokio)
+            }
+            Handler::Blocking(handler) => Start::Thread(handler),
+        };
         self.core.transition(Operation::Activate)?;
         self.core.metrics.mark_started();
         let span = tracing::info_span!("ring_kernel", kernel = %self.core.id);
-        let runner = match self.handler.clone() {
-            Handler::Async(handler) => Runner::Task(handle.spawn(self.clone().supervise(handler).instrument(span))),
-            Handler::Blocking(handler) => {
+        let runner = match start {
+            Start::Task(handler, tokio) => Runner::Task(tokio.spawn(self.clone().supervise(handler).instrument(span))),
+            Start::Thread(handler) => {
                 let (done_tx, done_rx) = tokio::sync::oneshot::channel();
                 let cell = self.clone();
                 let spawned = std::thread::Builder::new()
@@ -135,8 +154,8 @@ impl<In: Message, Out: Message> ErasedKernel for KernelCell<In, Out> {
                         let _ = done_tx.send(());
                     });
                 if let Err(e) = spawned {
-                    let reason = format!("cannot start the kernel's thread: {e}");
-                    self.end_on_its_own(KernelState::Failed, Some(reason.clone()));
+                    let reason = HandlerError::new(format!("cannot start the kernel's thread: {e}"));
+                    self.end_on_its_own(KernelState::Failed, Some(reason));
                     return Err(self.core.end_error());
                 }
                 Runner::Thread(done_rx)
@@ -196,6 +215,7 @@ impl<In: Message, Out: Message> ErasedKernel for KernelCell<In, Out> {
         self.core.cancel_now();
         self.input.queue.close();
         self.output.queue.close();
+        self.output.replies.close();
         if let Some(Runner::Task(task)) = lock(&self.runner).take() {
             task.abort();
         }

@@ -9,6 +9,11 @@
 //!   terminate timeout (plus a short abort grace) whatever the handlers do;
 //! - dropping the last handle of a runtime stops every kernel it still holds.
 //!
+//! On a hot path, resolve a kernel once with [`RingKernelRuntime::handle`]
+//! and use the [`KernelHandle`]; the id-based methods of the runtime look the
+//! kernel up on every call. Every send hands a refused message back
+//! ([`SendError`]).
+//!
 //! ```
 //! use dotcompute::{Error, KernelConfig, KernelContext, Message, MessageHeader, RingKernelRuntime};
 //!
@@ -27,16 +32,19 @@
 //!
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
 //! let total = RingKernelRuntime::scope(|rt| async move {
-//!     rt.launch_with("sum", KernelConfig::default(), sum).await?;
-//!     rt.activate("sum").await?;
-//!     let resp: Resp = rt
-//!         .call("sum", Req { values: vec![1.0, 2.0, 3.0], header: MessageHeader::new() })
-//!         .await?;
-//!     Ok::<f64, Error>(resp.sum)
+//!     rt.launch_with("sum", KernelConfig::default(), sum)?;
+//!     rt.activate("sum")?;
+//!     let sum = rt.handle::<Req, Resp>("sum")?; // resolved once, for the hot path
+//!     let mut total = 0.0;
+//!     for i in 0..100 {
+//!         let resp = sum.call(Req { values: vec![i as f64, 1.0], header: MessageHeader::new() }).await?;
+//!         total += resp.sum;
+//!     }
+//!     Ok::<f64, Error>(total)
 //! })
 //! .await
 //! .unwrap();
-//! assert_eq!(total, 6.0);
+//! assert_eq!(total, 5050.0);
 //! # });
 //! ```
 
@@ -64,7 +72,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::error::{Error, Result};
+use crate::error::{CallError, Error, Result, SendError};
 use crate::message::Message;
 use config::{KernelConfig, RuntimeConfig};
 use context::KernelContext;
@@ -155,7 +163,16 @@ pub struct ShutdownReport {
 
 /// Coordinates ring kernels. Cheap to clone: clones share the same kernels.
 ///
-/// All methods must be called from within a tokio runtime.
+/// For hot paths, resolve a kernel once with [`handle`](Self::handle) and
+/// talk to it through the [`KernelHandle`]: the id-based methods here look
+/// the kernel up and check the message type on every call.
+///
+/// Only [`activate`](Self::activate) of an async kernel needs a tokio
+/// runtime (its task is spawned there). Thread and Spin kernels can be
+/// launched, activated, driven (the `*_blocking` methods of
+/// [`KernelHandle`]) and shut down ([`shutdown_blocking`](Self::shutdown_blocking))
+/// from a program made only of plain threads; the async methods work on any
+/// executor.
 #[derive(Clone)]
 pub struct RingKernelRuntime {
     shared: Arc<RuntimeShared>,
@@ -205,14 +222,16 @@ impl RingKernelRuntime {
 
     /// Launches the kernel registered under `id` (by `#[ring_kernel]` or
     /// [`KernelBuilder::register`](crate::KernelBuilder::register)).
-    pub async fn launch(&self, id: &str) -> Result<()> {
+    ///
+    /// Launching never waits, so it is not `async`.
+    pub fn launch(&self, id: &str) -> Result<()> {
         let spec = registry::lookup(id)?;
-        self.launch_spec(spec).await
+        self.launch_spec(spec)
     }
 
     /// Launches a kernel from a spec: its queues exist afterwards, its handler
     /// does not run until [`activate`](Self::activate).
-    pub async fn launch_spec(&self, spec: KernelSpec) -> Result<()> {
+    pub fn launch_spec(&self, spec: KernelSpec) -> Result<()> {
         if self.shared.shut_down.load(Ordering::Acquire) {
             return Err(Error::ShutDown);
         }
@@ -227,7 +246,7 @@ impl RingKernelRuntime {
     }
 
     /// Launches a kernel from a handler and a configuration.
-    pub async fn launch_with<In, Out, F, Fut, R>(&self, id: &str, config: KernelConfig, handler: F) -> Result<()>
+    pub fn launch_with<In, Out, F, Fut, R>(&self, id: &str, config: KernelConfig, handler: F) -> Result<()>
     where
         In: Message,
         Out: Message,
@@ -239,27 +258,47 @@ impl RingKernelRuntime {
             .config(config)
             .handler(handler)
             .build()?;
-        self.launch_spec(spec).await
+        self.launch_spec(spec)
     }
 
-    /// Starts the handler of a launched kernel.
-    pub async fn activate(&self, id: &str) -> Result<()> {
+    /// Starts the handler of a launched kernel: an async handler as a task on
+    /// the current tokio runtime (so it must be called from within one), a
+    /// blocking handler (Thread, Spin, Process and Gpu modes) on its own
+    /// thread (callable from anywhere). It never waits, so it is not `async`.
+    pub fn activate(&self, id: &str) -> Result<()> {
         self.kernel(id)?.activate()
     }
 
     /// Pauses delivery: the handler gets no message until
     /// [`reactivate`](Self::reactivate); messages sent meanwhile stay queued.
-    pub async fn deactivate(&self, id: &str) -> Result<()> {
+    /// It never waits, so it is not `async`.
+    pub fn deactivate(&self, id: &str) -> Result<()> {
         self.kernel(id)?.deactivate()
     }
 
     /// Resumes delivery after [`deactivate`](Self::deactivate).
-    pub async fn reactivate(&self, id: &str) -> Result<()> {
+    pub fn reactivate(&self, id: &str) -> Result<()> {
         self.kernel(id)?.reactivate()
     }
 
     /// Terminates a kernel at once (queued input is discarded and counted)
-    /// and removes it from the runtime, freeing its id.
+    /// and removes it from the runtime, freeing its id. It is `async`
+    /// because it waits (up to the terminate timeout) for the handler to
+    /// return.
+    ///
+    /// A handler that does not return in time is stopped by force: an async
+    /// handler's task is aborted at its next await point. A handler that
+    /// reaches no await point (an endless or long computation in an async
+    /// handler), or a thread handler that never comes back to its context,
+    /// cannot be stopped from outside: terminate then returns after the
+    /// timeout and a short grace anyway, reports it `abandoned`, and the
+    /// kernel is `Failed` with a [`HandlerAbandoned`](crate::error::HandlerAbandoned)
+    /// failure; the handler's resources are released when it returns. On a
+    /// *current-thread* tokio runtime such a handler also holds the only
+    /// thread, so nothing else on that runtime runs — terminate included —
+    /// until it yields: run CPU-bound handlers in
+    /// [`ExecutionMode::Thread`](crate::ExecutionMode::Thread), or call
+    /// [`terminate_blocking`](Self::terminate_blocking) from another thread.
     pub async fn terminate(&self, id: &str) -> Result<TerminateReport> {
         self.terminate_with(
             id,
@@ -271,7 +310,8 @@ impl RingKernelRuntime {
         .await
     }
 
-    /// Terminates a kernel with options (for example draining its input first).
+    /// Terminates a kernel with options (for example draining its input
+    /// first); see [`terminate`](Self::terminate).
     pub async fn terminate_with(&self, id: &str, options: TerminateOptions) -> Result<TerminateReport> {
         let kernel = self.kernel(id)?;
         let report = kernel.clone().terminate(options).await?;
@@ -282,9 +322,24 @@ impl RingKernelRuntime {
         Ok(report)
     }
 
-    /// Terminates every kernel concurrently and refuses later launches.
+    /// [`terminate`](Self::terminate) from a plain thread (blocks it; needs
+    /// no async runtime).
+    pub fn terminate_blocking(&self, id: &str) -> Result<TerminateReport> {
+        park::block_on(self.terminate(id))
+    }
+
+    /// Terminates every kernel concurrently and refuses later launches. It is
+    /// `async` because it waits for the handlers (each up to the terminate
+    /// timeout, all at once; see [`terminate`](Self::terminate) for a handler
+    /// that does not stop).
     pub async fn shutdown(&self) -> ShutdownReport {
         self.shutdown_with(false).await
+    }
+
+    /// [`shutdown`](Self::shutdown) from a plain thread (blocks it; needs no
+    /// async runtime).
+    pub fn shutdown_blocking(&self) -> ShutdownReport {
+        park::block_on(self.shutdown())
     }
 
     /// Like [`shutdown`](Self::shutdown); with `drain`, each kernel first
@@ -307,23 +362,40 @@ impl RingKernelRuntime {
         }
     }
 
+    /// The input port of kernel `id` for `M`; a failed lookup hands `msg` back.
+    fn input_for<M: Message>(&self, id: &str, msg: M) -> std::result::Result<(Arc<InputPort<M>>, M), SendError<M>> {
+        match self.kernel(id).and_then(|k| input_port::<M>(k.as_ref())) {
+            Ok(port) => Ok((port, msg)),
+            Err(e) => Err(SendError::new(msg, e)),
+        }
+    }
+
     /// Sends a message to a kernel's input, applying its backpressure strategy
     /// (`Block` waits for room, up to the kernel's `send_timeout` if set).
-    pub async fn send<M: Message>(&self, id: &str, msg: M) -> Result<()> {
-        input_port::<M>(self.kernel(id)?.as_ref())?.send(msg, None).await
+    /// A refused message comes back in the error, whatever the reason (a full
+    /// queue, a timeout, a kernel that is not active or has ended, an unknown
+    /// id, another message type).
+    pub async fn send<M: Message>(&self, id: &str, msg: M) -> std::result::Result<(), SendError<M>> {
+        let (port, msg) = self.input_for(id, msg)?;
+        port.send(msg, None, None).await
     }
 
     /// Like [`send`](Self::send), waiting at most `timeout` for room.
-    pub async fn send_timeout<M: Message>(&self, id: &str, msg: M, timeout: Duration) -> Result<()> {
-        input_port::<M>(self.kernel(id)?.as_ref())?
-            .send(msg, Some(timeout))
-            .await
+    pub async fn send_timeout<M: Message>(
+        &self,
+        id: &str,
+        msg: M,
+        timeout: Duration,
+    ) -> std::result::Result<(), SendError<M>> {
+        let (port, msg) = self.input_for(id, msg)?;
+        port.send(msg, Some(timeout), None).await
     }
 
-    /// Sends without waiting: a full queue gives [`Error::QueueFull`] unless
-    /// the kernel's strategy is `DropOldest`.
-    pub fn try_send<M: Message>(&self, id: &str, msg: M) -> Result<()> {
-        input_port::<M>(self.kernel(id)?.as_ref())?.try_send(msg)
+    /// Sends without waiting: a full queue refuses with [`Error::QueueFull`]
+    /// unless the kernel's strategy is `DropOldest`.
+    pub fn try_send<M: Message>(&self, id: &str, msg: M) -> std::result::Result<(), SendError<M>> {
+        let (port, msg) = self.input_for(id, msg)?;
+        port.try_send(msg)
     }
 
     /// Receives the next message from a kernel's output. When the kernel has
@@ -341,10 +413,18 @@ impl RingKernelRuntime {
     }
 
     /// Sends `request` and waits for the reply whose correlation id is the
-    /// request's message id; other replies that arrive first are kept for
-    /// later [`receive`](Self::receive) calls, in order.
-    pub async fn call<Req: Message, Resp: Message>(&self, id: &str, request: Req) -> Result<Resp> {
-        self.handle::<Req, Resp>(id)?.call(request).await
+    /// request's message id (see [`KernelHandle::call`]): other outputs stay
+    /// in the output queue for later [`receive`](Self::receive) calls, in
+    /// order. A request that was never sent comes back in the error.
+    pub async fn call<Req: Message, Resp: Message>(
+        &self,
+        id: &str,
+        request: Req,
+    ) -> std::result::Result<Resp, CallError<Req>> {
+        match self.handle::<Req, Resp>(id) {
+            Ok(handle) => handle.call(request).await,
+            Err(e) => Err(SendError::new(request, e).into()),
+        }
     }
 
     /// Like [`call`](Self::call), with one time limit for the whole exchange.
@@ -353,11 +433,16 @@ impl RingKernelRuntime {
         id: &str,
         request: Req,
         timeout: Duration,
-    ) -> Result<Resp> {
-        self.handle::<Req, Resp>(id)?.call_timeout(request, timeout).await
+    ) -> std::result::Result<Resp, CallError<Req>> {
+        match self.handle::<Req, Resp>(id) {
+            Ok(handle) => handle.call_timeout(request, timeout).await,
+            Err(e) => Err(SendError::new(request, e).into()),
+        }
     }
 
-    /// A typed handle to one kernel, which skips the id lookup on every call.
+    /// A typed handle to one kernel: the id lookup and type check happen
+    /// here, once, instead of on every call. The way to talk to a kernel on
+    /// a hot path.
     pub fn handle<In: Message, Out: Message>(&self, id: &str) -> Result<KernelHandle<In, Out>> {
         let kernel = self.kernel(id)?;
         Ok(KernelHandle::new(

@@ -1,28 +1,36 @@
 //! The receiving side of a kernel, and where its handler's sends go (the
-//! host's receive queue or a linked kernel's input).
+//! host's receive queue, a pending `call`, or a linked kernel's input).
 //!
 //! Invariants:
-//! - a host receive returns the next message that no pending `call` waits
-//!   for, and a call gets exactly the reply carrying its correlation id;
+//! - a host receive returns the next message of the output queue; a call
+//!   gets exactly the reply carrying its correlation id, straight from the
+//!   handler's send (see [`replies`](crate::runtime::replies)), so a call
+//!   never holds other outputs and the queue's bound is the only buffer;
+//! - a reply handed straight to a call is counted in the output queue's
+//!   statistics as enqueued and dequeued at once, so the counters still
+//!   account for every message the handler sent to the host;
+//! - a handler's send to the host refused by the output queue hands its
+//!   message back, with the reason mapped in one place
+//!   ([`KernelCore::refusal_error`]);
 //! - once the kernel has ended, the messages it produced are still
-//!   returned, then the reason it ended.
+//!   returned, then the reason it ended; pending calls wake with it.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, SendError};
 use crate::message::Message;
-use crate::queue::timer;
-use crate::queue::{Backpressure, RecvError, SendError};
-use crate::runtime::config::KernelConfig;
-use crate::runtime::core::KernelCore;
+use crate::queue::{timer, Backpressure, RecvError, Refusal};
+use crate::runtime::core::{KernelCore, Side};
 use crate::runtime::input::InputPort;
-use crate::runtime::replies::{ClaimGuard, Replies};
+use crate::runtime::replies::{Registration, Replies};
 use crate::runtime::state::Operation;
-use crate::runtime::telemetry::lock;
+use crate::runtime::telemetry::{lock, KernelMetrics};
 use crate::runtime::transport::Transport;
 
 /// The receiving side of a kernel, and where its handler's sends go.
@@ -44,78 +52,48 @@ impl<Out: Message> OutputPort<Out> {
         self.route_version.fetch_add(1, Ordering::Release);
     }
 
-    /// Receives the next reply that no pending `call` waits for.
+    // ---- the host's side ----------------------------------------------
+
+    fn receive_timeout_error(&self, timeout: Duration) -> Error {
+        Error::QueueTimeout {
+            kernel: self.core.id.to_string(),
+            operation: Operation::Receive.verb(),
+            timeout,
+        }
+    }
+
+    /// Receives the next message of the output queue.
     pub async fn receive(&self, timeout: Option<Duration>) -> Result<Out> {
         self.core.check(Operation::Receive)?;
-        // Fast path: no call pending and nothing stashed, and a reply ready.
-        if self.replies.idle() {
-            match self.queue.try_recv() {
-                Ok(m) if !self.replies.is_claimed(&m) => return Ok(m),
-                Ok(m) => self.replies.stash(m),
-                Err(RecvError::Empty) => {}
-                Err(_) if self.replies.idle() => return Err(self.core.end_error()),
-                Err(_) => {}
-            }
-        }
-        let work = async {
-            loop {
-                if let Some(m) = self.replies.take_unclaimed() {
-                    return Ok(m);
-                }
-                let notified = self.replies.notify.notified();
-                tokio::pin!(notified);
-                notified.as_mut().enable();
-                if let Some(m) = self.replies.take_unclaimed() {
-                    return Ok(m);
-                }
-                tokio::select! {
-                    r = self.queue.recv() => match r {
-                        Ok(m) if self.replies.is_claimed(&m) => self.replies.stash(m),
-                        Ok(m) => return Ok(m),
-                        Err(_) => return Err(self.core.end_error()),
-                    },
-                    () = &mut notified => {}
-                }
-            }
+        let received = match timeout {
+            None => self.queue.recv().await,
+            Some(t) => match timer::timeout(t, self.queue.recv()).await {
+                Some(r) => r,
+                None => return Err(self.receive_timeout_error(t)),
+            },
         };
-        self.with_timeout(work, timeout).await
+        received.map_err(|_| self.core.end_error())
     }
 
     /// Receives from a plain (non-async) thread: spins on a ring, parks on a
-    /// queue. Falls back to the async path while calls are pending or
-    /// replies are stashed, so ordering and claims hold.
+    /// queue.
     pub fn receive_blocking(&self, timeout: Option<Duration>) -> Result<Out> {
         self.core.check(Operation::Receive)?;
-        if !self.replies.idle() {
-            return crate::runtime::park::block_on(self.receive(timeout));
-        }
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
-        let timed_out = || Error::QueueTimeout {
-            kernel: self.core.id.to_string(),
-            operation: Operation::Receive.verb(),
-            timeout: timeout.unwrap_or_default(),
-        };
-        let got = match &self.queue {
+        match &self.queue {
             Transport::Ring(ring) => match ring.recv_spin(&|| false, deadline) {
-                Ok(Some(m)) => m,
-                Ok(None) => return Err(timed_out()),
-                Err(_) => return Err(self.core.end_error()),
+                Ok(Some(m)) => Ok(m),
+                Ok(None) => Err(self.receive_timeout_error(timeout.unwrap_or_default())),
+                Err(_) => Err(self.core.end_error()),
             },
-            // Polls briefly, then parks (the queue's blocking wait).
+            // Polls briefly, then parks (the queue's blocking wait): no
+            // executor, no allocation.
             Transport::Queue(q) => match q.recv_blocking_until(deadline) {
-                Ok((m, _)) => m,
-                Err(RecvError::Closed) => return Err(self.core.end_error()),
-                Err(RecvError::Timeout | RecvError::Empty) => return Err(timed_out()),
+                Ok((m, _)) => Ok(m),
+                Err(RecvError::Closed) => Err(self.core.end_error()),
+                Err(_) => Err(self.receive_timeout_error(timeout.unwrap_or_default())),
             },
-        };
-        if self.replies.is_claimed(&got) {
-            // A call started meanwhile and this is its reply: hand it over
-            // and wait the usual way.
-            self.replies.stash(got);
-            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-            return crate::runtime::park::block_on(self.receive(left));
         }
-        Ok(got)
     }
 
     /// Waits for one message, then takes up to `max - 1` more that are
@@ -125,7 +103,7 @@ impl<Out: Message> OutputPort<Out> {
             return Ok(0);
         }
         out.push(self.receive(timeout).await?);
-        Ok(1 + self.take_more(max - 1, out))
+        Ok(1 + self.queue.try_recv_batch(max - 1, out))
     }
 
     /// [`receive_batch`](Self::receive_batch) on a plain (non-async) thread.
@@ -134,93 +112,168 @@ impl<Out: Message> OutputPort<Out> {
             return Ok(0);
         }
         out.push(self.receive_blocking(timeout)?);
-        Ok(1 + self.take_more(max - 1, out))
+        Ok(1 + self.queue.try_recv_batch(max - 1, out))
     }
 
-    /// Ready messages, unless calls are pending (then replies go one by one
-    /// through the claim check).
-    fn take_more(&self, max: usize, out: &mut Vec<Out>) -> usize {
-        if self.replies.idle() {
-            self.queue.try_recv_batch(max, out)
-        } else {
-            0
-        }
-    }
-
-    /// Registers a pending call for `correlation`; replies with that id are
-    /// kept for it, other replies stay available to `receive`.
-    pub fn claim(&self, correlation: Uuid) -> ClaimGuard<'_, Out> {
-        self.replies.claim(correlation);
-        ClaimGuard {
-            replies: &self.replies,
-            correlation,
-        }
-    }
-
-    /// Waits for the reply claimed by `guard` (claim before sending the
-    /// request, so a concurrent `receive` cannot take the reply).
-    pub async fn receive_reply(&self, guard: ClaimGuard<'_, Out>, timeout: Option<Duration>) -> Result<Out> {
-        let correlation = guard.correlation;
-        let work = async {
-            loop {
-                if let Some(m) = self.replies.take_reply(correlation) {
-                    return Ok(m);
-                }
-                let notified = self.replies.notify.notified();
-                tokio::pin!(notified);
-                notified.as_mut().enable();
-                if let Some(m) = self.replies.take_reply(correlation) {
-                    return Ok(m);
-                }
-                tokio::select! {
-                    r = self.queue.recv() => match r {
-                        Ok(m) if m.correlation_id() == Some(correlation) => return Ok(m),
-                        Ok(m) => self.replies.stash(m),
-                        Err(_) => return Err(self.core.end_error()),
-                    },
-                    () = &mut notified => {}
-                }
-            }
-        };
-        self.with_timeout(work, timeout).await
-    }
-
-    async fn with_timeout(
-        &self,
-        work: impl std::future::Future<Output = Result<Out>>,
-        timeout: Option<Duration>,
-    ) -> Result<Out> {
-        match timeout {
-            None => work.await,
-            Some(t) => timer::timeout(t, work).await.unwrap_or_else(|| {
-                Err(Error::QueueTimeout {
-                    kernel: self.core.id.to_string(),
-                    operation: Operation::Receive.verb(),
-                    timeout: t,
-                })
+    /// Registers a call waiting for the reply correlated with `correlation`
+    /// (register before sending the request, so the reply cannot overtake
+    /// the registration).
+    pub fn expect_reply(&self, correlation: Uuid) -> Result<PendingCall<'_, Out>> {
+        match self.replies.register(correlation) {
+            Ok(rx) => Ok(PendingCall {
+                port: self,
+                correlation,
+                rx: Some(rx),
             }),
+            Err(Registration::Ended) => Err(self.core.end_error()),
+            Err(Registration::Duplicate) => Err(Error::invalid(
+                "request",
+                correlation,
+                "a call with this message id is already waiting for its reply",
+            )),
+        }
+    }
+
+    /// A reply that reached a call after it gave up: it goes to the output
+    /// queue like any other output; if the queue refuses it (full or
+    /// closed), it is counted as discarded.
+    fn hand_on_late_reply(&self, msg: Out) {
+        if self.queue.try_send(msg).is_err() {
+            KernelMetrics::add(&self.core.metrics.discarded, 1);
+        }
+    }
+
+    // ---- the handler's side -------------------------------------------
+
+    /// A refusal of the output queue, as the handler sees it.
+    fn refused<M>(&self, refusal: (Refusal, M)) -> SendError<M> {
+        self.core
+            .refused(Side::Output, refusal, Duration::ZERO, self.queue.capacity())
+    }
+
+    /// The handler sends `msg` to the host: to the call waiting for it, or
+    /// into the output queue under the output strategy (`Block` waits for
+    /// room until `stop` is cancelled).
+    pub async fn emit(&self, msg: Out, stop: &CancellationToken) -> std::result::Result<(), SendError<Out>> {
+        let msg = match self.offer(msg) {
+            Ok(()) => return Ok(()),
+            Err(msg) => msg,
+        };
+        // Under Block a full queue is waited on, not refused: going through
+        // `try_send` first would count a refusal for a message that then gets in.
+        if self.core.config.output_backpressure == Backpressure::Block {
+            self.queue
+                .send_until(msg, None, Some(stop))
+                .await
+                .map_err(|r| self.refused(r))
+        } else {
+            self.queue.try_send(msg).map_err(|e| self.refused(e.into_refusal()))
+        }
+    }
+
+    /// [`emit`](Self::emit) from the kernel's own thread: spins on a ring,
+    /// parks on a queue.
+    pub fn emit_blocking(&self, msg: Out, stop: &CancellationToken) -> std::result::Result<(), SendError<Out>> {
+        match &self.queue {
+            Transport::Ring(ring) => {
+                let msg = match self.offer(msg) {
+                    Ok(()) => return Ok(()),
+                    Err(msg) => msg,
+                };
+                ring.send_spin(msg, stop, None).map_err(|r| self.refused(r))
+            }
+            Transport::Queue(_) => crate::runtime::park::block_on(self.emit(msg, stop)),
+        }
+    }
+
+    /// Offers each message of a batch to the pending calls; returns those
+    /// that no call waits for (all of them, for one atomic load, when no
+    /// call is pending).
+    fn offer_batch(&self, msgs: Vec<Out>) -> Vec<Out> {
+        if !self.replies.any_pending() {
+            return msgs;
+        }
+        msgs.into_iter().filter_map(|m| self.offer(m).err()).collect()
+    }
+
+    /// Offers `msg` to the pending calls; a reply handed over is counted in
+    /// the output queue's statistics as enqueued and dequeued at once.
+    fn offer(&self, msg: Out) -> std::result::Result<(), Out> {
+        self.replies.offer(msg)?;
+        self.queue.count_handed_over(1);
+        Ok(())
+    }
+
+    /// The handler sends a batch to the host, in order; on a refusal the
+    /// messages not sent come back.
+    pub async fn emit_batch(
+        &self,
+        msgs: Vec<Out>,
+        stop: &CancellationToken,
+    ) -> std::result::Result<(), SendError<Vec<Out>>> {
+        let msgs = self.offer_batch(msgs);
+        self.queue
+            .send_batch(msgs, None, Some(stop))
+            .await
+            .map_err(|r| self.refused(r))
+    }
+
+    /// [`emit_batch`](Self::emit_batch) from the kernel's own thread.
+    pub fn emit_batch_blocking(
+        &self,
+        msgs: Vec<Out>,
+        stop: &CancellationToken,
+    ) -> std::result::Result<(), SendError<Vec<Out>>> {
+        match &self.queue {
+            Transport::Ring(ring) => {
+                let msgs = self.offer_batch(msgs);
+                ring.send_batch_spin(msgs.into(), stop, None)
+                    .map_err(|r| self.refused(r))
+            }
+            Transport::Queue(_) => crate::runtime::park::block_on(self.emit_batch(msgs, stop)),
         }
     }
 }
 
-/// Whether the output strategy lets a handler wait for room.
-pub(crate) fn output_waits(config: &KernelConfig) -> bool {
-    config.output_backpressure == Backpressure::Block
+/// A call waiting for its reply. Dropping it (the call ended, timed out or
+/// was cancelled) unregisters the call; a reply that arrived meanwhile goes
+/// to the output queue, or is counted as discarded if the queue refuses it.
+pub(crate) struct PendingCall<'a, Out: Message> {
+    port: &'a OutputPort<Out>,
+    correlation: Uuid,
+    rx: Option<oneshot::Receiver<Out>>,
 }
 
-/// Maps a handler-side send failure on `queue` to an error.
-pub(crate) fn handler_send_error<T>(core: &KernelCore, e: SendError<T>, capacity: usize) -> Error {
-    match e {
-        SendError::Full(_) => Error::QueueFull {
-            kernel: core.id.to_string(),
-            queue: "output",
-            capacity,
-        },
-        SendError::Timeout(_) => Error::QueueTimeout {
-            kernel: core.id.to_string(),
-            operation: "send from",
-            timeout: Duration::ZERO,
-        },
-        SendError::Closed(_) => core.terminating_error(),
+impl<Out: Message> PendingCall<'_, Out> {
+    /// Waits for the reply, at most `timeout`.
+    pub async fn wait(mut self, timeout: Option<Duration>) -> Result<Out> {
+        let port = self.port;
+        let Some(rx) = self.rx.as_mut() else {
+            return Err(port.core.end_error());
+        };
+        let got = match timeout {
+            None => rx.await,
+            Some(t) => match timer::timeout(t, rx).await {
+                Some(got) => got,
+                None => return Err(port.receive_timeout_error(t)),
+            },
+        };
+        self.rx = None;
+        // An error means the kernel ended (its slots were closed).
+        got.map_err(|_| port.core.end_error())
+    }
+}
+
+impl<Out: Message> Drop for PendingCall<'_, Out> {
+    fn drop(&mut self) {
+        self.port.replies.unregister(self.correlation);
+        if let Some(mut rx) = self.rx.take() {
+            // After `close`, a late offer fails and keeps its message; a
+            // reply that landed before is taken here.
+            rx.close();
+            if let Ok(late) = rx.try_recv() {
+                self.port.hand_on_late_reply(late);
+            }
+        }
     }
 }

@@ -1,116 +1,132 @@
-//! The reply bookkeeping of `call`: which correlation ids pending calls wait
-//! for, and the replies taken off the output queue for someone else.
+//! The reply bookkeeping of `call`: one slot per pending call, keyed by the
+//! correlation id its reply will carry.
+//!
+//! A call registers its slot *before* it sends its request, so the reply
+//! cannot overtake the registration. When the kernel's handler sends a
+//! message to the host, the output port first offers it here: a message
+//! whose correlation id names a registered slot goes straight into that
+//! slot and wakes its caller; any other message goes to the output queue as
+//! usual. So a call never takes, holds or scans the other outputs: they stay
+//! in the output queue, under its bound and its backpressure.
 //!
 //! Invariants:
-//! - a reply whose correlation id a pending call registered goes to that
-//!   call only; every other message stays available to `receive`, in order;
-//! - `busy` is zero exactly when nothing is stashed and no call is pending,
-//!   so the plain receive path may skip the lock;
-//! - a call's registration is removed when its future ends or is dropped.
+//! - `pending` is the number of registered slots; when it is zero, offering
+//!   a message costs one atomic load and nothing else;
+//! - a reply is delivered to at most one call, the one that registered its
+//!   correlation id, and a slot receives at most one reply (a duplicate goes
+//!   to the output queue);
+//! - a slot is unregistered when its call ends, however it ends (the output
+//!   port's pending-call guard); a reply that reached a call which had
+//!   already given up is handed on by that guard, never dropped silently;
+//! - once [`Replies::close`] ran (the kernel ended), every pending call
+//!   wakes and no new slot is registered.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use tokio::sync::Notify;
+use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use crate::message::Message;
 use crate::runtime::telemetry::lock;
 
-/// Replies taken off the output queue by `call` but meant for someone else,
-/// and the correlation ids that pending calls wait for.
+/// The pending calls of one kernel.
 pub(crate) struct Replies<Out> {
-    inner: Mutex<RepliesInner<Out>>,
-    /// Stash length plus pending calls; zero means the fast path may skip the lock.
-    busy: AtomicUsize,
-    pub(crate) notify: Notify,
+    /// Registered slots (the length of `slots.waiting`).
+    pending: AtomicUsize,
+    slots: Mutex<Slots<Out>>,
 }
 
-struct RepliesInner<Out> {
-    stash: VecDeque<Out>,
-    pending: HashSet<Uuid>,
+struct Slots<Out> {
+    waiting: HashMap<Uuid, oneshot::Sender<Out>>,
+    closed: bool,
+}
+
+/// Why a call could not register.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Registration {
+    /// The kernel has ended.
+    Ended,
+    /// Another call already waits for a reply with this correlation id.
+    Duplicate,
 }
 
 impl<Out: Message> Replies<Out> {
     pub(crate) fn new() -> Self {
         Replies {
-            inner: Mutex::new(RepliesInner {
-                stash: VecDeque::new(),
-                pending: HashSet::new(),
+            pending: AtomicUsize::new(0),
+            slots: Mutex::new(Slots {
+                waiting: HashMap::new(),
+                closed: false,
             }),
-            busy: AtomicUsize::new(0),
-            notify: Notify::new(),
         }
     }
 
-    pub(crate) fn idle(&self) -> bool {
-        self.busy.load(Ordering::Acquire) == 0
+    /// Whether any call waits for a reply.
+    pub(crate) fn any_pending(&self) -> bool {
+        self.pending.load(Ordering::Acquire) != 0
     }
 
-    /// The oldest stashed reply that no pending call waits for.
-    pub(crate) fn take_unclaimed(&self) -> Option<Out> {
-        if self.idle() {
-            return None;
+    /// Registers a call that waits for the reply correlated with
+    /// `correlation`; the reply will arrive on the returned receiver.
+    /// `Err(Registration::Ended)` once the kernel has ended,
+    /// `Err(Registration::Duplicate)` if a call already waits for that id.
+    pub(crate) fn register(&self, correlation: Uuid) -> Result<oneshot::Receiver<Out>, Registration> {
+        let (tx, rx) = oneshot::channel();
+        let mut slots = lock(&self.slots);
+        if slots.closed {
+            return Err(Registration::Ended);
         }
-        let mut inner = lock(&self.inner);
-        let RepliesInner { stash, pending } = &mut *inner;
-        let pos = stash
-            .iter()
-            .position(|m| m.correlation_id().is_none_or(|c| !pending.contains(&c)))?;
-        let m = stash.remove(pos);
-        self.busy.fetch_sub(1, Ordering::AcqRel);
-        m
-    }
-
-    pub(crate) fn take_reply(&self, correlation: Uuid) -> Option<Out> {
-        let mut inner = lock(&self.inner);
-        let pos = inner
-            .stash
-            .iter()
-            .position(|m| m.correlation_id() == Some(correlation))?;
-        let m = inner.stash.remove(pos);
-        self.busy.fetch_sub(1, Ordering::AcqRel);
-        m
-    }
-
-    pub(crate) fn is_claimed(&self, m: &Out) -> bool {
-        if self.idle() {
-            return false;
+        if slots.waiting.contains_key(&correlation) {
+            return Err(Registration::Duplicate);
         }
-        m.correlation_id()
-            .is_some_and(|c| lock(&self.inner).pending.contains(&c))
+        slots.waiting.insert(correlation, tx);
+        self.pending.fetch_add(1, Ordering::AcqRel);
+        Ok(rx)
     }
 
-    pub(crate) fn stash(&self, m: Out) {
-        lock(&self.inner).stash.push_back(m);
-        self.busy.fetch_add(1, Ordering::AcqRel);
-        self.notify.notify_waiters();
-    }
-
-    pub(crate) fn claim(&self, correlation: Uuid) {
-        if lock(&self.inner).pending.insert(correlation) {
-            self.busy.fetch_add(1, Ordering::AcqRel);
+    /// Hands `msg` to the call that waits for it; gives it back when no call
+    /// does (then it belongs in the output queue).
+    pub(crate) fn offer(&self, msg: Out) -> Result<(), Out> {
+        if !self.any_pending() {
+            return Err(msg);
+        }
+        let Some(correlation) = msg.correlation_id() else {
+            return Err(msg);
+        };
+        let tx = {
+            let mut slots = lock(&self.slots);
+            let tx = slots.waiting.remove(&correlation);
+            if tx.is_some() {
+                self.pending.fetch_sub(1, Ordering::AcqRel);
+            }
+            tx
+        };
+        match tx {
+            // Fails (handing the message back) only if the call gave up
+            // meanwhile; its `cancel` then saw no reply.
+            Some(tx) => tx.send(msg),
+            None => Err(msg),
         }
     }
 
-    pub(crate) fn release(&self, correlation: Uuid) {
-        if lock(&self.inner).pending.remove(&correlation) {
-            self.busy.fetch_sub(1, Ordering::AcqRel);
-            // A reply stashed for this call is now unclaimed: wake receivers.
-            self.notify.notify_waiters();
-        }
+    /// The kernel ended: wakes every pending call and refuses new ones.
+    pub(crate) fn close(&self) {
+        let waiting = {
+            let mut slots = lock(&self.slots);
+            slots.closed = true;
+            self.pending.store(0, Ordering::Release);
+            std::mem::take(&mut slots.waiting)
+        };
+        drop(waiting);
     }
-}
 
-/// Unregisters a pending call even if its future is dropped.
-pub(crate) struct ClaimGuard<'a, Out: Message> {
-    pub(crate) replies: &'a Replies<Out>,
-    pub(crate) correlation: Uuid,
-}
-
-impl<Out: Message> Drop for ClaimGuard<'_, Out> {
-    fn drop(&mut self) {
-        self.replies.release(self.correlation);
+    /// Removes a call's slot (its call ended, however it ended).
+    pub(crate) fn unregister(&self, correlation: Uuid) {
+        let mut slots = lock(&self.slots);
+        if slots.waiting.remove(&correlation).is_some() {
+            self.pending.fetch_sub(1, Ordering::AcqRel);
+        }
     }
 }

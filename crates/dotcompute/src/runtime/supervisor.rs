@@ -21,7 +21,7 @@ use futures::FutureExt;
 use serde::Serialize;
 use tokio::task::JoinHandle;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, HandlerAbandoned, HandlerError, Result, SendError};
 use crate::message::Message;
 use crate::queue::timer;
 use crate::runtime::config::RestartPolicy;
@@ -42,10 +42,19 @@ pub struct TerminateReport {
     pub discarded_input: usize,
     /// Output messages nobody had received; they are discarded with the kernel.
     pub unread_output: usize,
-    /// True if the handler did not return in time and its task was aborted.
+    /// True if the handler did not return within the timeout and was
+    /// stopped by force: an async handler's task is aborted at its next
+    /// await point.
     pub forced: bool,
+    /// True if the handler was still running when terminate returned: an
+    /// async handler that does not reach an await point (a long computation
+    /// or an endless loop), or a thread handler that does not come back to
+    /// its context. The kernel is then reported `Failed` with a
+    /// [`HandlerAbandoned`] failure, and what the handler holds is released
+    /// when it does return.
+    pub abandoned: bool,
     /// The failure that ended the kernel, if it failed.
-    pub failure: Option<String>,
+    pub failure: Option<HandlerError>,
 }
 
 /// How to terminate.
@@ -77,16 +86,16 @@ impl Runner {
         }
     }
 
-    /// Stops a task at its next await point. A thread cannot be stopped from
-    /// outside: it is left to end at its next context call.
-    async fn abort(self) {
-        match self {
-            Runner::Task(task) => {
-                task.abort();
-                let _ = task.await;
-            }
-            Runner::Thread(_) => {}
+    /// Asks a task to stop at its next await point, and waits for that until
+    /// `deadline`; returns whether the handler has stopped. A task that never
+    /// reaches an await point cannot be stopped from outside, nor can a
+    /// thread: both are left to end on their own (never waited for past
+    /// `deadline`).
+    async fn abort(&mut self, deadline: Instant) -> bool {
+        if let Runner::Task(task) = self {
+            task.abort();
         }
+        self.wait_until(deadline).await
     }
 }
 
@@ -126,9 +135,9 @@ impl<In: Message, Out: Message> KernelCell<In, Out> {
         let terminating = core.is_cancelled() || self.input.queue.is_closed();
         let failure = match outcome {
             Ok(Ok(())) => None,
-            Ok(Err(e)) if terminating && is_own_termination(&e, &core.id) => None,
-            Ok(Err(e)) => Some(e.to_string()),
-            Err(panic) => Some(format!("handler panicked: {}", panic_message(panic.as_ref()))),
+            Ok(Err(e)) if terminating && is_own_termination::<Out>(&e, &core.id) => None,
+            Ok(Err(e)) => Some(HandlerError::new(e)),
+            Err(panic) => Some(HandlerError::panic(panic_message(panic.as_ref()))),
         };
         let Some(failure) = failure else {
             if !terminating {
@@ -152,12 +161,13 @@ impl<In: Message, Out: Message> KernelCell<In, Out> {
     }
 
     /// The handler ended without a terminate request.
-    pub(super) fn end_on_its_own(&self, state: KernelState, failure: Option<String>) {
+    pub(super) fn end_on_its_own(&self, state: KernelState, failure: Option<HandlerError>) {
         *lock(&self.core.failure) = failure;
         self.core.end_running(state);
         self.core.metrics.mark_stopped();
         self.input.queue.close();
         self.output.queue.close();
+        self.output.replies.close();
     }
 
     pub(super) async fn terminate_inner(self: Arc<Self>, options: TerminateOptions) -> Result<TerminateReport> {
@@ -165,6 +175,7 @@ impl<In: Message, Out: Message> KernelCell<In, Out> {
         let previous_state = core.transition(Operation::Terminate)?;
         let runner = lock(&self.runner).take();
         let mut forced = false;
+        let mut abandoned = false;
         if let Some(mut runner) = runner {
             let deadline = Instant::now().checked_add(options.timeout).unwrap_or_else(far_future);
             if options.drain && previous_state.is_running() {
@@ -179,11 +190,11 @@ impl<In: Message, Out: Message> KernelCell<In, Out> {
                     // Draining ran out of time: stop the handler now.
                     core.cancel_now();
                 }
-                let grace = Duration::from_millis(50).min(options.timeout);
+                let grace = ABORT_GRACE.min(options.timeout);
                 if !runner.wait_until(Instant::now() + grace).await {
                     tracing::warn!(kernel = %core.id, "handler ignored terminate; aborting it");
-                    runner.abort().await;
                     forced = true;
+                    abandoned = !runner.abort(Instant::now() + grace).await;
                 }
             }
         } else {
@@ -194,18 +205,32 @@ impl<In: Message, Out: Message> KernelCell<In, Out> {
         KernelMetrics::add(&core.metrics.discarded, discarded as u64);
         self.output.queue.close();
         core.metrics.mark_stopped();
-        core.set_state(KernelState::Terminated);
-        tracing::info!(kernel = %core.id, discarded, forced, "kernel terminated");
+        if abandoned {
+            let failure = HandlerError::from(HandlerAbandoned::new(options.timeout));
+            tracing::error!(kernel = %core.id, error = %failure, "kernel abandoned");
+            core.metrics.record_error(&failure);
+            *lock(&core.failure) = Some(failure);
+            core.set_state(KernelState::Failed);
+        } else {
+            core.set_state(KernelState::Terminated);
+        }
+        self.output.replies.close();
+        tracing::info!(kernel = %core.id, discarded, forced, abandoned, "kernel terminated");
         Ok(TerminateReport {
             kernel: core.id.to_string(),
             previous_state,
             discarded_input: discarded,
             unread_output: self.output.queue.len(),
             forced,
+            abandoned,
             failure: core.failure(),
         })
     }
 }
+
+/// How long terminate waits, after its timeout, for a handler it stopped
+/// (cancelled, then aborted) to return.
+const ABORT_GRACE: Duration = Duration::from_millis(50);
 
 /// A deadline no wait reaches (about 30 years away).
 fn far_future() -> Instant {
@@ -231,8 +256,25 @@ fn may_restart(policy: RestartPolicy, history: &mut VecDeque<Instant>) -> bool {
     }
 }
 
-fn is_own_termination(e: &KernelError, id: &str) -> bool {
-    matches!(e.downcast_ref::<Error>(), Some(Error::Terminating { kernel }) if kernel == id)
+/// Whether a handler's error is its own kernel's termination reaching it:
+/// [`Error::Terminating`] for this kernel, as it is, inside a refused send
+/// of the kernel's output type, or anywhere in the error's source chain.
+fn is_own_termination<Out: Message>(e: &KernelError, id: &str) -> bool {
+    let own = |e: &Error| matches!(e, Error::Terminating { kernel } if kernel == id);
+    if let Some(e) = e.downcast_ref::<SendError<Out>>() {
+        return own(e.error());
+    }
+    if let Some(e) = e.downcast_ref::<SendError<Vec<Out>>>() {
+        return own(e.error());
+    }
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(&**e);
+    while let Some(e) = next {
+        if e.downcast_ref::<Error>().is_some_and(own) {
+            return true;
+        }
+        next = e.source();
+    }
+    false
 }
 
 fn panic_message(payload: &(dyn Any + Send)) -> String {
