@@ -161,8 +161,8 @@ fn spec(mode: Option<ExecutionMode>, role: Role) -> R<KernelSpec> {
 }
 
 async fn launch(rt: &RingKernelRuntime, spec: KernelSpec) -> R<KernelHandle<DcPing, DcPing>> {
-    rt.launch_spec(spec).await.map_err(err)?;
-    rt.activate(KERNEL).await.map_err(err)?;
+    rt.launch_spec(spec).map_err(err)?;
+    rt.activate(KERNEL).map_err(err)?;
     rt.handle::<DcPing, DcPing>(KERNEL).map_err(err)
 }
 
