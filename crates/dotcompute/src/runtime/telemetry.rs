@@ -6,7 +6,7 @@
 //! figures come from the queues' own statistics at snapshot time.
 //!
 //! The hot path takes no lock: counters are relaxed atomic adds and the
-//! handler-time histogram is an [`AtomicHistogram`](histogram) (exact
+//! handler-time histogram is an `AtomicHistogram` (exact
 //! counts, hdrhistogram percentiles to 3 significant digits, merged into an
 //! `hdrhistogram` only when a snapshot is read). Nothing is sampled.
 
