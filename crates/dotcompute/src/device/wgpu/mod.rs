@@ -476,46 +476,9 @@ impl WgpuBackend {
             enc.copy_buffer_to_buffer(src, offset, &staging, 0, len);
             self.submit(enc)
         })?;
-        let result: Arc<Mutex<Option<Result<(), wgpu::BufferAsyncError>>>> = Arc::new(Mutex::new(None));
-        let slot = result.clone();
-        staging.slice(..len).map_async(wgpu::MapMode::Read, move |r| {
-            *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
-        });
-        self.wait("copy to host", Some(index))?;
-        let mapped = result.lock().unwrap_or_else(|p| p.into_inner()).take();
-        match mapped {
-            Some(Ok(())) => {}
-            Some(Err(e)) => {
-                return Err(DeviceError::Wgpu {
-                    operation: "map staging buffer",
-                    message: e.to_string(),
-                })
-            }
-            None => {
-                // The wait returned without running the callback: poll once more.
-                self.wait("copy to host", None)?;
-                if !matches!(result.lock().unwrap_or_else(|p| p.into_inner()).take(), Some(Ok(()))) {
-                    return Err(DeviceError::Wgpu {
-                        operation: "map staging buffer",
-                        message: "the mapping did not complete".into(),
-                    });
-                }
-            }
-        }
-        let copied = match staging.slice(..len).get_mapped_range() {
-            Ok(view) => {
-                dst.copy_from_slice(&view);
-                Ok(())
-            }
-            Err(e) => Err(DeviceError::Wgpu {
-                operation: "map staging buffer",
-                message: e.to_string(),
-            }),
-        };
-        staging.unmap();
-        copied?;
+        let copied = self.map_and_copy(&staging, len, index, |view| dst.copy_from_slice(view));
         self.give_staging(staging);
-        Ok(())
+        copied
     }
 
     /// Reads `dst.len()` bytes at any `offset` of `src` (widened to words).
@@ -671,11 +634,16 @@ impl WgpuBackend {
         }
     }
 
+    /// Dispatches `kernel` and, in the same submission, copies the first
+    /// `bytes` of each argument `reads` names (by index) into `staging`,
+    /// one region after another at 4-byte-aligned offsets.
     fn launch_inner(
         &self,
         kernel: &WgpuKernel,
         config: &LaunchConfig,
         args: &mut [KernelArg<'_, Self>],
+        reads: &[(usize, usize)],
+        staging: Option<&wgpu::Buffer>,
     ) -> DeviceResult<wgpu::SubmissionIndex> {
         self.check_alive()?;
         config.validate(&self.info)?;
@@ -772,9 +740,151 @@ impl WgpuBackend {
                 pass.set_bind_group(0, &bind_group, &[]);
                 pass.dispatch_workgroups(config.grid.x, config.grid.y, config.grid.z);
             }
+            if let Some(staging) = staging {
+                let mut at = 0u64;
+                for &(i, bytes) in reads {
+                    let memory = match args.get(i) {
+                        Some(KernelArg::Buffer { memory, .. }) => &**memory,
+                        Some(KernelArg::BufferMut { memory, .. }) => &**memory,
+                        _ => continue,
+                    };
+                    let len = align4(bytes) as u64;
+                    enc.copy_buffer_to_buffer(&memory.buffer, 0, staging, at, len);
+                    at += len;
+                }
+            }
             self.submit(enc)
         })
     }
+
+    /// Launches `kernel` and stages, in the same submission, the first
+    /// `bytes` of the buffer arguments `reads` names (by argument index) for
+    /// reading back; [`finish_staged`](Self::finish_staged) waits for that
+    /// submission only and copies the bytes out. Work submitted after it
+    /// (the next batch's upload and dispatch) can run while the host waits,
+    /// which [`gpu::wgpu`](crate::gpu::wgpu) uses to overlap batches.
+    pub(crate) fn launch_staged(
+        &self,
+        kernel: &WgpuKernel,
+        config: &LaunchConfig,
+        args: &mut [KernelArg<'_, Self>],
+        reads: &[(usize, usize)],
+    ) -> DeviceResult<StagedRead> {
+        let mut total = 0usize;
+        let mut regions = Vec::with_capacity(reads.len());
+        for &(i, bytes) in reads {
+            let size = match args.get(i) {
+                Some(KernelArg::Buffer { memory, .. }) => memory.size,
+                Some(KernelArg::BufferMut { memory, .. }) => memory.size,
+                _ => {
+                    return Err(Self::arg_error(
+                        kernel,
+                        i,
+                        "only buffer arguments can be read back".to_string(),
+                    ))
+                }
+            };
+            check_range("staged read", 0, bytes, size)?;
+            regions.push((total, bytes));
+            total += align4(bytes);
+        }
+        let staging = self.take_staging(total.max(4) as u64)?;
+        let index = match self.launch_inner(kernel, config, args, reads, Some(&staging)) {
+            Ok(i) => i,
+            Err(e) => {
+                self.give_staging(staging);
+                return Err(e);
+            }
+        };
+        self.counters.launch();
+        Ok(StagedRead {
+            staging,
+            regions,
+            index,
+        })
+    }
+
+    /// Waits for `staged`'s submission and copies region `k` into `outs[k]`
+    /// (each exactly the region's length); counts one transfer per region.
+    pub(crate) fn finish_staged(&self, staged: StagedRead, outs: &mut [&mut [u8]]) -> DeviceResult<()> {
+        let StagedRead {
+            staging,
+            regions,
+            index,
+        } = staged;
+        let total: u64 = regions.iter().map(|(at, len)| (*at + align4(*len)) as u64).max().unwrap_or(4);
+        let result = self.map_and_copy(&staging, total, index, |view| {
+            for ((at, len), out) in regions.iter().zip(outs.iter_mut()) {
+                if out.len() == *len {
+                    out.copy_from_slice(&view[*at..*at + *len]);
+                }
+            }
+        });
+        self.give_staging(staging);
+        result?;
+        for (_, len) in &regions {
+            self.counters.dtoh(*len);
+        }
+        Ok(())
+    }
+
+    /// Maps the first `len` bytes of `staging` once submission `index` is
+    /// done, hands them to `f`, and unmaps.
+    fn map_and_copy(
+        &self,
+        staging: &wgpu::Buffer,
+        len: u64,
+        index: wgpu::SubmissionIndex,
+        f: impl FnOnce(&[u8]),
+    ) -> DeviceResult<()> {
+        let result: Arc<Mutex<Option<Result<(), wgpu::BufferAsyncError>>>> = Arc::new(Mutex::new(None));
+        let slot = result.clone();
+        staging.slice(..len).map_async(wgpu::MapMode::Read, move |r| {
+            *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
+        });
+        self.wait("copy to host", Some(index))?;
+        if result.lock().unwrap_or_else(|p| p.into_inner()).is_none() {
+            // The wait returned before the callback ran: poll until it has.
+            self.wait("copy to host", None)?;
+        }
+        let mapped = result.lock().unwrap_or_else(|p| p.into_inner()).take();
+        match mapped {
+            Some(Ok(())) => {}
+            Some(Err(e)) => {
+                return Err(DeviceError::Wgpu {
+                    operation: "map staging buffer",
+                    message: e.to_string(),
+                })
+            }
+            None => {
+                return Err(DeviceError::Wgpu {
+                    operation: "map staging buffer",
+                    message: "the mapping did not complete".into(),
+                })
+            }
+        }
+        let copied = match staging.slice(..len).get_mapped_range() {
+            Ok(view) => {
+                f(&view);
+                Ok(())
+            }
+            Err(e) => Err(DeviceError::Wgpu {
+                operation: "map staging buffer",
+                message: e.to_string(),
+            }),
+        };
+        staging.unmap();
+        copied
+    }
+}
+
+/// A launch whose results are on their way to a host-readable buffer; see
+/// [`WgpuBackend::launch_staged`].
+#[derive(Debug)]
+pub(crate) struct StagedRead {
+    staging: wgpu::Buffer,
+    regions: Vec<(usize, usize)>,
+    index: wgpu::SubmissionIndex,
 }
 
 impl Backend for WgpuBackend {
@@ -993,7 +1103,7 @@ impl Backend for WgpuBackend {
         args: &mut [KernelArg<'_, Self>],
         _: &WgpuStream,
     ) -> DeviceResult<()> {
-        self.launch_inner(kernel, config, args)?;
+        self.launch_inner(kernel, config, args, &[], None)?;
         self.counters.launch();
         Ok(())
     }
