@@ -265,6 +265,10 @@ pub enum ModeArg {
     ActorSpin,
     /// GPU ring kernel: a persistent CUDA kernel holding the state (needs an NVIDIA GPU).
     Gpu,
+    /// wgpu ring kernel: a WGSL handler holding the state in device memory,
+    /// batched dispatches (any Vulkan/Metal/DX12 adapter with f64; lavapipe
+    /// without a GPU).
+    Wgpu,
 }
 
 /// Runs `dotcompute anomaly`.
@@ -286,6 +290,7 @@ pub fn run_anomaly(args: &AnomalyArgs) -> CliResult<()> {
         ModeArg::ActorThread => Mode::ActorThread,
         ModeArg::ActorSpin => Mode::ActorSpin,
         ModeArg::Gpu => Mode::Gpu,
+        ModeArg::Wgpu => Mode::Wgpu,
     };
     crate::output::check_json_path(args.json.as_ref())?;
 

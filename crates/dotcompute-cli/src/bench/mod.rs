@@ -10,6 +10,7 @@ mod all;
 mod chart;
 mod goals;
 mod gpu;
+mod wgpu;
 mod host;
 mod igraph;
 pub(crate) mod kernels;

@@ -590,6 +590,120 @@ impl<'a, In: GpuMessage, Out: GpuMessage, State: GpuMessage> Bridge<'a, In, Out,
     }
 }
 
+/// The device side of a wgpu ring kernel without the runtime: one batch
+/// slot, each [`run`](Self::run) uploads a batch, dispatches the handler
+/// and waits for the replies. For measuring what the runtime and the
+/// overlapped batches add (the baseline a wgpu user would write), and for
+/// driving a WGSL handler directly.
+pub struct WgpuBatchRunner<In, Out, State> {
+    backend: Arc<WgpuBackend>,
+    kernel: WgpuKernel,
+    threading: Threading,
+    block: u32,
+    capacity: usize,
+    state: WgpuMemory,
+    slot: Slot,
+    _types: std::marker::PhantomData<fn() -> (In, Out, State)>,
+}
+
+impl<In: GpuMessage, Out: GpuMessage, State: GpuMessage> WgpuBatchRunner<In, Out, State> {
+    /// Opens the device, compiles `handler`, and uploads `initial_state`;
+    /// batches of up to `options.batch_size` messages.
+    ///
+    /// # Errors
+    ///
+    /// As [`wgpu_kernel`]: [`GpuError::Start`] or [`GpuError::Compile`].
+    pub fn new(handler: &WgslHandler, initial_state: State, options: &WgpuKernelOptions) -> Result<Self, GpuError> {
+        let (backend, kernel) = prepare::<In, Out, State>(handler, options)?;
+        let n = options.batch_size.max(1);
+        let b = &backend;
+        let alloc = |bytes| b.alloc(bytes).map_err(start_error);
+        let mut state = alloc(State::SIZE)?;
+        b.copy_htod(bytes_of(&[initial_state]), &mut state, 0, &b.default_stream())
+            .map_err(start_error)?;
+        let slot = Slot {
+            input: alloc(n * In::SIZE)?,
+            output: alloc(n * Out::SIZE)?,
+            codes: alloc(n * 4)?,
+        };
+        Ok(WgpuBatchRunner {
+            backend,
+            kernel,
+            threading: handler.threading,
+            block: options.block,
+            capacity: n,
+            state,
+            slot,
+            _types: std::marker::PhantomData,
+        })
+    }
+
+    /// The backend the runner dispatches on.
+    pub fn backend(&self) -> &Arc<WgpuBackend> {
+        &self.backend
+    }
+
+    /// Runs the handler over `inputs` (at most the batch size) and replaces
+    /// `out` with the replies, in order; returns the handler codes.
+    ///
+    /// # Errors
+    ///
+    /// [`DeviceError::InvalidConfiguration`] for too many inputs; device errors.
+    pub fn run(&mut self, inputs: &[In], out: &mut Vec<Out>) -> Result<Vec<u32>, DeviceError> {
+        let n = inputs.len();
+        if n > self.capacity {
+            return Err(DeviceError::InvalidConfiguration {
+                parameter: "inputs",
+                value: n.to_string(),
+                reason: format!("at most {} per batch", self.capacity),
+            });
+        }
+        out.clear();
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let b = self.backend.clone();
+        b.copy_htod(bytes_of(inputs), &mut self.slot.input, 0, &b.default_stream())?;
+        let config = match self.threading {
+            Threading::Serial => LaunchConfig::new(1, 1),
+            Threading::Parallel => LaunchConfig::linear(n, self.block)?,
+        };
+        let s = &mut self.slot;
+        let mut args = [
+            KernelArg::Buffer {
+                memory: &s.input,
+                elem: elem::<In>(),
+                len: n,
+            },
+            KernelArg::BufferMut {
+                memory: &mut s.output,
+                elem: elem::<Out>(),
+                len: n,
+            },
+            KernelArg::BufferMut {
+                memory: &mut self.state,
+                elem: elem::<State>(),
+                len: 1,
+            },
+            KernelArg::BufferMut {
+                memory: &mut s.codes,
+                elem: ElemType::of::<u32>(),
+                len: n,
+            },
+            KernelArg::scalar(n as u32),
+        ];
+        let staged = b.launch_staged(&self.kernel, &config, &mut args, &[(1, n * Out::SIZE), (3, n * 4)])?;
+        let mut bytes = vec![0u8; n * Out::SIZE];
+        let mut codes = vec![0u8; n * 4];
+        b.finish_staged(staged, &mut [&mut bytes[..], &mut codes[..]])?;
+        out.extend(from_bytes::<Out>(&bytes));
+        Ok(codes
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect())
+    }
+}
+
 /// Why the bridge stopped.
 enum Stop {
     Runtime(Error),
