@@ -36,7 +36,10 @@ fn adapter_or_skip() -> bool {
     let o = dotcompute(&["info"]);
     let (out, err) = text(&o);
     assert!(o.status.success(), "{err}");
-    let line = out.lines().find(|l| l.starts_with("wgpu:")).unwrap_or_else(|| panic!("no wgpu line in:\n{out}"));
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("wgpu:"))
+        .unwrap_or_else(|| panic!("no wgpu line in:\n{out}"));
     if line.contains("not available") {
         let required = std::env::var("CI").as_deref() == Ok("true")
             || std::env::var("DOTCOMPUTE_REQUIRE_WGPU").as_deref() == Ok("1");
@@ -52,7 +55,10 @@ fn info_lists_the_adapter_or_says_why_there_is_none() {
     let o = dotcompute(&["info"]);
     let (out, err) = text(&o);
     assert!(o.status.success(), "{err}");
-    assert!(out.lines().any(|l| l.trim_start().starts_with("wgpu ")), "the wgpu tier in:\n{out}");
+    assert!(
+        out.lines().any(|l| l.trim_start().starts_with("wgpu ")),
+        "the wgpu tier in:\n{out}"
+    );
     let line = out.lines().find(|l| l.starts_with("wgpu:")).expect("a wgpu line");
     if adapter_or_skip() {
         assert!(out.contains("wgpu:0 "), "{out}");
@@ -74,7 +80,20 @@ fn pagerank_on_wgpu_agrees_with_the_cpu_and_writes_the_same_json() {
     let common = ["pagerank", "--generate", "20000", "--top", "5"];
     let o = dotcompute(&[&common[..], &["--json", cpu_json.to_str().unwrap()]].concat());
     assert!(o.status.success(), "{:?}", text(&o));
-    let o = dotcompute(&[&common[..], &["--backend", "wgpu", "--device", "0", "--json", gpu_json.to_str().unwrap()]].concat());
+    let o = dotcompute(
+        &[
+            &common[..],
+            &[
+                "--backend",
+                "wgpu",
+                "--device",
+                "0",
+                "--json",
+                gpu_json.to_str().unwrap(),
+            ],
+        ]
+        .concat(),
+    );
     let (out, err) = text(&o);
     assert!(o.status.success(), "{out}\n{err}");
     assert!(out.contains("backend:    wgpu:0"), "{out}");
@@ -82,7 +101,14 @@ fn pagerank_on_wgpu_agrees_with_the_cpu_and_writes_the_same_json() {
     let keys = |v: &serde_json::Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
     assert_eq!(keys(&c), keys(&g), "the same JSON fields");
     assert_eq!(g["backend"], "wgpu:0");
-    let nodes = |v: &serde_json::Value| v["top"].as_array().unwrap().iter().map(|t| t["node"].clone()).collect::<Vec<_>>();
+    let nodes = |v: &serde_json::Value| {
+        v["top"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["node"].clone())
+            .collect::<Vec<_>>()
+    };
     assert_eq!(nodes(&c), nodes(&g));
     for (a, b) in c["top"].as_array().unwrap().iter().zip(g["top"].as_array().unwrap()) {
         let (a, b) = (a["rank"].as_f64().unwrap(), b["rank"].as_f64().unwrap());
@@ -92,7 +118,10 @@ fn pagerank_on_wgpu_agrees_with_the_cpu_and_writes_the_same_json() {
     let o = dotcompute(&["pagerank", "--generate", "100", "--backend", "wgpu", "--device", "99"]);
     let (_, err) = text(&o);
     assert_eq!(o.status.code(), Some(1), "{err}");
-    assert!(err.starts_with("error: ") && err.contains("device 99 not found"), "{err}");
+    assert!(
+        err.starts_with("error: ") && err.contains("device 99 not found"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -102,14 +131,29 @@ fn anomaly_on_wgpu_finds_the_cpu_anomalies() {
     }
     let run = |mode: &str| {
         let json = tmp_file(&format!("anomaly-{mode}.json"));
-        let o = dotcompute(&["anomaly", "--synthetic", "50000", "--mode", mode, "--json", json.to_str().unwrap()]);
+        let o = dotcompute(&[
+            "anomaly",
+            "--synthetic",
+            "50000",
+            "--mode",
+            mode,
+            "--json",
+            json.to_str().unwrap(),
+        ]);
         assert!(o.status.success(), "{mode}: {:?}", text(&o));
         read_json(&json)
     };
     let (cpu, gpu) = (run("cpu"), run("wgpu"));
     assert_eq!(gpu["mode"], "wgpu");
     assert_eq!(cpu["anomalies"], gpu["anomalies"]);
-    let idx = |v: &serde_json::Value| v["first"].as_array().unwrap().iter().map(|a| a["index"].clone()).collect::<Vec<_>>();
+    let idx = |v: &serde_json::Value| {
+        v["first"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["index"].clone())
+            .collect::<Vec<_>>()
+    };
     assert_eq!(idx(&cpu), idx(&gpu));
     assert_eq!(cpu["final_state"]["seen"], gpu["final_state"]["seen"]);
 }
@@ -121,23 +165,45 @@ fn bench_latency_and_throughput_run_the_wgpu_tier() {
     }
     let json = tmp_file("latency.json");
     let o = dotcompute(&[
-        "bench", "latency", "--tier", "wgpu", "--samples", "200", "--warmup", "20", "--json", json.to_str().unwrap(),
+        "bench",
+        "latency",
+        "--tier",
+        "wgpu",
+        "--samples",
+        "200",
+        "--warmup",
+        "20",
+        "--json",
+        json.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{:?}", text(&o));
     let report = read_json(&json);
     let results = report["results"].as_array().unwrap();
-    assert_eq!(results.len(), 3, "runtime send+receive, call, and the dispatch-per-message baseline");
+    assert_eq!(
+        results.len(),
+        3,
+        "runtime send+receive, call, and the dispatch-per-message baseline"
+    );
     for r in results {
         assert_eq!(r["tier"], "wgpu", "{r}");
         assert_eq!(r["count"], 200, "{r}");
     }
     let json = tmp_file("throughput.json");
     let o = dotcompute(&[
-        "bench", "throughput", "--tier", "wgpu", "--messages", "3000", "--json", json.to_str().unwrap(),
+        "bench",
+        "throughput",
+        "--tier",
+        "wgpu",
+        "--messages",
+        "3000",
+        "--json",
+        json.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{:?}", text(&o));
     let report = read_json(&json);
     let results = report["results"].as_array().unwrap();
     assert_eq!(results.len(), 4, "{results:?}");
-    assert!(results.iter().all(|r| r["tier"] == "wgpu" && r["msg_per_sec"].as_f64().unwrap() > 0.0));
+    assert!(results
+        .iter()
+        .all(|r| r["tier"] == "wgpu" && r["msg_per_sec"].as_f64().unwrap() > 0.0));
 }

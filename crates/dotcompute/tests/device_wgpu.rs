@@ -42,7 +42,11 @@ fn floats(n: usize, seed: u32) -> Vec<f32> {
 fn assert_close(got: &[f32], want: &[f32], bound: impl Fn(usize) -> f32, what: &str) {
     assert_eq!(got.len(), want.len(), "{what}: lengths");
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        assert!((g - w).abs() <= bound(i), "{what}: element {i}: {g} vs {w} (bound {})", bound(i));
+        assert!(
+            (g - w).abs() <= bound(i),
+            "{what}: element {i}: {g} vs {w} (bound {})",
+            bound(i)
+        );
     }
 }
 
@@ -78,7 +82,9 @@ fn discovery_lists_the_adapters_and_selection_works() {
     if std::env::var("CI").as_deref() == Ok("true") {
         // CI runs on lavapipe.
         assert!(
-            adapters.iter().any(|a| a.device.name.contains("llvmpipe") && a.api == WgpuApi::Vulkan),
+            adapters
+                .iter()
+                .any(|a| a.device.name.contains("llvmpipe") && a.api == WgpuApi::Vulkan),
             "{report}"
         );
     }
@@ -103,7 +109,8 @@ fn buffers_copies_and_counters() {
         .unwrap();
     assert_eq!(bytes.to_vec().unwrap(), vec![7, 7, 7, 7, 7, 1, 2, 3, 7, 7, 7]);
     let mut three = [0u8; 3];
-    gpu.copy_dtoh(bytes.memory(), 6, &mut three, &gpu.default_stream()).unwrap();
+    gpu.copy_dtoh(bytes.memory(), 6, &mut three, &gpu.default_stream())
+        .unwrap();
     assert_eq!(three, [2, 3, 7]);
     let mut odd = DeviceBuffer::<u8, _>::zeroed(&gpu, 11).unwrap();
     gpu.copy_dtod(bytes.memory(), 3, odd.memory_mut(), 1, 5, &gpu.default_stream())
@@ -133,7 +140,10 @@ fn a_buffer_larger_than_the_device_allows_is_out_of_memory() {
         Err(DeviceError::OutOfMemory { requested, .. }) => assert_eq!(requested, too_big),
         other => panic!("{:?}", other.map(|m| m.len())),
     }
-    assert!(DeviceBuffer::<f32, _>::zeroed(&gpu, 16).is_ok(), "the backend still works");
+    assert!(
+        DeviceBuffer::<f32, _>::zeroed(&gpu, 16).is_ok(),
+        "the backend still works"
+    );
 }
 
 #[test]
@@ -154,8 +164,13 @@ fn vector_add_equals_the_cpu_bit_for_bit_and_saxpy_within_one_rounding() {
                     DeviceBuffer::from_slice(&cpu, &b).unwrap(),
                 );
                 let mut dc = DeviceBuffer::<f32, _>::zeroed(&cpu, n).unwrap();
-                cpu.launch(&k, &cfg, &mut [da.arg(), db.arg(), dc.arg_mut(), KernelArg::scalar(n as u32)], &stream_c)
-                    .unwrap();
+                cpu.launch(
+                    &k,
+                    &cfg,
+                    &mut [da.arg(), db.arg(), dc.arg_mut(), KernelArg::scalar(n as u32)],
+                    &stream_c,
+                )
+                .unwrap();
                 dc.to_vec().unwrap()
             } else {
                 let k = gpu.compile_shipped(&kernels::VECTOR_ADD).unwrap();
@@ -164,8 +179,13 @@ fn vector_add_equals_the_cpu_bit_for_bit_and_saxpy_within_one_rounding() {
                     DeviceBuffer::from_slice(&gpu, &b).unwrap(),
                 );
                 let mut dc = DeviceBuffer::<f32, _>::zeroed(&gpu, n).unwrap();
-                gpu.launch(&k, &cfg, &mut [da.arg(), db.arg(), dc.arg_mut(), KernelArg::scalar(n as u32)], &stream_g)
-                    .unwrap();
+                gpu.launch(
+                    &k,
+                    &cfg,
+                    &mut [da.arg(), db.arg(), dc.arg_mut(), KernelArg::scalar(n as u32)],
+                    &stream_g,
+                )
+                .unwrap();
                 gpu.synchronize(&stream_g).unwrap();
                 dc.to_vec().unwrap()
             }
@@ -183,10 +203,30 @@ fn vector_add_equals_the_cpu_bit_for_bit_and_saxpy_within_one_rounding() {
     let x_g = DeviceBuffer::from_slice(&gpu, &a).unwrap();
     let mut y_g = DeviceBuffer::from_slice(&gpu, &b).unwrap();
     for alpha in [2.5f32, -0.3] {
-        cpu.launch(&k_c, &cfg, &mut [KernelArg::scalar(alpha), x_c.arg(), y_c.arg_mut(), KernelArg::scalar(n as u32)], &stream_c)
-            .unwrap();
-        gpu.launch(&k_g, &cfg, &mut [KernelArg::scalar(alpha), x_g.arg(), y_g.arg_mut(), KernelArg::scalar(n as u32)], &stream_g)
-            .unwrap();
+        cpu.launch(
+            &k_c,
+            &cfg,
+            &mut [
+                KernelArg::scalar(alpha),
+                x_c.arg(),
+                y_c.arg_mut(),
+                KernelArg::scalar(n as u32),
+            ],
+            &stream_c,
+        )
+        .unwrap();
+        gpu.launch(
+            &k_g,
+            &cfg,
+            &mut [
+                KernelArg::scalar(alpha),
+                x_g.arg(),
+                y_g.arg_mut(),
+                KernelArg::scalar(n as u32),
+            ],
+            &stream_g,
+        )
+        .unwrap();
     }
     let (yg, yc) = (y_g.to_vec().unwrap(), y_c.to_vec().unwrap());
     // y2 = a2·(a1·x + y) ... : bound the error of two steps of |a·x| + |y|.
@@ -208,10 +248,20 @@ fn reduce_sum_equals_the_cpu_bit_for_bit_and_matmul_within_its_rounding() {
         let i_g = DeviceBuffer::from_slice(&gpu, &input).unwrap();
         let mut p_c = DeviceBuffer::<f32, _>::zeroed(&cpu, blocks as usize).unwrap();
         let mut p_g = DeviceBuffer::<f32, _>::zeroed(&gpu, blocks as usize).unwrap();
-        cpu.launch(&k_c, &cfg, &mut [i_c.arg(), p_c.arg_mut(), KernelArg::scalar(n as u32)], &cpu.default_stream())
-            .unwrap();
-        gpu.launch(&k_g, &cfg, &mut [i_g.arg(), p_g.arg_mut(), KernelArg::scalar(n as u32)], &gpu.default_stream())
-            .unwrap();
+        cpu.launch(
+            &k_c,
+            &cfg,
+            &mut [i_c.arg(), p_c.arg_mut(), KernelArg::scalar(n as u32)],
+            &cpu.default_stream(),
+        )
+        .unwrap();
+        gpu.launch(
+            &k_g,
+            &cfg,
+            &mut [i_g.arg(), p_g.arg_mut(), KernelArg::scalar(n as u32)],
+            &gpu.default_stream(),
+        )
+        .unwrap();
         let (pc, pg) = (p_c.to_vec().unwrap(), p_g.to_vec().unwrap());
         assert_eq!(pg, pc, "reduce_sum {blocks}x{block}");
         let exact: f64 = input.iter().map(|&x| f64::from(x)).sum();
@@ -224,23 +274,43 @@ fn reduce_sum_equals_the_cpu_bit_for_bit_and_matmul_within_its_rounding() {
         let k_c = cpu.compile_shipped(&kernels::MATMUL).unwrap();
         let k_g = gpu.compile_shipped(&kernels::MATMUL).unwrap();
         let run = |g: bool| -> Vec<f32> {
-            let dims = [KernelArg::scalar(m as u32), KernelArg::scalar(nn as u32), KernelArg::scalar(k as u32)];
+            let dims = [
+                KernelArg::scalar(m as u32),
+                KernelArg::scalar(nn as u32),
+                KernelArg::scalar(k as u32),
+            ];
             if g {
-                let (da, db) = (DeviceBuffer::from_slice(&gpu, &a).unwrap(), DeviceBuffer::from_slice(&gpu, &b).unwrap());
+                let (da, db) = (
+                    DeviceBuffer::from_slice(&gpu, &a).unwrap(),
+                    DeviceBuffer::from_slice(&gpu, &b).unwrap(),
+                );
                 let mut dc = DeviceBuffer::<f32, _>::zeroed(&gpu, m * nn).unwrap();
                 let [d0, d1, d2] = dims;
-                gpu.launch(&k_g, &cfg, &mut [da.arg(), db.arg(), dc.arg_mut(), d0, d1, d2], &gpu.default_stream())
-                    .unwrap();
+                gpu.launch(
+                    &k_g,
+                    &cfg,
+                    &mut [da.arg(), db.arg(), dc.arg_mut(), d0, d1, d2],
+                    &gpu.default_stream(),
+                )
+                .unwrap();
                 dc.to_vec().unwrap()
             } else {
-                let (da, db) = (DeviceBuffer::from_slice(&cpu, &a).unwrap(), DeviceBuffer::from_slice(&cpu, &b).unwrap());
+                let (da, db) = (
+                    DeviceBuffer::from_slice(&cpu, &a).unwrap(),
+                    DeviceBuffer::from_slice(&cpu, &b).unwrap(),
+                );
                 let mut dc = DeviceBuffer::<f32, _>::zeroed(&cpu, m * nn).unwrap();
                 let [d0, d1, d2] = dims.map(|d| match d {
                     KernelArg::Scalar(s) => KernelArg::Scalar(s),
                     _ => unreachable!(),
                 });
-                cpu.launch(&k_c, &cfg, &mut [da.arg(), db.arg(), dc.arg_mut(), d0, d1, d2], &cpu.default_stream())
-                    .unwrap();
+                cpu.launch(
+                    &k_c,
+                    &cfg,
+                    &mut [da.arg(), db.arg(), dc.arg_mut(), d0, d1, d2],
+                    &cpu.default_stream(),
+                )
+                .unwrap();
                 dc.to_vec().unwrap()
             }
         };
@@ -264,7 +334,9 @@ fn a_wgsl_syntax_error_is_a_typed_compile_error_with_its_line() {
                    v[g.x] = v[g.x] * ;\n\
                }\n";
     match gpu.compile(WgslSource::new("broken.wgsl", src, "k")) {
-        Err(DeviceError::Shader { name, line, message, .. }) => {
+        Err(DeviceError::Shader {
+            name, line, message, ..
+        }) => {
             assert_eq!(name, "broken.wgsl");
             assert_eq!(line, Some(4), "{message}");
             assert!(!message.is_empty());
@@ -284,7 +356,11 @@ fn a_wgsl_syntax_error_is_a_typed_compile_error_with_its_line() {
     }
     // A missing entry point.
     assert!(matches!(
-        gpu.compile(WgslSource::new("k.wgsl", "@compute @workgroup_size(1) fn k() {}", "other")),
+        gpu.compile(WgslSource::new(
+            "k.wgsl",
+            "@compute @workgroup_size(1) fn k() {}",
+            "other"
+        )),
         Err(DeviceError::EntryNotFound { .. })
     ));
     // The backend is still usable.
@@ -305,7 +381,10 @@ fn out_of_bounds_bindings_and_bad_arguments_are_typed_errors() {
     if let KernelArg::Buffer { len, .. } = &mut args[1] {
         *len = 9;
     }
-    assert!(matches!(gpu.launch(&k, &cfg, &mut args, &s), Err(DeviceError::OutOfRange { .. })));
+    assert!(matches!(
+        gpu.launch(&k, &cfg, &mut args, &s),
+        Err(DeviceError::OutOfRange { .. })
+    ));
     // A binding the kernel declares but the launch does not pass.
     match gpu.launch(&k, &cfg, &mut [a.arg(), b.arg(), c.arg_mut()], &s) {
         Err(DeviceError::KernelArgument { index, reason, .. }) => {
@@ -328,12 +407,22 @@ fn out_of_bounds_bindings_and_bad_arguments_are_typed_errors() {
         Err(DeviceError::KernelArgument { index: 2, .. })
     ));
     assert!(matches!(
-        gpu.launch(&k, &cfg, &mut [a.arg(), b.arg(), c.arg_mut(), KernelArg::scalar(8i32)], &s),
+        gpu.launch(
+            &k,
+            &cfg,
+            &mut [a.arg(), b.arg(), c.arg_mut(), KernelArg::scalar(8i32)],
+            &s
+        ),
         Err(DeviceError::KernelArgument { index: 3, .. })
     ));
     let ints = DeviceBuffer::from_slice(&gpu, &[1u32; 8]).unwrap();
     assert!(matches!(
-        gpu.launch(&k, &cfg, &mut [ints.arg(), b.arg(), c.arg_mut(), KernelArg::scalar(8u32)], &s),
+        gpu.launch(
+            &k,
+            &cfg,
+            &mut [ints.arg(), b.arg(), c.arg_mut(), KernelArg::scalar(8u32)],
+            &s
+        ),
         Err(DeviceError::KernelArgument { index: 0, .. })
     ));
     // A fixed workgroup size and a block over the device limit.
@@ -344,12 +433,22 @@ fn out_of_bounds_bindings_and_bad_arguments_are_typed_errors() {
     ));
     let huge = gpu.device().max_threads_per_block * 2;
     assert!(matches!(
-        gpu.launch(&k, &LaunchConfig::new(1, huge), &mut [a.arg(), b.arg(), c.arg_mut(), KernelArg::scalar(8u32)], &s),
+        gpu.launch(
+            &k,
+            &LaunchConfig::new(1, huge),
+            &mut [a.arg(), b.arg(), c.arg_mut(), KernelArg::scalar(8u32)],
+            &s
+        ),
         Err(DeviceError::InvalidLaunch(_))
     ));
     // None of that disturbed the device.
-    gpu.launch(&k, &cfg, &mut [a.arg(), b.arg(), c.arg_mut(), KernelArg::scalar(8u32)], &s)
-        .unwrap();
+    gpu.launch(
+        &k,
+        &cfg,
+        &mut [a.arg(), b.arg(), c.arg_mut(), KernelArg::scalar(8u32)],
+        &s,
+    )
+    .unwrap();
     assert_eq!(c.to_vec().unwrap(), vec![3.0; 8]);
     assert_eq!(gpu.uncaptured_errors(), 0);
 }
@@ -385,8 +484,13 @@ fn unified_buffers_and_the_pool_count_transfers_as_on_the_cpu() {
         {
             let xa = x.arg().unwrap();
             let ya = y.arg_mut().unwrap();
-            b.launch(&k, &cfg, &mut [KernelArg::scalar(2.0f32), xa, ya, KernelArg::scalar(4u32)], &b.default_stream())
-                .unwrap();
+            b.launch(
+                &k,
+                &cfg,
+                &mut [KernelArg::scalar(2.0f32), xa, ya, KernelArg::scalar(4u32)],
+                &b.default_stream(),
+            )
+            .unwrap();
         }
         y.host_mut().unwrap()[0] += 1.0;
         y.synchronize().unwrap();
@@ -423,6 +527,9 @@ fn f32_variants_run_where_f64_is_off() {
     // A user shader with f64 says why it cannot compile without the feature.
     let src = "@group(0) @binding(0) var<storage, read_write> v: array<f64>;\n\
                @compute @workgroup_size(1) fn k() { v[0] = v[0] * 2.0lf; }";
-    let e = plain.compile(WgslSource::new("f64.wgsl", src, "k")).unwrap_err().to_string();
+    let e = plain
+        .compile(WgslSource::new("f64.wgsl", src, "k"))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("SHADER_F64"), "{e}");
 }

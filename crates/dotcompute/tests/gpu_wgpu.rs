@@ -10,13 +10,13 @@ mod wgpu_common;
 
 use std::time::{Duration, Instant};
 
+use dotcompute::device::Backend;
 use dotcompute::gpu::handlers::{self, Sample, Stats, StatsState};
 use dotcompute::gpu::source::Threading;
 use dotcompute::gpu::wgpu::{echo_wgsl, running_stats_wgsl, wgpu_kernel, WgpuKernelOptions, WgpuMonitor, WgslHandler};
 use dotcompute::gpu::{Envelope, GpuError, GpuMessage, NoState};
 use dotcompute::workloads::anomaly::stream::SyntheticSpec;
 use dotcompute::workloads::anomaly::{self, DetectOptions, DetectorConfig, Mode};
-use dotcompute::device::Backend;
 use dotcompute::{Error, ExecutionMode, KernelState, Message, RingKernelRuntime, TerminateOptions};
 use wgpu_common::backend;
 
@@ -34,7 +34,10 @@ fn has_f64() -> bool {
     match backend() {
         Some(b) if b.supports_f64() => true,
         Some(b) => {
-            eprintln!("skipped: {} has no SHADER_F64, which this handler needs", b.device().name);
+            eprintln!(
+                "skipped: {} has no SHADER_F64, which this handler needs",
+                b.device().name
+            );
             false
         }
         None => false,
@@ -63,8 +66,9 @@ async fn running_stats_on_the_device_equals_the_rust_twin_across_batches() {
         monitor: Some(monitor.clone()),
         ..WgpuKernelOptions::default()
     };
-    let spec = wgpu_kernel::<Sample, Stats, StatsState>("wgpu_stats", running_stats_wgsl(), StatsState::zeroed(), options)
-        .unwrap();
+    let spec =
+        wgpu_kernel::<Sample, Stats, StatsState>("wgpu_stats", running_stats_wgsl(), StatsState::zeroed(), options)
+            .unwrap();
     assert_eq!(spec.config().mode, ExecutionMode::Thread);
     let rt = RingKernelRuntime::new();
     rt.launch_spec(spec).await.unwrap();
@@ -89,12 +93,21 @@ async fn running_stats_on_the_device_equals_the_rust_twin_across_batches() {
             (r.payload.window_min, r.payload.window_max, r.payload.window_len),
             (want.window_min, want.window_max, want.window_len)
         );
-        assert!((r.payload.mean - want.mean).abs() <= 1e-12 * want.mean.abs().max(1.0), "message {i}");
-        assert!((r.payload.variance - want.variance).abs() <= 1e-9 * want.variance.abs().max(1.0), "message {i}");
+        assert!(
+            (r.payload.mean - want.mean).abs() <= 1e-12 * want.mean.abs().max(1.0),
+            "message {i}"
+        );
+        assert!(
+            (r.payload.variance - want.variance).abs() <= 1e-9 * want.variance.abs().max(1.0),
+            "message {i}"
+        );
         assert!((r.payload.window_mean - want.window_mean).abs() <= 1e-4 * want.window_mean.abs().max(1.0));
     }
     // call() works as for any kernel: the state carried on past 1000.
-    let r: Envelope<Stats> = rt.call_timeout("wgpu_stats", Envelope::new(sample(n)), LONG).await.unwrap();
+    let r: Envelope<Stats> = rt
+        .call_timeout("wgpu_stats", Envelope::new(sample(n)), LONG)
+        .await
+        .unwrap();
     assert_eq!(r.payload.count, n + 1);
     let snap = monitor.snapshot();
     assert_eq!(snap.messages, n + 1);
@@ -141,8 +154,15 @@ async fn deactivate_holds_messages_and_terminate_with_messages_in_flight_answers
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(monitor.snapshot().messages, before, "nothing dispatched while deactivated");
-    assert!(handle.receive_timeout(Duration::from_millis(50)).await.is_err(), "no replies while deactivated");
+    assert_eq!(
+        monitor.snapshot().messages,
+        before,
+        "nothing dispatched while deactivated"
+    );
+    assert!(
+        handle.receive_timeout(Duration::from_millis(50)).await.is_err(),
+        "no replies while deactivated"
+    );
     rt.reactivate("wgpu_echo").await.unwrap();
     let mut replies = Vec::new();
     while replies.len() < 500 {
@@ -157,11 +177,23 @@ async fn deactivate_holds_messages_and_terminate_with_messages_in_flight_answers
         .await
         .unwrap();
     let report = rt
-        .terminate_with("wgpu_echo", TerminateOptions { drain: true, timeout: LONG })
+        .terminate_with(
+            "wgpu_echo",
+            TerminateOptions {
+                drain: true,
+                timeout: LONG,
+            },
+        )
         .await
         .unwrap();
-    assert_eq!((report.discarded_input, report.forced, report.failure), (0, false, None));
-    assert_eq!(report.unread_output, 3000, "every message was handled and its reply kept");
+    assert_eq!(
+        (report.discarded_input, report.forced, report.failure),
+        (0, false, None)
+    );
+    assert_eq!(
+        report.unread_output, 3000,
+        "every message was handled and its reply kept"
+    );
     let mut got = Vec::new();
     while got.len() < 3000 {
         handle.receive_batch(3000, &mut got).await.unwrap();
@@ -225,24 +257,54 @@ async fn a_handler_error_moves_the_kernel_to_failed_and_the_host_hears_it() {
         return;
     }
     let handler = WgslHandler::new(CHECKED, "checked", ("Sample", "Sample", "NoState"), Threading::Parallel);
-    let spec = wgpu_kernel::<Sample, Sample, NoState>("wgpu_checked", handler, NoState::default(), WgpuKernelOptions::default())
-        .unwrap();
+    let spec = wgpu_kernel::<Sample, Sample, NoState>(
+        "wgpu_checked",
+        handler,
+        NoState::default(),
+        WgpuKernelOptions::default(),
+    )
+    .unwrap();
     let rt = RingKernelRuntime::new();
     rt.launch_spec(spec).await.unwrap();
     rt.activate("wgpu_checked").await.unwrap();
     let ok: Envelope<Sample> = rt
-        .call_timeout("wgpu_checked", Envelope::new(Sample { seq: 1, value: 2.0, channel: 0 }), LONG)
+        .call_timeout(
+            "wgpu_checked",
+            Envelope::new(Sample {
+                seq: 1,
+                value: 2.0,
+                channel: 0,
+            }),
+            LONG,
+        )
         .await
         .unwrap();
     assert_eq!(ok.payload.value, 4.0);
-    rt.send("wgpu_checked", Envelope::new(Sample { seq: 2, value: -1.0, channel: 0 }))
-        .await
-        .unwrap();
-    assert_eq!(wait_state(&rt, "wgpu_checked", KernelState::Failed).await, KernelState::Failed);
+    rt.send(
+        "wgpu_checked",
+        Envelope::new(Sample {
+            seq: 2,
+            value: -1.0,
+            channel: 0,
+        }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        wait_state(&rt, "wgpu_checked", KernelState::Failed).await,
+        KernelState::Failed
+    );
     let t = rt.telemetry("wgpu_checked").unwrap();
     assert!(t.last_error.as_deref().unwrap_or("").contains("code 7"), "{t:?}");
     let err = rt
-        .send("wgpu_checked", Envelope::new(Sample { seq: 3, value: 1.0, channel: 0 }))
+        .send(
+            "wgpu_checked",
+            Envelope::new(Sample {
+                seq: 3,
+                value: 1.0,
+                channel: 0,
+            }),
+        )
         .await
         .unwrap_err();
     assert!(err.to_string().contains("code 7"), "{err}");
@@ -315,14 +377,20 @@ fn the_wgpu_anomaly_kernel_finds_exactly_the_cpu_anomalies_on_the_seeds_stream()
     )
     .unwrap();
     assert!(!cpu.anomalies.is_empty());
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     for (batch, depth) in [(1000usize, 8usize), (100, 2)] {
         let options = DetectOptions {
             mode: Mode::Wgpu,
             batch_size: batch,
             pipeline_depth: depth,
         };
-        let gpu = rt.block_on(anomaly::detect_async(config, &stream.values, &options)).unwrap();
+        let gpu = rt
+            .block_on(anomaly::detect_async(config, &stream.values, &options))
+            .unwrap();
         let idx = |d: &anomaly::Detection| d.anomalies.iter().map(|a| a.index).collect::<Vec<_>>();
         assert_eq!(idx(&gpu), idx(&cpu), "batch {batch}: the same anomalies");
         let mut identical = true;
@@ -339,7 +407,11 @@ fn the_wgpu_anomaly_kernel_finds_exactly_the_cpu_anomalies_on_the_seeds_stream()
         eprintln!(
             "wgpu anomaly kernel, batch {batch}: {} anomalies; scores and final state {}",
             gpu.anomalies.len(),
-            if identical { "bit-identical to the CPU's" } else { "within 1e-12 of the CPU's" }
+            if identical {
+                "bit-identical to the CPU's"
+            } else {
+                "within 1e-12 of the CPU's"
+            }
         );
     }
 }

@@ -12,7 +12,9 @@ use dotcompute::device::wgpu::{AdapterSelector, WgpuBackend, WgpuOptions};
 use dotcompute::device::{Backend, CpuBackend};
 use dotcompute::workloads::graph::{Graph, GraphGenerator};
 use dotcompute::workloads::pagerank::device::DevicePagerank;
-use dotcompute::workloads::pagerank::{pagerank, run, Dangling, Norm, PagerankBackend, PagerankConfig, PagerankOptions};
+use dotcompute::workloads::pagerank::{
+    pagerank, run, Dangling, Norm, PagerankBackend, PagerankConfig, PagerankOptions,
+};
 use wgpu_common::backend;
 
 fn configs() -> Vec<PagerankConfig> {
@@ -34,15 +36,24 @@ fn configs() -> Vec<PagerankConfig> {
 fn f64_solves_equal_the_cpu_device_driver_bit_for_bit_and_the_rayon_solver_to_rounding() {
     let Some(gpu) = backend() else { return };
     if !gpu.supports_f64() {
-        eprintln!("skipped: {} has no SHADER_F64 (the f32 test covers it)", gpu.device().name);
+        eprintln!(
+            "skipped: {} has no SHADER_F64 (the f32 test covers it)",
+            gpu.device().name
+        );
         return;
     }
     let cpu = Arc::new(CpuBackend::new());
     let graphs = vec![
         ("single node", Graph::from_edges(1, &[], &[]).unwrap()),
         ("no edges", Graph::from_edges(5, &[], &[]).unwrap()),
-        ("star with dangling leaves", Graph::from_edges(6, &[0, 0, 0, 0, 1, 2], &[1, 2, 3, 4, 0, 0]).unwrap()),
-        ("chunked 20000x5", GraphGenerator::Chunked.graph(20_000, 5.0, 42).unwrap()),
+        (
+            "star with dangling leaves",
+            Graph::from_edges(6, &[0, 0, 0, 0, 1, 2], &[1, 2, 3, 4, 0, 0]).unwrap(),
+        ),
+        (
+            "chunked 20000x5",
+            GraphGenerator::Chunked.graph(20_000, 5.0, 42).unwrap(),
+        ),
     ];
     for (name, g) in &graphs {
         let on_gpu = DevicePagerank::new(&gpu, g).unwrap();
@@ -84,12 +95,18 @@ fn a_generated_100k_node_graph_agrees_with_the_cpu_solver() {
 #[test]
 fn the_f32_variant_meets_its_stated_tolerance() {
     let Some(gpu) = backend() else { return };
-    let plain =
-        Arc::new(WgpuBackend::with_options(WgpuOptions::new(AdapterSelector::Index(gpu.device().ordinal)).without_f64()).unwrap());
+    let plain = Arc::new(
+        WgpuBackend::with_options(WgpuOptions::new(AdapterSelector::Index(gpu.device().ordinal)).without_f64())
+            .unwrap(),
+    );
     let g = GraphGenerator::Chunked.graph(100_000, 5.0, 42).unwrap();
     for cfg in configs().into_iter().map(|c| PagerankConfig { tolerance: 1e-6, ..c }) {
         let cpu = pagerank(&g, &cfg).unwrap();
-        let r = DevicePagerank::new(&plain, &g).unwrap().solve(&cfg, None).unwrap().result;
+        let r = DevicePagerank::new(&plain, &g)
+            .unwrap()
+            .solve(&cfg, None)
+            .unwrap()
+            .result;
         assert!(r.converged, "{cfg:?}");
         let worst = r
             .ranks
@@ -113,7 +130,8 @@ fn run_with_the_wgpu_backend_reports_the_same_ranks_and_json_shape() {
     let gpu = run(&opts).unwrap();
     assert_eq!(gpu.report.backend.to_string(), "wgpu:0");
     assert!(gpu.report.device_timings.is_some());
-    let top = |r: &dotcompute::workloads::pagerank::PagerankRun| r.report.top.iter().map(|t| t.node).collect::<Vec<_>>();
+    let top =
+        |r: &dotcompute::workloads::pagerank::PagerankRun| r.report.top.iter().map(|t| t.node).collect::<Vec<_>>();
     assert_eq!(top(&gpu), top(&cpu));
     let (a, b) = (
         serde_json::to_value(&gpu.report).unwrap(),

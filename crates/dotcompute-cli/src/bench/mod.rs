@@ -10,7 +10,6 @@ mod all;
 mod chart;
 mod goals;
 mod gpu;
-mod wgpu;
 mod host;
 mod igraph;
 pub(crate) mod kernels;
@@ -19,6 +18,7 @@ mod queue;
 mod reference;
 mod throughput;
 mod tier;
+mod wgpu;
 mod workloads;
 
 pub use tier::Tier;

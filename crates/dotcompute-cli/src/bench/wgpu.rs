@@ -93,7 +93,8 @@ pub fn latency(method: Method, warmup: u64, samples: u64, bar: &ProgressBar) -> 
     };
     match method {
         Method::LaunchPerMessage => {
-            let mut runner = WgpuBatchRunner::<Sample, Sample, NoState>::new(&echo_wgsl(), NoState::default(), &options(1))?;
+            let mut runner =
+                WgpuBatchRunner::<Sample, Sample, NoState>::new(&echo_wgsl(), NoState::default(), &options(1))?;
             let mut out = Vec::with_capacity(1);
             for i in 0..total {
                 let m = sample(i);
@@ -183,7 +184,8 @@ fn runtime_pipelined(n: u64, batch: usize) -> CliResult<Duration> {
 /// The baseline: upload, dispatch and read back per `batch` messages.
 fn dispatch_per_batch(n: u64, batch: usize) -> CliResult<Duration> {
     let batch = batch.max(1);
-    let mut runner = WgpuBatchRunner::<Sample, Sample, NoState>::new(&echo_wgsl(), NoState::default(), &options(batch))?;
+    let mut runner =
+        WgpuBatchRunner::<Sample, Sample, NoState>::new(&echo_wgsl(), NoState::default(), &options(batch))?;
     let msgs: Vec<Sample> = (0..n).map(sample).collect();
     let mut out = Vec::with_capacity(batch);
     let t = Instant::now();
@@ -201,7 +203,12 @@ pub fn throughput(n: u64, batch: usize, record: &mut dyn FnMut(ThroughputResult)
     // One dispatch per message costs tens of microseconds on lavapipe:
     // the unbatched cases run fewer messages.
     let unbatched = n.min(20_000);
-    record(row(Workload::EchoPipelined, None, unbatched, runtime_pipelined(unbatched, 1)?));
+    record(row(
+        Workload::EchoPipelined,
+        None,
+        unbatched,
+        runtime_pipelined(unbatched, 1)?,
+    ));
     record(row(
         Workload::EchoPipelinedBatched,
         Some(batch),

@@ -225,14 +225,13 @@ impl Accelerator {
     #[cfg(feature = "wgpu")]
     pub fn wgpu_backend(&self, id: usize) -> DeviceResult<Arc<super::wgpu::WgpuBackend>> {
         let info = self.device(id)?;
-        let adapter = self
-            .wgpu
-            .1
-            .iter()
-            .find(|a| a.device.id == id)
-            .ok_or_else(|| {
-                DeviceError::invalid("device", id, format!("device {id} is a {} device, not a wgpu adapter", info.kind))
-            })?;
+        let adapter = self.wgpu.1.iter().find(|a| a.device.id == id).ok_or_else(|| {
+            DeviceError::invalid(
+                "device",
+                id,
+                format!("device {id} is a {} device, not a wgpu adapter", info.kind),
+            )
+        })?;
         Ok(Arc::new(super::wgpu::WgpuBackend::from_info(adapter)?))
     }
 

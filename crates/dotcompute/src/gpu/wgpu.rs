@@ -342,6 +342,9 @@ where
         .build()
 }
 
+/// The message and state types a bridge or runner is for.
+type Types<In, Out, State> = std::marker::PhantomData<fn() -> (In, Out, State)>;
+
 /// One batch slot: input, output and code buffers for `batch_size` messages.
 struct Slot {
     input: WgpuMemory,
@@ -366,7 +369,7 @@ struct Bridge<'a, In, Out, State> {
     free: Vec<usize>,
     inflight: VecDeque<InFlight>,
     threading: Threading,
-    _types: std::marker::PhantomData<fn() -> (In, Out, State)>,
+    _types: Types<In, Out, State>,
 }
 
 fn bytes_of<T: GpuMessage>(items: &[T]) -> &[u8] {
@@ -603,7 +606,7 @@ pub struct WgpuBatchRunner<In, Out, State> {
     capacity: usize,
     state: WgpuMemory,
     slot: Slot,
-    _types: std::marker::PhantomData<fn() -> (In, Out, State)>,
+    _types: Types<In, Out, State>,
 }
 
 impl<In: GpuMessage, Out: GpuMessage, State: GpuMessage> WgpuBatchRunner<In, Out, State> {
@@ -732,4 +735,3 @@ pub fn running_stats_wgsl() -> WgslHandler {
 pub fn echo_wgsl() -> WgslHandler {
     WgslHandler::new(ECHO_WGSL, "echo", ("Sample", "Sample", "NoState"), Threading::Parallel)
 }
-

@@ -69,7 +69,9 @@ impl std::str::FromStr for WgpuApi {
             "metal" | "mtl" => Ok(WgpuApi::Metal),
             "dx12" | "d3d12" => Ok(WgpuApi::Dx12),
             "gl" | "gles" | "opengl" => Ok(WgpuApi::Gl),
-            _ => Err(format!("unknown graphics API {s:?} (expected vulkan, metal, dx12 or gl)")),
+            _ => Err(format!(
+                "unknown graphics API {s:?} (expected vulkan, metal, dx12 or gl)"
+            )),
         }
     }
 }
@@ -381,7 +383,9 @@ fn vulkan_diagnosis() -> String {
             .filter_map(|d| std::fs::read_dir(d).ok())
             .flat_map(|rd| rd.filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned())))
             .collect();
-        if icds.is_empty() && std::env::var_os("VK_ICD_FILENAMES").is_none() && std::env::var_os("VK_DRIVER_FILES").is_none()
+        if icds.is_empty()
+            && std::env::var_os("VK_ICD_FILENAMES").is_none()
+            && std::env::var_os("VK_DRIVER_FILES").is_none()
         {
             return "Vulkan: the loader is installed but no driver (ICD) is: install mesa-vulkan-drivers \
                     (lavapipe) or your GPU's Vulkan driver"

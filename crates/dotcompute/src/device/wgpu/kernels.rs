@@ -77,13 +77,13 @@ pub const ALL: &[(&str, &str, Option<&str>)] = &[
 ///
 /// [`DeviceError::EntryNotFound`] for a kernel without a WGSL version.
 pub fn source(kernel: &KernelSource) -> DeviceResult<WgslSource> {
-    let (entry, text, f32) = ALL
-        .iter()
-        .find(|(e, _, _)| *e == kernel.entry)
-        .ok_or_else(|| DeviceError::EntryNotFound {
-            module: kernel.file.replace(".cu", ".wgsl"),
-            entry: kernel.entry.to_string(),
-        })?;
+    let (entry, text, f32) =
+        ALL.iter()
+            .find(|(e, _, _)| *e == kernel.entry)
+            .ok_or_else(|| DeviceError::EntryNotFound {
+                module: kernel.file.replace(".cu", ".wgsl"),
+                entry: kernel.entry.to_string(),
+            })?;
     Ok(WgslSource {
         name: format!("{entry}.wgsl"),
         source: (*text).into(),

@@ -392,7 +392,7 @@ impl WgpuBackend {
             futures::executor::block_on(oom.pop()),
         ];
         self.check_alive()?;
-        for e in errors.into_iter().flatten() {
+        if let Some(e) = errors.into_iter().flatten().next() {
             return Err(match e {
                 wgpu::Error::OutOfMemory { .. } => DeviceError::OutOfMemory {
                     requested: bytes,
@@ -599,11 +599,7 @@ impl WgpuBackend {
                 t => t.accepts(elem.name.rsplit("::").next().unwrap_or(elem.name)),
             };
             if !type_ok {
-                return Err(wrong(&format!(
-                    "elements of {} ({} bytes)",
-                    p.ty,
-                    p.elem_size
-                )));
+                return Err(wrong(&format!("elements of {} ({} bytes)", p.ty, p.elem_size)));
             }
             let bytes = len.checked_mul(elem.size).ok_or_else(|| wrong("fewer elements"))?;
             check_range("launch argument", 0, bytes, memory.size)?;
@@ -812,7 +808,11 @@ impl WgpuBackend {
             regions,
             index,
         } = staged;
-        let total: u64 = regions.iter().map(|(at, len)| (*at + align4(*len)) as u64).max().unwrap_or(4);
+        let total: u64 = regions
+            .iter()
+            .map(|(at, len)| (*at + align4(*len)) as u64)
+            .max()
+            .unwrap_or(4);
         let result = self.map_and_copy(&staging, total, index, |view| {
             for ((at, len), out) in regions.iter().zip(outs.iter_mut()) {
                 if out.len() == *len {
@@ -995,7 +995,7 @@ impl Backend for WgpuBackend {
         check_range("copy_dtod source", src_offset, bytes, src.size)?;
         check_range("copy_dtod destination", dst_offset, bytes, dst.size)?;
         if bytes > 0 {
-            if src_offset % 4 == 0 && dst_offset % 4 == 0 && bytes % 4 == 0 {
+            if src_offset.is_multiple_of(4) && dst_offset.is_multiple_of(4) && bytes.is_multiple_of(4) {
                 self.scoped("copy_dtod", 0, || {
                     let mut enc = self.encoder("dotcompute copy");
                     enc.copy_buffer_to_buffer(
@@ -1030,7 +1030,11 @@ impl Backend for WgpuBackend {
     fn compile(&self, source: WgslSource) -> DeviceResult<WgpuKernel> {
         self.check_alive()?;
         if source.entry.is_empty() {
-            return Err(DeviceError::invalid("kernel entry", "\"\"", "a kernel needs an entry point"));
+            return Err(DeviceError::invalid(
+                "kernel entry",
+                "\"\"",
+                "a kernel needs an entry point",
+            ));
         }
         let (text, f32_variant) = match (&source.f32_fallback, self.f64) {
             (Some(fallback), false) => (fallback.clone(), true),

@@ -258,7 +258,10 @@ pub fn reflect(name: &str, source: &str, entry: &str, f64: bool) -> DeviceResult
     let mut params: Vec<(u32, WgslParam)> = Vec::new();
     for (_, var) in module.global_variables.iter() {
         let Some(binding) = &var.binding else { continue };
-        let var_name = var.name.clone().unwrap_or_else(|| format!("binding {}", binding.binding));
+        let var_name = var
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("binding {}", binding.binding));
         let (line, column) = (None, None);
         if binding.group != 0 {
             return Err(shader_error(
@@ -373,9 +376,9 @@ fn element_of(module: &naga::Module, layouter: &naga::proc::Layouter, ty: naga::
 
 fn uses_f64(module: &naga::Module) -> bool {
     module.types.iter().any(|(_, t)| match &t.inner {
-        naga::TypeInner::Scalar(s) | naga::TypeInner::Vector { scalar: s, .. } | naga::TypeInner::Matrix { scalar: s, .. } => {
-            s.kind == naga::ScalarKind::Float && s.width == 8
-        }
+        naga::TypeInner::Scalar(s)
+        | naga::TypeInner::Vector { scalar: s, .. }
+        | naga::TypeInner::Matrix { scalar: s, .. } => s.kind == naga::ScalarKind::Float && s.width == 8,
         _ => false,
     })
 }

@@ -340,7 +340,10 @@ impl Mode {
     }
 
     fn is_actor(self) -> bool {
-        matches!(self, Mode::Actor | Mode::ActorThread | Mode::ActorSpin | Mode::Gpu | Mode::Wgpu)
+        matches!(
+            self,
+            Mode::Actor | Mode::ActorThread | Mode::ActorSpin | Mode::Gpu | Mode::Wgpu
+        )
     }
 }
 
