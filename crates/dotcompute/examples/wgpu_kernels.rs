@@ -53,7 +53,10 @@ impl<B: ShippedKernels> Case<B> {
             backend: backend.clone(),
             kernel: backend.compile_shipped(which)?,
             config,
-            inputs: inputs.iter().map(|d| DeviceBuffer::from_slice(backend, d)).collect::<Result<_, _>>()?,
+            inputs: inputs
+                .iter()
+                .map(|d| DeviceBuffer::from_slice(backend, d))
+                .collect::<Result<_, _>>()?,
             output: DeviceBuffer::from_slice(backend, output)?,
             scalars,
             scalar_first,
@@ -75,8 +78,9 @@ impl<B: ShippedKernels> Case<B> {
             if self.scalar_first {
                 args.push(self.scalar(0));
             }
-            let rest: Vec<KernelArg<'static, B>> =
-                (usize::from(self.scalar_first)..self.scalars.len()).map(|i| self.scalar(i)).collect();
+            let rest: Vec<KernelArg<'static, B>> = (usize::from(self.scalar_first)..self.scalars.len())
+                .map(|i| self.scalar(i))
+                .collect();
             args.extend(self.inputs.iter().map(|b| b.arg()));
             args.push(self.output.arg_mut());
             args.extend(rest);

@@ -502,6 +502,8 @@ fn unified_buffers_and_the_pool_count_transfers_as_on_the_cpu() {
     assert_eq!(vg, vec![13.0, 14.0, 16.0, 18.0]);
     assert_eq!(tg, tc, "the same transfers, counted the same way");
 
+    // Its own device, so the allocation count is the pool's alone.
+    let gpu = Arc::new(WgpuBackend::new(gpu.device().ordinal).unwrap());
     let pool = MemoryPool::device(&gpu, PoolConfig::default()).unwrap();
     let before = gpu.stats().allocations;
     for _ in 0..5 {

@@ -415,3 +415,62 @@ fn the_wgpu_anomaly_kernel_finds_exactly_the_cpu_anomalies_on_the_seeds_stream()
         );
     }
 }
+
+#[test]
+fn extreme_values_give_the_cpu_answers_on_wgpu_too() {
+    if !has_f64() {
+        return;
+    }
+    // A quiet stream with single extreme finite values (the outlier clip and
+    // the saturations of Detector::score), then a shift.
+    let mut values: Vec<f64> = (0..20_000).map(|i| (i as f64 * 0.01).sin()).collect();
+    for (at, v) in [
+        (3_000usize, 1e300),
+        (3_001, -1e300),
+        (7_000, f64::MAX),
+        (9_000, 1e154),
+        (12_000, -f64::MAX),
+    ] {
+        values[at] = v;
+    }
+    for v in &mut values[15_000..] {
+        *v += 50.0;
+    }
+    let config = DetectorConfig {
+        window: 100,
+        ..DetectorConfig::default()
+    };
+    let cpu = anomaly::detect(
+        config,
+        &values,
+        &DetectOptions {
+            mode: Mode::Cpu,
+            ..DetectOptions::default()
+        },
+    )
+    .unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let gpu = rt
+        .block_on(anomaly::detect_async(
+            config,
+            &values,
+            &DetectOptions {
+                mode: Mode::Wgpu,
+                batch_size: 512,
+                pipeline_depth: 4,
+            },
+        ))
+        .unwrap();
+    let idx = |d: &anomaly::Detection| d.anomalies.iter().map(|a| a.index).collect::<Vec<_>>();
+    assert_eq!(idx(&gpu), idx(&cpu));
+    for (g, c) in gpu.anomalies.iter().zip(&cpu.anomalies) {
+        assert!(g.score.is_finite());
+        assert!((g.score - c.score).abs() <= 1e-12 * c.score, "{g:?} vs {c:?}");
+    }
+    assert!(gpu.final_state.mean.is_finite() && gpu.final_state.var.is_finite());
+    assert!((gpu.final_state.var - cpu.final_state.var).abs() <= 1e-12 * cpu.final_state.var);
+}
