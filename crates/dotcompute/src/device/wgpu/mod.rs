@@ -476,9 +476,10 @@ impl WgpuBackend {
             enc.copy_buffer_to_buffer(src, offset, &staging, 0, len);
             self.submit(enc)
         })?;
-        let copied = self.map_and_copy(&staging, len, index, |view| dst.copy_from_slice(view));
+        self.map_and_copy(&staging, len, index, |view| dst.copy_from_slice(view))?;
+        // Only a buffer that was mapped and unmapped cleanly goes back to the pool.
         self.give_staging(staging);
-        copied
+        Ok(())
     }
 
     /// Reads `dst.len()` bytes at any `offset` of `src` (widened to words).
@@ -813,15 +814,15 @@ impl WgpuBackend {
             .map(|(at, len)| (*at + align4(*len)) as u64)
             .max()
             .unwrap_or(4);
-        let result = self.map_and_copy(&staging, total, index, |view| {
+        self.map_and_copy(&staging, total, index, |view| {
             for ((at, len), out) in regions.iter().zip(outs.iter_mut()) {
                 if out.len() == *len {
                     out.copy_from_slice(&view[*at..*at + *len]);
                 }
             }
-        });
+        })?;
+        // Only a buffer that was mapped and unmapped cleanly goes back to the pool.
         self.give_staging(staging);
-        result?;
         for (_, len) in &regions {
             self.counters.dtoh(*len);
         }
