@@ -72,8 +72,8 @@ fn echo_runtime(batch: usize) -> CliResult<(tokio::runtime::Runtime, RingKernelR
     let spec = wgpu_kernel::<Sample, Sample, NoState>("wgpu-echo", echo_wgsl(), NoState::default(), options(batch))?;
     let runtime = RingKernelRuntime::new();
     rt.block_on(async {
-        runtime.launch_spec(spec).await?;
-        runtime.activate("wgpu-echo").await
+        runtime.launch_spec(spec)?;
+        runtime.activate("wgpu-echo")
     })?;
     let handle = runtime.handle::<Envelope<Sample>, Envelope<Sample>>("wgpu-echo")?;
     Ok((rt, runtime, handle))

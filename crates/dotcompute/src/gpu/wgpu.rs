@@ -279,8 +279,8 @@ fn prepare<In: GpuMessage, Out: GpuMessage, State: GpuMessage>(
 /// let spec = wgpu_kernel::<Sample, Stats, StatsState>(
 ///     "stats", running_stats_wgsl(), StatsState::zeroed(), WgpuKernelOptions::default())?;
 /// let rt = RingKernelRuntime::new();
-/// rt.launch_spec(spec).await?;
-/// rt.activate("stats").await?;
+/// rt.launch_spec(spec)?;
+/// rt.activate("stats")?;
 /// let s: Envelope<Stats> = rt
 ///     .call_timeout("stats", Envelope::new(Sample { seq: 1, value: 4.0, channel: 0 }), std::time::Duration::from_secs(5))
 ///     .await?;
@@ -522,7 +522,13 @@ impl<'a, In: GpuMessage, Out: GpuMessage, State: GpuMessage> Bridge<'a, In, Out,
                 header: MessageHeader::reply_to(&request),
             })
             .collect();
-        self.ctx.send_batch(envelopes).map_err(Stop::Runtime)?;
+        self.ctx.send_batch(envelopes).map_err(|refused| {
+            // Replies the runtime no longer takes (it terminates the kernel)
+            // go with the kernel: counted as discarded.
+            let (rest, why) = refused.into_parts();
+            self.ctx.count_discarded(rest.len() as u64);
+            Stop::Runtime(why)
+        })?;
         if errors > 0 && self.options.fail_on_handler_error {
             return Err(Stop::Failed(Box::new(GpuError::HandlerErrors {
                 errors,
@@ -583,6 +589,8 @@ impl<'a, In: GpuMessage, Out: GpuMessage, State: GpuMessage> Bridge<'a, In, Out,
                 // The runtime no longer takes replies (terminate without drain).
                 Err(Stop::Runtime(_)) => {
                     while let Some(d) = self.inflight.pop_front() {
+                        // Handled by the device, but nobody takes the replies: counted as discarded.
+                        self.ctx.count_discarded(d.headers.len() as u64);
                         let _ = self.backend.finish_staged(d.staged, &mut []);
                     }
                 }
