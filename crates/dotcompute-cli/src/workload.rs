@@ -233,6 +233,11 @@ pub struct AnomalyArgs {
     /// Report points whose z-score exceeds this.
     #[arg(long, default_value_t = 3.0)]
     pub threshold: f64,
+    /// Outlier clip: a deviation of more than this many standard deviations
+    /// enters the running mean and variance as exactly this many (it is
+    /// still judged, and reported, by its full size).
+    #[arg(long, default_value_t = anomaly::DEFAULT_CLIP)]
+    pub clip: f64,
     /// How to run the one detector: per point, stateless micro-batches, or as
     /// a ring kernel holding the state (async, thread or spin tier).
     #[arg(long, value_enum, default_value_t = ModeArg::Batch)]
@@ -272,6 +277,7 @@ pub fn run_anomaly(args: &AnomalyArgs) -> CliResult<()> {
     };
     options.detector.window = args.window;
     options.detector.threshold = args.threshold;
+    options.detector.clip = args.clip;
     options.detect.batch_size = args.batch;
     options.detect.pipeline_depth = args.depth;
     options.detect.mode = match args.mode {
