@@ -8,15 +8,44 @@
 //! - `dotcompute info`: version, tiers and CPU cores;
 //! - `dotcompute pagerank` / `dotcompute anomaly`: the workloads.
 //!
-//! Errors on user paths are reported as one `error: ...` line on stderr with
-//! exit code 1; argument errors are clap's (exit code 2).
+//! How commands end is in [`ending`]: one `error: ...` line (and the causes
+//! it does not already name) on stderr; exit code 1 for runtime errors, 2 for
+//! usage errors (clap's and ours), 3 for a PageRank that did not converge, 0
+//! when standard output is closed early by its reader.
+
+// `println!`, `print!` and `eprintln!` in this crate are these, not std's:
+// they never panic on a closed or full standard output (see `stdout`).
+macro_rules! println {
+    () => {
+        $crate::stdout::print_line(format_args!(""))
+    };
+    ($($arg:tt)*) => {
+        $crate::stdout::print_line(format_args!($($arg)*))
+    };
+}
+#[allow(unused_macros)]
+macro_rules! print {
+    ($($arg:tt)*) => {
+        $crate::stdout::print(format_args!($($arg)*))
+    };
+}
+macro_rules! eprintln {
+    () => {
+        $crate::stdout::eprint_line(format_args!(""))
+    };
+    ($($arg:tt)*) => {
+        $crate::stdout::eprint_line(format_args!($($arg)*))
+    };
+}
 
 mod bench;
 mod demo;
+mod ending;
 mod info;
 mod machine;
 mod output;
 mod progress;
+mod stdout;
 mod workload;
 
 use std::process::ExitCode;
@@ -75,18 +104,7 @@ fn main() -> ExitCode {
         Command::Pagerank(args) => workload::run_pagerank(&args),
         Command::Anomaly(args) => workload::run_anomaly(&args),
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            let mut source = e.source();
-            while let Some(s) = source {
-                eprintln!("  caused by: {s}");
-                source = s.source();
-            }
-            ExitCode::FAILURE
-        }
-    }
+    ending::finish(result)
 }
 
 /// Logs go to stderr; `RUST_LOG` selects them (default: warnings only).
