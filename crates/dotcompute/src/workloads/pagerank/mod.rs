@@ -934,6 +934,7 @@ where
                 format: Some(GraphFormat::EdgeList),
                 ids: NodeIds::Dense,
                 min_nodes: nodes,
+                ..LoadOptions::default()
             };
             let outcome = bench_size(&path, &load, options, &solver)
                 .map_err(E::from)
