@@ -352,6 +352,8 @@ struct Chunk {
     /// First line (chunk-local) with a weight, and without one.
     first_weighted: Option<u64>,
     first_unweighted: Option<u64>,
+    /// The first weight's token, quoted.
+    first_weight_token: String,
 }
 
 struct ChunkError {
@@ -493,6 +495,7 @@ fn parse_chunk(bytes: &[u8], rules: LineRules) -> Result<Chunk, ChunkError> {
         try_reserve(&mut weights, guess, "the edge weights")?;
     }
     let (mut first_weighted, mut first_unweighted) = (None, None);
+    let mut first_weight_token = String::new();
     let mut line = 0u64;
     let mut i = 0usize;
     let mut max_id = 0u64;
@@ -572,7 +575,10 @@ fn parse_chunk(bytes: &[u8], rules: LineRules) -> Result<Chunk, ChunkError> {
                         token_at(bytes, skip_seps(bytes, j, commas), commas)
                     )));
                 }
-                first_weighted.get_or_insert(line);
+                if first_weighted.is_none() {
+                    first_weighted = Some(line);
+                    first_weight_token = token_at(bytes, skip_seps(bytes, j, commas), commas);
+                }
             } else {
                 first_unweighted.get_or_insert(line);
             }
@@ -594,6 +600,7 @@ fn parse_chunk(bytes: &[u8], rules: LineRules) -> Result<Chunk, ChunkError> {
         max_id,
         first_weighted,
         first_unweighted,
+        first_weight_token,
     })
 }
 
@@ -643,11 +650,13 @@ fn parse_body(bytes: &[u8], rules: LineRules, first_line: u64, input: &str) -> R
     let mut line_base = first_line;
     let mut total = 0usize;
     let (mut weighted, mut unweighted) = (None, None);
+    let mut weight_token = "";
     for r in &results {
         match r {
             Ok(c) => {
                 if weighted.is_none() {
                     weighted = c.first_weighted.map(|l| line_base + l);
+                    weight_token = &c.first_weight_token;
                 }
                 if unweighted.is_none() {
                     unweighted = c.first_unweighted.map(|l| line_base + l);
@@ -665,14 +674,22 @@ fn parse_body(bytes: &[u8], rules: LineRules, first_line: u64, input: &str) -> R
         }
     }
     if let (Some(w), Some(u)) = (weighted, unweighted) {
-        let (line, other, has) = if w < u { (u, w, "has no weight") } else { (w, u, "has a weight") };
+        let (line, message) = if w < u {
+            (
+                u,
+                format!(
+                    "this edge has no weight, the edge on line {w} has one: give every edge a weight or none \
+                     (--weights ignore reads two columns)"
+                ),
+            )
+        } else {
+            // The edges before this line set the shape: two columns.
+            (w, format!("expected two node ids per line, found more: {weight_token}"))
+        };
         return Err(GraphError::Parse {
             input: input.to_string(),
             line,
-            message: format!(
-                "this edge {has}, the edge on line {other} does not: give every edge a weight or none \
-                 (--weights ignore reads two columns)"
-            ),
+            message,
         });
     }
     let lines = line_base - first_line;
@@ -1260,7 +1277,7 @@ mod tests {
         assert!(msg.contains("no weight"), "{msg}");
         let (line, msg) = err_line(parse_graph(b"1 2\n2 3 4\n", "t", &opts(Weights::Use)));
         assert_eq!(line, 2);
-        assert!(msg.contains("has a weight"), "{msg}");
+        assert!(msg.contains("found more: \"4\""), "{msg}");
         assert!(err_line(parse_graph(b"1 2 -1\n", "t", &opts(Weights::Use))).1.contains("negative"));
         assert!(err_line(parse_graph(b"1 2 1 9\n", "t", &opts(Weights::Use))).1.contains("at most three columns"));
         assert!(err_line(parse_graph(b"1 2 inf\n", "t", &opts(Weights::Use))).1.contains("weight"));
