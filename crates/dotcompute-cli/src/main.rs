@@ -1,12 +1,14 @@
 //! `dotcompute`: the command-line tool of the dotcompute ring-kernel runtime.
 //!
 //! - `dotcompute demo`: a streaming anomaly-detection pipeline of ring kernels;
-//! - `dotcompute bench latency|throughput [--tier async|thread|spin|all]`:
+//! - `dotcompute bench latency|throughput [--tier async|thread|spin|process|gpu|all]`:
 //!   round trips and msg/s per runtime tier;
 //! - `dotcompute bench queue`: same-thread cost of the queues beside rtrb and crossbeam;
 //! - `dotcompute bench all --json FILE --svg FILE`: all three, one report and one chart;
 //! - `dotcompute info`: version, tiers and CPU cores;
-//! - `dotcompute pagerank` / `dotcompute anomaly`: the workloads.
+//! - `dotcompute pagerank` / `dotcompute anomaly`: the workloads, on files,
+//!   gzip files or standard input;
+//! - `dotcompute completions SHELL`: a shell completion script.
 //!
 //! How commands end is in [`ending`]: one `error: ...` line (and the causes
 //! it does not already name) on stderr; exit code 1 for runtime errors, 2 for
@@ -42,6 +44,7 @@ mod bench;
 mod demo;
 mod ending;
 mod info;
+mod limits;
 mod machine;
 mod output;
 mod progress;
@@ -58,9 +61,17 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 /// Result type of the command implementations.
 pub type CliResult<T> = Result<T, BoxError>;
 
-/// Ring kernels: persistent actors with typed, bounded, prioritised queues.
+/// The command-line tool of dotcompute (ring kernels: persistent actors with
+/// typed, bounded, prioritised queues).
 #[derive(Debug, Parser)]
-#[command(name = "dotcompute", version, about, long_about = None, propagate_version = true)]
+#[command(
+    name = "dotcompute",
+    version,
+    about = "Ring kernels for Rust: run the demo pipeline, PageRank and anomaly detection on your data, and the runtime's benchmarks",
+    long_about = None,
+    propagate_version = true,
+    after_help = ending::EXIT_CODES_HELP
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -87,6 +98,13 @@ enum Command {
     Pagerank(workload::PagerankArgs),
     /// Find anomalies in a stream of values (streaming EMA z-score detector).
     Anomaly(workload::AnomalyArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    /// on stdout, e.g. `dotcompute completions bash > /etc/bash_completion.d/dotcompute`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 fn main() -> ExitCode {
@@ -103,6 +121,12 @@ fn main() -> ExitCode {
         },
         Command::Pagerank(args) => workload::run_pagerank(&args),
         Command::Anomaly(args) => workload::run_anomaly(&args),
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut <Cli as clap::CommandFactory>::command(), "dotcompute", &mut script);
+            print!("{}", String::from_utf8_lossy(&script));
+            Ok(())
+        }
     };
     ending::finish(result)
 }

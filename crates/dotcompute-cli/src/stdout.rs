@@ -27,6 +27,7 @@ fn record(e: std::io::Error) {
 }
 
 /// Writes `args` to standard output (line-buffered, as `std`'s).
+#[allow(dead_code)] // `print!` in this crate
 pub fn print(args: std::fmt::Arguments<'_>) {
     if closed() {
         return;

@@ -112,6 +112,10 @@ impl Ping {
 /// What `--json` writes, for every benchmark.
 #[derive(Debug, Serialize)]
 pub struct BenchReport<C: Serialize, R: Serialize> {
+    /// The layout's version (`docs/json.md`).
+    pub schema_version: u32,
+    /// `dotcompute`.
+    pub tool: &'static str,
     /// Which benchmark (`latency`, `throughput`, `queue`, `all`).
     pub benchmark: &'static str,
     /// Version of dotcompute.
@@ -139,6 +143,8 @@ pub struct BenchReport<C: Serialize, R: Serialize> {
 impl<C: Serialize, R: Serialize> BenchReport<C, R> {
     pub fn new(benchmark: &'static str, config: C, results: R, reference: serde_json::Value) -> Self {
         BenchReport {
+            schema_version: crate::output::SCHEMA_VERSION,
+            tool: "dotcompute",
             benchmark,
             dotcompute_version: env!("CARGO_PKG_VERSION"),
             command_line: std::env::args().collect(),

@@ -87,6 +87,7 @@
 
 pub mod actor;
 pub mod gpu;
+pub mod session;
 pub mod stream;
 
 use std::path::PathBuf;
@@ -95,6 +96,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 pub use super::Timing;
+pub use session::{run_stream, AnomalySink, Session};
 use stream::{read_values, LabeledStream, SyntheticSpec};
 
 /// Errors of the anomaly workload.
@@ -150,6 +152,12 @@ pub enum AnomalyError {
     /// The tokio runtime for the actor modes could not be built.
     #[error("cannot start the tokio runtime: {0}")]
     TokioRuntime(String),
+    /// The input asks for more memory than the limit allows.
+    #[error(transparent)]
+    Limit(#[from] crate::workloads::limits::LimitError),
+    /// An allocation driven by the input failed.
+    #[error(transparent)]
+    Alloc(#[from] crate::workloads::limits::AllocError),
 }
 
 /// Parameters of the detector.
@@ -695,7 +703,9 @@ pub enum StreamSource {
 }
 
 impl StreamSource {
-    fn describe(&self) -> String {
+    /// What the report calls the source: `synthetic(points=…, …)`, a file
+    /// name and column, or `<stdin> (column N)`.
+    pub fn describe(&self) -> String {
         match self {
             StreamSource::Synthetic(s) => format!(
                 "synthetic(points={}, anomaly_rate={}, seed={})",
@@ -743,6 +753,11 @@ pub struct AnomalyOptions {
 }
 
 impl AnomalyOptions {
+    /// What the report calls the source ([`StreamSource::describe`]).
+    pub fn source_description(&self) -> String {
+        self.source.describe()
+    }
+
     /// PyDotCompute's stream of `points` points, batch mode, default detector.
     pub fn synthetic(points: usize) -> Self {
         AnomalyOptions {

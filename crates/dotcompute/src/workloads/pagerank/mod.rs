@@ -582,7 +582,13 @@ impl GraphSource {
                 nodes,
                 edges_per_node,
                 seed,
-            } => format!("generated:{generator:?}(nodes={nodes}, edges_per_node={edges_per_node}, seed={seed})"),
+            } => {
+                let name = match generator {
+                    GraphGenerator::Benchmark => "benchmark",
+                    _ => "chunked",
+                };
+                format!("generated:{name}(nodes={nodes}, edges_per_node={edges_per_node}, seed={seed})")
+            }
         }
     }
 
