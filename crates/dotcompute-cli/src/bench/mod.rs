@@ -46,6 +46,15 @@ pub enum BenchCommand {
     Pagerank(workloads::PagerankBenchArgs),
     /// Anomaly detection: every mode at several batch sizes on one stream.
     Anomaly(workloads::AnomalyBenchArgs),
+    /// Redraw the latency chart of a saved `bench latency` or `bench all` report.
+    Chart {
+        /// The report (`--json` of `bench latency` or `bench all`).
+        #[arg(long, value_name = "FILE")]
+        from: PathBuf,
+        /// The SVG to write.
+        #[arg(long, value_name = "FILE")]
+        svg: PathBuf,
+    },
 }
 
 /// Runs one benchmark.
@@ -57,6 +66,11 @@ pub fn run(cmd: BenchCommand) -> CliResult<()> {
         BenchCommand::All(args) => all::run(&args),
         BenchCommand::Pagerank(args) => workloads::run_pagerank(&args),
         BenchCommand::Anomaly(args) => workloads::run_anomaly(&args),
+        BenchCommand::Chart { from, svg } => {
+            chart::latency_svg_from_report(&from, &svg)?;
+            println!("wrote {}", svg.display());
+            Ok(())
+        }
     }
 }
 
