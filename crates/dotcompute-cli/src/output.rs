@@ -33,11 +33,24 @@ pub fn is_stdout(path: &Path) -> bool {
     path.as_os_str() == "-"
 }
 
-/// Fails early, before a long run, if `path`'s directory does not exist.
+/// [`check_json_path`] for a command that can write its report to
+/// standard output instead of its human report (`-`).
+pub fn check_json_path_or_stdout(path: Option<&PathBuf>) -> CliResult<()> {
+    match path {
+        Some(p) if is_stdout(p) => Ok(()),
+        other => check_json_path(other),
+    }
+}
+
+/// Fails early, before a long run, if `path`'s directory does not exist;
+/// `-` is refused (the command's human report is on standard output).
 pub fn check_json_path(path: Option<&PathBuf>) -> CliResult<()> {
     let Some(path) = path else { return Ok(()) };
     if is_stdout(path) {
-        return Ok(());
+        return Err(crate::ending::usage(
+            "this command prints its report on standard output: give the JSON a file name \
+             (`--json -` is for pagerank and anomaly)",
+        ));
     }
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,

@@ -238,8 +238,8 @@ pub fn run_pagerank(args: &PagerankArgs) -> CliResult<()> {
         (BackendArg::Cpu, None) => PagerankBackend::Cpu,
         (BackendArg::CpuDevice, None) => PagerankBackend::CpuDevice,
     };
-    crate::output::check_json_path(args.json.as_ref())?;
-    crate::output::check_json_path(args.output.as_ref())?;
+    crate::output::check_json_path_or_stdout(args.json.as_ref())?;
+    crate::output::check_json_path_or_stdout(args.output.as_ref())?;
 
     let spinner = crate::progress::spinner("loading and solving the graph");
     let run = pagerank::run(&options);
@@ -521,8 +521,8 @@ pub fn run_anomaly(args: &AnomalyArgs) -> CliResult<()> {
     };
     let list = args.list.unwrap_or(if stdin { u64::MAX } else { 20 });
     options.list = usize::try_from(list.min(1000)).unwrap_or(1000);
-    crate::output::check_json_path(args.json.as_ref())?;
-    crate::output::check_json_path(args.output.as_ref())?;
+    crate::output::check_json_path_or_stdout(args.json.as_ref())?;
+    crate::output::check_json_path_or_stdout(args.output.as_ref())?;
 
     let records = match &args.output {
         None => None,

@@ -686,8 +686,10 @@ pub struct PagerankReport {
     pub nodes: usize,
     /// Edges (after simplification, if asked).
     pub edges: usize,
-    /// Nodes without out-edges.
+    /// Nodes without out-edges (weighted graphs: without out-weight).
     pub dangling_nodes: usize,
+    /// Whether the edges carried weights (weighted PageRank).
+    pub weighted: bool,
     /// The parameters used.
     pub config: PagerankConfig,
     /// The solver (`cpu`, `cpu-device`, `cuda:N`).
@@ -797,6 +799,7 @@ pub fn run(options: &PagerankOptions) -> Result<PagerankRun, PagerankError> {
             nodes: graph.num_nodes(),
             edges,
             dangling_nodes: graph.dangling_count(),
+            weighted: graph.is_weighted(),
             config: options.config,
             backend: options.backend,
             device: solver.device_name(),
