@@ -27,7 +27,8 @@ pub const EXIT_USAGE: u8 = 2;
 pub const EXIT_NOT_CONVERGED: u8 = 3;
 
 /// The exit codes, as `--help` shows them.
-pub const EXIT_CODES_HELP: &str = "Exit status: 0 success (also when standard output is closed early, as by `| head`), \
+pub const EXIT_CODES_HELP: &str =
+    "Exit status: 0 success (also when standard output is closed early, as by `| head`), \
 1 runtime error, 2 usage error, 3 PageRank did not converge (the results are still written).";
 
 /// A usage error: the command line asks for something impossible (exit 2).
@@ -80,9 +81,18 @@ fn is_usage(e: &(dyn std::error::Error + 'static)) -> bool {
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = cur {
         if err.is::<UsageError>()
-            || matches!(err.downcast_ref::<AnomalyError>(), Some(AnomalyError::InvalidOption { .. }))
-            || matches!(err.downcast_ref::<PagerankError>(), Some(PagerankError::InvalidOption { .. }))
-            || matches!(err.downcast_ref::<GraphError>(), Some(GraphError::InvalidParameter { .. }))
+            || matches!(
+                err.downcast_ref::<AnomalyError>(),
+                Some(AnomalyError::InvalidOption { .. })
+            )
+            || matches!(
+                err.downcast_ref::<PagerankError>(),
+                Some(PagerankError::InvalidOption { .. })
+            )
+            || matches!(
+                err.downcast_ref::<GraphError>(),
+                Some(GraphError::InvalidParameter { .. })
+            )
         {
             return true;
         }

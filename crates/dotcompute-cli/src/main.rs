@@ -123,7 +123,12 @@ fn main() -> ExitCode {
         Command::Anomaly(args) => workload::run_anomaly(&args),
         Command::Completions { shell } => {
             let mut script = Vec::new();
-            clap_complete::generate(shell, &mut <Cli as clap::CommandFactory>::command(), "dotcompute", &mut script);
+            clap_complete::generate(
+                shell,
+                &mut <Cli as clap::CommandFactory>::command(),
+                "dotcompute",
+                &mut script,
+            );
             print!("{}", String::from_utf8_lossy(&script));
             Ok(())
         }

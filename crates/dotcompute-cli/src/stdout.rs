@@ -97,13 +97,19 @@ impl Write for Stdout {
         if closed() {
             return Err(std::io::Error::from(std::io::ErrorKind::BrokenPipe));
         }
-        std::io::stdout().lock().write(buf).inspect_err(|e| record(std::io::Error::new(e.kind(), e.to_string())))
+        std::io::stdout()
+            .lock()
+            .write(buf)
+            .inspect_err(|e| record(std::io::Error::new(e.kind(), e.to_string())))
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
         if closed() {
             return Err(std::io::Error::from(std::io::ErrorKind::BrokenPipe));
         }
-        std::io::stdout().lock().flush().inspect_err(|e| record(std::io::Error::new(e.kind(), e.to_string())))
+        std::io::stdout()
+            .lock()
+            .flush()
+            .inspect_err(|e| record(std::io::Error::new(e.kind(), e.to_string())))
     }
 }

@@ -189,7 +189,11 @@ pub fn run_pagerank(args: &PagerankArgs) -> CliResult<()> {
     let mut options = match (&args.input, args.generate) {
         (Some(path), None) => PagerankOptions::for_file(path.clone()),
         (None, Some(nodes)) => PagerankOptions::generated(nodes, args.edges_per_node),
-        _ => return Err(usage("give a graph with --input FILE (or - for standard input) or --generate NODES")),
+        _ => {
+            return Err(usage(
+                "give a graph with --input FILE (or - for standard input) or --generate NODES",
+            ))
+        }
     };
     let limit = args.memory_limit.unwrap_or_default();
     options.memory_limit = limit;
@@ -416,7 +420,12 @@ pub enum RecordFormat {
 
 impl RecordFormat {
     fn for_path(path: &Path) -> RecordFormat {
-        match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+        match path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
             Some("jsonl" | "ndjson" | "json") => RecordFormat::Jsonl,
             _ => RecordFormat::Csv,
         }
@@ -504,7 +513,11 @@ pub fn run_anomaly(args: &AnomalyArgs) -> CliResult<()> {
         (Some(_), None) if stdin => AnomalyOptions::stdin(args.column),
         (Some(path), None) => AnomalyOptions::file(path.clone(), args.column),
         (None, Some(n)) => AnomalyOptions::synthetic(n),
-        _ => return Err(usage("give the values with --input FILE (or - for standard input) or --synthetic N")),
+        _ => {
+            return Err(usage(
+                "give the values with --input FILE (or - for standard input) or --synthetic N",
+            ))
+        }
     };
     options.detector.window = args.window;
     options.detector.threshold = args.threshold;
@@ -542,10 +555,13 @@ pub fn run_anomaly(args: &AnomalyArgs) -> CliResult<()> {
         list,
         human,
         records_to_stdout: args.output.as_ref().is_some_and(|p| is_stdout(p)),
-        records_name: args
-            .output
-            .as_ref()
-            .map_or_else(String::new, |p| if is_stdout(p) { "standard output".into() } else { p.display().to_string() }),
+        records_name: args.output.as_ref().map_or_else(String::new, |p| {
+            if is_stdout(p) {
+                "standard output".into()
+            } else {
+                p.display().to_string()
+            }
+        }),
         records,
     };
     if let Some((RecordFormat::Csv, w)) = sinks.records.as_mut() {

@@ -54,17 +54,28 @@ fn code(o: &Output) -> i32 {
 #[test]
 fn row1_a_size_line_beyond_the_memory_limit_is_refused_at_once() {
     let mtx = scratch("huge.mtx");
-    std::fs::write(&mtx, "%%MatrixMarket matrix coordinate pattern general\n4000000000 4000000000 1\n1 2\n").unwrap();
+    std::fs::write(
+        &mtx,
+        "%%MatrixMarket matrix coordinate pattern general\n4000000000 4000000000 1\n1 2\n",
+    )
+    .unwrap();
     let t = Instant::now();
     let o = run(&["pagerank", "--input", mtx.to_str().unwrap(), "--memory-limit", "1G"]);
     assert_eq!(code(&o), 1, "{}", text(&o.stderr));
     let err = text(&o.stderr);
-    assert!(err.contains("4000000000 nodes") && err.contains("memory limit of 1.00 GiB"), "{err}");
+    assert!(
+        err.contains("4000000000 nodes") && err.contains("memory limit of 1.00 GiB"),
+        "{err}"
+    );
     assert!(t.elapsed() < Duration::from_secs(20));
     // Above what the process may allocate (ulimit -v), the allocation fails
     // as an error, not an abort.
     let big = scratch("big.mtx");
-    std::fs::write(&big, "%%MatrixMarket matrix coordinate pattern general\n300000000 300000000 1\n1 2\n").unwrap();
+    std::fs::write(
+        &big,
+        "%%MatrixMarket matrix coordinate pattern general\n300000000 300000000 1\n1 2\n",
+    )
+    .unwrap();
     let o = Command::new("sh")
         .arg("-c")
         .arg(format!(
@@ -80,15 +91,31 @@ fn row1_a_size_line_beyond_the_memory_limit_is_refused_at_once() {
 
 #[test]
 fn rows2_to_6_counts_from_arguments_are_bounded() {
-    let o = run(&["pagerank", "--generate", "4294967295", "--edges-per-node", "0", "--memory-limit", "1G"]);
+    let o = run(&[
+        "pagerank",
+        "--generate",
+        "4294967295",
+        "--edges-per-node",
+        "0",
+        "--memory-limit",
+        "1G",
+    ]);
     assert_eq!(code(&o), 1);
-    assert!(text(&o.stderr).contains("above the memory limit"), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("above the memory limit"),
+        "{}",
+        text(&o.stderr)
+    );
     let o = run(&["anomaly", "--synthetic", "18446744073709551615"]);
     assert_eq!(code(&o), 2);
     assert!(text(&o.stderr).contains("--synthetic"), "{}", text(&o.stderr));
     let o = run(&["anomaly", "--synthetic", "3000000000", "--memory-limit", "1G"]);
     assert_eq!(code(&o), 1);
-    assert!(text(&o.stderr).contains("above the memory limit"), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("above the memory limit"),
+        "{}",
+        text(&o.stderr)
+    );
     let o = run(&["demo", "--points", "18446744073709551615"]);
     assert_eq!(code(&o), 2);
     assert!(text(&o.stderr).contains("1000..=100000000"), "{}", text(&o.stderr));
@@ -161,7 +188,10 @@ fn row8_an_extreme_value_is_reported_and_later_anomalies_too_in_every_mode() {
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
         let indices: Vec<u64> = lines.iter().map(|l| l["index"].as_u64().unwrap()).collect();
-        assert!(indices.contains(&1000) && indices.contains(&2000), "{mode}: {indices:?}");
+        assert!(
+            indices.contains(&1000) && indices.contains(&2000),
+            "{mode}: {indices:?}"
+        );
         assert!(lines.iter().all(|l| l["score"].is_f64()), "{mode}: a non-finite score");
         reports.push(lines);
     }
@@ -201,7 +231,9 @@ fn row9_a_slow_stream_reports_each_anomaly_as_it_arrives_in_bounded_memory() {
     let sent = Instant::now();
     // The spike's line arrives while the input is still open.
     let spike = loop {
-        let (at, line) = rx.recv_timeout(Duration::from_secs(30)).expect("the spike is reported before the input ends");
+        let (at, line) = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the spike is reported before the input ends");
         if line.trim_start().starts_with("200 ") {
             break at;
         }
@@ -267,15 +299,29 @@ fn row10_a_closed_or_full_stdout_is_not_a_panic() {
     assert!(err.is_empty(), "a closed pipe is quiet: {err}");
     assert_eq!(status.code(), Some(0));
     // Every command, through a closed pipe.
-    for args in [&["info"][..], &["pagerank", "--generate", "200"][..], &["completions", "bash"][..]] {
-        let mut child = bin().args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    for args in [
+        &["info"][..],
+        &["pagerank", "--generate", "200"][..],
+        &["completions", "bash"][..],
+    ] {
+        let mut child = bin()
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
         drop(child.stdout.take());
         let out = child.wait_with_output().unwrap();
         assert_eq!(code(&out), 0, "{args:?}: {}", text(&out.stderr));
     }
     // `> /dev/full`: an error, said once, exit 1.
     if let Ok(full) = std::fs::OpenOptions::new().write(true).open("/dev/full") {
-        let out = bin().args(["info"]).stdout(full).stderr(Stdio::piped()).output().unwrap();
+        let out = bin()
+            .args(["info"])
+            .stdout(full)
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
         assert_eq!(code(&out), 1);
         let err = text(&out.stderr);
         assert!(err.starts_with("error: cannot write to standard output"), "{err}");
@@ -299,7 +345,10 @@ fn pagerank_reads_stdin_gzip_headers_and_weights() {
             .collect()
     };
     let from_file = ranks_of(&run(&["pagerank", "--input", file.to_str().unwrap(), "--output", "-"]));
-    let from_stdin = ranks_of(&run_with_stdin(&["pagerank", "--input", "-", "--output", "-"], edges.as_bytes()));
+    let from_stdin = ranks_of(&run_with_stdin(
+        &["pagerank", "--input", "-", "--output", "-"],
+        edges.as_bytes(),
+    ));
     assert_eq!(from_file, from_stdin);
     let gz = scratch("w.csv.gz");
     let mut enc = flate2::write::GzEncoder::new(std::fs::File::create(&gz).unwrap(), flate2::Compression::default());
@@ -313,7 +362,10 @@ fn pagerank_reads_stdin_gzip_headers_and_weights() {
     let heavy = scratch("heavy.csv");
     std::fs::write(&heavy, "1,2,1\n2,3,1\n3,1,1\n1,3,9\n").unwrap();
     let weighted = ranks_of(&run(&["pagerank", "--input", heavy.to_str().unwrap(), "--output", "-"]));
-    assert!(weighted[2].1 > from_file[2].1 && weighted[1].1 < from_file[1].1, "{weighted:?} vs {from_file:?}");
+    assert!(
+        weighted[2].1 > from_file[2].1 && weighted[1].1 < from_file[1].1,
+        "{weighted:?} vs {from_file:?}"
+    );
     let ignored = ranks_of(&run(&[
         "pagerank",
         "--input",
@@ -327,7 +379,13 @@ fn pagerank_reads_stdin_gzip_headers_and_weights() {
     let o = run(&["pagerank", "--input", heavy.to_str().unwrap(), "--weights", "refuse"]);
     assert_eq!(code(&o), 1);
     assert!(text(&o.stderr).contains("--weights refuse"), "{}", text(&o.stderr));
-    let o = run(&["pagerank", "--input", heavy.to_str().unwrap(), "--backend", "cpu-device"]);
+    let o = run(&[
+        "pagerank",
+        "--input",
+        heavy.to_str().unwrap(),
+        "--backend",
+        "cpu-device",
+    ]);
     assert_eq!(code(&o), 2);
     assert!(text(&o.stderr).contains("weighted"), "{}", text(&o.stderr));
     // Ids beyond u32.
@@ -342,7 +400,15 @@ fn pagerank_reads_stdin_gzip_headers_and_weights() {
 fn exit_codes_json_envelope_and_completions() {
     // Not converged: ranks and report written, exit 3.
     let json = scratch("nc.json");
-    let o = run(&["pagerank", "--generate", "2000", "--max-iter", "2", "--json", json.to_str().unwrap()]);
+    let o = run(&[
+        "pagerank",
+        "--generate",
+        "2000",
+        "--max-iter",
+        "2",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
     assert_eq!(code(&o), 3, "{}", text(&o.stderr));
     assert!(text(&o.stderr).contains("not converged"), "{}", text(&o.stderr));
     let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
@@ -380,11 +446,16 @@ fn exit_codes_json_envelope_and_completions() {
     let out = text(&o.stdout);
     assert!(out.contains("anomalies=") && !out.contains("Some("), "{out}");
     // Units are scaled and spaced: "12.34 µs", never "5148.7µs".
-    let glued = out.char_indices().any(|(i, c)| c == 'µ' && out[..i].ends_with(|p: char| p.is_ascii_digit()));
+    let glued = out
+        .char_indices()
+        .any(|(i, c)| c == 'µ' && out[..i].ends_with(|p: char| p.is_ascii_digit()));
     assert!(!glued, "{out}");
     let o = run(&["pagerank", "--generate", "500"]);
     let out = text(&o.stdout);
-    assert!(out.contains("nodes=500") && out.contains("redistribute") && !out.contains("Redistribute"), "{out}");
+    assert!(
+        out.contains("nodes=500") && out.contains("redistribute") && !out.contains("Redistribute"),
+        "{out}"
+    );
     // Completions for every shell.
     for shell in ["bash", "zsh", "fish"] {
         let o = run(&["completions", shell]);

@@ -162,7 +162,11 @@ pub fn anomaly_values(data: &[u8]) {
                 }
             }
             Err(e) => {
-                assert!(e.to_string().len() < 1024, "an error message of {} bytes", e.to_string().len());
+                assert!(
+                    e.to_string().len() < 1024,
+                    "an error message of {} bytes",
+                    e.to_string().len()
+                );
                 break;
             }
         }
@@ -279,7 +283,11 @@ pub fn gpu_host_reader(data: &[u8]) {
         match which >> 4 {
             0 => {
                 if let Ok(n) = consumer.refresh() {
-                    assert!(n <= layout.out_capacity, "{n} messages in a ring of {}", layout.out_capacity);
+                    assert!(
+                        n <= layout.out_capacity,
+                        "{n} messages in a ring of {}",
+                        layout.out_capacity
+                    );
                 }
             }
             1 => {

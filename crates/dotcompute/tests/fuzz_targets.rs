@@ -10,7 +10,9 @@ use dotcompute::fuzzing;
 use proptest::prelude::*;
 
 fn corpus(target: &str) -> Vec<Vec<u8>> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus").join(target);
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fuzz/corpus")
+        .join(target);
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("the corpus {} is missing: {e}", dir.display()))
         .map(|e| e.unwrap().path())
@@ -65,10 +67,14 @@ fn codec_survives_every_truncation_and_bit_flip_of_a_valid_message() {
 fn lines_of_bytes() -> impl Strategy<Value = Vec<u8>> {
     // Mostly text made of the characters the parsers care about.
     let alphabet: Vec<u8> = b"0123456789 \t,\n\r#%-+.eE%xMatrixMarket".to_vec();
-    (any::<u8>(), prop::collection::vec(prop::sample::select(alphabet), 0..300)).prop_map(|(sel, mut body)| {
-        body.insert(0, sel);
-        body
-    })
+    (
+        any::<u8>(),
+        prop::collection::vec(prop::sample::select(alphabet), 0..300),
+    )
+        .prop_map(|(sel, mut body)| {
+            body.insert(0, sel);
+            body
+        })
 }
 
 proptest! {

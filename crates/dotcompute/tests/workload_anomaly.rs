@@ -214,7 +214,12 @@ async fn run_inside_a_runtime_needs_run_async() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn extreme_values_give_the_same_finite_answers_in_every_mode() {
     let mut values = SyntheticSpec::pydotcompute(20_000).generate().unwrap().values;
-    let extremes = [(3_000usize, 1e300), (6_000, -f64::MAX), (6_001, f64::MAX), (9_000, 2e154)];
+    let extremes = [
+        (3_000usize, 1e300),
+        (6_000, -f64::MAX),
+        (6_001, f64::MAX),
+        (9_000, 2e154),
+    ];
     for &(i, x) in &extremes {
         values[i] = x;
     }
@@ -226,7 +231,10 @@ async fn extreme_values_give_the_same_finite_answers_in_every_mode() {
     assert!(reference.final_state.mean.is_finite() && reference.final_state.var.is_finite());
     for &(i, _) in &extremes {
         let a = reference.anomalies.iter().find(|a| a.index == i as u64);
-        assert!(a.is_some_and(|a| a.score.is_finite()), "extreme value at {i} not reported");
+        assert!(
+            a.is_some_and(|a| a.score.is_finite()),
+            "extreme value at {i} not reported"
+        );
     }
     // Injected spikes after the last extreme value are still found.
     assert!(reference.anomalies.iter().filter(|a| a.index > 12_000).count() > 10);

@@ -133,7 +133,12 @@ async fn the_cuda_detector_agrees_with_the_cpu_bit_for_bit() {
     }
     let mut stream = SyntheticSpec::pydotcompute(1_000_000).generate().unwrap();
     // Extreme values exercise the clip and the saturations on the device too.
-    for (i, x) in [(100_000, 1e300), (200_000, -f64::MAX), (200_001, f64::MAX), (300_000, 3e154)] {
+    for (i, x) in [
+        (100_000, 1e300),
+        (200_000, -f64::MAX),
+        (200_001, f64::MAX),
+        (300_000, 3e154),
+    ] {
         stream.values[i] = x;
     }
     let config = DetectorConfig::default();

@@ -534,7 +534,11 @@ fn the_device_solver_refuses_weighted_graphs_and_bounds_are_checked() {
     assert!(r.report.converged);
     o.backend = PagerankBackend::CpuDevice;
     match run(&o) {
-        Err(PagerankError::InvalidOption { parameter: "backend", reason, .. }) => {
+        Err(PagerankError::InvalidOption {
+            parameter: "backend",
+            reason,
+            ..
+        }) => {
             assert!(reason.contains("weighted"), "{reason}")
         }
         other => panic!("expected a refusal, got {other:?}"),
@@ -542,7 +546,13 @@ fn the_device_solver_refuses_weighted_graphs_and_bounds_are_checked() {
     // --threads above the cores (issue 16 row 6), a generated graph above the limit (row 2).
     o.backend = PagerankBackend::Cpu;
     o.threads = Some(max_threads() + 1);
-    assert!(matches!(run(&o), Err(PagerankError::InvalidOption { parameter: "threads", .. })));
+    assert!(matches!(
+        run(&o),
+        Err(PagerankError::InvalidOption {
+            parameter: "threads",
+            ..
+        })
+    ));
     let mut g = PagerankOptions::generated(4_294_967_295, 0.0);
     g.memory_limit = MemoryLimit::bytes(1 << 30);
     match run(&g) {

@@ -91,7 +91,12 @@ pub fn latency_svg_from_report(report: &Path, path: &Path) -> CliResult<()> {
     let cases = json["results"]["latency"]
         .as_array()
         .or_else(|| json["results"].as_array())
-        .ok_or_else(|| format!("{} has no latency results (a bench latency or bench all report)", report.display()))?;
+        .ok_or_else(|| {
+            format!(
+                "{} has no latency results (a bench latency or bench all report)",
+                report.display()
+            )
+        })?;
     let mut series = Vec::new();
     for c in cases {
         let host = match c["host"].as_str().unwrap_or("") {
@@ -164,7 +169,11 @@ fn reference_style(i: usize) -> LineStyle {
 
 /// Draws `points` (data coordinates) in `style` on `chart`.
 fn draw_line<DB: DrawingBackend>(
-    chart: &mut ChartContext<'_, DB, Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::combinators::LogCoord<f64>>>,
+    chart: &mut ChartContext<
+        '_,
+        DB,
+        Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::combinators::LogCoord<f64>>,
+    >,
     points: Vec<(f64, f64)>,
     style: LineStyle,
 ) -> Result<(), Box<dyn std::error::Error>>
@@ -175,7 +184,12 @@ where
     if style.dash == (0, 0) {
         chart.draw_series(LineSeries::new(points.clone(), stroke))?;
     } else {
-        chart.draw_series(DashedLineSeries::new(points.clone(), style.dash.0, style.dash.1, stroke))?;
+        chart.draw_series(DashedLineSeries::new(
+            points.clone(),
+            style.dash.0,
+            style.dash.1,
+            stroke,
+        ))?;
     }
     match style.marker {
         None => {}
@@ -221,7 +235,11 @@ where
         Some(Marker::Triangle) => area.draw(&TriangleMarker::new((x + 18, y), 5, style.color.filled()))?,
         Some(Marker::Cross) => area.draw(&Cross::new((x + 18, y), 4, style.color.stroke_width(2)))?,
     }
-    area.draw(&Text::new(label.to_string(), (x + 44, y - 7), ("sans-serif", 13).into_font()))?;
+    area.draw(&Text::new(
+        label.to_string(),
+        (x + 44, y - 7),
+        ("sans-serif", 13).into_font(),
+    ))?;
     Ok(())
 }
 
@@ -281,7 +299,11 @@ fn draw(path: &Path, results: &[Series]) -> Result<(), Box<dyn std::error::Error
         draw_line(&mut chart, points, style)?;
         legend_rows.push((style, label.to_string()));
     }
-    legend.draw(&Text::new("ours (coloured)".to_string(), (10, 58), ("sans-serif", 14).into_font()))?;
+    legend.draw(&Text::new(
+        "ours (coloured)".to_string(),
+        (10, 58),
+        ("sans-serif", 14).into_font(),
+    ))?;
     let mut y = 84;
     for (k, (style, label)) in legend_rows.iter().enumerate() {
         if k == results.len() {

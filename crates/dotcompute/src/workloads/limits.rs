@@ -94,11 +94,14 @@ pub fn physical_memory() -> Option<u64> {
             .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
             .map(|kb| kb.saturating_mul(1024))
     })?;
-    let cgroup = ["/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"]
-        .iter()
-        .filter_map(|p| std::fs::read_to_string(p).ok())
-        .filter_map(|t| t.trim().parse::<u64>().ok())
-        .min();
+    let cgroup = [
+        "/sys/fs/cgroup/memory.max",
+        "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+    ]
+    .iter()
+    .filter_map(|p| std::fs::read_to_string(p).ok())
+    .filter_map(|t| t.trim().parse::<u64>().ok())
+    .min();
     Some(cgroup.map_or(total, |c| c.min(total)))
 }
 
@@ -108,7 +111,9 @@ pub fn physical_memory() -> Option<u64> {
 pub fn graph_bytes(nodes: u64, edges: u64, weighted: bool) -> u64 {
     let per_node: u64 = if weighted { 80 } else { 72 };
     let per_edge: u64 = if weighted { 40 } else { 24 };
-    nodes.saturating_mul(per_node).saturating_add(edges.saturating_mul(per_edge))
+    nodes
+        .saturating_mul(per_node)
+        .saturating_add(edges.saturating_mul(per_edge))
 }
 
 /// The most threads a workload starts: the CPU cores this process may use.
@@ -243,7 +248,9 @@ mod tests {
         assert!(graph_bytes(4_000_000_000, 1, false) > 200 << 30);
         let limit = MemoryLimit::bytes(1 << 30);
         assert!(limit.check("x", graph_bytes(1000, 5000, false)).is_ok());
-        let err = limit.check("a graph", graph_bytes(4_000_000_000, 1, false)).unwrap_err();
+        let err = limit
+            .check("a graph", graph_bytes(4_000_000_000, 1, false))
+            .unwrap_err();
         assert_eq!(err.limit, 1 << 30);
         assert!(err.to_string().contains("above the memory limit of 1.00 GiB"), "{err}");
     }

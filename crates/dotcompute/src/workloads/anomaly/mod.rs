@@ -224,7 +224,11 @@ impl DetectorParams {
             ));
         }
         if !config.clip.is_finite() || config.clip <= 0.0 {
-            return Err(bad("clip", config.clip.to_string(), "must be a finite, positive number"));
+            return Err(bad(
+                "clip",
+                config.clip.to_string(),
+                "must be a finite, positive number",
+            ));
         }
         let alpha = 2.0 / (f64::from(config.window) + 1.0);
         Ok(DetectorParams {
@@ -1171,7 +1175,11 @@ mod tests {
         values[3000] += 8.0;
         let (want, want_state) = plain(config, &values);
         let mut d = Detector::new(config).unwrap();
-        let got: Vec<(u64, f64)> = values.iter().filter_map(|&x| d.update(x)).map(|a| (a.index, a.score)).collect();
+        let got: Vec<(u64, f64)> = values
+            .iter()
+            .filter_map(|&x| d.update(x))
+            .map(|a| (a.index, a.score))
+            .collect();
         assert_eq!(got, want);
         assert_eq!(d.state(), want_state);
         assert!(got.iter().any(|&(i, _)| i == 3000));
@@ -1197,9 +1205,15 @@ mod tests {
                 let s = d.state();
                 assert!(s.mean.is_finite() && s.var.is_finite(), "{extreme}: {s:?}");
             }
-            let spike = found.iter().find(|a| a.index == 1000).expect("the extreme value is reported");
+            let spike = found
+                .iter()
+                .find(|a| a.index == 1000)
+                .expect("the extreme value is reported");
             assert!(spike.score.is_finite() && spike.score > 1e3, "{extreme}: {spike:?}");
-            assert!(found.iter().any(|a| a.index == 2000), "{extreme}: the later anomaly is missed");
+            assert!(
+                found.iter().any(|a| a.index == 2000),
+                "{extreme}: the later anomaly is missed"
+            );
             // The plain formulas lose the later anomaly for the largest values.
             if extreme.abs() >= 1e154 {
                 let (plain_found, plain_state) = plain(config, &values);
@@ -1219,7 +1233,10 @@ mod tests {
         for x in [f64::MAX, -f64::MAX, f64::MAX, 0.0, 0.0, -f64::MAX, 5.0] {
             let score = d.score(x);
             let s = d.state();
-            assert!(score.is_finite() && s.mean.is_finite() && s.var.is_finite(), "{x}: {score} {s:?}");
+            assert!(
+                score.is_finite() && s.mean.is_finite() && s.var.is_finite(),
+                "{x}: {score} {s:?}"
+            );
         }
         // A constant stream with no spread left (ε = 0, var reaches 0) does not clip.
         let mut d = Detector::new(DetectorConfig {

@@ -63,7 +63,11 @@ pub struct Session {
 impl Session {
     /// Starts a detector with `config` in `options.mode` (a kernel in a fresh
     /// runtime for the actor and GPU modes; the GPU mode runs on `device`).
-    pub async fn start(config: DetectorConfig, options: &DetectOptions, device: GpuDevice) -> Result<Self, AnomalyError> {
+    pub async fn start(
+        config: DetectorConfig,
+        options: &DetectOptions,
+        device: GpuDevice,
+    ) -> Result<Self, AnomalyError> {
         options.validate()?;
         let params = DetectorParams::new(config)?;
         let id = "anomaly-detector";
@@ -173,7 +177,9 @@ impl Session {
                         b
                     })
                     .collect();
-                handle.send_batch(blocks.iter().map(|b| Envelope::new(*b)).collect()).await?;
+                handle
+                    .send_batch(blocks.iter().map(|b| Envelope::new(*b)).collect())
+                    .await?;
                 in_flight.push_back((Instant::now(), blocks));
             }
         }
@@ -490,11 +496,12 @@ where
     match &options.source {
         StreamSource::Synthetic(spec) => {
             let start = Instant::now();
-            limit.check(
-                format!("the synthetic stream of {} points", spec.points),
-                (spec.points as u64).saturating_mul(SYNTHETIC_BYTES_PER_POINT),
-            )
-            .map_err(AnomalyError::from)?;
+            limit
+                .check(
+                    format!("the synthetic stream of {} points", spec.points),
+                    (spec.points as u64).saturating_mul(SYNTHETIC_BYTES_PER_POINT),
+                )
+                .map_err(AnomalyError::from)?;
             let LabeledStream { values, labels, .. } = spec.generate()?;
             let load_seconds = start.elapsed().as_secs_f64();
             tally.indices = Some(Vec::new());
@@ -502,11 +509,7 @@ where
                 if sink.stopped() {
                     break;
                 }
-                step!(
-                    session
-                        .push(chunk, &mut |a| report(a, tally, sink, &mut failed))
-                        .await
-                );
+                step!(session.push(chunk, &mut |a| report(a, tally, sink, &mut failed)).await);
             }
             step!(session.drain(&mut |a| report(a, tally, sink, &mut failed)).await);
             sink.flush()?;
@@ -523,7 +526,11 @@ where
         }
         StreamSource::Stdin { column } => {
             let stdin = std::io::stdin();
-            let reader = ValueReader::new(std::io::BufReader::with_capacity(1 << 16, stdin.lock()), *column, "<stdin>");
+            let reader = ValueReader::new(
+                std::io::BufReader::with_capacity(1 << 16, stdin.lock()),
+                *column,
+                "<stdin>",
+            );
             read_through(reader, session, tally, sink, batch, &mut report).await
         }
     }
@@ -553,9 +560,7 @@ where
         }
         // About to wait for input: first report everything found so far.
         if reader.drained() {
-            session
-                .drain(&mut |a| report(a, tally, sink, &mut failed))
-                .await?;
+            session.drain(&mut |a| report(a, tally, sink, &mut failed)).await?;
             if let Some(e) = failed.take() {
                 return Err(e);
             }

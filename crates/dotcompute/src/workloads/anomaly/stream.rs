@@ -226,13 +226,15 @@ impl<R: BufRead> ValueReader<R> {
         if text.is_empty() || text.starts_with('#') {
             return Ok(Line::Skip);
         }
-        let mut fields = text.split(|c: char| c == ',' || c.is_whitespace()).filter(|f| !f.is_empty());
+        let mut fields = text
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|f| !f.is_empty());
         let Some(field) = fields.nth(self.column) else {
-            let count = text.split(|c: char| c == ',' || c.is_whitespace()).filter(|f| !f.is_empty()).count();
-            return Err(self.parse_error(format!(
-                "column {} asked, the line has {count} field(s)",
-                self.column
-            )));
+            let count = text
+                .split(|c: char| c == ',' || c.is_whitespace())
+                .filter(|f| !f.is_empty())
+                .count();
+            return Err(self.parse_error(format!("column {} asked, the line has {count} field(s)", self.column)));
         };
         match field.parse::<f64>() {
             Ok(v) if v.is_finite() => {
@@ -423,20 +425,36 @@ mod tests {
         text.extend(std::iter::repeat_n(b'z', 10 << 20));
         text.push(b'\n');
         let err = read_values(&text[..], 0, "t").unwrap_err().to_string();
-        assert!(err.contains("longer than 1048576 bytes"), "{}", &err[..err.len().min(300)]);
+        assert!(
+            err.contains("longer than 1048576 bytes"),
+            "{}",
+            &err[..err.len().min(300)]
+        );
         let reader = ValueReader::new(&text[..], 0, "t").with_max_line(usize::MAX);
         let err = reader.collect::<Result<Vec<f64>, _>>().unwrap_err().to_string();
-        assert!(err.len() < 200 && err.contains("(10485760 bytes) is not a number"), "{}", &err[..err.len().min(300)]);
+        assert!(
+            err.len() < 200 && err.contains("(10485760 bytes) is not a number"),
+            "{}",
+            &err[..err.len().min(300)]
+        );
         // A line across the reader's buffer boundary is read whole.
         let small = std::io::BufReader::with_capacity(4, "123456789\n2\n".as_bytes());
         assert_eq!(read_values(small, 0, "t").unwrap(), [123456789.0, 2.0]);
         let small = std::io::BufReader::with_capacity(4, "123456789\n".as_bytes());
-        assert!(ValueReader::new(small, 0, "t").with_max_line(5).next().unwrap().is_err());
+        assert!(ValueReader::new(small, 0, "t")
+            .with_max_line(5)
+            .next()
+            .unwrap()
+            .is_err());
     }
 
     #[test]
     fn batches_take_what_is_buffered_without_waiting() {
-        let mut r = ValueReader::new(std::io::BufReader::with_capacity(8, "1\n2\n3\n4\n5\n6\n".as_bytes()), 0, "t");
+        let mut r = ValueReader::new(
+            std::io::BufReader::with_capacity(8, "1\n2\n3\n4\n5\n6\n".as_bytes()),
+            0,
+            "t",
+        );
         let mut out = Vec::new();
         assert!(r.next_batch(100, &mut out).unwrap());
         // The first 8 bytes hold four values: the batch stops there.

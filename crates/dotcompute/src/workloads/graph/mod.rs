@@ -239,7 +239,12 @@ impl Graph {
     /// assert_eq!(g.in_neighbor_weights(2), Some(&[3.0, 0.5][..]));
     /// assert_eq!(g.out_weights().unwrap(), &[4.0, 0.5, 0.0]);
     /// ```
-    pub fn from_weighted_edges(num_nodes: usize, src: &[u32], dst: &[u32], weights: &[f64]) -> Result<Graph, GraphError> {
+    pub fn from_weighted_edges(
+        num_nodes: usize,
+        src: &[u32],
+        dst: &[u32],
+        weights: &[f64],
+    ) -> Result<Graph, GraphError> {
         if weights.len() != src.len() {
             return Err(GraphError::InvalidParameter {
                 parameter: "weights",

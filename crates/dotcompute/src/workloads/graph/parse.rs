@@ -57,7 +57,10 @@ impl GraphFormat {
     /// The format a file name suggests: `.mtx` (or `.mtx.gz`) is Matrix
     /// Market, anything else an edge list.
     pub fn from_path(path: &Path) -> GraphFormat {
-        let name = path.file_name().map(|n| n.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().to_ascii_lowercase())
+            .unwrap_or_default();
         let name = name.strip_suffix(".gz").unwrap_or(&name);
         if name.ends_with(".mtx") {
             GraphFormat::Mtx
@@ -185,7 +188,10 @@ pub fn load_graph(path: &Path, options: &LoadOptions) -> Result<Graph, GraphErro
     };
     let (bytes, name) = if path.as_os_str() == "-" {
         let stdin = std::io::stdin();
-        (read_limited(stdin.lock(), 0, limit, "<stdin>").map_err(|e| e.into_graph(path))?, "<stdin>".to_string())
+        (
+            read_limited(stdin.lock(), 0, limit, "<stdin>").map_err(|e| e.into_graph(path))?,
+            "<stdin>".to_string(),
+        )
     } else {
         let file = std::fs::File::open(path).map_err(io)?;
         let name = path.display().to_string();
@@ -237,7 +243,9 @@ impl ReadError {
 /// to hold more than `limit`.
 fn read_limited(mut r: impl Read, hint: u64, limit: MemoryLimit, name: &str) -> Result<Vec<u8>, ReadError> {
     let mut bytes: Vec<u8> = Vec::new();
-    let first = usize::try_from(hint.min(limit.0)).unwrap_or(usize::MAX).saturating_add(1);
+    let first = usize::try_from(hint.min(limit.0))
+        .unwrap_or(usize::MAX)
+        .saturating_add(1);
     try_reserve(&mut bytes, first.min(1 << 30), "the input").map_err(|e| ReadError::Limit(e.into()))?;
     let mut chunk = vec![0u8; 1 << 16];
     loop {
@@ -556,16 +564,18 @@ fn parse_chunk(bytes: &[u8], rules: LineRules) -> Result<Chunk, ChunkError> {
         }
         if !is_eol(bytes, k) {
             let what = match rules.value {
-                Value::None if commas => {
-                    "two node ids per line (weights are refused: --weights refuse)".to_string()
-                }
+                Value::None if commas => "two node ids per line (weights are refused: --weights refuse)".to_string(),
                 Value::None => "two indices per line".to_string(),
                 Value::OptionalWeight => {
-                    "at most three columns (source, target, weight); --weights ignore reads the first two only".to_string()
+                    "at most three columns (source, target, weight); --weights ignore reads the first two only"
+                        .to_string()
                 }
                 _ => "two indices and a value".to_string(),
             };
-            return Err(fail(format!("expected {what}, found more: {}", token_at(bytes, k, commas))));
+            return Err(fail(format!(
+                "expected {what}, found more: {}",
+                token_at(bytes, k, commas)
+            )));
         }
         if rules.keep {
             if let Some(w) = weight {
@@ -796,7 +806,13 @@ fn parse_edge_list_with(bytes: &[u8], input: &str, options: &LoadOptions) -> Res
             let (src, dst, labels) = compact_ids(&body.src, &body.dst, max_id)?;
             drop(body.src);
             drop(body.dst);
-            Graph::from_valid_parts(labels.len(), &src, &dst, body.weights.as_deref(), NodeLabels::Explicit(labels))
+            Graph::from_valid_parts(
+                labels.len(),
+                &src,
+                &dst,
+                body.weights.as_deref(),
+                NodeLabels::Explicit(labels),
+            )
         }
     }
 }
@@ -810,9 +826,12 @@ fn narrow(ids: &[u64]) -> Result<Vec<u32>, GraphError> {
     Ok(out)
 }
 
+/// Renumbered edges (sources, destinations) and the original ids, ascending.
+type Compacted = (Vec<u32>, Vec<u32>, Vec<u64>);
+
 /// Renumbers the ids in `src`/`dst` to `0..k` by ascending id; returns the
 /// renumbered edges and the original ids, ascending.
-fn compact_ids(src: &[u64], dst: &[u64], max_id: u64) -> Result<(Vec<u32>, Vec<u32>, Vec<u64>), GraphError> {
+fn compact_ids(src: &[u64], dst: &[u64], max_id: u64) -> Result<Compacted, GraphError> {
     let edges = src.len();
     let mut out_src = try_vec(edges, 0u32, "the edges")?;
     let mut out_dst = try_vec(edges, 0u32, "the edges")?;
@@ -837,8 +856,14 @@ fn compact_ids(src: &[u64], dst: &[u64], max_id: u64) -> Result<(Vec<u32>, Vec<u
             }
         }
         let map = |o: &mut [u32], i: &[u64]| o.iter_mut().zip(i).for_each(|(o, &i)| *o = index[i as usize]);
-        out_src.par_chunks_mut(1 << 16).zip(src.par_chunks(1 << 16)).for_each(|(o, i)| map(o, i));
-        out_dst.par_chunks_mut(1 << 16).zip(dst.par_chunks(1 << 16)).for_each(|(o, i)| map(o, i));
+        out_src
+            .par_chunks_mut(1 << 16)
+            .zip(src.par_chunks(1 << 16))
+            .for_each(|(o, i)| map(o, i));
+        out_dst
+            .par_chunks_mut(1 << 16)
+            .zip(dst.par_chunks(1 << 16))
+            .for_each(|(o, i)| map(o, i));
         labels
     } else {
         // Sparse ids: sort the distinct ids and search.
@@ -849,15 +874,24 @@ fn compact_ids(src: &[u64], dst: &[u64], max_id: u64) -> Result<(Vec<u32>, Vec<u
         ids.par_sort_unstable();
         ids.dedup();
         if ids.len() > MAX_NODES {
-            return Err(GraphError::TooLarge(format!("{} distinct node ids; at most {MAX_NODES}", ids.len())));
+            return Err(GraphError::TooLarge(format!(
+                "{} distinct node ids; at most {MAX_NODES}",
+                ids.len()
+            )));
         }
         let map = |o: &mut [u32], i: &[u64]| {
             o.iter_mut()
                 .zip(i)
                 .for_each(|(o, x)| *o = ids.binary_search(x).map_or(u32::MAX, |k| k as u32))
         };
-        out_src.par_chunks_mut(1 << 16).zip(src.par_chunks(1 << 16)).for_each(|(o, i)| map(o, i));
-        out_dst.par_chunks_mut(1 << 16).zip(dst.par_chunks(1 << 16)).for_each(|(o, i)| map(o, i));
+        out_src
+            .par_chunks_mut(1 << 16)
+            .zip(src.par_chunks(1 << 16))
+            .for_each(|(o, i)| map(o, i));
+        out_dst
+            .par_chunks_mut(1 << 16)
+            .zip(dst.par_chunks(1 << 16))
+            .for_each(|(o, i)| map(o, i));
         ids
     };
     Ok((out_src, out_dst, labels))
@@ -892,7 +926,10 @@ fn parse_banner(line: &[u8], input: &str) -> Result<MtxHeader, GraphError> {
         )));
     }
     if words[1] != b"matrix" {
-        return Err(err(format!("unsupported object {} (only matrix)", quote_token(&words[1]))));
+        return Err(err(format!(
+            "unsupported object {} (only matrix)",
+            quote_token(&words[1])
+        )));
     }
     if words[2] != b"coordinate" {
         return Err(err(format!(
@@ -1004,7 +1041,11 @@ fn parse_matrix_market_with(bytes: &[u8], input: &str, options: &LoadOptions) ->
     let can_hold = (body.len() as u64 + 1) / min_line;
     let keep = header.value != Value::None && options.weights == Weights::Use;
     let entries = nnz.min(can_hold);
-    let edges = if header.symmetric { entries.saturating_mul(2) } else { entries };
+    let edges = if header.symmetric {
+        entries.saturating_mul(2)
+    } else {
+        entries
+    };
     options.memory_limit.check(
         format!("a graph of {rows} nodes and {edges} edges (the size line)"),
         graph_bytes(rows, edges, keep),
@@ -1278,9 +1319,15 @@ mod tests {
         let (line, msg) = err_line(parse_graph(b"1 2\n2 3 4\n", "t", &opts(Weights::Use)));
         assert_eq!(line, 2);
         assert!(msg.contains("found more: \"4\""), "{msg}");
-        assert!(err_line(parse_graph(b"1 2 -1\n", "t", &opts(Weights::Use))).1.contains("negative"));
-        assert!(err_line(parse_graph(b"1 2 1 9\n", "t", &opts(Weights::Use))).1.contains("at most three columns"));
-        assert!(err_line(parse_graph(b"1 2 inf\n", "t", &opts(Weights::Use))).1.contains("weight"));
+        assert!(err_line(parse_graph(b"1 2 -1\n", "t", &opts(Weights::Use)))
+            .1
+            .contains("negative"));
+        assert!(err_line(parse_graph(b"1 2 1 9\n", "t", &opts(Weights::Use)))
+            .1
+            .contains("at most three columns"));
+        assert!(err_line(parse_graph(b"1 2 inf\n", "t", &opts(Weights::Use)))
+            .1
+            .contains("weight"));
         // A header is only the first content line.
         assert_eq!(err_line(parse_graph(b"1 2\nfrom to\n", "t", &opts(Weights::Use))).0, 2);
     }
@@ -1326,7 +1373,10 @@ mod tests {
             memory_limit: MemoryLimit::bytes(1 << 20),
             ..LoadOptions::default()
         };
-        assert!(matches!(parse_graph(b"0 4000000\n", "t", &dense), Err(GraphError::Limit(_))));
+        assert!(matches!(
+            parse_graph(b"0 4000000\n", "t", &dense),
+            Err(GraphError::Limit(_))
+        ));
         // A long token is cut in the message.
         let mut long = b"1 ".to_vec();
         long.extend(std::iter::repeat_n(b'x', 1 << 20));
@@ -1353,7 +1403,9 @@ mod tests {
         };
         assert_eq!(err_line(parse_graph(real, "t", &refuse)).0, 1);
         let negative = b"%%MatrixMarket matrix coordinate integer general\n2 2 1\n1 2 -3\n";
-        assert!(err_line(parse_graph(negative, "t", &LoadOptions::default())).1.contains("negative"));
+        assert!(err_line(parse_graph(negative, "t", &LoadOptions::default()))
+            .1
+            .contains("negative"));
     }
 
     #[test]
@@ -1363,7 +1415,8 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("g.mtx.gz");
         let mut enc = flate2::write::GzEncoder::new(std::fs::File::create(&path).unwrap(), flate2::Compression::fast());
-        enc.write_all(b"%%MatrixMarket matrix coordinate pattern general\n2 2 1\n1 2\n").unwrap();
+        enc.write_all(b"%%MatrixMarket matrix coordinate pattern general\n2 2 1\n1 2\n")
+            .unwrap();
         enc.finish().unwrap();
         let g = load_graph(&path, &LoadOptions::default()).unwrap();
         assert_eq!((g.num_nodes(), g.num_edges()), (2, 1));

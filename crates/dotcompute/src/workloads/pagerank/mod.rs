@@ -613,10 +613,7 @@ impl GraphSource {
                 let edges = (*nodes as f64 * edges_per_node.max(0.0)).min(u64::MAX as f64) as u64;
                 // The generator's pair set and edge arrays come on top of the graph.
                 let needed = graph_bytes(*nodes as u64, edges, false).saturating_add(edges.saturating_mul(24));
-                limit.check(
-                    format!("generating a graph of {nodes} nodes and {edges} edges"),
-                    needed,
-                )?;
+                limit.check(format!("generating a graph of {nodes} nodes and {edges} edges"), needed)?;
                 generator.graph(*nodes, *edges_per_node, *seed)
             }
         }
