@@ -6,7 +6,7 @@
 //! The CUDA C handler ([`DETECTOR_CU`]) computes [`Detector::update`]'s
 //! formulas in the same order with explicitly rounded double-precision
 //! operations (`__dsub_rn`, `__dmul_rn`, `__dsqrt_rn`, ...) and the exact
-//! `fmin`/`fmax` for the outlier clip's saturations, so no contraction into
+//! `fmin` for the outlier clip's saturations, so no contraction into
 //! fused multiply-adds can change a result: on the same
 //! stream it flags the same points with the same scores and ends in the same
 //! state as the CPU modes, bit for bit. Its Rust twin ([`detector_twin`])
@@ -132,16 +132,17 @@ __device__ int dc_anomaly_detect(const DcPointBlock* in, DcBlockVerdict* out, Dc
         double score = 0.0;
         if (k < in->len) {
             const double x = in->values[k];
-            // sat(x - mean): an overflow becomes +-DC_DBL_MAX.
-            const double delta = fmin(fmax(__dsub_rn(x, s->mean), -DC_DBL_MAX), DC_DBL_MAX);
+            const double delta = __dsub_rn(x, s->mean);  // +-inf only for opposite extremes
             const double spread = __dadd_rn(s->var, s->epsilon);
-            // Winsorise beyond B standard deviations (no clip when spread is 0).
             double folded = delta;
-            if (__dmul_rn(delta, delta) > __dmul_rn(s->clip_sq, spread) && spread > 0.0) {
-                const double bound = __dmul_rn(s->clip, __dsqrt_rn(spread));
+            if (__dmul_rn(delta, delta) > __dmul_rn(s->clip_sq, spread) || !isfinite(delta)) {
+                // Winsorise: fold the outlier in as B standard deviations.
+                const double bound = spread > 0.0
+                    ? fmin(fmin(__dmul_rn(s->clip, __dsqrt_rn(spread)), fabs(delta)), DC_DBL_MAX)
+                    : fmin(fabs(delta), DC_DBL_MAX);
                 folded = delta < 0.0 ? -bound : bound;
             }
-            s->mean = fmin(fmax(__dadd_rn(s->mean, __dmul_rn(s->alpha, folded)), -DC_DBL_MAX), DC_DBL_MAX);
+            s->mean = __dadd_rn(s->mean, __dmul_rn(s->alpha, folded));
             s->var = __dmul_rn(s->one_minus_alpha,
                                fmin(__dadd_rn(s->var, __dmul_rn(__dmul_rn(s->alpha, folded), folded)), DC_DBL_MAX));
             s->seen += 1;

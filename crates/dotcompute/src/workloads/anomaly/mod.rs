@@ -7,10 +7,12 @@
 //! the update exceeds `Z` standard deviations *after* it:
 //!
 //! ```text
-//! δ  = sat(x − mean)                          sat(v) = v clamped to ±f64::MAX
-//! δc = δ,                 if δ·δ ≤ B²·(var + ε)   (or var + ε = 0)
-//!      ±B·sqrt(var + ε),  otherwise           (the sign of δ)
-//! mean  ← sat(mean + α·δc)
+//! δ  = x − mean                               (±∞ only for opposite extremes)
+//! s  = var + ε
+//! δc = δ                                      if δ·δ ≤ B²·s and δ is finite
+//!      ±min(B·sqrt(s), |δ|, f64::MAX)         otherwise, when s > 0  (the sign of δ)
+//!      ±min(|δ|, f64::MAX)                    otherwise, when s = 0
+//! mean  ← mean + α·δc
 //! var   ← (1 − α)·min(var + α·δc·δc, f64::MAX)
 //! score = |δ| / sqrt(var + ε)                 (0 when δ = 0; at most f64::MAX)
 //! anomaly  ⇔  score > Z                       (ε = 1e-8, B = 100 by default)
@@ -24,11 +26,12 @@
 //! `1e300` in a stream of ones, is reported with a huge score and moves the
 //! statistics no more than a `B`σ point would: the variance grows by at most
 //! the factor `(1 − α)(1 + α·B²)` (×3 for the defaults) and every later
-//! anomaly is still seen. The saturations keep the state finite whatever
-//! finite values arrive; they only act beyond `f64`'s range (a stream whose
-//! deviations are themselves near `1e154` or more saturates the variance at
-//! `f64::MAX`, and its points keep being flagged). Non-finite input is
-//! refused by the readers ([`stream::read_values`]).
+//! anomaly is still seen. The state stays finite whatever finite values
+//! arrive: the mean moves toward each point and never past it, and the
+//! variance and the scores saturate at `f64::MAX`, which only happens beyond
+//! `f64`'s range (a stream whose deviations are themselves near `1e154` or
+//! more saturates the variance, and its points keep being flagged).
+//! Non-finite input is refused by the readers ([`stream::read_values`]).
 //!
 //! Below the clip nothing differs from the plain EMA detector below, bit for
 //! bit:
@@ -321,21 +324,18 @@ impl Detector {
     pub fn score(&mut self, x: f64) -> f64 {
         let p = &self.params;
         let s = &mut self.state;
-        let delta = saturate(x - s.mean);
+        // Nothing is added to the loop-carried chains (mean → δ → mean,
+        // var → var) for ordinary points: the clip is a predicted branch.
+        let delta = x - s.mean; // ±∞ only for opposite extremes beyond f64's range
         let spread = s.var + p.config.epsilon;
-        // Winsorise: beyond B standard deviations the point enters the
-        // statistics as exactly B of them (σ = 0 has no scale: no clip).
-        let folded = if delta * delta > p.clip_sq * spread && spread > 0.0 {
-            let bound = p.config.clip * spread.sqrt();
-            if delta < 0.0 {
-                -bound
-            } else {
-                bound
-            }
+        let folded = if delta * delta > p.clip_sq * spread || !delta.is_finite() {
+            fold_outlier(delta, spread, p.config.clip)
         } else {
             delta
         };
-        s.mean = saturate(s.mean + p.alpha * folded);
+        // |folded| ≤ |x − mean| with the sign of x − mean and α ≤ 1: the mean
+        // moves toward x and no further, so it stays finite.
+        s.mean += p.alpha * folded;
         s.var = p.one_minus_alpha * (s.var + p.alpha * folded * folded).min(f64::MAX);
         s.seen += 1;
         if delta == 0.0 {
@@ -356,11 +356,21 @@ impl Detector {
     }
 }
 
-/// `v` clamped to `±f64::MAX` (an overflow to infinity becomes the largest
-/// finite value; finite values pass unchanged).
-#[inline]
-fn saturate(v: f64) -> f64 {
-    v.clamp(-f64::MAX, f64::MAX)
+/// The deviation an outlier is folded in with: `±min(B·sqrt(spread), |δ|,
+/// f64::MAX)` with the sign of `delta`, or, without a spread to measure it
+/// by (`spread = 0`), `±min(|δ|, f64::MAX)`. Never longer than `δ`.
+#[cold]
+fn fold_outlier(delta: f64, spread: f64, clip: f64) -> f64 {
+    let bound = if spread > 0.0 {
+        (clip * spread.sqrt()).min(delta.abs()).min(f64::MAX)
+    } else {
+        delta.abs().min(f64::MAX)
+    };
+    if delta < 0.0 {
+        -bound
+    } else {
+        bound
+    }
 }
 
 /// The stateless micro-batch step: runs `values` from `state`, appends the
