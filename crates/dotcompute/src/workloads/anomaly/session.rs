@@ -76,7 +76,7 @@ impl Session {
             Mode::Gpu => {
                 let spec = super::gpu::kernel_spec(id, config, &device)?;
                 let rt = RingKernelRuntime::new();
-                let handle = match launch(&rt, spec, id).await {
+                let handle = match launch(&rt, spec, id) {
                     Ok(()) => rt.handle(id)?,
                     Err(e) => {
                         rt.shutdown().await;
@@ -96,7 +96,7 @@ impl Session {
                     _ => spin_kernel_spec(id, config)?,
                 };
                 let rt = RingKernelRuntime::new();
-                let handle = match launch(&rt, spec, id).await {
+                let handle = match launch(&rt, spec, id) {
                     Ok(()) => rt.handle(id)?,
                     Err(e) => {
                         rt.shutdown().await;
@@ -162,7 +162,8 @@ impl Session {
             Engine::Kernel { handle, in_flight, .. } => {
                 handle
                     .send(AnomalyBatch::new(batch_id, first_index, values.to_vec()))
-                    .await?;
+                    .await
+                    .map_err(crate::Error::from)?;
                 in_flight.push_back((Instant::now(), batch_id));
             }
             Engine::Gpu { handle, in_flight, .. } => {
@@ -179,7 +180,8 @@ impl Session {
                     .collect();
                 handle
                     .send_batch(blocks.iter().map(|b| Envelope::new(*b)).collect())
-                    .await?;
+                    .await
+                    .map_err(crate::Error::from)?;
                 in_flight.push_back((Instant::now(), blocks));
             }
         }
@@ -311,9 +313,9 @@ impl Session {
     }
 }
 
-async fn launch(rt: &RingKernelRuntime, spec: crate::KernelSpec, id: &str) -> Result<(), AnomalyError> {
-    rt.launch_spec(spec).await?;
-    rt.activate(id).await?;
+fn launch(rt: &RingKernelRuntime, spec: crate::KernelSpec, id: &str) -> Result<(), AnomalyError> {
+    rt.launch_spec(spec)?;
+    rt.activate(id)?;
     Ok(())
 }
 
