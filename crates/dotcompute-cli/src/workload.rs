@@ -73,7 +73,8 @@ pub struct PagerankArgs {
     /// backend). Weighted graphs: cpu only.
     #[arg(long, value_enum, default_value_t = BackendArg::Cpu)]
     pub backend: BackendArg,
-    /// CUDA device ordinal (with --backend cuda).
+    /// GPU ordinal: the CUDA device (with --backend cuda) or the wgpu
+    /// adapter as `dotcompute info` numbers them (`wgpu:N`; with --backend wgpu).
     #[arg(long, value_name = "N")]
     pub device: Option<usize>,
     /// Worker threads, 1 to the CPU cores (default: one per core).
@@ -151,6 +152,9 @@ pub enum BackendArg {
     /// The GPU kernels' CPU equivalents on the CPU device backend (for
     /// checking the device driver without a GPU).
     CpuDevice,
+    /// A wgpu adapter (Vulkan, Metal, DX12; lavapipe without a GPU): the
+    /// WGSL SpMV kernels, f64 where the adapter supports it.
+    Wgpu,
 }
 
 fn norm_name(n: Norm) -> &'static str {
@@ -238,7 +242,12 @@ pub fn run_pagerank(args: &PagerankArgs) -> CliResult<()> {
         (BackendArg::Cuda, device) => PagerankBackend::Cuda {
             device: device.unwrap_or(0),
         },
-        (_, Some(_)) => return Err(usage("--device selects a GPU; it needs --backend cuda")),
+        (BackendArg::Wgpu, device) => PagerankBackend::Wgpu { device },
+        (_, Some(_)) => {
+            return Err(usage(
+                "--device selects a GPU; it needs --backend cuda or --backend wgpu",
+            ))
+        }
         (BackendArg::Cpu, None) => PagerankBackend::Cpu,
         (BackendArg::CpuDevice, None) => PagerankBackend::CpuDevice,
     };
@@ -407,6 +416,10 @@ pub enum ModeArg {
     ActorSpin,
     /// GPU ring kernel: a persistent CUDA kernel holding the state (needs an NVIDIA GPU).
     Gpu,
+    /// wgpu ring kernel: a WGSL handler holding the state in device memory,
+    /// batched dispatches (any Vulkan/Metal/DX12 adapter with f64; lavapipe
+    /// without a GPU).
+    Wgpu,
 }
 
 /// Formats of the anomaly records.
@@ -531,6 +544,7 @@ pub fn run_anomaly(args: &AnomalyArgs) -> CliResult<()> {
         ModeArg::ActorThread => Mode::ActorThread,
         ModeArg::ActorSpin => Mode::ActorSpin,
         ModeArg::Gpu => Mode::Gpu,
+        ModeArg::Wgpu => Mode::Wgpu,
     };
     let list = args.list.unwrap_or(if stdin { u64::MAX } else { 20 });
     options.list = usize::try_from(list.min(1000)).unwrap_or(1000);
@@ -579,7 +593,18 @@ pub fn run_anomaly(args: &AnomalyArgs) -> CliResult<()> {
         );
         crate::stdout::flush();
     }
-    let r = anomaly::run_stream(&options, args.memory_limit.unwrap_or_default(), &mut sinks)?;
+    let r = if options.detect.mode == Mode::Wgpu {
+        // The wgpu detector runs on the loaded stream (not streamed yet);
+        // its anomalies go to the same outputs afterwards.
+        let run = anomaly::run(&options)?;
+        for a in &run.anomalies {
+            sinks.anomaly(a)?;
+        }
+        sinks.flush()?;
+        run.report
+    } else {
+        anomaly::run_stream(&options, args.memory_limit.unwrap_or_default(), &mut sinks)?
+    };
     if human {
         if r.anomalies > sinks.listed && sinks.listed > 0 {
             println!(

@@ -304,7 +304,7 @@ pub async fn detect_on_gpu(
     outcome
 }
 
-async fn stream_blocks(
+pub(crate) async fn stream_blocks(
     rt: &RingKernelRuntime,
     id: &str,
     values: &[f64],

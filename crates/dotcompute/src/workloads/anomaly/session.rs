@@ -89,6 +89,13 @@ impl Session {
                     in_flight: VecDeque::new(),
                 }
             }
+            Mode::Wgpu => {
+                return Err(AnomalyError::InvalidOption {
+                    parameter: "mode",
+                    value: "wgpu".into(),
+                    reason: "the wgpu detector is not streamed yet: run it on a loaded stream (anomaly::run)".into(),
+                })
+            }
             mode => {
                 let spec = match mode {
                     Mode::Actor => async_kernel_spec(id, config)?,
