@@ -317,7 +317,8 @@ fn row10_a_closed_or_full_stdout_is_not_a_panic() {
     // `> /dev/full`: an error, said once, exit 1.
     if let Ok(full) = std::fs::OpenOptions::new().write(true).open("/dev/full") {
         let out = bin()
-            .args(["info"])
+            // (`info` would also probe the GPU drivers, which write their own lines.)
+            .args(["completions", "bash"])
             .stdout(full)
             .stderr(Stdio::piped())
             .output()
