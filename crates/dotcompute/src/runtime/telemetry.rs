@@ -396,12 +396,23 @@ fn escape(label: &str) -> String {
     label.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
+/// `850 ns`, `12.3 µs`, `5.15 ms`, `1.23 s`: scaled to the unit that keeps
+/// 1 to 999 of it, three significant digits.
 fn fmt_ns(ns: u64) -> String {
-    match ns {
-        0..=9_999 => format!("{ns}ns"),
-        10_000..=9_999_999 => format!("{:.1}µs", ns as f64 / 1e3),
-        _ => format!("{:.1}ms", ns as f64 / 1e6),
-    }
+    let (v, unit) = match ns {
+        0..=999 => return format!("{ns} ns"),
+        1_000..=999_999 => (ns as f64 / 1e3, "µs"),
+        1_000_000..=999_999_999 => (ns as f64 / 1e6, "ms"),
+        _ => (ns as f64 / 1e9, "s"),
+    };
+    let digits = if v >= 100.0 {
+        0
+    } else if v >= 10.0 {
+        1
+    } else {
+        2
+    };
+    format!("{v:.digits$} {unit}")
 }
 
 impl fmt::Display for RuntimeSummary {
@@ -518,5 +529,14 @@ mod tests {
             let value = line.rsplit(' ').next().unwrap();
             assert!(value.parse::<f64>().is_ok(), "bad sample line: {line}");
         }
+    }
+
+    #[test]
+    fn durations_in_the_table_are_scaled_with_a_space() {
+        assert_eq!(fmt_ns(850), "850 ns");
+        assert_eq!(fmt_ns(12_340), "12.3 µs");
+        assert_eq!(fmt_ns(5_148_700), "5.15 ms");
+        assert_eq!(fmt_ns(123_456_789), "123 ms");
+        assert_eq!(fmt_ns(1_230_000_000), "1.23 s");
     }
 }
