@@ -31,7 +31,6 @@
 use std::pin::pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
 
 use parking_lot::Mutex;
 use pyo3::prelude::*;
@@ -404,7 +403,12 @@ async fn yield_once() {
     .await;
 }
 
-fn check_type(py: Python<'_>, ty: &Option<Py<PyAny>>, msg: &Bound<'_, PyAny>, context: &str) -> PyResult<()> {
+fn check_type(
+    py: Python<'_>,
+    ty: &Option<Py<PyAny>>,
+    msg: &Bound<'_, PyAny>,
+    context: impl FnOnce() -> String,
+) -> PyResult<()> {
     if let Some(ty) = ty {
         let ty = ty.bind(py);
         if !msg.is_instance(ty)? {
@@ -413,14 +417,19 @@ fn check_type(py: Python<'_>, ty: &Option<Py<PyAny>>, msg: &Bound<'_, PyAny>, co
                 .map(|n| n.to_string())
                 .unwrap_or_else(|_| ty.to_string());
             let actual = msg.get_type().name()?.to_string();
-            return Err(exc(py, "TypeValidationError", (expected, actual, context.to_string())));
+            return Err(exc(py, "TypeValidationError", (expected, actual, context())));
         }
     }
     Ok(())
 }
 
 /// Checks a message against a kernel's declared type.
-pub fn validate(py: Python<'_>, ty: &Option<Py<PyAny>>, msg: &Bound<'_, PyAny>, context: &str) -> PyResult<()> {
+pub fn validate(
+    py: Python<'_>,
+    ty: &Option<Py<PyAny>>,
+    msg: &Bound<'_, PyAny>,
+    context: impl FnOnce() -> String,
+) -> PyResult<()> {
     check_type(py, ty, msg, context)
 }
 
@@ -470,8 +479,6 @@ impl PyKernelContext {
         let ctx = self.ctx.clone();
         let preempt = self.preempt.clone();
         let seen = self.terminating_seen.clone();
-        let id = self.bridge.id.clone();
-        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         let fut = async move {
             let r = loop {
                 let mut guard = ctx.clone().lock_owned().await;
@@ -482,29 +489,22 @@ impl PyKernelContext {
                     drop(guard);
                     continue;
                 }
-                let op = async {
-                    match deadline {
-                        None => guard.receive().await.map(Some),
-                        Some(d) => guard.receive_timeout(d.saturating_duration_since(Instant::now())).await,
-                    }
-                };
                 tokio::select! {
                     biased;
-                    r = op => break r,
+                    r = guard.receive() => break r,
                     () = &mut stand_aside => {}
                 }
             };
             settle(r, &seen).await
         };
         Ok(Awaitable::new("ctx.receive()", fut, move |py, r| match r {
-            Ok(Some(m)) => Ok(m.obj),
-            Ok(None) => Err(exc(
-                py,
-                "QueueTimeoutError",
-                (id.to_string(), timeout.unwrap_or_default().as_secs_f64(), "receive"),
-            )),
+            Ok(m) => Ok(m.obj),
             Err(e) => Err(to_py(py, e)),
-        }))
+        })
+        .with_timeout(
+            timeout,
+            crate::runtime::timeout_error(&self.bridge.id, timeout.unwrap_or_default(), "receive"),
+        ))
     }
 
     /// Sends to the kernel's output (the host, or the linked kernel). Under
@@ -512,40 +512,30 @@ impl PyKernelContext {
     /// (seconds) bounds that wait (`QueueTimeoutError`).
     #[pyo3(signature = (msg, timeout = None))]
     fn send(&self, py: Python<'_>, msg: &Bound<'_, PyAny>, timeout: Option<f64>) -> PyResult<Awaitable> {
-        check_type(
-            py,
-            &self.bridge.def.output_type,
-            msg,
-            &format!("output of kernel '{}'", self.bridge.id),
-        )?;
+        check_type(py, &self.bridge.def.output_type, msg, || {
+            format!("output of kernel '{}'", self.bridge.id)
+        })?;
         let timeout = crate::runtime::duration(timeout)?;
         let m = PyMsg::new(msg)?;
         let ctx = self.ctx.clone();
         let preempt = self.preempt.clone();
         let seen = self.terminating_seen.clone();
-        let id = self.bridge.id.clone();
         let fut = async move {
             let mut guard = {
                 let _w = Waiting::new(&preempt);
                 ctx.lock_owned().await
             };
-            let r = match timeout {
-                None => guard.send(m).await,
-                Some(t) => match crate::runtime::with_timeout(t, guard.send(m)).await {
-                    Some(r) => r,
-                    None => Err(Error::QueueTimeout {
-                        kernel: id.to_string(),
-                        operation: "send to",
-                        timeout: t,
-                    }),
-                },
-            };
+            let r = guard.send(m).await;
             settle(r, &seen).await
         };
         Ok(Awaitable::new("ctx.send()", fut, |py, r| match r {
             Ok(()) => Ok(py.None()),
             Err(e) => Err(to_py(py, e)),
-        }))
+        })
+        .with_timeout(
+            timeout,
+            crate::runtime::timeout_error(&self.bridge.id, timeout.unwrap_or_default(), "send"),
+        ))
     }
 
     /// Sends straight to another kernel's input (no host hop).

@@ -23,12 +23,13 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use pyo3::exceptions::{PyRuntimeError, PyStopIteration};
 use pyo3::prelude::*;
 
-use crate::waker::{Deferral, LoopNotifier, WakeSlot};
+use crate::waker::{DeadlineKey, Deferral, LoopNotifier, WakeSlot};
 
 /// A future whose output becomes a Python value once it is ready.
 pub trait PyFuture: Send {
@@ -70,6 +71,10 @@ enum State {
     Running {
         fut: Pin<Box<dyn PyFuture>>,
         slot: Option<Arc<WakeSlot>>,
+        /// When the wait must end (set at the first poll, with a timeout).
+        deadline: Option<Instant>,
+        /// The deadline's registration with the loop, while waiting.
+        timer: Option<(Arc<LoopNotifier>, DeadlineKey)>,
     },
     /// The result is known without any waiting.
     Ready(PyResult<Py<PyAny>>),
@@ -77,11 +82,20 @@ enum State {
     Done,
 }
 
+/// The error an awaitable raises when its time runs out.
+type TimeoutError = Box<dyn FnOnce(Python<'_>) -> PyErr + Send>;
+
 /// An asyncio-compatible awaitable over a Rust future (see the module docs).
+///
+/// With a timeout, the wait is bounded by a deadline kept by the event
+/// loop's [`LoopNotifier`] (one asyncio timer per loop serves every
+/// deadline), so timeouts cost no thread and no system call; when it passes,
+/// the future is dropped (cancel-safe) and the timeout error is raised.
 #[pyclass(frozen, module = "dotcompute._native", name = "Awaitable")]
 pub struct Awaitable {
     state: Mutex<State>,
     what: &'static str,
+    timeout: Option<(Duration, Mutex<Option<TimeoutError>>)>,
 }
 
 impl Awaitable {
@@ -99,8 +113,32 @@ impl Awaitable {
                     convert: Some(convert),
                 }),
                 slot: None,
+                deadline: None,
+                timer: None,
             }),
             what,
+            timeout: None,
+        }
+    }
+
+    /// Bounds the wait: after `after` (from the first poll), the future is
+    /// dropped and `error` is raised. `None` leaves the wait unbounded.
+    pub fn with_timeout(
+        mut self,
+        after: Option<Duration>,
+        error: impl FnOnce(Python<'_>) -> PyErr + Send + 'static,
+    ) -> Self {
+        if let Some(after) = after {
+            self.timeout = Some((after, Mutex::new(Some(Box::new(error)))));
+        }
+        self
+    }
+
+    fn timeout_error(&self, py: Python<'_>) -> PyErr {
+        let err = self.timeout.as_ref().and_then(|(_, e)| e.lock().take());
+        match err {
+            Some(f) => f(py),
+            None => PyRuntimeError::new_err(format!("dotcompute: {} timed out", self.what)),
         }
     }
 
@@ -109,6 +147,7 @@ impl Awaitable {
         Awaitable {
             state: Mutex::new(State::Ready(result)),
             what,
+            timeout: None,
         }
     }
 
@@ -130,8 +169,13 @@ impl Awaitable {
                 self.what
             )));
         };
-        let (fut, slot) = match &mut *state {
-            State::Running { fut, slot } => (fut, slot),
+        let (fut, slot, deadline, timer) = match &mut *state {
+            State::Running {
+                fut,
+                slot,
+                deadline,
+                timer,
+            } => (fut, slot, deadline, timer),
             State::Ready(_) => {
                 let State::Ready(result) = std::mem::replace(&mut *state, State::Done) else {
                     unreachable_state()?
@@ -145,35 +189,59 @@ impl Awaitable {
                 )))
             }
         };
+        let first = slot.is_none();
         let slot = slot.get_or_insert_with(WakeSlot::new).clone();
+        if first {
+            if let Some((after, _)) = &self.timeout {
+                *deadline = Some(Instant::now().checked_add(*after).unwrap_or_else(Instant::now));
+            }
+        }
         if let Some(stale) = slot.clear() {
             drop(stale);
         }
         let waker = Waker::from(slot.clone());
         let mut cx = Context::from_waker(&waker);
-        match fut.as_mut().poll_py(py, &mut cx) {
-            Poll::Ready(result) => {
-                *state = State::Done;
-                drop(state);
-                finish(py, result)
+        let polled = fut.as_mut().poll_py(py, &mut cx);
+        let expired = match polled {
+            Poll::Ready(_) => false,
+            Poll::Pending => slot.timed_out() || deadline.is_some_and(|d| Instant::now() >= d),
+        };
+        if let Poll::Ready(result) = polled {
+            let timer = timer.take();
+            *state = State::Done;
+            drop(state);
+            if let Some((n, key)) = timer {
+                n.remove_deadline(key);
             }
-            Poll::Pending => {
-                drop(state);
-                let notifier = LoopNotifier::current(py)?;
-                let loop_obj = notifier.loop_obj(py);
-                let fut = loop_obj.call_method0(pyo3::intern!(py, "create_future"))?;
-                fut.setattr(pyo3::intern!(py, "_asyncio_future_blocking"), true)?;
-                slot.park(notifier, fut.clone().unbind());
-                if slot.take_early_wake() {
-                    // Woken while polling: run again at the loop's next turn
-                    // (a bare yield), rather than sleep on a future nobody
-                    // will resolve.
-                    slot.clear();
-                    return Ok(Some(py.None()));
-                }
-                Ok(Some(fut.unbind()))
+            return finish(py, result);
+        }
+        if expired {
+            let timer = timer.take();
+            *state = State::Done;
+            drop(state);
+            if let Some((n, key)) = timer {
+                n.remove_deadline(key);
+            }
+            return Err(self.timeout_error(py));
+        }
+        let notifier = LoopNotifier::current(py)?;
+        if timer.is_none() {
+            if let Some(d) = *deadline {
+                let key = notifier.add_deadline(py, d, &slot)?;
+                *timer = Some((notifier.clone(), key));
             }
         }
+        drop(state);
+        let fut = notifier.create_future(py)?;
+        fut.setattr(pyo3::intern!(py, "_asyncio_future_blocking"), true)?;
+        slot.park(notifier, fut.clone().unbind());
+        if slot.take_early_wake() {
+            // Woken while polling: run again at the loop's next turn (a
+            // bare yield), rather than sleep on a future nobody will resolve.
+            slot.clear();
+            return Ok(Some(py.None()));
+        }
+        Ok(Some(fut.unbind()))
     }
 }
 
@@ -221,9 +289,7 @@ impl Awaitable {
     /// Stops waiting: drops the Rust future (nothing is lost, see the module docs).
     fn close(&self) {
         let old = std::mem::replace(&mut *self.state.lock(), State::Done);
-        if let State::Running { slot: Some(slot), .. } = &old {
-            slot.clear();
-        }
+        release(&old);
         drop(old);
     }
 
@@ -237,10 +303,20 @@ impl Awaitable {
     }
 }
 
-impl Drop for Awaitable {
-    fn drop(&mut self) {
-        if let State::Running { slot: Some(slot), .. } = &*self.state.get_mut() {
+/// Forgets the parked future and the deadline of a wait that stops.
+fn release(state: &State) {
+    if let State::Running { slot, timer, .. } = state {
+        if let Some(slot) = slot {
             slot.clear();
         }
+        if let Some((n, key)) = timer {
+            n.remove_deadline(*key);
+        }
+    }
+}
+
+impl Drop for Awaitable {
+    fn drop(&mut self) {
+        release(self.state.get_mut());
     }
 }

@@ -54,10 +54,14 @@ pub fn duration(secs: Option<f64>) -> PyResult<Option<Duration>> {
     }
 }
 
-/// `fut`, or `None` if it does not finish within `t` (a Tokio timer; the
-/// awaitables poll inside the Tokio runtime's context).
-pub async fn with_timeout<F: Future>(t: Duration, fut: F) -> Option<F::Output> {
-    tokio::time::timeout(t, fut).await.ok()
+/// The `QueueTimeoutError` of a wait on kernel `kernel`.
+pub fn timeout_error(
+    kernel: &str,
+    t: Duration,
+    operation: &'static str,
+) -> impl FnOnce(Python<'_>) -> PyErr + Send + 'static {
+    let kernel = kernel.to_string();
+    move |py| crate::errors::exc(py, "QueueTimeoutError", (kernel, t.as_secs_f64(), operation))
 }
 
 /// The host side of one kernel, whatever its message types.
@@ -101,12 +105,9 @@ pub struct PythonPort {
 }
 
 fn wrap(py: Python<'_>, bridge: &Arc<Bridge>, msg: &Bound<'_, PyAny>) -> PyResult<PyMsg> {
-    validate(
-        py,
-        &bridge.def().input_type,
-        msg,
-        &format!("input of kernel '{}'", bridge.id()),
-    )?;
+    validate(py, &bridge.def().input_type, msg, || {
+        format!("input of kernel '{}'", bridge.id())
+    })?;
     PyMsg::new(msg)
 }
 
@@ -119,41 +120,37 @@ impl Port for PythonPort {
         let m = wrap(py, &self.bridge, msg)?;
         let handle = self.handle.clone();
         let bridge = self.bridge.clone();
+        let at_once = zero(timeout);
         let fut = async move {
-            match timeout {
-                None => handle.send(m).await,
+            if at_once {
                 // timeout=0: a full queue refuses at once (QueueFullError).
-                Some(t) if t.is_zero() => handle.try_send(m),
-                Some(t) => match with_timeout(t, handle.send(m)).await {
-                    Some(r) => r,
-                    None => Err(Error::QueueTimeout {
-                        kernel: handle.id().to_string(),
-                        operation: "send to",
-                        timeout: t,
-                    }),
-                },
+                handle.try_send(m)
+            } else {
+                handle.send(m).await
             }
-            .map_err(Error::from)
         };
         Ok(Awaitable::new("runtime.send()", fut, move |py, r| match r {
             Ok(()) => Ok(py.None()),
-            Err(e) => Err(py_error(py, Some(&bridge), e)),
-        }))
+            Err(e) => Err(py_error(py, Some(&bridge), e.into())),
+        })
+        .with_timeout(
+            timeout.filter(|_| !at_once),
+            timeout_error(self.bridge.id(), timeout.unwrap_or_default(), "send"),
+        ))
     }
 
     fn receive(&self, _py: Python<'_>, timeout: Option<Duration>) -> PyResult<Awaitable> {
         let handle = self.handle.clone();
         let bridge = self.bridge.clone();
-        let fut = async move {
-            match timeout {
-                None => handle.receive().await,
-                Some(t) => handle.receive_timeout(t).await,
-            }
-        };
+        let fut = async move { handle.receive().await };
         Ok(Awaitable::new("runtime.receive()", fut, move |py, r| match r {
             Ok(m) => Ok(m.obj),
             Err(e) => Err(py_error(py, Some(&bridge), e)),
-        }))
+        })
+        .with_timeout(
+            timeout,
+            timeout_error(self.bridge.id(), timeout.unwrap_or_default(), "receive"),
+        ))
     }
 
     fn send_and_receive(
@@ -165,41 +162,32 @@ impl Port for PythonPort {
         let m = wrap(py, &self.bridge, msg)?;
         let handle = self.handle.clone();
         let bridge = self.bridge.clone();
+        let sent = Arc::new(AtomicBool::new(false));
+        let sent_flag = sent.clone();
+        let at_once = zero(timeout);
         let fut = async move {
-            match timeout {
-                None => {
-                    handle.send(m).await?;
-                    handle.receive().await
-                }
-                Some(t) => {
-                    let deadline = Instant::now() + t;
-                    let timed_out = |op| Error::QueueTimeout {
-                        kernel: handle.id().to_string(),
-                        operation: op,
-                        timeout: t,
-                    };
-                    if zero(timeout) {
-                        handle.try_send(m)?;
-                    } else {
-                        match with_timeout(t, handle.send(m)).await {
-                            Some(r) => r?,
-                            None => return Err(timed_out("send to")),
-                        }
-                    }
-                    handle
-                        .receive_timeout(deadline.saturating_duration_since(Instant::now()))
-                        .await
-                }
+            if at_once {
+                handle.try_send(m)?;
+            } else {
+                handle.send(m).await?;
             }
+            sent_flag.store(true, Ordering::Release);
+            handle.receive().await
         };
-        Ok(Awaitable::new(
-            "runtime.send_and_receive()",
-            fut,
-            move |py, r| match r {
-                Ok(m) => Ok(m.obj),
-                Err(e) => Err(py_error(py, Some(&bridge), e)),
-            },
-        ))
+        let id = self.bridge.id().to_string();
+        let t = timeout.unwrap_or_default();
+        Ok(Awaitable::new("runtime.send_and_receive()", fut, move |py, r| match r {
+            Ok(m) => Ok(m.obj),
+            Err(e) => Err(py_error(py, Some(&bridge), e)),
+        })
+        .with_timeout(timeout, move |py| {
+            let op = if sent.load(Ordering::Acquire) {
+                "receive"
+            } else {
+                "send"
+            };
+            crate::errors::exc(py, "QueueTimeoutError", (id, t.as_secs_f64(), op))
+        }))
     }
 
     fn send_batch(&self, py: Python<'_>, msgs: &Bound<'_, PyAny>, timeout: Option<Duration>) -> PyResult<Awaitable> {
@@ -209,24 +197,15 @@ impl Port for PythonPort {
         }
         let handle = self.handle.clone();
         let bridge = self.bridge.clone();
-        let fut = async move {
-            match timeout {
-                None => handle.send_batch(batch).await,
-                Some(t) => match with_timeout(t, handle.send_batch(batch)).await {
-                    Some(r) => r,
-                    None => Err(Error::QueueTimeout {
-                        kernel: handle.id().to_string(),
-                        operation: "send to",
-                        timeout: t,
-                    }),
-                },
-            }
-            .map_err(Error::from)
-        };
+        let fut = async move { handle.send_batch(batch).await };
         Ok(Awaitable::new("runtime.send_batch()", fut, move |py, r| match r {
             Ok(()) => Ok(py.None()),
-            Err(e) => Err(py_error(py, Some(&bridge), e)),
-        }))
+            Err(e) => Err(py_error(py, Some(&bridge), e.into())),
+        })
+        .with_timeout(
+            timeout,
+            timeout_error(self.bridge.id(), timeout.unwrap_or_default(), "send"),
+        ))
     }
 
     fn receive_batch(&self, _py: Python<'_>, max_count: usize, timeout: Option<Duration>) -> PyResult<Awaitable> {
@@ -234,23 +213,16 @@ impl Port for PythonPort {
         let bridge = self.bridge.clone();
         let fut = async move {
             let mut out = Vec::new();
-            let r = match timeout {
-                None => handle.receive_batch(max_count, &mut out).await,
-                Some(t) => match with_timeout(t, handle.receive_batch(max_count, &mut out)).await {
-                    Some(r) => r,
-                    None => Err(Error::QueueTimeout {
-                        kernel: handle.id().to_string(),
-                        operation: "receive from",
-                        timeout: t,
-                    }),
-                },
-            };
-            r.map(|_| out)
+            handle.receive_batch(max_count, &mut out).await.map(|_| out)
         };
         Ok(Awaitable::new("runtime.receive_batch()", fut, move |py, r| match r {
             Ok(msgs) => Ok(PyList::new(py, msgs.into_iter().map(|m| m.obj))?.into_any().unbind()),
             Err(e) => Err(py_error(py, Some(&bridge), e)),
-        }))
+        })
+        .with_timeout(
+            timeout,
+            timeout_error(self.bridge.id(), timeout.unwrap_or_default(), "receive"),
+        ))
     }
 
     fn state(&self) -> KernelState {

@@ -23,10 +23,12 @@
 //!   so it can follow a free-threaded interpreter.
 
 use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::thread::ThreadId;
+use std::time::Instant;
 
 use parking_lot::Mutex;
 use pyo3::exceptions::PyRuntimeError;
@@ -100,7 +102,26 @@ pub struct LoopNotifier {
     loop_obj: Py<PyAny>,
     closed: AtomicBool,
     fds_closed: AtomicBool,
+    timers: Mutex<Timers>,
+    /// The event loop's future class, when the loop uses the standard one
+    /// (built directly: cheaper than `loop.create_future()`).
+    future_class: Option<Py<PyAny>>,
 }
+
+/// Deadlines of the tasks waiting on this loop, served by one asyncio timer
+/// (`loop.call_later`) armed for the earliest of them: adding or removing a
+/// deadline later than the armed one touches only this table.
+#[derive(Default)]
+struct Timers {
+    entries: BTreeMap<(Instant, u64), Weak<WakeSlot>>,
+    next_id: u64,
+    /// When the asyncio timer is due, if one is armed.
+    armed: Option<Instant>,
+}
+
+/// A deadline registered with [`LoopNotifier::add_deadline`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeadlineKey(Instant, u64);
 
 impl LoopNotifier {
     /// The notifier of the event loop running on this thread, created and
@@ -158,6 +179,8 @@ impl LoopNotifier {
             loop_obj: loop_obj.clone().unbind(),
             closed: AtomicBool::new(false),
             fds_closed: AtomicBool::new(false),
+            timers: Mutex::new(Timers::default()),
+            future_class: standard_future_class(py, loop_obj),
         });
         let weak = Arc::downgrade(&notifier);
         let reader = PyCFunction::new_closure(py, None, None, move |args, _kwargs| {
@@ -213,6 +236,92 @@ impl LoopNotifier {
     /// an entry point, else at the loop's next turn).
     pub fn call_soon(&self, f: Box<dyn FnOnce(Python<'_>) + Send>) {
         self.post(LoopEvent::Call(f));
+    }
+
+    /// A new asyncio future of this loop.
+    pub fn create_future<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        match &self.future_class {
+            Some(cls) => {
+                let kwargs = pyo3::types::PyDict::new(py);
+                kwargs.set_item(pyo3::intern!(py, "loop"), self.loop_obj.bind(py))?;
+                cls.bind(py).call((), Some(&kwargs))
+            }
+            None => self.loop_obj.bind(py).call_method0(pyo3::intern!(py, "create_future")),
+        }
+    }
+
+    /// Wakes `slot` with its timed-out flag set once `deadline` passes
+    /// (unless removed before). Call on the loop's thread.
+    pub fn add_deadline(
+        self: &Arc<Self>,
+        py: Python<'_>,
+        deadline: Instant,
+        slot: &Arc<WakeSlot>,
+    ) -> PyResult<DeadlineKey> {
+        let (key, arm) = {
+            let mut t = self.timers.lock();
+            let id = t.next_id;
+            t.next_id = t.next_id.wrapping_add(1);
+            t.entries.insert((deadline, id), Arc::downgrade(slot));
+            let arm = t.armed.is_none_or(|a| deadline < a);
+            if arm {
+                t.armed = Some(deadline);
+            }
+            (DeadlineKey(deadline, id), arm)
+        };
+        if arm {
+            self.arm_timer(py, deadline)?;
+        }
+        Ok(key)
+    }
+
+    /// Forgets a deadline (the wait ended first). The asyncio timer stays
+    /// armed; when it fires with nothing due it re-arms for the earliest left.
+    pub fn remove_deadline(&self, key: DeadlineKey) {
+        let removed = self.timers.lock().entries.remove(&(key.0, key.1));
+        drop(removed);
+    }
+
+    fn arm_timer(self: &Arc<Self>, py: Python<'_>, deadline: Instant) -> PyResult<()> {
+        let delay = deadline.saturating_duration_since(Instant::now()).as_secs_f64();
+        let weak = Arc::downgrade(self);
+        let callback = PyCFunction::new_closure(py, None, None, move |args, _kwargs| {
+            if let Some(n) = weak.upgrade() {
+                n.fire_timers(args.py());
+            }
+        })?;
+        self.loop_obj
+            .bind(py)
+            .call_method1(pyo3::intern!(py, "call_later"), (delay, callback))?;
+        Ok(())
+    }
+
+    /// The asyncio timer fired: wake every slot whose deadline passed, then
+    /// re-arm for the earliest deadline left.
+    fn fire_timers(self: &Arc<Self>, py: Python<'_>) {
+        let _defer = Deferral::enter(py);
+        let now = Instant::now();
+        let (due, next) = {
+            let mut t = self.timers.lock();
+            let mut due = Vec::new();
+            while let Some(entry) = t.entries.first_entry() {
+                if entry.key().0 > now {
+                    break;
+                }
+                due.push(entry.remove());
+            }
+            let next = t.entries.keys().next().map(|k| k.0);
+            t.armed = next;
+            (due, next)
+        };
+        for slot in due.into_iter().filter_map(|w| w.upgrade()) {
+            slot.time_out(py);
+        }
+        if let Some(next) = next {
+            if let Err(e) = self.arm_timer(py, next) {
+                e.write_unraisable(py, None);
+            }
+        }
     }
 
     /// The reader callback: empties the pipe, then handles every queued event.
@@ -291,6 +400,32 @@ fn registry_lookup(py: Python<'_>, loop_obj: &Bound<'_, PyAny>) -> PyResult<Arc<
     Ok(notifier)
 }
 
+/// `asyncio.Future` when `loop_obj.create_future` is the standard one
+/// (asyncio's base loop or uvloop's), so futures can be built directly.
+fn standard_future_class(py: Python<'_>, loop_obj: &Bound<'_, PyAny>) -> Option<Py<PyAny>> {
+    let standard = (|| -> PyResult<bool> {
+        let method = loop_obj.get_type().getattr("create_future")?;
+        let base = py
+            .import("asyncio")?
+            .getattr("BaseEventLoop")?
+            .getattr("create_future")?;
+        if method.is(&base) {
+            return Ok(true);
+        }
+        let module: String = loop_obj.get_type().getattr("__module__")?.extract()?;
+        Ok(module.starts_with("uvloop"))
+    })()
+    .unwrap_or(false);
+    if standard {
+        py.import("asyncio")
+            .and_then(|m| m.getattr("Future"))
+            .ok()
+            .map(Bound::unbind)
+    } else {
+        None
+    }
+}
+
 fn loop_is_closed(loop_obj: &Bound<'_, PyAny>) -> bool {
     loop_obj
         .call_method0("is_closed")
@@ -308,6 +443,8 @@ pub struct WakeSlot {
 struct SlotInner {
     notifier: Option<Arc<LoopNotifier>>,
     future: Option<Py<PyAny>>,
+    /// The slot's deadline passed.
+    timed_out: bool,
     /// Woken while no asyncio future was parked (during a poll).
     early: bool,
 }
@@ -339,17 +476,24 @@ impl WakeSlot {
         g.future.take()
     }
 
-    /// Resolves the parked future, if any and not already done.
+    /// Whether the slot's deadline passed.
+    pub fn timed_out(&self) -> bool {
+        self.inner.lock().timed_out
+    }
+
+    fn time_out(&self, py: Python<'_>) {
+        self.inner.lock().timed_out = true;
+        self.fire(py);
+    }
+
+    /// Resolves the parked future, if any. A future already done (the task
+    /// was cancelled meanwhile) refuses `set_result`, which is ignored.
     fn fire(&self, py: Python<'_>) {
         let fut = self.inner.lock().future.take();
         if let Some(fut) = fut {
             let fut = fut.bind(py);
-            let done = fut
-                .call_method0(pyo3::intern!(py, "done"))
-                .and_then(|d| d.is_truthy())
-                .unwrap_or(true);
-            if !done {
-                if let Err(e) = fut.call_method1(pyo3::intern!(py, "set_result"), (py.None(),)) {
+            if let Err(e) = fut.call_method1(pyo3::intern!(py, "set_result"), (py.None(),)) {
+                if !e.get_type(py).name().is_ok_and(|n| n == "InvalidStateError") {
                     e.write_unraisable(py, Some(fut));
                 }
             }
