@@ -164,7 +164,7 @@ class QueueTimeoutError(QueueError):
         super().__init__(f"Timeout ({timeout}s) waiting to {operation} message for kernel '{kernel_id}'")
 
 
-class QueueClosedError(QueueError):
+class QueueClosedError(QueueError, RuntimeError):
     """The queue is closed: it accepts nothing more."""
 
     def __init__(self, kernel_id: str) -> None:

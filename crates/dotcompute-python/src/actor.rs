@@ -337,6 +337,11 @@ fn describe(py: Python<'_>, e: &PyErr) -> String {
     describe_value(e.value(py).as_any())
 }
 
+/// `"ExceptionType: message"` of a Python error.
+pub fn describe_err(py: Python<'_>, e: &PyErr) -> String {
+    describe(py, e)
+}
+
 /// The `KernelFailedError` for `kernel`, chained to `cause` when known.
 pub fn failure_exception(py: Python<'_>, kernel: String, error: String) -> PyErr {
     exc(py, "KernelFailedError", (kernel, error))

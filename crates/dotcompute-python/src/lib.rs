@@ -3,9 +3,11 @@
 //! One module per concept:
 //! - [`waker`]: waking an asyncio loop from Rust without a thread hop;
 //! - [`awaitable`]: a Rust future as an asyncio-native awaitable;
+//! - [`blocking`]: thread-bound Python kernels (thread and spin tiers);
 //! - [`device`]: accelerators, buffers, pools, NVML;
 //! - [`executor`]: the Tokio runtime that supervises kernels;
 //! - [`message`]: Python objects as runtime messages, UUIDs minted in Rust;
+//! - [`queue`]: the runtime's queue for Python objects;
 //! - [`wire`]: PyDotCompute's MessagePack wire format;
 //! - [`actor`]: Python actors as kernels of the Rust runtime;
 //! - [`registry`]: the `@ring_kernel` registry;
@@ -16,10 +18,12 @@
 
 pub mod actor;
 pub mod awaitable;
+pub mod blocking;
 pub mod device;
 pub mod errors;
 pub mod executor;
 pub mod message;
+pub mod queue;
 pub mod registry;
 pub mod runtime;
 pub mod telemetry;
@@ -37,10 +41,17 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<actor::PyKernelContext>()?;
     m.add_class::<runtime::PyRuntime>()?;
     m.add_class::<device::PyGpuMonitor>()?;
+    m.add_class::<device::PyDeviceArray>()?;
+    m.add_class::<device::PyMemoryPool>()?;
+    m.add_function(wrap_pyfunction!(device::discover_devices, m)?)?;
+    m.add_class::<queue::PyQueue>()?;
+    m.add_class::<blocking::PyBlockingKernel>()?;
+    m.add_class::<blocking::PyBlockingContext>()?;
     m.add_function(wrap_pyfunction!(message::new_message_id, m)?)?;
     m.add_function(wrap_pyfunction!(wire::serialize_message, m)?)?;
     m.add_function(wrap_pyfunction!(wire::deserialize_message, m)?)?;
     m.add_function(wrap_pyfunction!(wire::unpack_message, m)?)?;
+    m.add_function(wrap_pyfunction!(wire::pack_value, m)?)?;
     m.add_function(wrap_pyfunction!(wire::message_from_fields, m)?)?;
     m.add_function(wrap_pyfunction!(registry::register_kernel, m)?)?;
     m.add_function(wrap_pyfunction!(registry::registered_kernel, m)?)?;

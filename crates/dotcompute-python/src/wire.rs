@@ -580,6 +580,14 @@ pub fn message_from_fields<'py>(
     })
 }
 
+/// Any value in the wire format's MessagePack (with its UUID and array hooks).
+#[pyfunction]
+pub fn pack_value<'py>(py: Python<'py>, value: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
+    let mut out = Vec::with_capacity(64);
+    encode_value(&mut out, value, 0)?;
+    Ok(PyBytes::new(py, &out))
+}
+
 /// Decodes wire bytes to a dict (for the type registry in Python).
 #[pyfunction]
 pub fn unpack_message<'py>(py: Python<'py>, data: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyDict>> {
