@@ -286,6 +286,29 @@ impl Awaitable {
         }
     }
 
+    /// Coroutine protocol: stops waiting (the Rust future is dropped,
+    /// nothing is lost) and raises the exception in the awaiting code, as
+    /// asyncio does to cancel a task.
+    #[pyo3(signature = (typ, val = None, _tb = None))]
+    fn throw(
+        &self,
+        typ: &Bound<'_, PyAny>,
+        val: Option<&Bound<'_, PyAny>>,
+        _tb: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Option<Py<PyAny>>> {
+        self.close();
+        let py = typ.py();
+        let base = py.get_type::<pyo3::exceptions::PyBaseException>();
+        if typ.is_instance(&base)? {
+            return Err(PyErr::from_value(typ.clone()));
+        }
+        match val {
+            Some(v) if v.is_instance(&base)? => Err(PyErr::from_value(v.clone())),
+            Some(v) if !v.is_none() => Err(PyErr::from_value(typ.call1((v,))?)),
+            _ => Err(PyErr::from_value(typ.call0()?)),
+        }
+    }
+
     /// Stops waiting: drops the Rust future (nothing is lost, see the module docs).
     fn close(&self) {
         let old = std::mem::replace(&mut *self.state.lock(), State::Done);

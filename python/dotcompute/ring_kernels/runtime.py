@@ -81,7 +81,7 @@ class RingKernelRuntime(_native.Runtime):
         self._use_uvloop = use_uvloop
         self._use_eager_tasks = use_eager_tasks
         self._active = False
-        self._telemetry = TelemetryCollector(self) if enable_telemetry else None
+        self._collector = TelemetryCollector(self) if enable_telemetry else None
 
     # ---- lifecycle of the runtime ------------------------------------------
 
@@ -155,8 +155,8 @@ class RingKernelRuntime(_native.Runtime):
             restart_window=config.restart_window,
             info={"kind": "python", "config": config, "input_type": input_type, "output_type": output_type},
         )
-        if self._telemetry is not None:
-            self._telemetry.register_kernel(kernel_id)
+        if self._collector is not None:
+            self._collector.register_kernel(kernel_id)
         return LaunchedKernel(self, kernel_id)
 
     async def activate(self, kernel_id: str) -> None:
@@ -175,8 +175,8 @@ class RingKernelRuntime(_native.Runtime):
         """Stops the kernel and removes it. Without ``drain``, queued input is
         discarded (and counted); with it, the actor gets it first. Returns the report."""
         report = await self._terminate(kernel_id, timeout, drain)
-        if self._telemetry is not None:
-            self._telemetry.unregister_kernel(kernel_id)
+        if self._collector is not None:
+            self._collector.unregister_kernel(kernel_id)
         return report
 
     @contextlib.asynccontextmanager
@@ -204,27 +204,27 @@ class RingKernelRuntime(_native.Runtime):
 
     def get_telemetry(self, kernel_id: str) -> RingKernelTelemetry | None:
         """A snapshot of the kernel's telemetry (None if telemetry is disabled)."""
-        if self._telemetry is None:
+        if self._collector is None:
             return None
-        t = self._telemetry.get_kernel_telemetry(kernel_id)
+        t = self._collector.get_kernel_telemetry(kernel_id)
         if t is None:
             raise KernelNotFoundError(kernel_id, self.kernel_ids)
         return t
 
     def get_all_telemetry(self) -> dict[str, RingKernelTelemetry]:
-        if self._telemetry is None:
+        if self._collector is None:
             return {}
-        return self._telemetry.get_all_telemetry()
+        return self._collector.get_all_telemetry()
 
     def get_summary(self) -> dict[str, Any]:
-        if self._telemetry is None:
+        if self._collector is None:
             return {
                 "kernel_count": len(self.kernel_ids),
                 "total_messages_processed": 0,
                 "total_messages_dropped": 0,
                 "total_errors": 0,
             }
-        summary = self._telemetry.get_summary()
+        summary = self._collector.get_summary()
         native = self._summary()
         summary.update(
             {
