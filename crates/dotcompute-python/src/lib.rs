@@ -6,6 +6,7 @@
 //! - [`blocking`]: thread-bound Python kernels (thread and spin tiers);
 //! - [`device`]: accelerators, buffers, pools, NVML;
 //! - [`executor`]: the Tokio runtime that supervises kernels;
+//! - [`kernels`]: built-in Rust and GPU kernels with numpy batches;
 //! - [`message`]: Python objects as runtime messages, UUIDs minted in Rust;
 //! - [`queue`]: the runtime's queue for Python objects;
 //! - [`wire`]: PyDotCompute's MessagePack wire format;
@@ -22,6 +23,7 @@ pub mod blocking;
 pub mod device;
 pub mod errors;
 pub mod executor;
+pub mod kernels;
 pub mod message;
 pub mod queue;
 pub mod registry;
@@ -44,6 +46,7 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<device::PyDeviceArray>()?;
     m.add_class::<device::PyMemoryPool>()?;
     m.add_function(wrap_pyfunction!(device::discover_devices, m)?)?;
+    m.add_function(wrap_pyfunction!(kernels::record_dtypes, m)?)?;
     m.add_class::<queue::PyQueue>()?;
     m.add_class::<blocking::PyBlockingKernel>()?;
     m.add_class::<blocking::PyBlockingContext>()?;

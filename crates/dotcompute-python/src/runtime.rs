@@ -446,6 +446,34 @@ impl PyRuntime {
         )
     }
 
+    /// Launches a built-in Rust kernel (see `dotcompute.kernels`).
+    #[pyo3(signature = (kernel_id, kind, *, device = "cpu", queue_size = 4096, tier = "thread", window = 10_000, threshold = 3.0, batch_size = 1024, info))]
+    #[allow(clippy::too_many_arguments)]
+    fn _launch_builtin(
+        &self,
+        py: Python<'_>,
+        kernel_id: String,
+        kind: &str,
+        device: &str,
+        queue_size: usize,
+        tier: &str,
+        window: u32,
+        threshold: f64,
+        batch_size: usize,
+        info: Bound<'_, PyDict>,
+    ) -> PyResult<()> {
+        let args = crate::kernels::BuiltinArgs {
+            kind,
+            device,
+            queue_size,
+            tier,
+            window,
+            threshold,
+            batch_size,
+        };
+        self.launch_builtin(py, kernel_id, args, info)
+    }
+
     /// Starts a launched kernel; completes once a Python actor's task exists.
     fn _activate(&self, py: Python<'_>, kernel_id: String) -> PyResult<Awaitable> {
         let entry = self.entry(py, &kernel_id)?;
