@@ -3,7 +3,9 @@
 # compile-fail tests, then the loom model checks of the lock-free code.
 # Installs what the tests need itself: crates from Cargo, NVRTC and ptxas
 # from PyPI wheels into target/cuda-tools (scripts/provision-cuda.sh), and
-# igraph from PyPI wheels into target/bench-tools (scripts/provision-bench.sh).
+# igraph from PyPI wheels into target/bench-tools (scripts/provision-bench.sh),
+# and the Python package's venv (scripts/provision-python.sh) whose wheel it
+# builds and tests (scripts/test-python.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,6 +23,9 @@ source "$(bash scripts/provision-bench.sh --env-file)"
 
 echo "== cargo test --workspace"
 cargo test --workspace --locked
+
+echo "== Python package: maturin wheel + pytest (python/tests)"
+bash scripts/test-python.sh
 
 if [ -x scripts/loom.sh ]; then
   echo "== loom model checks"
