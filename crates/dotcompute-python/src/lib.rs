@@ -16,6 +16,11 @@
 //! - [`telemetry`]: runtime telemetry as Python values;
 //! - [`errors`]: Rust errors as `dotcompute.exceptions`.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+// Configurations are built as `default()` then set field by field, so the
+// code keeps compiling if the runtime's config structs become
+// `#[non_exhaustive]`; and send errors go through `Error::from`, which the
+// runtime's typed send errors (that hand the message back) convert with.
+#![allow(clippy::field_reassign_with_default, clippy::useless_conversion)]
 
 pub mod actor;
 pub mod awaitable;
