@@ -6,7 +6,7 @@
 //! - ready: the value is returned at once (`StopIteration(value)`), with no
 //!   event-loop round trip and no thread involved;
 //! - pending: a fresh asyncio future of the running loop is parked in the
-//!   future's [`WakeSlot`](crate::waker::WakeSlot) and yielded to the task,
+//!   future's [`WakeSlot`] and yielded to the task,
 //!   which sleeps until a Rust wake-up resolves it, then polls again.
 //!
 //! Invariants:

@@ -9,7 +9,7 @@
 //! Invariants:
 //! - a priority outside 0–255 (or not an integer) is refused with
 //!   `ValueError` at the send, never clamped or wrapped;
-//! - [`new_uuid`] returns a real `uuid.UUID` (version 4, RFC 4122 variant)
+//! - [`new_message_id`] returns a real `uuid.UUID` (version 4, RFC 4122 variant)
 //!   whose 122 random bits come from the `uuid` crate's generator, built
 //!   without going through `uuid.uuid4()` and its `os.urandom` call.
 
