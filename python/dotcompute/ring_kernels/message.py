@@ -125,9 +125,19 @@ def _install(cls: type) -> type:
 
 
 def _validating_post_init(user_post_init: Any) -> Any:
-    def __post_init__(self: Any, *args: Any) -> None:
-        _check_priority(self.priority)
-        if user_post_init is not None:
+    if user_post_init is None:
+
+        def __post_init__(self: Any) -> None:
+            p = self.priority
+            if type(p) is not int or not 0 <= p <= 255:
+                _check_priority(p)  # int subclasses in range pass; the rest raise
+
+    else:
+
+        def __post_init__(self: Any, *args: Any) -> None:  # type: ignore[misc]
+            p = self.priority
+            if type(p) is not int or not 0 <= p <= 255:
+                _check_priority(p)
             user_post_init(self, *args)
 
     return __post_init__
