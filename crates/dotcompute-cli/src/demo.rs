@@ -490,11 +490,11 @@ async fn pipeline(rt: &RingKernelRuntime, args: &DemoArgs) -> CliResult<Partial>
     );
     println!();
 
-    rt.launch_with("normalize", KernelConfig::default(), normalize).await?;
-    rt.launch_with("detect", KernelConfig::default(), detect).await?;
+    rt.launch_with("normalize", KernelConfig::default(), normalize)?;
+    rt.launch_with("detect", KernelConfig::default(), detect)?;
     rt.link("normalize", "detect")?;
-    rt.activate("normalize").await?;
-    rt.activate("detect").await?;
+    rt.activate("normalize")?;
+    rt.activate("detect")?;
     let source = rt.handle::<SensorMsg, DetectorIn>("normalize")?;
     let detector = rt.handle::<DetectorIn, DetectorOut>("detect")?;
 
@@ -540,7 +540,7 @@ async fn pipeline(rt: &RingKernelRuntime, args: &DemoArgs) -> CliResult<Partial>
     );
 
     // 2. The tail of the stream while `detect` is deactivated: held, then delivered.
-    rt.deactivate("detect").await?;
+    rt.deactivate("detect")?;
     let received_before = rt.telemetry("detect")?.messages_received;
     for (index, raw) in stream.by_ref() {
         source.send(reading(index, raw)).await?;
@@ -556,7 +556,7 @@ async fn pipeline(rt: &RingKernelRuntime, args: &DemoArgs) -> CliResult<Partial>
         t.state,
         t.messages_received - received_before
     );
-    rt.reactivate("detect").await?;
+    rt.reactivate("detect")?;
     source.send(flush()).await?;
     let (tail_alerts, final_status) = collect_until_flushed(detector.clone()).await?;
     println!(

@@ -530,7 +530,7 @@ impl PyKernelContext {
                 let _w = Waiting::new(&preempt);
                 ctx.lock_owned().await
             };
-            let r = guard.send(m).await;
+            let r = guard.send(m).await.map_err(Error::from);
             settle(r, &seen).await
         };
         Ok(Awaitable::new("ctx.send()", fut, |py, r| match r {
@@ -554,7 +554,7 @@ impl PyKernelContext {
                 let _w = Waiting::new(&preempt);
                 ctx.lock_owned().await
             };
-            guard.send_to(&kernel_id, m).await
+            guard.send_to(&kernel_id, m).await.map_err(Error::from)
         };
         Ok(Awaitable::new("ctx.send_to()", fut, |py, r| match r {
             Ok(()) => Ok(py.None()),

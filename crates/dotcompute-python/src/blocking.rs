@@ -19,7 +19,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::FutureExt;
 use parking_lot::Mutex;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
@@ -130,7 +129,7 @@ impl PyBlockingContext {
             ));
         }
         let m = PyMsg::new(msg)?;
-        match self.with_ctx(py, move |ctx| ctx.send(m))? {
+        match self.with_ctx(py, move |ctx| ctx.send(m).map_err(Error::from))? {
             Ok(()) => Ok(true),
             Err(Error::Terminating { .. }) => Ok(false),
             Err(e) => Err(to_py(py, e)),
@@ -292,7 +291,7 @@ impl PyBlockingKernel {
         };
         let rt = self.rt.clone();
         let id = self.id.clone();
-        let launched = crate::executor::enter(|| rt.launch_spec(spec).now_or_never())?;
+        let launched = crate::executor::enter(|| Some(rt.launch_spec(spec)))?;
         match launched {
             Some(Ok(())) => {}
             Some(Err(e)) => return Err(to_py(py, e)),
@@ -304,7 +303,7 @@ impl PyBlockingKernel {
         }
         let handle = rt.handle::<PyMsg, PyMsg>(&id).map_err(|e| to_py(py, e))?;
         *self.handle.lock() = Some(handle);
-        let activated = crate::executor::enter(|| rt.activate(&id).now_or_never())?;
+        let activated = crate::executor::enter(|| Some(rt.activate(&id)))?;
         match activated {
             Some(Ok(())) => Ok(()),
             Some(Err(e)) => Err(to_py(py, e)),
@@ -347,10 +346,10 @@ impl PyBlockingKernel {
         let timeout = duration(timeout)?;
         let rt = self.rt.clone();
         let id = self.id.clone();
-        let r = py.detach(move || match timeout {
-            None => handle.send_blocking(m),
-            Some(t) if t.is_zero() => handle.try_send(m),
-            Some(t) => block(rt.send_timeout(&id, m, t)),
+        let r: Result<(), Error> = py.detach(move || match timeout {
+            None => handle.send_blocking(m).map_err(Error::from),
+            Some(t) if t.is_zero() => handle.try_send(m).map_err(Error::from),
+            Some(t) => block(rt.send_timeout(&id, m, t)).map_err(Error::from),
         });
         match r {
             Ok(()) => Ok(true),

@@ -49,9 +49,9 @@ fn secs(d: Duration) -> f64 {
 }
 
 /// The Python exception for a runtime error.
-pub fn to_py(py: Python<'_>, e: Error) -> PyErr {
+pub fn to_py(py: Python<'_>, e: impl Into<Error>) -> PyErr {
     #[allow(unreachable_patterns)]
-    match e {
+    match e.into() {
         Error::KernelNotFound { id, known } => exc(py, "KernelNotFoundError", (id, known)),
         Error::KernelAlreadyExists(id) => exc(py, "KernelAlreadyExistsError", (id,)),
         Error::DuplicateKernel { id, locations } => exc(
@@ -67,7 +67,7 @@ pub fn to_py(py: Python<'_>, e: Error) -> PyErr {
             };
             exc(py, "KernelStateError", (s.kernel, state_name(s.state), op))
         }
-        Error::KernelFailed { kernel, error } => crate::actor::failure_exception(py, kernel, error),
+        Error::KernelFailed { kernel, error } => crate::actor::failure_exception(py, kernel, error.to_string()),
         Error::KernelTerminated { kernel } => exc(py, "KernelTerminatedError", (kernel,)),
         Error::Terminating { kernel } => exc(py, "KernelTerminatingError", (kernel,)),
         Error::QueueFull {

@@ -215,7 +215,7 @@ impl<In: GpuMessage, Out: GpuMessage> Port for RecordPort<In, Out> {
         let id = handle.id().to_string();
         Ok(
             Awaitable::new("runtime.send()", async move { handle.send(m).await }, |py, r| {
-                r.map(|()| py.None()).map_err(|e| to_py(py, e.into()))
+                r.map(|()| py.None()).map_err(|e| to_py(py, e))
             })
             .with_timeout(timeout, timeout_error(&id, timeout.unwrap_or_default(), "send")),
         )
@@ -271,7 +271,7 @@ impl<In: GpuMessage, Out: GpuMessage> Port for RecordPort<In, Out> {
         Ok(Awaitable::new(
             "runtime.send_batch()",
             async move { handle.send_batch(batch).await },
-            |py, r| r.map(|()| py.None()).map_err(|e| to_py(py, e.into())),
+            |py, r| r.map(|()| py.None()).map_err(|e| to_py(py, e)),
         )
         .with_timeout(timeout, timeout_error(&id, timeout.unwrap_or_default(), "send")))
     }
@@ -492,7 +492,7 @@ impl Port for AnomalyPort {
         let id = handle.id().to_string();
         Ok(
             Awaitable::new("runtime.send()", async move { handle.send(batch).await }, |py, r| {
-                r.map(|()| py.None()).map_err(|e| to_py(py, e.into()))
+                r.map(|()| py.None()).map_err(|e| to_py(py, e))
             })
             .with_timeout(timeout, timeout_error(&id, timeout.unwrap_or_default(), "send")),
         )
@@ -540,7 +540,7 @@ impl Port for AnomalyPort {
         Ok(Awaitable::new(
             "runtime.send_batch()",
             async move { handle.send_batch(batches).await },
-            |py, r| r.map(|()| py.None()).map_err(|e| to_py(py, e.into())),
+            |py, r| r.map(|()| py.None()).map_err(|e| to_py(py, e)),
         )
         .with_timeout(timeout, timeout_error(&id, timeout.unwrap_or_default(), "send")))
     }
@@ -681,7 +681,7 @@ impl Port for PagerankPort {
         let id = handle.id().to_string();
         Ok(
             Awaitable::new("runtime.send()", async move { handle.send(req).await }, |py, r| {
-                r.map(|()| py.None()).map_err(|e| to_py(py, e.into()))
+                r.map(|()| py.None()).map_err(|e| to_py(py, e))
             })
             .with_timeout(timeout, timeout_error(&id, timeout.unwrap_or_default(), "send")),
         )
@@ -725,7 +725,7 @@ impl Port for PagerankPort {
         Ok(Awaitable::new(
             "runtime.send_batch()",
             async move { handle.send_batch(reqs).await },
-            |py, r| r.map(|()| py.None()).map_err(|e| to_py(py, e.into())),
+            |py, r| r.map(|()| py.None()).map_err(|e| to_py(py, e)),
         )
         .with_timeout(timeout, timeout_error(&id, timeout.unwrap_or_default(), "send")))
     }

@@ -22,7 +22,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::FutureExt;
 use parking_lot::Mutex;
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
@@ -335,7 +334,7 @@ impl PyRuntime {
             return Err(to_py(py, Error::KernelAlreadyExists(id)));
         }
         let rt = self.core();
-        let launched = crate::executor::enter(|| rt.launch_spec(spec).now_or_never())?;
+        let launched = crate::executor::enter(|| Some(rt.launch_spec(spec)))?;
         match launched {
             Some(Ok(())) => {}
             Some(Err(e)) => return Err(to_py(py, e)),
@@ -484,7 +483,7 @@ impl PyRuntime {
             None
         };
         let rt = self.core();
-        let r = crate::executor::enter(|| rt.activate(&kernel_id).now_or_never())?;
+        let r = crate::executor::enter(|| Some(rt.activate(&kernel_id)))?;
         match r {
             Some(Ok(())) => {}
             Some(Err(e)) => return Err(py_error(py, entry.bridge.as_ref(), e)),
@@ -501,7 +500,7 @@ impl PyRuntime {
     fn _deactivate(&self, py: Python<'_>, kernel_id: String) -> PyResult<()> {
         let entry = self.entry(py, &kernel_id)?;
         let rt = self.core();
-        match rt.deactivate(&kernel_id).now_or_never() {
+        match Some(rt.deactivate(&kernel_id)) {
             Some(Ok(())) => Ok(()),
             Some(Err(e)) => Err(py_error(py, entry.bridge.as_ref(), e)),
             None => Err(PyRuntimeError::new_err(
@@ -513,7 +512,7 @@ impl PyRuntime {
     fn _reactivate(&self, py: Python<'_>, kernel_id: String) -> PyResult<()> {
         let entry = self.entry(py, &kernel_id)?;
         let rt = self.core();
-        let r = rt.reactivate(&kernel_id).now_or_never();
+        let r = Some(rt.reactivate(&kernel_id));
         if let Some(b) = &entry.bridge {
             b.state_changed();
         }

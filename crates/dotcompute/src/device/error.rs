@@ -12,6 +12,7 @@ use super::unified::BufferState;
 
 /// Errors from devices, backends, buffers, pools, compilation and monitoring.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum DeviceError {
     /// A device index outside the discovered range.
     #[error("device {index} not found: {count} device(s) available (valid ids: 0..{count})")]

@@ -66,6 +66,7 @@ use stream::{read_values, LabeledStream, SyntheticSpec};
 
 /// Errors of the anomaly workload.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum AnomalyError {
     /// An option is out of range.
     #[error("invalid anomaly option {parameter} = {value}: {reason}")]

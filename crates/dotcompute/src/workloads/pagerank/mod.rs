@@ -184,6 +184,7 @@ impl PagerankConfig {
 
 /// Errors of the PageRank workload.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum PagerankError {
     /// Loading or generating the graph failed.
     #[error(transparent)]
