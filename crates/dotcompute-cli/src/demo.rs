@@ -36,8 +36,8 @@ use crate::{CliResult, Flavor};
 /// Options of `dotcompute demo`.
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// Number of sensor readings to stream (at least 1000).
-    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1000..))]
+    /// Number of sensor readings to stream (1000 to 100000000).
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1000..=MAX_POINTS))]
     pub points: u64,
     /// Seed of the synthetic sensor stream.
     #[arg(long, default_value_t = 42)]
@@ -47,6 +47,9 @@ pub struct DemoArgs {
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
 }
+
+/// The most readings `--points` takes: about two minutes of streaming.
+const MAX_POINTS: u64 = 100_000_000;
 
 // The synthetic sensor: a 12-bit ADC reading `MID + GAIN * signal`.
 const ADC_MID: f64 = 2048.0;
@@ -369,8 +372,10 @@ pub fn run(args: &DemoArgs) -> CliResult<()> {
     rt.shutdown_timeout(Duration::from_secs(1));
     let report = report?;
     if let Some(path) = &args.json {
-        output::write_json(path, &report)?;
-        println!("wrote {}", path.display());
+        output::write_report(path, "demo", &report)?;
+        if !output::is_stdout(path) {
+            println!("wrote {}", path.display());
+        }
     }
     Ok(())
 }

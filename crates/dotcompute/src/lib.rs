@@ -73,6 +73,8 @@ extern crate self as dotcompute;
 
 pub mod device;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gpu;
 pub mod ipc;
 pub mod message;

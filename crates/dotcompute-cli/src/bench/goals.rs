@@ -85,7 +85,38 @@ pub fn latency(results: &[LatencyResult]) -> Vec<Goal> {
             "PyDotCompute ThreadedRingKernel p50 20.5 µs: {}",
             time_ratio(r.p50_ns as f64, 20_500.0)
         );
-        goals.push(p50_goal("thread round trip p50 (no target set)", r, None, Some(vs)));
+        goals.push(Goal {
+            goal: "thread round trip p50 ≤ 2 µs and p99 ≤ 20 µs (issue 10)".into(),
+            case: r.name(),
+            measured: format!("p50 {} · p99 {}", fmt_ns(r.p50_ns as f64), fmt_ns(r.p99_ns as f64)),
+            met: Some(r.p50_ns <= 2_000 && r.p99_ns <= 20_000),
+            versus: Some(vs),
+        });
+    }
+    if let (Some(r), Some(raw)) = (
+        latency_case(results, Tier::Spin, HostKind::PlainThread, Method::SendReceive),
+        latency_case(results, Tier::Spin, HostKind::PlainThread, Method::RawRing),
+    ) {
+        let ratio = r.p50_ns as f64 / raw.p50_ns.max(1) as f64;
+        goals.push(Goal {
+            goal: "spin round trip p50 within 1.2× of two bare SpscRings (issue 10)".into(),
+            case: r.name(),
+            measured: format!(
+                "p50 {} vs {} ({ratio:.2}×)",
+                fmt_ns(r.p50_ns as f64),
+                fmt_ns(raw.p50_ns as f64)
+            ),
+            met: Some(ratio <= 1.2),
+            versus: None,
+        });
+    }
+    if let Some(r) = latency_case(results, Tier::Async, HostKind::CurrentThread, Method::SendReceive) {
+        goals.push(p50_goal(
+            "async round trip p50 ≤ 0.4 µs on current-thread tokio (issue 10; the same-run comparison with actix, kameo, ractor, xtra and a tokio mpsc actor is perf-comparison/)",
+            r,
+            Some(400.0),
+            None,
+        ));
     }
     if let Some(r) = latency_case(results, Tier::Process, HostKind::PlainThread, Method::SendReceive) {
         let vs =
@@ -95,6 +126,12 @@ pub fn latency(results: &[LatencyResult]) -> Vec<Goal> {
             r,
             Some(5_000.0),
             Some(vs),
+        ));
+        goals.push(p50_goal(
+            "process-tier round trip p50 ≤ 2 µs (issue 10)",
+            r,
+            Some(2_000.0),
+            None,
         ));
     }
     for method in [Method::SendReceive, Method::GpuRing] {
@@ -166,6 +203,29 @@ pub fn throughput(results: &[ThroughputResult]) -> Vec<Goal> {
                     "PyDotCompute ≈100K msg/s (one asyncio actor, request+reply, send N then receive N): {}",
                     rate_ratio(r.msg_per_sec, 100e3)
                 )),
+            });
+        }
+    }
+    for (workload, target, what) in [
+        (Workload::OneWay, 8e6, "async one-way ≥ 8M msg/s (issue 10)"),
+        (
+            Workload::EchoPipelined,
+            5e6,
+            "async pipelined echo ≥ 5M msg/s (issue 10)",
+        ),
+        (
+            Workload::OneWayBatched,
+            50e6,
+            "async batched one-way ≥ 50M msg/s (issue 10)",
+        ),
+    ] {
+        if let Some(r) = best(&|r| r.tier == Tier::Async && r.workload == workload) {
+            goals.push(Goal {
+                goal: what.into(),
+                case: r.name(),
+                measured: format!("{} msg/s", fmt_rate(r.msg_per_sec)),
+                met: Some(r.msg_per_sec >= target),
+                versus: None,
             });
         }
     }

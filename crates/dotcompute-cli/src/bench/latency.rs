@@ -30,12 +30,12 @@ use crate::CliResult;
 #[derive(Debug, Args)]
 pub struct LatencyArgs {
     /// Measured round trips per case.
-    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, default_value_t = 100_000, value_parser = crate::limits::parse_samples)]
     pub samples: u64,
     /// Unmeasured round trips before the samples, per case.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, value_parser = crate::limits::parse_warmup)]
     pub warmup: u64,
-    /// Tiers to measure (comma-separated): async, thread, spin, process, all.
+    /// Tiers to measure (comma-separated): async, thread, spin, process, gpu, all.
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = vec![TierArg::All])]
     pub tier: Vec<TierArg>,
     /// Also write the results as JSON to this file.
@@ -119,6 +119,11 @@ fn cases(tier: Tier) -> Vec<Case> {
             case(HostKind::PlainThread, Method::GpuRing),
             case(HostKind::PlainThread, Method::LaunchPerMessage),
             case(HostKind::PlainThread, Method::GraphReplay),
+        ],
+        Tier::Wgpu => vec![
+            case(HostKind::PlainThread, Method::SendReceive),
+            case(HostKind::PlainThread, Method::Call),
+            case(HostKind::PlainThread, Method::LaunchPerMessage),
         ],
         Tier::Thread | Tier::Process => vec![
             case(HostKind::PlainThread, Method::SendReceive),
@@ -354,6 +359,11 @@ fn measure_case(case: Case, warmup: u64, samples: u64) -> CliResult<Histogram<u6
     let bar = progress::bar(warmup + samples, &label);
     if case.method == Method::RawRing {
         let hist = raw_ring_round_trips(warmup, samples, &bar);
+        bar.finish_and_clear();
+        return hist;
+    }
+    if case.tier == Tier::Wgpu {
+        let hist = super::wgpu::latency(case.method, warmup, samples, &bar);
         bar.finish_and_clear();
         return hist;
     }

@@ -20,6 +20,15 @@
 //!   [`ExecutionMode::Gpu`](crate::ExecutionMode::Gpu) running a CUDA ring
 //!   kernel in the [`RingKernelRuntime`](crate::RingKernelRuntime);
 //!   [`emulated_kernel`]: the same with the emulator (in `Thread` mode).
+//! - `wgpu` (cargo feature `wgpu`): ring kernels with WGSL handlers on any
+//!   wgpu adapter (Vulkan, Metal, DX12; lavapipe in CI), run as batched
+//!   dispatches with the state in device memory.
+//!
+//! Invariant: the host trusts nothing the device writes: every index,
+//! status word and counter read from the shared region is validated
+//! ([`protocol`]) before use, and a value out of range is a typed error
+//! (`ProtocolError`), never an out-of-bounds access; each message crosses a
+//! ring exactly once, in order.
 //!
 //! What runs where: the CUDA template is compiled (NVRTC) and assembled
 //! (ptxas) in every test run; the protocol is tested against the emulator and
@@ -61,6 +70,8 @@ mod kernel;
 pub mod message;
 pub mod protocol;
 pub mod source;
+#[cfg(feature = "wgpu")]
+pub mod wgpu;
 
 pub use cuda_device::CudaRingOptions;
 pub use error::{GpuError, RingPhase};

@@ -44,9 +44,15 @@
 //!   `resume` (the flag is checked under the lock that guards the pop). A
 //!   queue closed while paused answers receives with [`RecvError::Closed`];
 //!   its messages stay queued and [`clear`](MessageQueue::clear) returns them.
-//! - **Waiting.** Async and thread-blocking waits share the same wake-ups
-//!   ([`event_listener`]): a waiter registers, re-checks, then sleeps, so no
-//!   wake-up is lost. Async waits are cancel-safe: dropping a `recv` future
+//! - **Waiting.** Async and thread-blocking waits share one list of waiters
+//!   per side, kept under the queue's lock: a receive that finds nothing
+//!   registers its waker in the same critical section as the failed pop, and
+//!   a send wakes the oldest registered receiver in the same critical section
+//!   as the push, so no wake-up is lost and a send with nobody waiting wakes
+//!   nobody (no allocation, no extra lock). Blocking waits first poll briefly
+//!   (spin, then yield, about 50 µs in all) before parking the thread, so a
+//!   busy peer is met without the cost of a park and an unpark; an idle
+//!   queue costs no CPU after that. Async waits are cancel-safe: dropping a `recv` future
 //!   never loses a message, and dropping a `send` future that waits for room
 //!   drops its message with it (it was never queued) and counts nothing.
 //!   Async timeouts use a small internal timer thread, so the async API works
@@ -55,7 +61,8 @@
 //!   receive that arrives while they wake up may take the room (or the
 //!   message) first: there is no strict FIFO fairness between waiters and
 //!   newcomers.
-//! - **Wait histogram.** Each message carries its enqueue [`Instant`]; every
+//! - **Wait histogram.** Each message carries its enqueue time (read from
+//!   the CPU's time-stamp counter where it has an invariant one); every
 //!   successful receive records the time it spent queued, in nanoseconds
 //!   (3 significant digits, saturating at one hour).
 //!   [`clear`](MessageQueue::clear) is not a receive and records nothing.
@@ -96,11 +103,13 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub(crate) mod clock;
 mod config;
 mod error;
 pub(crate) mod state;
 mod stats;
 pub(crate) mod timer;
+mod wait;
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -111,17 +120,19 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use event_listener::{Event, EventListener, IntoNotification, Listener};
+use event_listener::EventListener;
 use hdrhistogram::Histogram;
-use parking_lot::Mutex;
+use parking_lot::{Mutex, MutexGuard};
 
+use clock::Stamp;
 pub use config::{Backpressure, QueueConfig, QueueConfigError, UnknownBackpressure, MAX_QUEUE_CAPACITY};
 pub(crate) use error::Refusal;
 pub use error::{RecvError, SendError, SendErrorKind};
 pub use stats::QueueStats;
+pub(crate) use wait::{Backoff, ThreadWaker};
 
 use crate::Message;
-use state::{OnFull, Push, State};
+use state::{OnFull, Push, State, Wake};
 use timer::Sleep;
 
 /// A bounded MPMC queue of messages with four priority bands and a
@@ -140,14 +151,13 @@ pub struct MessageQueue<T> {
 struct Shared<T> {
     config: QueueConfig,
     state: Mutex<State<T>>,
-    /// Notified when a message may be deliverable (push, resume, close).
-    not_empty: Event,
-    /// Notified when room may have appeared (pop, clear, close).
-    not_full: Event,
-    /// Receivers registered on `not_empty` (lets a push skip the notify).
-    recv_waiters: AtomicUsize,
-    /// Senders registered on `not_full` (lets a pop skip the notify).
-    send_waiters: AtomicUsize,
+    /// Whether enqueue stamps are taken (fixed at construction).
+    timed: bool,
+    /// Messages a receive would find now (0 while paused), kept by every
+    /// operation under the lock; read without it by spinning receivers only.
+    ready: AtomicUsize,
+    /// Messages queued now (paused or not), for spinning senders.
+    len: AtomicUsize,
 }
 
 impl<T> Clone for MessageQueue<T> {
@@ -167,29 +177,6 @@ impl<T> fmt::Debug for MessageQueue<T> {
             .field("closed", &state.is_closed())
             .field("paused", &state.is_paused())
             .finish()
-    }
-}
-
-/// Counts a registered waiter for as long as it lives.
-///
-/// Ordering: a waiter increments the count and registers its listener
-/// *before* it re-checks the condition under the queue lock; a notifier
-/// changes the state under that lock and reads the count *after* releasing
-/// it. Either the waiter's check sees the change, or the lock orders the
-/// increment before the notifier's read, which then sees a waiter and
-/// notifies. So skipping the notify when the count is 0 loses no wake-up.
-struct WaiterGuard<'a>(&'a AtomicUsize);
-
-impl<'a> WaiterGuard<'a> {
-    fn new(count: &'a AtomicUsize) -> Self {
-        count.fetch_add(1, Ordering::SeqCst);
-        WaiterGuard(count)
-    }
-}
-
-impl Drop for WaiterGuard<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -213,8 +200,8 @@ pub(crate) async fn wait_async(mut listener: EventListener, mut sleep: Option<&m
 }
 
 /// [`wait_async`] that also ends, with `None`, once `stop` is cancelled
-/// (checked first). Added for the runtime: a handler waiting for room wakes
-/// on its kernel's termination and gets its message back.
+/// (checked first). For the runtime's spin rings: a handler waiting for room
+/// wakes on its kernel's termination and gets its message back.
 pub(crate) async fn wait_async_or_stop(
     listener: EventListener,
     sleep: Option<&mut Sleep>,
@@ -230,26 +217,81 @@ pub(crate) async fn wait_async_or_stop(
     }
 }
 
-/// Waits for `listener` on this thread, until `deadline` if any. Returns `false` on timeout.
-pub(crate) fn wait_blocking(listener: EventListener, deadline: Option<Instant>) -> bool {
-    match deadline {
-        None => {
-            listener.wait();
-            true
-        }
-        Some(deadline) => listener.wait_deadline(deadline).is_some(),
-    }
-}
-
 /// `now + timeout`, or `None` (no deadline) if that overflows `Instant`.
 pub(crate) fn deadline_after(timeout: Duration) -> Option<Instant> {
     Instant::now().checked_add(timeout)
 }
 
-/// One step of a waiting send.
-enum Step<T> {
-    Done(Result<(), SendError<T>>),
-    Retry(T),
+/// Which side a waiter waits on.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Recv,
+    Send,
+}
+
+/// A registered waiter's id, removed (or its wake-up passed on) when the
+/// wait ends, also when a future is dropped mid-wait.
+struct Registration<'a, T> {
+    shared: &'a Shared<T>,
+    side: Side,
+    id: Option<u64>,
+}
+
+impl<'a, T> Registration<'a, T> {
+    fn new(shared: &'a Shared<T>, side: Side) -> Self {
+        Registration { shared, side, id: None }
+    }
+
+    /// Registers (or refreshes) this waiter under the held lock.
+    fn register(&mut self, state: &mut State<T>, waker: &std::task::Waker) {
+        match self.side {
+            Side::Recv => state.recv_waiters.register(&mut self.id, waker),
+            Side::Send => state.send_waiters.register(&mut self.id, waker),
+        }
+    }
+
+    /// Ends the registration under the held lock. A waiter that was woken
+    /// (its entry is gone) but leaves without using the wake-up passes it to
+    /// the next waiter of its side if there is still something for it.
+    /// `used` says whether this waiter took a message / made its push.
+    fn finish(&mut self, state: &mut State<T>, used: bool, wake: &mut Wake) {
+        let Some(id) = self.id.take() else { return };
+        let (was_registered, more) = match self.side {
+            Side::Recv => (state.recv_waiters.remove(id), state.deliverable()),
+            Side::Send => (state.send_waiters.remove(id), !state.is_full() || state.is_closed()),
+        };
+        if !was_registered && !used && more {
+            let next = match self.side {
+                Side::Recv => state.recv_waiters.take_one(),
+                Side::Send => state.send_waiters.take_one(),
+            };
+            if let Some(w) = next {
+                wake.push(w);
+            }
+        }
+    }
+}
+
+impl<T> Drop for Registration<'_, T> {
+    fn drop(&mut self) {
+        if self.id.is_some() {
+            let mut wake = Wake::None;
+            {
+                let mut state = self.shared.state.lock();
+                self.finish(&mut state, false, &mut wake);
+            }
+            wake.wake();
+        }
+    }
+}
+
+impl<T> Shared<T> {
+    /// Publishes the deliverable count for spinning waiters (lock held).
+    fn publish(&self, state: &State<T>) {
+        let ready = if state.is_paused() { 0 } else { state.len() };
+        self.ready.store(ready, Ordering::Relaxed);
+        self.len.store(state.len(), Ordering::Relaxed);
+    }
 }
 
 impl<T: Message> MessageQueue<T> {
@@ -258,16 +300,25 @@ impl<T: Message> MessageQueue<T> {
     /// # Errors
     /// [`QueueConfigError`] if the capacity is 0 or above [`MAX_QUEUE_CAPACITY`].
     pub fn new(config: QueueConfig) -> Result<Self, QueueConfigError> {
+        Self::build(config, true)
+    }
+
+    /// A queue that keeps no wait histogram (and so reads no clock): for the
+    /// runtime's output queues, whose waits nobody reports.
+    pub(crate) fn new_untimed(config: QueueConfig) -> Result<Self, QueueConfigError> {
+        Self::build(config, false)
+    }
+
+    fn build(config: QueueConfig, timed: bool) -> Result<Self, QueueConfigError> {
         config.validate()?;
-        let state = State::new(config.capacity, config.backpressure, state::new_wait_histogram());
+        let state = State::new(config.capacity, config.backpressure, state::new_wait_histogram(), timed);
         Ok(MessageQueue {
             shared: Arc::new(Shared {
                 config,
                 state: Mutex::new(state),
-                not_empty: Event::new(),
-                not_full: Event::new(),
-                recv_waiters: AtomicUsize::new(0),
-                send_waiters: AtomicUsize::new(0),
+                timed,
+                ready: AtomicUsize::new(0),
+                len: AtomicUsize::new(0),
             }),
         })
     }
@@ -278,6 +329,10 @@ impl<T: Message> MessageQueue<T> {
     /// [`QueueConfigError`] if the capacity is 0 or above [`MAX_QUEUE_CAPACITY`].
     pub fn with_capacity(capacity: usize, backpressure: Backpressure) -> Result<Self, QueueConfigError> {
         Self::new(QueueConfig::new(capacity).with_backpressure(backpressure))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State<T>> {
+        self.shared.state.lock()
     }
 
     // ---- sending -------------------------------------------------------
@@ -291,10 +346,12 @@ impl<T: Message> MessageQueue<T> {
     ///
     /// The message is handed back in the error.
     pub fn try_send(&self, msg: T) -> Result<(), SendError<T>> {
-        match self.push(msg, OnFull::Reject) {
-            Step::Done(result) => result,
-            // `OnFull::Reject` never asks to retry; treat it as full anyway.
-            Step::Retry(msg) => Err(SendError::Full(msg)),
+        let now = self.timed_stamp();
+        match self.push_one(msg, now, OnFull::Reject, None) {
+            Ok(()) => Ok(()),
+            // `OnFull::Reject` never asks to wait; treat it as full anyway.
+            Err(Err(msg)) => Err(SendError::Full(msg)),
+            Err(Ok(e)) => Err(e),
         }
     }
 
@@ -342,6 +399,65 @@ impl<T: Message> MessageQueue<T> {
         self.send_blocking_until(msg, deadline_after(timeout))
     }
 
+    /// A clock reading for an enqueue stamp, or 0 if this queue is untimed.
+    #[inline]
+    fn timed_stamp(&self) -> Stamp {
+        if self.shared.timed {
+            clock::now()
+        } else {
+            0
+        }
+    }
+
+    /// One push under the lock. `Ok` when done; `Err(Ok(e))` a final
+    /// refusal; `Err(Err(msg))` must wait (then, with `waiter`, registered
+    /// under the same lock).
+    fn push_one(
+        &self,
+        msg: T,
+        now: Stamp,
+        on_full: OnFull,
+        waiter: Option<(&mut Registration<'_, T>, &std::task::Waker)>,
+    ) -> Result<(), Result<SendError<T>, T>> {
+        let mut wake = Wake::None;
+        let mut dropped = None;
+        let result = {
+            let mut state = self.lock();
+            let outcome = state.push(msg, now, on_full);
+            let result = match outcome {
+                Push::Queued => Ok(()),
+                Push::Evicted(old) => {
+                    dropped = Some(old);
+                    Ok(())
+                }
+                Push::DroppedIncoming(msg) => {
+                    dropped = Some(msg);
+                    Ok(())
+                }
+                Push::MustWait(msg) => Err(Err(msg)),
+                Push::Full(msg) => Err(Ok(SendError::Full(msg))),
+                Push::Timeout(msg) => Err(Ok(SendError::Timeout(msg))),
+                Push::Closed(msg) => Err(Ok(SendError::Closed(msg))),
+            };
+            match (&result, waiter) {
+                (Err(Err(_)), Some((reg, waker))) => reg.register(&mut state, waker),
+                (_, Some((reg, _))) => reg.finish(&mut state, result.is_ok(), &mut wake),
+                _ => {}
+            }
+            if result.is_ok() && state.deliverable() {
+                if let Some(w) = state.recv_waiters.take_one() {
+                    wake.push(w);
+                }
+            }
+            self.shared.publish(&state);
+            result
+        };
+        // After the lock: a destructor or a waker may use the queue.
+        drop(dropped);
+        wake.wake();
+        result
+    }
+
     async fn send_until(&self, msg: T, deadline: Option<Instant>) -> Result<(), SendError<T>> {
         self.send_until_or_stop(msg, deadline, None)
             .await
@@ -350,67 +466,124 @@ impl<T: Message> MessageQueue<T> {
 
     /// [`send`](Self::send) until `deadline`, also giving up (with
     /// [`Refusal::Stopped`] and the message, counting nothing) once `stop`
-    /// is cancelled. (Crate-internal, for the runtime's handler-side sends.)
+    /// is cancelled (checked first). (Crate-internal, for the runtime's
+    /// handler-side sends.)
     pub(crate) async fn send_until_or_stop(
         &self,
         msg: T,
         deadline: Option<Instant>,
         stop: Option<&tokio_util::sync::CancellationToken>,
     ) -> Result<(), (Refusal, T)> {
-        let mut msg = match self.push(msg, OnFull::Wait) {
-            Step::Done(result) => return result.map_err(SendError::into_refusal),
-            Step::Retry(msg) => msg,
+        let now = self.timed_stamp();
+        let msg = match self.push_one(msg, now, OnFull::Wait, None) {
+            Ok(()) => return Ok(()),
+            Err(Ok(e)) => return Err(e.into_refusal()),
+            Err(Err(msg)) => msg,
         };
+        let mut reg = Registration::new(&self.shared, Side::Send);
         let mut sleep = deadline.map(Sleep::until);
-        loop {
-            // Register, re-check, then wait: a pop between the check and the
-            // wait notifies the registered listener.
-            let _waiter = WaiterGuard::new(&self.shared.send_waiters);
-            let listener = self.shared.not_full.listen();
-            msg = match self.push(msg, OnFull::Wait) {
-                Step::Done(result) => return result.map_err(SendError::into_refusal),
-                Step::Retry(msg) => msg,
-            };
-            match wait_async_or_stop(listener, sleep.as_mut(), stop).await {
-                Some(true) => {}
-                Some(false) => return self.push_last(msg).map_err(SendError::into_refusal),
-                None => return Err((Refusal::Stopped, msg)),
+        // Pinned here, polled only while waiting (no allocation).
+        let mut stopped = std::pin::pin!(async move {
+            match stop {
+                Some(token) => token.cancelled().await,
+                None => std::future::pending().await,
             }
-        }
+        });
+        let mut slot = Some(msg);
+        poll_fn(|cx| {
+            // `slot` is refilled before every `Pending`, and a finished
+            // future is not polled again.
+            let Some(m) = slot.take() else { return Poll::Pending };
+            if stopped.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Err((Refusal::Stopped, m)));
+            }
+            let now = self.timed_stamp();
+            match self.push_one(m, now, OnFull::Wait, Some((&mut reg, cx.waker()))) {
+                Ok(()) => return Poll::Ready(Ok(())),
+                Err(Ok(e)) => return Poll::Ready(Err(e.into_refusal())),
+                Err(Err(m)) => slot = Some(m),
+            }
+            let expired = sleep.as_mut().is_some_and(|s| Pin::new(s).poll(cx).is_ready());
+            match slot.take() {
+                Some(m) if expired => Poll::Ready(self.push_last(m, &mut reg).map_err(SendError::into_refusal)),
+                other => {
+                    slot = other;
+                    Poll::Pending
+                }
+            }
+        })
+        .await
     }
 
     fn send_blocking_until(&self, msg: T, deadline: Option<Instant>) -> Result<(), SendError<T>> {
-        let mut msg = match self.push(msg, OnFull::Wait) {
-            Step::Done(result) => return result,
-            Step::Retry(msg) => msg,
+        let now = self.timed_stamp();
+        let mut msg = match self.push_one(msg, now, OnFull::Wait, None) {
+            Ok(()) => return Ok(()),
+            Err(Ok(e)) => return Err(e),
+            Err(Err(msg)) => msg,
         };
+        let capacity = self.shared.config.capacity;
+        let mut backoff = Backoff::new(deadline);
+        let mut reg = Registration::new(&self.shared, Side::Send);
+        let waker = ThreadWaker::current();
+        // A hint that proved stale forces a park (no live spin on it).
+        let mut stale = false;
         loop {
-            let _waiter = WaiterGuard::new(&self.shared.send_waiters);
-            let listener = self.shared.not_full.listen();
-            msg = match self.push(msg, OnFull::Wait) {
-                Step::Done(result) => return result,
-                Step::Retry(msg) => msg,
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return self.push_last(msg, &mut reg);
+            }
+            let parking = stale || !backoff.snooze(|| self.shared.len.load(Ordering::Relaxed) < capacity);
+            let now = self.timed_stamp();
+            let waiter = (parking || reg.id.is_some()).then_some((&mut reg, &waker));
+            msg = match self.push_one(msg, now, OnFull::Wait, waiter) {
+                Ok(()) => return Ok(()),
+                Err(Ok(e)) => return Err(e),
+                Err(Err(m)) => m,
             };
-            if !wait_blocking(listener, deadline) {
-                return self.push_last(msg);
+            stale = !parking;
+            if parking && !wait::park_until(deadline) {
+                return self.push_last(msg, &mut reg);
             }
         }
     }
 
     /// The attempt after the deadline passed: room or `Timeout`.
-    fn push_last(&self, msg: T) -> Result<(), SendError<T>> {
-        match self.push(msg, OnFull::Timeout) {
-            Step::Done(result) => result,
-            Step::Retry(msg) => Err(SendError::Timeout(msg)),
-        }
+    fn push_last(&self, msg: T, reg: &mut Registration<'_, T>) -> Result<(), SendError<T>> {
+        let now = self.timed_stamp();
+        let mut wake = Wake::None;
+        let mut dropped = None;
+        let result = {
+            let mut state = self.lock();
+            let result = match state.push(msg, now, OnFull::Timeout) {
+                Push::Queued => Ok(()),
+                Push::Evicted(old) | Push::DroppedIncoming(old) => {
+                    dropped = Some(old);
+                    Ok(())
+                }
+                Push::MustWait(msg) | Push::Timeout(msg) => Err(SendError::Timeout(msg)),
+                Push::Full(msg) => Err(SendError::Full(msg)),
+                Push::Closed(msg) => Err(SendError::Closed(msg)),
+            };
+            reg.finish(&mut state, result.is_ok(), &mut wake);
+            if result.is_ok() && state.deliverable() {
+                if let Some(w) = state.recv_waiters.take_one() {
+                    wake.push(w);
+                }
+            }
+            self.shared.publish(&state);
+            result
+        };
+        drop(dropped);
+        wake.wake();
+        result
     }
 
     /// Sends the messages of `msgs` in order, queueing as many as fit under
     /// one lock acquisition at a time and waiting for room under `Block`
     /// (until `deadline`, or until `stop` is cancelled). Stops at the first
     /// refusal, which is counted like a single refused send, and returns it
-    /// with the messages not sent, in order, the refused one first (changed
-    /// for the runtime's API: a refused batch hands its rest back).
+    /// with the messages not sent, in order, the refused one first (the
+    /// runtime's API hands a refused batch's rest back).
     pub(crate) async fn send_batch_until(
         &self,
         msgs: Vec<T>,
@@ -418,58 +591,82 @@ impl<T: Message> MessageQueue<T> {
         stop: Option<&tokio_util::sync::CancellationToken>,
     ) -> Result<(), (Refusal, Vec<T>)> {
         let mut pending: VecDeque<T> = msgs.into();
-        let mut sleep = deadline.map(Sleep::until);
-        loop {
-            if let Some(why) = self.push_run(&mut pending) {
-                return Err((why, pending.into()));
-            }
-            if pending.is_empty() {
-                return Ok(());
-            }
-            let _waiter = WaiterGuard::new(&self.shared.send_waiters);
-            let listener = self.shared.not_full.listen();
-            if let Some(why) = self.push_run(&mut pending) {
-                return Err((why, pending.into()));
-            }
-            if pending.is_empty() {
-                return Ok(());
-            }
-            match wait_async_or_stop(listener, sleep.as_mut(), stop).await {
-                Some(true) => {}
-                Some(false) => {
-                    if let Some(why) = self.push_run(&mut pending) {
-                        return Err((why, pending.into()));
-                    }
-                    return match pending.pop_front() {
-                        None => Ok(()),
-                        Some(first) => match self.push_last(first) {
-                            // Room appeared at the last moment for the first one only.
-                            Ok(()) if pending.is_empty() => Ok(()),
-                            Ok(()) => Err((Refusal::Timeout, pending.into())),
-                            Err(e) => {
-                                let (why, first) = e.into_refusal();
-                                pending.push_front(first);
-                                Err((why, pending.into()))
-                            }
-                        },
-                    };
-                }
-                None => return Err((Refusal::Stopped, pending.into())),
-            }
+        if let Some(why) = self.push_run(&mut pending, None) {
+            return Err((why, pending.into()));
         }
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let mut reg = Registration::new(&self.shared, Side::Send);
+        let mut sleep = deadline.map(Sleep::until);
+        let mut stopped = std::pin::pin!(async move {
+            match stop {
+                Some(token) => token.cancelled().await,
+                None => std::future::pending().await,
+            }
+        });
+        let mut done = false;
+        let result = poll_fn(|cx| {
+            if done {
+                return Poll::Pending;
+            }
+            if stopped.as_mut().poll(cx).is_ready() {
+                done = true;
+                return Poll::Ready(Err(Refusal::Stopped));
+            }
+            if let Some(why) = self.push_run(&mut pending, Some((&mut reg, cx.waker()))) {
+                done = true;
+                return Poll::Ready(Err(why));
+            }
+            if pending.is_empty() {
+                done = true;
+                return Poll::Ready(Ok(()));
+            }
+            let expired = sleep.as_mut().is_some_and(|s| Pin::new(s).poll(cx).is_ready());
+            if !expired {
+                return Poll::Pending;
+            }
+            done = true;
+            if let Some(why) = self.push_run(&mut pending, None) {
+                return Poll::Ready(Err(why));
+            }
+            Poll::Ready(match pending.pop_front() {
+                None => Ok(()),
+                Some(first) => match self.push_last(first, &mut reg) {
+                    // Room appeared at the last moment for the first one only.
+                    Ok(()) if pending.is_empty() => Ok(()),
+                    Ok(()) => Err(Refusal::Timeout),
+                    Err(e) => {
+                        let (why, first) = e.into_refusal();
+                        pending.push_front(first);
+                        Err(why)
+                    }
+                },
+            })
+        })
+        .await;
+        drop(reg);
+        result.map_err(|why| (why, pending.into()))
     }
 
     /// Queues from the front of `pending` as many messages as fit, under one
     /// lock and one clock read; a message that must wait, or that is refused
     /// (closed, or full under `Reject`), is put back at the front, and a
-    /// refusal is returned.
-    fn push_run(&self, pending: &mut VecDeque<T>) -> Option<Refusal> {
-        let now = Instant::now();
+    /// refusal is returned. With `waiter`, a waiter that must wait is
+    /// registered under the same lock.
+    fn push_run(
+        &self,
+        pending: &mut VecDeque<T>,
+        waiter: Option<(&mut Registration<'_, T>, &std::task::Waker)>,
+    ) -> Option<Refusal> {
+        let now = self.timed_stamp();
         let mut dropped = Vec::new();
-        let (queued, paused, refused) = {
-            let mut state = self.shared.state.lock();
+        let mut wake = Wake::None;
+        let refused = {
+            let mut state = self.lock();
             let mut queued = 0usize;
             let mut refused = None;
+            let mut must_wait = false;
             while let Some(msg) = pending.pop_front() {
                 let (why, msg) = match state.push(msg, now, OnFull::Wait) {
                     Push::Queued => {
@@ -491,62 +688,59 @@ impl<T: Message> MessageQueue<T> {
                     Push::Closed(msg) => (Some(Refusal::Closed), msg),
                 };
                 pending.push_front(msg);
+                must_wait = why.is_none();
                 refused = why;
                 break;
             }
-            (queued, state.is_paused(), refused)
+            if let Some((reg, waker)) = waiter {
+                if must_wait {
+                    reg.register(&mut state, waker);
+                } else {
+                    reg.finish(&mut state, true, &mut wake);
+                }
+            }
+            if queued > 0 && !state.is_paused() {
+                state.recv_waiters.take(queued, &mut wake);
+            }
+            self.shared.publish(&state);
+            refused
         };
         // Dropped after the lock, so a destructor may use the queue.
         drop(dropped);
-        if queued > 0 && !paused && self.shared.recv_waiters.load(Ordering::SeqCst) > 0 {
-            self.shared.not_empty.notify(queued.additional());
-        }
+        wake.wake();
         refused
     }
 
-    /// One send attempt under the lock, then the wake-ups and drops after it.
-    fn push(&self, msg: T, on_full: OnFull) -> Step<T> {
-        let now = Instant::now();
-        let (outcome, paused) = {
-            let mut state = self.shared.state.lock();
-            let outcome = state.push(msg, now, on_full);
-            (outcome, state.is_paused())
-        };
-        match outcome {
-            Push::Queued => {
-                self.wake_receivers(paused);
-                Step::Done(Ok(()))
-            }
-            Push::Evicted(old) => {
-                drop(old);
-                self.wake_receivers(paused);
-                Step::Done(Ok(()))
-            }
-            Push::DroppedIncoming(msg) => {
-                drop(msg);
-                Step::Done(Ok(()))
-            }
-            Push::MustWait(msg) => Step::Retry(msg),
-            Push::Full(msg) => Step::Done(Err(SendError::Full(msg))),
-            Push::Timeout(msg) => Step::Done(Err(SendError::Timeout(msg))),
-            Push::Closed(msg) => Step::Done(Err(SendError::Closed(msg))),
-        }
-    }
-
-    fn wake_receivers(&self, paused: bool) {
-        // A paused queue delivers nothing; `resume` wakes every receiver.
-        if !paused && self.shared.recv_waiters.load(Ordering::SeqCst) > 0 {
-            self.shared.not_empty.notify(1.additional());
-        }
-    }
-
-    fn wake_senders(&self, room: usize) {
-        if room > 0 && self.shared.send_waiters.load(Ordering::SeqCst) > 0 {
-            self.shared.not_full.notify(room.additional());
-        }
-    }
-
     // ---- receiving -----------------------------------------------------
+
+    /// One pop under the lock at clock reading `now`, waking a sender if
+    /// room appeared; with `waiter`, registers it (under the same lock) when
+    /// there is nothing to deliver, or ends its registration otherwise.
+    fn pop_one(
+        &self,
+        now: Stamp,
+        waiter: Option<(&mut Registration<'_, T>, &std::task::Waker)>,
+    ) -> Result<T, RecvError> {
+        let mut wake = Wake::None;
+        let result = {
+            let mut state = self.lock();
+            let result = state.pop(now);
+            match (&result, waiter) {
+                (Err(RecvError::Empty), Some((reg, waker))) => reg.register(&mut state, waker),
+                (_, Some((reg, _))) => reg.finish(&mut state, result.is_ok(), &mut wake),
+                _ => {}
+            }
+            if result.is_ok() {
+                if let Some(w) = state.send_waiters.take_one() {
+                    wake.push(w);
+                }
+                self.shared.publish(&state);
+            }
+            result
+        };
+        wake.wake();
+        result
+    }
 
     /// Takes the next message without waiting.
     ///
@@ -555,11 +749,13 @@ impl<T: Message> MessageQueue<T> {
     /// paused); [`RecvError::Closed`] if the queue is closed and empty, or
     /// closed while paused.
     pub fn try_recv(&self) -> Result<T, RecvError> {
-        let result = self.shared.state.lock().pop();
-        if result.is_ok() {
-            self.wake_senders(1);
-        }
-        result
+        self.pop_one(self.timed_stamp(), None)
+    }
+
+    /// [`try_recv`](Self::try_recv) with the clock reading the caller took
+    /// (the runtime reuses it as the handler's start time).
+    pub(crate) fn try_recv_at(&self, now: Stamp) -> Result<T, RecvError> {
+        self.pop_one(now, None)
     }
 
     /// Takes the next message, waiting while the queue is empty or paused.
@@ -570,7 +766,7 @@ impl<T: Message> MessageQueue<T> {
     /// [`RecvError::Closed`] once the queue is closed and drained (or closed
     /// while paused).
     pub async fn recv(&self) -> Result<T, RecvError> {
-        self.recv_until(None).await
+        self.recv_until(None).await.map(|(m, _)| m)
     }
 
     /// Like [`recv`](Self::recv), waiting at most `timeout`.
@@ -579,10 +775,7 @@ impl<T: Message> MessageQueue<T> {
     /// [`RecvError::Timeout`] if nothing was delivered in time;
     /// [`RecvError::Closed`] as for [`recv`](Self::recv).
     pub async fn recv_timeout(&self, timeout: Duration) -> Result<T, RecvError> {
-        match deadline_after(timeout) {
-            Some(deadline) => self.recv_until(Some(deadline)).await,
-            None => self.recv_until(None).await,
-        }
+        self.recv_until(deadline_after(timeout)).await.map(|(m, _)| m)
     }
 
     /// Like [`recv`](Self::recv), blocking the calling thread while it waits.
@@ -591,7 +784,7 @@ impl<T: Message> MessageQueue<T> {
     /// # Errors
     /// As [`recv`](Self::recv).
     pub fn recv_blocking(&self) -> Result<T, RecvError> {
-        self.recv_blocking_until(None)
+        self.recv_blocking_until(None).map(|(m, _)| m)
     }
 
     /// Like [`recv_timeout`](Self::recv_timeout), blocking the calling thread
@@ -600,51 +793,83 @@ impl<T: Message> MessageQueue<T> {
     /// # Errors
     /// As [`recv_timeout`](Self::recv_timeout).
     pub fn recv_blocking_timeout(&self, timeout: Duration) -> Result<T, RecvError> {
-        self.recv_blocking_until(deadline_after(timeout))
+        self.recv_blocking_until(deadline_after(timeout)).map(|(m, _)| m)
     }
 
-    async fn recv_until(&self, deadline: Option<Instant>) -> Result<T, RecvError> {
-        match self.try_recv() {
+    /// Waits for a message until `deadline`; returns it with the clock
+    /// reading its pop was timed at (0 in an untimed queue).
+    pub(crate) async fn recv_until(&self, deadline: Option<Instant>) -> Result<(T, Stamp), RecvError> {
+        let now = self.timed_stamp();
+        match self.pop_one(now, None) {
             Err(RecvError::Empty) => {}
-            done => return done,
+            done => return done.map(|m| (m, now)),
         }
+        let mut reg = Registration::new(&self.shared, Side::Recv);
         let mut sleep = deadline.map(Sleep::until);
-        loop {
-            // Register, re-check, then wait: a push between the check and the
-            // wait notifies the registered listener.
-            let _waiter = WaiterGuard::new(&self.shared.recv_waiters);
-            let listener = self.shared.not_empty.listen();
-            match self.try_recv() {
+        poll_fn(|cx| {
+            let now = self.timed_stamp();
+            match self.pop_one(now, Some((&mut reg, cx.waker()))) {
                 Err(RecvError::Empty) => {}
-                done => return done,
+                done => return Poll::Ready(done.map(|m| (m, now))),
             }
-            if !wait_async(listener, sleep.as_mut()).await {
-                return self.recv_last();
+            let expired = sleep.as_mut().is_some_and(|s| Pin::new(s).poll(cx).is_ready());
+            if expired {
+                let now = self.timed_stamp();
+                return Poll::Ready(match self.pop_last(now, &mut reg) {
+                    Ok(m) => Ok((m, now)),
+                    Err(e) => Err(e),
+                });
             }
-        }
+            Poll::Pending
+        })
+        .await
     }
 
-    fn recv_blocking_until(&self, deadline: Option<Instant>) -> Result<T, RecvError> {
-        match self.try_recv() {
+    /// Blocking form of [`recv_until`](Self::recv_until): polls briefly,
+    /// then parks until woken or `deadline`.
+    pub(crate) fn recv_blocking_until(&self, deadline: Option<Instant>) -> Result<(T, Stamp), RecvError> {
+        let now = self.timed_stamp();
+        match self.pop_one(now, None) {
             Err(RecvError::Empty) => {}
-            done => return done,
+            done => return done.map(|m| (m, now)),
         }
+        let mut backoff = Backoff::new(deadline);
+        let mut reg = Registration::new(&self.shared, Side::Recv);
+        let waker = ThreadWaker::current();
+        let mut stale = false;
         loop {
-            let _waiter = WaiterGuard::new(&self.shared.recv_waiters);
-            let listener = self.shared.not_empty.listen();
-            match self.try_recv() {
+            let parking = stale || !backoff.snooze(|| self.shared.ready.load(Ordering::Relaxed) > 0);
+            let now = self.timed_stamp();
+            let waiter = (parking || reg.id.is_some()).then_some((&mut reg, &waker));
+            match self.pop_one(now, waiter) {
                 Err(RecvError::Empty) => {}
-                done => return done,
+                done => return done.map(|m| (m, now)),
             }
-            if !wait_blocking(listener, deadline) {
-                return self.recv_last();
+            stale = !parking;
+            if deadline.is_some_and(|d| Instant::now() >= d) || (parking && !wait::park_until(deadline)) {
+                let now = self.timed_stamp();
+                return self.pop_last(now, &mut reg).map(|m| (m, now));
             }
         }
     }
 
     /// The attempt after the deadline passed: a message or `Timeout`.
-    fn recv_last(&self) -> Result<T, RecvError> {
-        match self.try_recv() {
+    fn pop_last(&self, now: Stamp, reg: &mut Registration<'_, T>) -> Result<T, RecvError> {
+        let mut wake = Wake::None;
+        let result = {
+            let mut state = self.lock();
+            let result = state.pop(now);
+            reg.finish(&mut state, result.is_ok(), &mut wake);
+            if result.is_ok() {
+                if let Some(w) = state.send_waiters.take_one() {
+                    wake.push(w);
+                }
+                self.shared.publish(&state);
+            }
+            result
+        };
+        wake.wake();
+        match result {
             Err(RecvError::Empty) => Err(RecvError::Timeout),
             done => done,
         }
@@ -655,8 +880,22 @@ impl<T: Message> MessageQueue<T> {
     /// Returns how many were moved: 0 if the queue is empty, paused or closed
     /// and drained.
     pub fn try_recv_batch(&self, max: usize, out: &mut Vec<T>) -> usize {
-        let taken = self.shared.state.lock().pop_batch(max, out);
-        self.wake_senders(taken);
+        self.try_recv_batch_at(max, out, self.timed_stamp())
+    }
+
+    /// [`try_recv_batch`](Self::try_recv_batch) at the caller's clock reading.
+    pub(crate) fn try_recv_batch_at(&self, max: usize, out: &mut Vec<T>, now: Stamp) -> usize {
+        let mut wake = Wake::None;
+        let taken = {
+            let mut state = self.lock();
+            let taken = state.pop_batch(max, out, now);
+            if taken > 0 {
+                state.send_waiters.take(taken, &mut wake);
+                self.shared.publish(&state);
+            }
+            taken
+        };
+        wake.wake();
         taken
     }
 
@@ -666,11 +905,15 @@ impl<T: Message> MessageQueue<T> {
     /// room, fails with [`SendError::Closed`]; receivers drain what is
     /// queued, then get [`RecvError::Closed`]. Wakes every waiter. Idempotent.
     pub fn close(&self) {
-        let newly = self.shared.state.lock().close();
-        if newly {
-            self.shared.not_empty.notify(usize::MAX);
-            self.shared.not_full.notify(usize::MAX);
+        let mut wake = Wake::None;
+        {
+            let mut state = self.lock();
+            if state.close() {
+                state.recv_waiters.take(usize::MAX, &mut wake);
+                state.send_waiters.take(usize::MAX, &mut wake);
+            }
         }
+        wake.wake();
     }
 
     /// Counts `n` messages that went straight from their sender to the
@@ -678,39 +921,53 @@ impl<T: Message> MessageQueue<T> {
     /// `call`): enqueued and dequeued at once, so the counters still tell
     /// every message the queue's owner handled. (Added for the runtime.)
     pub(crate) fn count_handed_over(&self, n: u64) {
-        self.shared.state.lock().count_handed_over(n);
+        self.lock().count_handed_over(n);
     }
 
     /// Whether [`close`](Self::close) was called.
     pub fn is_closed(&self) -> bool {
-        self.shared.state.lock().is_closed()
+        self.lock().is_closed()
     }
 
     /// Stops delivery: sends are still accepted, but no receive succeeds
     /// from the moment this returns until [`resume`](Self::resume).
     pub fn pause(&self) {
-        self.shared.state.lock().set_paused(true);
+        let mut state = self.lock();
+        state.set_paused(true);
+        self.shared.publish(&state);
     }
 
     /// Restarts delivery after [`pause`](Self::pause) and wakes waiting receivers.
     pub fn resume(&self) {
-        let was_paused = self.shared.state.lock().set_paused(false);
-        if was_paused && self.shared.recv_waiters.load(Ordering::SeqCst) > 0 {
-            self.shared.not_empty.notify(usize::MAX);
+        let mut wake = Wake::None;
+        {
+            let mut state = self.lock();
+            if state.set_paused(false) {
+                state.recv_waiters.take(usize::MAX, &mut wake);
+            }
+            self.shared.publish(&state);
         }
+        wake.wake();
     }
 
     /// Whether the queue is paused.
     pub fn is_paused(&self) -> bool {
-        self.shared.state.lock().is_paused()
+        self.lock().is_paused()
     }
 
     /// Removes and returns every queued message, in delivery order, whether
     /// or not the queue is paused or closed. They count as dequeued (the
     /// caller owns them now) but are not recorded in the wait histogram.
     pub fn clear(&self) -> Vec<T> {
-        let taken = self.shared.state.lock().clear();
-        self.wake_senders(taken.len());
+        let mut wake = Wake::None;
+        let taken = {
+            let mut state = self.lock();
+            let taken = state.clear();
+            state.send_waiters.take(taken.len(), &mut wake);
+            self.shared.publish(&state);
+            taken
+        };
+        wake.wake();
         taken
     }
 
@@ -718,7 +975,7 @@ impl<T: Message> MessageQueue<T> {
 
     /// Messages queued now.
     pub fn len(&self) -> usize {
-        self.shared.state.lock().len()
+        self.lock().len()
     }
 
     /// Whether no message is queued.
@@ -728,7 +985,7 @@ impl<T: Message> MessageQueue<T> {
 
     /// Whether the queue holds `capacity` messages.
     pub fn is_full(&self) -> bool {
-        self.shared.state.lock().is_full()
+        self.lock().is_full()
     }
 
     /// Most messages held at once.
@@ -748,13 +1005,13 @@ impl<T: Message> MessageQueue<T> {
 
     /// A consistent snapshot of the counters.
     pub fn stats(&self) -> QueueStats {
-        self.shared.state.lock().stats()
+        self.lock().stats()
     }
 
     /// A copy of the in-queue wait histogram (enqueue to successful receive,
     /// in nanoseconds).
     pub fn wait_histogram(&self) -> Histogram<u64> {
-        self.shared.state.lock().waits().clone()
+        self.lock().waits().clone()
     }
 
     /// Whether `self` and `other` are handles to the same queue.

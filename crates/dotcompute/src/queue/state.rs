@@ -1,13 +1,15 @@
-//! The queue's state behind its lock: the bands, the flags and the counters.
-//! Everything here runs with the lock held and never waits, wakes anyone or
-//! drops a message (a message's destructor may run arbitrary code, so dropped
-//! messages are handed out to be dropped after the lock is released).
+//! The queue's state behind its lock: the bands, the flags, the counters and
+//! the registered waiters. Everything here runs with the lock held and never
+//! waits, wakes anyone or drops a message (a message's destructor and a
+//! waker may run arbitrary code, so dropped messages and the wakers to wake
+//! are handed out to be dropped or woken after the lock is released).
 
 use std::collections::VecDeque;
-use std::time::Instant;
+use std::task::Waker;
 
 use hdrhistogram::Histogram;
 
+use super::clock::{self, Stamp};
 use super::{Backpressure, QueueStats, RecvError};
 use crate::{Message, PriorityBand};
 
@@ -18,10 +20,98 @@ pub(crate) const MAX_RECORDED_WAIT_NS: u64 = 3_600 * 1_000_000_000;
 /// Initial room per band; bands grow on demand up to the capacity.
 const INITIAL_BAND_ROOM: usize = 16;
 
-/// A queued message and when it was enqueued.
+/// A queued message and when it was enqueued (0 in an untimed queue).
 struct Entry<T> {
     msg: T,
-    at: Instant,
+    at: Stamp,
+}
+
+/// Tasks and threads waiting for one side of the queue, oldest first.
+///
+/// Invariant: each waiter has at most one entry (keyed by the id it was
+/// given); a notifier removes the entry it wakes, so a waiter whose entry is
+/// gone has been woken and must either act or pass the wake-up on.
+#[derive(Default)]
+pub(crate) struct Waiters {
+    list: VecDeque<(u64, Waker)>,
+    next_id: u64,
+}
+
+impl Waiters {
+    /// Registers (or refreshes) the waiter `id` (a fresh id if `None`).
+    pub(crate) fn register(&mut self, id: &mut Option<u64>, waker: &Waker) {
+        if let Some(me) = *id {
+            if let Some((_, w)) = self.list.iter_mut().find(|(i, _)| *i == me) {
+                if !w.will_wake(waker) {
+                    w.clone_from(waker);
+                }
+                return;
+            }
+        } else {
+            *id = Some(self.next_id);
+            self.next_id = self.next_id.wrapping_add(1);
+        }
+        if let Some(me) = *id {
+            self.list.push_back((me, waker.clone()));
+        }
+    }
+
+    /// Removes waiter `id`; false if it was not registered (it was woken).
+    pub(crate) fn remove(&mut self, id: u64) -> bool {
+        match self.list.iter().position(|(i, _)| *i == id) {
+            Some(pos) => {
+                self.list.remove(pos);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The oldest waiter, removed.
+    pub(crate) fn take_one(&mut self) -> Option<Waker> {
+        self.list.pop_front().map(|(_, w)| w)
+    }
+
+    /// Up to `n` of the oldest waiters, removed (into `out`).
+    pub(crate) fn take(&mut self, n: usize, out: &mut Wake) {
+        for _ in 0..n {
+            match self.list.pop_front() {
+                Some((_, w)) => out.push(w),
+                None => break,
+            }
+        }
+    }
+}
+
+/// Wakers to wake once the lock is released: none, one (the common case,
+/// no allocation), or many.
+#[derive(Default)]
+pub(crate) enum Wake {
+    #[default]
+    None,
+    One(Waker),
+    Many(Vec<Waker>),
+}
+
+impl Wake {
+    pub(crate) fn push(&mut self, w: Waker) {
+        *self = match std::mem::take(self) {
+            Wake::None => Wake::One(w),
+            Wake::One(first) => Wake::Many(vec![first, w]),
+            Wake::Many(mut all) => {
+                all.push(w);
+                Wake::Many(all)
+            }
+        };
+    }
+
+    pub(crate) fn wake(self) {
+        match self {
+            Wake::None => {}
+            Wake::One(w) => w.wake(),
+            Wake::Many(all) => all.into_iter().for_each(Waker::wake),
+        }
+    }
 }
 
 /// What a send does when it finds the queue full under [`Backpressure::Block`].
@@ -71,11 +161,17 @@ pub(crate) struct State<T> {
     closed_rejections: u64,
     peak: usize,
     waits: Histogram<u64>,
+    /// Whether enqueue stamps are taken and waits recorded.
+    timed: bool,
+    /// Receivers waiting for a deliverable message.
+    pub(crate) recv_waiters: Waiters,
+    /// Senders waiting for room.
+    pub(crate) send_waiters: Waiters,
 }
 
 impl<T> State<T> {
     /// `capacity` must already be validated.
-    pub(crate) fn new(capacity: usize, backpressure: Backpressure, waits: Histogram<u64>) -> Self {
+    pub(crate) fn new(capacity: usize, backpressure: Backpressure, waits: Histogram<u64>, timed: bool) -> Self {
         let room = capacity.min(INITIAL_BAND_ROOM);
         State {
             bands: std::array::from_fn(|_| VecDeque::with_capacity(room)),
@@ -92,7 +188,15 @@ impl<T> State<T> {
             closed_rejections: 0,
             peak: 0,
             waits,
+            timed,
+            recv_waiters: Waiters::default(),
+            send_waiters: Waiters::default(),
         }
+    }
+
+    /// Whether a receive would find a message now.
+    pub(crate) fn deliverable(&self) -> bool {
+        !self.paused && self.len > 0
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -122,7 +226,7 @@ impl<T> State<T> {
     }
 
     /// Applies one send to the state, following the backpressure strategy.
-    pub(crate) fn push(&mut self, msg: T, now: Instant, on_full: OnFull) -> Push<T>
+    pub(crate) fn push(&mut self, msg: T, now: Stamp, on_full: OnFull) -> Push<T>
     where
         T: Message,
     {
@@ -179,7 +283,7 @@ impl<T> State<T> {
         }
     }
 
-    fn enqueue(&mut self, band: usize, msg: T, at: Instant) {
+    fn enqueue(&mut self, band: usize, msg: T, at: Stamp) {
         self.bands[band].push_back(Entry { msg, at });
         self.len += 1;
         self.enqueued += 1;
@@ -188,8 +292,9 @@ impl<T> State<T> {
         }
     }
 
-    /// Takes the oldest message of the highest non-empty band, unless paused.
-    pub(crate) fn pop(&mut self) -> Result<T, RecvError> {
+    /// Takes the oldest message of the highest non-empty band, unless
+    /// paused; `now` is the clock reading its wait is measured to.
+    pub(crate) fn pop(&mut self, now: Stamp) -> Result<T, RecvError> {
         if self.paused || self.len == 0 {
             return Err(if self.closed {
                 RecvError::Closed
@@ -197,7 +302,6 @@ impl<T> State<T> {
                 RecvError::Empty
             });
         }
-        let now = Instant::now();
         match self.pop_entry() {
             Some(entry) => {
                 self.record_wait(now, entry.at);
@@ -212,22 +316,33 @@ impl<T> State<T> {
     }
 
     /// Takes up to `max` messages in delivery order, unless paused; returns how many.
-    pub(crate) fn pop_batch(&mut self, max: usize, out: &mut Vec<T>) -> usize {
+    pub(crate) fn pop_batch(&mut self, max: usize, out: &mut Vec<T>, now: Stamp) -> usize {
         if self.paused || self.len == 0 || max == 0 {
             return 0;
         }
-        let now = Instant::now();
         let mut taken = 0;
         out.reserve(max.min(self.len));
+        // Messages pushed together share a stamp: one histogram record per run.
+        let mut run: Option<(Stamp, u64)> = None;
         while taken < max {
             match self.pop_entry() {
                 Some(entry) => {
-                    self.record_wait(now, entry.at);
+                    match &mut run {
+                        Some((at, n)) if *at == entry.at => *n += 1,
+                        _ => {
+                            if let Some((at, n)) = run.replace((entry.at, 1)) {
+                                self.record_waits(now, at, n);
+                            }
+                        }
+                    }
                     out.push(entry.msg);
                     taken += 1;
                 }
                 None => break,
             }
+        }
+        if let Some((at, n)) = run {
+            self.record_waits(now, at, n);
         }
         taken
     }
@@ -239,18 +354,24 @@ impl<T> State<T> {
         Some(entry)
     }
 
-    fn record_wait(&mut self, now: Instant, at: Instant) {
-        let ns = u64::try_from(now.saturating_duration_since(at).as_nanos()).unwrap_or(u64::MAX);
-        self.record_wait_ns(ns);
+    fn record_wait(&mut self, now: Stamp, at: Stamp) {
+        self.record_waits(now, at, 1);
     }
 
-    fn record_wait_ns(&mut self, ns: u64) {
+    fn record_waits(&mut self, now: Stamp, at: Stamp, count: u64) {
+        if self.timed {
+            self.record_wait_ns(clock::ns_between(at, now), count);
+        }
+    }
+
+    fn record_wait_ns(&mut self, ns: u64, count: u64) {
         let ns = ns.min(MAX_RECORDED_WAIT_NS);
-        // `record` grows the histogram as needed (auto-resize); `saturating_record`
-        // would clamp to the current range instead. Growth cannot fail below
-        // the one-hour cap, but if it did, clamping is the fallback.
-        if self.waits.record(ns).is_err() {
-            self.waits.saturating_record(ns);
+        // `record_n` grows the histogram as needed (auto-resize);
+        // `saturating_record_n` would clamp to the current range instead.
+        // Growth cannot fail below the one-hour cap, but if it did, clamping
+        // is the fallback.
+        if self.waits.record_n(ns, count).is_err() {
+            self.waits.saturating_record_n(ns, count);
         }
     }
 
@@ -310,11 +431,11 @@ mod tests {
 
     #[test]
     fn waits_grow_the_histogram_and_saturate_at_one_hour() {
-        let mut state: State<()> = State::new(1, Backpressure::Block, new_wait_histogram());
-        state.record_wait_ns(0);
-        state.record_wait_ns(1_500);
-        state.record_wait_ns(10_000_000_000); // 10 s
-        state.record_wait_ns(u64::MAX);
+        let mut state: State<()> = State::new(1, Backpressure::Block, new_wait_histogram(), true);
+        state.record_wait_ns(0, 1);
+        state.record_wait_ns(1_500, 1);
+        state.record_wait_ns(10_000_000_000, 1); // 10 s
+        state.record_wait_ns(u64::MAX, 1);
         let h = state.waits();
         assert_eq!(h.len(), 4);
         assert_eq!(h.min(), 0);

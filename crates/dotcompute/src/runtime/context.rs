@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result, SendError};
 use crate::message::Message;
+use crate::queue::clock::{self, Stamp};
 use crate::queue::RecvError;
 use crate::runtime;
 use crate::runtime::core::KernelCore;
@@ -45,7 +46,7 @@ pub struct KernelContext<In, Out> {
     output: Arc<OutputPort<Out>>,
     route: (u64, Option<Arc<InputPort<Out>>>),
     /// When the messages being handled were delivered, and how many.
-    in_flight: Option<(Instant, u64)>,
+    in_flight: Option<(Stamp, u64)>,
 }
 
 impl<In: Message, Out: Message> KernelContext<In, Out> {
@@ -66,7 +67,7 @@ impl<In: Message, Out: Message> KernelContext<In, Out> {
 
     /// True once the kernel is being terminated (or its input is closed and empty).
     pub fn should_terminate(&self) -> bool {
-        self.core.cancel.is_cancelled() || (self.input.queue.is_closed() && self.input.queue.is_empty())
+        self.core.is_cancelled() || (self.input.queue.is_closed() && self.input.queue.is_empty())
     }
 
     /// True while the kernel is active (not deactivated).
@@ -85,15 +86,20 @@ impl<In: Message, Out: Message> KernelContext<In, Out> {
         )
     }
 
-    fn finish_in_flight(&mut self) {
+    /// Ends the handling in flight at clock reading `now`: it is counted
+    /// as processed and its handler time recorded.
+    fn finish_in_flight(&mut self, now: Stamp) {
         if let Some((start, count)) = self.in_flight.take() {
-            self.core.metrics.record_handled(start.elapsed(), count);
+            self.core
+                .metrics
+                .record_handled_ns(clock::ns_between(start, now), count);
         }
     }
 
-    fn deliver(&mut self, msg: In) -> In {
+    /// Hands `msg`, popped at clock reading `at`, to the handler.
+    fn deliver(&mut self, msg: In, at: Stamp) -> In {
         KernelMetrics::add(&self.core.metrics.received, 1);
-        self.in_flight = Some((Instant::now(), 1));
+        self.in_flight = Some((at, 1));
         msg
     }
 
@@ -101,8 +107,11 @@ impl<In: Message, Out: Message> KernelContext<In, Out> {
     /// (messages stay queued); once the kernel is terminated it returns
     /// [`Error::Terminating`] at once.
     pub async fn receive(&mut self) -> Result<In> {
-        self.finish_in_flight();
-        if self.core.cancel.is_cancelled() {
+        // One clock reading ends the previous handling, times this message's
+        // queue wait and starts its handling.
+        let now = clock::now();
+        self.finish_in_flight(now);
+        if self.core.is_cancelled() {
             return Err(self.core.terminating_error());
         }
         // A kernel with a backlog never waits below; spending tokio's
@@ -110,30 +119,32 @@ impl<In: Message, Out: Message> KernelContext<In, Out> {
         // on its worker (the host's calls, other kernels) run. It comes before
         // the pop, so a receive dropped at this point loses nothing.
         tokio::task::consume_budget().await;
-        match self.input.queue.try_recv() {
-            Ok(m) => return Ok(self.deliver(m)),
+        match self.input.queue.try_recv_at(now) {
+            Ok(m) => return Ok(self.deliver(m, now)),
             Err(e) => {
                 if let Some(err) = own_recv_error(&self.core, e) {
                     return Err(err);
                 }
             }
         }
-        let r = tokio::select! {
-            biased;
-            () = self.core.cancel.cancelled() => return Err(self.core.terminating_error()),
-            r = self.input.queue.recv() => r,
-        };
-        match r {
-            Ok(m) => Ok(self.deliver(m)),
-            Err(_) => Err(self.core.terminating_error()),
+        // No need to listen to the cancellation token here: every
+        // cancellation closes the input queue right after (see `core`),
+        // which wakes this wait, and a closed queue is drained only while
+        // not cancelled.
+        loop {
+            match self.input.queue.recv_stamped().await {
+                Ok((m, at)) => return Ok(self.deliver(m, at)),
+                Err(RecvError::Empty | RecvError::Timeout) if !self.core.is_cancelled() => continue,
+                Err(_) => return Err(self.core.terminating_error()),
+            }
         }
     }
 
     /// Like [`receive`](Self::receive), but gives `Ok(None)` if no message
     /// came within `timeout`.
     pub async fn receive_timeout(&mut self, timeout: Duration) -> Result<Option<In>> {
-        self.finish_in_flight();
-        if self.core.cancel.is_cancelled() {
+        self.finish_in_flight(clock::now());
+        if self.core.is_cancelled() {
             return Err(self.core.terminating_error());
         }
         let r = tokio::select! {
@@ -142,7 +153,7 @@ impl<In: Message, Out: Message> KernelContext<In, Out> {
             r = self.input.queue.recv_timeout(timeout) => r,
         };
         match r {
-            Ok(m) => Ok(Some(self.deliver(m))),
+            Ok(m) => Ok(Some(self.deliver(m, clock::now()))),
             Err(RecvError::Timeout | RecvError::Empty) => Ok(None),
             Err(RecvError::Closed) => Err(self.core.terminating_error()),
         }
@@ -184,12 +195,13 @@ impl<In: Message, Out: Message> KernelContext<In, Out> {
 
     /// Takes a message if one is ready; never waits.
     pub fn try_receive(&mut self) -> Result<Option<In>> {
-        self.finish_in_flight();
-        if self.core.cancel.is_cancelled() {
+        let now = clock::now();
+        self.finish_in_flight(now);
+        if self.core.is_cancelled() {
             return Err(self.core.terminating_error());
         }
-        match self.input.queue.try_recv() {
-            Ok(m) => Ok(Some(self.deliver(m))),
+        match self.input.queue.try_recv_at(now) {
+            Ok(m) => Ok(Some(self.deliver(m, now))),
             Err(e) => own_recv_error(&self.core, e).map_or(Ok(None), Err),
         }
     }
@@ -217,22 +229,28 @@ impl<In: Message, Out: Message> KernelContext<In, Out> {
         Ok(())
     }
 
-    /// Blocking receive for thread-bound handlers: spins on a ring input,
-    /// parks the thread on a queue input. `Ok(None)` when `deadline` passed.
+    /// Blocking receive for thread-bound handlers: spins on a ring input;
+    /// on a queue input polls briefly, then parks the thread. `Ok(None)`
+    /// when `deadline` passed.
     fn receive_blocking(&mut self, deadline: Option<Instant>) -> Result<Option<In>> {
-        self.finish_in_flight();
+        self.finish_in_flight(clock::now());
+        if self.core.is_cancelled() {
+            return Err(self.core.terminating_error());
+        }
         let input = self.input.clone();
+        let core = &self.core;
         match &input.queue {
-            Transport::Ring(ring) => match ring.recv_spin(&self.core.cancel, deadline) {
-                Ok(Some(m)) => Ok(Some(self.deliver(m))),
+            Transport::Ring(ring) => match ring.recv_spin(&|| core.is_cancelled(), deadline) {
+                Ok(Some(m)) => Ok(Some(self.deliver(m, clock::now()))),
                 Ok(None) => Ok(None),
                 Err(_) => Err(self.core.terminating_error()),
             },
-            Transport::Queue(_) => match deadline {
-                None => crate::runtime::park::block_on(self.receive()).map(Some),
-                Some(d) => {
-                    crate::runtime::park::block_on(self.receive_timeout(d.saturating_duration_since(Instant::now())))
-                }
+            // Cancellation closes the input right after, which wakes this
+            // wait (see `core`).
+            Transport::Queue(q) => match q.recv_blocking_until(deadline) {
+                Ok((m, at)) => Ok(Some(self.deliver(m, at))),
+                Err(RecvError::Timeout | RecvError::Empty) => Ok(None),
+                Err(RecvError::Closed) => Err(self.core.terminating_error()),
             },
         }
     }
@@ -297,7 +315,8 @@ impl<In: Message, Out: Message> KernelContext<In, Out> {
 impl<In, Out> Drop for KernelContext<In, Out> {
     fn drop(&mut self) {
         if let Some((start, count)) = self.in_flight.take() {
-            self.core.metrics.record_handled(start.elapsed(), count);
+            let ns = clock::ns_between(start, clock::now());
+            self.core.metrics.record_handled_ns(ns, count);
         }
     }
 }

@@ -7,9 +7,18 @@
 //!   running state to `Terminated`/`Failed` (the supervisor);
 //! - a host operation is checked against the state before it acts, and a
 //!   failed kernel answers with its failure rather than a state error;
+//! - the state is changed under its mutex (so transitions are serialised)
+//!   and published in an atomic word in the same step, so the checks on
+//!   every send and receive read one atomic instead of taking the mutex;
+//! - [`KernelCore::cancel_now`] sets a flag before it cancels the token, so
+//!   the per-message check is one atomic load. Every cancellation is
+//!   followed by closing the kernel's input queue, which wakes a handler
+//!   waiting in `receive` (the receive path relies on that instead of
+//!   listening to the token).
 //! - a queue's refusal becomes an [`Error`] in one place,
 //!   [`KernelCore::refusal_error`], whichever send met it.
 
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -26,16 +35,72 @@ use crate::runtime::RuntimeShared;
 pub(crate) struct KernelCore {
     pub id: Arc<str>,
     pub config: KernelConfig,
-    pub(super) state: Mutex<KernelState>,
+    state: Mutex<KernelState>,
+    /// `state` as its index in [`KernelState::ALL`], for lock-free reads.
+    state_word: AtomicU8,
     pub(super) failure: Mutex<Option<HandlerError>>,
     pub cancel: CancellationToken,
+    cancelled: AtomicBool,
     pub metrics: KernelMetrics,
     pub runtime: Weak<RuntimeShared>,
 }
 
+fn state_word(state: KernelState) -> u8 {
+    KernelState::ALL.iter().position(|s| *s == state).unwrap_or(0) as u8
+}
+
 impl KernelCore {
+    pub(super) fn new(id: Arc<str>, config: KernelConfig, runtime: Weak<RuntimeShared>) -> Self {
+        KernelCore {
+            id,
+            config,
+            state: Mutex::new(KernelState::Created),
+            state_word: AtomicU8::new(state_word(KernelState::Created)),
+            failure: Mutex::new(None),
+            cancel: CancellationToken::new(),
+            cancelled: AtomicBool::new(false),
+            metrics: KernelMetrics::new(),
+            runtime,
+        }
+    }
+
+    /// The current state (one atomic load).
+    #[inline]
     pub fn state(&self) -> KernelState {
-        *lock(&self.state)
+        KernelState::ALL
+            .get(usize::from(self.state_word.load(Ordering::Acquire)))
+            .copied()
+            .unwrap_or(KernelState::Created)
+    }
+
+    /// Stores `next` (the state mutex held).
+    fn publish(&self, st: &mut KernelState, next: KernelState) {
+        *st = next;
+        self.state_word.store(state_word(next), Ordering::Release);
+    }
+
+    /// Moves a running kernel to `next` (a handler that ended on its own);
+    /// a kernel no longer running keeps its state.
+    pub(super) fn end_running(&self, next: KernelState) {
+        let mut st = lock(&self.state);
+        if st.is_running() {
+            tracing::debug!(kernel = %self.id, from = %*st, to = %next, "kernel state change");
+            self.publish(&mut st, next);
+        }
+    }
+
+    /// Cancels the kernel: the flag first (what the hot paths read), then
+    /// the token (what slow waits listen to). Callers close the input queue
+    /// right after (see the module invariants).
+    pub fn cancel_now(&self) {
+        self.cancelled.store(true, Ordering::Release);
+        self.cancel.cancel();
+    }
+
+    /// Whether [`cancel_now`](Self::cancel_now) was called (one atomic load).
+    #[inline]
+    pub fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::Acquire)
     }
 
     /// Applies `op` and stores the next state; returns the previous one.
@@ -46,14 +111,14 @@ impl KernelCore {
         if next != prev {
             tracing::debug!(kernel = %self.id, from = %prev, to = %next, "kernel state change");
         }
-        *st = next;
+        self.publish(&mut st, next);
         Ok(prev)
     }
 
     pub(super) fn set_state(&self, next: KernelState) {
         let mut st = lock(&self.state);
         tracing::debug!(kernel = %self.id, from = %*st, to = %next, "kernel state change");
-        *st = next;
+        self.publish(&mut st, next);
     }
 
     pub fn failure(&self) -> Option<HandlerError> {

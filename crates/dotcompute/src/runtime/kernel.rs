@@ -12,7 +12,6 @@ use std::any::Any;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, Weak};
 
-use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::error::{Error, HandlerError, Result};
@@ -26,7 +25,7 @@ use crate::runtime::replies::Replies;
 use crate::runtime::spec::{BoxFuture, Handler};
 use crate::runtime::state::{KernelState, Operation};
 use crate::runtime::supervisor::{Runner, TerminateOptions, TerminateReport};
-use crate::runtime::telemetry::{lock, KernelMetrics, KernelTelemetry};
+use crate::runtime::telemetry::{lock, KernelTelemetry};
 use crate::runtime::transport::Transport;
 use crate::runtime::RuntimeShared;
 
@@ -49,17 +48,9 @@ impl<In: Message, Out: Message> KernelCell<In, Out> {
         config.validate()?;
         let ring = config.mode == ExecutionMode::Spin;
         let bad_queue = |e: String| Error::invalid("queue", "", e);
-        let input = Transport::new(config.input_queue(), ring).map_err(bad_queue)?;
-        let output = Transport::new(config.output_queue(), ring).map_err(bad_queue)?;
-        let core = Arc::new(KernelCore {
-            id,
-            config,
-            state: Mutex::new(KernelState::Created),
-            failure: Mutex::new(None),
-            cancel: CancellationToken::new(),
-            metrics: KernelMetrics::new(),
-            runtime,
-        });
+        let input = Transport::new(config.input_queue(), ring, true).map_err(bad_queue)?;
+        let output = Transport::new(config.output_queue(), ring, false).map_err(bad_queue)?;
+        let core = Arc::new(KernelCore::new(id, config, runtime));
         core.transition(Operation::Launch)?;
         Ok(KernelCell {
             input: Arc::new(InputPort {
@@ -221,7 +212,7 @@ impl<In: Message, Out: Message> ErasedKernel for KernelCell<In, Out> {
     }
 
     fn abort(&self) {
-        self.core.cancel.cancel();
+        self.core.cancel_now();
         self.input.queue.close();
         self.output.queue.close();
         self.output.replies.close();

@@ -25,7 +25,7 @@ use uuid::Uuid;
 
 use crate::error::{Error, Result, SendError};
 use crate::message::Message;
-use crate::queue::{timer, Backpressure, Refusal};
+use crate::queue::{timer, Backpressure, RecvError, Refusal};
 use crate::runtime::core::{KernelCore, Side};
 use crate::runtime::input::InputPort;
 use crate::runtime::replies::{Registration, Replies};
@@ -79,16 +79,20 @@ impl<Out: Message> OutputPort<Out> {
     /// queue.
     pub fn receive_blocking(&self, timeout: Option<Duration>) -> Result<Out> {
         self.core.check(Operation::Receive)?;
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         match &self.queue {
-            Transport::Ring(ring) => {
-                let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
-                match ring.recv_spin(&CancellationToken::new(), deadline) {
-                    Ok(Some(m)) => Ok(m),
-                    Ok(None) => Err(self.receive_timeout_error(timeout.unwrap_or_default())),
-                    Err(_) => Err(self.core.end_error()),
-                }
-            }
-            Transport::Queue(_) => crate::runtime::park::block_on(self.receive(timeout)),
+            Transport::Ring(ring) => match ring.recv_spin(&|| false, deadline) {
+                Ok(Some(m)) => Ok(m),
+                Ok(None) => Err(self.receive_timeout_error(timeout.unwrap_or_default())),
+                Err(_) => Err(self.core.end_error()),
+            },
+            // Polls briefly, then parks (the queue's blocking wait): no
+            // executor, no allocation.
+            Transport::Queue(q) => match q.recv_blocking_until(deadline) {
+                Ok((m, _)) => Ok(m),
+                Err(RecvError::Closed) => Err(self.core.end_error()),
+                Err(_) => Err(self.receive_timeout_error(timeout.unwrap_or_default())),
+            },
         }
     }
 

@@ -8,25 +8,15 @@
 
 use std::future::Future;
 use std::pin::pin;
-use std::sync::Arc;
-use std::task::{Context, Poll, Wake, Waker};
-use std::thread::{self, Thread};
+use std::task::{Context, Poll};
+use std::thread;
 
-struct Unpark(Thread);
-
-impl Wake for Unpark {
-    fn wake(self: Arc<Self>) {
-        self.0.unpark();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.0.unpark();
-    }
-}
+use crate::queue::ThreadWaker;
 
 /// Polls `future` to completion on the current thread, parking between polls.
 pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
-    let waker = Waker::from(Arc::new(Unpark(thread::current())));
+    // The thread's cached unpark waker: no allocation per call.
+    let waker = ThreadWaker::current();
     let mut cx = Context::from_waker(&waker);
     let mut future = pin!(future);
     loop {

@@ -132,7 +132,7 @@ impl<In: Message, Out: Message> KernelCell<In, Out> {
     /// Classifies how a handler run ended and applies the restart policy.
     fn after_run(&self, outcome: std::thread::Result<KernelResult>, restarts: &mut VecDeque<Instant>) -> AfterRun {
         let core = &self.core;
-        let terminating = core.cancel.is_cancelled() || self.input.queue.is_closed();
+        let terminating = core.is_cancelled() || self.input.queue.is_closed();
         let failure = match outcome {
             Ok(Ok(())) => None,
             Ok(Err(e)) if terminating && is_own_termination::<Out>(&e, &core.id) => None,
@@ -163,13 +163,7 @@ impl<In: Message, Out: Message> KernelCell<In, Out> {
     /// The handler ended without a terminate request.
     pub(super) fn end_on_its_own(&self, state: KernelState, failure: Option<HandlerError>) {
         *lock(&self.core.failure) = failure;
-        {
-            let mut st = lock(&self.core.state);
-            if st.is_running() {
-                tracing::debug!(kernel = %self.core.id, from = %*st, to = %state, "kernel state change");
-                *st = state;
-            }
-        }
+        self.core.end_running(state);
         self.core.metrics.mark_stopped();
         self.input.queue.close();
         self.output.queue.close();
@@ -188,13 +182,13 @@ impl<In: Message, Out: Message> KernelCell<In, Out> {
                 self.input.queue.resume();
                 self.input.queue.close();
             } else {
-                core.cancel.cancel();
+                core.cancel_now();
                 self.input.queue.close();
             }
             if !runner.wait_until(deadline).await {
-                if !core.cancel.is_cancelled() {
+                if !core.is_cancelled() {
                     // Draining ran out of time: stop the handler now.
-                    core.cancel.cancel();
+                    core.cancel_now();
                 }
                 let grace = ABORT_GRACE.min(options.timeout);
                 if !runner.wait_until(Instant::now() + grace).await {
@@ -206,7 +200,7 @@ impl<In: Message, Out: Message> KernelCell<In, Out> {
         } else {
             self.input.queue.close();
         }
-        core.cancel.cancel();
+        core.cancel_now();
         let discarded = self.input.queue.clear().len();
         KernelMetrics::add(&core.metrics.discarded, discarded as u64);
         self.output.queue.close();

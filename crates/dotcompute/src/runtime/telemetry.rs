@@ -4,6 +4,13 @@
 //! counts (delivery, send, handler exit, restart, terminate), never by user
 //! code, so a kernel that forgets to report still shows what it did. Queue
 //! figures come from the queues' own statistics at snapshot time.
+//!
+//! The hot path takes no lock: counters are relaxed atomic adds and the
+//! handler-time histogram is an `AtomicHistogram` (exact
+//! counts, hdrhistogram percentiles to 3 significant digits, merged into an
+//! `hdrhistogram` only when a snapshot is read). Nothing is sampled.
+
+mod histogram;
 
 use std::fmt::{self, Write as _};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,18 +21,12 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use crate::error::HandlerError;
-use crate::queue::state::{new_wait_histogram, MAX_RECORDED_WAIT_NS};
+use crate::queue::state::MAX_RECORDED_WAIT_NS;
 use crate::queue::QueueStats;
 use crate::runtime::state::KernelState;
 
 /// Longest latency recorded (one hour); longer values are recorded as this.
 const HISTOGRAM_MAX_NS: u64 = MAX_RECORDED_WAIT_NS;
-
-/// An empty latency histogram (nanoseconds, 3 significant digits), the same
-/// kind the queues use for their wait times.
-pub(crate) fn new_histogram() -> Histogram<u64> {
-    new_wait_histogram()
-}
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -45,7 +46,7 @@ pub(crate) struct KernelMetrics {
     /// died (process tier).
     pub lost: AtomicU64,
     last_error: Mutex<Option<HandlerError>>,
-    handler_ns: Mutex<Histogram<u64>>,
+    handler_ns: histogram::AtomicHistogram,
     window: Mutex<(Option<Instant>, Option<Instant>)>,
 }
 
@@ -60,7 +61,7 @@ impl KernelMetrics {
             discarded: AtomicU64::new(0),
             lost: AtomicU64::new(0),
             last_error: Mutex::new(None),
-            handler_ns: Mutex::new(new_histogram()),
+            handler_ns: histogram::AtomicHistogram::new(),
             window: Mutex::new((None, None)),
         }
     }
@@ -69,17 +70,16 @@ impl KernelMetrics {
         counter.fetch_add(n, Ordering::Relaxed);
     }
 
-    /// Records `count` messages handled in `handler_time` together (a batch
-    /// counts as `count` samples of the mean time per message).
-    pub fn record_handled(&self, handler_time: Duration, count: u64) {
+    /// Records `count` messages handled in `handler_ns` nanoseconds together
+    /// (a batch counts as `count` samples of the mean time per message).
+    #[inline]
+    pub fn record_handled_ns(&self, handler_ns: u64, count: u64) {
         if count == 0 {
             return;
         }
         self.processed.fetch_add(count, Ordering::Relaxed);
-        let ns = u64::try_from(handler_time.as_nanos() / u128::from(count))
-            .unwrap_or(u64::MAX)
-            .clamp(1, HISTOGRAM_MAX_NS);
-        let _ = lock(&self.handler_ns).record_n(ns, count);
+        let ns = (handler_ns / count).clamp(1, HISTOGRAM_MAX_NS);
+        self.handler_ns.record(ns, count);
     }
 
     pub fn record_error(&self, error: &HandlerError) {
@@ -137,7 +137,7 @@ impl KernelMetrics {
                 0.0
             },
             queue_wait: LatencySummary::from_histogram(queue_wait),
-            handler_time: LatencySummary::from_histogram(&lock(&self.handler_ns)),
+            handler_time: LatencySummary::from_histogram(&self.handler_ns.snapshot()),
             input_queue: input,
             output_queue: output,
         }
@@ -399,12 +399,23 @@ fn escape(label: &str) -> String {
     label.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
+/// `850 ns`, `12.3 µs`, `5.15 ms`, `1.23 s`: scaled to the unit that keeps
+/// 1 to 999 of it, three significant digits.
 fn fmt_ns(ns: u64) -> String {
-    match ns {
-        0..=9_999 => format!("{ns}ns"),
-        10_000..=9_999_999 => format!("{:.1}µs", ns as f64 / 1e3),
-        _ => format!("{:.1}ms", ns as f64 / 1e6),
-    }
+    let (v, unit) = match ns {
+        0..=999 => return format!("{ns} ns"),
+        1_000..=999_999 => (ns as f64 / 1e3, "µs"),
+        1_000_000..=999_999_999 => (ns as f64 / 1e6, "ms"),
+        _ => (ns as f64 / 1e9, "s"),
+    };
+    let digits = if v >= 100.0 {
+        0
+    } else if v >= 10.0 {
+        1
+    } else {
+        2
+    };
+    format!("{v:.digits$} {unit}")
 }
 
 impl fmt::Display for RuntimeSummary {
@@ -460,6 +471,7 @@ impl fmt::Display for RuntimeSummary {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::queue::state::new_wait_histogram as new_histogram;
 
     #[test]
     fn latency_summary_of_known_values() {
@@ -480,8 +492,8 @@ mod tests {
         let m = KernelMetrics::new();
         m.mark_started();
         KernelMetrics::add(&m.received, 3);
-        m.record_handled(Duration::from_micros(2), 1);
-        m.record_handled(Duration::ZERO, 1);
+        m.record_handled_ns(2_000, 1);
+        m.record_handled_ns(0, 1);
         m.record_error(&HandlerError::new("boom"));
         m.record_error(&HandlerError::new("bang"));
         let t = m.snapshot(
@@ -520,5 +532,14 @@ mod tests {
             let value = line.rsplit(' ').next().unwrap();
             assert!(value.parse::<f64>().is_ok(), "bad sample line: {line}");
         }
+    }
+
+    #[test]
+    fn durations_in_the_table_are_scaled_with_a_space() {
+        assert_eq!(fmt_ns(850), "850 ns");
+        assert_eq!(fmt_ns(12_340), "12.3 µs");
+        assert_eq!(fmt_ns(5_148_700), "5.15 ms");
+        assert_eq!(fmt_ns(123_456_789), "123 ms");
+        assert_eq!(fmt_ns(1_230_000_000), "1.23 s");
     }
 }

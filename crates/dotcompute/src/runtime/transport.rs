@@ -34,6 +34,7 @@ use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
 
 use crate::message::Message;
+use crate::queue::clock::{self, Stamp};
 use crate::queue::state::{new_wait_histogram, MAX_RECORDED_WAIT_NS};
 use crate::queue::timer::Sleep;
 use crate::queue::{
@@ -53,7 +54,7 @@ const PARK_SLICE: Duration = Duration::from_millis(5);
 
 struct Entry<T> {
     msg: T,
-    at: Instant,
+    at: Stamp,
 }
 
 /// Why a cancellable blocking receive ended without a message.
@@ -152,11 +153,9 @@ impl<T: Message> RingChannel<T> {
             self.closed_rejections.fetch_add(1, Ordering::Relaxed);
             return Err(SendError::Closed(msg));
         }
+        let at = clock::now();
         let mut tx = self.tx.lock();
-        let pushed = tx.push(Entry {
-            msg,
-            at: Instant::now(),
-        });
+        let pushed = tx.push(Entry { msg, at });
         match pushed {
             Ok(()) => {
                 // Counted under the producer lock (see the module invariants).
@@ -266,7 +265,7 @@ impl<T: Message> RingChannel<T> {
         if self.closed.load(Ordering::Acquire) {
             return Err(());
         }
-        let at = Instant::now();
+        let at = clock::now();
         let mut tx = self.tx.lock();
         let mut n = 0usize;
         while let Some(msg) = pending.pop_front() {
@@ -376,12 +375,12 @@ impl<T: Message> RingChannel<T> {
         if self.paused.load(Ordering::Acquire) || max == 0 {
             return 0;
         }
+        let now = clock::now();
         let mut rx = self.rx.lock();
-        let now = Instant::now();
         let RxSide { consumer, waits } = &mut *rx;
         let mut n = 0usize;
         for entry in consumer.pop_iter(max) {
-            let ns = u64::try_from(now.saturating_duration_since(entry.at).as_nanos()).unwrap_or(u64::MAX);
+            let ns = clock::ns_between(entry.at, now);
             let _ = waits.record(ns.clamp(1, MAX_RECORDED_WAIT_NS));
             out.push(entry.msg);
             n += 1;
@@ -398,6 +397,11 @@ impl<T: Message> RingChannel<T> {
     }
 
     pub fn try_recv(&self) -> Result<T, RecvError> {
+        self.try_recv_at(clock::now())
+    }
+
+    /// [`try_recv`](Self::try_recv) timed at the caller's clock reading.
+    pub fn try_recv_at(&self, now: Stamp) -> Result<T, RecvError> {
         if self.paused.load(Ordering::Acquire) {
             return if self.closed.load(Ordering::Acquire) {
                 Err(RecvError::Closed)
@@ -412,7 +416,7 @@ impl<T: Message> RingChannel<T> {
         let popped = rx.consumer.pop();
         match popped {
             Ok(entry) => {
-                let ns = u64::try_from(entry.at.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                let ns = clock::ns_between(entry.at, now);
                 let _ = rx.waits.record(ns.clamp(1, MAX_RECORDED_WAIT_NS));
                 // Counted under the consumer lock (see the module invariants).
                 self.dequeued.fetch_add(1, Ordering::AcqRel);
@@ -456,10 +460,10 @@ impl<T: Message> RingChannel<T> {
 
     /// Receives on a kernel thread: polls, then yields, then parks in slices,
     /// until a message, close (once drained) or cancellation.
-    pub fn recv_spin(&self, cancel: &CancellationToken, deadline: Option<Instant>) -> Result<Option<T>, Interrupted> {
+    pub fn recv_spin(&self, cancelled: &dyn Fn() -> bool, deadline: Option<Instant>) -> Result<Option<T>, Interrupted> {
         let mut backoff = Backoff::default();
         loop {
-            if cancel.is_cancelled() {
+            if cancelled() {
                 return Err(Interrupted::Cancelled);
             }
             match self.try_recv() {
@@ -600,13 +604,37 @@ macro_rules! delegate {
 }
 
 impl<T: Message> Transport<T> {
-    pub fn new(config: QueueConfig, ring: bool) -> Result<Self, String> {
+    /// A ring (`ring`) or a priority queue; `timed` keeps the queue-wait
+    /// histogram (the kernel's input; its output's waits are not reported,
+    /// so that queue reads no clock).
+    pub fn new(config: QueueConfig, ring: bool, timed: bool) -> Result<Self, String> {
         if ring {
             Ok(Transport::Ring(Box::new(RingChannel::new(config)?)))
-        } else {
+        } else if timed {
             MessageQueue::new(config)
                 .map(Transport::Queue)
                 .map_err(|e| e.to_string())
+        } else {
+            MessageQueue::new_untimed(config)
+                .map(Transport::Queue)
+                .map_err(|e| e.to_string())
+        }
+    }
+
+    /// [`try_recv`](Self::try_recv) at the caller's clock reading.
+    pub fn try_recv_at(&self, now: Stamp) -> Result<T, RecvError> {
+        delegate!(self, q => q.try_recv_at(now))
+    }
+
+    /// Waits for a message; returns it with the clock reading its pop was
+    /// timed at.
+    pub async fn recv_stamped(&self) -> Result<(T, Stamp), RecvError> {
+        match self {
+            Transport::Queue(q) => q.recv_until(None).await,
+            Transport::Ring(r) => {
+                let m = r.recv().await?;
+                Ok((m, clock::now()))
+            }
         }
     }
 
@@ -628,10 +656,6 @@ impl<T: Message> Transport<T> {
             Transport::Queue(q) => q.send_until_or_stop(msg, deadline, stop).await,
             Transport::Ring(r) => r.send_until(msg, deadline, stop).await,
         }
-    }
-
-    pub fn try_recv(&self) -> Result<T, RecvError> {
-        delegate!(self, q => q.try_recv())
     }
 
     pub async fn recv(&self) -> Result<T, RecvError> {
@@ -798,7 +822,7 @@ mod tests {
         let consumer = std::thread::spawn(move || {
             let mut got = Vec::new();
             loop {
-                match r2.recv_spin(&c2, None) {
+                match r2.recv_spin(&|| c2.is_cancelled(), None) {
                     Ok(Some(msg)) => got.push(msg.n),
                     Ok(None) => unreachable!("no deadline"),
                     Err(why) => return (got, why),
@@ -909,7 +933,10 @@ mod tests {
             if got.is_multiple_of(3) {
                 batch.clear();
                 got += r.pop_batch(5, &mut batch) as u64;
-            } else if let Ok(Some(_)) = r.recv_spin(&cancel, Some(Instant::now() + Duration::from_secs(10))) {
+            } else if let Ok(Some(_)) = r.recv_spin(
+                &|| cancel.is_cancelled(),
+                Some(Instant::now() + Duration::from_secs(10)),
+            ) {
                 got += 1;
             }
         }
@@ -929,7 +956,10 @@ mod tests {
         let r = ring(2, Backpressure::Block);
         let cancel = CancellationToken::new();
         let got = r
-            .recv_spin(&cancel, Some(Instant::now() + Duration::from_millis(10)))
+            .recv_spin(
+                &|| cancel.is_cancelled(),
+                Some(Instant::now() + Duration::from_millis(10)),
+            )
             .unwrap();
         assert!(got.is_none());
     }

@@ -1,0 +1,343 @@
+//! dotcompute's tiers as contestants: the async tier (a kernel task, the
+//! host a tokio task using `KernelHandle::send` + `receive`, or `call`), and
+//! the thread, spin and process tiers (the host a plain thread using the
+//! blocking handle). Every run ends with a check that the kernel's
+//! telemetry counted exactly the traffic the harness made.
+
+use std::time::{Duration, Instant};
+
+use dotcompute::ipc::{self, IpcContext, IpcError, SpawnCommand};
+use dotcompute::{BlockingContext, Error, ExecutionMode, KernelContext, KernelHandle, KernelSpec, RingKernelRuntime};
+
+use crate::harness::{err, AsyncPeer, Role, SyncPeer, Traffic, R};
+use crate::msg::{DcPing, FLUSH};
+
+const KERNEL: &str = "echo";
+
+/// Whether the kernel answers `m` in `role`.
+fn answers(role: Role, m: &DcPing) -> bool {
+    role == Role::Echo || m.seq & FLUSH != 0
+}
+
+/// A sink's answer says how many messages it took before the flush.
+fn flush_answer(m: &DcPing, count: u64) -> DcPing {
+    let mut r = m.answer();
+    r.seq = count;
+    r
+}
+
+async fn async_kernel(mut ctx: KernelContext<DcPing, DcPing>, role: Role) -> Result<(), Error> {
+    let mut count = 0u64;
+    match role {
+        Role::Echo => loop {
+            let m = ctx.receive().await?;
+            ctx.send(m.answer()).await?;
+        },
+        Role::Sink => loop {
+            let m = ctx.receive().await?;
+            if answers(role, &m) {
+                ctx.send(flush_answer(&m, count)).await?;
+            } else {
+                count += 1;
+            }
+        },
+        Role::BatchSink => {
+            let mut input = Vec::with_capacity(64);
+            loop {
+                input.clear();
+                ctx.receive_batch(64, &mut input).await?;
+                for m in &input {
+                    if answers(role, m) {
+                        ctx.send(flush_answer(m, count)).await?;
+                    } else {
+                        count += 1;
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn blocking_kernel(mut ctx: BlockingContext<DcPing, DcPing>, role: Role) -> Result<(), Error> {
+    let mut count = 0u64;
+    match role {
+        Role::Echo => loop {
+            let m = ctx.receive()?;
+            ctx.send(m.answer())?;
+        },
+        Role::Sink => loop {
+            let m = ctx.receive()?;
+            if answers(role, &m) {
+                ctx.send(flush_answer(&m, count))?;
+            } else {
+                count += 1;
+            }
+        },
+        Role::BatchSink => {
+            let mut input = Vec::with_capacity(64);
+            loop {
+                input.clear();
+                ctx.receive_batch(64, &mut input)?;
+                for m in &input {
+                    if answers(role, m) {
+                        ctx.send(flush_answer(m, count))?;
+                    } else {
+                        count += 1;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The child side of the process tier (`__dc-kernel ROLE`).
+pub fn ipc_kernel(role: &str) -> R<()> {
+    let role = match role {
+        "echo" => Role::Echo,
+        "sink" => Role::Sink,
+        _ => Role::BatchSink,
+    };
+    let mut ctx = IpcContext::<DcPing, DcPing>::from_env().map_err(err)?;
+    let mut count = 0u64;
+    loop {
+        let m = match ctx.receive() {
+            Ok(m) => m,
+            Err(IpcError::Terminated | IpcError::PeerClosed { .. }) => {
+                ctx.close();
+                return Ok(());
+            }
+            Err(e) => return Err(e.to_string()),
+        };
+        let reply = if answers(role, &m) {
+            if role == Role::Echo {
+                m.answer()
+            } else {
+                flush_answer(&m, count)
+            }
+        } else {
+            count += 1;
+            continue;
+        };
+        match ctx.send(&reply) {
+            Ok(()) => {}
+            Err(IpcError::Terminated) => {
+                ctx.close();
+                return Ok(());
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+}
+
+/// The child side of the bare `ProcessChannel` baseline (`__ipc-serve`).
+pub fn ipc_serve() -> R<()> {
+    ipc::serve(|m: DcPing| Ok::<_, std::convert::Infallible>(m.answer())).map_err(err)
+}
+
+fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::Echo => "echo",
+        Role::Sink => "sink",
+        Role::BatchSink => "batch",
+    }
+}
+
+/// The spec of the kernel for `tier` and `role`.
+fn spec(mode: Option<ExecutionMode>, role: Role) -> R<KernelSpec> {
+    let builder = KernelSpec::builder::<DcPing, DcPing>(KERNEL);
+    match mode {
+        None => builder.handler(move |ctx| async_kernel(ctx, role)).build().map_err(err),
+        Some(ExecutionMode::Process) => {
+            let exe = std::env::current_exe().map_err(err)?;
+            let cmd = SpawnCommand::new(exe).args(["__dc-kernel", role_name(role)]);
+            ipc::process_kernel::<DcPing, DcPing>(KERNEL, cmd).map_err(err)
+        }
+        Some(mode) => builder
+            .mode(mode)
+            .blocking_handler(move |ctx| blocking_kernel(ctx, role))
+            .build()
+            .map_err(err),
+    }
+}
+
+async fn launch(rt: &RingKernelRuntime, spec: KernelSpec) -> R<KernelHandle<DcPing, DcPing>> {
+    rt.launch_spec(spec).map_err(err)?;
+    rt.activate(KERNEL).map_err(err)?;
+    rt.handle::<DcPing, DcPing>(KERNEL).map_err(err)
+}
+
+/// Whether the kernel's telemetry shows exactly `t` (waiting up to 1 s for
+/// the handler to ask for its next message, which closes the last count).
+async fn telemetry_exact(rt: &RingKernelRuntime, t: Traffic) -> R<bool> {
+    let deadline = Instant::now() + Duration::from_secs(1);
+    loop {
+        let k = rt.telemetry(KERNEL).map_err(err)?;
+        let exact = k.messages_received == t.requests
+            && k.messages_processed == t.requests
+            && k.messages_sent == t.replies
+            && k.input_queue.enqueued == t.requests
+            && k.input_queue.dequeued == t.requests
+            && k.output_queue.enqueued == t.replies
+            && k.output_queue.dequeued == t.replies
+            && k.messages_dropped == 0
+            && k.messages_rejected == 0
+            && k.input_queue.is_consistent()
+            && k.output_queue.is_consistent()
+            && k.queue_wait.count == t.requests
+            && k.handler_time.count == t.requests;
+        if exact || Instant::now() > deadline {
+            if !exact {
+                eprintln!("telemetry not exact: expected {t:?}, got received {} processed {} sent {} in {:?} out {:?} waits {} handled {}",
+                    k.messages_received, k.messages_processed, k.messages_sent, k.input_queue, k.output_queue, k.queue_wait.count, k.handler_time.count);
+            }
+            return Ok(exact);
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// The async tier, host a tokio task. `CALL` picks `handle.call` for the
+/// round trip instead of `send` + `receive`.
+pub struct DcAsync<const CALL: bool> {
+    rt: RingKernelRuntime,
+    h: KernelHandle<DcPing, DcPing>,
+}
+
+impl<const CALL: bool> AsyncPeer for DcAsync<CALL> {
+    type Req = DcPing;
+
+    async fn start(role: Role) -> R<Self> {
+        let rt = RingKernelRuntime::new();
+        let h = launch(&rt, spec(None, role)?).await?;
+        Ok(DcAsync { rt, h })
+    }
+
+    fn request(seq: u64) -> DcPing {
+        DcPing::new(seq)
+    }
+
+    async fn round_trip(&mut self, req: DcPing) -> R<u64> {
+        if CALL {
+            Ok(self.h.call(req).await.map_err(err)?.seq)
+        } else {
+            self.h.send(req).await.map_err(err)?;
+            Ok(self.h.receive().await.map_err(err)?.seq)
+        }
+    }
+
+    async fn tell(&mut self, seq: u64) -> R<()> {
+        self.h.send(DcPing::new(seq)).await.map_err(err)
+    }
+
+    async fn tell_batch(&mut self, first: u64, n: usize) -> R<()> {
+        let batch: Vec<DcPing> = (first..first + n as u64).map(DcPing::new).collect();
+        self.h.send_batch(batch).await.map_err(err)
+    }
+
+    async fn flush(&mut self, _expected: u64) -> R<u64> {
+        self.h.send(DcPing::new(FLUSH)).await.map_err(err)?;
+        Ok(self.h.receive().await.map_err(err)?.seq)
+    }
+
+    async fn pipelined(&mut self, n: u64, _window: usize) -> R<()> {
+        // The kernel's queues are the window: a sender task and this one as
+        // the receiver, backpressure from the bounded input queue.
+        let tx = self.h.clone();
+        let sender = tokio::spawn(async move {
+            for i in 0..n {
+                tx.send(DcPing::new(i)).await.map_err(err)?;
+            }
+            Ok::<(), String>(())
+        });
+        for i in 0..n {
+            let r = self.h.receive().await.map_err(err)?;
+            if r.seq != i {
+                return Err(format!("reply {} out of order at {i}", r.seq));
+            }
+        }
+        sender.await.map_err(err)?
+    }
+
+    async fn stop(self, t: Traffic) -> R<Option<bool>> {
+        let exact = telemetry_exact(&self.rt, t).await;
+        self.rt.shutdown().await;
+        exact.map(Some)
+    }
+}
+
+/// A tier whose host is a plain thread: thread, spin or process.
+pub struct DcBlocking<const MODE: u8> {
+    tokio: tokio::runtime::Runtime,
+    rt: RingKernelRuntime,
+    h: KernelHandle<DcPing, DcPing>,
+}
+
+pub const THREAD: u8 = 0;
+pub const SPIN: u8 = 1;
+pub const PROCESS: u8 = 2;
+
+impl<const MODE: u8> SyncPeer for DcBlocking<MODE> {
+    type Req = DcPing;
+
+    fn start(role: Role) -> R<Self> {
+        let mode = match MODE {
+            THREAD => ExecutionMode::Thread,
+            SPIN => ExecutionMode::Spin,
+            _ => ExecutionMode::Process,
+        };
+        // Only to run the lifecycle calls; the host below is this thread.
+        let tokio = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(err)?;
+        let rt = RingKernelRuntime::new();
+        let h = tokio.block_on(launch(&rt, spec(Some(mode), role)?))?;
+        Ok(DcBlocking { tokio, rt, h })
+    }
+
+    fn request(seq: u64) -> DcPing {
+        DcPing::new(seq)
+    }
+
+    fn round_trip(&mut self, req: DcPing) -> R<u64> {
+        self.h.send_blocking(req).map_err(err)?;
+        Ok(self.h.receive_blocking().map_err(err)?.seq)
+    }
+
+    fn tell(&mut self, seq: u64) -> R<()> {
+        self.h.send_blocking(DcPing::new(seq)).map_err(err)
+    }
+
+    fn tell_batch(&mut self, first: u64, n: usize) -> R<()> {
+        let batch: Vec<DcPing> = (first..first + n as u64).map(DcPing::new).collect();
+        self.h.send_batch_blocking(batch).map_err(err)
+    }
+
+    fn flush(&mut self, _expected: u64) -> R<u64> {
+        self.h.send_blocking(DcPing::new(FLUSH)).map_err(err)?;
+        Ok(self.h.receive_blocking().map_err(err)?.seq)
+    }
+
+    fn pipelined(&mut self, n: u64) -> R<()> {
+        let tx = self.h.clone();
+        let sender = std::thread::spawn(move || {
+            for i in 0..n {
+                tx.send_blocking(DcPing::new(i)).map_err(err)?;
+            }
+            Ok::<(), String>(())
+        });
+        for i in 0..n {
+            let r = self.h.receive_blocking().map_err(err)?;
+            if r.seq != i {
+                return Err(format!("reply {} out of order at {i}", r.seq));
+            }
+        }
+        sender.join().map_err(|_| "sender panicked".to_string())?
+    }
+
+    fn stop(self, t: Traffic) -> R<Option<bool>> {
+        let exact = self.tokio.block_on(telemetry_exact(&self.rt, t));
+        self.tokio.block_on(self.rt.shutdown());
+        exact.map(Some)
+    }
+}
