@@ -5,7 +5,9 @@
 # from PyPI wheels into target/cuda-tools (scripts/provision-cuda.sh), and
 # igraph from PyPI wheels into target/bench-tools (scripts/provision-bench.sh),
 # and the Vulkan loader with Mesa's lavapipe from apt
-# (scripts/provision-vulkan.sh), so the wgpu tests run on a real driver.
+# (scripts/provision-vulkan.sh), so the wgpu tests run on a real driver;
+# and the Python package's venv (scripts/provision-python.sh) whose wheel it
+# builds and tests (scripts/test-python.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,6 +32,9 @@ export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
 
 echo "== cargo test --workspace"
 cargo test --workspace --locked
+
+echo "== Python package: maturin wheel + pytest (python/tests)"
+bash scripts/test-python.sh
 
 if [ -x scripts/loom.sh ]; then
   echo "== loom model checks"

@@ -151,6 +151,8 @@ pub struct LatencySummary {
     pub count: u64,
     /// Mean.
     pub mean_ns: f64,
+    /// Smallest sample.
+    pub min_ns: u64,
     /// Median.
     pub p50_ns: u64,
     /// 95th percentile.
@@ -170,6 +172,7 @@ impl LatencySummary {
         LatencySummary {
             count: h.len(),
             mean_ns: h.mean(),
+            min_ns: h.min(),
             p50_ns: h.value_at_quantile(0.50),
             p95_ns: h.value_at_quantile(0.95),
             p99_ns: h.value_at_quantile(0.99),
