@@ -44,6 +44,8 @@ pub struct KernelContext<In, Out> {
     route: (u64, Option<Arc<InputPort<Out>>>),
     /// When the messages being handled were delivered, and how many.
     in_flight: Option<(Instant, u64)>,
+    /// Ids of the messages being handled, kept only while receipts wait.
+    tracked: Vec<uuid::Uuid>,
 }
 
 impl<In: Message, Out: Message> KernelContext<In, Out> {
@@ -54,6 +56,7 @@ impl<In: Message, Out: Message> KernelContext<In, Out> {
             output,
             route: (u64::MAX, None),
             in_flight: None,
+            tracked: Vec::new(),
         }
     }
 
@@ -86,12 +89,16 @@ impl<In: Message, Out: Message> KernelContext<In, Out> {
     fn finish_in_flight(&mut self) {
         if let Some((start, count)) = self.in_flight.take() {
             self.core.metrics.record_handled(start.elapsed(), count);
+            self.core.receipts.processed(&mut self.tracked);
         }
     }
 
     fn deliver(&mut self, msg: In) -> In {
         KernelMetrics::add(&self.core.metrics.received, 1);
         self.in_flight = Some((Instant::now(), 1));
+        if self.core.receipts.active() {
+            self.tracked.push(msg.message_id());
+        }
         msg
     }
 
@@ -160,6 +167,10 @@ impl<In: Message, Out: Message> KernelContext<In, Out> {
     fn take_more(&mut self, max: usize, out: &mut Vec<In>) -> usize {
         let n = self.input.queue.try_recv_batch(max, out);
         KernelMetrics::add(&self.core.metrics.received, n as u64);
+        if self.core.receipts.active() {
+            let taken = out.len().saturating_sub(n);
+            self.tracked.extend(out[taken..].iter().map(Message::message_id));
+        }
         if let Some((_, count)) = self.in_flight.as_mut() {
             *count += n as u64;
         }
@@ -353,6 +364,11 @@ impl<In, Out> Drop for KernelContext<In, Out> {
     fn drop(&mut self) {
         if let Some((start, count)) = self.in_flight.take() {
             self.core.metrics.record_handled(start.elapsed(), count);
+            // A handler stopped by terminate may not have finished its
+            // message: its receipt fails with the kernel instead.
+            if !self.core.cancel.is_cancelled() {
+                self.core.receipts.processed(&mut self.tracked);
+            }
         }
     }
 }

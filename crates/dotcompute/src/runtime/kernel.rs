@@ -32,6 +32,7 @@ use crate::queue::timer;
 use crate::queue::{Backpressure, RecvError, SendError};
 use crate::runtime::config::{ExecutionMode, KernelConfig, RestartPolicy};
 use crate::runtime::context::{BlockingContext, KernelContext};
+use crate::runtime::receipt::{Receipt, Receipts};
 use crate::runtime::spec::{BoxFuture, Handler, KernelError, KernelResult};
 use crate::runtime::state::{KernelState, Operation};
 use crate::runtime::telemetry::{lock, KernelMetrics, KernelTelemetry};
@@ -75,6 +76,7 @@ pub(crate) struct KernelCore {
     pub cancel: CancellationToken,
     pub metrics: KernelMetrics,
     pub runtime: Weak<RuntimeShared>,
+    pub receipts: Receipts,
 }
 
 impl KernelCore {
@@ -151,6 +153,21 @@ impl<In: Message> InputPort<In> {
             None => self.queue.send(msg).await,
         };
         result.map_err(|e| self.send_error(e, timeout))
+    }
+
+    /// Like [`send`](Self::send), returning a receipt that resolves once
+    /// the handler is done with the message.
+    pub async fn send_tracked(&self, msg: In, timeout: Option<Duration>) -> Result<Receipt> {
+        self.core.check(Operation::Send)?;
+        let id = msg.message_id();
+        let receipt = self.core.receipts.register(&self.core.id, id)?;
+        match self.send(msg, timeout).await {
+            Ok(()) => Ok(receipt),
+            Err(e) => {
+                self.core.receipts.cancel(id);
+                Err(e)
+            }
+        }
     }
 
     pub fn try_send(&self, msg: In) -> Result<()> {
@@ -545,6 +562,7 @@ impl<In: Message, Out: Message> KernelCell<In, Out> {
             cancel: CancellationToken::new(),
             metrics: KernelMetrics::new(),
             runtime,
+            receipts: Receipts::default(),
         });
         core.transition(Operation::Launch)?;
         Ok(KernelCell {
@@ -636,6 +654,7 @@ impl<In: Message, Out: Message> KernelCell<In, Out> {
         self.core.metrics.mark_stopped();
         self.input.queue.close();
         self.output.queue.close();
+        self.core.receipts.fail_all(&self.core.end_error());
     }
 
     async fn terminate_inner(self: Arc<Self>, options: TerminateOptions) -> Result<TerminateReport> {
@@ -673,6 +692,7 @@ impl<In: Message, Out: Message> KernelCell<In, Out> {
         self.output.queue.close();
         core.metrics.mark_stopped();
         core.set_state(KernelState::Terminated);
+        core.receipts.fail_all(&core.end_error());
         tracing::info!(kernel = %core.id, discarded, forced, "kernel terminated");
         Ok(TerminateReport {
             kernel: core.id.to_string(),
@@ -844,6 +864,7 @@ impl<In: Message, Out: Message> ErasedKernel for KernelCell<In, Out> {
         self.core.cancel.cancel();
         self.input.queue.close();
         self.output.queue.close();
+        self.core.receipts.fail_all(&self.core.end_error());
         if let Some(Runner::Task(task)) = lock(&self.runner).take() {
             task.abort();
         }

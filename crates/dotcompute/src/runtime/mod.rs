@@ -44,6 +44,7 @@ pub mod config;
 pub mod context;
 pub(crate) mod kernel;
 pub(crate) mod park;
+pub mod receipt;
 pub mod registry;
 pub mod spec;
 pub mod state;
@@ -64,9 +65,10 @@ use config::{KernelConfig, RuntimeConfig};
 use context::KernelContext;
 use kernel::{ErasedKernel, InputPort, OutputPort};
 pub use kernel::{TerminateOptions, TerminateReport};
+use receipt::Receipt;
 use spec::{IntoKernelResult, KernelSpec};
 use state::KernelState;
-use telemetry::{KernelTelemetry, RuntimeSummary};
+use telemetry::{KernelMetrics, KernelTelemetry, RuntimeSummary};
 
 type KernelTable = HashMap<String, Arc<dyn ErasedKernel>>;
 
@@ -436,6 +438,49 @@ impl<In: Message, Out: Message> KernelHandle<In, Out> {
     /// See [`RingKernelRuntime::try_send`].
     pub fn try_send(&self, msg: In) -> Result<()> {
         self.input.try_send(msg)
+    }
+
+    /// Sends like [`send`](Self::send) and returns a [`Receipt`] that
+    /// resolves once the handler is done with this message: `Ok` when the
+    /// kernel counts it as processed, an error if the kernel ended or was
+    /// terminated first. For bridges that acknowledge a message to an
+    /// outside system only after it was handled (at-least-once delivery).
+    /// At most one receipt waits per message id.
+    ///
+    /// ```
+    /// use dotcompute::{Error, KernelConfig, KernelContext, Message, MessageHeader, RingKernelRuntime};
+    ///
+    /// #[derive(Debug, Message)]
+    /// struct Job { n: u64, header: MessageHeader }
+    ///
+    /// async fn work(mut ctx: KernelContext<Job, Job>) -> Result<(), Error> {
+    ///     loop {
+    ///         let job = ctx.receive().await?;
+    ///         ctx.send(job.reply(Job { n: job.n * 2, header: MessageHeader::new() })).await?;
+    ///     }
+    /// }
+    ///
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let rt = RingKernelRuntime::new();
+    /// rt.launch_with("work", KernelConfig::default(), work).await.unwrap();
+    /// rt.activate("work").await.unwrap();
+    /// let handle = rt.handle::<Job, Job>("work").unwrap();
+    /// let receipt = handle.send_tracked(Job { n: 21, header: MessageHeader::new() }).await.unwrap();
+    /// assert_eq!(handle.receive().await.unwrap().n, 42);
+    /// receipt.await.unwrap(); // handled
+    /// rt.shutdown().await;
+    /// # });
+    /// ```
+    pub async fn send_tracked(&self, msg: In) -> Result<Receipt> {
+        self.input.send_tracked(msg, None).await
+    }
+
+    /// Counts `n` messages meant for this kernel that a transport outside
+    /// the runtime evicted before they reached its input queue (for example
+    /// a network stream's discard-oldest limit), in the kernel's
+    /// `messages_dropped`, the same counter as its own queues' drops.
+    pub fn record_transport_drops(&self, n: u64) {
+        KernelMetrics::add(&self.input.core.metrics.transport_dropped, n);
     }
 
     /// See [`RingKernelRuntime::receive`].

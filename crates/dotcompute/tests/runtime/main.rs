@@ -4,6 +4,7 @@ mod common;
 mod failure;
 mod lifecycle;
 mod messaging;
+mod receipts;
 mod registry;
 mod telemetry;
 mod thread_mode;
