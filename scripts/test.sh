@@ -3,7 +3,8 @@
 # compile-fail tests, then the loom model checks of the lock-free code.
 # Installs what the tests need itself: crates from Cargo, NVRTC and ptxas
 # from PyPI wheels into target/cuda-tools (scripts/provision-cuda.sh), and
-# igraph from PyPI wheels into target/bench-tools (scripts/provision-bench.sh).
+# igraph from PyPI wheels into target/bench-tools (scripts/provision-bench.sh),
+# and Debian's nats-server (scripts/provision-nats.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +19,20 @@ echo "== provisioning igraph (pip wheels, project-local)"
 # real (and fail, not skip, if igraph is unusable).
 # shellcheck disable=SC1090
 source "$(bash scripts/provision-bench.sh --env-file)"
+
+echo "== provisioning nats-server (Debian package)"
+# The dotcompute-nats tests start their own nats-server on loopback from it
+# (and fail, not skip, when it is provisioned but unusable). Without root
+# outside CI they skip, saying why; in CI a missing server is an error.
+if NATS_ENV="$(bash scripts/provision-nats.sh --env-file)"; then
+  # shellcheck disable=SC1090
+  source "$NATS_ENV"
+elif [ "${CI:-}" = true ]; then
+  echo "test.sh: nats-server could not be provisioned (see above)" >&2
+  exit 1
+else
+  echo "test.sh: warning: no nats-server; the NATS tests will skip" >&2
+fi
 
 echo "== cargo test --workspace"
 cargo test --workspace --locked
