@@ -313,6 +313,15 @@ impl RingKernelRuntime {
             .await
     }
 
+    /// Like [`send`](Self::send), returning a [`Receipt`] that resolves once
+    /// the handler is done with this message; see
+    /// [`KernelHandle::send_tracked`].
+    pub async fn send_tracked<M: Message>(&self, id: &str, msg: M) -> Result<Receipt> {
+        input_port::<M>(self.kernel(id)?.as_ref())?
+            .send_tracked(msg, None)
+            .await
+    }
+
     /// Sends without waiting: a full queue gives [`Error::QueueFull`] unless
     /// the kernel's strategy is `DropOldest`.
     pub fn try_send<M: Message>(&self, id: &str, msg: M) -> Result<()> {

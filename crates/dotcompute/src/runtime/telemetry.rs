@@ -142,7 +142,7 @@ impl KernelMetrics {
 }
 
 /// Percentiles of a latency distribution, in nanoseconds.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct LatencySummary {
     /// Number of samples.
     pub count: u64,
@@ -175,8 +175,9 @@ impl LatencySummary {
     }
 }
 
-/// A point-in-time view of one kernel.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// A point-in-time view of one kernel (serializable both ways, so it can be
+/// reported across a process or network boundary).
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct KernelTelemetry {
     /// The kernel's id.
     pub kernel_id: String,

@@ -163,3 +163,18 @@ async fn transport_drops_are_counted_as_dropped() {
     assert_eq!(rt.summary().total_dropped, 5);
     rt.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_runtime_hands_out_receipts_by_kernel_id() {
+    let rt = RingKernelRuntime::new();
+    rt.launch_with("k", KernelConfig::default(), times_ten).await.unwrap();
+    rt.activate("k").await.unwrap();
+    let r = rt.send_tracked("k", Num::new(4)).await.unwrap();
+    assert_eq!(rt.receive::<Num>("k").await.unwrap().n, 40);
+    r.await.unwrap();
+    assert!(matches!(
+        rt.send_tracked("k", crate::common::Text::new("x")).await,
+        Err(Error::TypeMismatch { .. })
+    ));
+    rt.shutdown().await;
+}
