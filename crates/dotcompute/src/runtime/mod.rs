@@ -389,6 +389,14 @@ impl RingKernelRuntime {
         Ok(self.kernel(id)?.core().state())
     }
 
+    /// The Rust type names of a kernel's input and output messages (as
+    /// [`std::any::type_name`] gives them), for checking a route before any
+    /// message is taken.
+    pub fn message_types(&self, id: &str) -> Result<(&'static str, &'static str)> {
+        let kernel = self.kernel(id)?;
+        Ok((kernel.input_type(), kernel.output_type()))
+    }
+
     /// The ids of the kernels in this runtime, sorted.
     pub fn kernel_ids(&self) -> Vec<String> {
         let mut ids: Vec<String> = self.shared.read().keys().cloned().collect();
