@@ -26,15 +26,16 @@
 //! - when the kernel ends the export stops taking input (other replicas, or
 //!   the stream, keep it) and says so in its heartbeat.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use async_nats::jetstream::consumer::DeliverPolicy;
 use async_nats::jetstream::AckKind;
 use async_nats::Subscriber;
 use dotcompute::{KernelHandle, KernelState};
+use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use futures::StreamExt;
 use tokio::sync::Notify;
@@ -46,18 +47,14 @@ use crate::error::NatsError;
 use crate::jetstream::{self as js, StreamSpec, REPLICAS_CONSUMER};
 use crate::node::NodeShared;
 use crate::options::{Delivery, ExportOptions, JetStreamOptions};
+use crate::outlet::{Outlet, Sink, Slot};
 use crate::subject::{KernelSubjects, Token};
 use crate::telemetry::{Counters, EndpointTelemetry, Role};
 use crate::track::{Seen, SeenSet};
 use crate::wire::{
-    self, ControlAnswer, ControlOp, ControlReply, ControlRequest, Description, ErrorKind, ErrorReply, Heartbeat,
-    ReplicaId, ReplicaTelemetry, WireDelivery, WireMessage, HEADER_MSG_ID, HEADER_REPLY,
+    self, ControlAnswer, ControlOp, ControlReply, ControlRequest, Description, ErrorKind, Heartbeat, ReplicaId,
+    ReplicaTelemetry, WireDelivery, WireMessage, HEADER_MSG_ID, HEADER_REPLY,
 };
-
-/// How long an exporter remembers where to send a call's reply.
-const REPLY_TTL: Duration = Duration::from_secs(300);
-/// Most reply subjects remembered at once (the oldest is forgotten first).
-const MAX_PENDING_REPLIES: usize = 100_000;
 
 /// A kernel served over NATS. It keeps serving when this handle is
 /// dropped, until [`stop`](Self::stop) or the node is closed.
@@ -108,52 +105,10 @@ impl Export {
     }
 }
 
-/// Where the replies to pending calls go.
-#[derive(Default)]
-struct PendingReplies {
-    by_id: HashMap<Uuid, (String, Instant)>,
-    order: VecDeque<(Instant, Uuid)>,
-}
-
-impl PendingReplies {
-    fn insert(&mut self, id: Uuid, subject: String) {
-        let now = Instant::now();
-        self.expire(now);
-        while self.by_id.len() >= MAX_PENDING_REPLIES {
-            match self.order.pop_front() {
-                Some((_, old)) => {
-                    self.by_id.remove(&old);
-                }
-                None => break,
-            }
-        }
-        self.by_id.insert(id, (subject, now));
-        self.order.push_back((now, id));
-    }
-
-    fn take(&mut self, id: &Uuid) -> Option<String> {
-        self.by_id.remove(id).map(|(s, _)| s)
-    }
-
-    fn expire(&mut self, now: Instant) {
-        while let Some((t, id)) = self.order.front().copied() {
-            let stale = now.duration_since(t) > REPLY_TTL;
-            let gone = self.by_id.get(&id).is_none_or(|(_, at)| *at != t);
-            if stale || gone {
-                self.order.pop_front();
-                if stale && self.by_id.get(&id).is_some_and(|(_, at)| *at == t) {
-                    self.by_id.remove(&id);
-                }
-            } else {
-                break;
-            }
-        }
-    }
-
-    fn drain(&mut self) -> Vec<(Uuid, String)> {
-        self.order.clear();
-        self.by_id.drain().map(|(id, (s, _))| (id, s)).collect()
-    }
+/// Where an export's input comes from.
+enum Input {
+    Core(Subscriber),
+    JetStream(async_nats::jetstream::consumer::PullConsumer),
 }
 
 /// What the export's tasks share.
@@ -165,9 +120,7 @@ struct Ctx<In, Out> {
     replica: ReplicaId,
     description: Description,
     counters: Arc<Counters>,
-    pending: Mutex<PendingReplies>,
-    /// Set when the kernel ended: its error.
-    ended: Mutex<Option<dotcompute::Error>>,
+    outlet: Arc<Outlet<Out>>,
     state_changed: Notify,
     output_publisher: Uuid,
     output_seq: AtomicU64,
@@ -242,29 +195,7 @@ pub(crate) async fn start<In: WireMessage, Out: WireMessage>(
         replica: replica.clone(),
         state: handle.state(),
     };
-    let counters = Arc::new(Counters::new(Role::Export, kernel_id, delivery.name(), group.is_none()));
-    node.registry.add_counters(&counters, true);
-    let cancel = node.shutdown.child_token();
-    let ctx = Arc::new(Ctx {
-        node: node.clone(),
-        kernel: kernel_id.to_string(),
-        handle,
-        subjects: subjects.clone(),
-        replica: replica.clone(),
-        description,
-        counters: counters.clone(),
-        pending: Mutex::new(PendingReplies::default()),
-        ended: Mutex::new(None),
-        state_changed: Notify::new(),
-        output_publisher: Uuid::new_v4(),
-        output_seq: AtomicU64::new(0),
-        jetstream: match options.delivery {
-            Delivery::JetStream(o) => Some(o),
-            _ => None,
-        },
-        cancel: cancel.clone(),
-    });
-
+    // Subscriptions first: a failure here leaves nothing attached.
     let subscribe = |subject: String, group: Option<String>| async move {
         let r = match group {
             Some(g) => node.client.queue_subscribe(subject.clone(), g).await,
@@ -276,19 +207,56 @@ pub(crate) async fn start<In: WireMessage, Out: WireMessage>(
         })
     };
     let control = subscribe(subjects.control(), None).await?;
-    let mut tasks = Vec::new();
-    match input_stream {
-        None => {
-            let input = subscribe(subjects.input(), group.map(|g| g.to_string())).await?;
-            tasks.push(tokio::spawn(core_input(ctx.clone(), input)));
-        }
+    let input = match input_stream {
+        None => Input::Core(subscribe(subjects.input(), group.as_ref().map(|g| g.to_string())).await?),
         Some((stream, capacity)) => {
-            let ack_wait = ctx.jetstream.as_ref().map_or(Duration::from_secs(30), |o| o.ack_wait);
-            let consumer = js::consumer(&stream, REPLICAS_CONSUMER, ack_wait, capacity, DeliverPolicy::All).await?;
-            tasks.push(tokio::spawn(jetstream_input(ctx.clone(), consumer)));
+            let ack_wait = match &options.delivery {
+                Delivery::JetStream(o) => o.ack_wait,
+                _ => Duration::from_secs(30),
+            };
+            Input::JetStream(js::consumer(&stream, REPLICAS_CONSUMER, ack_wait, capacity, DeliverPolicy::All).await?)
         }
+    };
+
+    let counters = Arc::new(Counters::new(Role::Export, kernel_id, delivery.name(), group.is_none()));
+    let sink = Arc::new(ExportSink::<In, Out> {
+        ctx: std::sync::OnceLock::new(),
+    });
+    let outlet = Outlet::attach(node, kernel_id, Slot::Export, sink.clone())?;
+    node.registry.add_counters(&counters, true);
+    outlet.count_replies_in(counters.clone());
+    let cancel = node.shutdown.child_token();
+    let ctx = Arc::new(Ctx {
+        node: node.clone(),
+        kernel: kernel_id.to_string(),
+        handle,
+        subjects: subjects.clone(),
+        replica: replica.clone(),
+        description,
+        counters: counters.clone(),
+        outlet,
+        state_changed: Notify::new(),
+        output_publisher: Uuid::new_v4(),
+        output_seq: AtomicU64::new(0),
+        jetstream: match options.delivery {
+            Delivery::JetStream(o) => Some(o),
+            _ => None,
+        },
+        cancel: cancel.clone(),
+    });
+    let _ = sink.ctx.set(Arc::downgrade(&ctx));
+    ctx.outlet.start();
+    let detach = ctx.clone();
+    tokio::spawn(async move {
+        detach.cancel.cancelled().await;
+        detach.outlet.detach(Slot::Export);
+    });
+
+    let mut tasks = Vec::new();
+    match input {
+        Input::Core(sub) => tasks.push(tokio::spawn(core_input(ctx.clone(), sub))),
+        Input::JetStream(consumer) => tasks.push(tokio::spawn(jetstream_input(ctx.clone(), consumer))),
     }
-    tasks.push(tokio::spawn(output(ctx.clone())));
     tasks.push(tokio::spawn(serve_control(ctx.clone(), control)));
     let heartbeat = tokio::spawn(heartbeat(ctx.clone()));
     node.registry.add_task(heartbeat);
@@ -307,48 +275,41 @@ pub(crate) async fn start<In: WireMessage, Out: WireMessage>(
 
 impl<In: WireMessage, Out: WireMessage> Ctx<In, Out> {
     fn is_ended(&self) -> bool {
-        self.ended.lock().unwrap_or_else(|p| p.into_inner()).is_some()
-    }
-
-    /// Publishes an error answer to a pending call.
-    async fn reply_error(&self, reply: &str, correlation: Option<Uuid>, kind: ErrorKind, error: String) {
-        let mut header = dotcompute::MessageHeader::new();
-        header.correlation_id = correlation;
-        let answer = ErrorReply {
-            kernel: self.kernel.clone(),
-            node: self.node.name.to_string(),
-            kind,
-            error,
-            header,
-        };
-        match wire::encode(&answer) {
-            Ok(payload) => {
-                if self.node.client.publish(reply.to_string(), payload).await.is_ok() {
-                    Counters::inc(&self.counters.published);
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "cannot encode an error reply"),
-        }
-    }
-
-    /// The kernel ended: remember why, answer every pending call, tell the
-    /// heartbeat.
-    async fn kernel_ended(&self, error: dotcompute::Error) {
-        tracing::warn!(kernel = %self.kernel, error = %error, "exported kernel ended");
-        let kind = wire::error_kind(&error);
-        let text = error.to_string();
-        *self.ended.lock().unwrap_or_else(|p| p.into_inner()) = Some(error);
-        let pending = self.pending.lock().unwrap_or_else(|p| p.into_inner()).drain();
-        for (id, reply) in pending {
-            self.reply_error(&reply, Some(id), kind, text.clone()).await;
-        }
-        self.state_changed.notify_one();
+        self.outlet.ended().is_some()
     }
 
     fn failure_text(&self) -> Option<String> {
-        match &*self.ended.lock().unwrap_or_else(|p| p.into_inner()) {
-            Some(dotcompute::Error::KernelFailed { error, .. }) => Some(error.clone()),
+        match self.outlet.ended() {
+            Some(dotcompute::Error::KernelFailed { error, .. }) => Some(error),
             _ => None,
+        }
+    }
+}
+
+/// The export's side of the outlet: outputs that answer no call go to the
+/// output subject (or stream); the kernel's end is told in a heartbeat.
+struct ExportSink<In, Out> {
+    ctx: std::sync::OnceLock<std::sync::Weak<Ctx<In, Out>>>,
+}
+
+impl<In: WireMessage, Out: WireMessage> ExportSink<In, Out> {
+    fn ctx(&self) -> Option<Arc<Ctx<In, Out>>> {
+        self.ctx.get().and_then(std::sync::Weak::upgrade)
+    }
+}
+
+impl<In: WireMessage, Out: WireMessage> Sink<Out> for ExportSink<In, Out> {
+    fn deliver(&self, msg: Out) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            if let Some(ctx) = self.ctx() {
+                publish_output(&ctx, msg).await;
+            }
+        })
+    }
+
+    fn ended(&self, _error: &dotcompute::Error) {
+        if let Some(ctx) = self.ctx() {
+            ctx.state_changed.notify_one();
         }
     }
 }
@@ -374,7 +335,8 @@ async fn core_input<In: WireMessage, Out: WireMessage>(ctx: Arc<Ctx<In, Out>>, m
                 Counters::inc(&ctx.counters.decode_errors);
                 tracing::warn!(kernel = %ctx.kernel, error = %e, "undecodable input");
                 if let Some(reply) = reply {
-                    ctx.reply_error(&reply, None, ErrorKind::Undecodable, e.to_string())
+                    ctx.outlet
+                        .reply_error(&reply, None, ErrorKind::Undecodable, e.to_string())
                         .await;
                 }
                 continue;
@@ -382,10 +344,7 @@ async fn core_input<In: WireMessage, Out: WireMessage>(ctx: Arc<Ctx<In, Out>>, m
         };
         let id = msg.message_id();
         if let Some(reply) = &reply {
-            ctx.pending
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(id, reply.clone());
+            ctx.outlet.expect_reply(id, reply.clone());
         }
         let sent = tokio::select! {
             r = ctx.handle.send(msg) => r.map_err(dotcompute::Error::from),
@@ -397,8 +356,9 @@ async fn core_input<In: WireMessage, Out: WireMessage>(ctx: Arc<Ctx<In, Out>>, m
                 Counters::inc(&ctx.counters.rejected);
                 tracing::debug!(kernel = %ctx.kernel, error = %e, "the kernel refused a message");
                 if let Some(reply) = reply {
-                    ctx.pending.lock().unwrap_or_else(|p| p.into_inner()).take(&id);
-                    ctx.reply_error(&reply, Some(id), wire::error_kind(&e), e.to_string())
+                    ctx.outlet.forget_reply(&id);
+                    ctx.outlet
+                        .reply_error(&reply, Some(id), wire::error_kind(&e), e.to_string())
                         .await;
                 }
             }
@@ -479,7 +439,7 @@ async fn jetstream_input<In: WireMessage, Out: WireMessage>(
                             Counters::inc(&ctx.counters.terminated);
                         }
                         if let Some(reply) = reply {
-                            ctx.reply_error(&reply, None, ErrorKind::Undecodable, e.to_string()).await;
+                            ctx.outlet.reply_error(&reply, None, ErrorKind::Undecodable, e.to_string()).await;
                         }
                         continue;
                     }
@@ -503,7 +463,7 @@ async fn jetstream_input<In: WireMessage, Out: WireMessage>(
                     continue;
                 }
                 if let Some(reply) = &reply {
-                    ctx.pending.lock().unwrap_or_else(|p| p.into_inner()).insert(id, reply.clone());
+                    ctx.outlet.expect_reply(id, reply.clone());
                 }
                 let sent = tokio::select! {
                     r = ctx.handle.send_tracked(msg) => r,
@@ -522,7 +482,7 @@ async fn jetstream_input<In: WireMessage, Out: WireMessage>(
                         // Not taken: the stream keeps it for later or for
                         // another replica.
                         Counters::inc(&ctx.counters.rejected);
-                        ctx.pending.lock().unwrap_or_else(|p| p.into_inner()).take(&id);
+                        ctx.outlet.forget_reply(&id);
                         let delay = Duration::from_millis(100);
                         if acker.ack_with(AckKind::Nak(Some(delay))).await.is_ok() {
                             Counters::inc(&ctx.counters.nacked);
@@ -581,46 +541,16 @@ impl<In: WireMessage, Out: WireMessage> Ctx<In, Out> {
     }
 }
 
-/// Takes every output of the kernel and publishes it.
-async fn output<In: WireMessage, Out: WireMessage>(ctx: Arc<Ctx<In, Out>>) {
-    loop {
-        let out = tokio::select! {
-            r = ctx.handle.receive() => r,
-            () = ctx.cancel.cancelled() => return,
-        };
-        match out {
-            Ok(msg) => publish_output(&ctx, msg).await,
-            Err(e) => {
-                ctx.kernel_ended(e).await;
-                return;
-            }
-        }
-    }
-}
-
+/// Publishes an output that answers no call.
 async fn publish_output<In: WireMessage, Out: WireMessage>(ctx: &Ctx<In, Out>, msg: Out) {
-    let reply = msg
-        .correlation_id()
-        .and_then(|c| ctx.pending.lock().unwrap_or_else(|p| p.into_inner()).take(&c));
     let payload = match wire::encode(&msg) {
         Ok(p) => p,
         Err(e) => {
-            tracing::warn!(kernel = %ctx.kernel, error = %e, "cannot encode an output; dropped");
+            tracing::warn!(kernel = %ctx.kernel, error = %e, "cannot encode an output; dropped (counted as rejected)");
             Counters::inc(&ctx.counters.rejected);
-            if let Some(reply) = reply {
-                ctx.reply_error(&reply, msg.correlation_id(), ErrorKind::Other, e.to_string())
-                    .await;
-            }
             return;
         }
     };
-    if let Some(reply) = reply {
-        // The answer to a call: straight to its caller.
-        if ctx.node.client.publish(reply, payload).await.is_ok() {
-            Counters::inc(&ctx.counters.published);
-        }
-        return;
-    }
     let seq = ctx.output_seq.fetch_add(1, Ordering::Relaxed) + 1;
     let mut headers = wire::sequence_headers(&ctx.output_publisher, seq);
     let subject = ctx.subjects.output();
@@ -754,26 +684,5 @@ async fn publish_heartbeat<In: WireMessage, Out: WireMessage>(ctx: &Ctx<In, Out>
             let _ = ctx.node.client.publish(ctx.subjects.heartbeat(), payload).await;
         }
         Err(e) => tracing::warn!(error = %e, "cannot encode a heartbeat"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pending_replies_are_bounded_and_taken_once() {
-        let mut p = PendingReplies::default();
-        let a = Uuid::new_v4();
-        p.insert(a, "r.a".into());
-        assert_eq!(p.take(&a).as_deref(), Some("r.a"));
-        assert_eq!(p.take(&a), None);
-        let ids: Vec<Uuid> = (0..10).map(|_| Uuid::new_v4()).collect();
-        for id in &ids {
-            p.insert(*id, id.to_string());
-        }
-        let drained = p.drain();
-        assert_eq!(drained.len(), 10);
-        assert!(p.take(&ids[0]).is_none());
     }
 }

@@ -90,6 +90,7 @@ mod jetstream;
 mod link;
 mod node;
 pub mod options;
+mod outlet;
 pub mod peer;
 mod remote;
 pub mod subject;

@@ -21,11 +21,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::NatsError;
 use crate::node::NodeShared;
+use crate::outlet::{Outlet, Sink, Slot};
 use crate::remote::{next_output, Receiver, RemoteHandle};
 use crate::subject::Token;
 use crate::telemetry::{Counters, EndpointTelemetry, Role};
@@ -83,15 +85,23 @@ pub(crate) async fn to_remote<M: WireMessage, R: WireMessage>(
         remote.delivery(),
         true,
     ));
-    node.registry.add_counters(&counters, true);
     let cancel = node.shutdown.child_token();
-    let task = tokio::spawn(pump_out(
-        node.clone(),
-        local.to_string(),
-        remote.clone(),
-        counters.clone(),
-        cancel.clone(),
-    ));
+    let sink = Arc::new(LinkSink {
+        remote: remote.clone(),
+        local: local.to_string(),
+        counters: counters.clone(),
+        cancel: cancel.clone(),
+    });
+    // The outlet takes the local kernel's outputs (also when it is exported:
+    // replies to remote calls still go to their callers).
+    let outlet = Outlet::attach(node, local, Slot::Link, sink)?;
+    outlet.start();
+    node.registry.add_counters(&counters, true);
+    let watch = cancel.clone();
+    let task = tokio::spawn(async move {
+        watch.cancelled().await;
+        outlet.detach(Slot::Link);
+    });
     tracing::info!(link = %description, "kernels linked across NATS");
     Ok(Link {
         description,
@@ -132,51 +142,54 @@ fn check_local_input<M: WireMessage>(node: &NodeShared, local: &str) -> Result<(
     Ok(())
 }
 
-async fn pump_out<M: WireMessage, R: WireMessage>(
-    node: NodeShared,
-    local: String,
+/// Sends a local kernel's outputs to a remote kernel (see the module doc).
+struct LinkSink<M, R> {
     remote: RemoteHandle<M, R>,
+    local: String,
     counters: Arc<Counters>,
     cancel: CancellationToken,
-) {
-    loop {
-        let next = tokio::select! {
-            r = node.runtime.receive::<M>(&local) => r,
-            () = cancel.cancelled() => return,
-        };
-        let mut msg = match next {
-            Ok(m) => m,
-            Err(e) => {
-                tracing::info!(kernel = %local, error = %e, "link source ended");
-                return;
-            }
-        };
+}
+
+impl<M: WireMessage, R: WireMessage> Sink<M> for LinkSink<M, R> {
+    fn deliver(&self, msg: M) -> BoxFuture<'_, ()> {
+        Box::pin(self.forward(msg))
+    }
+
+    fn ended(&self, error: &dotcompute::Error) {
+        tracing::info!(kernel = %self.local, error = %error, "link source ended");
+        self.cancel.cancel();
+    }
+}
+
+impl<M: WireMessage, R: WireMessage> LinkSink<M, R> {
+    async fn forward(&self, mut msg: M) {
+        let counters = &self.counters;
         Counters::inc(&counters.received);
         let mut pause = Duration::from_millis(5);
         loop {
-            match remote.send(msg).await {
+            match self.remote.send(msg).await {
                 Ok(()) => {
                     Counters::inc(&counters.published);
                     Counters::inc(&counters.delivered);
-                    break;
+                    return;
                 }
                 Err(e) => {
                     let (m, error) = e.into_parts();
                     match error {
                         NatsError::Rejected { .. } | NatsError::Encode(_) | NatsError::Publish { .. } => {
                             Counters::inc(&counters.rejected);
-                            tracing::warn!(kernel = %local, error = %error, "a linked message was refused");
-                            break;
+                            tracing::warn!(kernel = %self.local, error = %error, "a linked message was refused");
+                            return;
                         }
                         _ => {
                             // Unavailable for now: try again (the local
                             // kernel's output backs up meanwhile).
                             Counters::inc(&counters.publish_retries);
-                            tracing::debug!(kernel = %local, error = %error, "link target unavailable; retrying");
+                            tracing::debug!(kernel = %self.local, error = %error, "link target unavailable; retrying");
                             msg = m;
                             tokio::select! {
                                 () = tokio::time::sleep(pause) => {}
-                                () = cancel.cancelled() => {
+                                () = self.cancel.cancelled() => {
                                     Counters::inc(&counters.rejected);
                                     return;
                                 }

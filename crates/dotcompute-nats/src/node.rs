@@ -130,6 +130,7 @@ pub(crate) struct NodeShared {
     pub conn: Arc<ConnTracker>,
     pub shutdown: CancellationToken,
     pub registry: Arc<Registry>,
+    pub outlets: Arc<crate::outlet::Outlets>,
 }
 
 impl NodeShared {
@@ -259,6 +260,7 @@ impl NatsNode {
             conn,
             shutdown: shutdown.clone(),
             registry: Arc::new(Registry::default()),
+            outlets: Arc::new(Default::default()),
         };
         Ok(NatsNode {
             inner: Arc::new(NodeInner {
