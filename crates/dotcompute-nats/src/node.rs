@@ -416,7 +416,7 @@ async fn client_options(options: &NatsOptions, conn: Arc<ConnTracker>) -> Result
     if tls.handshake_first {
         o = o.tls_first();
     }
-    let max_delay = options.max_reconnect_delay;
+    let (min_delay, max_delay) = (options.min_reconnect_delay, options.max_reconnect_delay);
     o = o
         .name(options.name.clone())
         .connection_timeout(options.connect_timeout)
@@ -424,8 +424,13 @@ async fn client_options(options: &NatsOptions, conn: Arc<ConnTracker>) -> Result
         .subscription_capacity(options.subscription_capacity)
         .request_timeout(Some(options.call_timeout))
         .reconnect_delay_callback(move |attempts| {
-            let exp = u32::try_from(attempts.min(16)).unwrap_or(16);
-            Duration::from_millis(10u64.saturating_mul(1 << exp)).min(max_delay)
+            let backoff = if attempts <= 1 {
+                Duration::ZERO
+            } else {
+                let exp = u32::try_from(attempts.min(16)).unwrap_or(16);
+                Duration::from_millis(10u64.saturating_mul(1 << exp))
+            };
+            backoff.clamp(min_delay, max_delay)
         })
         .event_callback(move |event| {
             let conn = conn.clone();

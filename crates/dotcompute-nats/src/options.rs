@@ -149,6 +149,9 @@ pub struct NatsOptions {
     /// A replica silent this long is considered gone (default 2 s; at least
     /// twice the heartbeat interval).
     pub liveness_timeout: Duration,
+    /// Shortest wait between reconnection attempts (default 0: the first
+    /// attempt is at once, then the wait doubles from 20 ms).
+    pub min_reconnect_delay: Duration,
     /// Longest wait between reconnection attempts (default 1 s).
     pub max_reconnect_delay: Duration,
     /// Messages a subscription may hold before the client drops them as a
@@ -172,6 +175,7 @@ impl NatsOptions {
             call_timeout: Duration::from_secs(5),
             heartbeat_interval: Duration::from_millis(500),
             liveness_timeout: Duration::from_secs(2),
+            min_reconnect_delay: Duration::ZERO,
             max_reconnect_delay: Duration::from_secs(1),
             subscription_capacity: 65_536,
             ping_interval: Duration::from_secs(5),
@@ -221,6 +225,12 @@ impl NatsOptions {
         self
     }
 
+    /// Sets the shortest wait between reconnection attempts.
+    pub fn min_reconnect_delay(mut self, t: Duration) -> Self {
+        self.min_reconnect_delay = t;
+        self
+    }
+
     /// Sets the per-subscription buffer.
     pub fn subscription_capacity(mut self, n: usize) -> Self {
         self.subscription_capacity = n;
@@ -252,6 +262,13 @@ impl NatsOptions {
             if d.is_zero() {
                 return Err(bad(option, format!("{d:?}"), "must be positive"));
             }
+        }
+        if self.min_reconnect_delay > self.max_reconnect_delay {
+            return Err(bad(
+                "min_reconnect_delay",
+                format!("{:?}", self.min_reconnect_delay),
+                "must not exceed max_reconnect_delay",
+            ));
         }
         if self.liveness_timeout < self.heartbeat_interval * 2 {
             return Err(bad(

@@ -193,3 +193,13 @@ async fn run(mut ctx: KernelContext<Probe, Probe>, role: Role, node: String) -> 
 pub fn parse_report(answer: &Probe) -> Result<SinkReport, String> {
     serde_json::from_str(&answer.text).map_err(|e| format!("not a sink report ({e}): {:?}", answer.text))
 }
+
+/// An echo kernel for a test's own runtime: answers each probe with
+/// `local:TEXT`, correlated.
+pub async fn local_echo(mut ctx: KernelContext<Probe, Probe>) -> Result<(), Error> {
+    loop {
+        let p = ctx.receive().await?;
+        let answer = p.reply(Probe::new(p.seq, format!("local:{}", p.text)));
+        ctx.send(answer).await?;
+    }
+}

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream::consumer::DeliverPolicy;
 use async_nats::{StatusCode, Subscriber};
 use dotcompute::KernelState;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use tokio::sync::{oneshot, watch};
 use tokio_util::sync::{CancellationToken, DropGuard};
 use uuid::Uuid;
@@ -335,6 +335,14 @@ impl<In: WireMessage, Out: WireMessage> RemoteHandle<In, Out> {
         let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
         let mut health = shared.health_changed.subscribe();
         loop {
+            if let Some(e) = shared.health_error("receive from") {
+                // Outputs already here still come first, as locally; then
+                // the kernel's end.
+                return match shared.next_received(receiver).now_or_never() {
+                    Some(r) => shared.hand_over(r?).await,
+                    None => Err(e),
+                };
+            }
             let next = async {
                 match deadline {
                     Some(d) => tokio::time::timeout_at(d, shared.next_received(receiver))
@@ -349,20 +357,10 @@ impl<In: WireMessage, Out: WireMessage> RemoteHandle<In, Out> {
             };
             tokio::select! {
                 biased;
-                r = next => {
-                    let r = r?;
-                    if let Some(acker) = r.acker {
-                        shared.ack(&acker).await;
-                    }
-                    Counters::inc(&shared.counters.delivered);
-                    return Ok(r.message);
-                }
+                r = next => return shared.hand_over(r?).await,
                 changed = health.changed() => {
                     if changed.is_err() {
                         return Err(NatsError::Closed);
-                    }
-                    if let Some(e) = shared.health_error("receive from") {
-                        return Err(e);
                     }
                 }
             }
@@ -700,6 +698,15 @@ impl<In: WireMessage, Out: WireMessage> RemoteShared<In, Out> {
     /// A payload that does not decode is counted and returned as an error.
     pub(crate) async fn next_received(&self, receiver: &mut Receiver) -> Result<Received<Out>, NatsError> {
         next_output::<Out>(&self.counters, &self.subjects.output(), receiver, &self.cancel).await
+    }
+
+    /// Acknowledges a received output (JetStream) and hands it to the caller.
+    async fn hand_over(&self, r: Received<Out>) -> Result<Out, NatsError> {
+        if let Some(acker) = r.acker {
+            self.ack(&acker).await;
+        }
+        Counters::inc(&self.counters.delivered);
+        Ok(r.message)
     }
 
     pub(crate) async fn ack(&self, acker: &async_nats::jetstream::message::Acker) {

@@ -82,6 +82,9 @@ struct Serve {
     /// Liveness timeout, ms.
     #[arg(long, default_value_t = 1000)]
     liveness_ms: u64,
+    /// Wait at least this long before each reconnection attempt, ms.
+    #[arg(long, default_value_t = 0)]
+    min_reconnect_ms: u64,
     /// Link a local kernel's output to a remote kernel, as LOCAL=REMOTE; repeatable.
     #[arg(long = "link-to")]
     link_to: Vec<String>,
@@ -131,7 +134,8 @@ async fn serve(args: Serve) -> Result<(), String> {
             Duration::from_millis(args.heartbeat_ms),
             Duration::from_millis(args.liveness_ms),
         )
-        .max_reconnect_delay(Duration::from_millis(250));
+        .max_reconnect_delay(Duration::from_millis(250).max(Duration::from_millis(args.min_reconnect_ms)))
+        .min_reconnect_delay(Duration::from_millis(args.min_reconnect_ms));
     if let (Some(user), Some(password)) = (&args.user, &args.password) {
         options = options.auth(Auth::UserPassword {
             user: user.clone(),
