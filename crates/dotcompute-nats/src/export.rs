@@ -386,7 +386,10 @@ async fn jetstream_input<In: WireMessage, Out: WireMessage>(
     let mut in_flight: HashSet<Uuid> = HashSet::new();
     let mut handled = FuturesUnordered::new();
     let max_in_flight = ctx.handle_capacity();
-    let Some(mut messages) = js::messages(&consumer, &ctx.cancel).await else {
+    // Pull no further ahead than the kernel can hold: what is not yet
+    // delivered stays in the stream (for other replicas, and for the
+    // stream's limits to act on).
+    let Some(mut messages) = js::messages(&consumer, max_in_flight, &ctx.cancel).await else {
         return;
     };
     loop {
@@ -402,7 +405,7 @@ async fn jetstream_input<In: WireMessage, Out: WireMessage>(
                 let jm = match next {
                     None => {
                         // The stream of pull requests ended: open it again.
-                        match js::messages(&consumer, &ctx.cancel).await {
+                        match js::messages(&consumer, max_in_flight, &ctx.cancel).await {
                             Some(m) => { messages = m; continue; }
                             None => break,
                         }

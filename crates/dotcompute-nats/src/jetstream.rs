@@ -84,13 +84,15 @@ pub(crate) async fn publish_retrying(
             PublishFailure::Transient(_) => true,
             PublishFailure::Fatal(_) => false,
         };
-        let out_of_time = deadline.is_some_and(|d| Instant::now() + pause > d);
+        let now = Instant::now();
+        let out_of_time = deadline.is_some_and(|d| now >= d);
         if !retry || out_of_time || cancel.is_cancelled() {
             return Err((failure, retries));
         }
         retries += 1;
+        let nap = deadline.map_or(pause, |d| pause.min(d - now));
         tokio::select! {
-            () = tokio::time::sleep(pause) => {}
+            () = tokio::time::sleep(nap) => {}
             () = cancel.cancelled() => return Err((failure, retries)),
         }
         pause = (pause * 2).min(Duration::from_millis(200));
@@ -281,16 +283,18 @@ pub(crate) async fn open_stream(js: &Context, name: &str) -> Result<jetstream::s
     })
 }
 
-/// The message stream of a consumer, retried until it opens or `cancel`.
+/// The message stream of a consumer, pulling at most `batch` messages
+/// ahead, retried until it opens or `cancel`.
 pub(crate) async fn messages(
     consumer: &PullConsumer,
+    batch: usize,
     cancel: &tokio_util::sync::CancellationToken,
 ) -> Option<pull::Stream> {
     let mut pause = Duration::from_millis(50);
     loop {
         match consumer
             .stream()
-            .max_messages_per_batch(256)
+            .max_messages_per_batch(batch.clamp(1, 256))
             .heartbeat(Duration::from_secs(2))
             .expires(Duration::from_secs(5))
             .messages()

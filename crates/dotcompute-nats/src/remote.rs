@@ -685,7 +685,9 @@ impl<In: WireMessage, Out: WireMessage> RemoteShared<In, Out> {
                     DeliverPolicy::New,
                 )
                 .await?;
-                let messages = js::messages(&consumer, &self.cancel).await.ok_or(NatsError::Closed)?;
+                let messages = js::messages(&consumer, 256, &self.cancel)
+                    .await
+                    .ok_or(NatsError::Closed)?;
                 Ok(Receiver::JetStream {
                     messages,
                     seen: SeenSet::new(100_000),
