@@ -125,3 +125,40 @@ async fn an_unreachable_server_and_bad_options_are_typed_errors() {
         })
     ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_options_are_passed_through() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
+    let cert_path = dir.path().join("server.pem");
+    let key_path = dir.path().join("server.key");
+    std::fs::write(&cert_path, key.cert.pem()).unwrap();
+    std::fs::write(&key_path, key.signing_key.serialize_pem()).unwrap();
+    let Some(server) = NatsServer::start_with(&[
+        "--tls",
+        "--tlscert",
+        cert_path.to_str().unwrap(),
+        "--tlskey",
+        key_path.to_str().unwrap(),
+    ]) else {
+        return;
+    };
+    let rt = RingKernelRuntime::new();
+    let url = format!("tls://127.0.0.1:{}", server.port);
+    // Without the server's certificate among the roots: a TLS error.
+    let untrusted = NatsOptions::new(url.clone(), "n").connect_timeout(Duration::from_secs(3));
+    match NatsNode::connect(&rt, untrusted).await {
+        Err(NatsError::Tls { .. } | NatsError::Connect { .. }) => {}
+        Err(e) => panic!("expected a TLS error, got {e}"),
+        Ok(_) => panic!("an untrusted certificate was accepted"),
+    }
+    // With it: connected, over TLS.
+    let trusted = NatsOptions::new(url, "n").tls(
+        dotcompute_nats::TlsOptions::default()
+            .required(true)
+            .root_certificate(&cert_path),
+    );
+    let node = NatsNode::connect(&rt, trusted).await.unwrap();
+    assert_eq!(node.telemetry().connection.state, "connected");
+    node.close().await;
+}
