@@ -6,7 +6,9 @@
 //! - `dotcompute bench queue`: same-thread cost of the queues beside rtrb and crossbeam;
 //! - `dotcompute bench all --json FILE --svg FILE`: all three, one report and one chart;
 //! - `dotcompute info`: version, tiers and CPU cores;
-//! - `dotcompute pagerank` / `dotcompute anomaly`: the workloads.
+//! - `dotcompute pagerank` / `dotcompute anomaly`: the workloads;
+//! - `dotcompute node --nats URL --name NAME` / `dotcompute demo --nats URL`:
+//!   kernels served to other runtimes, and the demo across two nodes (feature `nats`).
 //!
 //! Errors on user paths are reported as one `error: ...` line on stderr with
 //! exit code 1; argument errors are clap's (exit code 2).
@@ -15,6 +17,8 @@ mod bench;
 mod demo;
 mod info;
 mod machine;
+#[cfg(feature = "nats")]
+mod nats;
 mod output;
 mod progress;
 mod workload;
@@ -58,6 +62,10 @@ enum Command {
     Pagerank(workload::PagerankArgs),
     /// Find anomalies in a stream of values (streaming EMA z-score detector).
     Anomaly(workload::AnomalyArgs),
+    /// Serve the workload kernels (anomaly detector, PageRank) and the
+    /// demo's detector to other runtimes through NATS.
+    #[cfg(feature = "nats")]
+    Node(nats::NodeArgs),
 }
 
 fn main() -> ExitCode {
@@ -74,6 +82,8 @@ fn main() -> ExitCode {
         },
         Command::Pagerank(args) => workload::run_pagerank(&args),
         Command::Anomaly(args) => workload::run_anomaly(&args),
+        #[cfg(feature = "nats")]
+        Command::Node(args) => nats::run_node(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -93,6 +93,7 @@ pub mod options;
 mod outlet;
 pub mod peer;
 mod remote;
+pub mod server;
 pub mod subject;
 pub mod telemetry;
 pub mod track;

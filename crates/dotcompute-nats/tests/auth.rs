@@ -144,7 +144,7 @@ async fn tls_options_are_passed_through() {
         return;
     };
     let rt = RingKernelRuntime::new();
-    let url = format!("tls://127.0.0.1:{}", server.port);
+    let url = format!("tls://127.0.0.1:{}", server.port());
     // Without the server's certificate among the roots: a TLS error.
     let untrusted = NatsOptions::new(url.clone(), "n").connect_timeout(Duration::from_secs(3));
     match NatsNode::connect(&rt, untrusted).await {

@@ -8,13 +8,12 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use dotcompute::RingKernelRuntime;
+use dotcompute_nats::server::{LocalServer, ServerError};
 use dotcompute_nats::{NatsNode, NatsOptions};
 
 /// Whether a missing server fails the test instead of skipping it.
@@ -22,33 +21,8 @@ fn required() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true") || std::env::var("DOTCOMPUTE_REQUIRE_NATS").is_ok_and(|v| v == "1")
 }
 
-fn find_server() -> Option<PathBuf> {
-    if let Ok(p) = std::env::var("DOTCOMPUTE_NATS_SERVER") {
-        let p = PathBuf::from(p);
-        if p.is_file() {
-            return Some(p);
-        }
-    }
-    if let Some(paths) = std::env::var_os("PATH") {
-        for dir in std::env::split_paths(&paths) {
-            let p = dir.join("nats-server");
-            if p.is_file() {
-                return Some(p);
-            }
-        }
-    }
-    let p = PathBuf::from("/usr/sbin/nats-server");
-    p.is_file().then_some(p)
-}
-
-/// A nats-server process owned by the test.
-pub struct NatsServer {
-    binary: PathBuf,
-    child: Option<Child>,
-    pub port: u16,
-    store: tempfile::TempDir,
-    extra: Vec<String>,
-}
+/// A nats-server process owned by the test (killed when dropped).
+pub struct NatsServer(LocalServer);
 
 impl NatsServer {
     /// Starts a server with JetStream, or returns `None` (the test skips)
@@ -59,88 +33,38 @@ impl NatsServer {
 
     /// Starts a server with extra command-line arguments.
     pub fn start_with(extra: &[&str]) -> Option<NatsServer> {
-        let Some(binary) = find_server() else {
-            if required() {
-                panic!("nats-server is not installed (run scripts/provision-nats.sh); CI requires it");
-            }
-            eprintln!("SKIP: nats-server is not installed (scripts/provision-nats.sh installs Debian's package)");
-            return None;
-        };
-        let port = free_port();
-        let store = tempfile::tempdir().expect("temporary JetStream store");
-        let mut server = NatsServer {
-            binary,
-            child: None,
-            port,
-            store,
-            extra: extra.iter().map(|s| s.to_string()).collect(),
-        };
-        server.spawn();
-        Some(server)
-    }
-
-    fn spawn(&mut self) {
-        let mut cmd = Command::new(&self.binary);
-        cmd.args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
-            .arg(self.store.path())
-            .args(&self.extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        let child = cmd.spawn().expect("nats-server starts");
-        self.child = Some(child);
-        self.wait_ready();
-    }
-
-    fn wait_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
-            }
-            if let Some(child) = self.child.as_mut() {
-                if let Ok(Some(status)) = child.try_wait() {
-                    panic!("nats-server exited at start ({status}) on port {}", self.port);
+        match LocalServer::start(extra) {
+            Ok(s) => Some(NatsServer(s)),
+            Err(e @ ServerError::NotInstalled) => {
+                if required() {
+                    panic!("{e}; CI requires it");
                 }
+                eprintln!("SKIP: {e}");
+                None
             }
-            assert!(
-                Instant::now() < deadline,
-                "nats-server did not listen on port {} within 15 s",
-                self.port
-            );
-            std::thread::sleep(Duration::from_millis(20));
+            Err(e) => panic!("{e}"),
         }
     }
 
     /// `nats://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
+        self.0.url()
+    }
+
+    /// Its port.
+    pub fn port(&self) -> u16 {
+        self.0.port()
     }
 
     /// Kills the server at once (SIGKILL): no goodbye to the clients.
     pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.0.kill();
     }
 
     /// Starts it again on the same port with the same JetStream store.
     pub fn restart(&mut self) {
-        self.kill();
-        self.spawn();
+        self.0.restart().expect("the server restarts");
     }
-}
-
-impl Drop for NatsServer {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("a free port");
-    l.local_addr().expect("its address").port()
 }
 
 /// A runtime and a node for the test process, with fast heartbeats.
