@@ -11,13 +11,15 @@
 //! - when the kernel ends, every pending call is answered with the kernel's
 //!   error, and the export and link are told;
 //! - once neither an export nor a link uses the outlet, it stops taking
-//!   outputs (the host can receive them again).
+//!   outputs (the host can receive them again);
+//! - a kernel exported or linked before it is activated is waited for.
 
 use std::any::Any;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use dotcompute::KernelState;
 use futures::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -256,6 +258,17 @@ async fn drain<Out: WireMessage>(outlet: Arc<Outlet<Out>>) {
         };
         match next {
             Ok(msg) => outlet.dispatch(msg).await,
+            // Launched but not yet activated: its outputs start later.
+            Err(dotcompute::Error::State(_))
+                if rt
+                    .kernel_state(&outlet.kernel)
+                    .is_ok_and(|s| s == KernelState::Launched) =>
+            {
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_millis(5)) => {}
+                    () = outlet.cancel.cancelled() => return,
+                }
+            }
             Err(e) => {
                 outlet.kernel_ended(e).await;
                 return;

@@ -11,8 +11,9 @@
 //! SIGTERM/SIGINT, then closes the node and prints `FINAL {json}` (the
 //! node's transport telemetry and the runtime's summary).
 //!
-//! `dotcompute-nats-peer ipc-echo` is the child side of the process tier
-//! (the benchmark's comparison): an echo kernel over shared-memory rings.
+//! `dotcompute-nats-peer ipc-echo` / `ipc-sink` are the child side of the
+//! process tier (the benchmark's comparison): the echo and sink kernels over
+//! shared-memory rings.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -39,6 +40,8 @@ enum Command {
     Serve(Serve),
     /// The child side of the process tier: echo over shared-memory rings.
     IpcEcho,
+    /// The child side of the process tier: a sink over shared-memory rings.
+    IpcSink,
 }
 
 #[derive(Debug, Parser)]
@@ -115,7 +118,8 @@ fn main() -> ExitCode {
             .build()
             .map_err(|e| e.to_string())
             .and_then(|rt| rt.block_on(serve(args))),
-        Command::IpcEcho => ipc_echo(),
+        Command::IpcEcho => ipc_serve(false),
+        Command::IpcSink => ipc_serve(true),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -240,8 +244,12 @@ async fn serve(args: Serve) -> Result<(), String> {
     Ok(())
 }
 
-fn ipc_echo() -> Result<(), String> {
+/// Echo (or, with `sink`, count and answer only `report`) over the
+/// shared-memory rings named in the environment.
+fn ipc_serve(sink: bool) -> Result<(), String> {
     let mut ctx = dotcompute::ipc::IpcContext::<Probe, Probe>::from_env().map_err(|e| e.to_string())?;
+    let mut report = peer::SinkReport::default();
+    let mut seen = std::collections::HashSet::new();
     loop {
         let m = match ctx.receive() {
             Ok(m) => m,
@@ -251,8 +259,22 @@ fn ipc_echo() -> Result<(), String> {
             }
             Err(e) => return Err(e.to_string()),
         };
-        let mut answer = Probe::new(m.seq, m.text.clone());
-        answer.payload.clone_from(&m.payload);
+        let answer = if !sink {
+            let mut a = Probe::new(m.seq, m.text.clone());
+            a.payload.clone_from(&m.payload);
+            a
+        } else if m.text == "report" {
+            Probe::new(m.seq, serde_json::to_string(&report).map_err(|e| e.to_string())?)
+        } else {
+            report.processed += 1;
+            report.highest = report.highest.max(m.seq);
+            if seen.insert(m.seq) {
+                report.distinct += 1;
+            } else {
+                report.duplicates += 1;
+            }
+            continue;
+        };
         let answer = dotcompute::Message::reply(&m, answer);
         match ctx.send(&answer) {
             Ok(()) => {}
