@@ -4,6 +4,8 @@
 # Installs what the tests need itself: crates from Cargo, NVRTC and ptxas
 # from PyPI wheels into target/cuda-tools (scripts/provision-cuda.sh), and
 # igraph from PyPI wheels into target/bench-tools (scripts/provision-bench.sh),
+# the Vulkan loader with Mesa's lavapipe from apt
+# (scripts/provision-vulkan.sh), so the wgpu tests run on a real driver,
 # and Debian's nats-server (scripts/provision-nats.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +21,13 @@ echo "== provisioning igraph (pip wheels, project-local)"
 # real (and fail, not skip, if igraph is unusable).
 # shellcheck disable=SC1090
 source "$(bash scripts/provision-bench.sh --env-file)"
+
+echo "== provisioning Vulkan (libvulkan1 + mesa-vulkan-drivers: lavapipe)"
+# The wgpu tests then run for real on lavapipe (and fail, not skip, if no
+# adapter is found: the script exports DOTCOMPUTE_REQUIRE_WGPU=1).
+eval "$(bash scripts/provision-vulkan.sh)"
+# Mesa's window-system code asks for this even when nothing is drawn.
+export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
 
 echo "== provisioning nats-server (Debian package)"
 # The dotcompute-nats tests start their own nats-server on loopback from it

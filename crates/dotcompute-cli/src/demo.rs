@@ -502,7 +502,7 @@ impl Stage {
 
     async fn deactivate(&self) -> CliResult<()> {
         match self {
-            Stage::Local(rt, _) => rt.deactivate("detect").await?,
+            Stage::Local(rt, _) => rt.deactivate("detect")?,
             #[cfg(feature = "nats")]
             Stage::Remote(h) => {
                 h.deactivate().await?;
@@ -513,7 +513,7 @@ impl Stage {
 
     async fn reactivate(&self) -> CliResult<()> {
         match self {
-            Stage::Local(rt, _) => rt.reactivate("detect").await?,
+            Stage::Local(rt, _) => rt.reactivate("detect")?,
             #[cfg(feature = "nats")]
             Stage::Remote(h) => {
                 h.reactivate().await?;
@@ -523,22 +523,31 @@ impl Stage {
     }
 
     async fn input(&self) -> CliResult<StageInput> {
-        let t = match self {
-            Stage::Local(rt, _) => rt.telemetry("detect")?,
+        Ok(match self {
+            Stage::Local(rt, _) => {
+                let t = rt.telemetry("detect")?;
+                StageInput {
+                    received: t.messages_received,
+                    depth: t.input_queue.depth as u64,
+                    state: t.state,
+                    settled: t.messages_processed == t.messages_received,
+                }
+            }
             #[cfg(feature = "nats")]
             Stage::Remote(h) => {
-                h.remote_telemetry()
+                let t = h
+                    .remote_telemetry()
                     .await?
                     .pop()
                     .ok_or("the node running detect did not report")?
-                    .kernel
+                    .kernel;
+                StageInput {
+                    received: t.messages_received,
+                    depth: t.input_queue.depth as u64,
+                    state: t.state,
+                    settled: t.messages_processed == t.messages_received,
+                }
             }
-        };
-        Ok(StageInput {
-            received: t.messages_received,
-            depth: t.input_queue.depth as u64,
-            state: t.state,
-            settled: t.messages_processed == t.messages_received,
         })
     }
 }
@@ -604,12 +613,12 @@ async fn pipeline(rt: &RingKernelRuntime, args: &DemoArgs, place: Place) -> CliR
     );
     println!();
 
-    rt.launch_with("normalize", KernelConfig::default(), normalize).await?;
+    rt.launch_with("normalize", KernelConfig::default(), normalize)?;
     let detector = match place {
         Place::Here => {
-            rt.launch_with("detect", KernelConfig::default(), detect).await?;
+            rt.launch_with("detect", KernelConfig::default(), detect)?;
             rt.link("normalize", "detect")?;
-            rt.activate("detect").await?;
+            rt.activate("detect")?;
             Stage::Local(rt.clone(), rt.handle::<DetectorIn, DetectorOut>("detect")?)
         }
         #[cfg(feature = "nats")]
@@ -619,7 +628,7 @@ async fn pipeline(rt: &RingKernelRuntime, args: &DemoArgs, place: Place) -> CliR
             Stage::Remote(remote)
         }
     };
-    rt.activate("normalize").await?;
+    rt.activate("normalize")?;
     let source = rt.handle::<SensorMsg, DetectorIn>("normalize")?;
 
     // 1. Stream with every kernel active; ask for the status half-way.

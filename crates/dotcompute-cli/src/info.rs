@@ -16,6 +16,8 @@ pub fn run() -> CliResult<()> {
         let tier = Tier::of_mode(mode);
         println!("  {:<8} {}", tier.name(), tier.describe());
     }
+    let wgpu = Tier::Wgpu;
+    println!("  {:<8} {}", wgpu.name(), wgpu.describe());
     println!("cpu cores: {}", machine.cores);
     if let Some(model) = &machine.cpu_model {
         println!("cpu model: {model}");

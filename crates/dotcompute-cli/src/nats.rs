@@ -150,11 +150,9 @@ pub fn run_node(args: &NodeArgs) -> CliResult<()> {
 
 async fn serve(args: &NodeArgs) -> CliResult<()> {
     let runtime = RingKernelRuntime::new();
-    dotcompute_nats::workloads::launch(&runtime).await?;
-    runtime
-        .launch_with("detect", KernelConfig::default(), crate::demo::detect)
-        .await?;
-    runtime.activate("detect").await?;
+    dotcompute_nats::workloads::launch(&runtime)?;
+    runtime.launch_with("detect", KernelConfig::default(), crate::demo::detect)?;
+    runtime.activate("detect")?;
     let namespace = format!("{}.{}", args.connect.namespace, args.name);
     let node = NatsNode::connect(&runtime, args.connect.options(&args.nats, &args.name, &namespace)?).await?;
     let delivery = if args.jetstream {

@@ -49,7 +49,8 @@ pub struct PagerankArgs {
     /// or those kernels' CPU equivalents (the device driver on the CPU backend).
     #[arg(long, value_enum, default_value_t = BackendArg::Cpu)]
     pub backend: BackendArg,
-    /// CUDA device ordinal (with --backend cuda).
+    /// GPU ordinal: the CUDA device (with --backend cuda) or the wgpu
+    /// adapter as `dotcompute info` numbers them (`wgpu:N`; with --backend wgpu).
     #[arg(long, value_name = "N")]
     pub device: Option<usize>,
     /// Worker threads (default: one per core).
@@ -106,6 +107,9 @@ pub enum BackendArg {
     /// The GPU kernels' CPU equivalents on the CPU device backend (for
     /// checking the device driver without a GPU).
     CpuDevice,
+    /// A wgpu adapter (Vulkan, Metal, DX12; lavapipe without a GPU): the
+    /// WGSL SpMV kernels, f64 where the adapter supports it.
+    Wgpu,
 }
 
 /// Runs `dotcompute pagerank`.
@@ -146,7 +150,8 @@ pub fn run_pagerank(args: &PagerankArgs) -> CliResult<()> {
         (BackendArg::Cuda, device) => PagerankBackend::Cuda {
             device: device.unwrap_or(0),
         },
-        (_, Some(_)) => return Err("--device selects a GPU; it needs --backend cuda".into()),
+        (BackendArg::Wgpu, device) => PagerankBackend::Wgpu { device },
+        (_, Some(_)) => return Err("--device selects a GPU; it needs --backend cuda or --backend wgpu".into()),
         (BackendArg::Cpu, None) => PagerankBackend::Cpu,
         (BackendArg::CpuDevice, None) => PagerankBackend::CpuDevice,
     };
@@ -260,6 +265,10 @@ pub enum ModeArg {
     ActorSpin,
     /// GPU ring kernel: a persistent CUDA kernel holding the state (needs an NVIDIA GPU).
     Gpu,
+    /// wgpu ring kernel: a WGSL handler holding the state in device memory,
+    /// batched dispatches (any Vulkan/Metal/DX12 adapter with f64; lavapipe
+    /// without a GPU).
+    Wgpu,
 }
 
 /// Runs `dotcompute anomaly`.
@@ -281,6 +290,7 @@ pub fn run_anomaly(args: &AnomalyArgs) -> CliResult<()> {
         ModeArg::ActorThread => Mode::ActorThread,
         ModeArg::ActorSpin => Mode::ActorSpin,
         ModeArg::Gpu => Mode::Gpu,
+        ModeArg::Wgpu => Mode::Wgpu,
     };
     crate::output::check_json_path(args.json.as_ref())?;
 

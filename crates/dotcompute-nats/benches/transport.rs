@@ -251,20 +251,16 @@ where
     let runtime = RingKernelRuntime::new();
     // In-process.
     for (id, role) in [("echo", peer::Role::Echo), ("sink", peer::Role::Sink)] {
-        runtime
-            .launch_spec(peer::spec(id, role, "local", KernelConfig::default())?)
-            .await?;
-        runtime.activate(id).await?;
+        runtime.launch_spec(peer::spec(id, role, "local", KernelConfig::default())?)?;
+        runtime.activate(id)?;
     }
     let local = Way::Local(runtime.handle("echo")?, runtime.handle("sink")?);
     // Process tier.
     let exe = env!("CARGO_BIN_EXE_dotcompute-nats-peer");
     for (id, role) in [("p-echo", "ipc-echo"), ("p-sink", "ipc-sink")] {
         let command = dotcompute::ipc::SpawnCommand::new(exe).args([role]);
-        runtime
-            .launch_spec(dotcompute::ipc::process_kernel::<Probe, Probe>(id, command)?)
-            .await?;
-        runtime.activate(id).await?;
+        runtime.launch_spec(dotcompute::ipc::process_kernel::<Probe, Probe>(id, command)?)?;
+        runtime.activate(id)?;
     }
     let process = Way::Process(runtime.handle("p-echo")?, runtime.handle("p-sink")?);
     // NATS, core and JetStream (two peers, two namespaces).

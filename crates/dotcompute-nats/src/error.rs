@@ -201,12 +201,26 @@ pub enum NatsError {
 
 impl NatsError {
     /// The remote (or local) kernel failure this error reports, as
-    /// `(kernel, error)`.
-    pub fn kernel_failure(&self) -> Option<(&str, &str)> {
+    /// `(kernel, error)`. A remote kernel's error is a [`RemoteKernelError`]
+    /// (downcast it from the [`HandlerError`](dotcompute::HandlerError)).
+    pub fn kernel_failure(&self) -> Option<(&str, &dotcompute::HandlerError)> {
         match self {
             NatsError::Kernel(dotcompute::Error::KernelFailed { kernel, error }) => Some((kernel, error)),
             _ => None,
         }
+    }
+
+    /// A remote kernel's failure, as the caller meets it: the same
+    /// [`dotcompute::Error::KernelFailed`] a local kernel gives, whose error
+    /// is a [`RemoteKernelError`].
+    pub(crate) fn remote_failure(kernel: &str, node: &str, error: &str) -> NatsError {
+        NatsError::Kernel(dotcompute::Error::KernelFailed {
+            kernel: sanitize_peer_text(kernel),
+            error: dotcompute::HandlerError::new(RemoteKernelError {
+                node: sanitize_peer_text(node),
+                error: sanitize_peer_text(error),
+            }),
+        })
     }
 
     /// Whether retrying later may succeed (timeouts, disconnects, an
@@ -222,6 +236,17 @@ impl NatsError {
                 | NatsError::Rejected { .. }
         )
     }
+}
+
+/// A remote kernel's handler error as its replica reported it: the error
+/// value stays in the serving process, its text and the node come here.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{error} (on node {node})")]
+pub struct RemoteKernelError {
+    /// The node whose kernel failed.
+    pub node: String,
+    /// The handler's error, as text.
+    pub error: String,
 }
 
 /// Escapes control characters and cuts `text` to [`MAX_PEER_TEXT`] bytes
@@ -327,11 +352,12 @@ mod tests {
 
     #[test]
     fn kernel_failures_are_recognisable() {
-        let e = NatsError::Kernel(dotcompute::Error::KernelFailed {
-            kernel: "k".into(),
-            error: "boom".into(),
-        });
-        assert_eq!(e.kernel_failure(), Some(("k", "boom")));
+        let e = NatsError::remote_failure("k", "n", "boom");
+        let (kernel, error) = e.kernel_failure().unwrap();
+        assert_eq!(kernel, "k");
+        let remote = error.downcast_ref::<RemoteKernelError>().unwrap();
+        assert_eq!((remote.node.as_str(), remote.error.as_str()), ("n", "boom"));
+        assert_eq!(e.to_string(), "kernel 'k' failed: boom (on node n)");
         assert!(!e.is_transient());
     }
 }

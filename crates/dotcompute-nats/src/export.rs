@@ -280,7 +280,7 @@ impl<In: WireMessage, Out: WireMessage> Ctx<In, Out> {
 
     fn failure_text(&self) -> Option<String> {
         match self.outlet.ended() {
-            Some(dotcompute::Error::KernelFailed { error, .. }) => Some(error),
+            Some(dotcompute::Error::KernelFailed { error, .. }) => Some(error.to_string()),
             _ => None,
         }
     }
@@ -626,17 +626,17 @@ async fn control_answer<In: WireMessage, Out: WireMessage>(
             let kernel = rt.telemetry(&ctx.kernel).map_err(|e| e.to_string())?;
             Ok(ControlAnswer::Telemetry(Box::new(ReplicaTelemetry {
                 replica: ctx.replica.clone(),
-                kernel,
+                kernel: kernel.into(),
                 transport: ctx.counters.snapshot(),
             })))
         }
         ControlOp::Deactivate => {
-            rt.deactivate(&ctx.kernel).await.map_err(|e| e.to_string())?;
+            rt.deactivate(&ctx.kernel).map_err(|e| e.to_string())?;
             ctx.state_changed.notify_one();
             Ok(ControlAnswer::State(ctx.handle.state()))
         }
         ControlOp::Reactivate => {
-            rt.reactivate(&ctx.kernel).await.map_err(|e| e.to_string())?;
+            rt.reactivate(&ctx.kernel).map_err(|e| e.to_string())?;
             ctx.state_changed.notify_one();
             Ok(ControlAnswer::State(ctx.handle.state()))
         }

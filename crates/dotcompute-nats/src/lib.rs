@@ -62,8 +62,8 @@
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! // On the serving host:
 //! let rt = RingKernelRuntime::new();
-//! rt.launch_with("double", KernelConfig::default(), double).await?;
-//! rt.activate("double").await?;
+//! rt.launch_with("double", KernelConfig::default(), double)?;
+//! rt.activate("double")?;
 //! let node = NatsNode::connect(&rt, NatsOptions::new("nats://127.0.0.1:4222", "server-1")).await?;
 //! node.export::<Reading, Reading>("double", ExportOptions::default()).await?;
 //!
@@ -100,7 +100,7 @@ pub mod track;
 pub mod wire;
 pub mod workloads;
 
-pub use error::{NatsError, RemoteSendError};
+pub use error::{NatsError, RemoteKernelError, RemoteSendError};
 pub use export::Export;
 pub use jetstream::REPLICAS_CONSUMER;
 pub use link::Link;
@@ -108,4 +108,4 @@ pub use node::{ConnectionState, NatsNode};
 pub use options::{Auth, Delivery, ExportOptions, JetStreamOptions, NatsOptions, RemoteOptions, Storage, TlsOptions};
 pub use remote::{RemoteHandle, ReplicaStatus};
 pub use telemetry::{ConnectionTelemetry, EndpointTelemetry, NatsTelemetry, Role};
-pub use wire::{ReplicaId, WireMessage};
+pub use wire::{KernelFigures, ReplicaId, WireMessage};

@@ -310,8 +310,8 @@ async fn pump_in<I: WireMessage, M: WireMessage>(
                         {
                             Counters::inc(&counters.nacked);
                         }
-                        if is_final(&e) {
-                            tracing::info!(kernel = %local, error = %e, "link target ended");
+                        if is_final(e.error()) {
+                            tracing::info!(kernel = %local, error = %e.error(), "link target ended");
                             return;
                         }
                     }

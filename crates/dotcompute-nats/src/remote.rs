@@ -76,8 +76,8 @@ struct ReplicaEntry {
 enum Health {
     /// At least one replica is alive and not ended.
     Serving,
-    /// Every live replica has failed; the most recent failure.
-    Failed(String),
+    /// Every live replica has failed; the most recent failure (node, error).
+    Failed(String, String),
     /// Every live replica has terminated.
     Terminated,
     /// No replica has been heard from within the liveness timeout.
@@ -261,7 +261,7 @@ impl<In: WireMessage, Out: WireMessage> RemoteHandle<In, Out> {
                     reps.iter().find(|r| r.alive).map_or(KernelState::Active, |r| r.state)
                 }
             }
-            Health::Failed(_) => KernelState::Failed,
+            Health::Failed(..) => KernelState::Failed,
             Health::Terminated | Health::Gone(_) => KernelState::Terminated,
         }
     }
@@ -454,7 +454,10 @@ impl<In: WireMessage, Out: WireMessage> RemoteShared<In, Out> {
             .filter(|e| e.state == KernelState::Failed)
             .min_by_key(|e| e.last_seen.elapsed())
         {
-            return Health::Failed(failed.failure.clone().unwrap_or_else(|| "failed".to_string()));
+            return Health::Failed(
+                failed.node.clone(),
+                failed.failure.clone().unwrap_or_else(|| "failed".to_string()),
+            );
         }
         if !alive.is_empty() {
             return Health::Terminated;
@@ -468,10 +471,7 @@ impl<In: WireMessage, Out: WireMessage> RemoteShared<In, Out> {
         let _ = operation;
         match self.health() {
             Health::Serving => None,
-            Health::Failed(error) => Some(NatsError::Kernel(dotcompute::Error::KernelFailed {
-                kernel: self.kernel.clone(),
-                error: sanitize_peer_text(&error),
-            })),
+            Health::Failed(node, error) => Some(NatsError::remote_failure(&self.kernel, &node, &error)),
             Health::Terminated => Some(NatsError::Kernel(dotcompute::Error::KernelTerminated {
                 kernel: self.kernel.clone(),
             })),

@@ -161,13 +161,81 @@ pub struct ControlRequest {
     pub header: MessageHeader,
 }
 
+/// A remote kernel's runtime telemetry, as its replica reports it: the
+/// figures of [`KernelTelemetry`], with the last error as text (the error
+/// value itself stays in the serving process).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KernelFigures {
+    /// The kernel's id.
+    pub kernel_id: String,
+    /// Its state.
+    pub state: KernelState,
+    /// Messages delivered to the handler.
+    pub messages_received: u64,
+    /// Messages the handler sent.
+    pub messages_sent: u64,
+    /// Messages whose handling finished.
+    pub messages_processed: u64,
+    /// Messages evicted by `DropOldest` (the queues', and the stream's).
+    pub messages_dropped: u64,
+    /// Sends into the input queue that were refused.
+    pub messages_rejected: u64,
+    /// Messages discarded at terminate.
+    pub messages_discarded: u64,
+    /// Messages lost with a dead peer (process tier).
+    pub messages_lost: u64,
+    /// Handler errors and panics.
+    pub errors: u64,
+    /// The last handler error or panic, as text.
+    pub last_error: Option<String>,
+    /// Restarts made by the restart policy.
+    pub restarts: u64,
+    /// Time since activation.
+    pub uptime_secs: f64,
+    /// `messages_processed / uptime_secs`.
+    pub throughput_per_sec: f64,
+    /// Time messages waited in the input queue.
+    pub queue_wait: dotcompute::LatencySummary,
+    /// Handler time per message.
+    pub handler_time: dotcompute::LatencySummary,
+    /// Input queue statistics.
+    pub input_queue: dotcompute::QueueStats,
+    /// Output queue statistics.
+    pub output_queue: dotcompute::QueueStats,
+}
+
+impl From<KernelTelemetry> for KernelFigures {
+    fn from(t: KernelTelemetry) -> Self {
+        KernelFigures {
+            kernel_id: t.kernel_id,
+            state: t.state,
+            messages_received: t.messages_received,
+            messages_sent: t.messages_sent,
+            messages_processed: t.messages_processed,
+            messages_dropped: t.messages_dropped,
+            messages_rejected: t.messages_rejected,
+            messages_discarded: t.messages_discarded,
+            messages_lost: t.messages_lost,
+            errors: t.errors,
+            last_error: t.last_error.map(|e| e.to_string()),
+            restarts: t.restarts,
+            uptime_secs: t.uptime_secs,
+            throughput_per_sec: t.throughput_per_sec,
+            queue_wait: t.queue_wait,
+            handler_time: t.handler_time,
+            input_queue: t.input_queue,
+            output_queue: t.output_queue,
+        }
+    }
+}
+
 /// One replica's telemetry: its kernel's and its transport's.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReplicaTelemetry {
     /// The replica.
     pub replica: ReplicaId,
     /// The kernel's runtime telemetry.
-    pub kernel: KernelTelemetry,
+    pub kernel: KernelFigures,
     /// The export's transport telemetry.
     pub transport: EndpointTelemetry,
 }
@@ -256,7 +324,7 @@ impl ErrorReply {
         let error = crate::error::sanitize_peer_text(&self.error);
         let kernel = crate::error::sanitize_peer_text(&self.kernel);
         match self.kind {
-            ErrorKind::Failed => NatsError::Kernel(dotcompute::Error::KernelFailed { kernel, error }),
+            ErrorKind::Failed => NatsError::remote_failure(&kernel, &self.node, &error),
             ErrorKind::Terminated => NatsError::Kernel(dotcompute::Error::KernelTerminated { kernel }),
             ErrorKind::Rejected => NatsError::Rejected { kernel, reason: error },
             ErrorKind::Undecodable | ErrorKind::Other => NatsError::Remote {
@@ -315,7 +383,9 @@ mod tests {
         assert!(holds::<ErrorReply>(&bytes));
         assert!(!holds::<Heartbeat>(&bytes));
         let back: ErrorReply = decode("s", &bytes).unwrap();
-        assert_eq!(back.into_error().kernel_failure(), Some(("k", "boom\\n")));
+        let e = back.into_error();
+        let (kernel, error) = e.kernel_failure().unwrap();
+        assert_eq!((kernel, error.to_string().as_str()), ("k", "boom\\n (on node n)"));
     }
 
     #[test]

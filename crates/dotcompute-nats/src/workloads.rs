@@ -213,17 +213,16 @@ pub fn pagerank_kernel_spec(id: &str, config: PagerankConfig) -> Result<KernelSp
 
 /// Launches and activates the workload kernels ([`ANOMALY`], [`PAGERANK`])
 /// in `rt` with their default settings.
-pub async fn launch(rt: &RingKernelRuntime) -> Result<(), NatsError> {
+pub fn launch(rt: &RingKernelRuntime) -> Result<(), NatsError> {
     let anomaly = async_kernel_spec(ANOMALY, DetectorConfig::default()).map_err(|e| NatsError::InvalidOption {
         option: "anomaly detector",
         value: String::new(),
         reason: e.to_string(),
     })?;
-    rt.launch_spec(anomaly).await?;
-    rt.activate(ANOMALY).await?;
-    rt.launch_spec(pagerank_kernel_spec(PAGERANK, PagerankConfig::default())?)
-        .await?;
-    rt.activate(PAGERANK).await?;
+    rt.launch_spec(anomaly)?;
+    rt.activate(ANOMALY)?;
+    rt.launch_spec(pagerank_kernel_spec(PAGERANK, PagerankConfig::default())?)?;
+    rt.activate(PAGERANK)?;
     Ok(())
 }
 

@@ -36,9 +36,8 @@ async fn core_losses_across_a_server_restart_are_counted_and_equal_the_gap() {
     let (rt, node) = local_node(&url, "test").await;
     // A local kernel that must keep serving through the outage.
     rt.launch_with("local", KernelConfig::default(), dotcompute_nats::peer::local_echo)
-        .await
         .unwrap();
-    rt.activate("local").await.unwrap();
+    rt.activate("local").unwrap();
     let sink = node
         .remote::<Probe, Probe>("sink", RemoteOptions::default())
         .await
@@ -326,7 +325,11 @@ async fn a_remote_handler_failure_reaches_the_caller() {
     match f.call(Probe::new(2, "boom").failing()).await {
         Err(NatsError::Kernel(Error::KernelFailed { kernel, error })) => {
             assert_eq!(kernel, "f");
-            assert!(error.contains("asked to fail on probe 2"), "{error}");
+            assert!(error.to_string().contains("asked to fail on probe 2"), "{error}");
+            let remote = error
+                .downcast_ref::<dotcompute_nats::RemoteKernelError>()
+                .expect("a remote error");
+            assert_eq!(remote.node, "a");
         }
         other => panic!("expected the remote failure, got {other:?}"),
     }

@@ -46,13 +46,11 @@ async fn pipeline(jetstream: bool) {
 
     let (rt, node) = local_node(&url, "test").await;
     rt.launch_with("source", KernelConfig::default(), tagging("src"))
-        .await
         .unwrap();
     rt.launch_with("collect", KernelConfig::default(), tagging("sink"))
-        .await
         .unwrap();
-    rt.activate("source").await.unwrap();
-    rt.activate("collect").await.unwrap();
+    rt.activate("source").unwrap();
+    rt.activate("collect").unwrap();
     let stage1 = node
         .remote::<Probe, Probe>("stage1", RemoteOptions::default())
         .await

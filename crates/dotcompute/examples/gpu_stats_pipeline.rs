@@ -63,7 +63,7 @@ fn stats_kernel() -> Result<(KernelSpec, String), dotcompute::Error> {
 pub async fn run(readings: &[f32]) -> Result<Outcome, dotcompute::Error> {
     let runtime = RingKernelRuntime::new();
     let (stats, device) = stats_kernel()?;
-    runtime.launch_spec(stats).await?;
+    runtime.launch_spec(stats)?;
     // The async tier: readings in, GPU samples out (to the linked kernel).
     let sensor = KernelSpec::builder::<Reading, Envelope<Sample>>("sensor")
         .handler(|mut ctx: KernelContext<Reading, Envelope<Sample>>| async move {
@@ -82,10 +82,10 @@ pub async fn run(readings: &[f32]) -> Result<Outcome, dotcompute::Error> {
             Ok::<(), dotcompute::Error>(())
         })
         .build()?;
-    runtime.launch_spec(sensor).await?;
+    runtime.launch_spec(sensor)?;
     runtime.link("sensor", "stats")?;
-    runtime.activate("stats").await?;
-    runtime.activate("sensor").await?;
+    runtime.activate("stats")?;
+    runtime.activate("sensor")?;
     for &r in readings {
         runtime
             .send(

@@ -46,9 +46,8 @@ pub async fn run(nodes: usize) -> Result<Summary, Box<dyn Error + Send + Sync>> 
 }
 
 async fn scenario(rt: &RingKernelRuntime, nodes: usize) -> Result<Summary, Box<dyn Error + Send + Sync>> {
-    rt.launch_spec(kernel_spec("pagerank", PagerankConfig::default())?)
-        .await?;
-    rt.activate("pagerank").await?;
+    rt.launch_spec(kernel_spec("pagerank", PagerankConfig::default())?)?;
+    rt.activate("pagerank")?;
     let client = PagerankClient::new(rt, "pagerank")?;
 
     let graph = GraphGenerator::Chunked.graph(nodes, 5.0, 42)?;

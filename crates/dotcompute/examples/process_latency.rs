@@ -251,8 +251,8 @@ fn runtime_calls(spec: KernelSpec, n: u64, warmup: u64) -> Stats {
         .expect("tokio");
     rt_tokio.block_on(async {
         let rt = RingKernelRuntime::new();
-        rt.launch_spec(spec).await.expect("launch");
-        rt.activate("latency").await.expect("activate");
+        rt.launch_spec(spec).expect("launch");
+        rt.activate("latency").expect("activate");
         let mut stats = Stats::new();
         for i in 0..warmup + n {
             let ping = Ping {

@@ -34,8 +34,8 @@ async fn compute_actor(mut ctx: KernelContext<ComputeRequest, ComputeResponse>) 
 /// Launches the kernel, sends one request, returns the result, shuts down.
 pub async fn run() -> Result<f64, Error> {
     RingKernelRuntime::scope(|runtime| async move {
-        runtime.launch("compute").await?;
-        runtime.activate("compute").await?;
+        runtime.launch("compute")?;
+        runtime.activate("compute")?;
         let request = ComputeRequest {
             values: vec![1.0, 2.0, 3.0],
             header: MessageHeader::new(),

@@ -111,12 +111,11 @@ async fn pipeline(
     batch: usize,
     depth: usize,
 ) -> Result<Outcome, Box<dyn Error + Send + Sync>> {
-    rt.launch_spec(thread_kernel_spec("detector", DetectorConfig::default())?)
-        .await?;
-    rt.launch_with("alerts", KernelConfig::default(), alerts).await?;
+    rt.launch_spec(thread_kernel_spec("detector", DetectorConfig::default())?)?;
+    rt.launch_with("alerts", KernelConfig::default(), alerts)?;
     rt.link("detector", "alerts")?;
-    rt.activate("alerts").await?;
-    rt.activate("detector").await?;
+    rt.activate("alerts")?;
+    rt.activate("detector")?;
     let detector = rt.handle::<AnomalyBatch, AnomalyBatchResult>("detector")?;
     let sink = rt.handle::<AnomalyBatchResult, Alert>("alerts")?;
 

@@ -19,6 +19,13 @@
 //!   emulation of the device side.
 //! - [`workloads`]: PageRank and streaming anomaly detection, batch and as ring kernels.
 //!
+//! Talk to a kernel through a [`KernelHandle`] (from
+//! [`RingKernelRuntime::handle`]): the kernel's id and message types are
+//! resolved once, and every call goes straight to its queues — the way to
+//! use a kernel on a hot path. Every send hands a refused message back in a
+//! [`SendError`] (a batch: the messages not sent), which converts into
+//! [`Error`] with `?`; nothing the runtime refuses is lost.
+//!
 //! ```
 //! use dotcompute::{ring_kernel, Error, KernelContext, Message, MessageHeader, RingKernelRuntime};
 //!
@@ -39,15 +46,20 @@
 //!
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
 //! let rt = RingKernelRuntime::new();
-//! rt.launch("crate_doc_compute").await.unwrap();
-//! rt.activate("crate_doc_compute").await.unwrap();
-//! rt.send("crate_doc_compute", ComputeRequest { values: vec![1.0, 2.0, 3.0], header: MessageHeader::new() })
-//!     .await
-//!     .unwrap();
-//! let resp: ComputeResponse = rt.receive("crate_doc_compute").await.unwrap();
-//! assert_eq!(resp.result, 6.0);
+//! rt.launch("crate_doc_compute")?;
+//! rt.activate("crate_doc_compute")?;
+//! // Resolved once: the handle is what a hot path uses.
+//! let compute = rt.handle::<ComputeRequest, ComputeResponse>("crate_doc_compute")?;
+//! compute.send(ComputeRequest { values: vec![1.0, 2.0, 3.0], header: MessageHeader::new() }).await?;
+//! assert_eq!(compute.receive().await?.result, 6.0);
+//! // A refused message comes back (here: the kernel has been terminated).
+//! rt.terminate("crate_doc_compute").await?;
+//! let refused = compute.send(ComputeRequest { values: vec![4.0], header: MessageHeader::new() }).await.unwrap_err();
+//! assert!(refused.is_closed());
+//! assert_eq!(refused.into_message().values, [4.0]);
 //! rt.shutdown().await;
-//! # });
+//! # Ok::<(), Error>(())
+//! # }).unwrap();
 //! ```
 
 // No unwrap, expect or panic on any path a user can reach.
@@ -71,7 +83,7 @@ pub mod workloads;
 
 pub use dotcompute_macros::GpuMessage;
 pub use dotcompute_macros::{ring_kernel, Message};
-pub use error::{Error, Result};
+pub use error::{CallError, Error, HandlerError, Result, SendError};
 pub use message::codec;
 pub use message::{Message, MessageHeader, PriorityBand, DEFAULT_PRIORITY};
 pub use queue::{Backpressure, MessageQueue, QueueConfig, QueueStats};

@@ -379,8 +379,8 @@ fn the_runtime_runs_a_gpu_kernel_in_gpu_mode() {
         .unwrap();
         assert_eq!(spec.config().mode, dotcompute::ExecutionMode::Gpu);
         let runtime = RingKernelRuntime::new();
-        runtime.launch_spec(spec).await.unwrap();
-        runtime.activate("transform").await.unwrap();
+        runtime.launch_spec(spec).unwrap();
+        runtime.activate("transform").unwrap();
         for i in 0..10_000u64 {
             let m = sample(i);
             let r: Envelope<Scaled> = runtime.call_timeout("transform", Envelope::new(m), T).await.unwrap();
@@ -388,8 +388,8 @@ fn the_runtime_runs_a_gpu_kernel_in_gpu_mode() {
             handlers::transform(&m, &mut want, &mut NoState::default()).unwrap();
             assert_eq!(r.payload, want);
         }
-        runtime.deactivate("transform").await.unwrap();
-        runtime.reactivate("transform").await.unwrap();
+        runtime.deactivate("transform").unwrap();
+        runtime.reactivate("transform").unwrap();
         let r: Envelope<Scaled> = runtime
             .call_timeout("transform", Envelope::new(sample(7)), T)
             .await

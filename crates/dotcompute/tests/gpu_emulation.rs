@@ -379,7 +379,13 @@ fn handler_errors_and_panics_are_counted_and_faulted() {
             Ok(())
         },
         NoState::default(),
-        quick_options(),
+        // The panic hook runs on the device thread before the fault is
+        // published; with RUST_BACKTRACE=1 symbolising a large test binary
+        // takes longer than quick_options' 300 ms heartbeat timeout.
+        GpuRingOptions {
+            heartbeat_timeout: Duration::from_secs(10),
+            ..quick_options()
+        },
     )
     .unwrap();
     ring.activate().unwrap();

@@ -59,9 +59,9 @@ async fn round_trip_of_100k_messages_through_the_runtime() {
         .unwrap();
     assert_eq!(spec.config().mode, ExecutionMode::Thread);
     let rt = RingKernelRuntime::new();
-    rt.launch_spec(spec).await.unwrap();
+    rt.launch_spec(spec).unwrap();
     assert_eq!(rt.kernel_state("gpu_rt_100k").unwrap(), KernelState::Launched);
-    rt.activate("gpu_rt_100k").await.unwrap();
+    rt.activate("gpu_rt_100k").unwrap();
     let handle = rt.handle::<Envelope<Sample>, Envelope<Scaled>>("gpu_rt_100k").unwrap();
     let n: u64 = 100_000;
     let start = Instant::now();
@@ -111,8 +111,8 @@ async fn call_gets_the_correlated_reply() {
         emulated_kernel::<Sample, Scaled, NoState, _, _>("gpu_call", handlers::transform, GpuKernelOptions::default())
             .unwrap();
     let rt = RingKernelRuntime::new();
-    rt.launch_spec(spec).await.unwrap();
-    rt.activate("gpu_call").await.unwrap();
+    rt.launch_spec(spec).unwrap();
+    rt.activate("gpu_call").unwrap();
     for seq in [3u64, 1, 4, 1, 5] {
         let req = Envelope::with_priority(sample(seq), 200);
         let id = req.message_id();
@@ -136,8 +136,8 @@ async fn deactivate_reactivate_and_terminate_with_messages_in_flight() {
     )
     .unwrap();
     let rt = RingKernelRuntime::new();
-    rt.launch_spec(spec).await.unwrap();
-    rt.activate("gpu_lifecycle").await.unwrap();
+    rt.launch_spec(spec).unwrap();
+    rt.activate("gpu_lifecycle").unwrap();
     let handle = rt
         .handle::<Envelope<Sample>, Envelope<Scaled>>("gpu_lifecycle")
         .unwrap();
@@ -146,7 +146,7 @@ async fn deactivate_reactivate_and_terminate_with_messages_in_flight() {
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(5)).await;
-    rt.deactivate("gpu_lifecycle").await.unwrap();
+    rt.deactivate("gpu_lifecycle").unwrap();
     // The device parks after its batch: its status says so and its count stops.
     let parked = tokio::task::spawn_blocking({
         let monitor = monitor.clone();
@@ -167,7 +167,7 @@ async fn deactivate_reactivate_and_terminate_with_messages_in_flight() {
         "nothing handled while deactivated"
     );
     assert!(still.counters.heartbeat >= parked.counters.heartbeat);
-    rt.reactivate("gpu_lifecycle").await.unwrap();
+    rt.reactivate("gpu_lifecycle").unwrap();
     let mut replies = Vec::new();
     while replies.len() < 2000 {
         handle.receive_batch(2000, &mut replies).await.unwrap();
@@ -198,8 +198,8 @@ async fn a_draining_terminate_delivers_every_reply() {
         emulated_kernel::<Sample, Scaled, NoState, _, _>("gpu_drain", handlers::transform, GpuKernelOptions::default())
             .unwrap();
     let rt = RingKernelRuntime::new();
-    rt.launch_spec(spec).await.unwrap();
-    rt.activate("gpu_drain").await.unwrap();
+    rt.launch_spec(spec).unwrap();
+    rt.activate("gpu_drain").unwrap();
     let handle = rt.handle::<Envelope<Sample>, Envelope<Scaled>>("gpu_drain").unwrap();
     handle
         .send_batch((0..3000).map(|s| Envelope::new(sample(s))).collect())
@@ -247,8 +247,8 @@ async fn state_persists_across_messages_in_the_runtime() {
     )
     .unwrap();
     let rt = RingKernelRuntime::new();
-    rt.launch_spec(spec).await.unwrap();
-    rt.activate("gpu_stats").await.unwrap();
+    rt.launch_spec(spec).unwrap();
+    rt.activate("gpu_stats").unwrap();
     let mut last = None;
     for i in 0..100u64 {
         let r: Envelope<Stats> = rt
@@ -289,8 +289,8 @@ async fn failing_kernel(id: &str, control: &EmulatorControl) -> (RingKernelRunti
     let rt = RingKernelRuntime::with_config(RuntimeConfig {
         terminate_timeout: Duration::from_secs(2),
     });
-    rt.launch_spec(spec).await.unwrap();
-    rt.activate(id).await.unwrap();
+    rt.launch_spec(spec).unwrap();
+    rt.activate(id).unwrap();
     let r: Envelope<Scaled> = rt.call_timeout(id, Envelope::new(sample(7)), LONG).await.unwrap();
     assert_eq!(r.payload, expected(&sample(7)));
     (rt, monitor)
@@ -308,10 +308,14 @@ async fn a_stale_heartbeat_marks_the_kernel_failed() {
     );
     assert!(start.elapsed() >= Duration::from_millis(150));
     let t = rt.telemetry("gpu_stale").unwrap();
-    let last = t.last_error.unwrap_or_default();
+    let last = t.last_error.map(|e| e.to_string()).unwrap_or_default();
     assert!(last.contains("heartbeat"), "{last}");
-    match rt.send("gpu_stale", Envelope::new(sample(8))).await {
-        Err(Error::KernelFailed { error, .. }) => assert!(error.contains("hung or dead"), "{error}"),
+    match rt
+        .send("gpu_stale", Envelope::new(sample(8)))
+        .await
+        .map_err(Error::from)
+    {
+        Err(Error::KernelFailed { error, .. }) => assert!(error.to_string().contains("hung or dead"), "{error}"),
         other => panic!("expected KernelFailed, got {other:?}"),
     }
     assert_eq!(monitor.snapshot().unwrap().phase, RingPhase::Failed);
@@ -328,7 +332,12 @@ async fn a_vanished_device_marks_the_kernel_failed() {
         wait_state(&rt, "gpu_vanished", KernelState::Failed).await,
         KernelState::Failed
     );
-    let last = rt.telemetry("gpu_vanished").unwrap().last_error.unwrap_or_default();
+    let last = rt
+        .telemetry("gpu_vanished")
+        .unwrap()
+        .last_error
+        .map(|e| e.to_string())
+        .unwrap_or_default();
     assert!(last.contains("stopped running without exiting"), "{last}");
     rt.shutdown().await;
 }
@@ -339,8 +348,8 @@ async fn a_handler_error_code_marks_the_kernel_failed() {
         emulated_kernel::<Sample, Scaled, NoState, _, _>("gpu_nan", handlers::transform, GpuKernelOptions::default())
             .unwrap();
     let rt = RingKernelRuntime::new();
-    rt.launch_spec(spec).await.unwrap();
-    rt.activate("gpu_nan").await.unwrap();
+    rt.launch_spec(spec).unwrap();
+    rt.activate("gpu_nan").unwrap();
     rt.send(
         "gpu_nan",
         Envelope::new(Sample {
@@ -355,7 +364,12 @@ async fn a_handler_error_code_marks_the_kernel_failed() {
         wait_state(&rt, "gpu_nan", KernelState::Failed).await,
         KernelState::Failed
     );
-    let last = rt.telemetry("gpu_nan").unwrap().last_error.unwrap_or_default();
+    let last = rt
+        .telemetry("gpu_nan")
+        .unwrap()
+        .last_error
+        .map(|e| e.to_string())
+        .unwrap_or_default();
     assert!(last.contains("reported 1 error(s), the last with code 1"), "{last}");
     rt.shutdown().await;
 }

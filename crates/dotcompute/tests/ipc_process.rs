@@ -62,6 +62,8 @@ fn answer(r: &Req) -> Resp {
 /// - `echo-marker`: same, then write the file `$DOTCOMPUTE_IPC_TEST_MARKER`
 ///   once `serve` returned Ok (a clean, requested exit);
 /// - `fail-at-3`: the handler fails on request 3;
+/// - `fail-hostile`: the handler fails at once with a text full of NULs,
+///   terminal escapes and length;
 /// - `stall`: take one request, then never read again;
 /// - `server`: create the region `$DOTCOMPUTE_IPC_TEST_NAME` and serve hosts
 ///   that attach by name;
@@ -85,6 +87,7 @@ fn child_main() {
             }
             r
         }
+        "fail-hostile" => ipc::serve(|_: Req| Err::<Resp, _>(format!("bad\0\u{1b}[2J\r\n{}", "x".repeat(1000)))),
         "fail-at-3" => ipc::serve(|r: Req| {
             if r.seq == 3 {
                 Err(format!("cannot handle request {}", r.seq))
@@ -616,8 +619,8 @@ fn runtime_lifecycle_with_a_process_kernel() {
     .unwrap();
     tokio_rt().block_on(async {
         let rt = RingKernelRuntime::new();
-        rt.launch_spec(spec).await.unwrap();
-        rt.activate("proc_echo").await.unwrap();
+        rt.launch_spec(spec).unwrap();
+        rt.activate("proc_echo").unwrap();
         let mut child_pid = 0;
         for i in 0..200 {
             let r = req(i);
@@ -631,7 +634,7 @@ fn runtime_lifecycle_with_a_process_kernel() {
         assert_eq!(region_files(&regions).len(), 1);
 
         // Deactivated: messages wait in the input queue.
-        rt.deactivate("proc_echo").await.unwrap();
+        rt.deactivate("proc_echo").unwrap();
         for i in 1000..1010 {
             rt.send("proc_echo", req(i)).await.unwrap();
         }
@@ -639,7 +642,7 @@ fn runtime_lifecycle_with_a_process_kernel() {
             .receive_timeout::<Resp>("proc_echo", Duration::from_millis(100))
             .await;
         assert!(matches!(quiet, Err(Error::QueueTimeout { .. })), "{quiet:?}");
-        rt.reactivate("proc_echo").await.unwrap();
+        rt.reactivate("proc_echo").unwrap();
         for i in 1000..1010 {
             let resp: Resp = rt.receive("proc_echo").await.unwrap();
             assert_eq!(resp.seq, i);
@@ -687,8 +690,8 @@ fn runtime_kernel_fails_when_its_process_is_killed() {
         .unwrap();
     tokio_rt().block_on(async {
         let rt = RingKernelRuntime::new();
-        rt.launch_spec(spec).await.unwrap();
-        rt.activate("proc_victim").await.unwrap();
+        rt.launch_spec(spec).unwrap();
+        rt.activate("proc_victim").unwrap();
         let first: Resp = rt.call("proc_victim", req(0)).await.unwrap();
         // Mid-stream: requests keep flowing while it dies.
         let sender = {
@@ -728,15 +731,70 @@ fn runtime_kernel_fails_when_its_process_is_killed() {
         match &err {
             Error::KernelFailed { kernel, error } => {
                 assert_eq!(kernel, "proc_victim");
-                assert!(error.contains("died") && error.contains("SIGKILL"), "{error}");
+                let text = error.to_string();
+                assert!(text.contains("died") && text.contains("SIGKILL"), "{text}");
             }
             other => panic!("expected KernelFailed, got {other:?}"),
         }
         let stopped_at = sender.await.unwrap();
         assert!(stopped_at < 100_000, "sends are refused once the kernel failed");
+        // Issue 16 row 14: the requests handed to the child and never
+        // answered are counted as lost, and named in the failure.
+        let t = rt.telemetry("proc_victim").unwrap();
+        let Error::KernelFailed { error, .. } = &err else {
+            unreachable!("checked above")
+        };
+        assert_eq!(t.last_error.as_ref(), Some(error), "telemetry keeps the same error");
+        let lost = match error.downcast_ref::<IpcError>() {
+            Some(IpcError::RequestsLost { lost, cause }) => {
+                assert!(matches!(**cause, IpcError::PeerDied { .. }), "{cause:?}");
+                *lost
+            }
+            other => panic!("expected RequestsLost, got {other:?}"),
+        };
+        eprintln!("{lost} requests were in flight when the child died");
+        assert!(lost > 0);
+        assert_eq!(t.messages_lost, lost);
+        // Every request the kernel took is accounted for: answered (the
+        // call, then the `received` replies), lost with the child, or
+        // refused on the way back (discarded).
+        assert_eq!(
+            t.messages_received,
+            1 + received + t.messages_lost + t.messages_discarded,
+            "{t:?}"
+        );
         rt.shutdown().await;
     });
     assert!(region_files(dir.path()).is_empty());
+}
+
+/// Issue 16 row 15: a hostile child's failure text (NULs, terminal escapes,
+/// a kilobyte) reaches the host's error escaped and cut short.
+#[test]
+fn a_hostile_failure_text_is_escaped_and_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = ipc::process_kernel_builder::<Req, Resp>("proc_hostile", child("fail-hostile"), config_in(dir.path()))
+        .unwrap()
+        .build()
+        .unwrap();
+    tokio_rt().block_on(async {
+        let rt = RingKernelRuntime::new();
+        rt.launch_spec(spec).unwrap();
+        rt.activate("proc_hostile").unwrap();
+        rt.send("proc_hostile", req(0)).await.unwrap();
+        let err = rt.receive::<Resp>("proc_hostile").await.unwrap_err();
+        let text = err.to_string();
+        assert!(!text.chars().any(|c| c.is_control()), "{text:?}");
+        assert!(text.contains("bad\\u{0}\\u{1b}[2J\\r\\n"), "{text}");
+        assert!(
+            text.len() < 600 && text.contains("more bytes cut"),
+            "{} bytes: {text}",
+            text.len()
+        );
+        let last = rt.telemetry("proc_hostile").unwrap().last_error.unwrap().to_string();
+        assert!(!last.chars().any(|c| c.is_control()) && last.len() < 600, "{last:?}");
+        rt.shutdown().await;
+    });
 }
 
 #[test]
@@ -748,15 +806,17 @@ fn runtime_reports_the_handler_failure_text() {
         .unwrap();
     tokio_rt().block_on(async {
         let rt = RingKernelRuntime::new();
-        rt.launch_spec(spec).await.unwrap();
-        rt.activate("proc_fail").await.unwrap();
+        rt.launch_spec(spec).unwrap();
+        rt.activate("proc_fail").unwrap();
         for i in 0..3 {
             let _: Resp = rt.call("proc_fail", req(i)).await.unwrap();
         }
         rt.send("proc_fail", req(3)).await.unwrap();
         let err = rt.receive::<Resp>("proc_fail").await.unwrap_err();
         match &err {
-            Error::KernelFailed { error, .. } => assert!(error.contains("cannot handle request 3"), "{error}"),
+            Error::KernelFailed { error, .. } => {
+                assert!(error.to_string().contains("cannot handle request 3"), "{error}")
+            }
             other => panic!("expected KernelFailed, got {other:?}"),
         }
         assert_eq!(rt.kernel_state("proc_fail").unwrap(), KernelState::Failed);
@@ -778,8 +838,8 @@ fn runtime_restart_spawns_a_new_process() {
         .unwrap();
     tokio_rt().block_on(async {
         let rt = RingKernelRuntime::new();
-        rt.launch_spec(spec).await.unwrap();
-        rt.activate("proc_phoenix").await.unwrap();
+        rt.launch_spec(spec).unwrap();
+        rt.activate("proc_phoenix").unwrap();
         let first: Resp = rt.call("proc_phoenix", req(0)).await.unwrap();
         kill9(first.pid);
         let mut second = None;
@@ -813,8 +873,8 @@ fn runtime_drain_terminate_delivers_everything() {
         .unwrap();
     tokio_rt().block_on(async {
         let rt = RingKernelRuntime::new();
-        rt.launch_spec(spec).await.unwrap();
-        rt.activate("proc_drain").await.unwrap();
+        rt.launch_spec(spec).unwrap();
+        rt.activate("proc_drain").unwrap();
         let _: Resp = rt.call("proc_drain", req(0)).await.unwrap();
         for i in 1..=500 {
             rt.send("proc_drain", req(i)).await.unwrap();
@@ -854,8 +914,8 @@ fn runtime_attach_by_name() {
     let spec = ipc::process_kernel::<Req, Resp>("proc_attached", ProcessCommand::attach(&name)).unwrap();
     tokio_rt().block_on(async {
         let rt = RingKernelRuntime::new();
-        rt.launch_spec(spec).await.unwrap();
-        rt.activate("proc_attached").await.unwrap();
+        rt.launch_spec(spec).unwrap();
+        rt.activate("proc_attached").unwrap();
         let resp: Resp = rt.call("proc_attached", req(7)).await.unwrap();
         assert_eq!((resp.value, resp.pid), (15, server.id()));
         rt.terminate("proc_attached").await.unwrap();
@@ -863,4 +923,53 @@ fn runtime_attach_by_name() {
     });
     assert!(server.wait().unwrap().success());
     assert!(!path.exists());
+}
+
+/// The process tier hands refused messages back too, and its blocking sends
+/// honour the kernel's `send_timeout` (issue 10 and issue 14): a full queue
+/// under Block with a timeout, then under Reject, single and batched.
+#[test]
+fn process_kernel_refusals_hand_back_and_honour_send_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let timeout = Duration::from_millis(50);
+    for strategy in [dotcompute::Backpressure::Block, dotcompute::Backpressure::Reject] {
+        let spec = ipc::process_kernel_builder::<Req, Resp>("proc_full", child("echo"), config_in(dir.path()))
+            .unwrap()
+            .input_queue_size(2)
+            .backpressure(strategy)
+            .send_timeout(timeout)
+            .build()
+            .unwrap();
+        let rt = RingKernelRuntime::new();
+        rt.launch_spec(spec).unwrap();
+        let h = rt.handle::<Req, Resp>("proc_full").unwrap();
+        let e = h.send_blocking(req(100)).unwrap_err();
+        assert!(e.is_not_active(), "{e:?}");
+        assert_eq!(e.into_message().seq, 100);
+        rt.activate("proc_full").unwrap();
+        assert_eq!(h.call_blocking(req(1)).unwrap().seq, 1);
+        rt.deactivate("proc_full").unwrap();
+        h.try_send(req(2)).unwrap();
+        h.try_send(req(3)).unwrap();
+        let blocks = strategy == dotcompute::Backpressure::Block;
+        let start = Instant::now();
+        let e = h.send_blocking(req(4)).unwrap_err();
+        assert!(if blocks { e.is_timeout() } else { e.is_full() }, "{e:?}");
+        assert_eq!(e.into_message().seq, 4);
+        let e = h.send_batch_blocking(vec![req(5), req(6)]).unwrap_err();
+        assert_eq!(e.into_message().iter().map(|r| r.seq).collect::<Vec<_>>(), [5, 6]);
+        let e = futures::executor::block_on(h.send(req(7))).unwrap_err();
+        assert_eq!(e.into_message().seq, 7);
+        let took = start.elapsed();
+        if blocks {
+            assert!(took >= 3 * timeout && took < Duration::from_secs(10), "{took:?}");
+        }
+        rt.reactivate("proc_full").unwrap();
+        assert_eq!(h.receive_blocking().unwrap().seq, 2);
+        assert_eq!(h.receive_blocking().unwrap().seq, 3);
+        let t = h.telemetry();
+        assert_eq!(t.messages_rejected, 3, "{t:?}");
+        rt.shutdown_blocking();
+    }
+    assert!(region_files(dir.path()).is_empty());
 }

@@ -82,6 +82,7 @@ fn refused_value_is_handed_back_not_dropped() {
     tx.push(counted(0, &drops)).unwrap();
     let back = match tx.push(counted(1, &drops)) {
         Err(PushError::Full(v)) => v,
+        Err(e) => panic!("unexpected refusal {e:?}"),
         Ok(()) => panic!("a full ring accepted a value"),
     };
     assert_eq!(back.id, 1);

@@ -100,8 +100,8 @@ fn injected_spike_draws_are_numpys() {
 /// and goes on with the right batch.
 async fn refuses_a_gap_and_keeps_going(spec: dotcompute::KernelSpec) {
     let rt = RingKernelRuntime::new();
-    rt.launch_spec(spec).await.unwrap();
-    rt.activate("det").await.unwrap();
+    rt.launch_spec(spec).unwrap();
+    rt.activate("det").unwrap();
     let r: AnomalyBatchResult = rt.call("det", AnomalyBatch::new(0, 0, vec![0.0; 10])).await.unwrap();
     assert!(r.error.is_none());
     let r: AnomalyBatchResult = rt.call("det", AnomalyBatch::new(2, 20, vec![0.0; 10])).await.unwrap();

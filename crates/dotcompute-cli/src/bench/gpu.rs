@@ -92,8 +92,8 @@ fn echo_runtime(batch: u32) -> CliResult<(tokio::runtime::Runtime, RingKernelRun
     )?;
     let runtime = RingKernelRuntime::new();
     rt.block_on(async {
-        runtime.launch_spec(spec).await?;
-        runtime.activate("gpu-echo").await
+        runtime.launch_spec(spec)?;
+        runtime.activate("gpu-echo")
     })?;
     let handle = runtime.handle::<Envelope<Sample>, Envelope<Sample>>("gpu-echo")?;
     Ok((rt, runtime, handle))

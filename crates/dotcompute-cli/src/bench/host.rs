@@ -69,9 +69,9 @@ pub struct Host {
 impl Host {
     pub async fn send(&self, msg: Ping) -> dotcompute::Result<()> {
         if self.blocking {
-            self.handle.send_blocking(msg)
+            self.handle.send_blocking(msg).map_err(Into::into)
         } else {
-            self.handle.send(msg).await
+            self.handle.send(msg).await.map_err(Into::into)
         }
     }
 
@@ -85,9 +85,9 @@ impl Host {
 
     pub async fn send_batch(&self, msgs: Vec<Ping>) -> dotcompute::Result<()> {
         if self.blocking {
-            self.handle.send_batch_blocking(msgs)
+            self.handle.send_batch_blocking(msgs).map_err(Into::into)
         } else {
-            self.handle.send_batch(msgs).await
+            self.handle.send_batch(msgs).await.map_err(Into::into)
         }
     }
 
@@ -102,7 +102,7 @@ impl Host {
     /// `call` exists only on the async handle; a plain-thread host has no
     /// blocking `call`, so the benchmarks offer it only on tokio hosts.
     pub async fn call(&self, msg: Ping) -> dotcompute::Result<Ping> {
-        self.handle.call(msg).await
+        self.handle.call(msg).await.map_err(Into::into)
     }
 
     /// Runs `work` beside the caller: a tokio task for an async host, a
@@ -181,8 +181,8 @@ async fn launch(rt: &RingKernelRuntime, specs: Vec<KernelSpec>, blocking: bool) 
     let mut hosts = Vec::with_capacity(specs.len());
     for spec in specs {
         let id = spec.id().to_string();
-        rt.launch_spec(spec).await?;
-        rt.activate(&id).await?;
+        rt.launch_spec(spec)?;
+        rt.activate(&id)?;
         hosts.push(Host {
             handle: rt.handle::<Ping, Ping>(&id)?,
             blocking,

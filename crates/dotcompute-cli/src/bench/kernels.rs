@@ -48,6 +48,7 @@ pub fn spec(id: &str, tier: Tier, role: Role, batch: usize) -> CliResult<KernelS
         // GPU messages are fixed-size plain data, not `Ping`: the GPU tier
         // runs its own cases (`bench::gpu`).
         Tier::Gpu => return Err("the gpu tier has no Ping kernel; its cases are in bench::gpu".into()),
+        Tier::Wgpu => return Err("the wgpu tier has no Ping kernel; its cases are in bench::wgpu".into()),
     };
     Ok(spec)
 }

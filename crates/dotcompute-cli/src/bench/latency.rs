@@ -120,6 +120,11 @@ fn cases(tier: Tier) -> Vec<Case> {
             case(HostKind::PlainThread, Method::LaunchPerMessage),
             case(HostKind::PlainThread, Method::GraphReplay),
         ],
+        Tier::Wgpu => vec![
+            case(HostKind::PlainThread, Method::SendReceive),
+            case(HostKind::PlainThread, Method::Call),
+            case(HostKind::PlainThread, Method::LaunchPerMessage),
+        ],
         Tier::Thread | Tier::Process => vec![
             case(HostKind::PlainThread, Method::SendReceive),
             case(HostKind::MultiThread, Method::SendReceive),
@@ -354,6 +359,11 @@ fn measure_case(case: Case, warmup: u64, samples: u64) -> CliResult<Histogram<u6
     let bar = progress::bar(warmup + samples, &label);
     if case.method == Method::RawRing {
         let hist = raw_ring_round_trips(warmup, samples, &bar);
+        bar.finish_and_clear();
+        return hist;
+    }
+    if case.tier == Tier::Wgpu {
+        let hist = super::wgpu::latency(case.method, warmup, samples, &bar);
         bar.finish_and_clear();
         return hist;
     }

@@ -18,6 +18,7 @@ mod queue;
 mod reference;
 mod throughput;
 mod tier;
+mod wgpu;
 mod workloads;
 
 pub use tier::Tier;

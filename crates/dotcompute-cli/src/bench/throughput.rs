@@ -235,6 +235,10 @@ pub fn measure(p: &Params) -> CliResult<Vec<ThroughputResult>> {
             super::gpu::throughput(n, p.batch, &mut record)?;
             continue;
         }
+        if tier == Tier::Wgpu {
+            super::wgpu::throughput(n, p.batch, &mut record)?;
+            continue;
+        }
         let host = natural_host(tier);
         let b = p.batch;
         record(one_case(
@@ -315,7 +319,7 @@ pub fn measure(p: &Params) -> CliResult<Vec<ThroughputResult>> {
 fn natural_host(tier: Tier) -> HostKind {
     match tier {
         Tier::Async => HostKind::MultiThread,
-        Tier::Thread | Tier::Spin | Tier::Process | Tier::Gpu => HostKind::PlainThread,
+        Tier::Thread | Tier::Spin | Tier::Process | Tier::Gpu | Tier::Wgpu => HostKind::PlainThread,
     }
 }
 

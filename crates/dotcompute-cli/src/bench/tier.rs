@@ -25,6 +25,9 @@ pub enum TierArg {
     Process,
     /// Persistent CUDA kernels polling rings in mapped host memory (needs an NVIDIA GPU).
     Gpu,
+    /// Ring kernels on wgpu: WGSL handler, state in device memory, batched
+    /// dispatches (any Vulkan/Metal/DX12 adapter; lavapipe without a GPU).
+    Wgpu,
     /// Every tier of this build (gpu only where a CUDA device is present).
     All,
 }
@@ -40,6 +43,9 @@ pub enum Tier {
     Process,
     /// The kernel is a persistent CUDA kernel (`gpu::gpu_kernel`).
     Gpu,
+    /// The kernel is a wgpu ring kernel (`gpu::wgpu::wgpu_kernel`): its
+    /// bridge thread dispatches batches of messages to the device.
+    Wgpu,
 }
 
 impl Tier {
@@ -62,12 +68,15 @@ impl Tier {
             Tier::Spin => Ok(ExecutionMode::Spin),
             Tier::Process => Ok(ExecutionMode::Process),
             Tier::Gpu => Ok(ExecutionMode::Gpu),
+            Tier::Wgpu => Ok(ExecutionMode::Thread),
         }
     }
 
     /// The tiers of this build, in [`ExecutionMode::ALL`] order.
     pub fn available() -> Vec<Tier> {
-        ExecutionMode::ALL.iter().map(|&m| Tier::of_mode(m)).collect()
+        let mut tiers: Vec<Tier> = ExecutionMode::ALL.iter().map(|&m| Tier::of_mode(m)).collect();
+        tiers.push(Tier::Wgpu);
+        tiers
     }
 
     pub fn name(self) -> &'static str {
@@ -77,6 +86,7 @@ impl Tier {
             Tier::Spin => "spin",
             Tier::Process => "process",
             Tier::Gpu => "gpu",
+            Tier::Wgpu => "wgpu",
         }
     }
 
@@ -92,6 +102,10 @@ impl Tier {
             }
             Tier::Process => "kernel in a separate process over shared-memory rings",
             Tier::Gpu => "persistent CUDA kernel (CUDA C handler) polling rings in host memory mapped into the GPU",
+            Tier::Wgpu => {
+                "wgpu ring kernel (WGSL handler, state in device memory): batched dispatches, next batch uploaded \
+                 during the current one"
+            }
         }
     }
 }
@@ -101,10 +115,15 @@ impl Tier {
 /// gpu tier out (saying why) where no CUDA device can run it; `gpu` named
 /// there is an error that says why.
 pub fn resolve(args: &[TierArg]) -> CliResult<Vec<Tier>> {
-    resolve_with(args, super::gpu::unavailable())
+    let wgpu_missing = if args.iter().any(|a| matches!(a, TierArg::All | TierArg::Wgpu)) {
+        super::wgpu::unavailable()
+    } else {
+        None
+    };
+    resolve_with(args, super::gpu::unavailable(), wgpu_missing)
 }
 
-fn resolve_with(args: &[TierArg], gpu_missing: Option<String>) -> CliResult<Vec<Tier>> {
+fn resolve_with(args: &[TierArg], gpu_missing: Option<String>, wgpu_missing: Option<String>) -> CliResult<Vec<Tier>> {
     let available = Tier::available();
     let mut wanted = Vec::new();
     for arg in args {
@@ -115,7 +134,17 @@ fn resolve_with(args: &[TierArg], gpu_missing: Option<String>) -> CliResult<Vec<
                     eprintln!("gpu tier left out: {why}");
                     all.retain(|t| *t != Tier::Gpu);
                 }
+                if let Some(why) = &wgpu_missing {
+                    eprintln!("wgpu tier left out: {why}");
+                    all.retain(|t| *t != Tier::Wgpu);
+                }
                 all
+            }
+            TierArg::Wgpu => {
+                if let Some(why) = &wgpu_missing {
+                    return Err(format!("the wgpu tier needs a wgpu adapter: {why}").into());
+                }
+                vec![Tier::Wgpu]
             }
             TierArg::Gpu => {
                 if let Some(why) = &gpu_missing {
@@ -155,13 +184,17 @@ mod tests {
 
     #[test]
     fn all_expands_to_the_modes_of_this_build() {
-        let all = resolve_with(&[TierArg::All], None).unwrap();
-        assert_eq!(all.len(), ExecutionMode::ALL.len());
-        let without_gpu = resolve_with(&[TierArg::All], Some("no driver".into())).unwrap();
-        assert_eq!(without_gpu.len(), ExecutionMode::ALL.len() - 1);
+        let all = resolve_with(&[TierArg::All], None, None).unwrap();
+        assert_eq!(all.len(), ExecutionMode::ALL.len() + 1, "the modes and the wgpu tier");
+        let without_gpu = resolve_with(&[TierArg::All], Some("no driver".into()), None).unwrap();
+        assert_eq!(without_gpu.len(), ExecutionMode::ALL.len());
         assert!(!without_gpu.contains(&Tier::Gpu));
-        let err = resolve_with(&[TierArg::Gpu], Some("no driver".into())).unwrap_err();
+        let err = resolve_with(&[TierArg::Gpu], Some("no driver".into()), None).unwrap_err();
         assert!(err.to_string().contains("no driver"), "{err}");
+        let without_wgpu = resolve_with(&[TierArg::All], None, Some("no adapter".into())).unwrap();
+        assert!(!without_wgpu.contains(&Tier::Wgpu));
+        let err = resolve_with(&[TierArg::Wgpu], None, Some("no adapter".into())).unwrap_err();
+        assert!(err.to_string().contains("no adapter"), "{err}");
         assert_eq!(
             resolve(&[TierArg::Spin, TierArg::Async, TierArg::Spin]).unwrap(),
             vec![Tier::Async, Tier::Spin]
@@ -175,7 +208,10 @@ mod tests {
             vec![Tier::Thread, Tier::Process]
         );
         for t in Tier::available() {
-            assert_eq!(Tier::of_mode(t.mode().unwrap()), t);
+            // The wgpu tier's kernels run in Thread mode (their bridge thread).
+            if t != Tier::Wgpu {
+                assert_eq!(Tier::of_mode(t.mode().unwrap()), t);
+            }
         }
     }
 }

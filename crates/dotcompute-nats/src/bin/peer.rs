@@ -181,9 +181,8 @@ async fn serve(args: Serve) -> Result<(), String> {
             .ok_or_else(|| format!("--kernel takes ID=ROLE, not {k:?}"))?;
         let role: Role = role.parse()?;
         rt.launch_spec(peer::spec(id, role, &args.name, config.clone()).map_err(|e| e.to_string())?)
-            .await
             .map_err(|e| e.to_string())?;
-        rt.activate(id).await.map_err(|e| e.to_string())?;
+        rt.activate(id).map_err(|e| e.to_string())?;
         ids.push(id.to_string());
     }
     let node = NatsNode::connect(&rt, options).await.map_err(|e| e.to_string())?;

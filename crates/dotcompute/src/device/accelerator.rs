@@ -125,11 +125,14 @@ pub struct Accelerator {
     devices: Vec<DeviceInfo>,
     cuda: CudaStatus,
     current: usize,
+    #[cfg(feature = "wgpu")]
+    wgpu: (super::wgpu::WgpuStatus, Vec<super::wgpu::WgpuAdapterInfo>),
 }
 
 impl Accelerator {
-    /// Discovers the CPU and every CUDA device. The current device is the
-    /// first CUDA device if there is one, else the CPU.
+    /// Discovers the CPU, every CUDA device and (with the `wgpu` feature)
+    /// every wgpu adapter, in that order. The current device is the first
+    /// CUDA device if there is one, else the CPU.
     pub fn discover() -> Self {
         let mut devices = vec![cpu_info()];
         let cuda = match cuda::discover_devices(1) {
@@ -145,7 +148,19 @@ impl Accelerator {
             Err(e) => CudaStatus::Unavailable { reason: e.to_string() },
         };
         let current = if devices.len() > 1 { 1 } else { 0 };
-        Accelerator { devices, cuda, current }
+        #[cfg(feature = "wgpu")]
+        let wgpu = {
+            let (status, adapters) = super::wgpu::adapter::discover(devices.len());
+            devices.extend(adapters.iter().map(|a| a.device.clone()));
+            (status, adapters)
+        };
+        Accelerator {
+            devices,
+            cuda,
+            current,
+            #[cfg(feature = "wgpu")]
+            wgpu,
+        }
     }
 
     /// Every device; the CPU first.
@@ -191,6 +206,33 @@ impl Accelerator {
     /// The CUDA devices only.
     pub fn cuda_devices(&self) -> impl Iterator<Item = &DeviceInfo> {
         self.devices.iter().filter(|d| d.kind == BackendKind::Cuda)
+    }
+
+    /// What discovery found about wgpu.
+    #[cfg(feature = "wgpu")]
+    pub fn wgpu_status(&self) -> &super::wgpu::WgpuStatus {
+        &self.wgpu.0
+    }
+
+    /// The wgpu adapters, in their ordinal order (their `device.id` is
+    /// their place in [`devices`](Self::devices)).
+    #[cfg(feature = "wgpu")]
+    pub fn wgpu_adapters(&self) -> &[super::wgpu::WgpuAdapterInfo] {
+        &self.wgpu.1
+    }
+
+    /// A wgpu backend for device `id`, which must be a wgpu adapter.
+    #[cfg(feature = "wgpu")]
+    pub fn wgpu_backend(&self, id: usize) -> DeviceResult<Arc<super::wgpu::WgpuBackend>> {
+        let info = self.device(id)?;
+        let adapter = self.wgpu.1.iter().find(|a| a.device.id == id).ok_or_else(|| {
+            DeviceError::invalid(
+                "device",
+                id,
+                format!("device {id} is a {} device, not a wgpu adapter", info.kind),
+            )
+        })?;
+        Ok(Arc::new(super::wgpu::WgpuBackend::from_info(adapter)?))
     }
 
     /// A CPU backend (device 0).

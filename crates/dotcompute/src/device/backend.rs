@@ -38,6 +38,9 @@ pub enum BackendKind {
     Cpu,
     /// An NVIDIA GPU through the CUDA driver API.
     Cuda,
+    /// A GPU (or a software rasteriser such as lavapipe) through wgpu:
+    /// Vulkan, Metal, DX12 or GL.
+    Wgpu,
 }
 
 impl fmt::Display for BackendKind {
@@ -45,6 +48,7 @@ impl fmt::Display for BackendKind {
         f.write_str(match self {
             BackendKind::Cpu => "cpu",
             BackendKind::Cuda => "cuda",
+            BackendKind::Wgpu => "wgpu",
         })
     }
 }

@@ -12,6 +12,7 @@ use super::unified::BufferState;
 
 /// Errors from devices, backends, buffers, pools, compilation and monitoring.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum DeviceError {
     /// A device index outside the discovered range.
     #[error("device {index} not found: {count} device(s) available (valid ids: 0..{count})")]
@@ -163,6 +164,44 @@ pub enum DeviceError {
     /// A kernel with this name is already registered.
     #[error("kernel '{0}' is already registered")]
     KernelAlreadyRegistered(String),
+    /// A WGSL shader failed to parse or validate (naga); `line` and `column`
+    /// (1-based) point at the offending code when naga knows where it is.
+    #[error("shader '{name}' failed to compile{}: {message}", location_suffix(*line, *column))]
+    Shader {
+        /// The shader's name.
+        name: String,
+        /// 1-based line of the error, if known.
+        line: Option<u32>,
+        /// 1-based column (in bytes) of the error, if known.
+        column: Option<u32>,
+        /// naga's message, with the source excerpt it points at.
+        message: String,
+    },
+    /// wgpu reported an error (validation or internal) for an operation.
+    #[error("wgpu error in {operation}: {message}")]
+    Wgpu {
+        /// The operation.
+        operation: &'static str,
+        /// wgpu's description.
+        message: String,
+    },
+    /// The device was lost (driver reset, removal, or destroyed); nothing
+    /// more can run on it.
+    #[error("device '{device}' was lost: {reason}")]
+    DeviceLost {
+        /// The device's name.
+        device: String,
+        /// Why, as the driver reported it.
+        reason: String,
+    },
+}
+
+fn location_suffix(line: Option<u32>, column: Option<u32>) -> String {
+    match (line, column) {
+        (Some(l), Some(c)) => format!(" at line {l}, column {c}"),
+        (Some(l), None) => format!(" at line {l}"),
+        _ => String::new(),
+    }
 }
 
 impl DeviceError {

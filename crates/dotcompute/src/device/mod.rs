@@ -21,6 +21,8 @@
 //! - [`kernels`]: the shipped CUDA kernels and their CPU equivalents.
 //! - [`report()`]: the data behind `dotcompute info`.
 //! - [`dylib`]: finding the CUDA libraries without panicking.
+//! - `wgpu` (cargo feature `wgpu`): the portable GPU backend (Vulkan, Metal,
+//!   DX12, GL) with WGSL kernels.
 //!
 //! Invariant of the whole layer: on a machine without a GPU, a CUDA driver,
 //! NVRTC or NVML, every entry point still works or returns
@@ -41,6 +43,8 @@ pub mod orchestrator;
 pub mod pool;
 pub mod report;
 pub mod unified;
+#[cfg(feature = "wgpu")]
+pub mod wgpu;
 
 pub use accelerator::{Accelerator, CudaStatus, DeviceInfo};
 pub use backend::{Backend, BackendKind, BackendStats, Dim3, ElemType, KernelArg, LaunchConfig, Scalar, ScalarType};
@@ -55,3 +59,5 @@ pub use orchestrator::{ComputeOrchestrator, KernelExecution, KernelSummary, Laun
 pub use pool::{DeviceAllocator, MemoryPool, PinnedAllocator, PoolConfig, PoolStats, PooledBlock, RawAllocator};
 pub use report::{report, Component, DeviceReport};
 pub use unified::{BufferState, TransferStats, UnifiedBuffer};
+#[cfg(feature = "wgpu")]
+pub use wgpu::{WgpuBackend, WgslSource};

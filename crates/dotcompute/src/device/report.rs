@@ -83,6 +83,12 @@ pub struct DeviceReport {
     pub ptxas: Component,
     /// NVML.
     pub nvml: Component,
+    /// wgpu (Vulkan, Metal, DX12, GL): its adapters, or why there are none.
+    #[cfg(feature = "wgpu")]
+    pub wgpu: Component,
+    /// The wgpu adapters in detail.
+    #[cfg(feature = "wgpu")]
+    pub wgpu_adapters: Vec<super::wgpu::WgpuAdapterInfo>,
 }
 
 /// Gathers a [`DeviceReport`].
@@ -129,24 +135,50 @@ pub fn report() -> DeviceReport {
     } else {
         Component::missing(monitor.unavailable_reason().unwrap_or("unknown").to_string())
     };
+    #[cfg(feature = "wgpu")]
+    let wgpu = match acc.wgpu_status() {
+        super::wgpu::WgpuStatus::Available {
+            adapter_count,
+            searched,
+        } => Component::ok(
+            Some(format!("wgpu {}", WGPU_VERSION)),
+            Some(format!("{adapter_count} adapter(s); searched {searched}")),
+        ),
+        super::wgpu::WgpuStatus::Unavailable { reason } => Component::missing(reason.clone()),
+    };
     DeviceReport {
         devices: acc.devices().to_vec(),
         cuda_driver,
         nvrtc,
         ptxas,
         nvml,
+        #[cfg(feature = "wgpu")]
+        wgpu,
+        #[cfg(feature = "wgpu")]
+        wgpu_adapters: acc.wgpu_adapters().to_vec(),
     }
 }
+
+/// The wgpu crate version this build uses.
+#[cfg(feature = "wgpu")]
+const WGPU_VERSION: &str = "30";
 
 impl fmt::Display for DeviceReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "Devices:")?;
         for d in &self.devices {
+            #[cfg(feature = "wgpu")]
+            if let Some(a) = self.wgpu_adapters.iter().find(|a| a.device.id == d.id) {
+                writeln!(f, "  {a}")?;
+                continue;
+            }
             writeln!(f, "  {d}")?;
         }
         writeln!(f, "CUDA driver: {}", self.cuda_driver)?;
         writeln!(f, "NVRTC:       {}", self.nvrtc)?;
         writeln!(f, "ptxas:       {}", self.ptxas)?;
+        #[cfg(feature = "wgpu")]
+        writeln!(f, "wgpu:        {}", self.wgpu)?;
         write!(f, "NVML:        {}", self.nvml)
     }
 }

@@ -16,21 +16,17 @@
 use std::ffi::c_void;
 use std::fmt::Write as _;
 use std::marker::PhantomData;
+use std::mem::ManuallyDrop;
 use std::sync::Arc;
 
-use cudarc::driver::{result, sys, CudaContext, CudaModule, CudaStream, DriverError};
+use cudarc::driver::{result, sys, CudaContext, CudaModule, CudaStream};
 
 use super::error::GpuError;
 use super::message::{cuda_decls, GpuMessage};
 use super::source::CudaHandler;
+use crate::device::cuda::driver::gpu_driver as driver;
+use crate::device::cuda::memory::{PinnedRegion, StreamMemory};
 use crate::device::{dylib, CompileOptions, KernelCompiler};
-
-fn driver(operation: &'static str) -> impl Fn(DriverError) -> GpuError {
-    move |e: DriverError| GpuError::Driver {
-        operation,
-        message: crate::device::cuda::driver_message(&e),
-    }
-}
 
 /// The CUDA C of the one-shot kernel `entry(const In* in, Out* out, State*
 /// state, unsigned n)` around `handler`: thread `k` handles message `k < n`.
@@ -67,11 +63,11 @@ pub fn one_shot_source<In: GpuMessage, Out: GpuMessage, State: GpuMessage>(
 
 /// Device and page-locked buffers for up to `capacity` messages.
 struct Buffers {
-    host_in: *mut u8,
-    host_out: *mut u8,
-    dev_in: sys::CUdeviceptr,
-    dev_out: sys::CUdeviceptr,
-    dev_state: sys::CUdeviceptr,
+    host_in: PinnedRegion,
+    host_out: PinnedRegion,
+    dev_in: StreamMemory,
+    dev_out: StreamMemory,
+    dev_state: StreamMemory,
 }
 
 /// A handler run as an ordinary CUDA kernel, one launch per message or
@@ -81,7 +77,8 @@ pub struct LaunchPerMessage<In, Out> {
     stream: Arc<CudaStream>,
     _module: Arc<CudaModule>,
     function: sys::CUfunction,
-    buffers: Buffers,
+    /// Dropped only once the stream is idle; leaked otherwise.
+    buffers: ManuallyDrop<Buffers>,
     capacity: usize,
     graph: Option<(sys::CUgraph, sys::CUgraphExec)>,
     _types: PhantomData<fn(In) -> Out>,
@@ -95,9 +92,9 @@ impl<In, Out> std::fmt::Debug for LaunchPerMessage<In, Out> {
     }
 }
 
-// SAFETY: the raw pointers are owned allocations used only through `&mut
-// self`; the driver handles may be used from any thread once the context is
-// bound (every method binds it).
+// SAFETY: the driver handles (function, graph) may be used from any thread
+// once the context is bound (every method binds it); the buffers are owned
+// and used only through `&mut self`.
 unsafe impl<In, Out> Send for LaunchPerMessage<In, Out> {}
 
 impl<In: GpuMessage, Out: GpuMessage> LaunchPerMessage<In, Out> {
@@ -137,32 +134,20 @@ impl<In: GpuMessage, Out: GpuMessage> LaunchPerMessage<In, Out> {
             .load_function(&entry)
             .map_err(driver("cuModuleGetFunction"))?
             .cu_function();
-        ctx.bind_to_thread().map_err(driver("cuCtxSetCurrent"))?;
-        // SAFETY: the context is current; each allocation is checked and
-        // owned by `Buffers`, freed in `Drop` (after a synchronize).
-        let buffers = unsafe {
-            Buffers {
-                host_in: result::malloc_host(capacity * In::SIZE, 0)
-                    .map_err(driver("cuMemHostAlloc"))?
-                    .cast(),
-                host_out: result::malloc_host(capacity * Out::SIZE, 0)
-                    .map_err(driver("cuMemHostAlloc"))?
-                    .cast(),
-                dev_in: result::malloc_sync(capacity * In::SIZE).map_err(driver("cuMemAlloc"))?,
-                dev_out: result::malloc_sync(capacity * Out::SIZE).map_err(driver("cuMemAlloc"))?,
-                dev_state: {
-                    let p = result::malloc_sync(State::SIZE).map_err(driver("cuMemAlloc"))?;
-                    result::memset_d8_sync(p, 0, State::SIZE).map_err(driver("cuMemsetD8"))?;
-                    p
-                },
-            }
+        // Each owner frees its memory if a later step fails.
+        let buffers = Buffers {
+            host_in: PinnedRegion::new(&ctx, capacity * In::SIZE)?,
+            host_out: PinnedRegion::new(&ctx, capacity * Out::SIZE)?,
+            dev_in: StreamMemory::new(&ctx, &stream, capacity * In::SIZE)?,
+            dev_out: StreamMemory::new(&ctx, &stream, capacity * Out::SIZE)?,
+            dev_state: StreamMemory::new(&ctx, &stream, State::SIZE)?,
         };
         Ok(LaunchPerMessage {
             ctx,
             stream,
             _module: module,
             function,
-            buffers,
+            buffers: ManuallyDrop::new(buffers),
             capacity,
             graph: None,
             _types: PhantomData,
@@ -173,11 +158,16 @@ impl<In: GpuMessage, Out: GpuMessage> LaunchPerMessage<In, Out> {
     fn enqueue(&mut self, n: usize) -> Result<(), GpuError> {
         let s = self.stream.cu_stream();
         let b = &self.buffers;
+        let (mut dev_in, mut dev_out, mut dev_state) = (
+            b.dev_in.device_address(),
+            b.dev_out.device_address(),
+            b.dev_state.device_address(),
+        );
         let mut n32 = n as u32;
         let mut args: [*mut c_void; 4] = [
-            (&b.dev_in as *const sys::CUdeviceptr).cast_mut().cast(),
-            (&b.dev_out as *const sys::CUdeviceptr).cast_mut().cast(),
-            (&b.dev_state as *const sys::CUdeviceptr).cast_mut().cast(),
+            (&mut dev_in as *mut sys::CUdeviceptr).cast(),
+            (&mut dev_out as *mut sys::CUdeviceptr).cast(),
+            (&mut dev_state as *mut sys::CUdeviceptr).cast(),
             (&mut n32 as *mut u32).cast(),
         ];
         let threads = 128u32;
@@ -188,12 +178,12 @@ impl<In: GpuMessage, Out: GpuMessage> LaunchPerMessage<In, Out> {
         // (in, out, state, n) as generated by `source`, and the driver copies
         // them at launch.
         unsafe {
-            sys::cuMemcpyHtoDAsync_v2(b.dev_in, b.host_in.cast(), n * In::SIZE, s)
+            sys::cuMemcpyHtoDAsync_v2(dev_in, b.host_in.ptr().as_ptr().cast(), n * In::SIZE, s)
                 .result()
                 .map_err(driver("cuMemcpyHtoDAsync"))?;
             result::launch_kernel(self.function, (blocks, 1, 1), (threads, 1, 1), 0, s, &mut args)
                 .map_err(driver("cuLaunchKernel"))?;
-            sys::cuMemcpyDtoHAsync_v2(b.host_out.cast(), b.dev_out, n * Out::SIZE, s)
+            sys::cuMemcpyDtoHAsync_v2(b.host_out.ptr().as_ptr().cast(), dev_out, n * Out::SIZE, s)
                 .result()
                 .map_err(driver("cuMemcpyDtoHAsync"))?;
         }
@@ -211,7 +201,11 @@ impl<In: GpuMessage, Out: GpuMessage> LaunchPerMessage<In, Out> {
         // SAFETY: `host_in` holds `capacity * In::SIZE` bytes and no copy
         // reads it now (the last round trip synchronised).
         unsafe {
-            std::ptr::copy_nonoverlapping(msgs.as_ptr().cast::<u8>(), self.buffers.host_in, msgs.len() * In::SIZE);
+            std::ptr::copy_nonoverlapping(
+                msgs.as_ptr().cast::<u8>(),
+                self.buffers.host_in.ptr().as_ptr(),
+                msgs.len() * In::SIZE,
+            );
         }
         Ok(())
     }
@@ -225,7 +219,7 @@ impl<In: GpuMessage, Out: GpuMessage> LaunchPerMessage<In, Out> {
             // written by the device; `Out` is plain data of `Out::SIZE` bytes.
             unsafe {
                 std::ptr::copy_nonoverlapping(
-                    self.buffers.host_out.add(k * Out::SIZE),
+                    self.buffers.host_out.ptr().as_ptr().add(k * Out::SIZE),
                     (&mut v as *mut Out).cast::<u8>(),
                     Out::SIZE,
                 );
@@ -291,21 +285,18 @@ impl<In: GpuMessage, Out: GpuMessage> LaunchPerMessage<In, Out> {
 impl<In, Out> Drop for LaunchPerMessage<In, Out> {
     fn drop(&mut self) {
         if self.ctx.bind_to_thread().is_err() || self.stream.synchronize().is_err() {
-            return; // leak rather than free under a running copy
+            // Leak rather than free under a running copy.
+            return;
         }
-        let b = &self.buffers;
-        // SAFETY: the stream is idle; each handle was created in `new` or
-        // `round_trip_graph` and is released once.
-        unsafe {
-            if let Some((graph, exec)) = self.graph.take() {
+        if let Some((graph, exec)) = self.graph.take() {
+            // SAFETY: the stream is idle; both handles were created in
+            // `round_trip_graph` and are destroyed once.
+            unsafe {
                 let _ = sys::cuGraphExecDestroy(exec);
                 let _ = sys::cuGraphDestroy(graph);
             }
-            let _ = result::free_host(b.host_in.cast());
-            let _ = result::free_host(b.host_out.cast());
-            let _ = result::free_sync(b.dev_in);
-            let _ = result::free_sync(b.dev_out);
-            let _ = result::free_sync(b.dev_state);
         }
+        // SAFETY: `buffers` is dropped once, here, and not used after.
+        unsafe { ManuallyDrop::drop(&mut self.buffers) };
     }
 }

@@ -18,7 +18,8 @@
 //!   freed stream-ordered, so a free never waits for another persistent
 //!   kernel. Page-locked memory is returned to the driver only while no ring
 //!   kernel of this process runs (freeing it may synchronise the device);
-//!   otherwise it is kept for reuse ([`pinned_cache_stats`]). Streams are
+//!   otherwise it is kept for reuse
+//!   ([`pinned_cache_stats`](crate::device::cuda::pinned_cache_stats)). Streams are
 //!   made on the process's shared context object
 //!   ([`shared_context`](crate::device::cuda::shared_context)), which never
 //!   synchronises the context when a stream is created.
@@ -36,7 +37,6 @@
 
 use std::collections::HashMap;
 use std::ffi::c_void;
-use std::ptr::NonNull;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use cudarc::driver::{result, sys, CudaContext, CudaFunction, CudaModule, CudaStream, DriverError};
@@ -47,6 +47,8 @@ use super::message::GpuMessage;
 use super::protocol::{DeviceKernelParams, LinkLayout, MappedRegion, RegionLayout, GRID_WORKSPACE_SIZE};
 use super::source::{ring_kernel_source, CudaHandler, Threading};
 use crate::device::compiler::ptx;
+use crate::device::cuda::driver::gpu_driver as driver;
+use crate::device::cuda::memory::{PinnedRegion, RunningKernel, StreamMemory};
 use crate::device::{dylib, CompileOptions, CompiledKernel, KernelCompiler};
 
 /// Where and how a CUDA ring kernel runs.
@@ -191,86 +193,8 @@ fn compile_with<In: GpuMessage, Out: GpuMessage, State: GpuMessage>(
     Ok(compiled)
 }
 
-fn driver(operation: &'static str) -> impl Fn(DriverError) -> GpuError {
-    move |e: DriverError| GpuError::Driver {
-        operation,
-        message: crate::device::cuda::driver_message(&e),
-    }
-}
-
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Page-locked, device-mapped host memory of this process, and how many
-/// ring kernels run. See the module docs on why frees wait for none to run.
-struct PinnedCache {
-    /// Regions no ring uses now: (host address, bytes).
-    free: Vec<(usize, usize)>,
-    /// Ring kernels launched and not yet seen stopped.
-    running: usize,
-    /// Regions handed out.
-    live: usize,
-}
-
-static PINNED: Mutex<PinnedCache> = Mutex::new(PinnedCache {
-    free: Vec::new(),
-    running: 0,
-    live: 0,
-});
-
-/// Page-locked regions held for reuse and in use, and running ring kernels
-/// (diagnostics: (cached regions, cached bytes, regions in use, running kernels)).
-pub fn pinned_cache_stats() -> (usize, usize, usize, usize) {
-    let c = lock(&PINNED);
-    (c.free.len(), c.free.iter().map(|f| f.1).sum(), c.live, c.running)
-}
-
-/// Takes a cached region of at least `len` bytes (the smallest) or
-/// allocates one; zeroed either way.
-fn pinned_alloc(ctx: &Arc<CudaContext>, len: usize) -> Result<(NonNull<u8>, usize), GpuError> {
-    let mut cache = lock(&PINNED);
-    let reuse = cache
-        .free
-        .iter()
-        .enumerate()
-        .filter(|(_, f)| f.1 >= len)
-        .min_by_key(|(_, f)| f.1)
-        .map(|(i, _)| i);
-    let (addr, cap) = match reuse {
-        Some(i) => cache.free.swap_remove(i),
-        None => {
-            ctx.bind_to_thread().map_err(driver("cuCtxSetCurrent"))?;
-            let flags = sys::CU_MEMHOSTALLOC_PORTABLE | sys::CU_MEMHOSTALLOC_DEVICEMAP;
-            // SAFETY: the driver is loaded and the context current; the
-            // memory is zeroed below before anything reads it.
-            let p = unsafe { result::malloc_host(len, flags) }.map_err(driver("cuMemHostAlloc"))?;
-            (p as usize, len)
-        }
-    };
-    let ptr = NonNull::new(addr as *mut u8).ok_or_else(|| GpuError::Start("cuMemHostAlloc returned null".into()))?;
-    // SAFETY: `addr .. addr + cap` is a page-locked allocation no one else
-    // uses: fresh, or cached after its kernel was seen stopped.
-    unsafe { std::ptr::write_bytes(ptr.as_ptr(), 0, cap) };
-    cache.live += 1;
-    Ok((ptr, cap))
-}
-
-/// Gives a region back: freed if no ring kernel runs, else cached.
-fn pinned_release(addr: usize, cap: usize) {
-    let mut cache = lock(&PINNED);
-    cache.live = cache.live.saturating_sub(1);
-    cache.free.push((addr, cap));
-    if cache.running == 0 {
-        for (a, _) in std::mem::take(&mut cache.free) {
-            // SAFETY: `a` came from cuMemHostAlloc and no kernel runs that
-            // could still touch it; nothing on the host refers to it (its
-            // agent is gone).
-            if let Err(e) = unsafe { result::free_host(a as *mut c_void) } {
-                tracing::warn!(error = %e, "cuMemFreeHost failed; the region is leaked");
-            }
-        }
-    }
 }
 
 /// Loaded modules, by device and compiled-kernel key: loaded once, kept.
@@ -302,38 +226,11 @@ fn load_function(
     module.load_function(entry).map_err(driver("cuModuleGetFunction"))
 }
 
-/// A buffer of device memory, allocated and freed on a stream.
-#[derive(Debug)]
-struct DeviceAlloc {
-    ptr: sys::CUdeviceptr,
-    bytes: usize,
-}
-
-fn device_alloc(ctx: &Arc<CudaContext>, stream: &CudaStream, bytes: usize) -> Result<DeviceAlloc, GpuError> {
-    ctx.bind_to_thread().map_err(driver("cuCtxSetCurrent"))?;
-    // SAFETY: the context is current and `stream` belongs to it; the memory
-    // is zeroed on the same stream before any kernel on it can read it.
-    let ptr = unsafe { result::malloc_async(stream.cu_stream(), bytes) }.map_err(driver("cuMemAllocAsync"))?;
-    // SAFETY: `ptr .. ptr + bytes` was just allocated, in stream order.
-    unsafe { result::memset_d8_async(ptr, 0, bytes, stream.cu_stream()) }.map_err(driver("cuMemsetD8Async"))?;
-    Ok(DeviceAlloc { ptr, bytes })
-}
-
-fn device_free(stream: &CudaStream, a: &DeviceAlloc) {
-    // SAFETY: `a.ptr` came from cuMemAllocAsync; the kernels that used it
-    // have stopped (the caller checked), and the free is stream-ordered.
-    if let Err(e) = unsafe { result::free_async(a.ptr, stream.cu_stream()) } {
-        tracing::warn!(error = %e, bytes = a.bytes, "cuMemFreeAsync failed; device memory is leaked");
-    }
-}
-
 /// A link ring in device memory between two CUDA ring kernels (see
 /// [`GpuPipeline::cuda`]). Freed when the last kernel holding it is gone.
 #[derive(Debug)]
 pub struct DeviceLink {
-    ctx: Arc<CudaContext>,
-    stream: Arc<CudaStream>,
-    alloc: DeviceAlloc,
+    memory: StreamMemory,
     layout: LinkLayout,
 }
 
@@ -349,7 +246,7 @@ impl DeviceLink {
         let layout = LinkLayout::new(capacity, slot_size)?;
         let (ctx, _) = open_context(ordinal)?;
         let stream = ctx.new_stream().map_err(driver("cuStreamCreate"))?;
-        let alloc = device_alloc(&ctx, &stream, layout.size)?;
+        let memory = StreamMemory::new(&ctx, &stream, layout.size)?;
         // The header, built in host memory, then copied.
         let host = super::protocol::HostRegion::new(layout.size)?;
         layout.init(&host.region())?;
@@ -357,18 +254,13 @@ impl DeviceLink {
         // SAFETY: the host region is `layout.size` bytes, initialised above,
         // and no one else accesses it (it was never shared).
         let bytes = unsafe { std::slice::from_raw_parts(r.base().as_ptr(), layout.size) }.to_vec();
-        // SAFETY: `alloc` holds `layout.size` bytes; `bytes` has as many and
+        // SAFETY: `memory` holds `layout.size` bytes; `bytes` has as many and
         // lives until the stream is synchronised just below.
-        unsafe { result::memcpy_htod_async(alloc.ptr, &bytes, stream.cu_stream()) }
+        unsafe { result::memcpy_htod_async(memory.device_address(), &bytes, stream.cu_stream()) }
             .map_err(driver("cuMemcpyHtoDAsync"))?;
         // Only this stream is waited for, and nothing else is queued on it.
         stream.synchronize().map_err(driver("cuStreamSynchronize"))?;
-        Ok(DeviceLink {
-            ctx,
-            stream,
-            alloc,
-            layout,
-        })
+        Ok(DeviceLink { memory, layout })
     }
 
     /// The link's layout.
@@ -378,17 +270,7 @@ impl DeviceLink {
 
     /// Device address of the link.
     pub fn device_address(&self) -> u64 {
-        self.alloc.ptr
-    }
-}
-
-impl Drop for DeviceLink {
-    fn drop(&mut self) {
-        // Both kernels are gone (each holds an Arc until seen stopped, and
-        // leaks it otherwise).
-        if self.ctx.bind_to_thread().is_ok() {
-            device_free(&self.stream, &self.alloc);
-        }
+        self.memory.device_address()
     }
 }
 
@@ -453,22 +335,37 @@ pub struct CudaDevice {
     ctx: Arc<CudaContext>,
     stream: Arc<CudaStream>,
     function: CudaFunction,
-    /// Host address and capacity of the region (page-locked, mapped).
+    /// The ring region (its memory is owned by `memory`).
     region: MappedRegion,
-    region_cap: usize,
     device_base: u64,
     layout: RegionLayout,
-    state: DeviceAlloc,
-    grid: Option<DeviceAlloc>,
-    links: CudaLinks,
+    /// Everything the kernel can touch; `None` only while being dropped.
+    memory: Option<KernelMemory>,
     blocks: u32,
     threads: u32,
     description: String,
-    /// Launched and counted in `PINNED.running`.
-    running: bool,
+    /// Present from launch until the kernel is seen stopped.
+    running: Option<RunningKernel>,
     launched: bool,
     /// What the driver said when the stream stopped with an error.
     stop_error: Option<String>,
+}
+
+/// The memory a CUDA ring kernel reads and writes while it runs: freed
+/// together once it is seen stopped, leaked together if it may still run.
+#[derive(Debug)]
+struct KernelMemory {
+    /// Owns the memory `CudaDevice::region` points into.
+    _pinned: PinnedRegion,
+    state: StreamMemory,
+    grid: Option<StreamMemory>,
+    links: CudaLinks,
+}
+
+impl KernelMemory {
+    fn leak(self) {
+        std::mem::forget(self);
+    }
 }
 
 impl std::fmt::Debug for CudaDevice {
@@ -504,39 +401,18 @@ impl CudaDevice {
             check_co_resident(&ctx, &function, options, info.multiprocessor_count)?;
         }
         let stream = ctx.new_stream().map_err(driver("cuStreamCreate"))?;
-        let state = device_alloc(&ctx, &stream, layout.state_size.max(1))?;
-        let grid = if options.blocks > 1 {
-            Some(device_alloc(&ctx, &stream, GRID_WORKSPACE_SIZE)?)
-        } else {
-            None
+        // Each owner frees its memory if a later step fails.
+        let state = StreamMemory::new(&ctx, &stream, layout.state_size)?;
+        let grid = match options.blocks > 1 {
+            true => Some(StreamMemory::new(&ctx, &stream, GRID_WORKSPACE_SIZE)?),
+            false => None,
         };
-        let free_device = |why: GpuError| {
-            device_free(&stream, &state);
-            if let Some(g) = &grid {
-                device_free(&stream, g);
-            }
-            why
-        };
-        let (ptr, region_cap) = pinned_alloc(&ctx, layout.size).map_err(free_device)?;
-        let mut device_base: sys::CUdeviceptr = 0;
-        // SAFETY: `ptr` is a page-locked allocation made with DEVICEMAP; the
-        // out-pointer is valid for one write.
-        let mapped = unsafe { sys::cuMemHostGetDevicePointer_v2(&mut device_base, ptr.as_ptr().cast(), 0) }.result();
-        // SAFETY: `ptr .. ptr + region_cap` stays valid until this agent
-        // gives it back (after the kernel stopped, or never), and is only
-        // accessed through the ring protocol.
-        let region = unsafe { MappedRegion::new(ptr, region_cap) };
-        let region = match (mapped, region) {
-            (Ok(()), Ok(r)) => r,
-            (Err(e), _) => {
-                pinned_release(ptr.as_ptr() as usize, region_cap);
-                return Err(free_device(driver("cuMemHostGetDevicePointer")(e)));
-            }
-            (_, Err(e)) => {
-                pinned_release(ptr.as_ptr() as usize, region_cap);
-                return Err(free_device(e.into()));
-            }
-        };
+        let pinned = PinnedRegion::new(&ctx, layout.size)?;
+        let device_base = pinned.device_address(&ctx)?;
+        // SAFETY: `pinned` stays valid until this agent drops it (after the
+        // kernel was seen stopped) or leaks it, and is only accessed through
+        // the ring protocol.
+        let region = unsafe { MappedRegion::new(pinned.ptr(), pinned.capacity()) }?;
         let description = format!(
             "CUDA device {} ({}), kernel {entry}, {}x{} threads",
             options.ordinal, info.name, options.blocks, options.threads_per_block
@@ -546,43 +422,40 @@ impl CudaDevice {
             stream,
             function,
             region,
-            region_cap,
             device_base,
             layout,
-            state,
-            grid,
-            links,
+            memory: Some(KernelMemory {
+                _pinned: pinned,
+                state,
+                grid,
+                links,
+            }),
             blocks: options.blocks,
             threads: options.threads_per_block,
             description,
-            running: false,
+            running: None,
             launched: false,
             stop_error: None,
         })
     }
 
-    fn params(&self) -> DeviceKernelParams {
+    fn params(&self) -> Result<DeviceKernelParams, GpuError> {
+        let Some(m) = &self.memory else {
+            return Err(GpuError::Start("the kernel's memory is gone".into()));
+        };
         let mut p = DeviceKernelParams::for_region(
             self.device_base,
             &self.layout,
-            self.state.ptr,
-            self.grid.as_ref().map_or(0, |g| g.ptr),
+            m.state.device_address(),
+            m.grid.as_ref().map_or(0, |g| g.device_address()),
         );
-        if let Some(l) = &self.links.input {
+        if let Some(l) = &m.links.input {
             p = p.with_input_link(l.device_address(), l.layout());
         }
-        if let Some(l) = &self.links.output {
+        if let Some(l) = &m.links.output {
             p = p.with_output_link(l.device_address(), l.layout());
         }
-        p
-    }
-
-    fn mark_stopped(&mut self) {
-        if self.running {
-            self.running = false;
-            let mut c = lock(&PINNED);
-            c.running = c.running.saturating_sub(1);
-        }
+        Ok(p)
     }
 }
 
@@ -655,7 +528,7 @@ unsafe impl DeviceAgent for CudaDevice {
             return Err(GpuError::Start("the kernel was already launched".into()));
         }
         self.ctx.bind_to_thread().map_err(driver("cuCtxSetCurrent"))?;
-        let mut params = self.params();
+        let mut params = self.params()?;
         let mut args: [*mut c_void; 1] = [(&mut params as *mut DeviceKernelParams).cast()];
         let grid = (self.blocks, 1, 1);
         let block = (self.threads, 1, 1);
@@ -688,14 +561,13 @@ unsafe impl DeviceAgent for CudaDevice {
         };
         launched.map_err(driver("cuLaunchKernel"))?;
         self.launched = true;
-        self.running = true;
-        lock(&PINNED).running += 1;
+        self.running = Some(RunningKernel::new());
         Ok(())
     }
 
     fn has_stopped(&mut self) -> bool {
         // Never launched, or already seen stopped.
-        if !self.running {
+        if self.running.is_none() {
             return true;
         }
         if self.ctx.bind_to_thread().is_err() {
@@ -706,12 +578,12 @@ unsafe impl DeviceAgent for CudaDevice {
         match status {
             sys::cudaError_enum::CUDA_ERROR_NOT_READY => false,
             sys::cudaError_enum::CUDA_SUCCESS => {
-                self.mark_stopped();
+                self.running = None;
                 true
             }
             other => {
                 self.stop_error = Some(crate::device::cuda::driver_message(&DriverError(other)));
-                self.mark_stopped();
+                self.running = None;
                 true
             }
         }
@@ -720,29 +592,26 @@ unsafe impl DeviceAgent for CudaDevice {
 
 impl Drop for CudaDevice {
     fn drop(&mut self) {
-        if !self.has_stopped() {
+        let Some(memory) = self.memory.take() else {
+            return;
+        };
+        if self.has_stopped() {
+            // Freed in stream order, and the region returned to the cache
+            // (to the driver once no ring kernel runs).
+            drop(memory);
+        } else {
             tracing::warn!(
                 device = %self.description,
                 "dropping a CUDA ring kernel that is still running: its memory is leaked while it may run"
             );
-            // Keep everything the kernel can touch.
+            memory.leak();
+            // Its stream too: the kernel runs on it.
             std::mem::forget(self.stream.clone());
-            std::mem::forget(self.links.clone());
-            return;
-        }
-        if self.ctx.bind_to_thread().is_ok() {
-            device_free(&self.stream, &self.state);
-            if let Some(g) = &self.grid {
-                device_free(&self.stream, g);
+            // And the running count, so page-locked memory stays cached.
+            if let Some(running) = self.running.take() {
+                std::mem::forget(running);
             }
         }
-        pinned_release(self.region_base(), self.region_cap);
-    }
-}
-
-impl CudaDevice {
-    fn region_base(&self) -> usize {
-        self.region.base().as_ptr() as usize
     }
 }
 

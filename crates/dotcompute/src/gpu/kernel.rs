@@ -159,8 +159,8 @@ impl Default for GpuKernelOptions {
 /// )?;
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
 /// let rt = RingKernelRuntime::new();
-/// rt.launch_spec(spec).await?;
-/// rt.activate("to_f").await?;
+/// rt.launch_spec(spec)?;
+/// rt.activate("to_f")?;
 /// let reply: Envelope<Fahrenheit> =
 ///     rt.call_timeout("to_f", Envelope::new(Celsius { t: 100.0 }), std::time::Duration::from_secs(5)).await?;
 /// assert_eq!(reply.payload.t, 212.0);
@@ -301,8 +301,8 @@ fn validate_ring<In: GpuMessage, Out: GpuMessage, State: GpuMessage>(options: &G
 ///     GpuKernelOptions::default(),
 /// )?;
 /// let rt = RingKernelRuntime::new();
-/// rt.launch_spec(spec).await?;
-/// rt.activate("stats").await?;
+/// rt.launch_spec(spec)?;
+/// rt.activate("stats")?;
 /// let s: Envelope<Stats> = rt
 ///     .call_timeout("stats", Envelope::new(Sample { seq: 1, value: 4.0, channel: 0 }), std::time::Duration::from_secs(5))
 ///     .await?;
@@ -458,7 +458,13 @@ impl<In: GpuMessage, Out: GpuMessage> Bridge<'_, In, Out> {
                 header: MessageHeader::reply_to(&request),
             })
             .collect();
-        self.ctx.send_batch(envelopes).map_err(Stop::Runtime)?;
+        self.ctx.send_batch(envelopes).map_err(|refused| {
+            // Replies the runtime no longer takes (it terminates the kernel)
+            // go with the kernel: counted as discarded.
+            let (rest, why) = refused.into_parts();
+            self.ctx.count_discarded(rest.len() as u64);
+            Stop::Runtime(why)
+        })?;
         Ok(n)
     }
 

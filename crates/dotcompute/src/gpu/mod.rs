@@ -20,6 +20,9 @@
 //!   [`ExecutionMode::Gpu`](crate::ExecutionMode::Gpu) running a CUDA ring
 //!   kernel in the [`RingKernelRuntime`](crate::RingKernelRuntime);
 //!   [`emulated_kernel`]: the same with the emulator (in `Thread` mode).
+//! - `wgpu` (cargo feature `wgpu`): ring kernels with WGSL handlers on any
+//!   wgpu adapter (Vulkan, Metal, DX12; lavapipe in CI), run as batched
+//!   dispatches with the state in device memory.
 //!
 //! What runs where: the CUDA template is compiled (NVRTC) and assembled
 //! (ptxas) in every test run; the protocol is tested against the emulator and
@@ -61,6 +64,8 @@ mod kernel;
 pub mod message;
 pub mod protocol;
 pub mod source;
+#[cfg(feature = "wgpu")]
+pub mod wgpu;
 
 pub use cuda_device::CudaRingOptions;
 pub use error::{GpuError, RingPhase};

@@ -118,8 +118,21 @@ pub enum IpcError {
     KernelFailed {
         /// The kernel process's pid.
         pid: u32,
-        /// The handler's error as the kernel process wrote it.
+        /// The handler's error as the kernel process wrote it: control
+        /// characters escaped, cut to a bounded length (it comes from
+        /// another process and is not trusted).
         reason: String,
+    },
+    /// The kernel process ended (`cause`) while requests handed to it had
+    /// no answer yet: they are lost with it, and counted in the kernel's
+    /// telemetry as `messages_lost`.
+    #[error("{cause}; {lost} request(s) handed to it were lost")]
+    RequestsLost {
+        /// Requests handed to the process (or taken from the input queue for
+        /// it) and never answered.
+        lost: u64,
+        /// How the process ended.
+        cause: Box<IpcError>,
     },
     /// The host asked the kernel to stop (kernel side), and no message is
     /// left to deliver.
@@ -182,7 +195,8 @@ impl IpcError {
 
     /// True for the errors that mean the peer is gone or unusable
     /// ([`PeerDied`](Self::PeerDied), [`PeerUnresponsive`](Self::PeerUnresponsive),
-    /// [`PeerClosed`](Self::PeerClosed), [`KernelFailed`](Self::KernelFailed)).
+    /// [`PeerClosed`](Self::PeerClosed), [`KernelFailed`](Self::KernelFailed),
+    /// [`RequestsLost`](Self::RequestsLost)).
     pub fn is_peer_gone(&self) -> bool {
         matches!(
             self,
@@ -190,6 +204,7 @@ impl IpcError {
                 | IpcError::PeerUnresponsive { .. }
                 | IpcError::PeerClosed { .. }
                 | IpcError::KernelFailed { .. }
+                | IpcError::RequestsLost { .. }
         )
     }
 }

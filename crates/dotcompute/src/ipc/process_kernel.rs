@@ -23,8 +23,10 @@
 //!    handler return the [`IpcError`] (after forwarding the replies the
 //!    process sent before), so the runtime moves the kernel to `Failed` with
 //!    that message (or restarts it, per its restart policy, which spawns a
-//!    new process). A process that closed its end on its own ends the kernel
-//!    as `Terminated`;
+//!    new process). The requests handed to the process and never answered
+//!    are counted as lost (`messages_lost` in telemetry) and named in that
+//!    failure ([`IpcError::RequestsLost`]). A process that closed its end
+//!    on its own ends the kernel as `Terminated`;
 //! 5. when the kernel is terminated it asks the process to drain and exit,
 //!    keeps forwarding replies while the runtime accepts them (a terminate
 //!    with `drain`), escalates to "stop now" as soon as the runtime refuses
@@ -82,8 +84,8 @@ const BATCH: usize = 64;
 /// # async fn demo() -> Result<(), dotcompute::Error> {
 /// let rt = RingKernelRuntime::new();
 /// let spec = process_kernel::<Req, Resp>("summer", SpawnCommand::new("./sum-kernel"))?;
-/// rt.launch_spec(spec).await?;
-/// rt.activate("summer").await?;
+/// rt.launch_spec(spec)?;
+/// rt.activate("summer")?;
 /// let resp: Resp = rt.call("summer", Req { values: vec![1.0, 2.0], header: MessageHeader::new() }).await?;
 /// assert_eq!(resp.sum, 3.0);
 /// rt.terminate("summer").await?;
@@ -125,6 +127,18 @@ where
     Ok(KernelSpec::builder::<In, Out>(id)
         .mode(ExecutionMode::Process)
         .blocking_handler(move |ctx: BlockingContext<In, Out>| run::<In, Out>(ctx, &command, &config)))
+}
+
+/// `e`, naming the requests lost with the process when there are any.
+fn with_lost(e: IpcError, lost: u64) -> IpcError {
+    if lost == 0 {
+        e
+    } else {
+        IpcError::RequestsLost {
+            lost,
+            cause: Box::new(e),
+        }
+    }
 }
 
 fn is_terminating(e: &Error) -> bool {
@@ -183,6 +197,15 @@ enum Stop {
     Fail(KernelError),
 }
 
+/// Forwards a reply to the runtime; a reply it refuses (it terminates the
+/// kernel) is counted as discarded, and the refusal returned.
+fn forward<In: Message, Out: Message>(ctx: &mut BlockingContext<In, Out>, out: Out) -> Result<(), Error> {
+    ctx.send(out).map_err(|refused| {
+        ctx.count_discarded(1);
+        refused.into_error()
+    })
+}
+
 impl From<Error> for Stop {
     fn from(e: Error) -> Self {
         if is_terminating(&e) {
@@ -214,23 +237,44 @@ impl Pump<'_> {
             Stop::PeerGone(e) => {
                 // Forward what the process sent before it went away.
                 while let Ok(true) = self.end.try_recv_raw(&mut self.dec) {
+                    self.received += 1;
                     let Ok(out) = codec::decode::<Out>(&self.dec) else {
                         break;
                     };
-                    if ctx.send(out).is_err() {
+                    if forward(ctx, out).is_err() {
                         break;
                     }
                 }
+                let lost = self.count_lost(ctx);
                 match e {
-                    IpcError::PeerClosed { pid } => {
+                    IpcError::PeerClosed { pid } if lost == 0 => {
                         tracing::info!(kernel = %ctx.kernel_id(), pid, "kernel process closed its end; kernel ends");
                         Ok(())
                     }
-                    e => Err(e.into()),
+                    e => Err(with_lost(e, lost).into()),
                 }
             }
-            Stop::Fail(e) => Err(e),
+            Stop::Fail(e) => {
+                let lost = self.count_lost(ctx);
+                match e.downcast::<IpcError>() {
+                    Ok(e) => Err(with_lost(*e, lost).into()),
+                    Err(e) => Err(e),
+                }
+            }
         }
+    }
+
+    /// Requests handed to the process (or taken from the input queue for
+    /// it) that will never be answered: counted as lost in telemetry.
+    fn count_lost<In: Message, Out: Message>(&mut self, ctx: &BlockingContext<In, Out>) -> u64 {
+        let lost = self.sent.saturating_sub(self.received) + u64::from(self.pending);
+        if lost > 0 {
+            ctx.count_lost(lost);
+            tracing::warn!(kernel = %ctx.kernel_id(), lost, "requests lost with the kernel process");
+        }
+        self.sent = self.received;
+        self.pending = false;
+        lost
     }
 
     fn pump<In, Out>(&mut self, ctx: &mut BlockingContext<In, Out>) -> Stop
@@ -276,7 +320,7 @@ impl Pump<'_> {
                             Ok(out) => out,
                             Err(e) => return Stop::Fail(IpcError::from(e).into()),
                         };
-                        if let Err(e) = ctx.send(out) {
+                        if let Err(e) = forward(ctx, out) {
                             return match Stop::from(e) {
                                 Stop::Terminating { .. } => Stop::Terminating { replies_refused: true },
                                 other => other,
@@ -337,25 +381,31 @@ impl Pump<'_> {
     /// The kernel is being terminated: hand over what was taken from the
     /// input queue, ask the process to drain and exit, forward its last
     /// replies while the runtime takes them, then reap (or kill) it.
-    fn finish<In, Out>(&mut self, ctx: &mut BlockingContext<In, Out>, forward: bool) -> Result<(), KernelError>
+    fn finish<In, Out>(&mut self, ctx: &mut BlockingContext<In, Out>, forward_replies: bool) -> Result<(), KernelError>
     where
         In: Message + Serialize,
         Out: Message + DeserializeOwned,
     {
         let deadline = Instant::now() + self.config.exit_timeout;
-        let mut forwarding = forward;
+        let mut forwarding = forward_replies;
         while self.pending && Instant::now() < deadline {
             match self.end.try_send(&self.enc) {
-                Ok(true) => self.pending = false,
+                Ok(true) => {
+                    self.pending = false;
+                    self.sent += 1;
+                }
                 Ok(false) => {}
                 Err(_) => break,
             }
             while forwarding {
                 match self.end.try_recv_raw(&mut self.dec) {
-                    Ok(true) => match codec::decode::<Out>(&self.dec) {
-                        Ok(out) => forwarding = ctx.send(out).is_ok(),
-                        Err(_) => forwarding = false,
-                    },
+                    Ok(true) => {
+                        self.received += 1;
+                        match codec::decode::<Out>(&self.dec) {
+                            Ok(out) => forwarding = forward(ctx, out).is_ok(),
+                            Err(_) => forwarding = false,
+                        }
+                    }
                     _ => break,
                 }
             }
@@ -370,25 +420,33 @@ impl Pump<'_> {
         }
         self.end.request_terminate(forwarding);
         let mut dec = std::mem::take(&mut self.dec);
+        let mut received = 0u64;
         let exit = self.end.wait_exit(self.config.exit_timeout, &mut dec, |bytes| {
             if !forwarding {
                 return false;
             }
+            received += 1;
             forwarding = match codec::decode::<Out>(bytes) {
-                Ok(out) => ctx.send(out).is_ok(),
+                Ok(out) => forward(ctx, out).is_ok(),
                 Err(_) => false,
             };
             forwarding
         });
+        self.received += received;
         tracing::info!(kernel = %ctx.kernel_id(), pid = exit.pid, clean = exit.clean, detail = %exit.detail, "kernel process ended");
         if exit.clean {
+            // Requests the terminate chose not to complete (no drain) go
+            // with the kernel, like its queued input: counted as discarded.
+            let unanswered = self.sent.saturating_sub(self.received) + u64::from(self.pending);
+            ctx.count_discarded(unanswered);
             Ok(())
         } else {
-            Err(IpcError::PeerDied {
+            let lost = self.count_lost(ctx);
+            let died = IpcError::PeerDied {
                 pid: exit.pid,
                 detail: format!("did not exit cleanly on terminate: {}", exit.detail),
-            }
-            .into())
+            };
+            Err(with_lost(died, lost).into())
         }
     }
 }

@@ -709,13 +709,16 @@ impl Region {
         self.set_own_state(end_state::FAILED);
     }
 
-    /// The kernel's failure text (length validated, invalid UTF-8 replaced).
+    /// The kernel's failure text, made safe for an error: length validated,
+    /// invalid UTF-8 replaced, control characters (NULs included) escaped,
+    /// cut to a bounded length ([`crate::error::peer_text`]). The peer is
+    /// not trusted.
     pub(crate) fn failure_text(&self) -> String {
         let n = self.end_word(Role::Kernel, E_TEXT_LEN).load(Ordering::Relaxed) as usize;
         let n = n.min(FAILURE_TEXT_MAX);
         let mut buf = vec![0u8; n];
         self.mem.read_bytes(FAILURE_TEXT, &mut buf);
-        String::from_utf8_lossy(&buf).into_owned()
+        crate::error::peer_text(&buf)
     }
 
     /// Marks every ring side we own closed and wakes the peer's waits.
@@ -1001,7 +1004,15 @@ mod tests {
         let long = "é".repeat(FAILURE_TEXT_MAX);
         kernel.set_failure(&long);
         let text = kernel.failure_text();
-        assert!(text.len() <= FAILURE_TEXT_MAX && text.chars().all(|c| c == 'é'));
+        // Bounded (and cut to the error's limit, saying so), never garbled.
+        let kept = "é".repeat(crate::error::PEER_TEXT_MAX_CHARS);
+        assert!(
+            text.len() <= FAILURE_TEXT_MAX && text.starts_with(&kept) && text.ends_with("cut)"),
+            "{text}"
+        );
+        // A hostile peer's NULs and escape sequences come out escaped.
+        kernel.set_failure("bad\0\x1b[2Jthing");
+        assert_eq!(kernel.failure_text(), "bad\\u{0}\\u{1b}[2Jthing");
         // A garbage length is clamped, never read past the area.
         kernel
             .mem

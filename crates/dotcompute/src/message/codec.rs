@@ -48,6 +48,7 @@ pub struct EncodeError {
 
 /// Decoding failed. Every variant names the type the caller asked for.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum DecodeError {
     /// The input was empty.
     #[error("cannot decode {expected}: the input is empty")]
@@ -70,7 +71,8 @@ pub enum DecodeError {
     WrongType {
         /// The type the caller asked for.
         expected: &'static str,
-        /// The type name found on the wire.
+        /// The type name found on the wire (control characters escaped, cut
+        /// to a bounded length: it comes from the peer).
         found: String,
     },
     /// The bytes are truncated or corrupt.
@@ -124,12 +126,15 @@ pub fn decode<M: Message + DeserializeOwned>(bytes: &[u8]) -> Result<M, DecodeEr
     let mut rest = check_version(bytes, expected)?;
     let found = read_type_name(&mut rest, expected)?;
     if found != expected {
+        // The name comes off the wire: escaped and bounded before it enters the error.
+        let found = crate::error::peer_text(found.as_bytes());
         return Err(DecodeError::WrongType { expected, found });
     }
     let mut de = rmp_serde::Deserializer::new(&mut rest);
     let msg = M::deserialize(&mut de).map_err(|e| DecodeError::Malformed {
         expected,
-        reason: e.to_string(),
+        // The decoder may quote bytes off the wire (an unknown variant name).
+        reason: crate::error::peer_text(e.to_string().as_bytes()),
     })?;
     if !rest.is_empty() {
         return Err(DecodeError::TrailingBytes {

@@ -145,6 +145,7 @@ impl QueueConfig {
 
 /// A [`QueueConfig`] that cannot build a queue.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum QueueConfigError {
     /// The capacity is 0.
     #[error("queue capacity must be at least 1")]

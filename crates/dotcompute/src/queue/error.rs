@@ -7,6 +7,7 @@ use std::fmt;
 ///
 /// `Debug` and `Display` do not need `T: Debug`; they show only the variant.
 #[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SendError<T> {
     /// The queue is full: [`Backpressure::Reject`](super::Backpressure::Reject),
     /// or [`try_send`](super::MessageQueue::try_send) under
@@ -21,6 +22,7 @@ pub enum SendError<T> {
 
 /// Which [`SendError`] variant, without the message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum SendErrorKind {
     /// [`SendError::Full`].
     Full,
@@ -30,13 +32,39 @@ pub enum SendErrorKind {
     Closed,
 }
 
+/// Why a send that may wait ended without queueing its message, apart from
+/// the message (crate-internal: the runtime turns it into its own error in
+/// one place, `KernelCore::refusal_error`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// [`SendError::Full`].
+    Full,
+    /// [`SendError::Timeout`].
+    Timeout,
+    /// [`SendError::Closed`].
+    Closed,
+    /// The sender's stop signal fired while it waited (the queue refused
+    /// nothing and counted nothing).
+    Stopped,
+}
+
 impl<T> SendError<T> {
-    /// The same refusal without its message (the message is dropped).
-    pub(crate) fn map_unit(self) -> SendError<()> {
+    /// The refusal and the message, apart.
+    pub(crate) fn into_refusal(self) -> (Refusal, T) {
         match self {
-            SendError::Full(_) => SendError::Full(()),
-            SendError::Timeout(_) => SendError::Timeout(()),
-            SendError::Closed(_) => SendError::Closed(()),
+            SendError::Full(m) => (Refusal::Full, m),
+            SendError::Timeout(m) => (Refusal::Timeout, m),
+            SendError::Closed(m) => (Refusal::Closed, m),
+        }
+    }
+
+    /// The error for a refusal; `Stopped` (which a queue send without a stop
+    /// signal never gives) reads as `Closed`.
+    pub(crate) fn from_refusal(why: Refusal, msg: T) -> Self {
+        match why {
+            Refusal::Full => SendError::Full(msg),
+            Refusal::Timeout => SendError::Timeout(msg),
+            Refusal::Closed | Refusal::Stopped => SendError::Closed(msg),
         }
     }
 
@@ -104,6 +132,7 @@ impl<T> std::error::Error for SendError<T> {}
 
 /// A receive that returned no message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
+#[non_exhaustive]
 pub enum RecvError {
     /// Nothing to deliver now (the queue is empty, or paused):
     /// [`try_recv`](super::MessageQueue::try_recv) only.

@@ -116,6 +116,7 @@ use hdrhistogram::Histogram;
 use parking_lot::Mutex;
 
 pub use config::{Backpressure, QueueConfig, QueueConfigError, UnknownBackpressure, MAX_QUEUE_CAPACITY};
+pub(crate) use error::Refusal;
 pub use error::{RecvError, SendError, SendErrorKind};
 pub use stats::QueueStats;
 
@@ -209,6 +210,24 @@ pub(crate) async fn wait_async(mut listener: EventListener, mut sleep: Option<&m
         }
     })
     .await
+}
+
+/// [`wait_async`] that also ends, with `None`, once `stop` is cancelled
+/// (checked first). Added for the runtime: a handler waiting for room wakes
+/// on its kernel's termination and gets its message back.
+pub(crate) async fn wait_async_or_stop(
+    listener: EventListener,
+    sleep: Option<&mut Sleep>,
+    stop: Option<&tokio_util::sync::CancellationToken>,
+) -> Option<bool> {
+    match stop {
+        None => Some(wait_async(listener, sleep).await),
+        Some(token) => tokio::select! {
+            biased;
+            () = token.cancelled() => None,
+            woke = wait_async(listener, sleep) => Some(woke),
+        },
+    }
 }
 
 /// Waits for `listener` on this thread, until `deadline` if any. Returns `false` on timeout.
@@ -324,8 +343,22 @@ impl<T: Message> MessageQueue<T> {
     }
 
     async fn send_until(&self, msg: T, deadline: Option<Instant>) -> Result<(), SendError<T>> {
+        self.send_until_or_stop(msg, deadline, None)
+            .await
+            .map_err(|(why, msg)| SendError::from_refusal(why, msg))
+    }
+
+    /// [`send`](Self::send) until `deadline`, also giving up (with
+    /// [`Refusal::Stopped`] and the message, counting nothing) once `stop`
+    /// is cancelled. (Crate-internal, for the runtime's handler-side sends.)
+    pub(crate) async fn send_until_or_stop(
+        &self,
+        msg: T,
+        deadline: Option<Instant>,
+        stop: Option<&tokio_util::sync::CancellationToken>,
+    ) -> Result<(), (Refusal, T)> {
         let mut msg = match self.push(msg, OnFull::Wait) {
-            Step::Done(result) => return result,
+            Step::Done(result) => return result.map_err(SendError::into_refusal),
             Step::Retry(msg) => msg,
         };
         let mut sleep = deadline.map(Sleep::until);
@@ -335,11 +368,13 @@ impl<T: Message> MessageQueue<T> {
             let _waiter = WaiterGuard::new(&self.shared.send_waiters);
             let listener = self.shared.not_full.listen();
             msg = match self.push(msg, OnFull::Wait) {
-                Step::Done(result) => return result,
+                Step::Done(result) => return result.map_err(SendError::into_refusal),
                 Step::Retry(msg) => msg,
             };
-            if !wait_async(listener, sleep.as_mut()).await {
-                return self.push_last(msg);
+            match wait_async_or_stop(listener, sleep.as_mut(), stop).await {
+                Some(true) => {}
+                Some(false) => return self.push_last(msg).map_err(SendError::into_refusal),
+                None => return Err((Refusal::Stopped, msg)),
             }
         }
     }
@@ -372,54 +407,63 @@ impl<T: Message> MessageQueue<T> {
 
     /// Sends the messages of `msgs` in order, queueing as many as fit under
     /// one lock acquisition at a time and waiting for room under `Block`
-    /// (until `deadline`). Stops at the first refusal, which is counted like
-    /// a single refused send; returns it with the number of messages not
-    /// sent (the refused one included), which are dropped.
+    /// (until `deadline`, or until `stop` is cancelled). Stops at the first
+    /// refusal, which is counted like a single refused send, and returns it
+    /// with the messages not sent, in order, the refused one first (changed
+    /// for the runtime's API: a refused batch hands its rest back).
     pub(crate) async fn send_batch_until(
         &self,
         msgs: Vec<T>,
         deadline: Option<Instant>,
-    ) -> Result<(), (SendError<()>, usize)> {
+        stop: Option<&tokio_util::sync::CancellationToken>,
+    ) -> Result<(), (Refusal, Vec<T>)> {
         let mut pending: VecDeque<T> = msgs.into();
         let mut sleep = deadline.map(Sleep::until);
         loop {
-            if let Some(e) = self.push_run(&mut pending) {
-                return Err(e);
+            if let Some(why) = self.push_run(&mut pending) {
+                return Err((why, pending.into()));
             }
             if pending.is_empty() {
                 return Ok(());
             }
             let _waiter = WaiterGuard::new(&self.shared.send_waiters);
             let listener = self.shared.not_full.listen();
-            if let Some(e) = self.push_run(&mut pending) {
-                return Err(e);
+            if let Some(why) = self.push_run(&mut pending) {
+                return Err((why, pending.into()));
             }
             if pending.is_empty() {
                 return Ok(());
             }
-            if !wait_async(listener, sleep.as_mut()).await {
-                if let Some(e) = self.push_run(&mut pending) {
-                    return Err(e);
+            match wait_async_or_stop(listener, sleep.as_mut(), stop).await {
+                Some(true) => {}
+                Some(false) => {
+                    if let Some(why) = self.push_run(&mut pending) {
+                        return Err((why, pending.into()));
+                    }
+                    return match pending.pop_front() {
+                        None => Ok(()),
+                        Some(first) => match self.push_last(first) {
+                            // Room appeared at the last moment for the first one only.
+                            Ok(()) if pending.is_empty() => Ok(()),
+                            Ok(()) => Err((Refusal::Timeout, pending.into())),
+                            Err(e) => {
+                                let (why, first) = e.into_refusal();
+                                pending.push_front(first);
+                                Err((why, pending.into()))
+                            }
+                        },
+                    };
                 }
-                let unsent = pending.len();
-                return match pending.pop_front() {
-                    None => Ok(()),
-                    Some(first) => match self.push_last(first) {
-                        // Room appeared at the last moment for the first one only.
-                        Ok(()) if unsent == 1 => Ok(()),
-                        Ok(()) => Err((SendError::Timeout(()), unsent - 1)),
-                        Err(e) => Err((e.map_unit(), unsent)),
-                    },
-                };
+                None => return Err((Refusal::Stopped, pending.into())),
             }
         }
     }
 
     /// Queues from the front of `pending` as many messages as fit, under one
-    /// lock and one clock read; a message that must wait is put back at the
-    /// front. A refusal (closed, or full under `Reject`) is returned with
-    /// the number of messages not sent, the refused one included.
-    fn push_run(&self, pending: &mut VecDeque<T>) -> Option<(SendError<()>, usize)> {
+    /// lock and one clock read; a message that must wait, or that is refused
+    /// (closed, or full under `Reject`), is put back at the front, and a
+    /// refusal is returned.
+    fn push_run(&self, pending: &mut VecDeque<T>) -> Option<Refusal> {
         let now = Instant::now();
         let mut dropped = Vec::new();
         let (queued, paused, refused) = {
@@ -427,33 +471,28 @@ impl<T: Message> MessageQueue<T> {
             let mut queued = 0usize;
             let mut refused = None;
             while let Some(msg) = pending.pop_front() {
-                match state.push(msg, now, OnFull::Wait) {
-                    Push::Queued => queued += 1,
+                let (why, msg) = match state.push(msg, now, OnFull::Wait) {
+                    Push::Queued => {
+                        queued += 1;
+                        continue;
+                    }
                     Push::Evicted(old) => {
                         queued += 1;
                         dropped.push(old);
+                        continue;
                     }
-                    Push::DroppedIncoming(msg) => dropped.push(msg),
-                    Push::MustWait(msg) => {
-                        pending.push_front(msg);
-                        break;
-                    }
-                    Push::Full(msg) => {
+                    Push::DroppedIncoming(msg) => {
                         dropped.push(msg);
-                        refused = Some(SendError::Full(()));
-                        break;
+                        continue;
                     }
-                    Push::Timeout(msg) => {
-                        dropped.push(msg);
-                        refused = Some(SendError::Timeout(()));
-                        break;
-                    }
-                    Push::Closed(msg) => {
-                        dropped.push(msg);
-                        refused = Some(SendError::Closed(()));
-                        break;
-                    }
-                }
+                    Push::MustWait(msg) => (None, msg),
+                    Push::Full(msg) => (Some(Refusal::Full), msg),
+                    Push::Timeout(msg) => (Some(Refusal::Timeout), msg),
+                    Push::Closed(msg) => (Some(Refusal::Closed), msg),
+                };
+                pending.push_front(msg);
+                refused = why;
+                break;
             }
             (queued, state.is_paused(), refused)
         };
@@ -462,7 +501,7 @@ impl<T: Message> MessageQueue<T> {
         if queued > 0 && !paused && self.shared.recv_waiters.load(Ordering::SeqCst) > 0 {
             self.shared.not_empty.notify(queued.additional());
         }
-        refused.map(|e| (e, pending.len() + 1))
+        refused
     }
 
     /// One send attempt under the lock, then the wake-ups and drops after it.
@@ -634,6 +673,14 @@ impl<T: Message> MessageQueue<T> {
         }
     }
 
+    /// Counts `n` messages that went straight from their sender to the
+    /// receiver waiting for them, past the queue (a reply to a runtime
+    /// `call`): enqueued and dequeued at once, so the counters still tell
+    /// every message the queue's owner handled. (Added for the runtime.)
+    pub(crate) fn count_handed_over(&self, n: u64) {
+        self.shared.state.lock().count_handed_over(n);
+    }
+
     /// Whether [`close`](Self::close) was called.
     pub fn is_closed(&self) -> bool {
         self.shared.state.lock().is_closed()
@@ -741,30 +788,43 @@ mod batch_tests {
         let q = MessageQueue::<M>::with_capacity(4, Backpressure::Block).unwrap();
         let rx = q.clone();
         let consumer = std::thread::spawn(move || (0..100).map(|_| rx.recv_blocking().unwrap().n).collect::<Vec<_>>());
-        crate::runtime::park::block_on(q.send_batch_until(batch(0..100), None)).unwrap();
+        crate::runtime::park::block_on(q.send_batch_until(batch(0..100), None, None)).unwrap();
         assert_eq!(consumer.join().unwrap(), (0..100).collect::<Vec<_>>());
         let s = q.stats();
         assert_eq!((s.enqueued, s.dequeued, s.rejected), (100, 100, 0));
     }
 
     #[test]
-    fn a_refused_batch_counts_one_refusal_and_reports_the_unsent() {
+    fn a_refused_batch_counts_one_refusal_and_hands_back_the_unsent() {
+        let unsent = |r: Result<(), (Refusal, Vec<M>)>| {
+            r.map_err(|(why, rest)| (why, rest.iter().map(|m| m.n).collect::<Vec<_>>()))
+        };
         let q = MessageQueue::<M>::with_capacity(3, Backpressure::Reject).unwrap();
-        let r = crate::runtime::park::block_on(q.send_batch_until(batch(0..5), None));
-        assert!(matches!(r, Err((SendError::Full(()), 2))), "{r:?}");
+        let r = crate::runtime::park::block_on(q.send_batch_until(batch(0..5), None, None));
+        assert_eq!(unsent(r), Err((Refusal::Full, vec![3, 4])));
         let s = q.stats();
         assert_eq!((s.enqueued, s.rejected, s.depth), (3, 1, 3));
 
         let q = MessageQueue::<M>::with_capacity(2, Backpressure::Block).unwrap();
-        let r = crate::runtime::park::block_on(
-            q.send_batch_until(batch(0..4), Instant::now().checked_add(Duration::from_millis(20))),
-        );
-        assert!(matches!(r, Err((SendError::Timeout(()), 2))), "{r:?}");
+        let r = crate::runtime::park::block_on(q.send_batch_until(
+            batch(0..4),
+            Instant::now().checked_add(Duration::from_millis(20)),
+            None,
+        ));
+        assert_eq!(unsent(r), Err((Refusal::Timeout, vec![2, 3])));
         assert_eq!(q.stats().timed_out, 1);
 
+        let stop = tokio_util::sync::CancellationToken::new();
+        stop.cancel();
+        let r = crate::runtime::park::block_on(q.send_batch_until(batch(7..9), None, Some(&stop)));
+        assert_eq!(unsent(r), Err((Refusal::Stopped, vec![7, 8])));
+        let r = crate::runtime::park::block_on(q.send_until_or_stop(batch(9..10).remove(0), None, Some(&stop)));
+        assert!(matches!(r, Err((Refusal::Stopped, M { n: 9, .. }))));
+        assert_eq!(q.stats().attempts(), 2 + 1, "a stopped send is not an attempt");
+
         q.close();
-        let r = crate::runtime::park::block_on(q.send_batch_until(batch(0..3), None));
-        assert!(matches!(r, Err((SendError::Closed(()), 3))), "{r:?}");
+        let r = crate::runtime::park::block_on(q.send_batch_until(batch(0..3), None, None));
+        assert_eq!(unsent(r), Err((Refusal::Closed, vec![0, 1, 2])));
         assert_eq!(q.stats().closed_rejections, 1);
     }
 }

@@ -255,6 +255,14 @@ impl<T> State<T> {
     }
 
     /// Removes everything queued, in delivery order (paused or not).
+    /// Counts `n` messages handed straight from their sender to the
+    /// receiver waiting for them (a reply to a runtime `call`): accepted and
+    /// taken out at once, never queued.
+    pub(crate) fn count_handed_over(&mut self, n: u64) {
+        self.enqueued += n;
+        self.dequeued += n;
+    }
+
     pub(crate) fn clear(&mut self) -> Vec<T> {
         let mut out = Vec::with_capacity(self.len);
         for band in self.bands.iter_mut().rev() {

@@ -32,6 +32,8 @@ pub struct QueueStats {
     pub peak_depth: usize,
     /// Messages queued now per band, indexed by
     /// [`PriorityBand::index`](crate::PriorityBand::index) (low, normal, high, system).
+    /// A `Spin` kernel's ring has no bands (one FIFO): it reports every
+    /// queued message in the normal band.
     pub band_depths: [usize; 4],
 }
 

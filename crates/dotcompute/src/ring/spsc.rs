@@ -145,6 +145,7 @@ pub enum CapacityError {
 
 /// [`Producer::push`] failed; the value is handed back.
 #[derive(Clone, Copy, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum PushError<T> {
     /// The ring is full; nothing was overwritten.
     #[error("ring is full")]
@@ -171,6 +172,7 @@ impl<T> fmt::Debug for PushError<T> {
 
 /// [`Consumer::pop`] failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum PopError {
     /// The ring is empty.
     #[error("ring is empty")]

@@ -8,14 +8,16 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, SendError};
 use crate::message::Message;
-use crate::queue::{RecvError, SendError};
+use crate::queue::RecvError;
 use crate::runtime;
-use crate::runtime::kernel::{handler_send_error, output_waits, own_recv_error, InputPort, KernelCore, OutputPort};
+use crate::runtime::core::KernelCore;
+use crate::runtime::input::{own_recv_error, InputPort};
+use crate::runtime::output::OutputPort;
 use crate::runtime::state::KernelState;
 use crate::runtime::telemetry::{KernelMetrics, KernelTelemetry};
-use crate::runtime::transport::{Interrupted, Transport};
+use crate::runtime::transport::Transport;
 
 /// What a running handler uses to receive `In` and send `Out`.
 ///
@@ -178,35 +180,14 @@ impl<In: Message, Out: Message> KernelContext<In, Out> {
     }
 
     /// Sends a batch to the output (or linked kernel) in order. On a refusal
-    /// the messages not yet sent are dropped (the refused one is counted by
-    /// the queue, the rest as discarded) and the error says why.
-    pub async fn send_batch(&mut self, msgs: Vec<Out>) -> Result<()> {
+    /// the messages not sent come back in the error, in order, the refused
+    /// one first.
+    pub async fn send_batch(&mut self, msgs: Vec<Out>) -> Result<(), SendError<Vec<Out>>> {
         self.refresh_route();
         let n = msgs.len() as u64;
         match self.route.1.clone() {
-            Some(target) => tokio::select! {
-                biased;
-                () = self.core.cancel.cancelled() => {
-                    KernelMetrics::add(&self.core.metrics.discarded, n);
-                    return Err(self.core.terminating_error());
-                }
-                r = target.send_batch(msgs, None) => r?,
-            },
-            None => {
-                let queue = &self.output.queue;
-                let sent = tokio::select! {
-                    biased;
-                    () = self.core.cancel.cancelled() => {
-                        KernelMetrics::add(&self.core.metrics.discarded, n);
-                        return Err(self.core.terminating_error());
-                    }
-                    r = queue.send_batch(msgs, None) => r,
-                };
-                sent.map_err(|(e, unsent)| {
-                    KernelMetrics::add(&self.core.metrics.discarded, unsent.saturating_sub(1) as u64);
-                    handler_send_error(&self.core, e, queue.capacity())
-                })?;
-            }
+            Some(target) => target.send_batch(msgs, None, Some(&self.core.cancel)).await?,
+            None => self.output.emit_batch(msgs, &self.core.cancel).await?,
         }
         KernelMetrics::add(&self.core.metrics.sent, n);
         Ok(())
@@ -231,37 +212,17 @@ impl<In: Message, Out: Message> KernelContext<In, Out> {
         }
     }
 
-    /// Sends a message to the kernel's output: the host's receive queue, or
-    /// the input of the kernel it is linked to. With the `Block` output
-    /// strategy this waits for room (and wakes on terminate).
-    pub async fn send(&mut self, msg: Out) -> Result<()> {
+    /// Sends a message to the kernel's output: the call waiting for it (a
+    /// reply to a host's `call`), the host's receive queue, or the input of
+    /// the kernel it is linked to. With the `Block` output strategy this
+    /// waits for room, and wakes on terminate. A refused message comes back
+    /// in the error ([`Error::Terminating`] once the kernel is being
+    /// terminated; `?` into [`Error`] then ends the handler cleanly).
+    pub async fn send(&mut self, msg: Out) -> Result<(), SendError<Out>> {
         self.refresh_route();
-        if let Some(target) = self.route.1.clone() {
-            tokio::select! {
-                biased;
-                () = self.core.cancel.cancelled() => {
-                    KernelMetrics::add(&self.core.metrics.discarded, 1);
-                    return Err(self.core.terminating_error());
-                }
-                r = target.send(msg, None) => r?,
-            }
-        } else {
-            let queue = &self.output.queue;
-            match queue.try_send(msg) {
-                Ok(()) => {}
-                Err(SendError::Full(m)) if output_waits(&self.core.config) => {
-                    let r = tokio::select! {
-                        biased;
-                        () = self.core.cancel.cancelled() => {
-                            KernelMetrics::add(&self.core.metrics.discarded, 1);
-                            return Err(self.core.terminating_error());
-                        }
-                        r = queue.send(m) => r,
-                    };
-                    r.map_err(|e| handler_send_error(&self.core, e, queue.capacity()))?;
-                }
-                Err(e) => return Err(handler_send_error(&self.core, e, queue.capacity())),
-            }
+        match self.route.1.clone() {
+            Some(target) => target.send(msg, None, Some(&self.core.cancel)).await?,
+            None => self.output.emit(msg, &self.core.cancel).await?,
         }
         KernelMetrics::add(&self.core.metrics.sent, 1);
         Ok(())
@@ -287,74 +248,58 @@ impl<In: Message, Out: Message> KernelContext<In, Out> {
         }
     }
 
-    /// Blocking send for thread-bound handlers: spins on a ring output.
-    fn send_blocking(&mut self, msg: Out) -> Result<()> {
+    /// Blocking send for thread-bound handlers: spins on a ring output,
+    /// parks on a queue.
+    fn send_blocking(&mut self, msg: Out) -> Result<(), SendError<Out>> {
         self.refresh_route();
-        if self.route.1.is_none() {
-            if let Transport::Ring(ring) = &self.output.queue {
-                return match ring.send_spin(msg, &self.core.cancel) {
-                    Ok(()) => {
-                        KernelMetrics::add(&self.core.metrics.sent, 1);
-                        Ok(())
-                    }
-                    Err((Interrupted::Full, _)) => Err(Error::QueueFull {
-                        kernel: self.core.id.to_string(),
-                        queue: "output",
-                        capacity: self.output.queue.capacity(),
-                    }),
-                    Err((Interrupted::Cancelled, _)) => {
-                        KernelMetrics::add(&self.core.metrics.discarded, 1);
-                        Err(self.core.terminating_error())
-                    }
-                    Err((Interrupted::Closed, _)) => Err(self.core.terminating_error()),
-                };
-            }
+        match self.route.1.clone() {
+            Some(target) => target.send_blocking(msg, None, Some(&self.core.cancel))?,
+            None => self.output.emit_blocking(msg, &self.core.cancel)?,
         }
-        crate::runtime::park::block_on(self.send(msg))
+        KernelMetrics::add(&self.core.metrics.sent, 1);
+        Ok(())
     }
 
-    /// Blocking batch send for thread-bound handlers: spins on a ring output.
-    fn send_batch_blocking(&mut self, msgs: Vec<Out>) -> Result<()> {
+    /// Blocking batch send for thread-bound handlers.
+    fn send_batch_blocking(&mut self, msgs: Vec<Out>) -> Result<(), SendError<Vec<Out>>> {
         self.refresh_route();
-        if self.route.1.is_none() {
-            if let Transport::Ring(ring) = &self.output.queue {
-                let n = msgs.len() as u64;
-                return match ring.send_batch_spin(msgs.into(), &self.core.cancel) {
-                    Ok(()) => {
-                        KernelMetrics::add(&self.core.metrics.sent, n);
-                        Ok(())
-                    }
-                    Err((why, unsent)) => {
-                        KernelMetrics::add(&self.core.metrics.discarded, unsent.saturating_sub(1) as u64);
-                        Err(match why {
-                            Interrupted::Full => Error::QueueFull {
-                                kernel: self.core.id.to_string(),
-                                queue: "output",
-                                capacity: self.output.queue.capacity(),
-                            },
-                            Interrupted::Cancelled | Interrupted::Closed => self.core.terminating_error(),
-                        })
-                    }
-                };
-            }
+        let n = msgs.len() as u64;
+        match self.route.1.clone() {
+            Some(target) => target.send_batch_blocking(msgs, None, Some(&self.core.cancel))?,
+            None => self.output.emit_batch_blocking(msgs, &self.core.cancel)?,
         }
-        crate::runtime::park::block_on(self.send_batch(msgs))
+        KernelMetrics::add(&self.core.metrics.sent, n);
+        Ok(())
     }
 
-    /// Sends a message straight to another kernel's input, without a host hop.
-    /// The message type must be that kernel's input type.
-    pub async fn send_to<M: Message>(&self, kernel_id: &str, msg: M) -> Result<()> {
+    /// The input port of kernel `kernel_id` for messages of type `M`.
+    fn peer_port<M: Message>(&self, kernel_id: &str) -> Result<Arc<InputPort<M>>> {
         let runtime = self.core.runtime.upgrade().ok_or(Error::ShutDown)?;
         let target = runtime.kernel(kernel_id)?;
-        let port = runtime::input_port::<M>(target.as_ref())?;
-        tokio::select! {
-            biased;
-            () = self.core.cancel.cancelled() => {
-                KernelMetrics::add(&self.core.metrics.discarded, 1);
-                return Err(self.core.terminating_error());
-            }
-            r = port.send(msg, None) => r?,
-        }
+        runtime::input_port::<M>(target.as_ref())
+    }
+
+    /// Sends a message straight to another kernel's input, without a host
+    /// hop. The message type must be that kernel's input type. A refused
+    /// message comes back in the error (also when the kernel does not exist
+    /// or takes another type).
+    pub async fn send_to<M: Message>(&self, kernel_id: &str, msg: M) -> Result<(), SendError<M>> {
+        let port = match self.peer_port::<M>(kernel_id) {
+            Ok(port) => port,
+            Err(e) => return Err(SendError::new(msg, e)),
+        };
+        port.send(msg, None, Some(&self.core.cancel)).await?;
+        KernelMetrics::add(&self.core.metrics.sent, 1);
+        Ok(())
+    }
+
+    /// [`send_to`](Self::send_to) from the kernel's own thread.
+    fn send_to_blocking<M: Message>(&self, kernel_id: &str, msg: M) -> Result<(), SendError<M>> {
+        let port = match self.peer_port::<M>(kernel_id) {
+            Ok(port) => port,
+            Err(e) => return Err(SendError::new(msg, e)),
+        };
+        port.send_blocking(msg, None, Some(&self.core.cancel))?;
         KernelMetrics::add(&self.core.metrics.sent, 1);
         Ok(())
     }
@@ -424,6 +369,18 @@ impl<In: Message, Out: Message> BlockingContext<In, Out> {
         self.inner.telemetry()
     }
 
+    /// Counts `n` messages the handler drops because the runtime refused
+    /// them while terminating the kernel (bridges that forward replies).
+    pub(crate) fn count_discarded(&self, n: u64) {
+        KernelMetrics::add(&self.inner.core.metrics.discarded, n);
+    }
+
+    /// Counts `n` messages the kernel took in and can never complete: they
+    /// were lost with the peer that held them (a dead kernel process).
+    pub(crate) fn count_lost(&self, n: u64) {
+        KernelMetrics::add(&self.inner.core.metrics.lost, n);
+    }
+
     /// Blocks until the next message; [`Error::Terminating`] on terminate.
     pub fn receive(&mut self) -> Result<In> {
         loop {
@@ -444,8 +401,9 @@ impl<In: Message, Out: Message> BlockingContext<In, Out> {
         self.inner.try_receive()
     }
 
-    /// Sends to the kernel's output (or linked kernel), blocking for room.
-    pub fn send(&mut self, msg: Out) -> Result<()> {
+    /// Sends to the kernel's output (or linked kernel), blocking for room; a
+    /// refused message comes back in the error. See [`KernelContext::send`].
+    pub fn send(&mut self, msg: Out) -> Result<(), SendError<Out>> {
         self.inner.send_blocking(msg)
     }
 
@@ -459,13 +417,15 @@ impl<In: Message, Out: Message> BlockingContext<In, Out> {
         Ok(1 + self.inner.take_more(max - 1, out))
     }
 
-    /// Sends a batch in order, blocking for room (spinning on a ring).
-    pub fn send_batch(&mut self, msgs: Vec<Out>) -> Result<()> {
+    /// Sends a batch in order, blocking for room (spinning on a ring); on a
+    /// refusal the messages not sent come back in the error.
+    pub fn send_batch(&mut self, msgs: Vec<Out>) -> Result<(), SendError<Vec<Out>>> {
         self.inner.send_batch_blocking(msgs)
     }
 
-    /// Sends straight to another kernel's input, blocking for room.
-    pub fn send_to<M: Message>(&self, kernel_id: &str, msg: M) -> Result<()> {
-        crate::runtime::park::block_on(self.inner.send_to(kernel_id, msg))
+    /// Sends straight to another kernel's input, blocking for room; a
+    /// refused message comes back in the error.
+    pub fn send_to<M: Message>(&self, kernel_id: &str, msg: M) -> Result<(), SendError<M>> {
+        self.inner.send_to_blocking(kernel_id, msg)
     }
 }

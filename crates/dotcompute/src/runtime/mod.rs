@@ -9,6 +9,11 @@
 //!   terminate timeout (plus a short abort grace) whatever the handlers do;
 //! - dropping the last handle of a runtime stops every kernel it still holds.
 //!
+//! On a hot path, resolve a kernel once with [`RingKernelRuntime::handle`]
+//! and use the [`KernelHandle`]; the id-based methods of the runtime look the
+//! kernel up on every call. Every send hands a refused message back
+//! ([`SendError`]).
+//!
 //! ```
 //! use dotcompute::{Error, KernelConfig, KernelContext, Message, MessageHeader, RingKernelRuntime};
 //!
@@ -27,27 +32,36 @@
 //!
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
 //! let total = RingKernelRuntime::scope(|rt| async move {
-//!     rt.launch_with("sum", KernelConfig::default(), sum).await?;
-//!     rt.activate("sum").await?;
-//!     let resp: Resp = rt
-//!         .call("sum", Req { values: vec![1.0, 2.0, 3.0], header: MessageHeader::new() })
-//!         .await?;
-//!     Ok::<f64, Error>(resp.sum)
+//!     rt.launch_with("sum", KernelConfig::default(), sum)?;
+//!     rt.activate("sum")?;
+//!     let sum = rt.handle::<Req, Resp>("sum")?; // resolved once, for the hot path
+//!     let mut total = 0.0;
+//!     for i in 0..100 {
+//!         let resp = sum.call(Req { values: vec![i as f64, 1.0], header: MessageHeader::new() }).await?;
+//!         total += resp.sum;
+//!     }
+//!     Ok::<f64, Error>(total)
 //! })
 //! .await
 //! .unwrap();
-//! assert_eq!(total, 6.0);
+//! assert_eq!(total, 5050.0);
 //! # });
 //! ```
 
 pub mod config;
 pub mod context;
+pub(crate) mod core;
+mod handle;
+pub(crate) mod input;
 pub(crate) mod kernel;
+pub(crate) mod output;
 pub(crate) mod park;
 pub mod receipt;
 pub mod registry;
+pub(crate) mod replies;
 pub mod spec;
 pub mod state;
+pub(crate) mod supervisor;
 pub mod telemetry;
 pub(crate) mod transport;
 
@@ -59,16 +73,18 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::error::{Error, Result};
+use crate::error::{CallError, Error, Result, SendError};
 use crate::message::Message;
 use config::{KernelConfig, RuntimeConfig};
 use context::KernelContext;
-use kernel::{ErasedKernel, InputPort, OutputPort};
-pub use kernel::{TerminateOptions, TerminateReport};
-use receipt::Receipt;
+pub use handle::KernelHandle;
+use input::InputPort;
+use kernel::ErasedKernel;
+use output::OutputPort;
 use spec::{IntoKernelResult, KernelSpec};
 use state::KernelState;
-use telemetry::{KernelMetrics, KernelTelemetry, RuntimeSummary};
+pub use supervisor::{TerminateOptions, TerminateReport};
+use telemetry::{KernelTelemetry, RuntimeSummary};
 
 type KernelTable = HashMap<String, Arc<dyn ErasedKernel>>;
 
@@ -148,7 +164,16 @@ pub struct ShutdownReport {
 
 /// Coordinates ring kernels. Cheap to clone: clones share the same kernels.
 ///
-/// All methods must be called from within a tokio runtime.
+/// For hot paths, resolve a kernel once with [`handle`](Self::handle) and
+/// talk to it through the [`KernelHandle`]: the id-based methods here look
+/// the kernel up and check the message type on every call.
+///
+/// Only [`activate`](Self::activate) of an async kernel needs a tokio
+/// runtime (its task is spawned there). Thread and Spin kernels can be
+/// launched, activated, driven (the `*_blocking` methods of
+/// [`KernelHandle`]) and shut down ([`shutdown_blocking`](Self::shutdown_blocking))
+/// from a program made only of plain threads; the async methods work on any
+/// executor.
 #[derive(Clone)]
 pub struct RingKernelRuntime {
     shared: Arc<RuntimeShared>,
@@ -198,14 +223,16 @@ impl RingKernelRuntime {
 
     /// Launches the kernel registered under `id` (by `#[ring_kernel]` or
     /// [`KernelBuilder::register`](crate::KernelBuilder::register)).
-    pub async fn launch(&self, id: &str) -> Result<()> {
+    ///
+    /// Launching never waits, so it is not `async`.
+    pub fn launch(&self, id: &str) -> Result<()> {
         let spec = registry::lookup(id)?;
-        self.launch_spec(spec).await
+        self.launch_spec(spec)
     }
 
     /// Launches a kernel from a spec: its queues exist afterwards, its handler
     /// does not run until [`activate`](Self::activate).
-    pub async fn launch_spec(&self, spec: KernelSpec) -> Result<()> {
+    pub fn launch_spec(&self, spec: KernelSpec) -> Result<()> {
         if self.shared.shut_down.load(Ordering::Acquire) {
             return Err(Error::ShutDown);
         }
@@ -220,7 +247,7 @@ impl RingKernelRuntime {
     }
 
     /// Launches a kernel from a handler and a configuration.
-    pub async fn launch_with<In, Out, F, Fut, R>(&self, id: &str, config: KernelConfig, handler: F) -> Result<()>
+    pub fn launch_with<In, Out, F, Fut, R>(&self, id: &str, config: KernelConfig, handler: F) -> Result<()>
     where
         In: Message,
         Out: Message,
@@ -232,27 +259,47 @@ impl RingKernelRuntime {
             .config(config)
             .handler(handler)
             .build()?;
-        self.launch_spec(spec).await
+        self.launch_spec(spec)
     }
 
-    /// Starts the handler of a launched kernel.
-    pub async fn activate(&self, id: &str) -> Result<()> {
+    /// Starts the handler of a launched kernel: an async handler as a task on
+    /// the current tokio runtime (so it must be called from within one), a
+    /// blocking handler (Thread, Spin, Process and Gpu modes) on its own
+    /// thread (callable from anywhere). It never waits, so it is not `async`.
+    pub fn activate(&self, id: &str) -> Result<()> {
         self.kernel(id)?.activate()
     }
 
     /// Pauses delivery: the handler gets no message until
     /// [`reactivate`](Self::reactivate); messages sent meanwhile stay queued.
-    pub async fn deactivate(&self, id: &str) -> Result<()> {
+    /// It never waits, so it is not `async`.
+    pub fn deactivate(&self, id: &str) -> Result<()> {
         self.kernel(id)?.deactivate()
     }
 
     /// Resumes delivery after [`deactivate`](Self::deactivate).
-    pub async fn reactivate(&self, id: &str) -> Result<()> {
+    pub fn reactivate(&self, id: &str) -> Result<()> {
         self.kernel(id)?.reactivate()
     }
 
     /// Terminates a kernel at once (queued input is discarded and counted)
-    /// and removes it from the runtime, freeing its id.
+    /// and removes it from the runtime, freeing its id. It is `async`
+    /// because it waits (up to the terminate timeout) for the handler to
+    /// return.
+    ///
+    /// A handler that does not return in time is stopped by force: an async
+    /// handler's task is aborted at its next await point. A handler that
+    /// reaches no await point (an endless or long computation in an async
+    /// handler), or a thread handler that never comes back to its context,
+    /// cannot be stopped from outside: terminate then returns after the
+    /// timeout and a short grace anyway, reports it `abandoned`, and the
+    /// kernel is `Failed` with a [`HandlerAbandoned`](crate::error::HandlerAbandoned)
+    /// failure; the handler's resources are released when it returns. On a
+    /// *current-thread* tokio runtime such a handler also holds the only
+    /// thread, so nothing else on that runtime runs — terminate included —
+    /// until it yields: run CPU-bound handlers in
+    /// [`ExecutionMode::Thread`](crate::ExecutionMode::Thread), or call
+    /// [`terminate_blocking`](Self::terminate_blocking) from another thread.
     pub async fn terminate(&self, id: &str) -> Result<TerminateReport> {
         self.terminate_with(
             id,
@@ -264,7 +311,8 @@ impl RingKernelRuntime {
         .await
     }
 
-    /// Terminates a kernel with options (for example draining its input first).
+    /// Terminates a kernel with options (for example draining its input
+    /// first); see [`terminate`](Self::terminate).
     pub async fn terminate_with(&self, id: &str, options: TerminateOptions) -> Result<TerminateReport> {
         let kernel = self.kernel(id)?;
         let report = kernel.clone().terminate(options).await?;
@@ -275,9 +323,24 @@ impl RingKernelRuntime {
         Ok(report)
     }
 
-    /// Terminates every kernel concurrently and refuses later launches.
+    /// [`terminate`](Self::terminate) from a plain thread (blocks it; needs
+    /// no async runtime).
+    pub fn terminate_blocking(&self, id: &str) -> Result<TerminateReport> {
+        park::block_on(self.terminate(id))
+    }
+
+    /// Terminates every kernel concurrently and refuses later launches. It is
+    /// `async` because it waits for the handlers (each up to the terminate
+    /// timeout, all at once; see [`terminate`](Self::terminate) for a handler
+    /// that does not stop).
     pub async fn shutdown(&self) -> ShutdownReport {
         self.shutdown_with(false).await
+    }
+
+    /// [`shutdown`](Self::shutdown) from a plain thread (blocks it; needs no
+    /// async runtime).
+    pub fn shutdown_blocking(&self) -> ShutdownReport {
+        park::block_on(self.shutdown())
     }
 
     /// Like [`shutdown`](Self::shutdown); with `drain`, each kernel first
@@ -300,32 +363,52 @@ impl RingKernelRuntime {
         }
     }
 
+    /// The input port of kernel `id` for `M`; a failed lookup hands `msg` back.
+    fn input_for<M: Message>(&self, id: &str, msg: M) -> std::result::Result<(Arc<InputPort<M>>, M), SendError<M>> {
+        match self.kernel(id).and_then(|k| input_port::<M>(k.as_ref())) {
+            Ok(port) => Ok((port, msg)),
+            Err(e) => Err(SendError::new(msg, e)),
+        }
+    }
+
     /// Sends a message to a kernel's input, applying its backpressure strategy
     /// (`Block` waits for room, up to the kernel's `send_timeout` if set).
-    pub async fn send<M: Message>(&self, id: &str, msg: M) -> Result<()> {
-        input_port::<M>(self.kernel(id)?.as_ref())?.send(msg, None).await
+    /// A refused message comes back in the error, whatever the reason (a full
+    /// queue, a timeout, a kernel that is not active or has ended, an unknown
+    /// id, another message type).
+    pub async fn send<M: Message>(&self, id: &str, msg: M) -> std::result::Result<(), SendError<M>> {
+        let (port, msg) = self.input_for(id, msg)?;
+        port.send(msg, None, None).await
     }
 
     /// Like [`send`](Self::send), waiting at most `timeout` for room.
-    pub async fn send_timeout<M: Message>(&self, id: &str, msg: M, timeout: Duration) -> Result<()> {
-        input_port::<M>(self.kernel(id)?.as_ref())?
-            .send(msg, Some(timeout))
-            .await
+    pub async fn send_timeout<M: Message>(
+        &self,
+        id: &str,
+        msg: M,
+        timeout: Duration,
+    ) -> std::result::Result<(), SendError<M>> {
+        let (port, msg) = self.input_for(id, msg)?;
+        port.send(msg, Some(timeout), None).await
     }
 
-    /// Like [`send`](Self::send), returning a [`Receipt`] that resolves once
-    /// the handler is done with this message; see
+    /// Like [`send`](Self::send), returning a [`Receipt`](receipt::Receipt)
+    /// that resolves once the handler is done with this message; see
     /// [`KernelHandle::send_tracked`].
-    pub async fn send_tracked<M: Message>(&self, id: &str, msg: M) -> Result<Receipt> {
-        input_port::<M>(self.kernel(id)?.as_ref())?
-            .send_tracked(msg, None)
-            .await
+    pub async fn send_tracked<M: Message>(
+        &self,
+        id: &str,
+        msg: M,
+    ) -> std::result::Result<receipt::Receipt, SendError<M>> {
+        let (port, msg) = self.input_for(id, msg)?;
+        port.send_tracked(msg, None).await
     }
 
-    /// Sends without waiting: a full queue gives [`Error::QueueFull`] unless
-    /// the kernel's strategy is `DropOldest`.
-    pub fn try_send<M: Message>(&self, id: &str, msg: M) -> Result<()> {
-        input_port::<M>(self.kernel(id)?.as_ref())?.try_send(msg)
+    /// Sends without waiting: a full queue refuses with [`Error::QueueFull`]
+    /// unless the kernel's strategy is `DropOldest`.
+    pub fn try_send<M: Message>(&self, id: &str, msg: M) -> std::result::Result<(), SendError<M>> {
+        let (port, msg) = self.input_for(id, msg)?;
+        port.try_send(msg)
     }
 
     /// Receives the next message from a kernel's output. When the kernel has
@@ -343,10 +426,18 @@ impl RingKernelRuntime {
     }
 
     /// Sends `request` and waits for the reply whose correlation id is the
-    /// request's message id; other replies that arrive first are kept for
-    /// later [`receive`](Self::receive) calls, in order.
-    pub async fn call<Req: Message, Resp: Message>(&self, id: &str, request: Req) -> Result<Resp> {
-        self.handle::<Req, Resp>(id)?.call(request).await
+    /// request's message id (see [`KernelHandle::call`]): other outputs stay
+    /// in the output queue for later [`receive`](Self::receive) calls, in
+    /// order. A request that was never sent comes back in the error.
+    pub async fn call<Req: Message, Resp: Message>(
+        &self,
+        id: &str,
+        request: Req,
+    ) -> std::result::Result<Resp, CallError<Req>> {
+        match self.handle::<Req, Resp>(id) {
+            Ok(handle) => handle.call(request).await,
+            Err(e) => Err(SendError::new(request, e).into()),
+        }
     }
 
     /// Like [`call`](Self::call), with one time limit for the whole exchange.
@@ -355,17 +446,22 @@ impl RingKernelRuntime {
         id: &str,
         request: Req,
         timeout: Duration,
-    ) -> Result<Resp> {
-        self.handle::<Req, Resp>(id)?.call_timeout(request, timeout).await
+    ) -> std::result::Result<Resp, CallError<Req>> {
+        match self.handle::<Req, Resp>(id) {
+            Ok(handle) => handle.call_timeout(request, timeout).await,
+            Err(e) => Err(SendError::new(request, e).into()),
+        }
     }
 
-    /// A typed handle to one kernel, which skips the id lookup on every call.
+    /// A typed handle to one kernel: the id lookup and type check happen
+    /// here, once, instead of on every call. The way to talk to a kernel on
+    /// a hot path.
     pub fn handle<In: Message, Out: Message>(&self, id: &str) -> Result<KernelHandle<In, Out>> {
         let kernel = self.kernel(id)?;
-        Ok(KernelHandle {
-            input: input_port::<In>(kernel.as_ref())?,
-            output: output_port::<Out>(kernel.as_ref())?,
-        })
+        Ok(KernelHandle::new(
+            input_port::<In>(kernel.as_ref())?,
+            output_port::<Out>(kernel.as_ref())?,
+        ))
     }
 
     /// Routes everything kernel `from` sends to the input of kernel `to`.
@@ -418,155 +514,5 @@ impl RingKernelRuntime {
     /// [`summary`](Self::summary) in the Prometheus text format.
     pub fn prometheus(&self) -> String {
         self.summary().to_prometheus()
-    }
-}
-
-/// A typed handle to one kernel's queues.
-pub struct KernelHandle<In, Out> {
-    input: Arc<InputPort<In>>,
-    output: Arc<OutputPort<Out>>,
-}
-
-impl<In, Out> Clone for KernelHandle<In, Out> {
-    fn clone(&self) -> Self {
-        KernelHandle {
-            input: self.input.clone(),
-            output: self.output.clone(),
-        }
-    }
-}
-
-impl<In: Message, Out: Message> KernelHandle<In, Out> {
-    /// The kernel's id.
-    pub fn id(&self) -> &str {
-        &self.input.core.id
-    }
-
-    /// The kernel's state.
-    pub fn state(&self) -> KernelState {
-        self.input.core.state()
-    }
-
-    /// See [`RingKernelRuntime::send`].
-    pub async fn send(&self, msg: In) -> Result<()> {
-        self.input.send(msg, None).await
-    }
-
-    /// See [`RingKernelRuntime::try_send`].
-    pub fn try_send(&self, msg: In) -> Result<()> {
-        self.input.try_send(msg)
-    }
-
-    /// Sends like [`send`](Self::send) and returns a [`Receipt`] that
-    /// resolves once the handler is done with this message: `Ok` when the
-    /// kernel counts it as processed, an error if the kernel ended or was
-    /// terminated first. For bridges that acknowledge a message to an
-    /// outside system only after it was handled (at-least-once delivery).
-    /// At most one receipt waits per message id.
-    ///
-    /// ```
-    /// use dotcompute::{Error, KernelConfig, KernelContext, Message, MessageHeader, RingKernelRuntime};
-    ///
-    /// #[derive(Debug, Message)]
-    /// struct Job { n: u64, header: MessageHeader }
-    ///
-    /// async fn work(mut ctx: KernelContext<Job, Job>) -> Result<(), Error> {
-    ///     loop {
-    ///         let job = ctx.receive().await?;
-    ///         ctx.send(job.reply(Job { n: job.n * 2, header: MessageHeader::new() })).await?;
-    ///     }
-    /// }
-    ///
-    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
-    /// let rt = RingKernelRuntime::new();
-    /// rt.launch_with("work", KernelConfig::default(), work).await.unwrap();
-    /// rt.activate("work").await.unwrap();
-    /// let handle = rt.handle::<Job, Job>("work").unwrap();
-    /// let receipt = handle.send_tracked(Job { n: 21, header: MessageHeader::new() }).await.unwrap();
-    /// assert_eq!(handle.receive().await.unwrap().n, 42);
-    /// receipt.await.unwrap(); // handled
-    /// rt.shutdown().await;
-    /// # });
-    /// ```
-    pub async fn send_tracked(&self, msg: In) -> Result<Receipt> {
-        self.input.send_tracked(msg, None).await
-    }
-
-    /// Counts `n` messages meant for this kernel that a transport outside
-    /// the runtime evicted before they reached its input queue (for example
-    /// a network stream's discard-oldest limit), in the kernel's
-    /// `messages_dropped`, the same counter as its own queues' drops.
-    pub fn record_transport_drops(&self, n: u64) {
-        KernelMetrics::add(&self.input.core.metrics.transport_dropped, n);
-    }
-
-    /// See [`RingKernelRuntime::receive`].
-    pub async fn receive(&self) -> Result<Out> {
-        self.output.receive(None).await
-    }
-
-    /// See [`RingKernelRuntime::receive_timeout`].
-    pub async fn receive_timeout(&self, timeout: Duration) -> Result<Out> {
-        self.output.receive(Some(timeout)).await
-    }
-
-    /// Sends from a thread that is not running async code (it blocks that
-    /// thread). For a `Spin` kernel this spins on the ring: the lowest-latency
-    /// way to talk to it.
-    pub fn send_blocking(&self, msg: In) -> Result<()> {
-        self.input.send_blocking(msg)
-    }
-
-    /// Receives on a thread that is not running async code (it blocks that
-    /// thread); see [`send_blocking`](Self::send_blocking).
-    pub fn receive_blocking(&self) -> Result<Out> {
-        self.output.receive_blocking(None)
-    }
-
-    /// Like [`receive_blocking`](Self::receive_blocking), giving
-    /// [`Error::QueueTimeout`] after `timeout`.
-    pub fn receive_blocking_timeout(&self, timeout: Duration) -> Result<Out> {
-        self.output.receive_blocking(Some(timeout))
-    }
-
-    /// Sends a batch in order, waiting for room under `Block`. Cheaper per
-    /// message than single sends (one lock and one wake-up per run of
-    /// pushes on a `Spin` kernel's ring). On a refusal the messages not yet
-    /// sent are dropped: the refused one is counted by the queue, the rest as
-    /// discarded in telemetry, and the error says why.
-    pub async fn send_batch(&self, msgs: Vec<In>) -> Result<()> {
-        self.input.send_batch(msgs, None).await
-    }
-
-    /// [`send_batch`](Self::send_batch) from a plain (non-async) thread.
-    pub fn send_batch_blocking(&self, msgs: Vec<In>) -> Result<()> {
-        self.input.send_batch_blocking(msgs)
-    }
-
-    /// Waits for one reply, then takes up to `max - 1` more that are already
-    /// there; returns how many were appended to `out`.
-    pub async fn receive_batch(&self, max: usize, out: &mut Vec<Out>) -> Result<usize> {
-        self.output.receive_batch(max, out, None).await
-    }
-
-    /// [`receive_batch`](Self::receive_batch) on a plain (non-async) thread.
-    pub fn receive_batch_blocking(&self, max: usize, out: &mut Vec<Out>) -> Result<usize> {
-        self.output.receive_batch_blocking(max, out, None)
-    }
-
-    /// See [`RingKernelRuntime::call`].
-    pub async fn call(&self, request: In) -> Result<Out> {
-        let claim = self.output.claim(request.message_id());
-        self.input.send(request, None).await?;
-        self.output.receive_reply(claim, None).await
-    }
-
-    /// See [`RingKernelRuntime::call_timeout`].
-    pub async fn call_timeout(&self, request: In, timeout: Duration) -> Result<Out> {
-        let claim = self.output.claim(request.message_id());
-        let deadline = Instant::now() + timeout;
-        self.input.send(request, Some(timeout)).await?;
-        let left = deadline.saturating_duration_since(Instant::now());
-        self.output.receive_reply(claim, Some(left)).await
     }
 }

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+use crate::error::HandlerError;
 use crate::queue::state::{new_wait_histogram, MAX_RECORDED_WAIT_NS};
 use crate::queue::QueueStats;
 use crate::runtime::state::KernelState;
@@ -42,7 +43,10 @@ pub(crate) struct KernelMetrics {
     pub discarded: AtomicU64,
     /// Drops reported by a transport outside the runtime.
     pub transport_dropped: AtomicU64,
-    last_error: Mutex<Option<String>>,
+    /// Messages taken in and never completed because the peer that had them
+    /// died (process tier).
+    pub lost: AtomicU64,
+    last_error: Mutex<Option<HandlerError>>,
     handler_ns: Mutex<Histogram<u64>>,
     window: Mutex<(Option<Instant>, Option<Instant>)>,
 }
@@ -57,6 +61,7 @@ impl KernelMetrics {
             restarts: AtomicU64::new(0),
             discarded: AtomicU64::new(0),
             transport_dropped: AtomicU64::new(0),
+            lost: AtomicU64::new(0),
             last_error: Mutex::new(None),
             handler_ns: Mutex::new(new_histogram()),
             window: Mutex::new((None, None)),
@@ -80,9 +85,9 @@ impl KernelMetrics {
         let _ = lock(&self.handler_ns).record_n(ns, count);
     }
 
-    pub fn record_error(&self, error: &str) {
+    pub fn record_error(&self, error: &HandlerError) {
         self.errors.fetch_add(1, Ordering::Relaxed);
-        *lock(&self.last_error) = Some(error.to_string());
+        *lock(&self.last_error) = Some(error.clone());
     }
 
     pub fn mark_started(&self) {
@@ -124,6 +129,7 @@ impl KernelMetrics {
             messages_dropped: input.dropped + output.dropped + self.transport_dropped.load(Ordering::Relaxed),
             messages_rejected: input.rejected + input.timed_out + input.closed_rejections,
             messages_discarded: self.discarded.load(Ordering::Relaxed),
+            messages_lost: self.lost.load(Ordering::Relaxed),
             errors: self.errors.load(Ordering::Relaxed),
             last_error: lock(&self.last_error).clone(),
             restarts: self.restarts.load(Ordering::Relaxed),
@@ -175,9 +181,8 @@ impl LatencySummary {
     }
 }
 
-/// A point-in-time view of one kernel (serializable both ways, so it can be
-/// reported across a process or network boundary).
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+/// A point-in-time view of one kernel.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct KernelTelemetry {
     /// The kernel's id.
     pub kernel_id: String,
@@ -195,12 +200,19 @@ pub struct KernelTelemetry {
     pub messages_dropped: u64,
     /// Sends into the input queue that were refused (full, timed out or closed) and handed back.
     pub messages_rejected: u64,
-    /// Messages still queued when the kernel was terminated without draining.
+    /// Messages still queued when the kernel was terminated without draining,
+    /// and replies the runtime no longer took once it terminated the kernel.
     pub messages_discarded: u64,
+    /// Messages the kernel took in and never completed because the peer
+    /// holding them died (process tier: requests handed to a kernel process
+    /// that died before answering). They are also named in the kernel's
+    /// failure.
+    pub messages_lost: u64,
     /// Handler errors and panics.
     pub errors: u64,
-    /// The last handler error or panic message.
-    pub last_error: Option<String>,
+    /// The last handler error (its type and source chain kept; prints and
+    /// serializes as its text) or panic.
+    pub last_error: Option<HandlerError>,
     /// Restarts made by the restart policy.
     pub restarts: u64,
     /// Time since activation (frozen at the end).
@@ -260,7 +272,7 @@ impl RuntimeSummary {
     pub fn to_prometheus(&self) -> String {
         let mut out = String::new();
         type Getter = fn(&KernelTelemetry) -> f64;
-        let counters: [(&str, &str, Getter); 8] = [
+        let counters: [(&str, &str, Getter); 9] = [
             ("messages_received_total", "Messages delivered to the handler.", |k| {
                 k.messages_received as f64
             }),
@@ -278,6 +290,9 @@ impl RuntimeSummary {
             }),
             ("messages_discarded_total", "Messages discarded at terminate.", |k| {
                 k.messages_discarded as f64
+            }),
+            ("messages_lost_total", "Messages lost with a dead peer.", |k| {
+                k.messages_lost as f64
             }),
             ("errors_total", "Handler errors and panics.", |k| k.errors as f64),
             ("restarts_total", "Restarts by the restart policy.", |k| {
@@ -469,8 +484,8 @@ mod tests {
         KernelMetrics::add(&m.received, 3);
         m.record_handled(Duration::from_micros(2), 1);
         m.record_handled(Duration::ZERO, 1);
-        m.record_error("boom");
-        m.record_error("bang");
+        m.record_error(&HandlerError::new("boom"));
+        m.record_error(&HandlerError::new("bang"));
         let t = m.snapshot(
             "k",
             KernelState::Active,
@@ -481,7 +496,7 @@ mod tests {
         assert_eq!(t.messages_received, 3);
         assert_eq!(t.messages_processed, 2);
         assert_eq!(t.errors, 2);
-        assert_eq!(t.last_error.as_deref(), Some("bang"));
+        assert_eq!(t.last_error.map(|e| e.to_string()).as_deref(), Some("bang"));
         assert_eq!(t.handler_time.count, 2);
         assert!(t.uptime_secs >= 0.0);
     }

@@ -13,6 +13,11 @@
 //! - every message is counted exactly once: `enqueued = dequeued + depth`,
 //!   and a refused send hands its message back and counts it as rejected,
 //!   timed out or closed;
+//! - the statistics are exact under concurrency: `enqueued` moves under the
+//!   producer lock with the push, `dequeued` under the consumer lock with
+//!   the pop, the peak is the ring's own occupancy read after a push (never
+//!   above capacity), and a snapshot holds both locks, so every snapshot
+//!   satisfies [`QueueStats::is_consistent`];
 //! - no receive succeeds while paused; after `close`, sends fail and
 //!   receivers drain what is left, then get `Closed`;
 //! - a waiter never sleeps without a registered listener, and every push,
@@ -32,7 +37,8 @@ use crate::message::Message;
 use crate::queue::state::{new_wait_histogram, MAX_RECORDED_WAIT_NS};
 use crate::queue::timer::Sleep;
 use crate::queue::{
-    deadline_after, wait_async, Backpressure, MessageQueue, QueueConfig, QueueStats, RecvError, SendError,
+    deadline_after, wait_async, wait_async_or_stop, Backpressure, MessageQueue, QueueConfig, QueueStats, RecvError,
+    Refusal, SendError,
 };
 use crate::ring::spsc::{Consumer, Producer, PushError, SpscRing};
 
@@ -50,15 +56,13 @@ struct Entry<T> {
     at: Instant,
 }
 
-/// Why a cancellable blocking wait ended without a message.
+/// Why a cancellable blocking receive ended without a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Interrupted {
     /// The kernel is being terminated.
     Cancelled,
-    /// The channel is closed (and, for receives, empty).
+    /// The channel is closed and empty.
     Closed,
-    /// The channel refused at once (Reject strategy).
-    Full,
 }
 
 /// A bounded FIFO channel over an SPSC ring, for `Spin` kernels.
@@ -133,12 +137,12 @@ impl<T: Message> RingChannel<T> {
         usize::try_from(enqueued.saturating_sub(dequeued)).unwrap_or(usize::MAX)
     }
 
-    /// Raises the peak depth if the current depth is above it (a plain load
-    /// first, so the common case writes nothing shared).
-    fn note_depth(&self) {
-        let depth = self.depth();
-        if depth > self.peak.load(Ordering::Relaxed) {
-            self.peak.fetch_max(depth, Ordering::Relaxed);
+    /// Raises the peak depth to `occupancy` (the ring's own count, read by
+    /// the producer under its lock right after a push, so never above the
+    /// capacity). A plain load first, so the common case writes nothing.
+    fn note_depth(&self, occupancy: usize) {
+        if occupancy > self.peak.load(Ordering::Relaxed) {
+            self.peak.fetch_max(occupancy, Ordering::Relaxed);
         }
     }
 
@@ -148,14 +152,17 @@ impl<T: Message> RingChannel<T> {
             self.closed_rejections.fetch_add(1, Ordering::Relaxed);
             return Err(SendError::Closed(msg));
         }
-        let pushed = self.tx.lock().push(Entry {
+        let mut tx = self.tx.lock();
+        let pushed = tx.push(Entry {
             msg,
             at: Instant::now(),
         });
         match pushed {
             Ok(()) => {
+                // Counted under the producer lock (see the module invariants).
                 self.enqueued.fetch_add(1, Ordering::AcqRel);
-                self.note_depth();
+                self.note_depth(tx.len());
+                drop(tx);
                 self.not_empty.notify_additional(1);
                 Ok(())
             }
@@ -171,26 +178,37 @@ impl<T: Message> RingChannel<T> {
         })
     }
 
-    async fn send_until(&self, mut msg: T, deadline: Option<Instant>) -> Result<(), SendError<T>> {
+    /// A send that may wait for room (Block) until `deadline`, or until
+    /// `stop` is cancelled ([`Refusal::Stopped`], counting nothing).
+    async fn send_until(
+        &self,
+        mut msg: T,
+        deadline: Option<Instant>,
+        stop: Option<&CancellationToken>,
+    ) -> Result<(), (Refusal, T)> {
         let mut sleep = deadline.map(Sleep::until);
         loop {
             msg = match self.push(msg) {
                 Err(SendError::Full(m)) if self.config.backpressure == Backpressure::Block => m,
-                other => return self.count_refusal(other),
+                other => return self.count_refusal(other).map_err(SendError::into_refusal),
             };
             let listener = self.not_full.listen();
             msg = match self.push(msg) {
                 Err(SendError::Full(m)) => m,
-                other => return self.count_refusal(other),
+                other => return self.count_refusal(other).map_err(SendError::into_refusal),
             };
-            if !wait_async(listener, sleep.as_mut()).await {
-                return match self.push(msg) {
-                    Err(SendError::Full(m)) => {
-                        self.timed_out.fetch_add(1, Ordering::Relaxed);
-                        Err(SendError::Timeout(m))
+            match wait_async_or_stop(listener, sleep.as_mut(), stop).await {
+                Some(true) => {}
+                Some(false) => {
+                    return match self.push(msg) {
+                        Err(SendError::Full(m)) => {
+                            self.timed_out.fetch_add(1, Ordering::Relaxed);
+                            Err((Refusal::Timeout, m))
+                        }
+                        other => other.map_err(SendError::into_refusal),
                     }
-                    other => other,
-                };
+                }
+                None => return Err((Refusal::Stopped, msg)),
             }
         }
     }
@@ -202,40 +220,42 @@ impl<T: Message> RingChannel<T> {
         result
     }
 
-    pub async fn send(&self, msg: T) -> Result<(), SendError<T>> {
-        let deadline = self.config.send_timeout.and_then(deadline_after);
-        self.send_until(msg, deadline).await
-    }
-
-    pub async fn send_timeout(&self, msg: T, timeout: Duration) -> Result<(), SendError<T>> {
-        self.send_until(msg, deadline_after(timeout)).await
-    }
-
-    /// Sends from a kernel thread: spins, yields, then parks in slices while
-    /// the ring is full (Block), until room, close or cancellation.
-    pub fn send_spin(&self, mut msg: T, cancel: &CancellationToken) -> Result<(), (Interrupted, T)> {
+    /// Sends from a plain thread: spins, yields, then parks in slices while
+    /// the ring is full (Block), until room, close, cancellation
+    /// ([`Refusal::Stopped`]) or `deadline` ([`Refusal::Timeout`], counted).
+    pub fn send_spin(
+        &self,
+        mut msg: T,
+        cancel: &CancellationToken,
+        deadline: Option<Instant>,
+    ) -> Result<(), (Refusal, T)> {
         let mut backoff = Backoff::default();
         loop {
             msg = match self.push(msg) {
                 Ok(()) => return Ok(()),
-                Err(SendError::Closed(m)) => return Err((Interrupted::Closed, m)),
-                Err(SendError::Full(m)) | Err(SendError::Timeout(m)) => m,
+                Err(SendError::Full(m)) => m,
+                Err(e) => return Err(e.into_refusal()),
             };
             if self.config.backpressure != Backpressure::Block {
                 self.rejected.fetch_add(1, Ordering::Relaxed);
-                return Err((Interrupted::Full, msg));
+                return Err((Refusal::Full, msg));
             }
             if cancel.is_cancelled() {
-                return Err((Interrupted::Cancelled, msg));
+                return Err((Refusal::Stopped, msg));
+            }
+            let now = Instant::now();
+            if deadline.is_some_and(|d| now >= d) {
+                self.timed_out.fetch_add(1, Ordering::Relaxed);
+                return Err((Refusal::Timeout, msg));
             }
             if backoff.snooze() {
                 let listener = self.not_full.listen();
                 msg = match self.push(msg) {
                     Ok(()) => return Ok(()),
-                    Err(SendError::Closed(m)) => return Err((Interrupted::Closed, m)),
-                    Err(SendError::Full(m)) | Err(SendError::Timeout(m)) => m,
+                    Err(SendError::Full(m)) => m,
+                    Err(e) => return Err(e.into_refusal()),
                 };
-                let _ = listener.wait_timeout(PARK_SLICE);
+                let _ = listener.wait_timeout(park_slice(now, deadline));
             }
         }
     }
@@ -258,10 +278,13 @@ impl<T: Message> RingChannel<T> {
                 }
             }
         }
+        if n > 0 {
+            // Counted under the producer lock (see the module invariants).
+            self.enqueued.fetch_add(n as u64, Ordering::AcqRel);
+            self.note_depth(tx.len());
+        }
         drop(tx);
         if n > 0 {
-            self.enqueued.fetch_add(n as u64, Ordering::AcqRel);
-            self.note_depth();
             self.not_empty.notify_additional(n);
         }
         Ok(n)
@@ -272,63 +295,78 @@ impl<T: Message> RingChannel<T> {
         &self,
         mut pending: VecDeque<T>,
         deadline: Option<Instant>,
-    ) -> Result<(), (SendError<()>, usize)> {
+        stop: Option<&CancellationToken>,
+    ) -> Result<(), (Refusal, Vec<T>)> {
         let mut sleep = deadline.map(Sleep::until);
         loop {
             if self.push_batch(&mut pending).is_err() {
                 self.closed_rejections.fetch_add(1, Ordering::Relaxed);
-                return Err((SendError::Closed(()), pending.len()));
+                return Err((Refusal::Closed, pending.into()));
             }
             if pending.is_empty() {
                 return Ok(());
             }
             if self.config.backpressure != Backpressure::Block {
                 self.rejected.fetch_add(1, Ordering::Relaxed);
-                return Err((SendError::Full(()), pending.len()));
+                return Err((Refusal::Full, pending.into()));
             }
             let listener = self.not_full.listen();
             if self.push_batch(&mut pending).is_ok() && pending.is_empty() {
                 return Ok(());
             }
-            if !wait_async(listener, sleep.as_mut()).await {
-                let _ = self.push_batch(&mut pending);
-                if pending.is_empty() {
-                    return Ok(());
+            match wait_async_or_stop(listener, sleep.as_mut(), stop).await {
+                Some(true) => {}
+                Some(false) => {
+                    if self.push_batch(&mut pending).is_err() {
+                        self.closed_rejections.fetch_add(1, Ordering::Relaxed);
+                        return Err((Refusal::Closed, pending.into()));
+                    }
+                    if pending.is_empty() {
+                        return Ok(());
+                    }
+                    self.timed_out.fetch_add(1, Ordering::Relaxed);
+                    return Err((Refusal::Timeout, pending.into()));
                 }
-                self.timed_out.fetch_add(1, Ordering::Relaxed);
-                return Err((SendError::Timeout(()), pending.len()));
+                None => return Err((Refusal::Stopped, pending.into())),
             }
         }
     }
 
-    /// Like `send_batch`, on a plain thread: spin, yield, then park in slices.
+    /// Like `send_batch`, on a plain thread: spin, yield, then park in
+    /// slices, until everything is sent, close, cancellation or `deadline`.
     pub fn send_batch_spin(
         &self,
         mut pending: VecDeque<T>,
         cancel: &CancellationToken,
-    ) -> Result<(), (Interrupted, usize)> {
+        deadline: Option<Instant>,
+    ) -> Result<(), (Refusal, Vec<T>)> {
         let mut backoff = Backoff::default();
         loop {
             if self.push_batch(&mut pending).is_err() {
                 self.closed_rejections.fetch_add(1, Ordering::Relaxed);
-                return Err((Interrupted::Closed, pending.len()));
+                return Err((Refusal::Closed, pending.into()));
             }
             if pending.is_empty() {
                 return Ok(());
             }
             if self.config.backpressure != Backpressure::Block {
                 self.rejected.fetch_add(1, Ordering::Relaxed);
-                return Err((Interrupted::Full, pending.len()));
+                return Err((Refusal::Full, pending.into()));
             }
             if cancel.is_cancelled() {
-                return Err((Interrupted::Cancelled, pending.len()));
+                return Err((Refusal::Stopped, pending.into()));
+            }
+            let now = Instant::now();
+            if deadline.is_some_and(|d| now >= d) {
+                self.timed_out.fetch_add(1, Ordering::Relaxed);
+                return Err((Refusal::Timeout, pending.into()));
             }
             if backoff.snooze() {
                 let listener = self.not_full.listen();
                 if self.push_batch(&mut pending).is_ok() && pending.is_empty() {
                     return Ok(());
                 }
-                let _ = listener.wait_timeout(PARK_SLICE);
+                let _ = listener.wait_timeout(park_slice(now, deadline));
             }
         }
     }
@@ -348,9 +386,12 @@ impl<T: Message> RingChannel<T> {
             out.push(entry.msg);
             n += 1;
         }
+        if n > 0 {
+            // Counted under the consumer lock (see the module invariants).
+            self.dequeued.fetch_add(n as u64, Ordering::AcqRel);
+        }
         drop(rx);
         if n > 0 {
-            self.dequeued.fetch_add(n as u64, Ordering::AcqRel);
             self.not_full.notify_additional(n);
         }
         n
@@ -373,8 +414,9 @@ impl<T: Message> RingChannel<T> {
             Ok(entry) => {
                 let ns = u64::try_from(entry.at.elapsed().as_nanos()).unwrap_or(u64::MAX);
                 let _ = rx.waits.record(ns.clamp(1, MAX_RECORDED_WAIT_NS));
-                drop(rx);
+                // Counted under the consumer lock (see the module invariants).
                 self.dequeued.fetch_add(1, Ordering::AcqRel);
+                drop(rx);
                 self.not_full.notify_additional(1);
                 Ok(entry.msg)
             }
@@ -436,10 +478,21 @@ impl<T: Message> RingChannel<T> {
                     Err(RecvError::Closed) => return Err(Interrupted::Closed),
                     Err(_) => {}
                 }
-                let slice = deadline.map_or(PARK_SLICE, |d| d.saturating_duration_since(now).min(PARK_SLICE));
-                let _ = listener.wait_timeout(slice);
+                let _ = listener.wait_timeout(park_slice(now, deadline));
             }
         }
+    }
+
+    /// Counts `n` messages handed straight to a waiting call, past the ring:
+    /// enqueued and dequeued at once, under both locks so that no snapshot
+    /// sees one count without the other.
+    pub fn count_handed_over(&self, n: u64) {
+        let tx = self.tx.lock();
+        let rx = self.rx.lock();
+        self.enqueued.fetch_add(n, Ordering::AcqRel);
+        self.dequeued.fetch_add(n, Ordering::AcqRel);
+        drop(rx);
+        drop(tx);
     }
 
     pub fn close(&self) {
@@ -476,20 +529,38 @@ impl<T: Message> RingChannel<T> {
         out
     }
 
+    /// A consistent snapshot: both halves are locked while the counters
+    /// are read, so no push or pop is half-counted. A ring has no priority
+    /// bands: every queued message is reported in the normal band.
     pub fn stats(&self) -> QueueStats {
+        let tx = self.tx.lock();
+        let rx = self.rx.lock();
+        let enqueued = self.enqueued.load(Ordering::Acquire);
+        let dequeued = self.dequeued.load(Ordering::Acquire);
+        let peak_depth = self.peak.load(Ordering::Relaxed);
+        drop(rx);
+        drop(tx);
+        let depth = usize::try_from(enqueued.saturating_sub(dequeued)).unwrap_or(usize::MAX);
+        let mut band_depths = [0; 4];
+        band_depths[crate::message::PriorityBand::Normal.index()] = depth;
         QueueStats {
             capacity: self.config.capacity,
-            enqueued: self.enqueued.load(Ordering::Acquire),
-            dequeued: self.dequeued.load(Ordering::Acquire),
+            enqueued,
+            dequeued,
             dropped: 0,
             rejected: self.rejected.load(Ordering::Relaxed),
             timed_out: self.timed_out.load(Ordering::Relaxed),
             closed_rejections: self.closed_rejections.load(Ordering::Relaxed),
-            depth: self.depth(),
-            peak_depth: self.peak.load(Ordering::Relaxed),
-            band_depths: [0; 4],
+            depth,
+            peak_depth,
+            band_depths,
         }
     }
+}
+
+/// One park of a spinning wait: [`PARK_SLICE`], or less if `deadline` is nearer.
+fn park_slice(now: Instant, deadline: Option<Instant>) -> Duration {
+    deadline.map_or(PARK_SLICE, |d| d.saturating_duration_since(now).min(PARK_SLICE))
 }
 
 /// Spin, then yield, then tell the caller to park.
@@ -543,12 +614,20 @@ impl<T: Message> Transport<T> {
         delegate!(self, q => q.try_send(msg))
     }
 
-    pub async fn send(&self, msg: T) -> Result<(), SendError<T>> {
-        delegate!(self, q => q.send(msg).await)
-    }
-
-    pub async fn send_timeout(&self, msg: T, timeout: Duration) -> Result<(), SendError<T>> {
-        delegate!(self, q => q.send_timeout(msg, timeout).await)
+    /// Sends, waiting for room under `Block` until `deadline` (`None`:
+    /// forever), or until `stop` is cancelled ([`Refusal::Stopped`], the
+    /// message back, nothing counted). The caller picks the deadline (the
+    /// configured send timeout, or its own).
+    pub async fn send_until(
+        &self,
+        msg: T,
+        deadline: Option<Instant>,
+        stop: Option<&CancellationToken>,
+    ) -> Result<(), (Refusal, T)> {
+        match self {
+            Transport::Queue(q) => q.send_until_or_stop(msg, deadline, stop).await,
+            Transport::Ring(r) => r.send_until(msg, deadline, stop).await,
+        }
     }
 
     pub fn try_recv(&self) -> Result<T, RecvError> {
@@ -567,6 +646,12 @@ impl<T: Message> Transport<T> {
         delegate!(self, q => q.close())
     }
 
+    /// Counts `n` messages handed straight to a waiting call, past the
+    /// queue, as enqueued and dequeued at once.
+    pub fn count_handed_over(&self, n: u64) {
+        delegate!(self, q => q.count_handed_over(n))
+    }
+
     /// Takes up to `max` ready messages without waiting.
     pub fn try_recv_batch(&self, max: usize, out: &mut Vec<T>) -> usize {
         match self {
@@ -576,13 +661,19 @@ impl<T: Message> Transport<T> {
     }
 
     /// Sends every message of `msgs` in order, waiting for room under
-    /// `Block`. Stops at the first refusal, which the queue counts like a
-    /// single refused send; returns it with the number of messages not sent
-    /// (the refused one included), which are dropped.
-    pub async fn send_batch(&self, msgs: Vec<T>, deadline: Option<Instant>) -> Result<(), (SendError<()>, usize)> {
+    /// `Block` (until `deadline`, or until `stop` is cancelled). Stops at the
+    /// first refusal, which the queue counts like a single refused send;
+    /// returns it with the messages not sent, in order, the refused one
+    /// first (changed for the runtime's API: nothing refused is dropped).
+    pub async fn send_batch(
+        &self,
+        msgs: Vec<T>,
+        deadline: Option<Instant>,
+        stop: Option<&CancellationToken>,
+    ) -> Result<(), (Refusal, Vec<T>)> {
         match self {
-            Transport::Ring(r) => r.send_batch(msgs.into(), deadline).await,
-            Transport::Queue(q) => q.send_batch_until(msgs, deadline).await,
+            Transport::Ring(r) => r.send_batch(msgs.into(), deadline, stop).await,
+            Transport::Queue(q) => q.send_batch_until(msgs, deadline, stop).await,
         }
     }
 
@@ -739,16 +830,98 @@ mod tests {
         r.try_send(m(0)).unwrap();
         r.try_send(m(1)).unwrap();
         let (r2, c2) = (r.clone(), cancel.clone());
-        let producer = std::thread::spawn(move || r2.send_spin(m(2), &c2).map_err(|(why, _)| why));
+        let producer = std::thread::spawn(move || r2.send_spin(m(2), &c2, None).map_err(|(why, _)| why));
         std::thread::sleep(Duration::from_millis(20));
         assert_eq!(r.try_recv().unwrap().n, 0);
         assert_eq!(producer.join().unwrap(), Ok(()));
         let (r2, c2) = (r.clone(), cancel.clone());
         r.try_send(m(3)).ok();
-        let producer = std::thread::spawn(move || r2.send_spin(m(4), &c2).map_err(|(why, _)| why));
+        let producer = std::thread::spawn(move || r2.send_spin(m(4), &c2, None).map_err(|(why, _)| why));
         std::thread::sleep(Duration::from_millis(20));
         r.close();
-        assert_eq!(producer.join().unwrap(), Err(Interrupted::Closed));
+        assert_eq!(producer.join().unwrap(), Err(Refusal::Closed));
+    }
+
+    #[test]
+    fn spin_sends_honour_their_deadline_and_hand_back_what_was_not_sent() {
+        let r = ring(2, Backpressure::Block);
+        let cancel = CancellationToken::new();
+        r.try_send(m(0)).unwrap();
+        r.try_send(m(1)).unwrap();
+        let deadline = Some(Instant::now() + Duration::from_millis(30));
+        match r.send_spin(m(2), &cancel, deadline) {
+            Err((Refusal::Timeout, back)) => assert_eq!(back.n, 2),
+            other => panic!("expected a timeout, got {other:?}"),
+        }
+        let deadline = Some(Instant::now() + Duration::from_millis(30));
+        match r.send_batch_spin((3..6).map(m).collect(), &cancel, deadline) {
+            Err((Refusal::Timeout, rest)) => assert_eq!(rest.iter().map(|x| x.n).collect::<Vec<_>>(), [3, 4, 5]),
+            other => panic!("expected a timeout, got {other:?}"),
+        }
+        assert_eq!(r.stats().timed_out, 2);
+        cancel.cancel();
+        match r.send_spin(m(6), &cancel, None) {
+            Err((Refusal::Stopped, back)) => assert_eq!(back.n, 6),
+            other => panic!("expected a stop, got {other:?}"),
+        }
+        assert!(r.stats().is_consistent(), "{:?}", r.stats());
+    }
+
+    /// Issue 16 row 12: the peak once read 9 on a capacity of 8, so
+    /// `is_consistent()` was false under load. Two senders, one receiver and
+    /// a reader of snapshots race here; every snapshot must be consistent.
+    #[test]
+    fn statistics_stay_exact_under_concurrency() {
+        const PER_SENDER: u64 = 50_000;
+        let r = Arc::new(ring(8, Backpressure::Block));
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let senders: Vec<_> = (0..2)
+            .map(|_| {
+                let r = r.clone();
+                std::thread::spawn(move || {
+                    let cancel = CancellationToken::new();
+                    for i in 0..PER_SENDER {
+                        if i.is_multiple_of(64) {
+                            let batch: VecDeque<M> = (0..8).map(m).collect();
+                            r.send_batch_spin(batch, &cancel, None).unwrap();
+                        } else {
+                            r.send_spin(m(i), &cancel, None).unwrap();
+                        }
+                    }
+                })
+            })
+            .collect();
+        let expected = 2 * (PER_SENDER + PER_SENDER.div_ceil(64) * 7);
+        let (r2, done2) = (r.clone(), done.clone());
+        let reader = std::thread::spawn(move || {
+            let mut snapshots = 0u64;
+            while !done2.load(Ordering::Acquire) {
+                let s = r2.stats();
+                assert!(s.is_consistent() && s.peak_depth <= s.capacity, "{s:?}");
+                snapshots += 1;
+            }
+            snapshots
+        });
+        let cancel = CancellationToken::new();
+        let mut got = 0u64;
+        let mut batch = Vec::new();
+        while got < expected {
+            if got.is_multiple_of(3) {
+                batch.clear();
+                got += r.pop_batch(5, &mut batch) as u64;
+            } else if let Ok(Some(_)) = r.recv_spin(&cancel, Some(Instant::now() + Duration::from_secs(10))) {
+                got += 1;
+            }
+        }
+        for s in senders {
+            s.join().unwrap();
+        }
+        done.store(true, Ordering::Release);
+        assert!(reader.join().unwrap() > 0);
+        let s = r.stats();
+        assert!(s.is_consistent(), "{s:?}");
+        assert_eq!((s.enqueued, s.dequeued, s.depth), (expected, expected, 0));
+        assert!(s.peak_depth <= 8 && s.peak_depth > 0, "{s:?}");
     }
 
     #[test]

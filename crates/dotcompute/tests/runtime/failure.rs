@@ -36,10 +36,8 @@ impl TestError for Error {
 #[tokio::test]
 async fn an_error_moves_the_kernel_to_failed_and_reaches_the_host() {
     let rt = RingKernelRuntime::new();
-    rt.launch_with("k", KernelConfig::default(), fails_on_negative)
-        .await
-        .unwrap();
-    rt.activate("k").await.unwrap();
+    rt.launch_with("k", KernelConfig::default(), fails_on_negative).unwrap();
+    rt.activate("k").unwrap();
     rt.send("k", Num::new(1)).await.unwrap();
     rt.send("k", Num::new(-1)).await.unwrap();
     // The reply produced before the failure is not lost.
@@ -48,30 +46,28 @@ async fn an_error_moves_the_kernel_to_failed_and_reaches_the_host() {
     match rt.receive::<Num>("k").await {
         Err(Error::KernelFailed { kernel, error }) => {
             assert_eq!(kernel, "k");
-            assert!(error.contains("negative input"), "{error}");
+            assert!(error.to_string().contains("negative input"), "{error}");
         }
         other => panic!("expected KernelFailed, got {other:?}"),
     }
     assert_eq!(rt.kernel_state("k").unwrap(), KernelState::Failed);
     assert!(matches!(
-        rt.send("k", Num::new(2)).await,
+        rt.send("k", Num::new(2)).await.map_err(Error::from),
         Err(Error::KernelFailed { .. })
     ));
     let t = rt.telemetry("k").unwrap();
     assert_eq!(t.errors, 1);
-    assert!(t.last_error.unwrap().contains("negative input"));
+    assert!(t.last_error.unwrap().to_string().contains("negative input"));
     let report = rt.terminate("k").await.unwrap();
     assert_eq!(report.previous_state, KernelState::Failed);
-    assert!(report.failure.unwrap().contains("negative input"));
+    assert!(report.failure.unwrap().to_string().contains("negative input"));
 }
 
 #[tokio::test]
 async fn a_host_blocked_in_receive_wakes_when_the_kernel_fails() {
     let rt = RingKernelRuntime::new();
-    rt.launch_with("k", KernelConfig::default(), fails_on_negative)
-        .await
-        .unwrap();
-    rt.activate("k").await.unwrap();
+    rt.launch_with("k", KernelConfig::default(), fails_on_negative).unwrap();
+    rt.activate("k").unwrap();
     let waiter = {
         let rt = rt.clone();
         tokio::spawn(async move { rt.receive::<Num>("k").await })
@@ -97,16 +93,16 @@ async fn a_host_blocked_sending_into_a_full_queue_wakes_when_the_kernel_fails() 
         tokio::time::sleep(Duration::from_millis(50)).await;
         Err::<(), KernelError>("gave up".into())
     })
-    .await
     .unwrap();
-    rt.activate("k").await.unwrap();
+    rt.activate("k").unwrap();
     rt.send("k", Num::new(1)).await.unwrap();
     rt.send("k", Num::new(2)).await.unwrap(); // fills the queue
     let r = tokio::time::timeout(Duration::from_secs(10), rt.send("k", Num::new(3)))
         .await
-        .unwrap();
+        .unwrap()
+        .map_err(Error::from);
     match r {
-        Err(Error::KernelFailed { error, .. }) => assert!(error.contains("gave up")),
+        Err(Error::KernelFailed { error, .. }) => assert!(error.to_string().contains("gave up")),
         other => panic!("expected KernelFailed, got {other:?}"),
     }
 }
@@ -125,12 +121,11 @@ async fn a_panic_is_caught_and_reported() {
             Ok::<(), Error>(())
         },
     )
-    .await
     .unwrap();
-    rt.activate("k").await.unwrap();
+    rt.activate("k").unwrap();
     rt.send("k", Num::new(13)).await.unwrap();
     match rt.receive::<Num>("k").await {
-        Err(Error::KernelFailed { error, .. }) => assert!(error.contains("unlucky number 13"), "{error}"),
+        Err(Error::KernelFailed { error, .. }) => assert!(error.to_string().contains("unlucky number 13"), "{error}"),
         other => panic!("expected KernelFailed, got {other:?}"),
     }
     assert_eq!(rt.telemetry("k").unwrap().errors, 1);
@@ -163,9 +158,8 @@ async fn restart_policy_restarts_with_fresh_state_then_gives_up() {
             }
         }
     })
-    .await
     .unwrap();
-    rt.activate("k").await.unwrap();
+    rt.activate("k").unwrap();
     assert_eq!(rt.call::<Num, Num>("k", Num::new(1)).await.unwrap().n, 1);
     assert_eq!(rt.call::<Num, Num>("k", Num::new(1)).await.unwrap().n, 2);
     rt.send("k", Num::new(-1)).await.unwrap();
@@ -173,10 +167,10 @@ async fn restart_policy_restarts_with_fresh_state_then_gives_up() {
     assert_eq!(rt.call::<Num, Num>("k", Num::new(1)).await.unwrap().n, 1);
     assert_eq!(rt.kernel_state("k").unwrap(), KernelState::Active);
     // A failure with messages queued behind it: they survive the restart.
-    rt.deactivate("k").await.unwrap();
+    rt.deactivate("k").unwrap();
     rt.send("k", Num::new(-2)).await.unwrap();
     rt.send("k", Num::new(1)).await.unwrap();
-    rt.reactivate("k").await.unwrap();
+    rt.reactivate("k").unwrap();
     assert_eq!(rt.receive::<Num>("k").await.unwrap().n, 1);
     let t = rt.telemetry("k").unwrap();
     assert_eq!(t.restarts, 2);
@@ -184,7 +178,7 @@ async fn restart_policy_restarts_with_fresh_state_then_gives_up() {
     // The third failure exceeds the budget.
     rt.send("k", Num::new(-3)).await.unwrap();
     match rt.receive::<Num>("k").await {
-        Err(Error::KernelFailed { error, .. }) => assert!(error.contains("bad input -3"), "{error}"),
+        Err(Error::KernelFailed { error, .. }) => assert!(error.to_string().contains("bad input -3"), "{error}"),
         other => panic!("expected KernelFailed, got {other:?}"),
     }
     assert_eq!(rt.kernel_state("k").unwrap(), KernelState::Failed);

@@ -12,9 +12,9 @@ use crate::common::{counting, times_ten, watched, DropFlag, Num};
 #[tokio::test]
 async fn launch_activate_call_terminate() {
     let rt = RingKernelRuntime::new();
-    rt.launch_with("k", KernelConfig::default(), times_ten).await.unwrap();
+    rt.launch_with("k", KernelConfig::default(), times_ten).unwrap();
     assert_eq!(rt.kernel_state("k").unwrap(), KernelState::Launched);
-    rt.activate("k").await.unwrap();
+    rt.activate("k").unwrap();
     assert_eq!(rt.kernel_state("k").unwrap(), KernelState::Active);
     let r: Num = rt.call("k", Num::new(4)).await.unwrap();
     assert_eq!(r.n, 40);
@@ -23,14 +23,14 @@ async fn launch_activate_call_terminate() {
     assert!(!report.forced);
     assert!(matches!(rt.kernel_state("k"), Err(Error::KernelNotFound { .. })));
     // The id is free again.
-    rt.launch_with("k", KernelConfig::default(), times_ten).await.unwrap();
+    rt.launch_with("k", KernelConfig::default(), times_ten).unwrap();
     rt.shutdown().await;
 }
 
 #[tokio::test]
 async fn illegal_transitions_through_the_runtime_are_state_errors() {
     let rt = RingKernelRuntime::new();
-    rt.launch_with("k", KernelConfig::default(), times_ten).await.unwrap();
+    rt.launch_with("k", KernelConfig::default(), times_ten).unwrap();
     let expect_state_err = |r: Result<(), Error>, state, operation| match r {
         Err(Error::State(e)) => {
             assert_eq!(e.kernel, "k");
@@ -39,20 +39,20 @@ async fn illegal_transitions_through_the_runtime_are_state_errors() {
         }
         other => panic!("expected a state error, got {other:?}"),
     };
-    expect_state_err(rt.deactivate("k").await, KernelState::Launched, Operation::Deactivate);
-    expect_state_err(rt.reactivate("k").await, KernelState::Launched, Operation::Reactivate);
-    expect_state_err(rt.send("k", Num::new(1)).await, KernelState::Launched, Operation::Send);
-    assert!(matches!(rt.receive::<Num>("k").await, Err(Error::State(_))));
-    rt.activate("k").await.unwrap();
-    expect_state_err(rt.activate("k").await, KernelState::Active, Operation::Activate);
-    expect_state_err(rt.reactivate("k").await, KernelState::Active, Operation::Reactivate);
-    rt.deactivate("k").await.unwrap();
+    expect_state_err(rt.deactivate("k"), KernelState::Launched, Operation::Deactivate);
+    expect_state_err(rt.reactivate("k"), KernelState::Launched, Operation::Reactivate);
     expect_state_err(
-        rt.deactivate("k").await,
-        KernelState::Deactivated,
-        Operation::Deactivate,
+        rt.send("k", Num::new(1)).await.map_err(Error::from),
+        KernelState::Launched,
+        Operation::Send,
     );
-    rt.reactivate("k").await.unwrap();
+    assert!(matches!(rt.receive::<Num>("k").await, Err(Error::State(_))));
+    rt.activate("k").unwrap();
+    expect_state_err(rt.activate("k"), KernelState::Active, Operation::Activate);
+    expect_state_err(rt.reactivate("k"), KernelState::Active, Operation::Reactivate);
+    rt.deactivate("k").unwrap();
+    expect_state_err(rt.deactivate("k"), KernelState::Deactivated, Operation::Deactivate);
+    rt.reactivate("k").unwrap();
     assert_eq!(rt.kernel_state("k").unwrap(), KernelState::Active);
     rt.shutdown().await;
 }
@@ -60,11 +60,11 @@ async fn illegal_transitions_through_the_runtime_are_state_errors() {
 #[tokio::test]
 async fn deactivation_holds_messages_until_reactivated() {
     let rt = RingKernelRuntime::new();
-    rt.launch_with("k", KernelConfig::default(), times_ten).await.unwrap();
-    rt.activate("k").await.unwrap();
+    rt.launch_with("k", KernelConfig::default(), times_ten).unwrap();
+    rt.activate("k").unwrap();
     // Make sure the handler is already waiting in receive.
     let _: Num = rt.call("k", Num::new(0)).await.unwrap();
-    rt.deactivate("k").await.unwrap();
+    rt.deactivate("k").unwrap();
     for i in 1..=5 {
         rt.send("k", Num::new(i)).await.unwrap();
     }
@@ -74,7 +74,7 @@ async fn deactivation_holds_messages_until_reactivated() {
     let t = rt.telemetry("k").unwrap();
     assert_eq!(t.messages_received, 1);
     assert_eq!(t.input_queue.depth, 5);
-    rt.reactivate("k").await.unwrap();
+    rt.reactivate("k").unwrap();
     for i in 1..=5 {
         let r: Num = rt.receive("k").await.unwrap();
         assert_eq!(r.n, i * 10);
@@ -85,11 +85,11 @@ async fn deactivation_holds_messages_until_reactivated() {
 #[tokio::test]
 async fn a_kernel_deactivated_before_its_first_message_still_runs_after_reactivate() {
     let rt = RingKernelRuntime::new();
-    rt.launch_with("k", KernelConfig::default(), times_ten).await.unwrap();
-    rt.activate("k").await.unwrap();
-    rt.deactivate("k").await.unwrap();
+    rt.launch_with("k", KernelConfig::default(), times_ten).unwrap();
+    rt.activate("k").unwrap();
+    rt.deactivate("k").unwrap();
     rt.send("k", Num::new(7)).await.unwrap();
-    rt.reactivate("k").await.unwrap();
+    rt.reactivate("k").unwrap();
     let r: Num = rt.receive_timeout("k", Duration::from_secs(5)).await.unwrap();
     assert_eq!(r.n, 70);
     rt.shutdown().await;
@@ -104,10 +104,8 @@ async fn terminate_wakes_a_handler_blocked_in_receive() {
     });
     let dropped = Arc::new(AtomicUsize::new(0));
     let flag = dropped.clone();
-    rt.launch_with("k", KernelConfig::default(), watched(flag))
-        .await
-        .unwrap();
-    rt.activate("k").await.unwrap();
+    rt.launch_with("k", KernelConfig::default(), watched(flag)).unwrap();
+    rt.activate("k").unwrap();
     tokio::time::sleep(Duration::from_millis(20)).await;
     let start = Instant::now();
     let report = rt.terminate("k").await.unwrap();
@@ -129,9 +127,8 @@ async fn shutdown_of_100_blocked_kernels_is_prompt_and_clean() {
     for i in 0..100 {
         let flag = ended.clone();
         rt.launch_with(&format!("k{i:03}"), KernelConfig::default(), watched(flag))
-            .await
             .unwrap();
-        rt.activate(&format!("k{i:03}")).await.unwrap();
+        rt.activate(&format!("k{i:03}")).unwrap();
     }
     tokio::time::sleep(Duration::from_millis(50)).await;
     let report = rt.shutdown().await;
@@ -146,7 +143,7 @@ async fn shutdown_of_100_blocked_kernels_is_prompt_and_clean() {
     );
     assert!(rt.kernel_ids().is_empty());
     assert!(matches!(
-        rt.launch_with("late", KernelConfig::default(), times_ten).await,
+        rt.launch_with("late", KernelConfig::default(), times_ten),
         Err(Error::ShutDown)
     ));
 }
@@ -156,10 +153,9 @@ async fn terminate_with_drain_handles_every_queued_message() {
     let rt = RingKernelRuntime::new();
     let seen = Arc::new(AtomicUsize::new(0));
     rt.launch_with("k", KernelConfig::default(), counting(seen.clone()))
-        .await
         .unwrap();
-    rt.activate("k").await.unwrap();
-    rt.deactivate("k").await.unwrap();
+    rt.activate("k").unwrap();
+    rt.deactivate("k").unwrap();
     for i in 0..500 {
         rt.send("k", Num::new(i)).await.unwrap();
     }
@@ -183,10 +179,9 @@ async fn terminate_without_drain_counts_what_it_discards() {
     let rt = RingKernelRuntime::new();
     let seen = Arc::new(AtomicUsize::new(0));
     rt.launch_with("k", KernelConfig::default(), counting(seen.clone()))
-        .await
         .unwrap();
-    rt.activate("k").await.unwrap();
-    rt.deactivate("k").await.unwrap();
+    rt.activate("k").unwrap();
+    rt.deactivate("k").unwrap();
     for i in 0..10 {
         rt.send("k", Num::new(i)).await.unwrap();
     }
@@ -211,9 +206,8 @@ async fn a_handler_that_ignores_terminate_is_aborted_after_the_timeout() {
             ()
         },
     )
-    .await
     .unwrap();
-    rt.activate("stubborn").await.unwrap();
+    rt.activate("stubborn").unwrap();
     let report = rt.terminate("stubborn").await.unwrap();
     assert!(report.forced);
 }
@@ -234,9 +228,8 @@ async fn scope_shuts_down_what_it_launched() {
                 #[allow(unreachable_code)]
                 Ok::<(), Error>(())
             }
-        })
-        .await?;
-        rt.activate("k").await?;
+        })?;
+        rt.activate("k")?;
         let r: Num = rt.call("k", Num::new(1)).await?;
         Ok::<i64, Error>(r.n)
     })
@@ -252,10 +245,8 @@ async fn dropping_the_runtime_stops_its_kernels() {
     {
         let rt = RingKernelRuntime::new();
         let flag = ended.clone();
-        rt.launch_with("k", KernelConfig::default(), watched(flag))
-            .await
-            .unwrap();
-        rt.activate("k").await.unwrap();
+        rt.launch_with("k", KernelConfig::default(), watched(flag)).unwrap();
+        rt.activate("k").unwrap();
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     for _ in 0..500 {
@@ -280,9 +271,8 @@ async fn a_handler_that_returns_ends_the_kernel_and_the_host_sees_why() {
             Ok::<(), Error>(())
         },
     )
-    .await
     .unwrap();
-    rt.activate("once").await.unwrap();
+    rt.activate("once").unwrap();
     rt.send("once", Num::new(5)).await.unwrap();
     // Both replies are still delivered after the handler returned.
     assert_eq!(rt.receive::<Num>("once").await.unwrap().n, 5);
@@ -292,7 +282,10 @@ async fn a_handler_that_returns_ends_the_kernel_and_the_host_sees_why() {
         Err(Error::KernelTerminated { .. })
     ));
     assert_eq!(rt.kernel_state("once").unwrap(), KernelState::Terminated);
-    assert!(matches!(rt.send("once", Num::new(1)).await, Err(Error::State(_))));
+    assert!(matches!(
+        rt.send("once", Num::new(1)).await.map_err(Error::from),
+        Err(Error::State(_))
+    ));
     let report = rt.terminate("once").await.unwrap();
     assert_eq!(report.previous_state, KernelState::Terminated);
 }
@@ -303,8 +296,8 @@ fn works_on_a_tokio_runtime_without_the_time_driver() {
     let tokio_rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
     tokio_rt.block_on(async {
         let rt = RingKernelRuntime::new();
-        rt.launch_with("k", KernelConfig::default(), times_ten).await.unwrap();
-        rt.activate("k").await.unwrap();
+        rt.launch_with("k", KernelConfig::default(), times_ten).unwrap();
+        rt.activate("k").unwrap();
         let r: Num = rt.call_timeout("k", Num::new(2), Duration::from_secs(5)).await.unwrap();
         assert_eq!(r.n, 20);
         assert!(matches!(
@@ -314,4 +307,91 @@ fn works_on_a_tokio_runtime_without_the_time_driver() {
         let report = rt.terminate("k").await.unwrap();
         assert!(!report.forced);
     });
+}
+
+/// Issue 16 row 13: an async handler that never reaches an await point.
+/// `terminate` returns at its timeout (plus a short grace) anyway, reports
+/// the handler abandoned and the kernel `Failed`; what the handler holds is
+/// released when it finally returns. (On a current-thread runtime nothing
+/// can be promised: the handler holds the only thread; see the docs of
+/// `RingKernelRuntime::terminate`.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn terminate_abandons_a_handler_that_never_yields() {
+    let rt = RingKernelRuntime::with_config(RuntimeConfig {
+        terminate_timeout: Duration::from_millis(100),
+    });
+    let release = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let (r, d) = (release.clone(), dropped.clone());
+    rt.launch_with(
+        "spinner",
+        KernelConfig::default(),
+        move |ctx: KernelContext<Num, Num>| {
+            let (release, guard) = (r.clone(), DropFlag(d.clone()));
+            async move {
+                let _hold = (ctx, guard);
+                // Never yields until told to (an endless computation).
+                while !release.load(Ordering::Relaxed) {
+                    std::hint::spin_loop();
+                }
+            }
+        },
+    )
+    .unwrap();
+    rt.activate("spinner").unwrap();
+    let h = rt.handle::<Num, Num>("spinner").unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let start = Instant::now();
+    let report = rt.terminate("spinner").await.unwrap();
+    let took = start.elapsed();
+    // Generous bound for a shared machine; it used to be as long as the
+    // handler ran (forever for an endless loop).
+    assert!(took < Duration::from_secs(3), "terminate took {took:?}");
+    assert!(report.forced && report.abandoned, "{report:?}");
+    let failure = report.failure.clone().expect("reported as a failure");
+    let abandoned = failure
+        .downcast_ref::<dotcompute::error::HandlerAbandoned>()
+        .expect("HandlerAbandoned");
+    assert_eq!(abandoned.timeout, Duration::from_millis(100));
+    assert_eq!(h.state(), KernelState::Failed);
+    assert!(matches!(h.receive().await, Err(Error::KernelFailed { .. })));
+    assert_eq!(dropped.load(Ordering::SeqCst), 0, "still running");
+    release.store(true, Ordering::Relaxed);
+    let t0 = Instant::now();
+    while dropped.load(Ordering::SeqCst) == 0 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "resources released once it returns"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    rt.shutdown().await;
+}
+
+/// A handler stuck in an await that ignores cancellation is stopped at that
+/// await point: forced, not abandoned, and its future is dropped.
+#[tokio::test]
+async fn terminate_aborts_a_handler_stuck_in_an_await() {
+    let rt = RingKernelRuntime::with_config(RuntimeConfig {
+        terminate_timeout: Duration::from_millis(50),
+    });
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let d = dropped.clone();
+    rt.launch_with(
+        "sleeper",
+        KernelConfig::default(),
+        move |_ctx: KernelContext<Num, Num>| {
+            let guard = DropFlag(d.clone());
+            async move {
+                let _guard = guard;
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+            }
+        },
+    )
+    .unwrap();
+    rt.activate("sleeper").unwrap();
+    let report = rt.terminate("sleeper").await.unwrap();
+    assert!(report.forced && !report.abandoned, "{report:?}");
+    assert_eq!(report.failure, None);
+    assert_eq!(dropped.load(Ordering::SeqCst), 1, "the handler's future was dropped");
 }

@@ -25,10 +25,8 @@ async fn slow_then_fail(mut ctx: KernelContext<Num, Num>) -> Result<(), Error> {
 #[tokio::test]
 async fn a_receipt_resolves_only_after_its_message_was_handled() {
     let rt = RingKernelRuntime::new();
-    rt.launch_with("k", KernelConfig::default(), slow_then_fail)
-        .await
-        .unwrap();
-    rt.activate("k").await.unwrap();
+    rt.launch_with("k", KernelConfig::default(), slow_then_fail).unwrap();
+    rt.activate("k").unwrap();
     let h = rt.handle::<Num, Num>("k").unwrap();
     let first = h.send_tracked(Num::new(1)).await.unwrap();
     let second = h.send_tracked(Num::new(2)).await.unwrap();
@@ -44,17 +42,15 @@ async fn a_receipt_resolves_only_after_its_message_was_handled() {
 #[tokio::test]
 async fn receipts_of_queued_messages_fail_when_the_kernel_fails() {
     let rt = RingKernelRuntime::new();
-    rt.launch_with("k", KernelConfig::default(), slow_then_fail)
-        .await
-        .unwrap();
+    rt.launch_with("k", KernelConfig::default(), slow_then_fail).unwrap();
     let h = rt.handle::<Num, Num>("k").unwrap();
     // Queued while deactivated: the failing message first, then one that
     // is never delivered.
-    rt.activate("k").await.unwrap();
-    rt.deactivate("k").await.unwrap();
+    rt.activate("k").unwrap();
+    rt.deactivate("k").unwrap();
     let poison = h.send_tracked(Num::new(-1)).await.unwrap();
     let queued = h.send_tracked(Num::new(5)).await.unwrap();
-    rt.reactivate("k").await.unwrap();
+    rt.reactivate("k").unwrap();
     // The handler returned while holding the poison message: it counts as
     // processed (the failure is the kernel's, reported by its state).
     poison.await.unwrap();
@@ -68,10 +64,10 @@ async fn receipts_of_queued_messages_fail_when_the_kernel_fails() {
 #[tokio::test]
 async fn receipts_fail_when_the_kernel_is_terminated_with_messages_queued() {
     let rt = RingKernelRuntime::new();
-    rt.launch_with("k", KernelConfig::default(), times_ten).await.unwrap();
+    rt.launch_with("k", KernelConfig::default(), times_ten).unwrap();
     let h = rt.handle::<Num, Num>("k").unwrap();
-    rt.activate("k").await.unwrap();
-    rt.deactivate("k").await.unwrap();
+    rt.activate("k").unwrap();
+    rt.deactivate("k").unwrap();
     let r = h.send_tracked(Num::new(1)).await.unwrap();
     rt.terminate("k").await.unwrap();
     assert!(matches!(r.await, Err(Error::KernelTerminated { .. })));
@@ -85,25 +81,28 @@ async fn one_receipt_per_message_id_and_a_refused_send_leaves_none() {
         backpressure: dotcompute::Backpressure::Reject,
         ..KernelConfig::default()
     };
-    rt.launch_with("k", config, times_ten).await.unwrap();
-    rt.activate("k").await.unwrap();
-    rt.deactivate("k").await.unwrap();
+    rt.launch_with("k", config, times_ten).unwrap();
+    rt.activate("k").unwrap();
+    rt.deactivate("k").unwrap();
     let h = rt.handle::<Num, Num>("k").unwrap();
     let m = Num::new(1);
     let again = m.clone();
     let r = h.send_tracked(m).await.unwrap();
+    let dup = h.send_tracked(again).await.unwrap_err();
     assert!(matches!(
-        h.send_tracked(again).await,
-        Err(Error::InvalidConfiguration {
+        dup.error(),
+        Error::InvalidConfiguration {
             parameter: "message_id",
             ..
-        })
+        }
     ));
+    assert_eq!(dup.into_message().n, 1, "the refused message comes back");
     // The queue (capacity 1) is full: refused, and no receipt stays behind.
     let refused = Num::new(2);
     let id = refused.message_id();
-    assert!(matches!(h.send_tracked(refused).await, Err(Error::QueueFull { .. })));
-    rt.reactivate("k").await.unwrap();
+    let full = h.send_tracked(refused).await.unwrap_err();
+    assert!(matches!(full.error(), Error::QueueFull { .. }));
+    rt.reactivate("k").unwrap();
     r.await.unwrap();
     let mut retry = Num::new(2);
     retry.header.message_id = id;
@@ -129,15 +128,15 @@ async fn batches_and_blocking_kernels_resolve_receipts_too() {
             })
             .build()
             .unwrap();
-        rt.launch_spec(spec).await.unwrap();
-        rt.activate("b").await.unwrap();
-        rt.deactivate("b").await.unwrap();
+        rt.launch_spec(spec).unwrap();
+        rt.activate("b").unwrap();
+        rt.deactivate("b").unwrap();
         let h = rt.handle::<Num, Num>("b").unwrap();
         let mut receipts = Vec::new();
         for n in 0..20 {
             receipts.push(h.send_tracked(Num::new(n)).await.unwrap());
         }
-        rt.reactivate("b").await.unwrap();
+        rt.reactivate("b").unwrap();
         for n in 0..20 {
             assert_eq!(h.receive().await.unwrap().n, n);
         }
@@ -155,7 +154,7 @@ async fn batches_and_blocking_kernels_resolve_receipts_too() {
 #[tokio::test]
 async fn transport_drops_are_counted_as_dropped() {
     let rt = RingKernelRuntime::new();
-    rt.launch_with("k", KernelConfig::default(), times_ten).await.unwrap();
+    rt.launch_with("k", KernelConfig::default(), times_ten).unwrap();
     let h = rt.handle::<Num, Num>("k").unwrap();
     h.record_transport_drops(3);
     h.record_transport_drops(2);
@@ -167,14 +166,12 @@ async fn transport_drops_are_counted_as_dropped() {
 #[tokio::test]
 async fn the_runtime_hands_out_receipts_by_kernel_id() {
     let rt = RingKernelRuntime::new();
-    rt.launch_with("k", KernelConfig::default(), times_ten).await.unwrap();
-    rt.activate("k").await.unwrap();
+    rt.launch_with("k", KernelConfig::default(), times_ten).unwrap();
+    rt.activate("k").unwrap();
     let r = rt.send_tracked("k", Num::new(4)).await.unwrap();
     assert_eq!(rt.receive::<Num>("k").await.unwrap().n, 40);
     r.await.unwrap();
-    assert!(matches!(
-        rt.send_tracked("k", crate::common::Text::new("x")).await,
-        Err(Error::TypeMismatch { .. })
-    ));
+    let wrong = rt.send_tracked("k", crate::common::Text::new("x")).await.unwrap_err();
+    assert!(matches!(wrong.error(), Error::TypeMismatch { .. }));
     rt.shutdown().await;
 }

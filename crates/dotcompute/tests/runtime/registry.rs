@@ -28,8 +28,8 @@ async fn twice_b(_ctx: KernelContext<Num, Num>) {}
 #[tokio::test]
 async fn macro_registered_kernels_launch_by_id_with_their_config() {
     let rt = RingKernelRuntime::new();
-    rt.launch("test_registry_upper").await.unwrap();
-    rt.activate("test_registry_upper").await.unwrap();
+    rt.launch("test_registry_upper").unwrap();
+    rt.activate("test_registry_upper").unwrap();
     let r: Text = rt.call("test_registry_upper", Text::new("abc")).await.unwrap();
     assert_eq!(r.s, "ABC");
     let t = rt.telemetry("test_registry_upper").unwrap();
@@ -37,8 +37,8 @@ async fn macro_registered_kernels_launch_by_id_with_their_config() {
     let spec = registry::lookup("test_registry_upper").unwrap();
     assert_eq!(spec.config().backpressure, Backpressure::Reject);
 
-    rt.launch("test_registry_inferred").await.unwrap();
-    rt.activate("test_registry_inferred").await.unwrap();
+    rt.launch("test_registry_inferred").unwrap();
+    rt.activate("test_registry_inferred").unwrap();
     let r: Num = rt.call("test_registry_inferred", Num::new(3)).await.unwrap();
     assert_eq!(r.n, -3);
     rt.shutdown().await;
@@ -47,7 +47,7 @@ async fn macro_registered_kernels_launch_by_id_with_their_config() {
 #[tokio::test]
 async fn duplicate_ids_are_reported_not_overwritten() {
     let rt = RingKernelRuntime::new();
-    match rt.launch("test_registry_twice").await {
+    match rt.launch("test_registry_twice") {
         Err(Error::DuplicateKernel { id, locations }) => {
             assert_eq!(id, "test_registry_twice");
             assert_eq!(locations.len(), 2);
@@ -76,8 +76,8 @@ async fn builder_registration_and_its_duplicate() {
     assert!(matches!(clash, Err(Error::DuplicateKernel { .. })), "{clash:?}");
 
     let rt = RingKernelRuntime::new();
-    rt.launch("test_registry_built").await.unwrap();
-    rt.activate("test_registry_built").await.unwrap();
+    rt.launch("test_registry_built").unwrap();
+    rt.activate("test_registry_built").unwrap();
     assert_eq!(
         rt.call::<Num, Num>("test_registry_built", Num::new(2)).await.unwrap().n,
         20
@@ -88,7 +88,7 @@ async fn builder_registration_and_its_duplicate() {
 #[tokio::test]
 async fn unknown_ids_list_what_is_registered() {
     let rt = RingKernelRuntime::new();
-    match rt.launch("test_registry_missing").await {
+    match rt.launch("test_registry_missing") {
         Err(Error::KernelNotFound { id, known }) => {
             assert_eq!(id, "test_registry_missing");
             assert!(known.contains(&"test_registry_upper".to_string()), "{known:?}");
@@ -144,7 +144,7 @@ async fn invalid_configuration_is_refused_at_build_and_launch() {
         output_queue_size: 0,
         ..Default::default()
     };
-    let err = rt.launch_with("bad", config, times_ten).await.unwrap_err();
+    let err = rt.launch_with("bad", config, times_ten).unwrap_err();
     assert!(matches!(
         err,
         Error::InvalidConfiguration {

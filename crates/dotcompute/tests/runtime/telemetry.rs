@@ -7,8 +7,8 @@ use crate::common::{times_ten, Num};
 #[tokio::test]
 async fn the_runtime_counts_what_kernels_do() {
     let rt = RingKernelRuntime::new();
-    rt.launch_with("k", KernelConfig::default(), times_ten).await.unwrap();
-    rt.activate("k").await.unwrap();
+    rt.launch_with("k", KernelConfig::default(), times_ten).unwrap();
+    rt.activate("k").unwrap();
     let n = 100;
     for i in 0..n {
         let _: Num = rt.call("k", Num::new(i)).await.unwrap();
@@ -61,9 +61,8 @@ async fn handlers_can_read_their_own_telemetry() {
             Ok::<(), dotcompute::Error>(())
         },
     )
-    .await
     .unwrap();
-    rt.activate("self").await.unwrap();
+    rt.activate("self").unwrap();
     for i in 1..=3 {
         assert_eq!(rt.call::<Num, Num>("self", Num::new(0)).await.unwrap().n, i);
     }

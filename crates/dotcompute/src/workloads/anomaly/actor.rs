@@ -27,8 +27,8 @@
 //!
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
 //! let rt = RingKernelRuntime::new();
-//! rt.launch_spec(async_kernel_spec("detector", DetectorConfig::default()).unwrap()).await.unwrap();
-//! rt.activate("detector").await.unwrap();
+//! rt.launch_spec(async_kernel_spec("detector", DetectorConfig::default()).unwrap()).unwrap();
+//! rt.activate("detector").unwrap();
 //! let r: AnomalyBatchResult = rt.call("detector", AnomalyBatch::new(0, 0, vec![0.0, 0.1, 25.0])).await.unwrap();
 //! assert_eq!(r.anomalies.len(), 1);
 //! assert_eq!(r.anomalies[0].index, 2);
@@ -210,8 +210,8 @@ pub async fn detect_with_kernel(
         let depth = options
             .pipeline_depth
             .clamp(1, crate::runtime::config::DEFAULT_QUEUE_SIZE);
-        rt.launch_spec(spec).await?;
-        rt.activate(id).await?;
+        rt.launch_spec(spec)?;
+        rt.activate(id)?;
         stream_through(&rt, id, values, options.batch_size, depth).await
     }
     .await;
@@ -244,7 +244,8 @@ pub async fn stream_through(
             let chunk = chunks[next];
             handle
                 .send(AnomalyBatch::new(next as u64, first_index, chunk.to_vec()))
-                .await?;
+                .await
+                .map_err(crate::Error::from)?;
             in_flight.push_back(Instant::now());
             first_index += chunk.len() as u64;
             next += 1;

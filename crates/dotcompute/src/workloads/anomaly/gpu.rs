@@ -272,8 +272,8 @@ pub async fn detect_on_gpu(
     let spec = kernel_spec(id, config, device)?;
     let rt = RingKernelRuntime::new();
     let outcome = async {
-        rt.launch_spec(spec).await?;
-        rt.activate(id).await?;
+        rt.launch_spec(spec)?;
+        rt.activate(id)?;
         stream_blocks(&rt, id, values, options).await
     }
     .await;
@@ -281,7 +281,7 @@ pub async fn detect_on_gpu(
     outcome
 }
 
-async fn stream_blocks(
+pub(crate) async fn stream_blocks(
     rt: &RingKernelRuntime,
     id: &str,
     values: &[f64],
@@ -303,7 +303,8 @@ async fn stream_blocks(
         while next < batches.len() && sent_at.len() < depth {
             handle
                 .send_batch(batches[next].iter().map(|b| Envelope::new(*b)).collect())
-                .await?;
+                .await
+                .map_err(crate::Error::from)?;
             sent_at.push_back((Instant::now(), batches[next].len()));
             next += 1;
         }

@@ -55,6 +55,8 @@
 pub mod actor;
 pub mod gpu;
 pub mod stream;
+#[cfg(feature = "wgpu")]
+pub mod wgpu;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -66,6 +68,7 @@ use stream::{read_values, LabeledStream, SyntheticSpec};
 
 /// Errors of the anomaly workload.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum AnomalyError {
     /// An option is out of range.
     #[error("invalid anomaly option {parameter} = {value}: {reason}")]
@@ -311,6 +314,11 @@ pub enum Mode {
     /// the device; blocks of 32 points as messages ([`gpu`]). Needs an
     /// NVIDIA GPU; elsewhere it fails saying why.
     Gpu,
+    /// A ring kernel on wgpu (Vulkan, Metal, DX12; lavapipe without a GPU)
+    /// holding the state in device memory, run as batched dispatches of a
+    /// WGSL handler ([`wgpu`]); blocks of 32 points as messages. Needs the
+    /// `wgpu` feature and an adapter with `SHADER_F64`.
+    Wgpu,
 }
 
 impl Mode {
@@ -327,11 +335,15 @@ impl Mode {
             Mode::ActorThread => "actor-thread",
             Mode::ActorSpin => "actor-spin",
             Mode::Gpu => "gpu",
+            Mode::Wgpu => "wgpu",
         }
     }
 
     fn is_actor(self) -> bool {
-        matches!(self, Mode::Actor | Mode::ActorThread | Mode::ActorSpin | Mode::Gpu)
+        matches!(
+            self,
+            Mode::Actor | Mode::ActorThread | Mode::ActorSpin | Mode::Gpu | Mode::Wgpu
+        )
     }
 }
 
@@ -345,8 +357,9 @@ impl std::str::FromStr for Mode {
             "actor-thread" | "thread" => Ok(Mode::ActorThread),
             "actor-spin" | "spin" => Ok(Mode::ActorSpin),
             "gpu" => Ok(Mode::Gpu),
+            "wgpu" => Ok(Mode::Wgpu),
             _ => Err(format!(
-                "unknown mode {s:?} (expected cpu, batch, actor, actor-thread, actor-spin or gpu)"
+                "unknown mode {s:?} (expected cpu, batch, actor, actor-thread, actor-spin, gpu or wgpu)"
             )),
         }
     }
@@ -432,7 +445,7 @@ impl Default for DetectOptions {
 }
 
 impl DetectOptions {
-    fn validate(&self) -> Result<(), AnomalyError> {
+    pub(crate) fn validate(&self) -> Result<(), AnomalyError> {
         if self.batch_size == 0 {
             return Err(AnomalyError::InvalidOption {
                 parameter: "batch_size",
@@ -527,6 +540,19 @@ pub async fn detect_async(
     if options.mode == Mode::Gpu {
         let device = gpu::GpuDevice::Cuda(crate::gpu::CudaRingOptions::default());
         gpu::detect_on_gpu(config, values, options, &device).await
+    } else if options.mode == Mode::Wgpu {
+        #[cfg(feature = "wgpu")]
+        {
+            wgpu::detect_on_wgpu(config, values, options, crate::gpu::wgpu::WgpuKernelOptions::default()).await
+        }
+        #[cfg(not(feature = "wgpu"))]
+        {
+            Err(AnomalyError::InvalidOption {
+                parameter: "mode",
+                value: "wgpu".into(),
+                reason: "this build of dotcompute has no wgpu backend (cargo feature `wgpu`)".into(),
+            })
+        }
     } else if options.mode.is_actor() {
         options.validate()?;
         actor::detect_with_kernel(config, values, options).await

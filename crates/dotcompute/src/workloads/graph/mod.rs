@@ -49,6 +49,7 @@ use serde::Serialize;
 
 /// Errors from building, loading or generating a graph.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum GraphError {
     /// The file could not be read or written.
     #[error("cannot {action} {path}: {source}")]

@@ -28,8 +28,8 @@
 //!
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
 //! let rt = RingKernelRuntime::new();
-//! rt.launch_spec(kernel_spec("pagerank", PagerankConfig::default()).unwrap()).await.unwrap();
-//! rt.activate("pagerank").await.unwrap();
+//! rt.launch_spec(kernel_spec("pagerank", PagerankConfig::default()).unwrap()).unwrap();
+//! rt.activate("pagerank").unwrap();
 //! let client = PagerankClient::new(&rt, "pagerank").unwrap();
 //! client.set_graph(Graph::from_edges(3, &[0, 1, 2], &[1, 2, 0]).unwrap()).await.unwrap();
 //! let r = client.rank(1).await.unwrap().unwrap();
@@ -357,7 +357,11 @@ impl PagerankClient {
     /// Sends `op` and waits for its answer; [`PagerankAnswer::Error`] becomes
     /// [`PagerankError::Rejected`].
     pub async fn call(&self, op: PagerankOp) -> Result<PagerankAnswer, PagerankError> {
-        let reply = self.handle.call(PagerankRequest::new(op)).await?;
+        let reply = self
+            .handle
+            .call(PagerankRequest::new(op))
+            .await
+            .map_err(crate::Error::from)?;
         match reply.answer {
             PagerankAnswer::Error(reason) => Err(PagerankError::Rejected { reason }),
             a => Ok(a),

@@ -377,6 +377,9 @@ pub(crate) enum Solver {
     CpuDevice(Arc<CpuBackend>),
     /// The device driver on a CUDA device.
     Cuda(Arc<CudaBackend>),
+    /// The device driver on a wgpu adapter.
+    #[cfg(feature = "wgpu")]
+    Wgpu(Arc<crate::device::wgpu::WgpuBackend>),
 }
 
 impl Solver {
@@ -385,6 +388,12 @@ impl Solver {
             PagerankBackend::Cpu => Solver::Cpu,
             PagerankBackend::CpuDevice => Solver::CpuDevice(Arc::new(CpuBackend::new())),
             PagerankBackend::Cuda { device } => Solver::Cuda(Arc::new(CudaBackend::new(device)?)),
+            #[cfg(feature = "wgpu")]
+            PagerankBackend::Wgpu { device } => {
+                use crate::device::wgpu::{AdapterSelector, WgpuBackend};
+                let selector = device.map_or(AdapterSelector::Best, AdapterSelector::Index);
+                Solver::Wgpu(Arc::new(WgpuBackend::select(selector)?))
+            }
         })
     }
 
@@ -394,6 +403,12 @@ impl Solver {
             Solver::Cpu => crate::device::accelerator::cpu_info().name,
             Solver::CpuDevice(b) => b.device().name.clone(),
             Solver::Cuda(b) => b.device().name.clone(),
+            #[cfg(feature = "wgpu")]
+            Solver::Wgpu(b) => {
+                let a = b.adapter_info();
+                let precision = if b.supports_f64() { "f64" } else { "f32 (no SHADER_F64)" };
+                format!("{} ({}, {}, {precision})", a.device.name, a.api, a.driver_info)
+            }
         }
     }
 
@@ -416,6 +431,8 @@ impl Solver {
             Solver::Cpu => Ok((super::pagerank(graph, config)?, None)),
             Solver::CpuDevice(b) => on(b, graph, config),
             Solver::Cuda(b) => on(b, graph, config),
+            #[cfg(feature = "wgpu")]
+            Solver::Wgpu(b) => on(b, graph, config),
         }
     }
 }

@@ -184,6 +184,7 @@ impl PagerankConfig {
 
 /// Errors of the PageRank workload.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum PagerankError {
     /// Loading or generating the graph failed.
     #[error(transparent)]
@@ -250,6 +251,14 @@ pub enum PagerankBackend {
         /// The CUDA device ordinal.
         device: usize,
     },
+    /// The device driver on a wgpu adapter (Vulkan, Metal, DX12; lavapipe
+    /// on a machine without a GPU), with the WGSL kernels: f64 where the
+    /// adapter has `SHADER_F64`, else their f32 variants.
+    #[cfg(feature = "wgpu")]
+    Wgpu {
+        /// The adapter's ordinal among the wgpu adapters; `None`: the best.
+        device: Option<usize>,
+    },
 }
 
 impl std::fmt::Display for PagerankBackend {
@@ -258,6 +267,10 @@ impl std::fmt::Display for PagerankBackend {
             PagerankBackend::Cpu => f.write_str("cpu"),
             PagerankBackend::CpuDevice => f.write_str("cpu-device"),
             PagerankBackend::Cuda { device } => write!(f, "cuda:{device}"),
+            #[cfg(feature = "wgpu")]
+            PagerankBackend::Wgpu { device: None } => f.write_str("wgpu"),
+            #[cfg(feature = "wgpu")]
+            PagerankBackend::Wgpu { device: Some(d) } => write!(f, "wgpu:{d}"),
         }
     }
 }
@@ -270,12 +283,18 @@ impl std::str::FromStr for PagerankBackend {
             "cpu" => return Ok(PagerankBackend::Cpu),
             "cpu-device" => return Ok(PagerankBackend::CpuDevice),
             "cuda" => return Ok(PagerankBackend::Cuda { device: 0 }),
+            #[cfg(feature = "wgpu")]
+            "wgpu" => return Ok(PagerankBackend::Wgpu { device: None }),
             _ => {}
+        }
+        #[cfg(feature = "wgpu")]
+        if let Some(Ok(device)) = lower.strip_prefix("wgpu:").map(str::parse::<usize>) {
+            return Ok(PagerankBackend::Wgpu { device: Some(device) });
         }
         match lower.strip_prefix("cuda:").map(str::parse::<usize>) {
             Some(Ok(device)) => Ok(PagerankBackend::Cuda { device }),
             _ => Err(format!(
-                "unknown PageRank backend {s:?} (expected cpu, cpu-device, cuda or cuda:N)"
+                "unknown PageRank backend {s:?} (expected cpu, cpu-device, cuda, cuda:N, wgpu or wgpu:N)"
             )),
         }
     }

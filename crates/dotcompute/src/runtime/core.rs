@@ -1,0 +1,153 @@
+//! The lifecycle core shared by a kernel's parts: its id, configuration,
+//! state, failure, cancellation token and telemetry counters.
+//!
+//! Invariants:
+//! - the state changes only through [`KernelState::apply`] (via
+//!   [`KernelCore::transition`]) or, when the handler ends on its own, from a
+//!   running state to `Terminated`/`Failed` (the supervisor);
+//! - a host operation is checked against the state before it acts, and a
+//!   failed kernel answers with its failure rather than a state error;
+//! - a queue's refusal becomes an [`Error`] in one place,
+//!   [`KernelCore::refusal_error`], whichever send met it.
+
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::error::{Error, HandlerError, Result, SendError};
+use crate::queue::Refusal;
+use crate::runtime::config::KernelConfig;
+use crate::runtime::state::{KernelState, Operation};
+use crate::runtime::telemetry::{lock, KernelMetrics};
+use crate::runtime::RuntimeShared;
+
+/// The lifecycle, failure and telemetry shared by a kernel's parts.
+pub(crate) struct KernelCore {
+    pub id: Arc<str>,
+    pub config: KernelConfig,
+    pub(super) state: Mutex<KernelState>,
+    pub(super) failure: Mutex<Option<HandlerError>>,
+    pub cancel: CancellationToken,
+    pub metrics: KernelMetrics,
+    pub runtime: Weak<RuntimeShared>,
+    pub receipts: crate::runtime::receipt::Receipts,
+}
+
+impl KernelCore {
+    pub fn state(&self) -> KernelState {
+        *lock(&self.state)
+    }
+
+    /// Applies `op` and stores the next state; returns the previous one.
+    pub(super) fn transition(&self, op: Operation) -> Result<KernelState> {
+        let mut st = lock(&self.state);
+        let prev = *st;
+        let next = prev.apply(&self.id, op)?;
+        if next != prev {
+            tracing::debug!(kernel = %self.id, from = %prev, to = %next, "kernel state change");
+        }
+        *st = next;
+        Ok(prev)
+    }
+
+    pub(super) fn set_state(&self, next: KernelState) {
+        let mut st = lock(&self.state);
+        tracing::debug!(kernel = %self.id, from = %*st, to = %next, "kernel state change");
+        *st = next;
+    }
+
+    pub fn failure(&self) -> Option<HandlerError> {
+        lock(&self.failure).clone()
+    }
+
+    /// The error a host meets once the kernel's queues are closed.
+    pub fn end_error(&self) -> Error {
+        match self.failure() {
+            Some(error) => Error::KernelFailed {
+                kernel: self.id.to_string(),
+                error,
+            },
+            None => Error::KernelTerminated {
+                kernel: self.id.to_string(),
+            },
+        }
+    }
+
+    /// Checks that the host may `op` this kernel, turning a failed kernel into
+    /// its failure rather than a state error.
+    pub(super) fn check(&self, op: Operation) -> Result<()> {
+        let state = self.state();
+        match state.apply(&self.id, op) {
+            Ok(_) => Ok(()),
+            Err(_) if state == KernelState::Failed => Err(self.end_error()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub fn terminating_error(&self) -> Error {
+        Error::Terminating {
+            kernel: self.id.to_string(),
+        }
+    }
+
+    /// The one mapping from a queue's refusal to the error its sender sees.
+    ///
+    /// `side` is the queue of this kernel the send went to: its input (a
+    /// host, another kernel or a link sending to it) or its output (its own
+    /// handler sending). `timeout` is the wait that ran out, for
+    /// [`Refusal::Timeout`].
+    pub fn refusal_error(&self, side: Side, why: Refusal, timeout: Duration, capacity: usize) -> Error {
+        match (why, side) {
+            (Refusal::Full, _) => Error::QueueFull {
+                kernel: self.id.to_string(),
+                queue: side.name(),
+                capacity,
+            },
+            (Refusal::Timeout, _) => Error::QueueTimeout {
+                kernel: self.id.to_string(),
+                operation: side.operation(),
+                timeout,
+            },
+            // The handler's own kernel is ending: its output is closed, or
+            // its wait was stopped by terminate.
+            (Refusal::Closed | Refusal::Stopped, Side::Output) => self.terminating_error(),
+            (Refusal::Closed | Refusal::Stopped, Side::Input) => match self.state() {
+                KernelState::Terminating | KernelState::Terminated => Error::KernelTerminated {
+                    kernel: self.id.to_string(),
+                },
+                _ => self.end_error(),
+            },
+        }
+    }
+
+    /// [`refusal_error`](Self::refusal_error) with the message handed back.
+    pub fn refused<M>(&self, side: Side, (why, msg): (Refusal, M), timeout: Duration, capacity: usize) -> SendError<M> {
+        SendError::new(msg, self.refusal_error(side, why, timeout, capacity))
+    }
+}
+
+/// Which of a kernel's queues a send went to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Side {
+    /// The kernel's input: a host, another kernel or a link sends to it.
+    Input,
+    /// The kernel's output: its own handler sends to the host.
+    Output,
+}
+
+impl Side {
+    fn name(self) -> &'static str {
+        match self {
+            Side::Input => "input",
+            Side::Output => "output",
+        }
+    }
+
+    fn operation(self) -> &'static str {
+        match self {
+            Side::Input => Operation::Send.verb(),
+            Side::Output => "send from",
+        }
+    }
+}

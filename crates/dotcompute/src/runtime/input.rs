@@ -1,0 +1,159 @@
+//! The sending side of a kernel: its input queue behind lifecycle checks.
+//!
+//! Invariants:
+//! - every send is checked against the kernel's state before it reaches the
+//!   queue, so a kernel that is not active (or has ended) refuses at once;
+//! - a message is either queued, counted as dropped by the queue's
+//!   strategy, or handed back to its sender inside a [`SendError`] with the
+//!   reason (a batch hands back the messages not sent, in order);
+//! - a send that may wait honours one deadline: the caller's timeout, else
+//!   the kernel's `send_timeout`, else none — in every mode, async or
+//!   blocking.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::error::{Error, SendError};
+use crate::message::Message;
+use crate::queue::RecvError;
+use crate::runtime::core::{KernelCore, Side};
+use crate::runtime::state::Operation;
+use crate::runtime::transport::Transport;
+
+/// The sending side of a kernel: its input queue behind lifecycle checks.
+pub(crate) struct InputPort<In> {
+    pub core: Arc<KernelCore>,
+    pub queue: Transport<In>,
+}
+
+impl<In: Message> InputPort<In> {
+    /// The lifecycle check every send starts with; a refusal hands `msg` back.
+    fn admit<M>(&self, msg: M) -> Result<M, SendError<M>> {
+        match self.core.check(Operation::Send) {
+            Ok(()) => Ok(msg),
+            Err(e) => Err(SendError::new(msg, e)),
+        }
+    }
+
+    /// The wait a send may make: `timeout`, else the kernel's send timeout.
+    fn wait_limit(&self, timeout: Option<Duration>) -> (Option<Instant>, Duration) {
+        let limit = timeout.or(self.core.config.send_timeout);
+        (
+            limit.and_then(|t| Instant::now().checked_add(t)),
+            limit.unwrap_or_default(),
+        )
+    }
+
+    /// Sends as the host or another kernel would: checks the state, then
+    /// applies the queue's strategy. `timeout` overrides the configured one;
+    /// `stop` (a sending handler's own cancellation) ends a wait early.
+    pub async fn send(
+        &self,
+        msg: In,
+        timeout: Option<Duration>,
+        stop: Option<&CancellationToken>,
+    ) -> Result<(), SendError<In>> {
+        let msg = self.admit(msg)?;
+        let (deadline, limit) = self.wait_limit(timeout);
+        self.queue
+            .send_until(msg, deadline, stop)
+            .await
+            .map_err(|refusal| self.core.refused(Side::Input, refusal, limit, self.queue.capacity()))
+    }
+
+    /// Like [`send`](Self::send), returning a receipt that resolves once
+    /// the handler is done with the message.
+    pub async fn send_tracked(
+        &self,
+        msg: In,
+        timeout: Option<Duration>,
+    ) -> Result<crate::runtime::receipt::Receipt, SendError<In>> {
+        let msg = self.admit(msg)?;
+        let id = msg.message_id();
+        let receipt = match self.core.receipts.register(&self.core.id, id) {
+            Ok(r) => r,
+            Err(e) => return Err(SendError::new(msg, e)),
+        };
+        match self.send(msg, timeout, None).await {
+            Ok(()) => Ok(receipt),
+            Err(e) => {
+                self.core.receipts.cancel(id);
+                Err(e)
+            }
+        }
+    }
+
+    /// Sends without waiting.
+    pub fn try_send(&self, msg: In) -> Result<(), SendError<In>> {
+        let msg = self.admit(msg)?;
+        self.queue.try_send(msg).map_err(|e| {
+            self.core
+                .refused(Side::Input, e.into_refusal(), Duration::ZERO, self.queue.capacity())
+        })
+    }
+
+    /// Sends a batch in order (one lock per run of pushes). On a refusal the
+    /// messages not sent come back, in order, the refused one first.
+    pub async fn send_batch(
+        &self,
+        msgs: Vec<In>,
+        timeout: Option<Duration>,
+        stop: Option<&CancellationToken>,
+    ) -> Result<(), SendError<Vec<In>>> {
+        let msgs = self.admit(msgs)?;
+        let (deadline, limit) = self.wait_limit(timeout);
+        self.queue
+            .send_batch(msgs, deadline, stop)
+            .await
+            .map_err(|refusal| self.core.refused(Side::Input, refusal, limit, self.queue.capacity()))
+    }
+
+    /// [`send_batch`](Self::send_batch) from a plain (non-async) thread:
+    /// spins on a ring, parks on a queue.
+    pub fn send_batch_blocking(
+        &self,
+        msgs: Vec<In>,
+        timeout: Option<Duration>,
+        stop: Option<&CancellationToken>,
+    ) -> Result<(), SendError<Vec<In>>> {
+        match (&self.queue, stop) {
+            (Transport::Ring(ring), None) => {
+                let msgs = self.admit(msgs)?;
+                let (deadline, limit) = self.wait_limit(timeout);
+                ring.send_batch_spin(msgs.into(), &self.core.cancel, deadline)
+                    .map_err(|refusal| self.core.refused(Side::Input, refusal, limit, self.queue.capacity()))
+            }
+            _ => crate::runtime::park::block_on(self.send_batch(msgs, timeout, stop)),
+        }
+    }
+
+    /// Sends from a plain (non-async) thread: spins on a ring, parks on a
+    /// queue. (With a `stop` token the ring is waited on through the async
+    /// path, which watches both that token and this kernel's end.)
+    pub fn send_blocking(
+        &self,
+        msg: In,
+        timeout: Option<Duration>,
+        stop: Option<&CancellationToken>,
+    ) -> Result<(), SendError<In>> {
+        match (&self.queue, stop) {
+            (Transport::Ring(ring), None) => {
+                let msg = self.admit(msg)?;
+                let (deadline, limit) = self.wait_limit(timeout);
+                ring.send_spin(msg, &self.core.cancel, deadline)
+                    .map_err(|refusal| self.core.refused(Side::Input, refusal, limit, self.queue.capacity()))
+            }
+            _ => crate::runtime::park::block_on(self.send(msg, timeout, stop)),
+        }
+    }
+}
+
+/// Maps a receive failure on a kernel's own input queue.
+pub(crate) fn own_recv_error(core: &KernelCore, e: RecvError) -> Option<Error> {
+    match e {
+        RecvError::Closed => Some(core.terminating_error()),
+        _ => None,
+    }
+}

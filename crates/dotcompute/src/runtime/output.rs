@@ -1,0 +1,275 @@
+//! The receiving side of a kernel, and where its handler's sends go (the
+//! host's receive queue, a pending `call`, or a linked kernel's input).
+//!
+//! Invariants:
+//! - a host receive returns the next message of the output queue; a call
+//!   gets exactly the reply carrying its correlation id, straight from the
+//!   handler's send (see [`replies`](crate::runtime::replies)), so a call
+//!   never holds other outputs and the queue's bound is the only buffer;
+//! - a reply handed straight to a call is counted in the output queue's
+//!   statistics as enqueued and dequeued at once, so the counters still
+//!   account for every message the handler sent to the host;
+//! - a handler's send to the host refused by the output queue hands its
+//!   message back, with the reason mapped in one place
+//!   ([`KernelCore::refusal_error`]);
+//! - once the kernel has ended, the messages it produced are still
+//!   returned, then the reason it ended; pending calls wake with it.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::error::{Error, Result, SendError};
+use crate::message::Message;
+use crate::queue::{timer, Backpressure, Refusal};
+use crate::runtime::core::{KernelCore, Side};
+use crate::runtime::input::InputPort;
+use crate::runtime::replies::{Registration, Replies};
+use crate::runtime::state::Operation;
+use crate::runtime::telemetry::{lock, KernelMetrics};
+use crate::runtime::transport::Transport;
+
+/// The receiving side of a kernel, and where its handler's sends go.
+pub(crate) struct OutputPort<Out> {
+    pub core: Arc<KernelCore>,
+    pub queue: Transport<Out>,
+    pub(crate) replies: Replies<Out>,
+    pub(crate) route: Mutex<Option<Arc<InputPort<Out>>>>,
+    pub route_version: AtomicU64,
+}
+
+impl<Out: Message> OutputPort<Out> {
+    pub fn route(&self) -> Option<Arc<InputPort<Out>>> {
+        lock(&self.route).clone()
+    }
+
+    pub(crate) fn set_route(&self, target: Option<Arc<InputPort<Out>>>) {
+        *lock(&self.route) = target;
+        self.route_version.fetch_add(1, Ordering::Release);
+    }
+
+    // ---- the host's side ----------------------------------------------
+
+    fn receive_timeout_error(&self, timeout: Duration) -> Error {
+        Error::QueueTimeout {
+            kernel: self.core.id.to_string(),
+            operation: Operation::Receive.verb(),
+            timeout,
+        }
+    }
+
+    /// Receives the next message of the output queue.
+    pub async fn receive(&self, timeout: Option<Duration>) -> Result<Out> {
+        self.core.check(Operation::Receive)?;
+        let received = match timeout {
+            None => self.queue.recv().await,
+            Some(t) => match timer::timeout(t, self.queue.recv()).await {
+                Some(r) => r,
+                None => return Err(self.receive_timeout_error(t)),
+            },
+        };
+        received.map_err(|_| self.core.end_error())
+    }
+
+    /// Receives from a plain (non-async) thread: spins on a ring, parks on a
+    /// queue.
+    pub fn receive_blocking(&self, timeout: Option<Duration>) -> Result<Out> {
+        self.core.check(Operation::Receive)?;
+        match &self.queue {
+            Transport::Ring(ring) => {
+                let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+                match ring.recv_spin(&CancellationToken::new(), deadline) {
+                    Ok(Some(m)) => Ok(m),
+                    Ok(None) => Err(self.receive_timeout_error(timeout.unwrap_or_default())),
+                    Err(_) => Err(self.core.end_error()),
+                }
+            }
+            Transport::Queue(_) => crate::runtime::park::block_on(self.receive(timeout)),
+        }
+    }
+
+    /// Waits for one message, then takes up to `max - 1` more that are
+    /// already there. Returns how many were appended to `out`.
+    pub async fn receive_batch(&self, max: usize, out: &mut Vec<Out>, timeout: Option<Duration>) -> Result<usize> {
+        if max == 0 {
+            return Ok(0);
+        }
+        out.push(self.receive(timeout).await?);
+        Ok(1 + self.queue.try_recv_batch(max - 1, out))
+    }
+
+    /// [`receive_batch`](Self::receive_batch) on a plain (non-async) thread.
+    pub fn receive_batch_blocking(&self, max: usize, out: &mut Vec<Out>, timeout: Option<Duration>) -> Result<usize> {
+        if max == 0 {
+            return Ok(0);
+        }
+        out.push(self.receive_blocking(timeout)?);
+        Ok(1 + self.queue.try_recv_batch(max - 1, out))
+    }
+
+    /// Registers a call waiting for the reply correlated with `correlation`
+    /// (register before sending the request, so the reply cannot overtake
+    /// the registration).
+    pub fn expect_reply(&self, correlation: Uuid) -> Result<PendingCall<'_, Out>> {
+        match self.replies.register(correlation) {
+            Ok(rx) => Ok(PendingCall {
+                port: self,
+                correlation,
+                rx: Some(rx),
+            }),
+            Err(Registration::Ended) => Err(self.core.end_error()),
+            Err(Registration::Duplicate) => Err(Error::invalid(
+                "request",
+                correlation,
+                "a call with this message id is already waiting for its reply",
+            )),
+        }
+    }
+
+    /// A reply that reached a call after it gave up: it goes to the output
+    /// queue like any other output; if the queue refuses it (full or
+    /// closed), it is counted as discarded.
+    fn hand_on_late_reply(&self, msg: Out) {
+        if self.queue.try_send(msg).is_err() {
+            KernelMetrics::add(&self.core.metrics.discarded, 1);
+        }
+    }
+
+    // ---- the handler's side -------------------------------------------
+
+    /// A refusal of the output queue, as the handler sees it.
+    fn refused<M>(&self, refusal: (Refusal, M)) -> SendError<M> {
+        self.core
+            .refused(Side::Output, refusal, Duration::ZERO, self.queue.capacity())
+    }
+
+    /// The handler sends `msg` to the host: to the call waiting for it, or
+    /// into the output queue under the output strategy (`Block` waits for
+    /// room until `stop` is cancelled).
+    pub async fn emit(&self, msg: Out, stop: &CancellationToken) -> std::result::Result<(), SendError<Out>> {
+        let msg = match self.offer(msg) {
+            Ok(()) => return Ok(()),
+            Err(msg) => msg,
+        };
+        // Under Block a full queue is waited on, not refused: going through
+        // `try_send` first would count a refusal for a message that then gets in.
+        if self.core.config.output_backpressure == Backpressure::Block {
+            self.queue
+                .send_until(msg, None, Some(stop))
+                .await
+                .map_err(|r| self.refused(r))
+        } else {
+            self.queue.try_send(msg).map_err(|e| self.refused(e.into_refusal()))
+        }
+    }
+
+    /// [`emit`](Self::emit) from the kernel's own thread: spins on a ring,
+    /// parks on a queue.
+    pub fn emit_blocking(&self, msg: Out, stop: &CancellationToken) -> std::result::Result<(), SendError<Out>> {
+        match &self.queue {
+            Transport::Ring(ring) => {
+                let msg = match self.offer(msg) {
+                    Ok(()) => return Ok(()),
+                    Err(msg) => msg,
+                };
+                ring.send_spin(msg, stop, None).map_err(|r| self.refused(r))
+            }
+            Transport::Queue(_) => crate::runtime::park::block_on(self.emit(msg, stop)),
+        }
+    }
+
+    /// Offers each message of a batch to the pending calls; returns those
+    /// that no call waits for (all of them, for one atomic load, when no
+    /// call is pending).
+    fn offer_batch(&self, msgs: Vec<Out>) -> Vec<Out> {
+        if !self.replies.any_pending() {
+            return msgs;
+        }
+        msgs.into_iter().filter_map(|m| self.offer(m).err()).collect()
+    }
+
+    /// Offers `msg` to the pending calls; a reply handed over is counted in
+    /// the output queue's statistics as enqueued and dequeued at once.
+    fn offer(&self, msg: Out) -> std::result::Result<(), Out> {
+        self.replies.offer(msg)?;
+        self.queue.count_handed_over(1);
+        Ok(())
+    }
+
+    /// The handler sends a batch to the host, in order; on a refusal the
+    /// messages not sent come back.
+    pub async fn emit_batch(
+        &self,
+        msgs: Vec<Out>,
+        stop: &CancellationToken,
+    ) -> std::result::Result<(), SendError<Vec<Out>>> {
+        let msgs = self.offer_batch(msgs);
+        self.queue
+            .send_batch(msgs, None, Some(stop))
+            .await
+            .map_err(|r| self.refused(r))
+    }
+
+    /// [`emit_batch`](Self::emit_batch) from the kernel's own thread.
+    pub fn emit_batch_blocking(
+        &self,
+        msgs: Vec<Out>,
+        stop: &CancellationToken,
+    ) -> std::result::Result<(), SendError<Vec<Out>>> {
+        match &self.queue {
+            Transport::Ring(ring) => {
+                let msgs = self.offer_batch(msgs);
+                ring.send_batch_spin(msgs.into(), stop, None)
+                    .map_err(|r| self.refused(r))
+            }
+            Transport::Queue(_) => crate::runtime::park::block_on(self.emit_batch(msgs, stop)),
+        }
+    }
+}
+
+/// A call waiting for its reply. Dropping it (the call ended, timed out or
+/// was cancelled) unregisters the call; a reply that arrived meanwhile goes
+/// to the output queue, or is counted as discarded if the queue refuses it.
+pub(crate) struct PendingCall<'a, Out: Message> {
+    port: &'a OutputPort<Out>,
+    correlation: Uuid,
+    rx: Option<oneshot::Receiver<Out>>,
+}
+
+impl<Out: Message> PendingCall<'_, Out> {
+    /// Waits for the reply, at most `timeout`.
+    pub async fn wait(mut self, timeout: Option<Duration>) -> Result<Out> {
+        let port = self.port;
+        let Some(rx) = self.rx.as_mut() else {
+            return Err(port.core.end_error());
+        };
+        let got = match timeout {
+            None => rx.await,
+            Some(t) => match timer::timeout(t, rx).await {
+                Some(got) => got,
+                None => return Err(port.receive_timeout_error(t)),
+            },
+        };
+        self.rx = None;
+        // An error means the kernel ended (its slots were closed).
+        got.map_err(|_| port.core.end_error())
+    }
+}
+
+impl<Out: Message> Drop for PendingCall<'_, Out> {
+    fn drop(&mut self) {
+        self.port.replies.unregister(self.correlation);
+        if let Some(mut rx) = self.rx.take() {
+            // After `close`, a late offer fails and keeps its message; a
+            // reply that landed before is taken here.
+            rx.close();
+            if let Ok(late) = rx.try_recv() {
+                self.port.hand_on_late_reply(late);
+            }
+        }
+    }
+}
