@@ -108,7 +108,7 @@ impl Export {
 /// Where an export's input comes from.
 enum Input {
     Core(Subscriber),
-    JetStream(async_nats::jetstream::consumer::PullConsumer),
+    JetStream(Box<async_nats::jetstream::consumer::PullConsumer>),
 }
 
 /// What the export's tasks share.
@@ -214,7 +214,9 @@ pub(crate) async fn start<In: WireMessage, Out: WireMessage>(
                 Delivery::JetStream(o) => o.ack_wait,
                 _ => Duration::from_secs(30),
             };
-            Input::JetStream(js::consumer(&stream, REPLICAS_CONSUMER, ack_wait, capacity, DeliverPolicy::All).await?)
+            Input::JetStream(Box::new(
+                js::consumer(&stream, REPLICAS_CONSUMER, ack_wait, capacity, DeliverPolicy::All).await?,
+            ))
         }
     };
 
@@ -255,7 +257,7 @@ pub(crate) async fn start<In: WireMessage, Out: WireMessage>(
     let mut tasks = Vec::new();
     match input {
         Input::Core(sub) => tasks.push(tokio::spawn(core_input(ctx.clone(), sub))),
-        Input::JetStream(consumer) => tasks.push(tokio::spawn(jetstream_input(ctx.clone(), consumer))),
+        Input::JetStream(consumer) => tasks.push(tokio::spawn(jetstream_input(ctx.clone(), *consumer))),
     }
     tasks.push(tokio::spawn(serve_control(ctx.clone(), control)));
     let heartbeat = tokio::spawn(heartbeat(ctx.clone()));

@@ -126,7 +126,7 @@ impl<In, Out> Clone for RemoteHandle<In, Out> {
 pub(crate) enum Receiver {
     Core(Subscriber),
     JetStream {
-        messages: async_nats::jetstream::consumer::pull::Stream,
+        messages: Box<async_nats::jetstream::consumer::pull::Stream>,
         seen: SeenSet,
     },
 }
@@ -689,7 +689,7 @@ impl<In: WireMessage, Out: WireMessage> RemoteShared<In, Out> {
                     .await
                     .ok_or(NatsError::Closed)?;
                 Ok(Receiver::JetStream {
-                    messages,
+                    messages: Box::new(messages),
                     seen: SeenSet::new(100_000),
                 })
             }

@@ -1,10 +1,10 @@
 //! What crosses the wire besides the kernels' own messages.
 //!
 //! Every payload is one message in the project's versioned
-//! [`codec`](dotcompute::codec) (version byte, type name, MessagePack body):
+//! [`codec`] (version byte, type name, MessagePack body):
 //! the kernels' messages as they are, and the control, heartbeat and error
 //! messages below, which are ordinary [`Message`] types. A receiver reads
-//! the type name first ([`codec::peek_type_name`](dotcompute::codec::peek_type_name))
+//! the type name first ([`codec::peek_type_name`])
 //! to tell a reply from an [`ErrorReply`].
 //!
 //! NATS headers carry the transport's bookkeeping, never the message:

@@ -64,7 +64,7 @@ async fn core_losses_across_a_server_restart_are_counted_and_equal_the_gap() {
                         }
                     }
                 }
-                if seq % 100 == 0 {
+                if seq.is_multiple_of(100) {
                     tokio::time::sleep(Duration::from_millis(5)).await;
                 }
             }

@@ -34,7 +34,7 @@ async fn two_replicas(jetstream: bool) {
     let n = 600u64;
     for i in 1..=n {
         work.send(Probe::new(i, "job")).await.unwrap();
-        if i % 50 == 0 {
+        if i.is_multiple_of(50) {
             // Let both replicas pull: a burst can otherwise all land on one.
             tokio::time::sleep(Duration::from_millis(5)).await;
         }

@@ -37,7 +37,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Serve kernels until stdin closes or a termination signal.
-    Serve(Serve),
+    Serve(Box<Serve>),
     /// The child side of the process tier: echo over shared-memory rings.
     IpcEcho,
     /// The child side of the process tier: a sink over shared-memory rings.
@@ -117,7 +117,7 @@ fn main() -> ExitCode {
             .enable_all()
             .build()
             .map_err(|e| e.to_string())
-            .and_then(|rt| rt.block_on(serve(args))),
+            .and_then(|rt| rt.block_on(serve(*args))),
         Command::IpcEcho => ipc_serve(false),
         Command::IpcSink => ipc_serve(true),
     };
