@@ -28,13 +28,14 @@ pub struct ConnectArgs {
     /// Namespace of the kernels' subjects (a node serves in NAMESPACE.NAME).
     #[arg(long, default_value = "dotcompute", value_name = "NS")]
     pub namespace: String,
-    /// User name (with --password).
-    #[arg(long, requires = "password")]
+    /// User name (with a password: --password or $DOTCOMPUTE_NATS_PASSWORD).
+    #[arg(long)]
     pub user: Option<String>,
-    /// Password (with --user).
+    /// Password (with --user); $DOTCOMPUTE_NATS_PASSWORD keeps it off the
+    /// command line.
     #[arg(long, requires = "user")]
     pub password: Option<String>,
-    /// Authentication token.
+    /// Authentication token; $DOTCOMPUTE_NATS_TOKEN keeps it off the command line.
     #[arg(long, conflicts_with_all = ["user", "nkey_seed_file", "creds"])]
     pub token: Option<String>,
     /// A file holding an NKey seed (SU...).
@@ -58,14 +59,29 @@ pub struct ConnectArgs {
 }
 
 impl ConnectArgs {
+    /// The password: --password, else $DOTCOMPUTE_NATS_PASSWORD.
+    fn password(&self) -> Option<String> {
+        self.password.clone().or_else(|| std::env::var(PASSWORD_ENV).ok())
+    }
+
+    /// The token: --token, else $DOTCOMPUTE_NATS_TOKEN (without --user).
+    fn token(&self) -> Option<String> {
+        self.token
+            .clone()
+            .or_else(|| self.user.is_none().then(|| std::env::var(TOKEN_ENV).ok()).flatten())
+    }
+
     fn options(&self, url: &str, name: &str, namespace: &str) -> CliResult<NatsOptions> {
-        let auth = if let (Some(user), Some(password)) = (&self.user, &self.password) {
+        let auth = if let Some(user) = &self.user {
+            let password = self.password().ok_or_else(|| {
+                format!("--user {user} needs a password: --password or ${PASSWORD_ENV}")
+            })?;
             Auth::UserPassword {
                 user: user.clone(),
-                password: password.clone(),
+                password,
             }
-        } else if let Some(token) = &self.token {
-            Auth::Token(token.clone())
+        } else if let Some(token) = self.token() {
+            Auth::Token(token)
         } else if let Some(path) = &self.nkey_seed_file {
             let seed = std::fs::read_to_string(path)
                 .map_err(|e| format!("cannot read the NKey seed file {}: {e}", path.display()))?;
@@ -85,7 +101,8 @@ impl ConnectArgs {
         Ok(NatsOptions::new(url, name).namespace(namespace).auth(auth).tls(tls))
     }
 
-    /// The arguments that give a child node the same connection.
+    /// The arguments that give a child node the same connection (secrets
+    /// go by environment, see [`Self::secrets`]).
     fn to_args(&self) -> Vec<String> {
         let mut v = vec!["--namespace".to_string(), self.namespace.clone()];
         let mut push = |flag: &str, value: Option<String>| {
@@ -95,8 +112,6 @@ impl ConnectArgs {
             }
         };
         push("--user", self.user.clone());
-        push("--password", self.password.clone());
-        push("--token", self.token.clone());
         push(
             "--nkey-seed-file",
             self.nkey_seed_file.as_ref().map(|p| p.display().to_string()),
@@ -110,7 +125,25 @@ impl ConnectArgs {
         }
         v
     }
+
+    /// The secrets a child node gets through its environment, never its
+    /// command line (which other users can read).
+    fn secrets(&self) -> Vec<(&'static str, String)> {
+        let mut v = Vec::new();
+        if let Some(p) = self.password() {
+            v.push((PASSWORD_ENV, p));
+        }
+        if let Some(t) = self.token() {
+            v.push((TOKEN_ENV, t));
+        }
+        v
+    }
 }
+
+/// Where a password may be given instead of --password.
+const PASSWORD_ENV: &str = "DOTCOMPUTE_NATS_PASSWORD";
+/// Where a token may be given instead of --token.
+const TOKEN_ENV: &str = "DOTCOMPUTE_NATS_TOKEN";
 
 /// Options of `dotcompute node`.
 #[derive(Debug, Args)]
@@ -298,6 +331,7 @@ fn spawn_node(url: &str, name: &str, connect: &ConnectArgs) -> CliResult<Child> 
     let child = Command::new(exe)
         .args(["node", "--nats", url, "--name", name, "--until-stdin-closes"])
         .args(connect.to_args())
+        .envs(connect.secrets())
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())

@@ -173,3 +173,29 @@ fn a_node_serves_the_workload_kernels() {
         node.close().await;
     });
 }
+
+#[test]
+fn credentials_reach_the_node_the_demo_starts_without_the_command_line() {
+    let server = match LocalServer::start(&["--user", "dc", "--pass", "s3cret"]) {
+        Ok(s) => s,
+        Err(e @ ServerError::NotInstalled) => {
+            assert!(std::env::var("CI").map_or(true, |v| v != "true"), "{e}");
+            return;
+        }
+        Err(e) => panic!("{e}"),
+    };
+    let run = |password: &str| {
+        Command::new(env!("CARGO_BIN_EXE_dotcompute"))
+            .args(["demo", "--points", "2000", "--nats", &server.url(), "--user", "dc"])
+            .env("DOTCOMPUTE_NATS_PASSWORD", password)
+            .output()
+            .unwrap()
+    };
+    let ok = run("s3cret");
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let refused = run("wrong");
+    assert_eq!(refused.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("refused the credentials (user/password)"), "{err}");
+    assert!(!err.contains("wrong"), "the password is not printed: {err}");
+}
