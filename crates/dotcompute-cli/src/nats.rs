@@ -73,9 +73,9 @@ impl ConnectArgs {
 
     fn options(&self, url: &str, name: &str, namespace: &str) -> CliResult<NatsOptions> {
         let auth = if let Some(user) = &self.user {
-            let password = self.password().ok_or_else(|| {
-                format!("--user {user} needs a password: --password or ${PASSWORD_ENV}")
-            })?;
+            let password = self
+                .password()
+                .ok_or_else(|| format!("--user {user} needs a password: --password or ${PASSWORD_ENV}"))?;
             Auth::UserPassword {
                 user: user.clone(),
                 password,
