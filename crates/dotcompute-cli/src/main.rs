@@ -8,6 +8,8 @@
 //! - `dotcompute info`: version, tiers and CPU cores;
 //! - `dotcompute pagerank` / `dotcompute anomaly`: the workloads, on files,
 //!   gzip files or standard input;
+//! - `dotcompute node --nats URL --name NAME` / `dotcompute demo --nats URL`:
+//!   kernels served to other runtimes, and the demo across two nodes (feature `nats`);
 //! - `dotcompute completions SHELL`: a shell completion script.
 //!
 //! How commands end is in [`ending`]: one `error: ...` line (and the causes
@@ -46,6 +48,8 @@ mod ending;
 mod info;
 mod limits;
 mod machine;
+#[cfg(feature = "nats")]
+mod nats;
 mod output;
 mod progress;
 mod stdout;
@@ -105,6 +109,10 @@ enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// Serve the workload kernels (anomaly detector, PageRank) and the
+    /// demo's detector to other runtimes through NATS.
+    #[cfg(feature = "nats")]
+    Node(nats::NodeArgs),
 }
 
 fn main() -> ExitCode {
@@ -132,6 +140,8 @@ fn main() -> ExitCode {
             print!("{}", String::from_utf8_lossy(&script));
             Ok(())
         }
+        #[cfg(feature = "nats")]
+        Command::Node(args) => nats::run_node(&args),
     };
     ending::finish(result)
 }

@@ -42,6 +42,8 @@ pub(crate) struct KernelMetrics {
     pub errors: AtomicU64,
     pub restarts: AtomicU64,
     pub discarded: AtomicU64,
+    /// Drops reported by a transport outside the runtime.
+    pub transport_dropped: AtomicU64,
     /// Messages taken in and never completed because the peer that had them
     /// died (process tier).
     pub lost: AtomicU64,
@@ -59,6 +61,7 @@ impl KernelMetrics {
             errors: AtomicU64::new(0),
             restarts: AtomicU64::new(0),
             discarded: AtomicU64::new(0),
+            transport_dropped: AtomicU64::new(0),
             lost: AtomicU64::new(0),
             last_error: Mutex::new(None),
             handler_ns: histogram::AtomicHistogram::new(),
@@ -123,7 +126,7 @@ impl KernelMetrics {
             messages_received: self.received.load(Ordering::Relaxed),
             messages_sent: self.sent.load(Ordering::Relaxed),
             messages_processed: processed,
-            messages_dropped: input.dropped + output.dropped,
+            messages_dropped: input.dropped + output.dropped + self.transport_dropped.load(Ordering::Relaxed),
             messages_rejected: input.rejected + input.timed_out + input.closed_rejections,
             messages_discarded: self.discarded.load(Ordering::Relaxed),
             messages_lost: self.lost.load(Ordering::Relaxed),
@@ -145,7 +148,7 @@ impl KernelMetrics {
 }
 
 /// Percentiles of a latency distribution, in nanoseconds.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct LatencySummary {
     /// Number of samples.
     pub count: u64,
@@ -194,7 +197,9 @@ pub struct KernelTelemetry {
     pub messages_sent: u64,
     /// Messages whose handling finished (the handler asked for the next one or returned).
     pub messages_processed: u64,
-    /// Messages evicted by `DropOldest`, input and output queues together.
+    /// Messages evicted by `DropOldest`, input and output queues together,
+    /// plus those a transport outside the runtime reported evicting
+    /// ([`KernelHandle::record_transport_drops`](crate::KernelHandle::record_transport_drops)).
     pub messages_dropped: u64,
     /// Sends into the input queue that were refused (full, timed out or closed) and handed back.
     pub messages_rejected: u64,

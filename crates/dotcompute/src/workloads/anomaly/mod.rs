@@ -261,7 +261,7 @@ impl DetectorParams {
 }
 
 /// Everything the detector carries from one point to the next.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
 pub struct DetectorState {
     /// Moving mean.
     pub mean: f64,
@@ -283,7 +283,7 @@ impl Default for DetectorState {
 }
 
 /// A flagged point.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
 pub struct Anomaly {
     /// Its position in the stream (0-based).
     pub index: u64,

@@ -25,7 +25,6 @@ use super::gpu::{stream_blocks, BlockVerdict, GpuDetectorState, PointBlock};
 use super::{AnomalyError, DetectOptions, Detection, DetectorConfig, DetectorParams};
 use crate::gpu::source::Threading;
 use crate::gpu::wgpu::{wgpu_kernel, WgpuKernelOptions, WgslHandler};
-use crate::gpu::GpuMessage;
 use crate::runtime::spec::KernelSpec;
 use crate::RingKernelRuntime;
 
@@ -98,6 +97,7 @@ pub async fn detect_on_wgpu(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gpu::GpuMessage;
 
     #[test]
     fn the_detector_validates_and_its_layouts_match_the_rust_types() {
