@@ -31,13 +31,18 @@
 pub mod accelerator;
 pub mod backend;
 pub mod buffer;
+#[cfg(feature = "compiler")]
 pub mod cache;
+#[cfg(feature = "compiler")]
 pub mod compiler;
 pub mod cpu;
+#[cfg(feature = "cuda")]
 pub mod cuda;
+#[cfg(feature = "compiler")]
 pub mod dylib;
 pub mod error;
 pub mod kernels;
+#[cfg(feature = "nvml")]
 pub mod monitor;
 pub mod orchestrator;
 pub mod pool;
@@ -49,11 +54,15 @@ pub mod wgpu;
 pub use accelerator::{Accelerator, CudaStatus, DeviceInfo};
 pub use backend::{Backend, BackendKind, BackendStats, Dim3, ElemType, KernelArg, LaunchConfig, Scalar, ScalarType};
 pub use buffer::DeviceBuffer;
+#[cfg(feature = "compiler")]
 pub use cache::{CacheConfig, CacheEntry, CacheKey, CacheLevel, CacheStats, KernelCache};
+#[cfg(feature = "compiler")]
 pub use compiler::{CompileOptions, CompiledKernel, KernelCompiler, Ptxas};
 pub use cpu::{CpuBackend, CpuKernel};
+#[cfg(feature = "cuda")]
 pub use cuda::{CudaBackend, CudaSource};
 pub use error::{DeviceError, DeviceResult};
+#[cfg(feature = "nvml")]
 pub use monitor::{GpuMonitor, GpuSample};
 pub use orchestrator::{ComputeOrchestrator, KernelExecution, KernelSummary, LaunchOutput};
 pub use pool::{DeviceAllocator, MemoryPool, PinnedAllocator, PoolConfig, PoolStats, PooledBlock, RawAllocator};

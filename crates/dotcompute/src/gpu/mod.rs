@@ -60,7 +60,9 @@
 #[path = "derive_support.rs"]
 pub mod __layout;
 
+#[cfg(feature = "cuda-baselines")]
 pub mod baseline;
+#[cfg(feature = "cuda")]
 pub mod cuda_device;
 pub mod emulator;
 mod error;
@@ -73,10 +75,13 @@ pub mod source;
 #[cfg(feature = "wgpu")]
 pub mod wgpu;
 
+#[cfg(feature = "cuda")]
 pub use cuda_device::CudaRingOptions;
 pub use error::{GpuError, RingPhase};
 pub use host::{DeviceAgent, GpuPipeline, GpuRing, GpuRingOptions, TerminateSummary};
-pub use kernel::{emulated_kernel, emulated_kernel_with_state, gpu_kernel, GpuKernelOptions, GpuMonitor, GpuSnapshot};
+#[cfg(feature = "cuda")]
+pub use kernel::gpu_kernel;
+pub use kernel::{emulated_kernel, emulated_kernel_with_state, GpuKernelOptions, GpuMonitor, GpuSnapshot};
 pub use message::{cuda_decls, CudaDecl, Envelope, GpuMessage, HandlerStatus, NoState};
 pub use protocol::DeviceCounters;
 
