@@ -2,7 +2,7 @@
 //! default), in every mode: points per second of the detection itself
 //! (launching the actor's runtime and kernel is not timed).
 //!
-//! `cargo bench -p dotcompute --bench workload_anomaly`
+//! `cargo bench -p dotcompute-workloads --bench anomaly`
 //! (`DOTCOMPUTE_BENCH_POINTS=1000000` for a shorter stream).
 
 use std::time::Duration;
@@ -63,7 +63,7 @@ fn workload(c: &mut Criterion) {
 
 /// The cost of the outlier clip and the saturations: `Detector::update`
 /// beside the plain EMA formulas (no clip, no saturation) on the same
-/// stream, in one run (`cargo bench -p dotcompute --bench workload_anomaly
+/// stream, in one run (`cargo bench -p dotcompute-workloads --bench anomaly
 /// -- formula`). Both give the same anomalies on this stream.
 fn formula(c: &mut Criterion) {
     use dotcompute_workloads::anomaly::Detector;

@@ -2,7 +2,7 @@
 //! its chunked generator with seed 42): loading the edge list from a file,
 //! each norm's solve, and load + solve together, on all cores.
 //!
-//! `cargo bench -p dotcompute --bench workload_pagerank`
+//! `cargo bench -p dotcompute-workloads --bench pagerank`
 //! (`DOTCOMPUTE_BENCH_NODES=100000` for a smaller graph).
 
 use std::hint::black_box;

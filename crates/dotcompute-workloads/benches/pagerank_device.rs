@@ -4,7 +4,7 @@
 //! iterations on CUDA (tolerance 0) for the per-iteration edge rate. Without
 //! a GPU (or NVRTC) the CUDA cases are skipped with a printed reason.
 //!
-//! `cargo bench -p dotcompute --bench workload_pagerank_device`
+//! `cargo bench -p dotcompute-workloads --bench pagerank_device`
 //! (`DOTCOMPUTE_BENCH_NODES=100000` for a smaller graph).
 
 use std::hint::black_box;

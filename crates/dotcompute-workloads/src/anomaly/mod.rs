@@ -415,7 +415,7 @@ pub enum Mode {
     Gpu,
     /// A ring kernel on wgpu (Vulkan, Metal, DX12; lavapipe without a GPU)
     /// holding the state in device memory, run as batched dispatches of a
-    /// WGSL handler ([`wgpu`]); blocks of 32 points as messages. Needs the
+    /// WGSL handler (module `wgpu`); blocks of 32 points as messages. Needs the
     /// `wgpu` feature and an adapter with `SHADER_F64`.
     Wgpu,
 }
