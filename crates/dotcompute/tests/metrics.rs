@@ -72,7 +72,17 @@ async fn every_series_reaches_the_recorder_with_the_kernels_figures() {
         .unwrap();
         assert_eq!(h.receive().await.unwrap().n, n);
     }
-    let t = rt.telemetry("metrics_echo").unwrap();
+    // The kernel counts a reply as sent (and the message as processed) just
+    // after handing it over: wait until the counters have caught up.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let t = loop {
+        let t = rt.telemetry("metrics_echo").unwrap();
+        if t.messages_sent == 100 && t.messages_processed == 100 {
+            break t;
+        }
+        assert!(std::time::Instant::now() < deadline, "{t:?}");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    };
     ::metrics::with_local_recorder(&recorder, || {
         rt.record_metrics();
         // A second snapshot of the same figures must not double them.
@@ -88,6 +98,10 @@ async fn every_series_reaches_the_recorder_with_the_kernels_figures() {
     assert_eq!(t.messages_received, 100);
     assert_eq!(
         get(&s, Counter, "dotcompute_kernel_messages_sent_total", &k),
+        &DebugValue::Counter(100)
+    );
+    assert_eq!(
+        get(&s, Counter, "dotcompute_kernel_messages_processed_total", &k),
         &DebugValue::Counter(100)
     );
     for name in [
