@@ -18,7 +18,7 @@ use std::time::Duration;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyByteArray, PyDict, PyList};
+use pyo3::types::{PyDict, PyList};
 
 use dotcompute::gpu::handlers::{self, Sample, Scaled, Stats, StatsState};
 use dotcompute::gpu::{self, Envelope, GpuKernelOptions, GpuMessage, NoState};
@@ -147,8 +147,10 @@ pub fn dtype_of<T: GpuMessage>(py: Python<'_>) -> PyResult<Py<PyAny>> {
     Ok(dt.unbind())
 }
 
-/// Copies the records of a numpy array (of exactly `T`'s dtype) into values.
-fn records_in<T: GpuMessage>(arr: &Bound<'_, PyAny>, dtype: &Bound<'_, PyAny>) -> PyResult<Vec<T>> {
+/// The records of a numpy array (of exactly `T`'s dtype), each in a fresh
+/// envelope: read straight from the array's buffer into the messages, one
+/// copy and one allocation per batch.
+fn records_in<T: GpuMessage>(arr: &Bound<'_, PyAny>, dtype: &Bound<'_, PyAny>) -> PyResult<Vec<Envelope<T>>> {
     let given = arr.getattr("dtype")?;
     if !given.eq(dtype)? {
         return Err(PyTypeError::new_err(format!(
@@ -169,28 +171,47 @@ fn records_in<T: GpuMessage>(arr: &Bound<'_, PyAny>, dtype: &Bound<'_, PyAny>) -
         return Err(PyValueError::new_err("the buffer is not a whole number of records"));
     }
     let n = bytes / T::SIZE;
-    let mut out = vec![T::zeroed(); n];
-    // SAFETY: `buf` keeps the exporter's memory alive and unchanged in size
-    // during the copy; it holds `bytes` readable bytes; `out` holds `n`
-    // values of `T::SIZE` bytes each (GpuMessage: size_of == SIZE, no
-    // padding), and every bit pattern is a valid `T` (GpuMessage contract).
-    unsafe {
-        std::ptr::copy_nonoverlapping(buf.buf_ptr() as *const u8, out.as_mut_ptr().cast::<u8>(), bytes);
+    let base = buf.buf_ptr() as *const u8;
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        // SAFETY: `buf` keeps the exporter's memory alive and unchanged in
+        // size while it lives; record `i` lies within its `bytes` readable
+        // bytes (i * SIZE + SIZE <= n * SIZE == bytes); the read is
+        // unaligned-safe, and every bit pattern is a valid `T` (GpuMessage
+        // contract: plain data, size_of == SIZE, no padding).
+        let value = unsafe { base.add(i * T::SIZE).cast::<T>().read_unaligned() };
+        out.push(Envelope::new(value));
     }
     Ok(out)
 }
 
-/// A new numpy array of `dtype` holding `values`.
-fn records_out<T: GpuMessage>(py: Python<'_>, values: &[T], dtype: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-    // SAFETY: `T` is plain data without padding (GpuMessage contract): its
-    // values are `len * SIZE` initialised bytes.
-    let bytes = unsafe { std::slice::from_raw_parts(values.as_ptr().cast::<u8>(), std::mem::size_of_val(values)) };
-    let ba = PyByteArray::new(py, bytes);
-    static FROMBUFFER: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-    Ok(FROMBUFFER
-        .import(py, "numpy", "frombuffer")?
-        .call1((ba, dtype))?
-        .unbind())
+/// A new numpy array of `dtype` (whose itemsize is `T::SIZE`) holding the
+/// payloads of `msgs`, written straight into the array's own memory.
+fn records_out<'a, T: GpuMessage>(
+    py: Python<'_>,
+    msgs: impl ExactSizeIterator<Item = &'a T>,
+    dtype: &Bound<'_, PyAny>,
+) -> PyResult<Py<PyAny>> {
+    static EMPTY: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    let n = msgs.len();
+    let arr = EMPTY.import(py, "numpy", "empty")?.call1((n, dtype))?;
+    let buf = pyo3::buffer::PyUntypedBuffer::get(&arr)?;
+    if buf.readonly() || !buf.is_c_contiguous() || buf.len_bytes() != n * T::SIZE {
+        return Err(PyValueError::new_err(format!(
+            "numpy.empty({n}, {dtype}) is not a writable C-contiguous array of {n} records of {} bytes",
+            T::SIZE
+        )));
+    }
+    let base = buf.buf_ptr().cast::<u8>();
+    for (i, value) in msgs.enumerate().take(n) {
+        // SAFETY: the array was just created by this call and is referenced
+        // only here; its buffer is writable, C-contiguous and exactly
+        // `n * SIZE` bytes long (checked above), so record `i < n` lies
+        // within it; the write is unaligned-safe and `T` is plain data.
+        unsafe { base.add(i * T::SIZE).cast::<T>().write_unaligned(*value) };
+    }
+    drop(buf);
+    Ok(arr.unbind())
 }
 
 // ---- record kernels ------------------------------------------------------------
@@ -210,7 +231,7 @@ impl<In: GpuMessage, Out: GpuMessage> Port for RecordPort<In, Out> {
                 "send takes one record (use send_batch for arrays)",
             ));
         }
-        let m = Envelope::new(values.remove(0));
+        let m = values.remove(0);
         let handle = self.handle.clone();
         let id = handle.id().to_string();
         Ok(
@@ -230,7 +251,7 @@ impl<In: GpuMessage, Out: GpuMessage> Port for RecordPort<In, Out> {
             async move { handle.receive().await },
             move |py, r| {
                 let m = r.map_err(|e| to_py(py, e))?;
-                let arr = records_out(py, &[m.payload], dtype.bind(py))?;
+                let arr = records_out(py, std::iter::once(&m.payload), dtype.bind(py))?;
                 Ok(arr.bind(py).get_item(0)?.unbind())
             },
         )
@@ -250,13 +271,13 @@ impl<In: GpuMessage, Out: GpuMessage> Port for RecordPort<In, Out> {
         let handle = self.handle.clone();
         let id = handle.id().to_string();
         let dtype = self.out_dtype.clone_ref(py);
-        let req = Envelope::new(values.remove(0));
+        let req = values.remove(0);
         Ok(Awaitable::new(
             "runtime.send_and_receive()",
             async move { handle.call(req).await },
             move |py, r| {
                 let m = r.map_err(|e| to_py(py, e))?;
-                let arr = records_out(py, &[m.payload], dtype.bind(py))?;
+                let arr = records_out(py, std::iter::once(&m.payload), dtype.bind(py))?;
                 Ok(arr.bind(py).get_item(0)?.unbind())
             },
         )
@@ -264,8 +285,7 @@ impl<In: GpuMessage, Out: GpuMessage> Port for RecordPort<In, Out> {
     }
 
     fn send_batch(&self, py: Python<'_>, msgs: &Bound<'_, PyAny>, timeout: Option<Duration>) -> PyResult<Awaitable> {
-        let values = records_in::<In>(msgs, self.in_dtype.bind(py))?;
-        let batch: Vec<Envelope<In>> = values.into_iter().map(Envelope::new).collect();
+        let batch = records_in::<In>(msgs, self.in_dtype.bind(py))?;
         let handle = self.handle.clone();
         let id = handle.id().to_string();
         Ok(Awaitable::new(
@@ -286,8 +306,7 @@ impl<In: GpuMessage, Out: GpuMessage> Port for RecordPort<In, Out> {
         };
         Ok(Awaitable::new("runtime.receive_batch()", fut, move |py, r| {
             let msgs = r.map_err(|e| to_py(py, e))?;
-            let payloads: Vec<Out> = msgs.into_iter().map(|m| m.payload).collect();
-            records_out(py, &payloads, dtype.bind(py))
+            records_out(py, msgs.iter().map(|m| &m.payload), dtype.bind(py))
         })
         .with_timeout(timeout, timeout_error(&id, timeout.unwrap_or_default(), "receive")))
     }
@@ -296,6 +315,11 @@ impl<In: GpuMessage, Out: GpuMessage> Port for RecordPort<In, Out> {
         self.handle.state()
     }
 }
+
+/// Most records a CPU record kernel takes from its queue at once (one lock
+/// and one wake-up per run): large enough that the queue's per-run costs
+/// vanish beside the per-record ones, small enough that a run stays in cache.
+const KERNEL_BATCH: usize = 4096;
 
 /// A CPU record kernel: the handler over batches on its own thread.
 fn cpu_record_spec<In, Out, State, H, R>(
@@ -321,12 +345,12 @@ where
         .blocking_handler(
             move |mut ctx: dotcompute::BlockingContext<Envelope<In>, Envelope<Out>>| -> Result<(), Error> {
                 let mut state = State::zeroed();
-                let mut batch = Vec::with_capacity(1024);
-                let mut replies = Vec::with_capacity(1024);
+                let mut batch = Vec::with_capacity(KERNEL_BATCH);
                 loop {
                     batch.clear();
-                    ctx.receive_batch(1024, &mut batch)?;
-                    replies.clear();
+                    ctx.receive_batch(KERNEL_BATCH, &mut batch)?;
+                    // Sized once per run: no regrowth while the replies are built.
+                    let mut replies = Vec::with_capacity(batch.len());
                     for m in &batch {
                         let mut out = Out::zeroed();
                         let _ = handler(&m.payload, &mut out, &mut state).code();
@@ -334,7 +358,7 @@ where
                         reply.header.correlation_id = Some(m.header.message_id);
                         replies.push(reply);
                     }
-                    ctx.send_batch(std::mem::take(&mut replies))?;
+                    ctx.send_batch(replies)?;
                 }
             },
         )
