@@ -7,9 +7,12 @@
 //!   declaration (field names, C types, offsets and size), so the bytes a
 //!   numpy array holds are the bytes the device reads; an array whose dtype
 //!   differs is refused, never reinterpreted;
-//! - a batch is moved with one copy each way (numpy buffer to message values,
-//!   message values to one new array), and queued with one lock per run
-//!   (`send_batch`), so per-message cost stays in the tens of nanoseconds.
+//! - a batch is moved with one copy each way (numpy buffer straight into the
+//!   messages, message payloads straight into one new array's memory);
+//! - on the GPU and emulated devices each record is one [`Envelope`] (the
+//!   device reads one record per ring slot), queued with one lock per run of
+//!   a `send_batch`; on the CPU tiers a batch crosses in blocks of records,
+//!   one queue message per block ([`crate::blocks`]).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -22,7 +25,7 @@ use pyo3::types::{PyDict, PyList};
 
 use dotcompute::gpu::handlers::{self, Sample, Scaled, Stats, StatsState};
 use dotcompute::gpu::{self, Envelope, GpuKernelOptions, GpuMessage, NoState};
-use dotcompute::{Error, ExecutionMode, KernelHandle, KernelSpec, KernelState, RingKernelRuntime};
+use dotcompute::{Error, KernelHandle, KernelSpec, KernelState, RingKernelRuntime};
 use dotcompute_workloads::anomaly::actor::{AnomalyBatch, AnomalyBatchResult};
 use dotcompute_workloads::anomaly::DetectorConfig;
 use dotcompute_workloads::graph::Graph;
@@ -147,10 +150,12 @@ pub fn dtype_of<T: GpuMessage>(py: Python<'_>) -> PyResult<Py<PyAny>> {
     Ok(dt.unbind())
 }
 
-/// The records of a numpy array (of exactly `T`'s dtype), each in a fresh
-/// envelope: read straight from the array's buffer into the messages, one
-/// copy and one allocation per batch.
-fn records_in<T: GpuMessage>(arr: &Bound<'_, PyAny>, dtype: &Bound<'_, PyAny>) -> PyResult<Vec<Envelope<T>>> {
+/// The buffer of a numpy array of exactly `T`'s dtype, C-contiguous, and
+/// the number of records it holds (a 0-d array is one record).
+fn record_buffer<T: GpuMessage>(
+    arr: &Bound<'_, PyAny>,
+    dtype: &Bound<'_, PyAny>,
+) -> PyResult<(pyo3::buffer::PyUntypedBuffer, usize)> {
     let given = arr.getattr("dtype")?;
     if !given.eq(dtype)? {
         return Err(PyTypeError::new_err(format!(
@@ -170,13 +175,56 @@ fn records_in<T: GpuMessage>(arr: &Bound<'_, PyAny>, dtype: &Bound<'_, PyAny>) -
     if bytes % T::SIZE != 0 {
         return Err(PyValueError::new_err("the buffer is not a whole number of records"));
     }
-    let n = bytes / T::SIZE;
+    Ok((buf, bytes / T::SIZE))
+}
+
+/// Records `range` of a buffer checked by [`record_buffer`], copied into values.
+fn record_values<T: GpuMessage>(buf: &pyo3::buffer::PyUntypedBuffer, range: std::ops::Range<usize>) -> Vec<T> {
+    let n = range.len();
+    let mut out = vec![T::zeroed(); n];
+    if n > 0 && range.end * T::SIZE <= buf.len_bytes() {
+        // SAFETY: `buf` keeps the exporter's memory alive and unchanged in
+        // size while it lives; records `range` lie within its readable bytes
+        // (checked: end * SIZE <= len_bytes); `out` holds `n` values of
+        // `T::SIZE` bytes each (GpuMessage: size_of == SIZE, no padding),
+        // and every bit pattern is a valid `T` (GpuMessage contract).
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                (buf.buf_ptr() as *const u8).add(range.start * T::SIZE),
+                out.as_mut_ptr().cast::<u8>(),
+                n * T::SIZE,
+            );
+        }
+    }
+    out
+}
+
+/// The records of a numpy array (of exactly `T`'s dtype) in runs of at most
+/// `block` records, one copy from the array's buffer into each run.
+pub(crate) fn record_runs<T: GpuMessage>(
+    arr: &Bound<'_, PyAny>,
+    dtype: &Bound<'_, PyAny>,
+    block: usize,
+) -> PyResult<Vec<Vec<T>>> {
+    let (buf, n) = record_buffer::<T>(arr, dtype)?;
+    let block = block.max(1);
+    Ok((0..n)
+        .step_by(block)
+        .map(|start| record_values::<T>(&buf, start..(start + block).min(n)))
+        .collect())
+}
+
+/// The records of a numpy array (of exactly `T`'s dtype), each in a fresh
+/// envelope: read straight from the array's buffer into the messages, one
+/// copy and one allocation per batch.
+fn records_in<T: GpuMessage>(arr: &Bound<'_, PyAny>, dtype: &Bound<'_, PyAny>) -> PyResult<Vec<Envelope<T>>> {
+    let (buf, n) = record_buffer::<T>(arr, dtype)?;
     let base = buf.buf_ptr() as *const u8;
     let mut out = Vec::with_capacity(n);
     for i in 0..n {
         // SAFETY: `buf` keeps the exporter's memory alive and unchanged in
-        // size while it lives; record `i` lies within its `bytes` readable
-        // bytes (i * SIZE + SIZE <= n * SIZE == bytes); the read is
+        // size while it lives; record `i` lies within its readable bytes
+        // (record_buffer: n * SIZE == len_bytes); the read is
         // unaligned-safe, and every bit pattern is a valid `T` (GpuMessage
         // contract: plain data, size_of == SIZE, no padding).
         let value = unsafe { base.add(i * T::SIZE).cast::<T>().read_unaligned() };
@@ -187,7 +235,7 @@ fn records_in<T: GpuMessage>(arr: &Bound<'_, PyAny>, dtype: &Bound<'_, PyAny>) -
 
 /// A new numpy array of `dtype` (whose itemsize is `T::SIZE`) holding the
 /// payloads of `msgs`, written straight into the array's own memory.
-fn records_out<'a, T: GpuMessage>(
+pub(crate) fn records_out<'a, T: GpuMessage>(
     py: Python<'_>,
     msgs: impl ExactSizeIterator<Item = &'a T>,
     dtype: &Bound<'_, PyAny>,
@@ -316,55 +364,6 @@ impl<In: GpuMessage, Out: GpuMessage> Port for RecordPort<In, Out> {
     }
 }
 
-/// Most records a CPU record kernel takes from its queue at once (one lock
-/// and one wake-up per run): large enough that the queue's per-run costs
-/// vanish beside the per-record ones, small enough that a run stays in cache.
-const KERNEL_BATCH: usize = 4096;
-
-/// A CPU record kernel: the handler over batches on its own thread.
-fn cpu_record_spec<In, Out, State, H, R>(
-    id: &str,
-    handler: H,
-    spin: bool,
-    queue_size: usize,
-) -> Result<KernelSpec, Error>
-where
-    In: GpuMessage,
-    Out: GpuMessage,
-    State: GpuMessage,
-    H: Fn(&In, &mut Out, &mut State) -> R + Send + Sync + 'static,
-    R: gpu::HandlerStatus + 'static,
-{
-    KernelSpec::builder::<Envelope<In>, Envelope<Out>>(id)
-        .queue_size(queue_size)
-        .mode(if spin {
-            ExecutionMode::Spin
-        } else {
-            ExecutionMode::Thread
-        })
-        .blocking_handler(
-            move |mut ctx: dotcompute::BlockingContext<Envelope<In>, Envelope<Out>>| -> Result<(), Error> {
-                let mut state = State::zeroed();
-                let mut batch = Vec::with_capacity(KERNEL_BATCH);
-                loop {
-                    batch.clear();
-                    ctx.receive_batch(KERNEL_BATCH, &mut batch)?;
-                    // Sized once per run: no regrowth while the replies are built.
-                    let mut replies = Vec::with_capacity(batch.len());
-                    for m in &batch {
-                        let mut out = Out::zeroed();
-                        let _ = handler(&m.payload, &mut out, &mut state).code();
-                        let mut reply = Envelope::new(out);
-                        reply.header.correlation_id = Some(m.header.message_id);
-                        replies.push(reply);
-                    }
-                    ctx.send_batch(replies)?;
-                }
-            },
-        )
-        .build()
-}
-
 fn gpu_options(queue_size: usize) -> GpuKernelOptions {
     let mut o = GpuKernelOptions::default();
     o.queue_size = queue_size;
@@ -378,8 +377,12 @@ fn record_spec(kind: &str, id: &str, device: &str, queue_size: usize) -> Result<
         reason: "one of 'cpu', 'cpu-spin', 'emulated', 'cuda'".into(),
     };
     match (kind, device) {
-        ("echo", "cpu") => cpu_record_spec::<Sample, Sample, NoState, _, _>(id, handlers::echo, false, queue_size),
-        ("echo", "cpu-spin") => cpu_record_spec::<Sample, Sample, NoState, _, _>(id, handlers::echo, true, queue_size),
+        ("echo", "cpu") => {
+            crate::blocks::cpu_block_spec::<Sample, Sample, NoState, _, _>(id, handlers::echo, false, queue_size)
+        }
+        ("echo", "cpu-spin") => {
+            crate::blocks::cpu_block_spec::<Sample, Sample, NoState, _, _>(id, handlers::echo, true, queue_size)
+        }
         ("echo", "emulated") => {
             gpu::emulated_kernel::<Sample, Sample, NoState, _, _>(id, handlers::echo, gpu_options(queue_size))
         }
@@ -390,10 +393,10 @@ fn record_spec(kind: &str, id: &str, device: &str, queue_size: usize) -> Result<
             gpu_options(queue_size),
         ),
         ("transform", "cpu") => {
-            cpu_record_spec::<Sample, Scaled, NoState, _, _>(id, handlers::transform, false, queue_size)
+            crate::blocks::cpu_block_spec::<Sample, Scaled, NoState, _, _>(id, handlers::transform, false, queue_size)
         }
         ("transform", "cpu-spin") => {
-            cpu_record_spec::<Sample, Scaled, NoState, _, _>(id, handlers::transform, true, queue_size)
+            crate::blocks::cpu_block_spec::<Sample, Scaled, NoState, _, _>(id, handlers::transform, true, queue_size)
         }
         ("transform", "emulated") => {
             gpu::emulated_kernel::<Sample, Scaled, NoState, _, _>(id, handlers::transform, gpu_options(queue_size))
@@ -404,12 +407,18 @@ fn record_spec(kind: &str, id: &str, device: &str, queue_size: usize) -> Result<
             NoState::zeroed(),
             gpu_options(queue_size),
         ),
-        ("running_stats", "cpu") => {
-            cpu_record_spec::<Sample, Stats, StatsState, _, _>(id, handlers::running_stats, false, queue_size)
-        }
-        ("running_stats", "cpu-spin") => {
-            cpu_record_spec::<Sample, Stats, StatsState, _, _>(id, handlers::running_stats, true, queue_size)
-        }
+        ("running_stats", "cpu") => crate::blocks::cpu_block_spec::<Sample, Stats, StatsState, _, _>(
+            id,
+            handlers::running_stats,
+            false,
+            queue_size,
+        ),
+        ("running_stats", "cpu-spin") => crate::blocks::cpu_block_spec::<Sample, Stats, StatsState, _, _>(
+            id,
+            handlers::running_stats,
+            true,
+            queue_size,
+        ),
         ("running_stats", "emulated") => gpu::emulated_kernel::<Sample, Stats, StatsState, _, _>(
             id,
             handlers::running_stats,
@@ -440,12 +449,19 @@ fn record_port<In: GpuMessage, Out: GpuMessage>(
     py: Python<'_>,
     rt: &RingKernelRuntime,
     id: &str,
+    device: &str,
 ) -> Result<Arc<dyn Port>, Error> {
-    let handle = rt.handle::<Envelope<In>, Envelope<Out>>(id)?;
     let dtypes = (dtype_of::<In>(py), dtype_of::<Out>(py));
     match dtypes {
+        // The CPU tiers move blocks of records (crate::blocks).
+        (Ok(i), Ok(o)) if matches!(device, "cpu" | "cpu-spin") => Ok(Arc::new(crate::blocks::BlockPort {
+            handle: rt.handle::<crate::blocks::Records<In>, crate::blocks::Records<Out>>(id)?,
+            in_dtype: i,
+            out_dtype: o,
+            holdover: Arc::default(),
+        })),
         (Ok(i), Ok(o)) => Ok(Arc::new(RecordPort {
-            handle,
+            handle: rt.handle::<Envelope<In>, Envelope<Out>>(id)?,
             in_dtype: i,
             out_dtype: o,
         })),
@@ -812,14 +828,15 @@ impl PyRuntime {
                     .detach(|| record_spec(kind, &kernel_id, device, queue_size))
                     .map_err(|e| to_py(py, e))?;
                 let kind = kind.to_string();
+                let device = device.to_string();
                 self.install(
                     py,
                     spec,
                     move |rt| {
                         Python::attach(|py| match kind.as_str() {
-                            "echo" => record_port::<Sample, Sample>(py, rt, &id),
-                            "transform" => record_port::<Sample, Scaled>(py, rt, &id),
-                            _ => record_port::<Sample, Stats>(py, rt, &id),
+                            "echo" => record_port::<Sample, Sample>(py, rt, &id, &device),
+                            "transform" => record_port::<Sample, Scaled>(py, rt, &id, &device),
+                            _ => record_port::<Sample, Stats>(py, rt, &id, &device),
                         })
                         .map(|p| (p, None))
                     },
