@@ -18,7 +18,15 @@ data go through them at Rust speed:
   ``{"op": "top_k", "k": 5}``, ...).
 
 ``runtime.send_batch(id, array)`` / ``runtime.receive_batch(id, n)`` move a
-whole numpy array per call.
+whole numpy array per call. On the CPU tiers (``device="cpu"`` /
+``"cpu-spin"``) the array crosses the kernel's queues in blocks of up to 4096
+records, one queue message per block (the handler runs over a whole block), so
+a record costs the copy in, the handler and the copy out: there the queue
+statistics and the telemetry count blocks, and ``queue_size`` (in records) is
+rounded up to whole blocks. ``receive`` / ``receive_batch`` hand out records
+one by one or ``n`` at a time whatever the blocks: records not taken yet stay,
+in order, for the next receive. On ``"emulated"`` and ``"cuda"`` every record
+is one message, as the device's ring carries them.
 """
 
 from __future__ import annotations

@@ -7,9 +7,12 @@
 //!   declaration (field names, C types, offsets and size), so the bytes a
 //!   numpy array holds are the bytes the device reads; an array whose dtype
 //!   differs is refused, never reinterpreted;
-//! - a batch is moved with one copy each way (numpy buffer to message values,
-//!   message values to one new array), and queued with one lock per run
-//!   (`send_batch`), so per-message cost stays in the tens of nanoseconds.
+//! - a batch is moved with one copy each way (numpy buffer straight into the
+//!   messages, message payloads straight into one new array's memory);
+//! - on the GPU and emulated devices each record is one [`Envelope`] (the
+//!   device reads one record per ring slot), queued with one lock per run of
+//!   a `send_batch`; on the CPU tiers a batch crosses in blocks of records,
+//!   one queue message per block ([`crate::blocks`]).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -18,11 +21,11 @@ use std::time::Duration;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyByteArray, PyDict, PyList};
+use pyo3::types::{PyDict, PyList};
 
 use dotcompute::gpu::handlers::{self, Sample, Scaled, Stats, StatsState};
 use dotcompute::gpu::{self, Envelope, GpuKernelOptions, GpuMessage, NoState};
-use dotcompute::{Error, ExecutionMode, KernelHandle, KernelSpec, KernelState, RingKernelRuntime};
+use dotcompute::{Error, KernelHandle, KernelSpec, KernelState, RingKernelRuntime};
 use dotcompute_workloads::anomaly::actor::{AnomalyBatch, AnomalyBatchResult};
 use dotcompute_workloads::anomaly::DetectorConfig;
 use dotcompute_workloads::graph::Graph;
@@ -147,8 +150,12 @@ pub fn dtype_of<T: GpuMessage>(py: Python<'_>) -> PyResult<Py<PyAny>> {
     Ok(dt.unbind())
 }
 
-/// Copies the records of a numpy array (of exactly `T`'s dtype) into values.
-fn records_in<T: GpuMessage>(arr: &Bound<'_, PyAny>, dtype: &Bound<'_, PyAny>) -> PyResult<Vec<T>> {
+/// The buffer of a numpy array of exactly `T`'s dtype, C-contiguous, and
+/// the number of records it holds (a 0-d array is one record).
+fn record_buffer<T: GpuMessage>(
+    arr: &Bound<'_, PyAny>,
+    dtype: &Bound<'_, PyAny>,
+) -> PyResult<(pyo3::buffer::PyUntypedBuffer, usize)> {
     let given = arr.getattr("dtype")?;
     if !given.eq(dtype)? {
         return Err(PyTypeError::new_err(format!(
@@ -168,29 +175,91 @@ fn records_in<T: GpuMessage>(arr: &Bound<'_, PyAny>, dtype: &Bound<'_, PyAny>) -
     if bytes % T::SIZE != 0 {
         return Err(PyValueError::new_err("the buffer is not a whole number of records"));
     }
-    let n = bytes / T::SIZE;
+    Ok((buf, bytes / T::SIZE))
+}
+
+/// Records `range` of a buffer checked by [`record_buffer`], copied into values.
+fn record_values<T: GpuMessage>(buf: &pyo3::buffer::PyUntypedBuffer, range: std::ops::Range<usize>) -> Vec<T> {
+    let n = range.len();
     let mut out = vec![T::zeroed(); n];
-    // SAFETY: `buf` keeps the exporter's memory alive and unchanged in size
-    // during the copy; it holds `bytes` readable bytes; `out` holds `n`
-    // values of `T::SIZE` bytes each (GpuMessage: size_of == SIZE, no
-    // padding), and every bit pattern is a valid `T` (GpuMessage contract).
-    unsafe {
-        std::ptr::copy_nonoverlapping(buf.buf_ptr() as *const u8, out.as_mut_ptr().cast::<u8>(), bytes);
+    if n > 0 && range.end * T::SIZE <= buf.len_bytes() {
+        // SAFETY: `buf` keeps the exporter's memory alive and unchanged in
+        // size while it lives; records `range` lie within its readable bytes
+        // (checked: end * SIZE <= len_bytes); `out` holds `n` values of
+        // `T::SIZE` bytes each (GpuMessage: size_of == SIZE, no padding),
+        // and every bit pattern is a valid `T` (GpuMessage contract).
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                (buf.buf_ptr() as *const u8).add(range.start * T::SIZE),
+                out.as_mut_ptr().cast::<u8>(),
+                n * T::SIZE,
+            );
+        }
+    }
+    out
+}
+
+/// The records of a numpy array (of exactly `T`'s dtype) in runs of at most
+/// `block` records, one copy from the array's buffer into each run.
+pub(crate) fn record_runs<T: GpuMessage>(
+    arr: &Bound<'_, PyAny>,
+    dtype: &Bound<'_, PyAny>,
+    block: usize,
+) -> PyResult<Vec<Vec<T>>> {
+    let (buf, n) = record_buffer::<T>(arr, dtype)?;
+    let block = block.max(1);
+    Ok((0..n)
+        .step_by(block)
+        .map(|start| record_values::<T>(&buf, start..(start + block).min(n)))
+        .collect())
+}
+
+/// The records of a numpy array (of exactly `T`'s dtype), each in a fresh
+/// envelope: read straight from the array's buffer into the messages, one
+/// copy and one allocation per batch.
+fn records_in<T: GpuMessage>(arr: &Bound<'_, PyAny>, dtype: &Bound<'_, PyAny>) -> PyResult<Vec<Envelope<T>>> {
+    let (buf, n) = record_buffer::<T>(arr, dtype)?;
+    let base = buf.buf_ptr() as *const u8;
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        // SAFETY: `buf` keeps the exporter's memory alive and unchanged in
+        // size while it lives; record `i` lies within its readable bytes
+        // (record_buffer: n * SIZE == len_bytes); the read is
+        // unaligned-safe, and every bit pattern is a valid `T` (GpuMessage
+        // contract: plain data, size_of == SIZE, no padding).
+        let value = unsafe { base.add(i * T::SIZE).cast::<T>().read_unaligned() };
+        out.push(Envelope::new(value));
     }
     Ok(out)
 }
 
-/// A new numpy array of `dtype` holding `values`.
-fn records_out<T: GpuMessage>(py: Python<'_>, values: &[T], dtype: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-    // SAFETY: `T` is plain data without padding (GpuMessage contract): its
-    // values are `len * SIZE` initialised bytes.
-    let bytes = unsafe { std::slice::from_raw_parts(values.as_ptr().cast::<u8>(), std::mem::size_of_val(values)) };
-    let ba = PyByteArray::new(py, bytes);
-    static FROMBUFFER: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-    Ok(FROMBUFFER
-        .import(py, "numpy", "frombuffer")?
-        .call1((ba, dtype))?
-        .unbind())
+/// A new numpy array of `dtype` (whose itemsize is `T::SIZE`) holding the
+/// payloads of `msgs`, written straight into the array's own memory.
+pub(crate) fn records_out<'a, T: GpuMessage>(
+    py: Python<'_>,
+    msgs: impl ExactSizeIterator<Item = &'a T>,
+    dtype: &Bound<'_, PyAny>,
+) -> PyResult<Py<PyAny>> {
+    static EMPTY: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    let n = msgs.len();
+    let arr = EMPTY.import(py, "numpy", "empty")?.call1((n, dtype))?;
+    let buf = pyo3::buffer::PyUntypedBuffer::get(&arr)?;
+    if buf.readonly() || !buf.is_c_contiguous() || buf.len_bytes() != n * T::SIZE {
+        return Err(PyValueError::new_err(format!(
+            "numpy.empty({n}, {dtype}) is not a writable C-contiguous array of {n} records of {} bytes",
+            T::SIZE
+        )));
+    }
+    let base = buf.buf_ptr().cast::<u8>();
+    for (i, value) in msgs.enumerate().take(n) {
+        // SAFETY: the array was just created by this call and is referenced
+        // only here; its buffer is writable, C-contiguous and exactly
+        // `n * SIZE` bytes long (checked above), so record `i < n` lies
+        // within it; the write is unaligned-safe and `T` is plain data.
+        unsafe { base.add(i * T::SIZE).cast::<T>().write_unaligned(*value) };
+    }
+    drop(buf);
+    Ok(arr.unbind())
 }
 
 // ---- record kernels ------------------------------------------------------------
@@ -210,7 +279,7 @@ impl<In: GpuMessage, Out: GpuMessage> Port for RecordPort<In, Out> {
                 "send takes one record (use send_batch for arrays)",
             ));
         }
-        let m = Envelope::new(values.remove(0));
+        let m = values.remove(0);
         let handle = self.handle.clone();
         let id = handle.id().to_string();
         Ok(
@@ -230,7 +299,7 @@ impl<In: GpuMessage, Out: GpuMessage> Port for RecordPort<In, Out> {
             async move { handle.receive().await },
             move |py, r| {
                 let m = r.map_err(|e| to_py(py, e))?;
-                let arr = records_out(py, &[m.payload], dtype.bind(py))?;
+                let arr = records_out(py, std::iter::once(&m.payload), dtype.bind(py))?;
                 Ok(arr.bind(py).get_item(0)?.unbind())
             },
         )
@@ -250,13 +319,13 @@ impl<In: GpuMessage, Out: GpuMessage> Port for RecordPort<In, Out> {
         let handle = self.handle.clone();
         let id = handle.id().to_string();
         let dtype = self.out_dtype.clone_ref(py);
-        let req = Envelope::new(values.remove(0));
+        let req = values.remove(0);
         Ok(Awaitable::new(
             "runtime.send_and_receive()",
             async move { handle.call(req).await },
             move |py, r| {
                 let m = r.map_err(|e| to_py(py, e))?;
-                let arr = records_out(py, &[m.payload], dtype.bind(py))?;
+                let arr = records_out(py, std::iter::once(&m.payload), dtype.bind(py))?;
                 Ok(arr.bind(py).get_item(0)?.unbind())
             },
         )
@@ -264,8 +333,7 @@ impl<In: GpuMessage, Out: GpuMessage> Port for RecordPort<In, Out> {
     }
 
     fn send_batch(&self, py: Python<'_>, msgs: &Bound<'_, PyAny>, timeout: Option<Duration>) -> PyResult<Awaitable> {
-        let values = records_in::<In>(msgs, self.in_dtype.bind(py))?;
-        let batch: Vec<Envelope<In>> = values.into_iter().map(Envelope::new).collect();
+        let batch = records_in::<In>(msgs, self.in_dtype.bind(py))?;
         let handle = self.handle.clone();
         let id = handle.id().to_string();
         Ok(Awaitable::new(
@@ -286,8 +354,7 @@ impl<In: GpuMessage, Out: GpuMessage> Port for RecordPort<In, Out> {
         };
         Ok(Awaitable::new("runtime.receive_batch()", fut, move |py, r| {
             let msgs = r.map_err(|e| to_py(py, e))?;
-            let payloads: Vec<Out> = msgs.into_iter().map(|m| m.payload).collect();
-            records_out(py, &payloads, dtype.bind(py))
+            records_out(py, msgs.iter().map(|m| &m.payload), dtype.bind(py))
         })
         .with_timeout(timeout, timeout_error(&id, timeout.unwrap_or_default(), "receive")))
     }
@@ -295,50 +362,6 @@ impl<In: GpuMessage, Out: GpuMessage> Port for RecordPort<In, Out> {
     fn state(&self) -> KernelState {
         self.handle.state()
     }
-}
-
-/// A CPU record kernel: the handler over batches on its own thread.
-fn cpu_record_spec<In, Out, State, H, R>(
-    id: &str,
-    handler: H,
-    spin: bool,
-    queue_size: usize,
-) -> Result<KernelSpec, Error>
-where
-    In: GpuMessage,
-    Out: GpuMessage,
-    State: GpuMessage,
-    H: Fn(&In, &mut Out, &mut State) -> R + Send + Sync + 'static,
-    R: gpu::HandlerStatus + 'static,
-{
-    KernelSpec::builder::<Envelope<In>, Envelope<Out>>(id)
-        .queue_size(queue_size)
-        .mode(if spin {
-            ExecutionMode::Spin
-        } else {
-            ExecutionMode::Thread
-        })
-        .blocking_handler(
-            move |mut ctx: dotcompute::BlockingContext<Envelope<In>, Envelope<Out>>| -> Result<(), Error> {
-                let mut state = State::zeroed();
-                let mut batch = Vec::with_capacity(1024);
-                let mut replies = Vec::with_capacity(1024);
-                loop {
-                    batch.clear();
-                    ctx.receive_batch(1024, &mut batch)?;
-                    replies.clear();
-                    for m in &batch {
-                        let mut out = Out::zeroed();
-                        let _ = handler(&m.payload, &mut out, &mut state).code();
-                        let mut reply = Envelope::new(out);
-                        reply.header.correlation_id = Some(m.header.message_id);
-                        replies.push(reply);
-                    }
-                    ctx.send_batch(std::mem::take(&mut replies))?;
-                }
-            },
-        )
-        .build()
 }
 
 fn gpu_options(queue_size: usize) -> GpuKernelOptions {
@@ -354,8 +377,12 @@ fn record_spec(kind: &str, id: &str, device: &str, queue_size: usize) -> Result<
         reason: "one of 'cpu', 'cpu-spin', 'emulated', 'cuda'".into(),
     };
     match (kind, device) {
-        ("echo", "cpu") => cpu_record_spec::<Sample, Sample, NoState, _, _>(id, handlers::echo, false, queue_size),
-        ("echo", "cpu-spin") => cpu_record_spec::<Sample, Sample, NoState, _, _>(id, handlers::echo, true, queue_size),
+        ("echo", "cpu") => {
+            crate::blocks::cpu_block_spec::<Sample, Sample, NoState, _, _>(id, handlers::echo, false, queue_size)
+        }
+        ("echo", "cpu-spin") => {
+            crate::blocks::cpu_block_spec::<Sample, Sample, NoState, _, _>(id, handlers::echo, true, queue_size)
+        }
         ("echo", "emulated") => {
             gpu::emulated_kernel::<Sample, Sample, NoState, _, _>(id, handlers::echo, gpu_options(queue_size))
         }
@@ -366,10 +393,10 @@ fn record_spec(kind: &str, id: &str, device: &str, queue_size: usize) -> Result<
             gpu_options(queue_size),
         ),
         ("transform", "cpu") => {
-            cpu_record_spec::<Sample, Scaled, NoState, _, _>(id, handlers::transform, false, queue_size)
+            crate::blocks::cpu_block_spec::<Sample, Scaled, NoState, _, _>(id, handlers::transform, false, queue_size)
         }
         ("transform", "cpu-spin") => {
-            cpu_record_spec::<Sample, Scaled, NoState, _, _>(id, handlers::transform, true, queue_size)
+            crate::blocks::cpu_block_spec::<Sample, Scaled, NoState, _, _>(id, handlers::transform, true, queue_size)
         }
         ("transform", "emulated") => {
             gpu::emulated_kernel::<Sample, Scaled, NoState, _, _>(id, handlers::transform, gpu_options(queue_size))
@@ -380,12 +407,18 @@ fn record_spec(kind: &str, id: &str, device: &str, queue_size: usize) -> Result<
             NoState::zeroed(),
             gpu_options(queue_size),
         ),
-        ("running_stats", "cpu") => {
-            cpu_record_spec::<Sample, Stats, StatsState, _, _>(id, handlers::running_stats, false, queue_size)
-        }
-        ("running_stats", "cpu-spin") => {
-            cpu_record_spec::<Sample, Stats, StatsState, _, _>(id, handlers::running_stats, true, queue_size)
-        }
+        ("running_stats", "cpu") => crate::blocks::cpu_block_spec::<Sample, Stats, StatsState, _, _>(
+            id,
+            handlers::running_stats,
+            false,
+            queue_size,
+        ),
+        ("running_stats", "cpu-spin") => crate::blocks::cpu_block_spec::<Sample, Stats, StatsState, _, _>(
+            id,
+            handlers::running_stats,
+            true,
+            queue_size,
+        ),
         ("running_stats", "emulated") => gpu::emulated_kernel::<Sample, Stats, StatsState, _, _>(
             id,
             handlers::running_stats,
@@ -416,12 +449,19 @@ fn record_port<In: GpuMessage, Out: GpuMessage>(
     py: Python<'_>,
     rt: &RingKernelRuntime,
     id: &str,
+    device: &str,
 ) -> Result<Arc<dyn Port>, Error> {
-    let handle = rt.handle::<Envelope<In>, Envelope<Out>>(id)?;
     let dtypes = (dtype_of::<In>(py), dtype_of::<Out>(py));
     match dtypes {
+        // The CPU tiers move blocks of records (crate::blocks).
+        (Ok(i), Ok(o)) if matches!(device, "cpu" | "cpu-spin") => Ok(Arc::new(crate::blocks::BlockPort {
+            handle: rt.handle::<crate::blocks::Records<In>, crate::blocks::Records<Out>>(id)?,
+            in_dtype: i,
+            out_dtype: o,
+            holdover: Arc::default(),
+        })),
         (Ok(i), Ok(o)) => Ok(Arc::new(RecordPort {
-            handle,
+            handle: rt.handle::<Envelope<In>, Envelope<Out>>(id)?,
             in_dtype: i,
             out_dtype: o,
         })),
@@ -788,14 +828,15 @@ impl PyRuntime {
                     .detach(|| record_spec(kind, &kernel_id, device, queue_size))
                     .map_err(|e| to_py(py, e))?;
                 let kind = kind.to_string();
+                let device = device.to_string();
                 self.install(
                     py,
                     spec,
                     move |rt| {
                         Python::attach(|py| match kind.as_str() {
-                            "echo" => record_port::<Sample, Sample>(py, rt, &id),
-                            "transform" => record_port::<Sample, Scaled>(py, rt, &id),
-                            _ => record_port::<Sample, Stats>(py, rt, &id),
+                            "echo" => record_port::<Sample, Sample>(py, rt, &id, &device),
+                            "transform" => record_port::<Sample, Scaled>(py, rt, &id, &device),
+                            _ => record_port::<Sample, Stats>(py, rt, &id, &device),
                         })
                         .map(|p| (p, None))
                     },

@@ -25,6 +25,7 @@
 pub mod actor;
 pub mod awaitable;
 pub mod blocking;
+pub mod blocks;
 pub mod device;
 pub mod errors;
 pub mod executor;

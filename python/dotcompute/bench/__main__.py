@@ -10,8 +10,13 @@ packages interleaved, repeated ``--repeats`` times; medians reported):
 * ``stream``: ``--stream`` messages through the same actor, a producer task
   sending while a consumer task receives (pipelined): messages per second.
 * ``batch`` (dotcompute only): a numpy structured array of ``--batch``
-  records through a Rust kernel (the transform handler on the spin tier) with
+  records through a Rust kernel (the transform handler on the thread tier) with
   ``send_batch`` / ``receive_batch``: messages per second.
+
+Each case also reports the CPU time the process used per message (all its
+threads, ``time.process_time``): on a shared machine the wall-clock figures
+grow with the load, the CPU per message much less, so it tells what a message
+costs when the interpreter is not kept waiting for a core.
 
 Goals (from the issue): round trip p50 <= 5 us, stream >= 300K msg/s,
 batch >= 10M msg/s. The machine and load are printed with the figures;
@@ -77,13 +82,19 @@ async def _roundtrip(pkg: Any, samples: int) -> dict[str, float]:
             await rt.send("bench_echo", Req(timestamp=0.0))
             await rt.receive("bench_echo", timeout=5)
         lat = []
+        c0 = time.process_time()
         for _ in range(samples):
             t0 = time.perf_counter()
             await rt.send("bench_echo", Req(timestamp=t0))
             await rt.receive("bench_echo", timeout=5)
             lat.append(time.perf_counter() - t0)
+        cpu = time.process_time() - c0
     lat.sort()
-    return {"p50_us": lat[len(lat) // 2] * 1e6, "p99_us": lat[int(len(lat) * 0.99)] * 1e6}
+    return {
+        "p50_us": lat[len(lat) // 2] * 1e6,
+        "p99_us": lat[int(len(lat) * 0.99)] * 1e6,
+        "cpu_us": cpu / samples * 1e6,
+    }
 
 
 async def _stream(pkg: Any, n: int) -> dict[str, float]:
@@ -102,10 +113,10 @@ async def _stream(pkg: Any, n: int) -> dict[str, float]:
             for _ in range(n):
                 await rt.receive("bench_stream", timeout=10)
 
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         await asyncio.gather(produce(), consume())
-        dt = time.perf_counter() - t0
-    return {"msgs_per_s": n / dt}
+        dt, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return {"msgs_per_s": n / dt, "cpu_us": cpu / n * 1e6}
 
 
 async def _batch(n: int) -> dict[str, float]:
@@ -135,10 +146,10 @@ async def _batch(n: int) -> dict[str, float]:
                 out = await rt.receive_batch("bench_batch", chunk, timeout=30)
                 received += len(out)
 
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         await asyncio.gather(produce(), consume())
-        dt = time.perf_counter() - t0
-    return {"msgs_per_s": n / dt}
+        dt, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return {"msgs_per_s": n / dt, "cpu_ns": cpu / n * 1e9}
 
 
 def _worker(pkg_name: str, loop: str, case: str, size: int) -> None:
@@ -223,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
                     results["cases"][f"{case}/{loop}/{pkg}"] = med
     runs_b = [r for r in (_run("dotcompute", "asyncio", "batch", args.batch) for _ in range(args.repeats)) if r]
     if runs_b:
-        results["cases"]["batch/asyncio/dotcompute"] = {"msgs_per_s": statistics.median(r["msgs_per_s"] for r in runs_b)}
+        results["cases"]["batch/asyncio/dotcompute"] = {k: statistics.median(r[k] for r in runs_b) for k in runs_b[0]}
 
     c = results["cases"]
     print("\ncase                          dotcompute        PyDotCompute      ratio   goal")
@@ -236,6 +247,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"round trip p50 ({loop:7s})     {ours['p50_us']:8.2f} us       {t}     {ratio}   <= 5 us: {ok}")
             t99 = f"{theirs['p99_us']:8.2f} us" if theirs else "       -   "
             print(f"round trip p99 ({loop:7s})     {ours['p99_us']:8.2f} us       {t99}")
+            tc = f"{theirs['cpu_us']:8.2f} us" if theirs else "       -   "
+            print(f"  CPU per round trip            {ours['cpu_us']:8.2f} us       {tc}")
     for loop in loops:
         ours, theirs = c.get(f"stream/{loop}/dotcompute"), c.get(f"stream/{loop}/pydotcompute")
         if ours:
@@ -243,10 +256,13 @@ def main(argv: list[str] | None = None) -> int:
             ratio = f"{ours['msgs_per_s'] / theirs['msgs_per_s']:5.1f}x" if theirs else "   - "
             ok = "met" if ours["msgs_per_s"] >= GOALS["stream_msgs_per_s"] else "NOT met"
             print(f"stream ({loop:7s})             {ours['msgs_per_s'] / 1e3:8.1f} K/s      {t}    {ratio}   >= 300K/s: {ok}")
+            tc = f"{theirs['cpu_us']:8.2f} us" if theirs else "       -   "
+            print(f"  CPU per message               {ours['cpu_us']:8.2f} us       {tc}")
     if "batch/asyncio/dotcompute" in c:
         b = c["batch/asyncio/dotcompute"]["msgs_per_s"]
         ok = "met" if b >= GOALS["batch_msgs_per_s"] else "NOT met"
         print(f"numpy batch -> Rust kernel     {b / 1e6:8.2f} M/s      (no counterpart)          >= 10M/s: {ok}")
+        print(f"  CPU per record                {c['batch/asyncio/dotcompute']['cpu_ns']:8.1f} ns")
     load_end = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
     results["load_end"] = load_end
     print(f"load average {load_end:.2f} at the end")
