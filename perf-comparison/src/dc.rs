@@ -7,6 +7,7 @@
 use std::time::{Duration, Instant};
 
 use dotcompute::ipc::{self, IpcContext, IpcError, SpawnCommand};
+use dotcompute::queue::{Backpressure, MessageQueue};
 use dotcompute::{BlockingContext, Error, ExecutionMode, KernelContext, KernelHandle, KernelSpec, RingKernelRuntime};
 
 use crate::harness::{err, AsyncPeer, Role, SyncPeer, Traffic, R};
@@ -160,7 +161,17 @@ fn spec(mode: Option<ExecutionMode>, role: Role) -> R<KernelSpec> {
     }
 }
 
+/// Reads the library's precise clock once: its first read calibrates it,
+/// a one-time cost kept out of the measured part (and of `callgrind.sh`'s
+/// per-message counts).
+fn warm_clock() {
+    if let Ok(q) = MessageQueue::<DcPing>::with_capacity(1, Backpressure::Block) {
+        let _ = q.try_send(DcPing::new(0));
+    }
+}
+
 async fn launch(rt: &RingKernelRuntime, spec: KernelSpec) -> R<KernelHandle<DcPing, DcPing>> {
+    warm_clock();
     rt.launch_spec(spec).map_err(err)?;
     rt.activate(KERNEL).map_err(err)?;
     rt.handle::<DcPing, DcPing>(KERNEL).map_err(err)

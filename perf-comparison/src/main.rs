@@ -130,12 +130,14 @@ struct Args {
     params: Params,
     rounds: usize,
     only: Vec<String>,
+    runtime: Vec<String>,
     workloads: Vec<Workload>,
     json: Option<std::path::PathBuf>,
 }
 
 const USAGE: &str = "usage: dotcompute-perf-comparison [--rounds N] [--samples N] [--warmup N] [--messages N]
-       [--batch N] [--window N] [--quick] [--only NAME,...] [--workloads round_trip,one_way,pipelined_echo,batched]
+       [--batch N] [--window N] [--quick] [--only NAME,...] [--runtime NAME,...]
+       [--workloads round_trip,one_way,pipelined_echo,batched]
        [--json FILE]";
 
 fn parse_args() -> R<Args> {
@@ -149,6 +151,7 @@ fn parse_args() -> R<Args> {
         },
         rounds: 7,
         only: Vec::new(),
+        runtime: Vec::new(),
         workloads: Workload::ALL.to_vec(),
         json: None,
     };
@@ -169,6 +172,7 @@ fn parse_args() -> R<Args> {
                 a.params.messages = 50_000;
             }
             "--only" => a.only = value()?.split(',').map(|s| s.trim().to_lowercase()).collect(),
+            "--runtime" => a.runtime = value()?.split(',').map(|s| s.trim().to_lowercase()).collect(),
             "--workloads" => {
                 let v = value()?;
                 a.workloads = v
@@ -548,6 +552,7 @@ fn run() -> R<()> {
     let chosen: Vec<&Contestant> = all
         .iter()
         .filter(|c| args.only.is_empty() || args.only.iter().any(|o| c.name.to_lowercase().contains(o.as_str())))
+        .filter(|c| args.runtime.is_empty() || args.runtime.iter().any(|o| c.runtime.to_lowercase().contains(o.as_str())))
         .collect();
     let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let load_before = loadavg();
