@@ -108,33 +108,32 @@ impl<In: Message, Out: Message> KernelContext<In, Out> {
     /// [`Error::Terminating`] at once.
     pub async fn receive(&mut self) -> Result<In> {
         // One clock reading ends the previous handling, times this message's
-        // queue wait and starts its handling.
+        // queue wait and starts its handling (when it is already there).
         let now = clock::now();
         self.finish_in_flight(now);
         if self.core.is_cancelled() {
             return Err(self.core.terminating_error());
         }
-        // A kernel with a backlog never waits below; spending tokio's
-        // cooperative budget first makes it yield now and then, so other tasks
-        // on its worker (the host's calls, other kernels) run. It comes before
-        // the pop, so a receive dropped at this point loses nothing.
-        tokio::task::consume_budget().await;
-        match self.input.queue.try_recv_at(now) {
-            Ok(m) => return Ok(self.deliver(m, now)),
-            Err(e) => {
-                if let Some(err) = own_recv_error(&self.core, e) {
-                    return Err(err);
-                }
-            }
-        }
-        // No need to listen to the cancellation token here: every
-        // cancellation closes the input queue right after (see `core`),
-        // which wakes this wait, and a closed queue is drained only while
-        // not cancelled.
+        // Each attempt of the queue's receive spends one unit of tokio's
+        // cooperative budget, so a kernel with a backlog still yields now
+        // and then and other tasks on its worker (the host's calls, other
+        // kernels) run. No need to listen to the cancellation token here:
+        // every cancellation closes the input queue right after (see
+        // `core`), which wakes this wait, and a closed queue is drained only
+        // while not cancelled.
+        let mut first = now;
         loop {
-            match self.input.queue.recv_stamped().await {
+            let received = match &self.input.queue {
+                Transport::Queue(q) => q.recv_from(Some(first), None).await,
+                Transport::Ring(r) => {
+                    // The ring's receive does not spend the budget itself.
+                    tokio::task::consume_budget().await;
+                    r.recv().await.map(|m| (m, clock::now()))
+                }
+            };
+            match received {
                 Ok((m, at)) => return Ok(self.deliver(m, at)),
-                Err(RecvError::Empty | RecvError::Timeout) if !self.core.is_cancelled() => continue,
+                Err(RecvError::Empty | RecvError::Timeout) if !self.core.is_cancelled() => first = clock::now(),
                 Err(_) => return Err(self.core.terminating_error()),
             }
         }
@@ -185,7 +184,7 @@ impl<In: Message, Out: Message> KernelContext<In, Out> {
     pub async fn send_batch(&mut self, msgs: Vec<Out>) -> Result<(), SendError<Vec<Out>>> {
         self.refresh_route();
         let n = msgs.len() as u64;
-        match self.route.1.clone() {
+        match &self.route.1 {
             Some(target) => target.send_batch(msgs, None, Some(&self.core.cancel)).await?,
             None => self.output.emit_batch(msgs, &self.core.cancel).await?,
         }
@@ -221,9 +220,15 @@ impl<In: Message, Out: Message> KernelContext<In, Out> {
     /// terminated; `?` into [`Error`] then ends the handler cleanly).
     pub async fn send(&mut self, msg: Out) -> Result<(), SendError<Out>> {
         self.refresh_route();
-        match self.route.1.clone() {
+        match &self.route.1 {
             Some(target) => target.send(msg, None, Some(&self.core.cancel)).await?,
-            None => self.output.emit(msg, &self.core.cancel).await?,
+            // The common case (a pending call, or room) completes without
+            // setting up a wait.
+            None => {
+                if let Some(msg) = self.output.try_emit(msg)? {
+                    self.output.emit(msg, &self.core.cancel).await?;
+                }
+            }
         }
         KernelMetrics::add(&self.core.metrics.sent, 1);
         Ok(())
@@ -259,7 +264,7 @@ impl<In: Message, Out: Message> KernelContext<In, Out> {
     /// parks on a queue.
     fn send_blocking(&mut self, msg: Out) -> Result<(), SendError<Out>> {
         self.refresh_route();
-        match self.route.1.clone() {
+        match &self.route.1 {
             Some(target) => target.send_blocking(msg, None, Some(&self.core.cancel))?,
             None => self.output.emit_blocking(msg, &self.core.cancel)?,
         }
@@ -271,7 +276,7 @@ impl<In: Message, Out: Message> KernelContext<In, Out> {
     fn send_batch_blocking(&mut self, msgs: Vec<Out>) -> Result<(), SendError<Vec<Out>>> {
         self.refresh_route();
         let n = msgs.len() as u64;
-        match self.route.1.clone() {
+        match &self.route.1 {
             Some(target) => target.send_batch_blocking(msgs, None, Some(&self.core.cancel))?,
             None => self.output.emit_batch_blocking(msgs, &self.core.cancel)?,
         }

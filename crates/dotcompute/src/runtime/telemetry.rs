@@ -10,7 +10,7 @@
 //! counts, hdrhistogram percentiles to 3 significant digits, merged into an
 //! `hdrhistogram` only when a snapshot is read). Nothing is sampled.
 
-mod histogram;
+pub(crate) mod histogram;
 
 use std::fmt::{self, Write as _};
 use std::sync::atomic::{AtomicU64, Ordering};
