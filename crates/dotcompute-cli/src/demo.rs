@@ -25,10 +25,10 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use dotcompute::{
-    Error, KernelConfig, KernelContext, KernelHandle, Message, MessageHeader, RingKernelRuntime, RuntimeSummary,
-    ShutdownReport,
+    Error, KernelConfig, KernelContext, KernelHandle, KernelState, Message, MessageHeader, RingKernelRuntime,
+    RuntimeSummary, ShutdownReport,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::output::{self, fmt_duration, fmt_rate};
 use crate::{CliResult, Flavor};
@@ -36,8 +36,8 @@ use crate::{CliResult, Flavor};
 /// Options of `dotcompute demo`.
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// Number of sensor readings to stream (at least 1000).
-    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1000..))]
+    /// Number of sensor readings to stream (1000 to 100000000).
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1000..=MAX_POINTS))]
     pub points: u64,
     /// Seed of the synthetic sensor stream.
     #[arg(long, default_value_t = 42)]
@@ -46,7 +46,15 @@ pub struct DemoArgs {
     /// as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
+    /// Run `detect` on another node, through the NATS server at this URL
+    /// (normalize stays here; without --node a node is started for the run).
+    #[cfg(feature = "nats")]
+    #[command(flatten)]
+    pub nats: crate::nats::DemoNatsArgs,
 }
+
+/// The most readings `--points` takes: about two minutes of streaming.
+const MAX_POINTS: u64 = 100_000_000;
 
 // The synthetic sensor: a 12-bit ADC reading `MID + GAIN * signal`.
 const ADC_MID: f64 = 2048.0;
@@ -96,7 +104,7 @@ pub struct SensorMsg {
 }
 
 /// What `detect` is asked to do.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub enum DetectorCommand {
     /// One calibrated sample.
     Sample { index: u64, value: f64 },
@@ -107,14 +115,14 @@ pub enum DetectorCommand {
 }
 
 /// `normalize` → `detect` (through the link), and host → `detect` for `Status`.
-#[derive(Debug, Message)]
+#[derive(Debug, Message, Serialize, Deserialize)]
 pub struct DetectorIn {
     pub command: DetectorCommand,
     pub header: MessageHeader,
 }
 
 /// One anomaly.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub struct Alert {
     /// Index of the reading in the stream.
     pub index: u64,
@@ -125,7 +133,7 @@ pub struct Alert {
 }
 
 /// The detector's running state.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub struct DetectorStatus {
     /// Samples seen.
     pub samples: u64,
@@ -138,7 +146,7 @@ pub struct DetectorStatus {
 }
 
 /// What `detect` reports.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub enum DetectorEvent {
     Anomaly(Alert),
     Flushed(DetectorStatus),
@@ -146,7 +154,7 @@ pub enum DetectorEvent {
 }
 
 /// `detect` → host.
-#[derive(Debug, Message)]
+#[derive(Debug, Message, Serialize, Deserialize)]
 pub struct DetectorOut {
     pub event: DetectorEvent,
     pub header: MessageHeader,
@@ -174,7 +182,7 @@ async fn normalize(mut ctx: KernelContext<SensorMsg, DetectorIn>) -> Result<(), 
 }
 
 /// Streaming z-score detector over exponentially weighted statistics.
-async fn detect(mut ctx: KernelContext<DetectorIn, DetectorOut>) -> Result<(), Error> {
+pub(crate) async fn detect(mut ctx: KernelContext<DetectorIn, DetectorOut>) -> Result<(), Error> {
     let mut detector = EmaDetector::default();
     loop {
         let msg = ctx.receive().await?;
@@ -341,7 +349,19 @@ pub fn run(args: &DemoArgs) -> CliResult<()> {
     let rt = crate::tokio_runtime(Flavor::MultiThread)?;
     let report = rt.block_on(async {
         let runtime = RingKernelRuntime::new();
-        match pipeline(&runtime, args).await {
+        // With --nats, `detect` runs on another node (started here if needed).
+        #[cfg(feature = "nats")]
+        let remote = crate::nats::DemoNode::start(&runtime, &args.nats).await?;
+        #[cfg(feature = "nats")]
+        let place = remote.as_ref().map_or(Place::Here, |r| r.place());
+        #[cfg(not(feature = "nats"))]
+        let place = Place::Here;
+        let outcome = pipeline(&runtime, args, place).await;
+        #[cfg(feature = "nats")]
+        if let Some(remote) = remote {
+            remote.finish(outcome.is_ok()).await;
+        }
+        match outcome {
             Ok(partial) => {
                 let summary = runtime.summary();
                 println!();
@@ -369,8 +389,10 @@ pub fn run(args: &DemoArgs) -> CliResult<()> {
     rt.shutdown_timeout(Duration::from_secs(1));
     let report = report?;
     if let Some(path) = &args.json {
-        output::write_json(path, &report)?;
-        println!("wrote {}", path.display());
+        output::write_report(path, "demo", &report)?;
+        if !output::is_stdout(path) {
+            println!("wrote {}", path.display());
+        }
     }
     Ok(())
 }
@@ -438,10 +460,105 @@ fn flush() -> SensorMsg {
     }
 }
 
+/// Where `detect` runs: in this runtime, or on another node (`--nats`).
+pub(crate) enum Place {
+    /// In this runtime, linked to `normalize` by `RingKernelRuntime::link`.
+    Here,
+    /// On another node, linked to `normalize` across NATS.
+    #[cfg(feature = "nats")]
+    Node(
+        dotcompute_nats::NatsNode,
+        dotcompute_nats::RemoteHandle<DetectorIn, DetectorOut>,
+    ),
+}
+
+/// The `detect` stage as the pipeline drives it, wherever it runs.
+#[derive(Clone)]
+enum Stage {
+    Local(RingKernelRuntime, KernelHandle<DetectorIn, DetectorOut>),
+    #[cfg(feature = "nats")]
+    Remote(dotcompute_nats::RemoteHandle<DetectorIn, DetectorOut>),
+}
+
+/// What the pipeline reads of `detect`'s input side.
+struct StageInput {
+    received: u64,
+    depth: u64,
+    state: KernelState,
+    settled: bool,
+}
+
+impl Stage {
+    async fn receive_timeout(&self, timeout: Duration) -> CliResult<DetectorOut> {
+        Ok(match self {
+            Stage::Local(_, h) => h.receive_timeout(timeout).await?,
+            #[cfg(feature = "nats")]
+            Stage::Remote(h) => h.receive_timeout(timeout).await?,
+        })
+    }
+
+    async fn call(&self, request: DetectorIn) -> CliResult<DetectorOut> {
+        Ok(match self {
+            Stage::Local(_, h) => h.call(request).await?,
+            #[cfg(feature = "nats")]
+            Stage::Remote(h) => h.call(request).await?,
+        })
+    }
+
+    async fn deactivate(&self) -> CliResult<()> {
+        match self {
+            Stage::Local(rt, _) => rt.deactivate("detect")?,
+            #[cfg(feature = "nats")]
+            Stage::Remote(h) => {
+                h.deactivate().await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn reactivate(&self) -> CliResult<()> {
+        match self {
+            Stage::Local(rt, _) => rt.reactivate("detect")?,
+            #[cfg(feature = "nats")]
+            Stage::Remote(h) => {
+                h.reactivate().await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn input(&self) -> CliResult<StageInput> {
+        Ok(match self {
+            Stage::Local(rt, _) => {
+                let t = rt.telemetry("detect")?;
+                StageInput {
+                    received: t.messages_received,
+                    depth: t.input_queue.depth as u64,
+                    state: t.state,
+                    settled: t.messages_processed == t.messages_received,
+                }
+            }
+            #[cfg(feature = "nats")]
+            Stage::Remote(h) => {
+                let t = h
+                    .remote_telemetry()
+                    .await?
+                    .pop()
+                    .ok_or("the node running detect did not report")?
+                    .kernel;
+                StageInput {
+                    received: t.messages_received,
+                    depth: t.input_queue.depth as u64,
+                    state: t.state,
+                    settled: t.messages_processed == t.messages_received,
+                }
+            }
+        })
+    }
+}
+
 /// Receives `detect`'s output until the `Flushed` marker.
-async fn collect_until_flushed(
-    detector: KernelHandle<DetectorIn, DetectorOut>,
-) -> CliResult<(Vec<Alert>, DetectorStatus)> {
+async fn collect_until_flushed(detector: Stage) -> CliResult<(Vec<Alert>, DetectorStatus)> {
     let mut alerts = Vec::new();
     loop {
         let out = detector
@@ -457,9 +574,12 @@ async fn collect_until_flushed(
 }
 
 /// Waits until `done()` or the pipeline timeout.
-async fn wait_until(what: &str, mut done: impl FnMut() -> CliResult<bool>) -> CliResult<()> {
+async fn wait_until<F: std::future::Future<Output = CliResult<bool>>>(
+    what: &str,
+    mut done: impl FnMut() -> F,
+) -> CliResult<()> {
     let deadline = Instant::now() + PIPELINE_TIMEOUT;
-    while !done()? {
+    while !done().await? {
         if Instant::now() > deadline {
             return Err(format!("timed out after {PIPELINE_TIMEOUT:?} waiting until {what}").into());
         }
@@ -468,7 +588,7 @@ async fn wait_until(what: &str, mut done: impl FnMut() -> CliResult<bool>) -> Cl
     Ok(())
 }
 
-async fn pipeline(rt: &RingKernelRuntime, args: &DemoArgs) -> CliResult<Partial> {
+async fn pipeline(rt: &RingKernelRuntime, args: &DemoArgs, place: Place) -> CliResult<Partial> {
     let points = args.points;
     let mut stream = SensorStream::new(points, args.seed);
     let spikes = stream.spikes.clone();
@@ -479,7 +599,15 @@ async fn pipeline(rt: &RingKernelRuntime, args: &DemoArgs) -> CliResult<Partial>
         "dotcompute demo: streaming anomaly detection with ring kernels (async tier, {})",
         Flavor::MultiThread.label()
     );
-    println!("  pipeline: host ─▶ normalize ─(link)─▶ detect ─▶ host");
+    match &place {
+        Place::Here => println!("  pipeline: host ─▶ normalize ─(link)─▶ detect ─▶ host"),
+        #[cfg(feature = "nats")]
+        Place::Node(node, remote) => println!(
+            "  pipeline: host ─▶ normalize ─(link over NATS)─▶ detect on node {} ─▶ host  (this node: {})",
+            remote.replicas().first().map_or("?", |r| r.replica.node.as_str()),
+            node.name()
+        ),
+    }
     println!(
         "  stream:   {points} readings of a 12-bit sensor (sine, period {PERIOD}, noise σ {NOISE_SD}), seed {}, {} spikes injected (|height| {SPIKE_MIN}–{SPIKE_MAX})",
         args.seed,
@@ -491,12 +619,22 @@ async fn pipeline(rt: &RingKernelRuntime, args: &DemoArgs) -> CliResult<Partial>
     println!();
 
     rt.launch_with("normalize", KernelConfig::default(), normalize)?;
-    rt.launch_with("detect", KernelConfig::default(), detect)?;
-    rt.link("normalize", "detect")?;
+    let detector = match place {
+        Place::Here => {
+            rt.launch_with("detect", KernelConfig::default(), detect)?;
+            rt.link("normalize", "detect")?;
+            rt.activate("detect")?;
+            Stage::Local(rt.clone(), rt.handle::<DetectorIn, DetectorOut>("detect")?)
+        }
+        #[cfg(feature = "nats")]
+        Place::Node(node, remote) => {
+            remote.subscribe_outputs().await?;
+            node.link_to_remote("normalize", &remote).await?;
+            Stage::Remote(remote)
+        }
+    };
     rt.activate("normalize")?;
-    rt.activate("detect")?;
     let source = rt.handle::<SensorMsg, DetectorIn>("normalize")?;
-    let detector = rt.handle::<DetectorIn, DetectorOut>("detect")?;
 
     // 1. Stream with every kernel active; ask for the status half-way.
     let start = Instant::now();
@@ -540,41 +678,46 @@ async fn pipeline(rt: &RingKernelRuntime, args: &DemoArgs) -> CliResult<Partial>
     );
 
     // 2. The tail of the stream while `detect` is deactivated: held, then delivered.
-    rt.deactivate("detect")?;
-    let received_before = rt.telemetry("detect")?.messages_received;
+    detector.deactivate().await?;
+    let received_before = detector.input().await?.received;
     for (index, raw) in stream.by_ref() {
         source.send(reading(index, raw)).await?;
     }
     wait_until("normalize forwarded the held readings", || {
-        Ok(rt.telemetry("detect")?.input_queue.depth as u64 >= held)
+        let detector = detector.clone();
+        async move { Ok(detector.input().await?.depth >= held) }
     })
     .await?;
-    let t = rt.telemetry("detect")?;
+    let t = detector.input().await?;
     println!(
         "deactivate detect, send {held} more readings: normalize forwarded them, {} wait in detect's input queue (state {}, {} delivered meanwhile)",
-        t.input_queue.depth,
+        t.depth,
         t.state,
-        t.messages_received - received_before
+        t.received - received_before
     );
-    rt.reactivate("detect")?;
+    detector.reactivate().await?;
     source.send(flush()).await?;
     let (tail_alerts, final_status) = collect_until_flushed(detector.clone()).await?;
     println!(
         "reactivate detect: the {} held readings were delivered and handled, {} samples in all (state {})",
         final_status.samples - after_stream.samples,
         final_status.samples,
-        rt.kernel_state("detect")?
+        detector.input().await?.state
     );
     alerts.extend(tail_alerts);
     // A kernel counts a message as processed (and its sends as sent) only
     // when it asks for the next one, which can be just after the host has
     // seen its reply: let the counters settle before the summary is taken.
     wait_until("the kernels' counters settle", || {
-        Ok(rt
-            .summary()
-            .kernels
-            .iter()
-            .all(|k| k.messages_processed == k.messages_received))
+        let detector = detector.clone();
+        async move {
+            let local = rt
+                .summary()
+                .kernels
+                .iter()
+                .all(|k| k.messages_processed == k.messages_received);
+            Ok(local && detector.input().await?.settled)
+        }
     })
     .await?;
     if final_status.samples != points {

@@ -1,22 +1,58 @@
 //! `dotcompute`: the command-line tool of the dotcompute ring-kernel runtime.
 //!
 //! - `dotcompute demo`: a streaming anomaly-detection pipeline of ring kernels;
-//! - `dotcompute bench latency|throughput [--tier async|thread|spin|all]`:
+//! - `dotcompute bench latency|throughput [--tier async|thread|spin|process|gpu|all]`:
 //!   round trips and msg/s per runtime tier;
 //! - `dotcompute bench queue`: same-thread cost of the queues beside rtrb and crossbeam;
 //! - `dotcompute bench all --json FILE --svg FILE`: all three, one report and one chart;
 //! - `dotcompute info`: version, tiers and CPU cores;
-//! - `dotcompute pagerank` / `dotcompute anomaly`: the workloads.
+//! - `dotcompute pagerank` / `dotcompute anomaly`: the workloads, on files,
+//!   gzip files or standard input;
+//! - `dotcompute node --nats URL --name NAME` / `dotcompute demo --nats URL`:
+//!   kernels served to other runtimes, and the demo across two nodes (feature `nats`);
+//! - `dotcompute completions SHELL`: a shell completion script.
 //!
-//! Errors on user paths are reported as one `error: ...` line on stderr with
-//! exit code 1; argument errors are clap's (exit code 2).
+//! How commands end is in [`ending`]: one `error: ...` line (and the causes
+//! it does not already name) on stderr; exit code 1 for runtime errors, 2 for
+//! usage errors (clap's and ours), 3 for a PageRank that did not converge, 0
+//! when standard output is closed early by its reader.
+
+// `println!`, `print!` and `eprintln!` in this crate are these, not std's:
+// they never panic on a closed or full standard output (see `stdout`).
+macro_rules! println {
+    () => {
+        $crate::stdout::print_line(format_args!(""))
+    };
+    ($($arg:tt)*) => {
+        $crate::stdout::print_line(format_args!($($arg)*))
+    };
+}
+#[allow(unused_macros)]
+macro_rules! print {
+    ($($arg:tt)*) => {
+        $crate::stdout::print(format_args!($($arg)*))
+    };
+}
+macro_rules! eprintln {
+    () => {
+        $crate::stdout::eprint_line(format_args!(""))
+    };
+    ($($arg:tt)*) => {
+        $crate::stdout::eprint_line(format_args!($($arg)*))
+    };
+}
 
 mod bench;
 mod demo;
+mod ending;
 mod info;
+mod limits;
 mod machine;
+#[cfg(feature = "nats")]
+mod nats;
 mod output;
 mod progress;
+mod stdout;
 mod workload;
 
 use std::process::ExitCode;
@@ -29,9 +65,17 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 /// Result type of the command implementations.
 pub type CliResult<T> = Result<T, BoxError>;
 
-/// Ring kernels: persistent actors with typed, bounded, prioritised queues.
+/// The command-line tool of dotcompute (ring kernels: persistent actors with
+/// typed, bounded, prioritised queues).
 #[derive(Debug, Parser)]
-#[command(name = "dotcompute", version, about, long_about = None, propagate_version = true)]
+#[command(
+    name = "dotcompute",
+    version,
+    about = "Ring kernels for Rust: run the demo pipeline, PageRank and anomaly detection on your data, and the runtime's benchmarks",
+    long_about = None,
+    propagate_version = true,
+    after_help = ending::EXIT_CODES_HELP
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -58,6 +102,17 @@ enum Command {
     Pagerank(workload::PagerankArgs),
     /// Find anomalies in a stream of values (streaming EMA z-score detector).
     Anomaly(workload::AnomalyArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    /// on stdout, e.g. `dotcompute completions bash > /etc/bash_completion.d/dotcompute`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Serve the workload kernels (anomaly detector, PageRank) and the
+    /// demo's detector to other runtimes through NATS.
+    #[cfg(feature = "nats")]
+    Node(nats::NodeArgs),
 }
 
 fn main() -> ExitCode {
@@ -74,19 +129,21 @@ fn main() -> ExitCode {
         },
         Command::Pagerank(args) => workload::run_pagerank(&args),
         Command::Anomaly(args) => workload::run_anomaly(&args),
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            let mut source = e.source();
-            while let Some(s) = source {
-                eprintln!("  caused by: {s}");
-                source = s.source();
-            }
-            ExitCode::FAILURE
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(
+                shell,
+                &mut <Cli as clap::CommandFactory>::command(),
+                "dotcompute",
+                &mut script,
+            );
+            print!("{}", String::from_utf8_lossy(&script));
+            Ok(())
         }
-    }
+        #[cfg(feature = "nats")]
+        Command::Node(args) => nats::run_node(&args),
+    };
+    ending::finish(result)
 }
 
 /// Logs go to stderr; `RUST_LOG` selects them (default: warnings only).

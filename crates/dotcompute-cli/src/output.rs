@@ -1,4 +1,9 @@
-//! Shared output helpers: JSON reports and human-readable figures.
+//! Shared output helpers: JSON reports (with their envelope, to a file or
+//! `-` for standard output) and human-readable figures with units.
+//!
+//! Every JSON report the tool writes starts with the same fields, described
+//! in `docs/json.md`: `schema_version` ([`SCHEMA_VERSION`]), `tool`,
+//! `version`, `command` and `command_line`.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -7,9 +12,46 @@ use serde::Serialize;
 
 use crate::CliResult;
 
-/// Fails early, before a long run, if `path`'s directory does not exist.
+/// The version of the JSON reports' layout; raised when a field changes
+/// meaning or disappears (adding a field does not raise it).
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// The fields every report starts with, then the report's own.
+#[derive(Serialize)]
+struct Envelope<'a, T: Serialize> {
+    schema_version: u32,
+    tool: &'static str,
+    version: &'static str,
+    command: &'a str,
+    command_line: Vec<String>,
+    #[serde(flatten)]
+    report: &'a T,
+}
+
+/// Whether `path` means standard output.
+pub fn is_stdout(path: &Path) -> bool {
+    path.as_os_str() == "-"
+}
+
+/// [`check_json_path`] for a command that can write its report to
+/// standard output instead of its human report (`-`).
+pub fn check_json_path_or_stdout(path: Option<&PathBuf>) -> CliResult<()> {
+    match path {
+        Some(p) if is_stdout(p) => Ok(()),
+        other => check_json_path(other),
+    }
+}
+
+/// Fails early, before a long run, if `path`'s directory does not exist;
+/// `-` is refused (the command's human report is on standard output).
 pub fn check_json_path(path: Option<&PathBuf>) -> CliResult<()> {
     let Some(path) = path else { return Ok(()) };
+    if is_stdout(path) {
+        return Err(crate::ending::usage(
+            "this command prints its report on standard output: give the JSON a file name \
+             (`--json -` is for pagerank and anomaly)",
+        ));
+    }
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -26,10 +68,43 @@ pub fn check_json_path(path: Option<&PathBuf>) -> CliResult<()> {
     }
 }
 
-/// Writes `value` as pretty JSON to `path`.
+/// Writes `value` as pretty JSON to `path` (`-`: standard output).
 pub fn write_json<T: Serialize>(path: &Path, value: &T) -> CliResult<()> {
     let text = serde_json::to_string_pretty(value)?;
+    if is_stdout(path) {
+        println!("{text}");
+        return Ok(());
+    }
     std::fs::write(path, text + "\n").map_err(|e| format!("cannot write {}: {e}", path.display()).into())
+}
+
+/// Writes the report of `command` with the common envelope to `path`
+/// (`-`: standard output).
+pub fn write_report<T: Serialize>(path: &Path, command: &str, report: &T) -> CliResult<()> {
+    let envelope = Envelope {
+        schema_version: SCHEMA_VERSION,
+        tool: "dotcompute",
+        version: env!("CARGO_PKG_VERSION"),
+        command,
+        command_line: std::env::args().collect(),
+        report,
+    };
+    write_json(path, &envelope)
+}
+
+/// `1.50 GiB`, `12.0 MiB`, `512 B`.
+pub fn fmt_bytes(b: u64) -> String {
+    dotcompute::workloads::limits::fmt_bytes(b)
+}
+
+/// A duration given in seconds, with a unit (`5.15 ms`).
+pub fn fmt_secs(s: f64) -> String {
+    fmt_duration(Duration::from_secs_f64(s.max(0.0)))
+}
+
+/// A duration given in microseconds, with a unit (`5.15 ms`).
+pub fn fmt_us(us: f64) -> String {
+    fmt_ns(us * 1e3)
 }
 
 /// `1.23 ms`, `45.6 µs`, `1.234 s`.

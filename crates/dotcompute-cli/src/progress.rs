@@ -29,3 +29,17 @@ pub fn bar(len: u64, label: &str) -> ProgressBar {
 fn rate(state: &ProgressState, w: &mut dyn std::fmt::Write) {
     let _ = write!(w, "{}/s", fmt_rate(state.per_sec()));
 }
+
+/// A spinner labelled `label` on stderr for a step of unknown length (a
+/// load, a solve), ticking on its own; hidden when stderr is not a terminal.
+pub fn spinner(label: &str) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let style =
+        ProgressStyle::with_template("{spinner} {msg} {elapsed}").unwrap_or_else(|_| ProgressStyle::default_spinner());
+    let bar = ProgressBar::new_spinner().with_style(style);
+    bar.set_message(label.to_string());
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    bar
+}

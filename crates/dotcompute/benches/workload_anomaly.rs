@@ -61,5 +61,42 @@ fn workload(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, workload);
+/// The cost of the outlier clip and the saturations: `Detector::update`
+/// beside the plain EMA formulas (no clip, no saturation) on the same
+/// stream, in one run (`cargo bench -p dotcompute --bench workload_anomaly
+/// -- formula`). Both give the same anomalies on this stream.
+fn formula(c: &mut Criterion) {
+    use dotcompute::workloads::anomaly::Detector;
+    let n = points().min(1_000_000);
+    let values = SyntheticSpec::pydotcompute(n).generate().expect("stream").values;
+    let config = DetectorConfig::default();
+    let mut g = c.benchmark_group(format!("anomaly_formula/{n}_points"));
+    g.sample_size(20);
+    g.throughput(Throughput::Elements(n as u64));
+    g.bench_function("plain EMA (no clip)", |b| {
+        let alpha = 2.0 / (f64::from(config.window) + 1.0);
+        b.iter(|| {
+            let (mut mean, mut var, mut found) = (0.0f64, 1.0f64, 0u64);
+            for &x in &values {
+                let delta = x - mean;
+                mean += alpha * delta;
+                var = (1.0 - alpha) * (var + alpha * delta * delta);
+                if delta.abs() / (var + config.epsilon).sqrt() > config.threshold {
+                    found += 1;
+                }
+            }
+            std::hint::black_box((found, mean, var))
+        })
+    });
+    g.bench_function("Detector::update (clip, saturation)", |b| {
+        b.iter(|| {
+            let mut d = Detector::new(config).expect("config");
+            let found = values.iter().filter(|&&x| d.update(x).is_some()).count();
+            std::hint::black_box((found, d.state()))
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, workload, formula);
 criterion_main!(benches);

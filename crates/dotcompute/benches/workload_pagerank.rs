@@ -28,6 +28,7 @@ fn workload(c: &mut Criterion) {
         format: Some(GraphFormat::EdgeList),
         ids: NodeIds::Dense,
         min_nodes: n,
+        ..LoadOptions::default()
     };
     let graph = load_graph(&path, &load).expect("load");
     let linf = PagerankConfig::default();

@@ -1,4 +1,5 @@
-//! The quick start: one ring kernel that sums the values it is sent.
+//! The quick start of the README, the same program: one ring kernel that
+//! sums the values it is sent, one `call`.
 //!
 //! Run with `cargo run -p dotcompute --example quickstart`; it prints
 //! `Result: 6` and exits at once (shutdown wakes the kernel blocked in
@@ -19,9 +20,9 @@ pub struct ComputeResponse {
 }
 
 #[ring_kernel(id = "compute", input = ComputeRequest, output = ComputeResponse)]
-async fn compute_actor(mut ctx: KernelContext<ComputeRequest, ComputeResponse>) -> Result<(), Error> {
+async fn compute(mut ctx: KernelContext<ComputeRequest, ComputeResponse>) -> Result<(), Error> {
     loop {
-        let msg = ctx.receive().await?;
+        let msg = ctx.receive().await?; // returns Err(Terminating) on terminate: `?` ends cleanly
         let result = msg.values.iter().sum();
         ctx.send(msg.reply(ComputeResponse {
             result,
@@ -31,25 +32,24 @@ async fn compute_actor(mut ctx: KernelContext<ComputeRequest, ComputeResponse>) 
     }
 }
 
-/// Launches the kernel, sends one request, returns the result, shuts down.
+/// Launches the kernel, makes one call, returns its result.
 pub async fn run() -> Result<f64, Error> {
-    RingKernelRuntime::scope(|runtime| async move {
-        runtime.launch("compute")?;
-        runtime.activate("compute")?;
-        let request = ComputeRequest {
+    RingKernelRuntime::scope(|rt| async move {
+        rt.launch("compute")?; // phase 1: queues exist
+        rt.activate("compute")?; // phase 2: the handler runs
+        let req = ComputeRequest {
             values: vec![1.0, 2.0, 3.0],
             header: MessageHeader::new(),
         };
-        runtime.send("compute", request).await?;
-        let response: ComputeResponse = runtime.receive("compute").await?;
-        Ok(response.result)
+        let resp: ComputeResponse = rt.call("compute", req).await?;
+        Ok(resp.result)
     })
-    .await
+    .await // scope shuts the runtime down
 }
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let result = run().await?;
-    println!("Result: {result}");
+    println!("Result: {result}"); // Result: 6
     Ok(())
 }

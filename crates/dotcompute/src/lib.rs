@@ -73,6 +73,8 @@ extern crate self as dotcompute;
 
 pub mod device;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gpu;
 pub mod ipc;
 pub mod message;
@@ -89,6 +91,7 @@ pub use message::{Message, MessageHeader, PriorityBand, DEFAULT_PRIORITY};
 pub use queue::{Backpressure, MessageQueue, QueueConfig, QueueStats};
 pub use runtime::config::{ExecutionMode, KernelConfig, RestartPolicy, RuntimeConfig};
 pub use runtime::context::{BlockingContext, KernelContext};
+pub use runtime::receipt::Receipt;
 pub use runtime::registry;
 pub use runtime::spec::{IntoKernelResult, KernelBuilder, KernelError, KernelResult, KernelSpec};
 pub use runtime::state::{KernelState, KernelStateError, Operation};

@@ -207,3 +207,45 @@ async fn run_inside_a_runtime_needs_run_async() {
     o.detect.mode = Mode::Cpu;
     assert_eq!(run(&o).unwrap().anomalies, r.anomalies);
 }
+
+/// A stream with extreme finite values (issue 16, row 8): every mode reports
+/// the same anomalies bit for bit, each extreme value among them, later
+/// ordinary anomalies too, and the state stays finite.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extreme_values_give_the_same_finite_answers_in_every_mode() {
+    let mut values = SyntheticSpec::pydotcompute(20_000).generate().unwrap().values;
+    let extremes = [
+        (3_000usize, 1e300),
+        (6_000, -f64::MAX),
+        (6_001, f64::MAX),
+        (9_000, 2e154),
+    ];
+    for &(i, x) in &extremes {
+        values[i] = x;
+    }
+    let config = DetectorConfig {
+        window: 500,
+        ..DetectorConfig::default()
+    };
+    let reference = detect(config, &values, &opts(Mode::Cpu, 1000, 1)).unwrap();
+    assert!(reference.final_state.mean.is_finite() && reference.final_state.var.is_finite());
+    for &(i, _) in &extremes {
+        let a = reference.anomalies.iter().find(|a| a.index == i as u64);
+        assert!(
+            a.is_some_and(|a| a.score.is_finite()),
+            "extreme value at {i} not reported"
+        );
+    }
+    // Injected spikes after the last extreme value are still found.
+    assert!(reference.anomalies.iter().filter(|a| a.index > 12_000).count() > 10);
+    for o in [
+        opts(Mode::Batch, 333, 1),
+        opts(Mode::Actor, 1000, 4),
+        opts(Mode::ActorThread, 257, 8),
+        opts(Mode::ActorSpin, 4096, 2),
+    ] {
+        let d = detect_async(config, &values, &o).await.unwrap();
+        assert_eq!(d.anomalies, reference.anomalies, "{o:?}");
+        assert_eq!(d.final_state, reference.final_state, "{o:?}");
+    }
+}

@@ -6,7 +6,7 @@
 
 mod device_common;
 
-use device_common::{cuda_or_skip, nvrtc_or_skip};
+use device_common::{cuda_or_skip, nvrtc_or_skip, ptxas_or_skip};
 use dotcompute::device::KernelCompiler;
 use dotcompute::gpu::cuda_device::compile_ring_kernel;
 use dotcompute::gpu::{CudaRingOptions, GpuError, GpuMessage};
@@ -46,6 +46,27 @@ async fn the_emulated_gpu_detector_agrees_with_the_cpu_bit_for_bit() {
     }
 }
 
+/// Extreme finite values (issue 16, row 8): the emulated GPU kernel folds
+/// them in exactly as the CPU does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_emulated_gpu_detector_agrees_on_extreme_values() {
+    let mut values = SyntheticSpec::pydotcompute(10_000).generate().unwrap().values;
+    for (i, x) in [(100, 1e300), (2_000, -f64::MAX), (2_001, f64::MAX), (5_000, 3e154)] {
+        values[i] = x;
+    }
+    let config = DetectorConfig {
+        window: 300,
+        ..DetectorConfig::default()
+    };
+    let reference = detect(config, &values, &opts(1000, 1)).unwrap();
+    assert!(reference.anomalies.iter().any(|a| a.index == 2_001));
+    let d = detect_on_gpu(config, &values, &opts(96, 4), &GpuDevice::Emulated)
+        .await
+        .unwrap();
+    assert_eq!(d.anomalies, reference.anomalies);
+    assert_eq!(d.final_state, reference.final_state);
+}
+
 #[test]
 fn an_out_of_order_block_is_refused_and_the_state_kept() {
     let params = DetectorParams::new(DetectorConfig::default()).unwrap();
@@ -68,7 +89,8 @@ fn the_cuda_detector_compiles() {
     if !nvrtc_or_skip("the_cuda_detector_compiles") {
         return;
     }
-    for arch in ["compute_80", "compute_90"] {
+    let ptxas = ptxas_or_skip("the_cuda_detector_compiles");
+    for (arch, sm) in [("compute_80", "sm_80"), ("compute_90", "sm_90")] {
         let k = compile_ring_kernel::<PointBlock, BlockVerdict, GpuDetectorState>(
             &detector_cuda(),
             arch,
@@ -77,6 +99,10 @@ fn the_cuda_detector_compiles() {
         )
         .unwrap();
         assert!(k.ptx.contains("dc_ring_dc_anomaly_detect"));
+        if let Some(ptxas) = &ptxas {
+            let cubin = ptxas.assemble("dc_anomaly_detect", &k.ptx, sm).unwrap();
+            assert!(!cubin.is_empty());
+        }
     }
 }
 
@@ -105,7 +131,16 @@ async fn the_cuda_detector_agrees_with_the_cpu_bit_for_bit() {
     if cuda_or_skip(test).is_none() || !nvrtc_or_skip(test) {
         return;
     }
-    let stream = SyntheticSpec::pydotcompute(1_000_000).generate().unwrap();
+    let mut stream = SyntheticSpec::pydotcompute(1_000_000).generate().unwrap();
+    // Extreme values exercise the clip and the saturations on the device too.
+    for (i, x) in [
+        (100_000, 1e300),
+        (200_000, -f64::MAX),
+        (200_001, f64::MAX),
+        (300_000, 3e154),
+    ] {
+        stream.values[i] = x;
+    }
     let config = DetectorConfig::default();
     let reference = detect(config, &stream.values, &opts(1000, 1)).unwrap();
     for (batch, depth) in [(32, 8), (4096, 8)] {

@@ -335,6 +335,7 @@ fn generated_source_and_bench() {
         output: None,
         top: 3,
         backend: Default::default(),
+        memory_limit: Default::default(),
     };
     let rep = run(&opts).unwrap().report;
     assert_eq!((rep.nodes, rep.edges, rep.iterations), (1000, 2000, 25));
@@ -426,4 +427,139 @@ fn bench_with_hands_the_file_and_accurate_ranks_to_the_hook() {
     .unwrap_err();
     assert!(matches!(err, PagerankError::Rejected { .. }), "{err:?}");
     assert!(!path.unwrap().exists());
+}
+
+/// The weighted direct solve: column `s` of G holds `w(s→t) / W(s)`.
+fn weighted_direct_solve(n: usize, edges: &[(u32, u32, f64)], d: f64) -> Vec<f64> {
+    let mut out = vec![0f64; n];
+    for &(s, _, w) in edges {
+        out[s as usize] += w;
+    }
+    let mut a = vec![vec![0f64; n + 1]; n];
+    for (i, row) in a.iter_mut().enumerate() {
+        row[i] = 1.0;
+        row[n] = (1.0 - d) / n as f64;
+    }
+    for &(s, t, w) in edges {
+        if out[s as usize] > 0.0 {
+            a[t as usize][s as usize] -= d * w / out[s as usize];
+        }
+    }
+    for u in 0..n {
+        if out[u] == 0.0 {
+            for row in a.iter_mut() {
+                row[u] -= d / n as f64;
+            }
+        }
+    }
+    for c in 0..n {
+        let p = (c..n).max_by(|&x, &y| a[x][c].abs().total_cmp(&a[y][c].abs())).unwrap();
+        a.swap(c, p);
+        let pivot = a[c].clone();
+        for (r, row) in a.iter_mut().enumerate() {
+            if r != c {
+                let f = row[c] / pivot[c];
+                for (x, p) in row[c..].iter_mut().zip(&pivot[c..]) {
+                    *x -= f * p;
+                }
+            }
+        }
+    }
+    (0..n).map(|i| a[i][n] / a[i][i]).collect()
+}
+
+#[test]
+fn weighted_pagerank_agrees_with_a_direct_solve() {
+    // Node 4 is dangling, 3's only out-edge weighs 0 (so it is dangling too),
+    // 2 has a self-loop, 0 -> 1 is listed twice.
+    let edges = vec![
+        (0u32, 1u32, 2.0),
+        (0, 1, 0.5),
+        (0, 2, 1.0),
+        (1, 2, 3.0),
+        (2, 2, 0.25),
+        (2, 0, 1.5),
+        (2, 3, 4.0),
+        (3, 4, 0.0),
+        (1, 4, 0.125),
+    ];
+    let n = 6;
+    let src: Vec<u32> = edges.iter().map(|e| e.0).collect();
+    let dst: Vec<u32> = edges.iter().map(|e| e.1).collect();
+    let w: Vec<f64> = edges.iter().map(|e| e.2).collect();
+    let g = Graph::from_weighted_edges(n, &src, &dst, &w).unwrap();
+    assert_eq!(g.dangling_count(), 3);
+    let r = pagerank(&g, &exact(Dangling::Redistribute)).unwrap();
+    assert!(r.converged);
+    let want = weighted_direct_solve(n, &edges, 0.85);
+    for (i, (&x, &y)) in r.ranks.iter().zip(&want).enumerate() {
+        assert!(close(x, y, 1e-13), "node {i}: {x} vs {y}");
+    }
+    // Weights of 1 give the unweighted ranks; integer weights equal repeated edges.
+    let ones = Graph::from_weighted_edges(n, &src, &dst, &vec![1.0; src.len()]).unwrap();
+    let plain = Graph::from_edges(n, &src, &dst).unwrap();
+    let (a, b) = (
+        pagerank(&ones, &exact(Dangling::Redistribute)).unwrap(),
+        pagerank(&plain, &exact(Dangling::Redistribute)).unwrap(),
+    );
+    assert!(a.ranks.iter().zip(&b.ranks).all(|(x, y)| close(*x, *y, 1e-14)));
+    let twice = Graph::from_weighted_edges(3, &[0, 1, 2], &[1, 2, 0], &[2.0, 1.0, 1.0]).unwrap();
+    let repeated = Graph::from_edges(3, &[0, 0, 1, 2], &[1, 1, 2, 0]).unwrap();
+    let (a, b) = (
+        pagerank(&twice, &exact(Dangling::Redistribute)).unwrap(),
+        pagerank(&repeated, &exact(Dangling::Redistribute)).unwrap(),
+    );
+    assert!(a.ranks.iter().zip(&b.ranks).all(|(x, y)| close(*x, *y, 1e-14)));
+    // Simplifying adds repeated edges' weights and drops the self-loop.
+    let s = g.simplified();
+    assert!(s.is_weighted());
+    assert_eq!(s.in_neighbor_weights(1), Some(&[2.5][..]));
+    assert_eq!(s.self_loop_count(), 0);
+    // Bad weights are refused.
+    assert!(Graph::from_weighted_edges(2, &[0], &[1], &[-1.0]).is_err());
+    assert!(Graph::from_weighted_edges(2, &[0], &[1], &[f64::NAN]).is_err());
+}
+
+#[test]
+fn the_device_solver_refuses_weighted_graphs_and_bounds_are_checked() {
+    use dotcompute::workloads::limits::{max_threads, MemoryLimit};
+    use dotcompute::workloads::pagerank::PagerankBackend;
+    let dir = std::env::temp_dir().join(format!("dc_pr_weighted_{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("w.txt");
+    std::fs::write(&path, "src,dst,weight\n0,1,0.5\n1,2,2\n2,0,1\n").unwrap();
+    let mut o = PagerankOptions::for_file(&path);
+    let r = run(&o).unwrap();
+    assert!(r.graph.is_weighted());
+    assert!(r.report.converged);
+    o.backend = PagerankBackend::CpuDevice;
+    match run(&o) {
+        Err(PagerankError::InvalidOption {
+            parameter: "backend",
+            reason,
+            ..
+        }) => {
+            assert!(reason.contains("weighted"), "{reason}")
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    // --threads above the cores (issue 16 row 6), a generated graph above the limit (row 2).
+    o.backend = PagerankBackend::Cpu;
+    o.threads = Some(max_threads() + 1);
+    assert!(matches!(
+        run(&o),
+        Err(PagerankError::InvalidOption {
+            parameter: "threads",
+            ..
+        })
+    ));
+    let mut g = PagerankOptions::generated(4_294_967_295, 0.0);
+    g.memory_limit = MemoryLimit::bytes(1 << 30);
+    match run(&g) {
+        Err(PagerankError::Graph(dotcompute::workloads::graph::GraphError::Limit(e))) => {
+            assert!(e.what.contains("4294967295 nodes"), "{e}")
+        }
+        other => panic!("expected a limit error, got {other:?}"),
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
 }

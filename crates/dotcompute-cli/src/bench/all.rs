@@ -16,14 +16,14 @@ use crate::CliResult;
 /// Options of `dotcompute bench all`.
 #[derive(Debug, Args)]
 pub struct AllArgs {
-    /// Tiers for latency and throughput (comma-separated): async, thread, spin, process, all.
+    /// Tiers for latency and throughput (comma-separated): async, thread, spin, process, gpu, all.
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = vec![TierArg::All])]
     pub tier: Vec<TierArg>,
     /// Latency: measured round trips per case.
-    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, default_value_t = 100_000, value_parser = crate::limits::parse_samples)]
     pub samples: u64,
     /// Latency: warm-up round trips per case.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, value_parser = crate::limits::parse_warmup)]
     pub warmup: u64,
     /// Throughput: messages per workload.
     #[arg(long, default_value_t = 500_000, value_parser = clap::value_parser!(u64).range(1..))]

@@ -2,8 +2,10 @@
 //!
 //! - [`latency_svg`]: the latency distributions: round-trip time by
 //!   percentile (x on a "nines" scale: 90 %, 99 %, 99.9 % ... equally spaced;
-//!   y on a log scale), one line per case, with PyDotCompute's published
-//!   percentiles as dashed reference lines (theirs, not measured here).
+//!   y on a log scale), one line per case, each with its own colour and
+//!   dash; PyDotCompute's percentiles as grey dotted or dashed lines with a
+//!   marker each (theirs, not measured here); the legend in its own column
+//!   beside the plot, never over the lines.
 //! - [`bar_svg`]: the workload benchmarks: horizontal bars on a log scale,
 //!   in groups (one per graph size or batch size), each bar labelled with
 //!   what it measures and its value with its unit; reference figures
@@ -33,7 +35,8 @@ const COLORS: [RGBColor; 10] = [
     RGBColor(23, 190, 207),
 ];
 
-/// PyDotCompute's round-trip percentiles (µs) from the reference file, as
+/// PyDotCompute's round-trip percentiles (µs), its own scripts on the
+/// 2-vCPU class (see `reference`), as
 /// (label, [(nines, µs)]): p50 is 0.301 nines, p95 1.301, p99 2, and the
 /// maximum of 1000 samples 3.
 fn reference_lines() -> Vec<(&'static str, Vec<(f64, f64)>)> {
@@ -69,14 +72,180 @@ fn percentile_label(nines: f64) -> String {
 
 /// Writes the chart of `results` to `path`.
 pub fn latency_svg(path: &Path, results: &[LatencyResult]) -> CliResult<()> {
-    draw(path, results).map_err(|e| format!("cannot draw {}: {e}", path.display()).into())
+    let series: Vec<Series> = results
+        .iter()
+        .map(|r| (r.name(), r.curve.iter().map(|p| (p.nines, p.ns as f64 / 1e3)).collect()))
+        .collect();
+    draw(path, &series).map_err(|e| format!("cannot draw {}: {e}", path.display()).into())
 }
 
-fn draw(path: &Path, results: &[LatencyResult]) -> Result<(), Box<dyn std::error::Error>> {
+/// One latency line: its name and its (nines, µs) points.
+type Series = (String, Vec<(f64, f64)>);
+
+/// Redraws the latency chart of a saved `bench latency` or `bench all`
+/// report (`--json`), as `dotcompute bench chart` does.
+pub fn latency_svg_from_report(report: &Path, path: &Path) -> CliResult<()> {
+    let text = std::fs::read_to_string(report).map_err(|e| format!("cannot read {}: {e}", report.display()))?;
+    let json: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("{} is not a JSON report: {e}", report.display()))?;
+    let cases = json["results"]["latency"]
+        .as_array()
+        .or_else(|| json["results"].as_array())
+        .ok_or_else(|| {
+            format!(
+                "{} has no latency results (a bench latency or bench all report)",
+                report.display()
+            )
+        })?;
+    let mut series = Vec::new();
+    for c in cases {
+        let host = match c["host"].as_str().unwrap_or("") {
+            "multi_thread" => "tokio mt",
+            "current_thread" => "tokio ct",
+            _ => "thread",
+        };
+        let name = format!(
+            "{} · {} · {}",
+            c["tier"].as_str().unwrap_or("?"),
+            host,
+            c["method_label"].as_str().unwrap_or("?")
+        );
+        let points: Vec<(f64, f64)> = c["curve"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| Some((p["nines"].as_f64()?, p["ns"].as_f64()? / 1e3)))
+            .collect();
+        if points.is_empty() {
+            return Err(format!("{}: case {name} has no curve", report.display()).into());
+        }
+        series.push((name, points));
+    }
+    draw(path, &series).map_err(|e| format!("cannot draw {}: {e}", path.display()).into())
+}
+
+/// Dash patterns `(dash, gap)` in pixels; `(0, 0)` is a solid line. Seven
+/// of them against ten colours: the first 70 series all differ in colour,
+/// and neighbours also in dash.
+const DASHES: [(u32, u32); 7] = [(0, 0), (10, 4), (4, 4), (16, 5), (2, 3), (7, 3), (12, 8)];
+
+/// How one line is drawn: its colour, dash, and (for reference lines) a
+/// marker shape at each point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct LineStyle {
+    color: RGBColor,
+    dash: (u32, u32),
+    marker: Option<Marker>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Marker {
+    Circle,
+    Triangle,
+    Cross,
+}
+
+/// The style of our `i`-th series: colour and dash both from `i`.
+fn series_style(i: usize) -> LineStyle {
+    LineStyle {
+        color: COLORS[i % COLORS.len()],
+        dash: DASHES[i % DASHES.len()],
+        marker: None,
+    }
+}
+
+/// The style of the `i`-th reference line (theirs): grey, dotted or dashed,
+/// with its own marker, so reference lines never look like ours or alike.
+fn reference_style(i: usize) -> LineStyle {
+    const GREYS: [RGBColor; 3] = [RGBColor(60, 60, 60), RGBColor(110, 110, 110), RGBColor(160, 160, 160)];
+    const REF_DASHES: [(u32, u32); 3] = [(3, 3), (9, 3), (1, 3)];
+    const MARKERS: [Marker; 3] = [Marker::Circle, Marker::Triangle, Marker::Cross];
+    LineStyle {
+        color: GREYS[i % 3],
+        dash: REF_DASHES[i % 3],
+        marker: Some(MARKERS[i % 3]),
+    }
+}
+
+/// Draws `points` (data coordinates) in `style` on `chart`.
+fn draw_line<DB: DrawingBackend>(
+    chart: &mut ChartContext<
+        '_,
+        DB,
+        Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::combinators::LogCoord<f64>>,
+    >,
+    points: Vec<(f64, f64)>,
+    style: LineStyle,
+) -> Result<(), Box<dyn std::error::Error>>
+where
+    DB::ErrorType: 'static,
+{
+    let stroke = style.color.stroke_width(2);
+    if style.dash == (0, 0) {
+        chart.draw_series(LineSeries::new(points.clone(), stroke))?;
+    } else {
+        chart.draw_series(DashedLineSeries::new(
+            points.clone(),
+            style.dash.0,
+            style.dash.1,
+            stroke,
+        ))?;
+    }
+    match style.marker {
+        None => {}
+        Some(Marker::Circle) => {
+            chart.draw_series(points.iter().map(|&p| Circle::new(p, 4, style.color.filled())))?;
+        }
+        Some(Marker::Triangle) => {
+            chart.draw_series(points.iter().map(|&p| TriangleMarker::new(p, 5, style.color.filled())))?;
+        }
+        Some(Marker::Cross) => {
+            chart.draw_series(points.iter().map(|&p| Cross::new(p, 4, style.color.stroke_width(2))))?;
+        }
+    }
+    Ok(())
+}
+
+/// A legend entry drawn at `(x, y)` of `area`: a 36-pixel sample of the
+/// line (with its dash and marker) and the label.
+fn legend_entry<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    (x, y): (i32, i32),
+    style: LineStyle,
+    label: &str,
+) -> Result<(), Box<dyn std::error::Error>>
+where
+    DB::ErrorType: 'static,
+{
+    let stroke = style.color.stroke_width(2);
+    if style.dash == (0, 0) {
+        area.draw(&PathElement::new(vec![(x, y), (x + 36, y)], stroke))?;
+    } else {
+        let (dash, gap) = (style.dash.0.max(1) as i32, style.dash.1 as i32);
+        let mut at = x;
+        while at < x + 36 {
+            let end = (at + dash).min(x + 36);
+            area.draw(&PathElement::new(vec![(at, y), (end, y)], stroke))?;
+            at = end + gap;
+        }
+    }
+    match style.marker {
+        None => {}
+        Some(Marker::Circle) => area.draw(&Circle::new((x + 18, y), 4, style.color.filled()))?,
+        Some(Marker::Triangle) => area.draw(&TriangleMarker::new((x + 18, y), 5, style.color.filled()))?,
+        Some(Marker::Cross) => area.draw(&Cross::new((x + 18, y), 4, style.color.stroke_width(2)))?,
+    }
+    area.draw(&Text::new(
+        label.to_string(),
+        (x + 44, y - 7),
+        ("sans-serif", 13).into_font(),
+    ))?;
+    Ok(())
+}
+
+fn draw(path: &Path, results: &[Series]) -> Result<(), Box<dyn std::error::Error>> {
     let refs = reference_lines();
-    let ours = results
-        .iter()
-        .flat_map(|r| r.curve.iter().map(|p| (p.nines, p.ns as f64 / 1e3)));
+    let ours = results.iter().flat_map(|(_, pts)| pts.iter().copied());
     let theirs = refs.iter().flat_map(|(_, pts)| pts.iter().copied());
     let all: Vec<(f64, f64)> = ours.chain(theirs).collect();
     let max_x = all.iter().map(|p| p.0).fold(3.0, f64::max).ceil();
@@ -84,9 +253,14 @@ fn draw(path: &Path, results: &[LatencyResult]) -> Result<(), Box<dyn std::error
     let max_y = all.iter().map(|p| p.1).fold(1.0, f64::max);
     let (min_y, max_y) = (min_y / 1.5, max_y * 1.5);
 
-    let root = SVGBackend::new(path, (1200, 720)).into_drawing_area();
+    // The legend has its own column to the right of the plot, so it never
+    // covers a line.
+    let entries = results.len() + refs.len();
+    let height = (720u32).max(120 + 22 * entries as u32);
+    let root = SVGBackend::new(path, (1500, height)).into_drawing_area();
     root.fill(&WHITE)?;
-    let mut chart = ChartBuilder::on(&root)
+    let (plot, legend) = root.split_horizontally(1040);
+    let mut chart = ChartBuilder::on(&plot)
         .caption(
             format!(
                 "dotcompute {} · round trip host → echo kernel → host, by percentile",
@@ -113,31 +287,37 @@ fn draw(path: &Path, results: &[LatencyResult]) -> Result<(), Box<dyn std::error
         })
         .draw()?;
 
-    for (i, r) in results.iter().enumerate() {
-        let color = COLORS[i % COLORS.len()];
-        let style = color.stroke_width(2);
-        chart
-            .draw_series(LineSeries::new(
-                r.curve.iter().map(|p| (p.nines, (p.ns as f64 / 1e3).max(min_y))),
-                style,
-            ))?
-            .label(r.name())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], color.stroke_width(2)));
+    let mut legend_rows: Vec<(LineStyle, String)> = Vec::new();
+    for (i, (name, pts)) in results.iter().enumerate() {
+        let style = series_style(i);
+        let points = pts.iter().map(|&(x, y)| (x, y.max(min_y))).collect();
+        draw_line(&mut chart, points, style)?;
+        legend_rows.push((style, name.clone()));
     }
     for (i, (label, points)) in refs.into_iter().enumerate() {
-        let color = [RGBColor(90, 90, 90), RGBColor(150, 150, 150), RGBColor(60, 60, 60)][i % 3];
-        chart
-            .draw_series(DashedLineSeries::new(points, 8, 5, color.stroke_width(2)))?
-            .label(label)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], color.stroke_width(1)));
+        let style = reference_style(i);
+        draw_line(&mut chart, points, style)?;
+        legend_rows.push((style, label.to_string()));
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 13))
-        .draw()?;
+    legend.draw(&Text::new(
+        "ours (coloured)".to_string(),
+        (10, 58),
+        ("sans-serif", 14).into_font(),
+    ))?;
+    let mut y = 84;
+    for (k, (style, label)) in legend_rows.iter().enumerate() {
+        if k == results.len() {
+            y += 12;
+            legend.draw(&Text::new(
+                "PyDotCompute (grey, markers; theirs, not measured here)".to_string(),
+                (10, y - 8),
+                ("sans-serif", 14).into_font(),
+            ))?;
+            y += 26;
+        }
+        legend_entry(&legend, (14, y), *style, label)?;
+        y += 22;
+    }
     root.present()?;
     Ok(())
 }
@@ -499,5 +679,26 @@ mod tests {
         assert_eq!(percentile_label(2.0), "99%");
         assert_eq!(percentile_label(3.0), "99.9%");
         assert_eq!(percentile_label(4.0), "99.99%");
+    }
+
+    #[test]
+    fn every_latency_series_has_its_own_style_and_references_differ() {
+        let ours: Vec<LineStyle> = (0..40).map(series_style).collect();
+        for (i, a) in ours.iter().enumerate() {
+            for b in &ours[i + 1..] {
+                assert!(a != b, "two series drawn alike: {a:?}");
+            }
+        }
+        // Neighbours differ in colour and in dash.
+        for w in ours.windows(2) {
+            assert!(w[0].color != w[1].color && w[0].dash != w[1].dash);
+        }
+        let theirs: Vec<LineStyle> = (0..3).map(reference_style).collect();
+        for (i, a) in theirs.iter().enumerate() {
+            assert!(a.marker.is_some() && !ours.contains(a));
+            for b in &theirs[i + 1..] {
+                assert!(a.color != b.color && a.dash != b.dash && a.marker != b.marker);
+            }
+        }
     }
 }

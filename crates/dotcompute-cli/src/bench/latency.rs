@@ -30,12 +30,12 @@ use crate::CliResult;
 #[derive(Debug, Args)]
 pub struct LatencyArgs {
     /// Measured round trips per case.
-    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, default_value_t = 100_000, value_parser = crate::limits::parse_samples)]
     pub samples: u64,
     /// Unmeasured round trips before the samples, per case.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, value_parser = crate::limits::parse_warmup)]
     pub warmup: u64,
-    /// Tiers to measure (comma-separated): async, thread, spin, process, all.
+    /// Tiers to measure (comma-separated): async, thread, spin, process, gpu, all.
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = vec![TierArg::All])]
     pub tier: Vec<TierArg>,
     /// Also write the results as JSON to this file.

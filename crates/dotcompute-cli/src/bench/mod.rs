@@ -47,6 +47,15 @@ pub enum BenchCommand {
     Pagerank(workloads::PagerankBenchArgs),
     /// Anomaly detection: every mode at several batch sizes on one stream.
     Anomaly(workloads::AnomalyBenchArgs),
+    /// Redraw the latency chart of a saved `bench latency` or `bench all` report.
+    Chart {
+        /// The report (`--json` of `bench latency` or `bench all`).
+        #[arg(long, value_name = "FILE")]
+        from: PathBuf,
+        /// The SVG to write.
+        #[arg(long, value_name = "FILE")]
+        svg: PathBuf,
+    },
 }
 
 /// Runs one benchmark.
@@ -58,6 +67,11 @@ pub fn run(cmd: BenchCommand) -> CliResult<()> {
         BenchCommand::All(args) => all::run(&args),
         BenchCommand::Pagerank(args) => workloads::run_pagerank(&args),
         BenchCommand::Anomaly(args) => workloads::run_anomaly(&args),
+        BenchCommand::Chart { from, svg } => {
+            chart::latency_svg_from_report(&from, &svg)?;
+            println!("wrote {}", svg.display());
+            Ok(())
+        }
     }
 }
 
@@ -113,6 +127,10 @@ impl Ping {
 /// What `--json` writes, for every benchmark.
 #[derive(Debug, Serialize)]
 pub struct BenchReport<C: Serialize, R: Serialize> {
+    /// The layout's version (`docs/json.md`).
+    pub schema_version: u32,
+    /// `dotcompute`.
+    pub tool: &'static str,
     /// Which benchmark (`latency`, `throughput`, `queue`, `all`).
     pub benchmark: &'static str,
     /// Version of dotcompute.
@@ -140,6 +158,8 @@ pub struct BenchReport<C: Serialize, R: Serialize> {
 impl<C: Serialize, R: Serialize> BenchReport<C, R> {
     pub fn new(benchmark: &'static str, config: C, results: R, reference: serde_json::Value) -> Self {
         BenchReport {
+            schema_version: crate::output::SCHEMA_VERSION,
+            tool: "dotcompute",
             benchmark,
             dotcompute_version: env!("CARGO_PKG_VERSION"),
             command_line: std::env::args().collect(),

@@ -44,17 +44,17 @@ pub struct ThroughputArgs {
     /// Messages per workload.
     #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub messages: u64,
-    /// Tiers to measure (comma-separated): async, thread, spin, process, all.
+    /// Tiers to measure (comma-separated): async, thread, spin, process, gpu, all.
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = vec![TierArg::All])]
     pub tier: Vec<TierArg>,
     /// Messages per batch in the batched workloads (host and kernel side).
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(2..=4096))]
     pub batch: u64,
     /// Outstanding requests for the windowed echo (comma-separated, 1..=4096).
-    #[arg(long, value_delimiter = ',', default_values_t = vec![16u64, 256], value_parser = clap::value_parser!(u64).range(1..=MAX_WINDOW))]
+    #[arg(long, value_delimiter = ',', default_value = "16,256", value_parser = clap::value_parser!(u64).range(1..=MAX_WINDOW))]
     pub windows: Vec<u64>,
     /// Kernel counts for the scaling workload (comma-separated, 1..=64).
-    #[arg(long, value_delimiter = ',', default_values_t = vec![1u64, 2, 4, 8], value_parser = clap::value_parser!(u64).range(1..=64))]
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4,8", value_parser = clap::value_parser!(u64).range(1..=64))]
     pub kernels: Vec<u64>,
     /// Also write the results as JSON to this file.
     #[arg(long, value_name = "FILE")]

@@ -22,10 +22,11 @@ use crate::CliResult;
 pub struct PagerankBenchArgs {
     /// Node counts (PyDotCompute's generator, 5 edges per node, seed 42);
     /// each graph is written to an edge-list file, then loaded and solved.
-    #[arg(long, value_delimiter = ',', default_values_t = [10_000usize, 100_000, 1_000_000])]
+    #[arg(long, value_delimiter = ',', default_value = "10000,100000,1000000",
+          value_parser = crate::limits::parse_nodes)]
     pub sizes: Vec<usize>,
-    /// Timed runs per size (the median is shown).
-    #[arg(long, default_value_t = 3)]
+    /// Timed runs per size (the median is shown; 1 to 100).
+    #[arg(long, default_value_t = 3, value_parser = crate::limits::parse_repetitions)]
     pub repetitions: usize,
     /// Do not measure igraph (by default it runs on the same files when
     /// Python and igraph are there: scripts/provision-bench.sh).
@@ -47,13 +48,13 @@ pub struct PagerankBenchArgs {
 #[derive(Debug, Args)]
 pub struct AnomalyBenchArgs {
     /// Stream length (PyDotCompute's labelled stream, seed 42).
-    #[arg(long, default_value_t = 10_000_000)]
+    #[arg(long, default_value_t = 10_000_000, value_parser = crate::limits::parse_points)]
     pub points: usize,
     /// Batch sizes.
-    #[arg(long, value_delimiter = ',', default_values_t = [100usize, 1_000, 10_000])]
+    #[arg(long, value_delimiter = ',', default_value = "100,1000,10000", value_parser = crate::limits::parse_batch)]
     pub batches: Vec<usize>,
-    /// Timed runs per cell (the best is reported).
-    #[arg(long, default_value_t = 3)]
+    /// Timed runs per cell (the best is reported; 1 to 100).
+    #[arg(long, default_value_t = 3, value_parser = crate::limits::parse_repetitions)]
     pub repetitions: usize,
     /// Write the report as JSON to this file.
     #[arg(long, value_name = "FILE")]
@@ -90,6 +91,10 @@ struct WorkloadGoal {
 /// What `bench pagerank --json` writes.
 #[derive(Debug, Serialize)]
 struct PagerankJson<'a> {
+    /// The layout's version (`docs/json.md`).
+    schema_version: u32,
+    /// `dotcompute`.
+    tool: &'static str,
     benchmark: &'static str,
     dotcompute_version: &'static str,
     command_line: Vec<String>,
@@ -202,6 +207,8 @@ pub fn run_pagerank(args: &PagerankBenchArgs) -> CliResult<()> {
             })
             .collect();
         let json = PagerankJson {
+            schema_version: crate::output::SCHEMA_VERSION,
+            tool: "dotcompute",
             benchmark: "pagerank",
             dotcompute_version: env!("CARGO_PKG_VERSION"),
             command_line: std::env::args().collect(),
@@ -515,6 +522,10 @@ fn pagerank_chart(report: &PagerankBenchReport, igraph_rows: &[IgraphOutcome], n
 /// What `bench anomaly --json` writes: the library's report plus context.
 #[derive(Debug, Serialize)]
 struct AnomalyJson<'a> {
+    /// The layout's version (`docs/json.md`).
+    schema_version: u32,
+    /// `dotcompute`.
+    tool: &'static str,
     benchmark: &'static str,
     dotcompute_version: &'static str,
     command_line: Vec<String>,
@@ -578,6 +589,8 @@ pub fn run_anomaly(args: &AnomalyBenchArgs) -> CliResult<()> {
     }
     if let Some(path) = &args.json {
         let json = AnomalyJson {
+            schema_version: crate::output::SCHEMA_VERSION,
+            tool: "dotcompute",
             benchmark: "anomaly",
             dotcompute_version: env!("CARGO_PKG_VERSION"),
             command_line: std::env::args().collect(),

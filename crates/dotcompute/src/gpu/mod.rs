@@ -24,6 +24,12 @@
 //!   wgpu adapter (Vulkan, Metal, DX12; lavapipe in CI), run as batched
 //!   dispatches with the state in device memory.
 //!
+//! Invariant: the host trusts nothing the device writes: every index,
+//! status word and counter read from the shared region is validated
+//! ([`protocol`]) before use, and a value out of range is a typed error
+//! (`ProtocolError`), never an out-of-bounds access; each message crosses a
+//! ring exactly once, in order.
+//!
 //! What runs where: the CUDA template is compiled (NVRTC) and assembled
 //! (ptxas) in every test run; the protocol is tested against the emulator and
 //! the loom models everywhere; the CUDA device runs in `tests/gpu_cuda.rs`

@@ -7,7 +7,7 @@ use serde::Serialize;
 /// Every snapshot satisfies
 /// `enqueued == dequeued + dropped + depth as u64`, and so
 /// `attempts() == dequeued + dropped + depth + rejected + timed_out + closed_rejections`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct QueueStats {
     /// The queue's capacity.
     pub capacity: usize,

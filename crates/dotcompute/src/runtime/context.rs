@@ -47,6 +47,8 @@ pub struct KernelContext<In, Out> {
     route: (u64, Option<Arc<InputPort<Out>>>),
     /// When the messages being handled were delivered, and how many.
     in_flight: Option<(Stamp, u64)>,
+    /// Ids of the messages being handled, kept only while receipts wait.
+    tracked: Vec<uuid::Uuid>,
 }
 
 impl<In: Message, Out: Message> KernelContext<In, Out> {
@@ -57,6 +59,7 @@ impl<In: Message, Out: Message> KernelContext<In, Out> {
             output,
             route: (u64::MAX, None),
             in_flight: None,
+            tracked: Vec::new(),
         }
     }
 
@@ -93,6 +96,7 @@ impl<In: Message, Out: Message> KernelContext<In, Out> {
             self.core
                 .metrics
                 .record_handled_ns(clock::ns_between(start, now), count);
+            self.core.receipts.processed(&mut self.tracked);
         }
     }
 
@@ -100,6 +104,9 @@ impl<In: Message, Out: Message> KernelContext<In, Out> {
     fn deliver(&mut self, msg: In, at: Stamp) -> In {
         KernelMetrics::add(&self.core.metrics.received, 1);
         self.in_flight = Some((at, 1));
+        if self.core.receipts.active() {
+            self.tracked.push(msg.message_id());
+        }
         msg
     }
 
@@ -172,6 +179,10 @@ impl<In: Message, Out: Message> KernelContext<In, Out> {
     fn take_more(&mut self, max: usize, out: &mut Vec<In>) -> usize {
         let n = self.input.queue.try_recv_batch(max, out);
         KernelMetrics::add(&self.core.metrics.received, n as u64);
+        if self.core.receipts.active() {
+            let taken = out.len().saturating_sub(n);
+            self.tracked.extend(out[taken..].iter().map(Message::message_id));
+        }
         if let Some((_, count)) = self.in_flight.as_mut() {
             *count += n as u64;
         }
@@ -322,6 +333,11 @@ impl<In, Out> Drop for KernelContext<In, Out> {
         if let Some((start, count)) = self.in_flight.take() {
             let ns = clock::ns_between(start, clock::now());
             self.core.metrics.record_handled_ns(ns, count);
+            // A handler stopped by terminate may not have finished its
+            // message: its receipt fails with the kernel instead.
+            if !self.core.is_cancelled() {
+                self.core.receipts.processed(&mut self.tracked);
+            }
         }
     }
 }

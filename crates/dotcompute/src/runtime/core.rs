@@ -43,6 +43,7 @@ pub(crate) struct KernelCore {
     cancelled: AtomicBool,
     pub metrics: KernelMetrics,
     pub runtime: Weak<RuntimeShared>,
+    pub receipts: crate::runtime::receipt::Receipts,
 }
 
 fn state_word(state: KernelState) -> u8 {
@@ -61,6 +62,7 @@ impl KernelCore {
             cancelled: AtomicBool::new(false),
             metrics: KernelMetrics::new(),
             runtime,
+            receipts: crate::runtime::receipt::Receipts::default(),
         }
     }
 

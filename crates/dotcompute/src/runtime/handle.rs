@@ -14,6 +14,7 @@ use crate::error::{CallError, Error, Result, SendError};
 use crate::message::Message;
 use crate::runtime::input::InputPort;
 use crate::runtime::output::OutputPort;
+use crate::runtime::receipt::Receipt;
 use crate::runtime::state::KernelState;
 use crate::runtime::telemetry::KernelTelemetry;
 
@@ -116,6 +117,50 @@ impl<In: Message, Out: Message> KernelHandle<In, Out> {
     /// strategy is `DropOldest`.
     pub fn try_send(&self, msg: In) -> Result<(), SendError<In>> {
         self.input.try_send(msg)
+    }
+
+    /// Sends like [`send`](Self::send) and returns a [`Receipt`] that
+    /// resolves once the handler is done with this message: `Ok` when the
+    /// kernel counts it as processed, an error if the kernel ended or was
+    /// terminated first. For bridges that acknowledge a message to an
+    /// outside system only after it was handled (at-least-once delivery).
+    /// At most one receipt waits per message id; a refused message comes
+    /// back in the error.
+    ///
+    /// ```
+    /// use dotcompute::{Error, KernelConfig, KernelContext, Message, MessageHeader, RingKernelRuntime};
+    ///
+    /// #[derive(Debug, Message)]
+    /// struct Job { n: u64, header: MessageHeader }
+    ///
+    /// async fn work(mut ctx: KernelContext<Job, Job>) -> Result<(), Error> {
+    ///     loop {
+    ///         let job = ctx.receive().await?;
+    ///         ctx.send(job.reply(Job { n: job.n * 2, header: MessageHeader::new() })).await?;
+    ///     }
+    /// }
+    ///
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let rt = RingKernelRuntime::new();
+    /// rt.launch_with("work", KernelConfig::default(), work).unwrap();
+    /// rt.activate("work").unwrap();
+    /// let handle = rt.handle::<Job, Job>("work").unwrap();
+    /// let receipt = handle.send_tracked(Job { n: 21, header: MessageHeader::new() }).await.unwrap();
+    /// assert_eq!(handle.receive().await.unwrap().n, 42);
+    /// receipt.await.unwrap(); // handled
+    /// rt.shutdown().await;
+    /// # });
+    /// ```
+    pub async fn send_tracked(&self, msg: In) -> Result<Receipt, SendError<In>> {
+        self.input.send_tracked(msg, None).await
+    }
+
+    /// Counts `n` messages meant for this kernel that a transport outside
+    /// the runtime evicted before they reached its input queue (for example
+    /// a network stream's discard-oldest limit), in the kernel's
+    /// `messages_dropped`, the same counter as its own queues' drops.
+    pub fn record_transport_drops(&self, n: u64) {
+        crate::runtime::telemetry::KernelMetrics::add(&self.input.core.metrics.transport_dropped, n);
     }
 
     /// [`send`](Self::send) from a thread that is not running async code (it

@@ -76,6 +76,28 @@ impl<In: Message> InputPort<In> {
         self.core.refused(Side::Input, refusal, limit, self.queue.capacity())
     }
 
+    /// Like [`send`](Self::send), returning a receipt that resolves once
+    /// the handler is done with the message.
+    pub async fn send_tracked(
+        &self,
+        msg: In,
+        timeout: Option<Duration>,
+    ) -> Result<crate::runtime::receipt::Receipt, SendError<In>> {
+        let msg = self.admit(msg)?;
+        let id = msg.message_id();
+        let receipt = match self.core.receipts.register(&self.core.id, id) {
+            Ok(r) => r,
+            Err(e) => return Err(SendError::new(msg, e)),
+        };
+        match self.send(msg, timeout, None).await {
+            Ok(()) => Ok(receipt),
+            Err(e) => {
+                self.core.receipts.cancel(id);
+                Err(e)
+            }
+        }
+    }
+
     /// Sends without waiting.
     pub fn try_send(&self, msg: In) -> Result<(), SendError<In>> {
         let msg = self.admit(msg)?;

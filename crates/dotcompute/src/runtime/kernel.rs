@@ -216,6 +216,7 @@ impl<In: Message, Out: Message> ErasedKernel for KernelCell<In, Out> {
         self.input.queue.close();
         self.output.queue.close();
         self.output.replies.close();
+        self.core.receipts.fail_all(&self.core.end_error());
         if let Some(Runner::Task(task)) = lock(&self.runner).take() {
             task.abort();
         }

@@ -56,6 +56,7 @@ pub(crate) mod input;
 pub(crate) mod kernel;
 pub(crate) mod output;
 pub(crate) mod park;
+pub mod receipt;
 pub mod registry;
 pub(crate) mod replies;
 pub mod spec;
@@ -391,6 +392,18 @@ impl RingKernelRuntime {
         port.send(msg, Some(timeout), None).await
     }
 
+    /// Like [`send`](Self::send), returning a [`Receipt`](receipt::Receipt)
+    /// that resolves once the handler is done with this message; see
+    /// [`KernelHandle::send_tracked`].
+    pub async fn send_tracked<M: Message>(
+        &self,
+        id: &str,
+        msg: M,
+    ) -> std::result::Result<receipt::Receipt, SendError<M>> {
+        let (port, msg) = self.input_for(id, msg)?;
+        port.send_tracked(msg, None).await
+    }
+
     /// Sends without waiting: a full queue refuses with [`Error::QueueFull`]
     /// unless the kernel's strategy is `DropOldest`.
     pub fn try_send<M: Message>(&self, id: &str, msg: M) -> std::result::Result<(), SendError<M>> {
@@ -470,6 +483,14 @@ impl RingKernelRuntime {
     /// The state of a kernel.
     pub fn kernel_state(&self, id: &str) -> Result<KernelState> {
         Ok(self.kernel(id)?.core().state())
+    }
+
+    /// The Rust type names of a kernel's input and output messages (as
+    /// [`std::any::type_name`] gives them), for checking a route before any
+    /// message is taken.
+    pub fn message_types(&self, id: &str) -> Result<(&'static str, &'static str)> {
+        let kernel = self.kernel(id)?;
+        Ok((kernel.input_type(), kernel.output_type()))
     }
 
     /// The ids of the kernels in this runtime, sorted.

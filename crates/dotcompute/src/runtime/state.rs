@@ -24,7 +24,7 @@ use std::fmt;
 use serde::Serialize;
 
 /// Where a kernel is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 pub enum KernelState {
     /// Defined, no resources yet.
     Created,

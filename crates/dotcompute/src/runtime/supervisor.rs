@@ -168,6 +168,7 @@ impl<In: Message, Out: Message> KernelCell<In, Out> {
         self.input.queue.close();
         self.output.queue.close();
         self.output.replies.close();
+        self.core.receipts.fail_all(&self.core.end_error());
     }
 
     pub(super) async fn terminate_inner(self: Arc<Self>, options: TerminateOptions) -> Result<TerminateReport> {
@@ -215,6 +216,7 @@ impl<In: Message, Out: Message> KernelCell<In, Out> {
             core.set_state(KernelState::Terminated);
         }
         self.output.replies.close();
+        core.receipts.fail_all(&core.end_error());
         tracing::info!(kernel = %core.id, discarded, forced, abandoned, "kernel terminated");
         Ok(TerminateReport {
             kernel: core.id.to_string(),

@@ -42,6 +42,8 @@ pub(crate) struct KernelMetrics {
     pub errors: AtomicU64,
     pub restarts: AtomicU64,
     pub discarded: AtomicU64,
+    /// Drops reported by a transport outside the runtime.
+    pub transport_dropped: AtomicU64,
     /// Messages taken in and never completed because the peer that had them
     /// died (process tier).
     pub lost: AtomicU64,
@@ -59,6 +61,7 @@ impl KernelMetrics {
             errors: AtomicU64::new(0),
             restarts: AtomicU64::new(0),
             discarded: AtomicU64::new(0),
+            transport_dropped: AtomicU64::new(0),
             lost: AtomicU64::new(0),
             last_error: Mutex::new(None),
             handler_ns: histogram::AtomicHistogram::new(),
@@ -123,7 +126,7 @@ impl KernelMetrics {
             messages_received: self.received.load(Ordering::Relaxed),
             messages_sent: self.sent.load(Ordering::Relaxed),
             messages_processed: processed,
-            messages_dropped: input.dropped + output.dropped,
+            messages_dropped: input.dropped + output.dropped + self.transport_dropped.load(Ordering::Relaxed),
             messages_rejected: input.rejected + input.timed_out + input.closed_rejections,
             messages_discarded: self.discarded.load(Ordering::Relaxed),
             messages_lost: self.lost.load(Ordering::Relaxed),
@@ -145,12 +148,14 @@ impl KernelMetrics {
 }
 
 /// Percentiles of a latency distribution, in nanoseconds.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct LatencySummary {
     /// Number of samples.
     pub count: u64,
     /// Mean.
     pub mean_ns: f64,
+    /// Smallest sample.
+    pub min_ns: u64,
     /// Median.
     pub p50_ns: u64,
     /// 95th percentile.
@@ -170,6 +175,7 @@ impl LatencySummary {
         LatencySummary {
             count: h.len(),
             mean_ns: h.mean(),
+            min_ns: h.min(),
             p50_ns: h.value_at_quantile(0.50),
             p95_ns: h.value_at_quantile(0.95),
             p99_ns: h.value_at_quantile(0.99),
@@ -191,7 +197,9 @@ pub struct KernelTelemetry {
     pub messages_sent: u64,
     /// Messages whose handling finished (the handler asked for the next one or returned).
     pub messages_processed: u64,
-    /// Messages evicted by `DropOldest`, input and output queues together.
+    /// Messages evicted by `DropOldest`, input and output queues together,
+    /// plus those a transport outside the runtime reported evicting
+    /// ([`KernelHandle::record_transport_drops`](crate::KernelHandle::record_transport_drops)).
     pub messages_dropped: u64,
     /// Sends into the input queue that were refused (full, timed out or closed) and handed back.
     pub messages_rejected: u64,
@@ -396,12 +404,23 @@ fn escape(label: &str) -> String {
     label.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
+/// `850 ns`, `12.3 µs`, `5.15 ms`, `1.23 s`: scaled to the unit that keeps
+/// 1 to 999 of it, three significant digits.
 fn fmt_ns(ns: u64) -> String {
-    match ns {
-        0..=9_999 => format!("{ns}ns"),
-        10_000..=9_999_999 => format!("{:.1}µs", ns as f64 / 1e3),
-        _ => format!("{:.1}ms", ns as f64 / 1e6),
-    }
+    let (v, unit) = match ns {
+        0..=999 => return format!("{ns} ns"),
+        1_000..=999_999 => (ns as f64 / 1e3, "µs"),
+        1_000_000..=999_999_999 => (ns as f64 / 1e6, "ms"),
+        _ => (ns as f64 / 1e9, "s"),
+    };
+    let digits = if v >= 100.0 {
+        0
+    } else if v >= 10.0 {
+        1
+    } else {
+        2
+    };
+    format!("{v:.digits$} {unit}")
 }
 
 impl fmt::Display for RuntimeSummary {
@@ -518,5 +537,14 @@ mod tests {
             let value = line.rsplit(' ').next().unwrap();
             assert!(value.parse::<f64>().is_ok(), "bad sample line: {line}");
         }
+    }
+
+    #[test]
+    fn durations_in_the_table_are_scaled_with_a_space() {
+        assert_eq!(fmt_ns(850), "850 ns");
+        assert_eq!(fmt_ns(12_340), "12.3 µs");
+        assert_eq!(fmt_ns(5_148_700), "5.15 ms");
+        assert_eq!(fmt_ns(123_456_789), "123 ms");
+        assert_eq!(fmt_ns(1_230_000_000), "1.23 s");
     }
 }

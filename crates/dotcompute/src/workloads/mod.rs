@@ -19,10 +19,13 @@
 //! `dotcompute` command line is a thin layer over them.
 //!
 //! Invariant shared by the modules: no panic on user input; malformed input
-//! and impossible options are errors that say where and why.
+//! and impossible options are errors that say where and why; sizes taken
+//! from input are checked against [`limits`] before anything is allocated
+//! for them.
 
 pub mod anomaly;
 pub mod graph;
+pub mod limits;
 pub mod numpy_rng;
 pub mod pagerank;
 

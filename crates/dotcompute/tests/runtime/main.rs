@@ -6,6 +6,7 @@ mod failure;
 mod lifecycle;
 mod messaging;
 mod plain_threads;
+mod receipts;
 mod refusals;
 mod registry;
 mod telemetry;

@@ -50,8 +50,9 @@ use crate::runtime::context::{BlockingContext, KernelContext};
 use crate::runtime::spec::KernelSpec;
 use crate::runtime::RingKernelRuntime;
 
-/// A micro-batch of the stream.
-#[derive(Debug, Clone, crate::Message)]
+/// A micro-batch of the stream. Serializable, so the batch can cross a
+/// process or network boundary in the wire [`codec`](crate::codec).
+#[derive(Debug, Clone, crate::Message, serde::Serialize, serde::Deserialize)]
 pub struct AnomalyBatch {
     /// The batch's sequence number.
     pub batch_id: u64,
@@ -75,8 +76,8 @@ impl AnomalyBatch {
     }
 }
 
-/// The kernel's answer to one batch, correlated to it.
-#[derive(Debug, Clone, crate::Message)]
+/// The kernel's answer to one batch, correlated to it (serializable too).
+#[derive(Debug, Clone, crate::Message, serde::Serialize, serde::Deserialize)]
 pub struct AnomalyBatchResult {
     /// The batch answered.
     pub batch_id: u64,

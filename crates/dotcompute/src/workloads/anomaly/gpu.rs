@@ -5,8 +5,9 @@
 //!
 //! The CUDA C handler ([`DETECTOR_CU`]) computes [`Detector::update`]'s
 //! formulas in the same order with explicitly rounded double-precision
-//! operations (`__dsub_rn`, `__dmul_rn`, `__dsqrt_rn`, ...), so no
-//! contraction into fused multiply-adds can change a result: on the same
+//! operations (`__dsub_rn`, `__dmul_rn`, `__dsqrt_rn`, ...) and the exact
+//! `fmin` for the outlier clip's saturations, so no contraction into
+//! fused multiply-adds can change a result: on the same
 //! stream it flags the same points with the same scores and ends in the same
 //! state as the CPU modes, bit for bit. Its Rust twin ([`detector_twin`])
 //! calls [`Detector::score`] (the formulas every mode uses) and runs on the
@@ -81,6 +82,10 @@ pub struct GpuDetectorState {
     pub threshold: f64,
     /// ε.
     pub epsilon: f64,
+    /// The outlier clip B.
+    pub clip: f64,
+    /// B² (computed once on the host, so every backend uses the same value).
+    pub clip_sq: f64,
     /// Moving mean.
     pub mean: f64,
     /// Moving variance.
@@ -98,6 +103,8 @@ impl GpuDetectorState {
             one_minus_alpha: params.one_minus_alpha,
             threshold: params.config.threshold,
             epsilon: params.config.epsilon,
+            clip: params.config.clip,
+            clip_sq: params.clip_sq,
             mean: s.mean,
             var: s.var,
             seen: s.seen,
@@ -107,8 +114,10 @@ impl GpuDetectorState {
 
 /// The CUDA C handler (see the module docs).
 pub const DETECTOR_CU: &str = r#"
-// dotcompute anomaly detector: Detector::update, operation for operation,
-// explicitly rounded so the result does not depend on --fmad.
+// dotcompute anomaly detector: Detector::score, operation for operation,
+// explicitly rounded so the result does not depend on --fmad (fmin/fmax
+// are exact, and return the other operand for an infinity as Rust's do).
+#define DC_DBL_MAX 1.7976931348623157e+308
 __device__ int dc_anomaly_detect(const DcPointBlock* in, DcBlockVerdict* out, DcDetectorState* s) {
     out->first_index = in->first_index;
     if (in->first_index != s->seen || in->len == 0 || in->len > 32) {
@@ -123,11 +132,23 @@ __device__ int dc_anomaly_detect(const DcPointBlock* in, DcBlockVerdict* out, Dc
         double score = 0.0;
         if (k < in->len) {
             const double x = in->values[k];
-            const double delta = __dsub_rn(x, s->mean);
-            s->mean = __dadd_rn(s->mean, __dmul_rn(s->alpha, delta));
-            s->var = __dmul_rn(s->one_minus_alpha, __dadd_rn(s->var, __dmul_rn(__dmul_rn(s->alpha, delta), delta)));
+            const double delta = __dsub_rn(x, s->mean);  // +-inf only for opposite extremes
+            const double spread = __dadd_rn(s->var, s->epsilon);
+            double folded = delta;
+            if (__dmul_rn(delta, delta) > __dmul_rn(s->clip_sq, spread) || !isfinite(delta)) {
+                // Winsorise: fold the outlier in as B standard deviations.
+                const double bound = spread > 0.0
+                    ? fmin(fmin(__dmul_rn(s->clip, __dsqrt_rn(spread)), fabs(delta)), DC_DBL_MAX)
+                    : fmin(fabs(delta), DC_DBL_MAX);
+                folded = delta < 0.0 ? -bound : bound;
+            }
+            s->mean = __dadd_rn(s->mean, __dmul_rn(s->alpha, folded));
+            s->var = __dmul_rn(s->one_minus_alpha,
+                               fmin(__dadd_rn(s->var, __dmul_rn(__dmul_rn(s->alpha, folded), folded)), DC_DBL_MAX));
             s->seen += 1;
-            score = __ddiv_rn(fabs(delta), __dsqrt_rn(__dadd_rn(s->var, s->epsilon)));
+            if (delta != 0.0) {
+                score = fmin(__ddiv_rn(fabs(delta), __dsqrt_rn(__dadd_rn(s->var, s->epsilon))), DC_DBL_MAX);
+            }
             if (score > s->threshold) flagged |= 1u << k;
         }
         out->scores[k] = score;
@@ -168,10 +189,12 @@ pub fn detector_twin(
         config: DetectorConfig {
             threshold: s.threshold,
             epsilon: s.epsilon,
+            clip: s.clip,
             ..DetectorConfig::default()
         },
         alpha: s.alpha,
         one_minus_alpha: s.one_minus_alpha,
+        clip_sq: s.clip_sq,
     };
     let mut d = Detector::with_state(
         params,

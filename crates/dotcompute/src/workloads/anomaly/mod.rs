@@ -7,15 +7,48 @@
 //! the update exceeds `Z` standard deviations *after* it:
 //!
 //! ```text
+//! δ  = x − mean                               (±∞ only for opposite extremes)
+//! s  = var + ε
+//! δc = δ                                      if δ·δ ≤ B²·s and δ is finite
+//!      ±min(B·sqrt(s), |δ|, f64::MAX)         otherwise, when s > 0  (the sign of δ)
+//!      ±min(|δ|, f64::MAX)                    otherwise, when s = 0
+//! mean  ← mean + α·δc
+//! var   ← (1 − α)·min(var + α·δc·δc, f64::MAX)
+//! score = |δ| / sqrt(var + ε)                 (0 when δ = 0; at most f64::MAX)
+//! anomaly  ⇔  score > Z                       (ε = 1e-8, B = 100 by default)
+//! ```
+//!
+//! How an outlier is folded in: a point is always judged by its full
+//! deviation `δ`, but a deviation of more than `B` standard deviations (the
+//! [`clip`](DetectorConfig::clip), measured with the variance *before* the
+//! point) enters the running mean and variance as exactly `B` standard
+//! deviations, with its sign (winsorised). So a single extreme value, even
+//! `1e300` in a stream of ones, is reported with a huge score and moves the
+//! statistics no more than a `B`σ point would: the variance grows by at most
+//! the factor `(1 − α)(1 + α·B²)` (×3 for the defaults) and every later
+//! anomaly is still seen. The state stays finite whatever finite values
+//! arrive: the mean moves toward each point and never past it, and the
+//! variance and the scores saturate at `f64::MAX`, which only happens beyond
+//! `f64`'s range (a stream whose deviations are themselves near `1e154` or
+//! more saturates the variance, and its points keep being flagged).
+//! Non-finite input is refused by the readers ([`stream::read_values`]).
+//!
+//! Below the clip nothing differs from the plain EMA detector below, bit for
+//! bit:
+//!
+//! ```text
 //! δ = x − mean
 //! mean ← mean + α·δ
 //! var  ← (1 − α)·(var + α·δ·δ)
-//! anomaly  ⇔  |δ| / sqrt(var + ε) > Z          (ε = 1e-8)
+//! anomaly  ⇔  |δ| / sqrt(var + ε) > Z
 //! ```
 //!
 //! These are the formulas, in the same operation order, of PyDotCompute's
 //! "CPU Only" detector (`CPUDetector` in `realtime_anomaly_benchmark.py`),
-//! evaluated in float64, so on the same data the two flag the same points.
+//! evaluated in float64, so on the same data the two flag the same points
+//! as long as no deviation exceeds the clip (on PyDotCompute's synthetic
+//! stream the largest is 7.6σ with the default window, 18σ with `W = 100`:
+//! nothing is clipped there, and the counts below are PyDotCompute's).
 //! (PyDotCompute's "Stateless Batch" and "GPU Actors" variants compute
 //! different detectors; here the batch and actor modes run this one.)
 //!
@@ -27,9 +60,12 @@
 //!   kernel holding the state (async tier / dedicated-thread tier / spin
 //!   tier), batches sent as messages, several in flight ([`actor`]).
 //!
-//! Invariant: every mode applies the same [`Detector::update`] to the same
+//! Invariants: every mode applies the same [`Detector::update`] to the same
 //! points in the same order, so anomaly sets, scores and final states are
-//! bit-identical across modes and batch sizes (the tests check this).
+//! bit-identical across modes and batch sizes (the tests check this; the
+//! CUDA handler in [`gpu`] writes the same formulas with explicitly rounded
+//! operations); and for any finite input the state (mean, variance) and
+//! every score stay finite.
 //!
 //! ```
 //! use dotcompute::workloads::anomaly::{detect_batch, Detector, DetectorConfig, DetectorState};
@@ -54,6 +90,7 @@
 
 pub mod actor;
 pub mod gpu;
+pub mod session;
 pub mod stream;
 #[cfg(feature = "wgpu")]
 pub mod wgpu;
@@ -64,6 +101,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 pub use super::Timing;
+pub use session::{run_stream, AnomalySink, Session};
 use stream::{read_values, LabeledStream, SyntheticSpec};
 
 /// Errors of the anomaly workload.
@@ -119,6 +157,12 @@ pub enum AnomalyError {
     /// The tokio runtime for the actor modes could not be built.
     #[error("cannot start the tokio runtime: {0}")]
     TokioRuntime(String),
+    /// The input asks for more memory than the limit allows.
+    #[error(transparent)]
+    Limit(#[from] crate::workloads::limits::LimitError),
+    /// An allocation driven by the input failed.
+    #[error(transparent)]
+    Alloc(#[from] crate::workloads::limits::AllocError),
 }
 
 /// Parameters of the detector.
@@ -130,7 +174,14 @@ pub struct DetectorConfig {
     pub threshold: f64,
     /// `ε` added to the variance (default 1e-8).
     pub epsilon: f64,
+    /// The outlier clip `B` (default 100): a deviation of more than `B`
+    /// standard deviations enters the running statistics as exactly `B`
+    /// (see the module docs); finite and positive.
+    pub clip: f64,
 }
+
+/// The default outlier clip `B` of [`DetectorConfig::clip`].
+pub const DEFAULT_CLIP: f64 = 100.0;
 
 impl Default for DetectorConfig {
     fn default() -> Self {
@@ -138,6 +189,7 @@ impl Default for DetectorConfig {
             window: 10_000,
             threshold: 3.0,
             epsilon: 1e-8,
+            clip: DEFAULT_CLIP,
         }
     }
 }
@@ -148,6 +200,7 @@ pub struct DetectorParams {
     config: DetectorConfig,
     alpha: f64,
     one_minus_alpha: f64,
+    clip_sq: f64,
 }
 
 impl DetectorParams {
@@ -175,11 +228,19 @@ impl DetectorParams {
                 "must be a finite, non-negative number",
             ));
         }
+        if !config.clip.is_finite() || config.clip <= 0.0 {
+            return Err(bad(
+                "clip",
+                config.clip.to_string(),
+                "must be a finite, positive number",
+            ));
+        }
         let alpha = 2.0 / (f64::from(config.window) + 1.0);
         Ok(DetectorParams {
             config,
             alpha,
             one_minus_alpha: 1.0 - alpha,
+            clip_sq: config.clip * config.clip,
         })
     }
 
@@ -192,10 +253,15 @@ impl DetectorParams {
     pub fn alpha(&self) -> f64 {
         self.alpha
     }
+
+    /// `B²` (`B` the [clip](DetectorConfig::clip)).
+    pub fn clip_sq(&self) -> f64 {
+        self.clip_sq
+    }
 }
 
 /// Everything the detector carries from one point to the next.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
 pub struct DetectorState {
     /// Moving mean.
     pub mean: f64,
@@ -217,7 +283,7 @@ impl Default for DetectorState {
 }
 
 /// A flagged point.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
 pub struct Anomaly {
     /// Its position in the stream (0-based).
     pub index: u64,
@@ -254,15 +320,31 @@ impl Detector {
     }
 
     /// Takes `x` into the state and returns its score (flagged when above
-    /// the threshold): the one place the formulas are written.
+    /// the threshold): the one place the formulas are written (see the
+    /// module docs; the CUDA handler in [`gpu`] mirrors them step by step).
+    #[inline]
     pub fn score(&mut self, x: f64) -> f64 {
         let p = &self.params;
         let s = &mut self.state;
-        let delta = x - s.mean;
-        s.mean += p.alpha * delta;
-        s.var = p.one_minus_alpha * (s.var + p.alpha * delta * delta);
+        // Nothing is added to the loop-carried chains (mean → δ → mean,
+        // var → var) for ordinary points: the clip is a predicted branch.
+        let delta = x - s.mean; // ±∞ only for opposite extremes beyond f64's range
+        let spread = s.var + p.config.epsilon;
+        let folded = if delta * delta > p.clip_sq * spread || !delta.is_finite() {
+            fold_outlier(delta, spread, p.config.clip)
+        } else {
+            delta
+        };
+        // |folded| ≤ |x − mean| with the sign of x − mean and α ≤ 1: the mean
+        // moves toward x and no further, so it stays finite.
+        s.mean += p.alpha * folded;
+        s.var = p.one_minus_alpha * (s.var + p.alpha * folded * folded).min(f64::MAX);
         s.seen += 1;
-        delta.abs() / (s.var + p.config.epsilon).sqrt()
+        if delta == 0.0 {
+            0.0
+        } else {
+            (delta.abs() / (s.var + p.config.epsilon).sqrt()).min(f64::MAX)
+        }
     }
 
     /// The state.
@@ -273,6 +355,23 @@ impl Detector {
     /// The parameters.
     pub fn params(&self) -> DetectorParams {
         self.params
+    }
+}
+
+/// The deviation an outlier is folded in with: `±min(B·sqrt(spread), |δ|,
+/// f64::MAX)` with the sign of `delta`, or, without a spread to measure it
+/// by (`spread = 0`), `±min(|δ|, f64::MAX)`. Never longer than `δ`.
+#[cold]
+fn fold_outlier(delta: f64, spread: f64, clip: f64) -> f64 {
+    let bound = if spread > 0.0 {
+        (clip * spread.sqrt()).min(delta.abs()).min(f64::MAX)
+    } else {
+        delta.abs().min(f64::MAX)
+    };
+    if delta < 0.0 {
+        -bound
+    } else {
+        bound
     }
 }
 
@@ -643,7 +742,9 @@ pub enum StreamSource {
 }
 
 impl StreamSource {
-    fn describe(&self) -> String {
+    /// What the report calls the source: `synthetic(points=…, …)`, a file
+    /// name and column, or `<stdin> (column N)`.
+    pub fn describe(&self) -> String {
         match self {
             StreamSource::Synthetic(s) => format!(
                 "synthetic(points={}, anomaly_rate={}, seed={})",
@@ -691,6 +792,11 @@ pub struct AnomalyOptions {
 }
 
 impl AnomalyOptions {
+    /// What the report calls the source ([`StreamSource::describe`]).
+    pub fn source_description(&self) -> String {
+        self.source.describe()
+    }
+
     /// PyDotCompute's stream of `points` points, batch mode, default detector.
     pub fn synthetic(points: usize) -> Self {
         AnomalyOptions {
@@ -1046,6 +1152,7 @@ mod tests {
             window: 3,
             threshold: 1.0,
             epsilon: 0.0,
+            ..Default::default()
         })
         .unwrap();
         // alpha = 0.5: delta 4, mean 2, var 0.5*(1 + 0.5*16) = 4.5, score 4/sqrt(4.5).
@@ -1069,6 +1176,146 @@ mod tests {
         // delta 0: never an anomaly.
         assert!(d.update(2.0).is_none());
         assert_eq!(d.state().seen, 2);
+    }
+
+    /// The plain EMA formulas, without clip or saturation.
+    fn plain(config: DetectorConfig, values: &[f64]) -> (Vec<(u64, f64)>, DetectorState) {
+        let alpha = 2.0 / (f64::from(config.window) + 1.0);
+        let mut s = DetectorState::default();
+        let mut out = Vec::new();
+        for &x in values {
+            let delta = x - s.mean;
+            s.mean += alpha * delta;
+            s.var = (1.0 - alpha) * (s.var + alpha * delta * delta);
+            let score = delta.abs() / (s.var + config.epsilon).sqrt();
+            if score > config.threshold {
+                out.push((s.seen, score));
+            }
+            s.seen += 1;
+        }
+        (out, s)
+    }
+
+    fn wave(n: usize) -> Vec<f64> {
+        (0..n).map(|i| (i as f64 * 0.05).sin()).collect()
+    }
+
+    #[test]
+    fn below_the_clip_the_plain_formulas_hold_bit_for_bit() {
+        let config = DetectorConfig {
+            window: 50,
+            ..Default::default()
+        };
+        let mut values = wave(5000);
+        values[3000] += 8.0;
+        let (want, want_state) = plain(config, &values);
+        let mut d = Detector::new(config).unwrap();
+        let got: Vec<(u64, f64)> = values
+            .iter()
+            .filter_map(|&x| d.update(x))
+            .map(|a| (a.index, a.score))
+            .collect();
+        assert_eq!(got, want);
+        assert_eq!(d.state(), want_state);
+        assert!(got.iter().any(|&(i, _)| i == 3000));
+    }
+
+    #[test]
+    fn one_extreme_value_is_reported_and_does_not_poison_the_statistics() {
+        let config = DetectorConfig {
+            window: 100,
+            ..Default::default()
+        };
+        for extreme in [1e300, -1e300, f64::MAX, -f64::MAX, 1.3e154, 1e20] {
+            let mut values = wave(4000);
+            values[1000] = extreme;
+            // An ordinary anomaly (10 units on a wave of amplitude 1) later on.
+            values[2000] += 10.0;
+            let mut d = Detector::new(config).unwrap();
+            let mut found = Vec::new();
+            for &x in &values {
+                if let Some(a) = d.update(x) {
+                    found.push(a);
+                }
+                let s = d.state();
+                assert!(s.mean.is_finite() && s.var.is_finite(), "{extreme}: {s:?}");
+            }
+            let spike = found
+                .iter()
+                .find(|a| a.index == 1000)
+                .expect("the extreme value is reported");
+            assert!(spike.score.is_finite() && spike.score > 1e3, "{extreme}: {spike:?}");
+            assert!(
+                found.iter().any(|a| a.index == 2000),
+                "{extreme}: the later anomaly is missed"
+            );
+            // The plain formulas lose the later anomaly for the largest values.
+            if extreme.abs() >= 1e154 {
+                let (plain_found, plain_state) = plain(config, &values);
+                assert!(!plain_found.iter().any(|&(i, _)| i == 2000) || !plain_state.var.is_finite());
+            }
+        }
+    }
+
+    #[test]
+    fn opposite_extremes_saturate_instead_of_overflowing() {
+        let mut d = Detector::new(DetectorConfig {
+            window: 1,
+            epsilon: 0.0,
+            ..Default::default()
+        })
+        .unwrap();
+        for x in [f64::MAX, -f64::MAX, f64::MAX, 0.0, 0.0, -f64::MAX, 5.0] {
+            let score = d.score(x);
+            let s = d.state();
+            assert!(
+                score.is_finite() && s.mean.is_finite() && s.var.is_finite(),
+                "{x}: {score} {s:?}"
+            );
+        }
+        // A constant stream with no spread left (ε = 0, var reaches 0) does not clip.
+        let mut d = Detector::new(DetectorConfig {
+            window: 1,
+            epsilon: 0.0,
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(d.score(0.0), 0.0);
+        assert_eq!(d.state().var, 0.0);
+        assert!(d.score(1.0) > 0.0);
+        assert!(d.state().var.is_finite());
+    }
+
+    #[test]
+    fn the_clip_is_validated() {
+        for clip in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+            match Detector::new(DetectorConfig {
+                clip,
+                ..Default::default()
+            }) {
+                Err(AnomalyError::InvalidOption { parameter, .. }) => assert_eq!(parameter, "clip"),
+                other => panic!("{clip}: {other:?}"),
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_finite_values_keep_the_state_and_scores_finite(
+            bits in proptest::collection::vec(proptest::prelude::any::<u64>(), 1..200),
+            window in 1u32..20_000,
+            clip in 0.5f64..1e6,
+            epsilon in 0.0f64..1.0,
+        ) {
+            let config = DetectorConfig { window, clip, epsilon, ..Default::default() };
+            let mut d = Detector::new(config).unwrap();
+            for x in bits.into_iter().map(f64::from_bits).filter(|x| x.is_finite()) {
+                let score = d.score(x);
+                let s = d.state();
+                proptest::prop_assert!(score.is_finite() && score >= 0.0, "{} -> {}", x, score);
+                proptest::prop_assert!(s.mean.is_finite() && s.var.is_finite() && s.var >= 0.0, "{:?}", s);
+            }
+        }
     }
 
     #[test]

@@ -30,6 +30,7 @@ use std::io::BufRead;
 use serde::Serialize;
 
 use super::AnomalyError;
+use crate::workloads::limits::{quote_token, try_reserve, try_vec};
 use crate::workloads::numpy_rng::NumpyGenerator;
 
 /// A stream with ground truth.
@@ -86,7 +87,8 @@ impl SyntheticSpec {
         let mut rng = NumpyGenerator::new(self.seed);
         // 2 * np.pi (a Python float) meets a float32 array: it becomes float32.
         let two_pi = (2.0 * std::f64::consts::PI) as f32;
-        let mut x32: Vec<f32> = Vec::with_capacity(n);
+        let mut x32: Vec<f32> = Vec::new();
+        try_reserve(&mut x32, n, "the synthetic stream")?;
         for i in 0..n {
             let t = i as f32;
             let slow = ((two_pi * t / 1000.0f32) as f64).sin() as f32;
@@ -106,7 +108,7 @@ impl SyntheticSpec {
                 value: self.anomaly_rate.to_string(),
                 reason: format!("{k} anomalies do not fit in {n} points"),
             })?;
-        let mut labels = vec![false; n];
+        let mut labels = try_vec(n, false, "the synthetic stream's labels")?;
         for &i in &injected {
             let sign = if rng.integers(0, 2) == 0 { -1.0 } else { 1.0 };
             let magnitude = rng.uniform(3.0, 5.0);
@@ -122,11 +124,16 @@ impl SyntheticSpec {
     }
 }
 
+/// The longest line [`ValueReader`] accepts by default: 1 MiB. A longer
+/// line is an error, so a stream without newlines cannot fill the memory.
+pub const MAX_LINE_BYTES: usize = 1 << 20;
+
 /// Reads numbers, one per line, from column `column` (0-based) of lines
 /// whose fields are separated by commas, tabs or spaces. Blank lines and
 /// lines starting with `#` are skipped; a first line whose field is not a
 /// number is taken as a header. Anything else that is not a finite number
-/// is an error naming the line.
+/// is an error naming the line (quoting at most 40 characters of the
+/// token); so is a line longer than [`MAX_LINE_BYTES`].
 ///
 /// ```
 /// use dotcompute::workloads::anomaly::stream::read_values;
@@ -140,15 +147,31 @@ pub fn read_values<R: BufRead>(reader: R, column: usize, input: &str) -> Result<
     ValueReader::new(reader, column, input).collect()
 }
 
-/// Iterates over the values of a column (see [`read_values`]), line by line.
+/// Reads the values of a column (see [`read_values`]) as they arrive, in
+/// bounded memory: one line at a time, at most [`MAX_LINE_BYTES`] of it held.
+///
+/// [`next_batch`](Self::next_batch) returns what the reader's buffer already
+/// holds without waiting for more, so a stream fed slowly (`tail -f`) is
+/// processed as it arrives.
 pub struct ValueReader<R> {
     reader: R,
     column: usize,
     input: String,
     line: u64,
     seen_data: bool,
-    buf: String,
+    /// A line that spans the reader's buffer boundary.
+    partial: Vec<u8>,
+    /// Bytes of the reader's buffer not yet consumed (0: the next read may wait).
+    buffered: usize,
+    max_line: usize,
     failed: bool,
+    eof: bool,
+}
+
+/// What one line held.
+enum Line {
+    Skip,
+    Value(f64),
 }
 
 impl<R: BufRead> ValueReader<R> {
@@ -160,9 +183,23 @@ impl<R: BufRead> ValueReader<R> {
             input: input.to_string(),
             line: 0,
             seen_data: false,
-            buf: String::new(),
+            partial: Vec::new(),
+            buffered: 0,
+            max_line: MAX_LINE_BYTES,
             failed: false,
+            eof: false,
         }
+    }
+
+    /// The same, with another line-length limit.
+    pub fn with_max_line(mut self, bytes: usize) -> Self {
+        self.max_line = bytes.max(1);
+        self
+    }
+
+    /// Lines read so far.
+    pub fn lines(&self) -> u64 {
+        self.line
     }
 
     fn parse_error(&self, message: String) -> AnomalyError {
@@ -172,70 +209,167 @@ impl<R: BufRead> ValueReader<R> {
             message,
         }
     }
+
+    fn too_long(&self) -> AnomalyError {
+        self.parse_error(format!(
+            "the line is longer than {} bytes (the longest a value line may be)",
+            self.max_line
+        ))
+    }
+
+    /// Interprets one complete line (without its newline).
+    fn parse_line(&mut self, raw: &[u8]) -> Result<Line, AnomalyError> {
+        let Ok(text) = std::str::from_utf8(raw) else {
+            return Err(self.parse_error("the line is not valid UTF-8 text".into()));
+        };
+        let text = text.trim();
+        if text.is_empty() || text.starts_with('#') {
+            return Ok(Line::Skip);
+        }
+        let mut fields = text
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|f| !f.is_empty());
+        let Some(field) = fields.nth(self.column) else {
+            let count = text
+                .split(|c: char| c == ',' || c.is_whitespace())
+                .filter(|f| !f.is_empty())
+                .count();
+            return Err(self.parse_error(format!("column {} asked, the line has {count} field(s)", self.column)));
+        };
+        match field.parse::<f64>() {
+            Ok(v) if v.is_finite() => {
+                self.seen_data = true;
+                Ok(Line::Value(v))
+            }
+            Ok(_) => Err(self.parse_error(format!("{} is not a finite number", quote_token(field.as_bytes())))),
+            Err(_) if !self.seen_data => {
+                // The first content line is a header; later ones must be data.
+                self.seen_data = true;
+                Ok(Line::Skip)
+            }
+            Err(_) => Err(self.parse_error(format!("{} is not a number", quote_token(field.as_bytes())))),
+        }
+    }
+
+    /// The next value, waiting for input if need be; `None` at the end.
+    fn next_value(&mut self) -> Option<Result<f64, AnomalyError>> {
+        if self.failed {
+            return None;
+        }
+        match self.read_value(true) {
+            Ok(v) => v.map(Ok),
+            Err(e) => {
+                self.failed = true;
+                Some(Err(e))
+            }
+        }
+    }
+
+    /// One value. With `wait` false, returns `Ok(None)` instead of reading
+    /// when the reader's buffer is used up (the next read could wait).
+    fn read_value(&mut self, wait: bool) -> Result<Option<f64>, AnomalyError> {
+        loop {
+            if self.eof {
+                return Ok(None);
+            }
+            if self.buffered == 0 && !wait {
+                return Ok(None);
+            }
+            let buf = match self.reader.fill_buf() {
+                Ok(b) => b,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(source) => {
+                    return Err(AnomalyError::Io {
+                        input: self.input.clone(),
+                        source,
+                    })
+                }
+            };
+            if buf.is_empty() {
+                self.eof = true;
+                if self.partial.is_empty() {
+                    return Ok(None);
+                }
+                self.line += 1;
+                let line = std::mem::take(&mut self.partial);
+                match self.parse_line(&line)? {
+                    Line::Value(v) => return Ok(Some(v)),
+                    Line::Skip => return Ok(None),
+                }
+            }
+            let len = buf.len();
+            match buf.iter().position(|&b| b == b'\n') {
+                Some(p) => {
+                    self.line += 1;
+                    let parsed = if self.partial.is_empty() {
+                        if p > self.max_line {
+                            return Err(self.too_long());
+                        }
+                        let line = buf[..p].to_vec();
+                        self.parse_line(&line)
+                    } else {
+                        if self.partial.len() + p > self.max_line {
+                            return Err(self.too_long());
+                        }
+                        self.partial.extend_from_slice(&buf[..p]);
+                        let line = std::mem::take(&mut self.partial);
+                        self.parse_line(&line)
+                    };
+                    self.reader.consume(p + 1);
+                    self.buffered = len - p - 1;
+                    if let Line::Value(v) = parsed? {
+                        return Ok(Some(v));
+                    }
+                }
+                None => {
+                    if self.partial.len() + len > self.max_line {
+                        self.line += 1;
+                        return Err(self.too_long());
+                    }
+                    self.partial.extend_from_slice(buf);
+                    self.reader.consume(len);
+                    self.buffered = 0;
+                }
+            }
+        }
+    }
+
+    /// Appends up to `max` values to `out`: waits for the first one, then
+    /// takes only what is already buffered. Returns false at the end of the
+    /// input (after the values it appended).
+    pub fn next_batch(&mut self, max: usize, out: &mut Vec<f64>) -> Result<bool, AnomalyError> {
+        if self.failed {
+            return Ok(false);
+        }
+        let mut wait = true;
+        while out.len() < max {
+            match self.read_value(wait) {
+                Ok(Some(v)) => {
+                    out.push(v);
+                    wait = false;
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    self.failed = true;
+                    return Err(e);
+                }
+            }
+        }
+        Ok(!self.eof)
+    }
+
+    /// Whether the next [`next_batch`](Self::next_batch) would have to wait
+    /// for input (everything read so far has been handed out).
+    pub fn drained(&self) -> bool {
+        self.buffered == 0 || self.eof
+    }
 }
 
 impl<R: BufRead> Iterator for ValueReader<R> {
     type Item = Result<f64, AnomalyError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.failed {
-            return None;
-        }
-        loop {
-            self.buf.clear();
-            match self.reader.read_line(&mut self.buf) {
-                Ok(0) => return None,
-                Ok(_) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
-                    self.failed = true;
-                    self.line += 1;
-                    return Some(Err(self.parse_error("the line is not valid UTF-8 text".into())));
-                }
-                Err(source) => {
-                    self.failed = true;
-                    return Some(Err(AnomalyError::Io {
-                        input: self.input.clone(),
-                        source,
-                    }));
-                }
-            }
-            self.line += 1;
-            let text = self.buf.trim();
-            if text.is_empty() || text.starts_with('#') {
-                continue;
-            }
-            let fields: Vec<&str> = text
-                .split(|c: char| c == ',' || c.is_whitespace())
-                .filter(|f| !f.is_empty())
-                .collect();
-            let Some(field) = fields.get(self.column) else {
-                self.failed = true;
-                return Some(Err(self.parse_error(format!(
-                    "column {} asked, the line has {} field(s)",
-                    self.column,
-                    fields.len()
-                ))));
-            };
-            match field.parse::<f64>() {
-                Ok(v) if v.is_finite() => {
-                    self.seen_data = true;
-                    return Some(Ok(v));
-                }
-                Ok(_) => {
-                    self.failed = true;
-                    return Some(Err(self.parse_error(format!("{field:?} is not a finite number"))));
-                }
-                Err(_) if !self.seen_data => {
-                    // The first content line is a header; later ones must be data.
-                    self.seen_data = true;
-                    continue;
-                }
-                Err(_) => {
-                    self.failed = true;
-                    return Some(Err(self.parse_error(format!("{field:?} is not a number"))));
-                }
-            }
-        }
+        self.next_value()
     }
 }
 
@@ -280,5 +414,57 @@ mod tests {
             read_values(&b"1\n2\n\xff\n"[..], 0, "t").unwrap_err().to_string(),
             "t:3: the line is not valid UTF-8 text"
         );
+        // No final newline; CRLF.
+        assert_eq!(read_values("1\r\n2".as_bytes(), 0, "t").unwrap(), [1.0, 2.0]);
+    }
+
+    #[test]
+    fn long_lines_and_tokens_are_bounded() {
+        // Issue 16 row 7: a 10 MiB malformed token is quoted cut.
+        let mut text = b"1\n".to_vec();
+        text.extend(std::iter::repeat_n(b'z', 10 << 20));
+        text.push(b'\n');
+        let err = read_values(&text[..], 0, "t").unwrap_err().to_string();
+        assert!(
+            err.contains("longer than 1048576 bytes"),
+            "{}",
+            &err[..err.len().min(300)]
+        );
+        let reader = ValueReader::new(&text[..], 0, "t").with_max_line(usize::MAX);
+        let err = reader.collect::<Result<Vec<f64>, _>>().unwrap_err().to_string();
+        assert!(
+            err.len() < 200 && err.contains("(10485760 bytes) is not a number"),
+            "{}",
+            &err[..err.len().min(300)]
+        );
+        // A line across the reader's buffer boundary is read whole.
+        let small = std::io::BufReader::with_capacity(4, "123456789\n2\n".as_bytes());
+        assert_eq!(read_values(small, 0, "t").unwrap(), [123456789.0, 2.0]);
+        let small = std::io::BufReader::with_capacity(4, "123456789\n".as_bytes());
+        assert!(ValueReader::new(small, 0, "t")
+            .with_max_line(5)
+            .next()
+            .unwrap()
+            .is_err());
+    }
+
+    #[test]
+    fn batches_take_what_is_buffered_without_waiting() {
+        let mut r = ValueReader::new(
+            std::io::BufReader::with_capacity(8, "1\n2\n3\n4\n5\n6\n".as_bytes()),
+            0,
+            "t",
+        );
+        let mut out = Vec::new();
+        assert!(r.next_batch(100, &mut out).unwrap());
+        // The first 8 bytes hold four values: the batch stops there.
+        assert_eq!(out, [1.0, 2.0, 3.0, 4.0]);
+        assert!(r.drained());
+        out.clear();
+        while r.next_batch(100, &mut out).unwrap() {}
+        assert_eq!(out, [5.0, 6.0]);
+        out.clear();
+        assert!(!r.next_batch(100, &mut out).unwrap());
+        assert!(out.is_empty());
     }
 }

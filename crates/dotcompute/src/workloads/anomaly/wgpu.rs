@@ -5,8 +5,8 @@
 //! kernel ([`gpu`](super::gpu)), so the host side (blocks, batches, pipeline
 //! depth, checks) is the same code.
 //!
-//! The WGSL handler ([`DETECTOR_WGSL`], or [`DETECTOR_CLIP_WGSL`] where the
-//! detector has the outlier clip) computes [`Detector::score`]'s formulas
+//! The WGSL handler ([`DETECTOR_WGSL`]) computes [`Detector::score`]'s
+//! formulas, outlier clip and saturations included,
 //! in the same order in f64 (it needs `SHADER_F64`; lavapipe and
 //! NVIDIA's Vulkan driver have it, Metal does not, and there the kernel
 //! fails to build saying so). WGSL cannot forbid a driver from contracting
@@ -25,32 +25,21 @@ use super::gpu::{stream_blocks, BlockVerdict, GpuDetectorState, PointBlock};
 use super::{AnomalyError, DetectOptions, Detection, DetectorConfig, DetectorParams};
 use crate::gpu::source::Threading;
 use crate::gpu::wgpu::{wgpu_kernel, WgpuKernelOptions, WgslHandler};
-use crate::gpu::GpuMessage;
 use crate::runtime::spec::KernelSpec;
 use crate::RingKernelRuntime;
 
-/// The WGSL handler of the plain EMA detector (`δ = x − mean`, no clip).
+/// The detector's WGSL handler (serial: the state is updated in order):
+/// the formulas of [`Detector::score`](super::Detector::score), with the
+/// outlier clip and the saturations (the state carries `clip` and `clip_sq`
+/// after `epsilon`).
 pub const DETECTOR_WGSL: &str = include_str!("detector.wgsl");
 
-/// The WGSL handler of the detector with the outlier clip and the
-/// saturations (`DetectorConfig::clip`; its state carries `clip` and
-/// `clip_sq` after `epsilon`).
-pub const DETECTOR_CLIP_WGSL: &str = include_str!("detector_clip.wgsl");
-
-/// Whether this build's detector has the outlier clip: its device state is
-/// then 72 bytes (9 eight-byte fields), without it 56 (7).
-fn has_clip() -> bool {
-    GpuDetectorState::SIZE == 72
-}
-
-/// The detector's WGSL handler (serial: the state is updated in order):
-/// the formulas this build's [`Detector::score`](super::Detector::score)
-/// uses, with or without the outlier clip, told apart by the state's
-/// layout ([`wgpu_kernel`] refuses a WGSL struct whose size differs from
-/// the Rust type's, so a third layout cannot run with the wrong formulas).
+/// [`DETECTOR_WGSL`] as a handler ([`wgpu_kernel`] refuses a WGSL struct
+/// whose size differs from the Rust type's, so a state of another layout
+/// cannot run with these formulas).
 pub fn detector_wgsl() -> WgslHandler {
     WgslHandler::new(
-        if has_clip() { DETECTOR_CLIP_WGSL } else { DETECTOR_WGSL },
+        DETECTOR_WGSL,
         "dc_anomaly_detect",
         ("DcPointBlock", "DcBlockVerdict", "DcDetectorState"),
         Threading::Serial,
@@ -108,24 +97,14 @@ pub async fn detect_on_wgpu(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gpu::GpuMessage;
 
     #[test]
-    fn both_detector_versions_validate_and_the_selected_one_matches_the_state() {
-        for (src, state_bytes) in [(DETECTOR_WGSL, 56), (DETECTOR_CLIP_WGSL, 72)] {
-            let shader = WgslHandler::new(
-                src,
-                "dc_anomaly_detect",
-                ("DcPointBlock", "DcBlockVerdict", "DcDetectorState"),
-                Threading::Serial,
-            )
-            .shader();
-            let (_, r) = crate::device::wgpu::shader::reflect("detector", &shader, "dc_batch", true).unwrap();
-            assert_eq!(r.params[0].elem_size as usize, PointBlock::SIZE);
-            assert_eq!(r.params[1].elem_size as usize, BlockVerdict::SIZE);
-            assert_eq!(r.params[2].elem_size, state_bytes);
-        }
-        let selected = detector_wgsl();
-        let (_, r) = crate::device::wgpu::shader::reflect("detector", &selected.shader(), "dc_batch", true).unwrap();
+    fn the_detector_validates_and_its_layouts_match_the_rust_types() {
+        let (_, r) =
+            crate::device::wgpu::shader::reflect("detector", &detector_wgsl().shader(), "dc_batch", true).unwrap();
+        assert_eq!(r.params[0].elem_size as usize, PointBlock::SIZE);
+        assert_eq!(r.params[1].elem_size as usize, BlockVerdict::SIZE);
         assert_eq!(r.params[2].elem_size as usize, GpuDetectorState::SIZE);
     }
 }

@@ -18,7 +18,10 @@
 //! - self-loops and repeated edges are kept as given (a multigraph): an edge
 //!   listed twice counts twice in the out-degree and carries twice the rank,
 //!   as in PyDotCompute's and scipy's COO-to-CSR construction. Use
-//!   [`Graph::simplified`] to drop them.
+//!   [`Graph::simplified`] to drop them;
+//! - a weighted graph also has one finite, non-negative weight per in-edge
+//!   (`in_weights`, row by row, rows sorted by source then weight) and every
+//!   node's out-weight, the sum of its out-edges' weights added in CSR order.
 //!
 //! Node ids are `u32` (at most `u32::MAX` nodes). Each node has a *label*,
 //! the id it had in the input (see [`NodeLabels`]), which is what output
@@ -40,12 +43,16 @@ mod parse;
 pub use generate::{
     pydotcompute_chunked_graph, pydotcompute_random_graph, write_edge_list, write_plain_edge_list, GraphGenerator,
 };
-pub use parse::{load_graph, parse_edge_list, parse_matrix_market, GraphFormat, LoadOptions, NodeIds};
+pub use parse::{
+    load_graph, parse_edge_list, parse_graph, parse_matrix_market, GraphFormat, LoadOptions, NodeIds, Weights,
+};
 
 use std::path::PathBuf;
 
 use rayon::prelude::*;
 use serde::Serialize;
+
+use crate::workloads::limits::{try_vec, AllocError};
 
 /// Errors from building, loading or generating a graph.
 #[derive(Debug, thiserror::Error)]
@@ -85,6 +92,12 @@ pub enum GraphError {
     /// The graph would not fit the `u32` node ids or the machine.
     #[error("graph too large: {0}")]
     TooLarge(String),
+    /// The input asks for more memory than the limit allows.
+    #[error(transparent)]
+    Limit(#[from] crate::workloads::limits::LimitError),
+    /// An allocation driven by the input failed.
+    #[error(transparent)]
+    Alloc(#[from] crate::workloads::limits::AllocError),
     /// A generator parameter is impossible or out of range.
     #[error("invalid generator parameter {parameter} = {value}: {reason}")]
     InvalidParameter {
@@ -138,6 +151,17 @@ pub struct Graph {
     in_sources: Vec<u32>,
     out_degree: Vec<u32>,
     labels: NodeLabels,
+    /// Weighted graphs: the in-edges' weights and the out-weights.
+    weights: Option<EdgeWeights>,
+}
+
+/// The weights of a weighted graph.
+#[derive(Debug, Clone, PartialEq)]
+struct EdgeWeights {
+    /// Parallel to `in_sources`.
+    in_weights: Vec<f64>,
+    /// Σ of each node's out-edge weights.
+    out_weight: Vec<f64>,
 }
 
 /// Largest node count: ids are `u32`.
@@ -201,15 +225,52 @@ impl Graph {
                 });
             }
         }
-        Ok(build_csr(num_nodes, src, dst, labels))
+        build_csr(num_nodes, src, dst, labels)
     }
 
-    /// [`from_edges_labeled`](Self::from_edges_labeled) for edges whose ids
-    /// are known to be below `num_nodes` (the loaders check them per line).
-    pub(crate) fn from_valid_edges(
+    /// A weighted graph: edge `i` is `src[i] -> dst[i]` with weight
+    /// `weights[i]` (finite, non-negative). Repeated edges add up.
+    ///
+    /// ```
+    /// use dotcompute::workloads::graph::Graph;
+    ///
+    /// let g = Graph::from_weighted_edges(3, &[0, 0, 1], &[1, 2, 2], &[1.0, 3.0, 0.5]).unwrap();
+    /// assert!(g.is_weighted());
+    /// assert_eq!(g.in_neighbor_weights(2), Some(&[3.0, 0.5][..]));
+    /// assert_eq!(g.out_weights().unwrap(), &[4.0, 0.5, 0.0]);
+    /// ```
+    pub fn from_weighted_edges(
         num_nodes: usize,
         src: &[u32],
         dst: &[u32],
+        weights: &[f64],
+    ) -> Result<Graph, GraphError> {
+        if weights.len() != src.len() {
+            return Err(GraphError::InvalidParameter {
+                parameter: "weights",
+                value: format!("{} weights", weights.len()),
+                reason: format!("the graph has {} edges", src.len()),
+            });
+        }
+        if let Some((i, w)) = weights.iter().enumerate().find(|(_, w)| !w.is_finite() || **w < 0.0) {
+            return Err(GraphError::InvalidParameter {
+                parameter: "weights",
+                value: format!("weight {w} of edge {i}"),
+                reason: "weights must be finite and non-negative".into(),
+            });
+        }
+        let g = Self::from_edges(num_nodes, src, dst)?;
+        build_weighted(num_nodes, src, dst, weights, g.labels)
+    }
+
+    /// [`from_edges_labeled`](Self::from_edges_labeled) for edges whose ids
+    /// are known to be below `num_nodes` (the loaders check them per line),
+    /// with weights if given (known to be finite and non-negative).
+    pub(crate) fn from_valid_parts(
+        num_nodes: usize,
+        src: &[u32],
+        dst: &[u32],
+        weights: Option<&[f64]>,
         labels: NodeLabels,
     ) -> Result<Graph, GraphError> {
         if num_nodes > MAX_NODES {
@@ -219,7 +280,35 @@ impl Graph {
         }
         debug_assert!(src.len() == dst.len());
         debug_assert!(src.iter().chain(dst).all(|&x| (x as usize) < num_nodes));
-        Ok(build_csr(num_nodes, src, dst, labels))
+        match weights {
+            None => build_csr(num_nodes, src, dst, labels),
+            Some(w) => build_weighted(num_nodes, src, dst, w, labels),
+        }
+    }
+
+    /// Whether the edges carry weights.
+    pub fn is_weighted(&self) -> bool {
+        self.weights.is_some()
+    }
+
+    /// The weights of the edges into `v`, parallel to
+    /// [`in_neighbors`](Self::in_neighbors) (`None` for an unweighted graph).
+    ///
+    /// # Panics
+    /// If `v >= num_nodes()`.
+    pub fn in_neighbor_weights(&self, v: usize) -> Option<&[f64]> {
+        let w = self.weights.as_ref()?;
+        Some(&w.in_weights[self.in_offsets[v]..self.in_offsets[v + 1]])
+    }
+
+    /// All in-edge weights, parallel to [`in_sources`](Self::in_sources).
+    pub fn in_weights(&self) -> Option<&[f64]> {
+        self.weights.as_ref().map(|w| w.in_weights.as_slice())
+    }
+
+    /// Every node's out-weight (the sum of its out-edges' weights).
+    pub fn out_weights(&self) -> Option<&[f64]> {
+        self.weights.as_ref().map(|w| w.out_weight.as_slice())
     }
 
     /// Number of nodes.
@@ -263,9 +352,12 @@ impl Graph {
         &self.in_sources
     }
 
-    /// Nodes without out-edges.
+    /// Nodes without out-edges (for a weighted graph: without out-weight).
     pub fn dangling_count(&self) -> usize {
-        self.out_degree.par_iter().filter(|&&d| d == 0).count()
+        match &self.weights {
+            Some(w) => w.out_weight.par_iter().filter(|&&x| x == 0.0).count(),
+            None => self.out_degree.par_iter().filter(|&&d| d == 0).count(),
+        }
     }
 
     /// Number of self-loops.
@@ -299,8 +391,33 @@ impl Graph {
         (src, dst)
     }
 
-    /// A copy without self-loops and with each repeated edge kept once.
+    /// A copy without self-loops and with each repeated edge kept once (for
+    /// a weighted graph, with the repeated edges' weights added up).
     pub fn simplified(&self) -> Graph {
+        if let Some(w) = &self.weights {
+            let (mut src, mut dst, mut weights) = (Vec::new(), Vec::new(), Vec::new());
+            for v in 0..self.num_nodes {
+                let row = self.in_neighbors(v);
+                let ws = &w.in_weights[self.in_offsets[v]..self.in_offsets[v + 1]];
+                for (i, (&u, &x)) in row.iter().zip(ws).enumerate() {
+                    if u as usize == v {
+                        continue;
+                    }
+                    if i > 0 && row[i - 1] == u {
+                        if let Some(last) = weights.last_mut() {
+                            *last += x;
+                        }
+                        continue;
+                    }
+                    src.push(u);
+                    dst.push(v as u32);
+                    weights.push(x);
+                }
+            }
+            if let Ok(g) = build_weighted(self.num_nodes, &src, &dst, &weights, self.labels.clone()) {
+                return g;
+            }
+        }
         let rows: Vec<Vec<u32>> = (0..self.num_nodes)
             .into_par_iter()
             .map(|v| {
@@ -335,6 +452,7 @@ impl Graph {
             in_sources,
             out_degree,
             labels: self.labels.clone(),
+            weights: None,
         }
     }
 
@@ -356,7 +474,16 @@ impl Graph {
         let (mut all_src, mut all_dst) = self.to_edges();
         all_src.extend_from_slice(src);
         all_dst.extend_from_slice(dst);
-        Graph::from_edges_labeled(num_nodes, &all_src, &all_dst, self.labels.clone())
+        let g = Graph::from_edges_labeled(num_nodes, &all_src, &all_dst, self.labels.clone())?;
+        match self.in_weights() {
+            // New edges of a weighted graph weigh 1.
+            Some(w) => {
+                let mut weights = w.to_vec();
+                weights.resize(all_src.len(), 1.0);
+                build_weighted(num_nodes, &all_src, &all_dst, &weights, g.labels)
+            }
+            None => Ok(g),
+        }
     }
 }
 
@@ -367,7 +494,7 @@ impl Graph {
 /// Large inputs are counted and scattered in parallel: the edges are cut
 /// into `P` contiguous parts, each part counts its destinations, and part
 /// `p` writes the edges into row `v` from `offset[v] + Σ_{q<p} count_q[v]`.
-fn build_csr(num_nodes: usize, src: &[u32], dst: &[u32], labels: NodeLabels) -> Graph {
+fn build_csr(num_nodes: usize, src: &[u32], dst: &[u32], labels: NodeLabels) -> Result<Graph, GraphError> {
     let m = src.len();
     let parts = if m < (1 << 16) || m >= u32::MAX as usize {
         1
@@ -379,17 +506,17 @@ fn build_csr(num_nodes: usize, src: &[u32], dst: &[u32], labels: NodeLabels) -> 
     let counted: Vec<(Vec<u32>, Vec<u32>)> = bounds
         .par_iter()
         .map(|&(a, b)| {
-            let mut ind = vec![0u32; num_nodes];
-            let mut outd = vec![0u32; num_nodes];
+            let mut ind = try_vec(num_nodes, 0u32, "the in-degree counts")?;
+            let mut outd = try_vec(num_nodes, 0u32, "the out-degree counts")?;
             for (&s, &d) in src[a..b].iter().zip(&dst[a..b]) {
                 ind[d as usize] += 1;
                 outd[s as usize] += 1;
             }
-            (ind, outd)
+            Ok((ind, outd))
         })
-        .collect();
+        .collect::<Result<_, AllocError>>()?;
     let (mut cursors, outs): (Vec<Vec<u32>>, Vec<Vec<u32>>) = counted.into_iter().unzip();
-    let mut out_degree = vec![0u32; num_nodes];
+    let mut out_degree = try_vec(num_nodes, 0u32, "the out-degrees")?;
     out_degree.par_chunks_mut(1 << 14).enumerate().for_each(|(ci, chunk)| {
         let (base, len) = (ci << 14, chunk.len());
         for part in &outs {
@@ -400,7 +527,7 @@ fn build_csr(num_nodes: usize, src: &[u32], dst: &[u32], labels: NodeLabels) -> 
     });
     drop(outs);
     // Row offsets, and each part's starting cursor in every row.
-    let mut in_offsets = vec![0usize; num_nodes + 1];
+    let mut in_offsets = try_vec(num_nodes + 1, 0usize, "the row offsets")?;
     let mut acc = 0usize;
     for v in 0..num_nodes {
         in_offsets[v] = acc;
@@ -411,10 +538,11 @@ fn build_csr(num_nodes: usize, src: &[u32], dst: &[u32], labels: NodeLabels) -> 
         }
     }
     in_offsets[num_nodes] = acc;
-    let mut in_sources = vec![0u32; m];
+    let mut in_sources = try_vec(m, 0u32, "the edges")?;
     if parts == 1 {
         // Sequential scatter with usize cursors (any m).
-        let mut cursor: Vec<usize> = in_offsets[..num_nodes].to_vec();
+        let mut cursor = try_vec(num_nodes, 0usize, "the row cursors")?;
+        cursor.copy_from_slice(&in_offsets[..num_nodes]);
         for (&s, &d) in src.iter().zip(dst) {
             let slot = &mut cursor[d as usize];
             in_sources[*slot] = s;
@@ -441,13 +569,72 @@ fn build_csr(num_nodes: usize, src: &[u32], dst: &[u32], labels: NodeLabels) -> 
     }
     drop(cursors);
     sort_rows(&in_offsets, &mut in_sources);
-    Graph {
+    Ok(Graph {
         num_nodes,
         in_offsets,
         in_sources,
         out_degree,
         labels,
+        weights: None,
+    })
+}
+
+/// The weighted CSR: rows by destination, each row sorted by source then
+/// weight (so the graph does not depend on the input order), and the
+/// out-weights summed in CSR order. Inputs are valid.
+fn build_weighted(
+    num_nodes: usize,
+    src: &[u32],
+    dst: &[u32],
+    weights: &[f64],
+    labels: NodeLabels,
+) -> Result<Graph, GraphError> {
+    let m = src.len();
+    let mut in_offsets = try_vec(num_nodes + 1, 0usize, "the row offsets")?;
+    let mut out_degree = try_vec(num_nodes, 0u32, "the out-degrees")?;
+    for (&s, &d) in src.iter().zip(dst) {
+        in_offsets[d as usize + 1] += 1;
+        out_degree[s as usize] += 1;
     }
+    for v in 0..num_nodes {
+        in_offsets[v + 1] += in_offsets[v];
+    }
+    let mut cursor = try_vec(num_nodes, 0usize, "the row cursors")?;
+    cursor.copy_from_slice(&in_offsets[..num_nodes]);
+    let mut pairs = try_vec(m, (0u32, 0.0f64), "the weighted edges")?;
+    for ((&s, &d), &w) in src.iter().zip(dst).zip(weights) {
+        let slot = &mut cursor[d as usize];
+        pairs[*slot] = (s, w);
+        *slot += 1;
+    }
+    drop(cursor);
+    let offsets = &in_offsets;
+    let mut rows: Vec<&mut [(u32, f64)]> = Vec::with_capacity(num_nodes);
+    let mut rest = pairs.as_mut_slice();
+    for v in 0..num_nodes {
+        let (head, tail) = rest.split_at_mut(offsets[v + 1] - offsets[v]);
+        rows.push(head);
+        rest = tail;
+    }
+    rows.par_iter_mut()
+        .for_each(|r| r.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1))));
+    drop(rows);
+    let mut in_sources = try_vec(m, 0u32, "the edges")?;
+    let mut in_weights = try_vec(m, 0.0f64, "the edge weights")?;
+    let mut out_weight = try_vec(num_nodes, 0.0f64, "the out-weights")?;
+    for (i, &(s, w)) in pairs.iter().enumerate() {
+        in_sources[i] = s;
+        in_weights[i] = w;
+        out_weight[s as usize] += w;
+    }
+    Ok(Graph {
+        num_nodes,
+        in_offsets,
+        in_sources,
+        out_degree,
+        labels,
+        weights: Some(EdgeWeights { in_weights, out_weight }),
+    })
 }
 
 /// Sorts a short slice (rows average a few entries).

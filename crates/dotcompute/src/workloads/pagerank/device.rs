@@ -148,6 +148,16 @@ impl<B: ShippedKernels> DevicePagerank<B> {
         if n == 0 {
             return Err(PagerankError::EmptyGraph);
         }
+        if graph.is_weighted() {
+            // Refused, never solved as if unweighted.
+            return Err(PagerankError::InvalidOption {
+                parameter: "backend",
+                value: backend.device().name.clone(),
+                reason: "the device kernels solve unweighted graphs only: weighted graphs run on the cpu backend \
+                         (or read the graph with --weights ignore to solve it unweighted)"
+                    .into(),
+            });
+        }
         let nodes = u32::try_from(n).map_err(|_| PagerankError::InvalidOption {
             parameter: "graph",
             value: format!("{n} nodes"),

@@ -10,7 +10,20 @@
 //! r_{k+1}[v] = (1-d)/n + D_k + Σ_{u→v} (d · (1/outdeg(u))) · r_k[u]
 //! ```
 //!
-//! where `D_k` is the dangling term:
+//! On a weighted graph ([`Graph::is_weighted`]) the share of `u`'s rank
+//! that an edge `u → v` of weight `w` carries is `w / W(u)` instead of
+//! `1/outdeg(u)`, `W(u)` being `u`'s out-weight, and a node with `W(u) = 0`
+//! is dangling:
+//!
+//! ```text
+//! r_{k+1}[v] = (1-d)/n + D_k + Σ_{u→v} (d / W(u)) · r_k[u] · w(u→v)
+//! ```
+//!
+//! Weighted graphs are solved by this CPU solver (and so by the PageRank ring
+//! kernel, which calls it); the device solver ([`device`], `cpu-device` and
+//! `cuda`) refuses them rather than dropping the weights.
+//!
+//! In both, `D_k` is the dangling term:
 //! - [`Dangling::Redistribute`] (the default, correct PageRank): the rank of
 //!   nodes without out-edges is spread evenly, `D_k = d · Σ_{outdeg(u)=0} r_k[u] / n`,
 //!   so the ranks always sum to 1 (up to rounding);
@@ -60,6 +73,7 @@ use serde::Serialize;
 use super::graph::{
     load_graph, write_plain_edge_list, Graph, GraphError, GraphFormat, GraphGenerator, LoadOptions, NodeIds,
 };
+use super::limits::{graph_bytes, try_vec, MemoryLimit};
 pub use super::Timing;
 
 /// What happens to the rank of nodes without out-edges.
@@ -347,27 +361,44 @@ pub fn pagerank_from(
     let nf = n as f64;
     let d = config.damping;
     let teleport = (1.0 - d) / nf;
-    let out = graph.out_degrees();
-    let weight: Vec<f64> = out
-        .par_iter()
-        .map(|&k| if k > 0 { d * (1.0 / f64::from(k)) } else { 0.0 })
-        .collect();
+    // Unweighted: w[u] = d · (1/outdeg(u)). Weighted: w[u] = d / W(u) with
+    // W(u) the out-weight, and every in-edge term is multiplied by its
+    // weight; a node without out-weight is dangling (`out` then marks
+    // out-weight 0 with 0).
+    let weighted_out: Vec<u32>;
+    let (out, weight): (&[u32], Vec<f64>) = match graph.out_weights() {
+        None => {
+            let out = graph.out_degrees();
+            let mut weight = try_vec(n, 0.0f64, "the PageRank weights").map_err(GraphError::from)?;
+            weight
+                .par_iter_mut()
+                .zip(out.par_iter())
+                .for_each(|(w, &k)| *w = if k > 0 { d * (1.0 / f64::from(k)) } else { 0.0 });
+            (out, weight)
+        }
+        Some(total) => {
+            weighted_out = total.iter().map(|&t| u32::from(t > 0.0)).collect();
+            let weight = total.iter().map(|&t| if t > 0.0 { d / t } else { 0.0 }).collect();
+            (&weighted_out, weight)
+        }
+    };
     let mut rank = match initial {
-        None => vec![1.0 / nf; n],
+        None => try_vec(n, 1.0 / nf, "the ranks").map_err(GraphError::from)?,
         Some(init) => {
             check_initial(init, n)?;
             init.to_vec()
         }
     };
-    let mut next = vec![0.0f64; n];
+    let mut next = try_vec(n, 0.0f64, "the ranks").map_err(GraphError::from)?;
     let offsets = graph.in_offsets();
     let sources = graph.in_sources();
+    let in_weights = graph.in_weights();
     let redistribute = config.dangling == Dangling::Redistribute;
 
     // contrib[u] = w[u] * r[u] for the current ranks; the dangling mass is
     // summed per chunk and the chunks in order (thread-count independent).
-    let mut contrib = vec![0.0f64; n];
-    let mut contrib_next = vec![0.0f64; n];
+    let mut contrib = try_vec(n, 0.0f64, "the ranks").map_err(GraphError::from)?;
+    let mut contrib_next = try_vec(n, 0.0f64, "the ranks").map_err(GraphError::from)?;
     let mut dangling: f64 = contrib
         .par_chunks_mut(CHUNK)
         .zip(rank.par_chunks(CHUNK))
@@ -414,8 +445,18 @@ pub fn pagerank_from(
                 for i in 0..nx.len() {
                     let v = start + i;
                     let mut sum = 0.0f64;
-                    for &u in &sources[offsets[v]..offsets[v + 1]] {
-                        sum += contrib_ref[u as usize];
+                    let (a, b) = (offsets[v], offsets[v + 1]);
+                    match in_weights {
+                        None => {
+                            for &u in &sources[a..b] {
+                                sum += contrib_ref[u as usize];
+                            }
+                        }
+                        Some(w) => {
+                            for (&u, &x) in sources[a..b].iter().zip(&w[a..b]) {
+                                sum += contrib_ref[u as usize] * x;
+                            }
+                        }
                     }
                     let value = base + sum;
                     let diff = (value - r[i]).abs();
@@ -559,12 +600,26 @@ impl GraphSource {
                 nodes,
                 edges_per_node,
                 seed,
-            } => format!("generated:{generator:?}(nodes={nodes}, edges_per_node={edges_per_node}, seed={seed})"),
+            } => {
+                let name = match generator {
+                    GraphGenerator::Benchmark => "benchmark",
+                    _ => "chunked",
+                };
+                format!("generated:{name}(nodes={nodes}, edges_per_node={edges_per_node}, seed={seed})")
+            }
         }
     }
 
-    /// Loads or generates the graph on the current rayon pool.
+    /// Loads or generates the graph on the current rayon pool. A generated
+    /// graph is checked against the default [`MemoryLimit`] first (a file's
+    /// limit is in its [`LoadOptions`]).
     pub fn graph(&self) -> Result<Graph, GraphError> {
+        self.graph_within(MemoryLimit::default())
+    }
+
+    /// [`graph`](Self::graph), a generated graph checked against `limit`
+    /// before anything is allocated for it.
+    pub fn graph_within(&self, limit: MemoryLimit) -> Result<Graph, GraphError> {
         match self {
             GraphSource::File { path, load } => load_graph(path, load),
             GraphSource::Generated {
@@ -572,7 +627,13 @@ impl GraphSource {
                 nodes,
                 edges_per_node,
                 seed,
-            } => generator.graph(*nodes, *edges_per_node, *seed),
+            } => {
+                let edges = (*nodes as f64 * edges_per_node.max(0.0)).min(u64::MAX as f64) as u64;
+                // The generator's pair set and edge arrays come on top of the graph.
+                let needed = graph_bytes(*nodes as u64, edges, false).saturating_add(edges.saturating_mul(24));
+                limit.check(format!("generating a graph of {nodes} nodes and {edges} edges"), needed)?;
+                generator.graph(*nodes, *edges_per_node, *seed)
+            }
         }
     }
 }
@@ -594,6 +655,9 @@ pub struct PagerankOptions {
     pub top: usize,
     /// Where the power iteration runs (default: the rayon solver).
     pub backend: PagerankBackend,
+    /// The most memory a generated graph may need (a file's limit is in its
+    /// [`LoadOptions`]); default: the machine's.
+    pub memory_limit: MemoryLimit,
 }
 
 impl PagerankOptions {
@@ -610,6 +674,7 @@ impl PagerankOptions {
             output: None,
             top: 10,
             backend: PagerankBackend::Cpu,
+            memory_limit: MemoryLimit::default(),
         }
     }
 
@@ -636,8 +701,10 @@ pub struct PagerankReport {
     pub nodes: usize,
     /// Edges (after simplification, if asked).
     pub edges: usize,
-    /// Nodes without out-edges.
+    /// Nodes without out-edges (weighted graphs: without out-weight).
     pub dangling_nodes: usize,
+    /// Whether the edges carried weights (weighted PageRank).
+    pub weighted: bool,
     /// The parameters used.
     pub config: PagerankConfig,
     /// The solver (`cpu`, `cpu-device`, `cuda:N`).
@@ -695,10 +762,10 @@ fn with_pool<T: Send, E: From<PagerankError> + Send>(
 ) -> Result<T, E> {
     match threads {
         None => f(),
-        Some(0) => Err(PagerankError::InvalidOption {
+        Some(t) if super::limits::check_threads(t).is_err() => Err(PagerankError::InvalidOption {
             parameter: "threads",
-            value: "0".into(),
-            reason: "must be at least 1".into(),
+            value: t.to_string(),
+            reason: super::limits::check_threads(t).err().unwrap_or_default(),
         }
         .into()),
         Some(t) => rayon::ThreadPoolBuilder::new()
@@ -723,7 +790,7 @@ pub fn run(options: &PagerankOptions) -> Result<PagerankRun, PagerankError> {
     with_pool(options.threads, || {
         let threads = rayon::current_num_threads();
         let start = Instant::now();
-        let mut graph = options.source.graph()?;
+        let mut graph = options.source.graph_within(options.memory_limit)?;
         if options.simplify {
             graph = graph.simplified();
         }
@@ -747,6 +814,7 @@ pub fn run(options: &PagerankOptions) -> Result<PagerankRun, PagerankError> {
             nodes: graph.num_nodes(),
             edges,
             dangling_nodes: graph.dangling_count(),
+            weighted: graph.is_weighted(),
             config: options.config,
             backend: options.backend,
             device: solver.device_name(),
@@ -952,6 +1020,7 @@ where
                 format: Some(GraphFormat::EdgeList),
                 ids: NodeIds::Dense,
                 min_nodes: nodes,
+                ..LoadOptions::default()
             };
             let outcome = bench_size(&path, &load, options, &solver)
                 .map_err(E::from)

@@ -1,0 +1,159 @@
+//! send / receive / call between runtimes in separate processes, over a
+//! real nats-server, in core and JetStream delivery; typed, counted errors
+//! for garbage, wrong types and absent kernels.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{local_node, NatsServer, Peer};
+use dotcompute::{Message, MessageHeader};
+use dotcompute_nats::peer::Probe;
+use dotcompute_nats::wire::{ErrorKind, ErrorReply};
+use dotcompute_nats::{NatsError, RemoteOptions};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Message, Serialize, Deserialize)]
+struct Other {
+    header: MessageHeader,
+}
+
+async fn send_receive_call(jetstream: bool) {
+    let Some(server) = NatsServer::start() else { return };
+    let mut args = vec!["--kernel", "echo=echo", "--kernel", "stage=stage"];
+    if jetstream {
+        args.push("--jetstream");
+    }
+    let peer = Peer::spawn(&server.url(), "a", &args);
+    let (_rt, node) = local_node(&server.url(), "test").await;
+    let echo = node
+        .remote::<Probe, Probe>("echo", RemoteOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(echo.delivery(), if jetstream { "jetstream" } else { "core" });
+
+    // call: the reply is correlated to the request and comes from node a.
+    let request = Probe::new(1, "hi");
+    let id = request.message_id();
+    let reply = echo.call(request).await.unwrap();
+    assert_eq!(reply.text, "a:hi");
+    assert_eq!(reply.correlation_id(), Some(id));
+
+    // Many calls at once: each gets its own answer.
+    let calls = (0..50u64).map(|i| {
+        let echo = echo.clone();
+        async move { (i, echo.call(Probe::new(i, format!("m{i}"))).await) }
+    });
+    for (i, r) in futures::future::join_all(calls).await {
+        let r = r.unwrap();
+        assert_eq!((r.seq, r.text.as_str()), (i, format!("a:m{i}").as_str()));
+    }
+    let t = echo.telemetry();
+    assert_eq!((t.calls, t.call_replies, t.call_errors), (51, 51, 0));
+    assert!(t.call_latency.count == 51 && t.call_latency.p50_ns > 0);
+
+    // send + receive: outputs that answer no call come back to receivers.
+    let stage = node
+        .remote::<Probe, Probe>("stage", RemoteOptions::default())
+        .await
+        .unwrap();
+    stage.subscribe_outputs().await.unwrap();
+    for i in 0..20 {
+        stage.send(Probe::new(i, format!("s{i}"))).await.unwrap();
+    }
+    for i in 0..20 {
+        let out = stage.receive_timeout(Duration::from_secs(10)).await.unwrap();
+        assert_eq!((out.seq, out.text.as_str()), (i, format!("s{i}|a").as_str()));
+    }
+    assert_eq!(stage.telemetry().lost, 0);
+
+    // The peer's own telemetry, asked over NATS.
+    let remote = stage.remote_telemetry().await.unwrap();
+    assert_eq!(remote.len(), 1);
+    assert_eq!(remote[0].replica.node, "a");
+    assert_eq!(remote[0].kernel.messages_received, 20);
+    assert_eq!(remote[0].transport.delivered, 20);
+    assert_eq!(remote[0].transport.lost, 0);
+
+    let report = peer.finish();
+    let endpoints = report["telemetry"]["endpoints"].as_array().unwrap();
+    assert_eq!(endpoints.len(), 2, "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_receive_call_core() {
+    send_receive_call(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_receive_call_jetstream() {
+    send_receive_call(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_wrong_types_and_absent_kernels_are_typed_errors() {
+    let Some(server) = NatsServer::start() else { return };
+    let _peer = Peer::spawn(&server.url(), "a", &["--kernel", "echo=echo"]);
+    let (_rt, node) = local_node(&server.url(), "test").await;
+    let echo = node
+        .remote::<Probe, Probe>("echo", RemoteOptions::default())
+        .await
+        .unwrap();
+
+    // Bytes that are no message, as a request: answered with a typed error,
+    // counted by the exporter, and the kernel keeps serving.
+    let subject = node.subjects("echo").unwrap().input();
+    for garbage in [&b""[..], &[1, 2, 3][..], &[9, 0xc0][..]] {
+        let answer = node
+            .client()
+            .request(subject.clone(), bytes::Bytes::copy_from_slice(garbage))
+            .await
+            .unwrap();
+        let e: ErrorReply = dotcompute::codec::decode(&answer.payload).unwrap();
+        assert_eq!(e.kind, ErrorKind::Undecodable);
+        assert!(e.error.contains("cannot decode"), "{}", e.error);
+    }
+    assert_eq!(echo.call(Probe::new(7, "still")).await.unwrap().text, "a:still");
+    let t = echo.remote_telemetry().await.unwrap();
+    assert_eq!(t[0].transport.decode_errors, 3);
+
+    // A handle whose types differ from the exporter's is refused when opened.
+    match node.remote::<Probe, Other>("echo", RemoteOptions::default()).await {
+        Err(NatsError::TypeMismatch { side, kernel, .. }) => assert_eq!((side, kernel.as_str()), ("output", "echo")),
+        Err(e) => panic!("expected a type mismatch, got {e}"),
+        Ok(_) => panic!("expected a type mismatch"),
+    }
+
+    // A kernel nobody exports.
+    match node
+        .remote::<Probe, Probe>(
+            "nobody",
+            RemoteOptions::default().wait_for_export(Duration::from_millis(200)),
+        )
+        .await
+    {
+        Err(NatsError::NotExported { kernel, .. }) => assert_eq!(kernel, "nobody"),
+        Err(e) => panic!("expected NotExported, got {e}"),
+        Ok(_) => panic!("expected NotExported"),
+    }
+
+    // Invalid names never reach the wire.
+    for bad in ["a.b", "*", ">", "x y", ""] {
+        assert!(matches!(
+            node.remote::<Probe, Probe>(bad, RemoteOptions::default()).await,
+            Err(NatsError::InvalidName { .. })
+        ));
+        assert!(matches!(
+            node.export::<Probe, Probe>(bad, Default::default()).await,
+            Err(NatsError::InvalidName { .. })
+        ));
+    }
+    assert!(matches!(
+        node.export::<Probe, Probe>("echo", dotcompute_nats::ExportOptions::default().queue_group("g.>"))
+            .await,
+        Err(NatsError::InvalidName {
+            what: "queue group",
+            ..
+        })
+    ));
+}

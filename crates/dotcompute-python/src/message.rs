@@ -1,0 +1,152 @@
+//! Python objects as runtime messages, and message identity minted in Rust.
+//!
+//! A [`PyMsg`] carries a reference to any Python object through the Rust
+//! queues (never serialized: in-process messages move by reference, as in
+//! PyDotCompute's default "zero-copy" mode), together with the runtime header
+//! the queues need: the priority, read once from the object's `priority`
+//! attribute when it is sent.
+//!
+//! Invariants:
+//! - a priority outside 0–255 (or not an integer) is refused with
+//!   `ValueError` at the send, never clamped or wrapped;
+//! - [`new_message_id`] returns a real `uuid.UUID` (version 4, RFC 4122 variant)
+//!   whose 122 random bits come from the `uuid` crate's generator, built
+//!   without going through `uuid.uuid4()` and its `os.urandom` call.
+
+use dotcompute::{Message, MessageHeader, DEFAULT_PRIORITY};
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyBool, PyBytes, PyInt, PyType};
+use uuid::Uuid;
+
+/// A Python object in flight through the runtime's queues.
+pub struct PyMsg {
+    /// The object.
+    pub obj: Py<PyAny>,
+    header: MessageHeader,
+}
+
+impl Message for PyMsg {
+    const TYPE_NAME: &'static str = "python object";
+
+    fn header(&self) -> &MessageHeader {
+        &self.header
+    }
+
+    fn header_mut(&mut self) -> &mut MessageHeader {
+        &mut self.header
+    }
+}
+
+impl PyMsg {
+    /// Wraps `obj`, reading its priority (128 if it has no `priority`).
+    ///
+    /// # Errors
+    /// `ValueError` for a priority outside 0–255, `TypeError` for a
+    /// non-integer priority.
+    pub fn new(obj: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let priority = priority_of(obj)?;
+        Ok(Self::with_priority(obj.clone().unbind(), priority))
+    }
+
+    /// Wraps `obj` with the given priority (FIFO queues use one priority for all).
+    pub fn with_priority(obj: Py<PyAny>, priority: u8) -> Self {
+        PyMsg {
+            obj,
+            header: MessageHeader::with_priority(priority),
+        }
+    }
+}
+
+/// The object's `priority` attribute, validated; 128 when it has none.
+pub fn priority_of(obj: &Bound<'_, PyAny>) -> PyResult<u8> {
+    let py = obj.py();
+    match obj.getattr(pyo3::intern!(py, "priority")) {
+        Ok(p) => checked_priority(&p),
+        Err(e) if e.is_instance_of::<pyo3::exceptions::PyAttributeError>(py) => Ok(DEFAULT_PRIORITY),
+        Err(e) => Err(e),
+    }
+}
+
+/// `p` as a priority: an int (not a bool) in 0–255.
+pub fn checked_priority(p: &Bound<'_, PyAny>) -> PyResult<u8> {
+    if p.is_instance_of::<PyBool>() || !p.is_instance_of::<PyInt>() {
+        return Err(PyTypeError::new_err(format!(
+            "Priority must be an int in 0-255, got {}",
+            p.repr().map(|r| r.to_string()).unwrap_or_else(|_| "?".into())
+        )));
+    }
+    match p.extract::<i64>() {
+        Ok(v) if (0..=255).contains(&v) => Ok(v as u8),
+        _ => Err(PyValueError::new_err(format!("Priority must be 0-255, got {p}"))),
+    }
+}
+
+fn uuid_class(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
+    static UUID: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+    UUID.import(py, "uuid", "UUID")
+}
+
+/// A `uuid.UUID` holding `value`, built without running `UUID.__init__`
+/// (the same two slots it would set: `int` and `is_safe`).
+pub fn uuid_from_u128(py: Python<'_>, value: u128) -> PyResult<Bound<'_, PyAny>> {
+    static OBJECT_NEW: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    static SAFE_UNKNOWN: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    let cls = uuid_class(py)?;
+    let new = OBJECT_NEW.get_or_try_init(py, || {
+        py.import("builtins")?
+            .getattr("object")?
+            .getattr("__new__")
+            .map(Bound::unbind)
+    })?;
+    let safe = SAFE_UNKNOWN.get_or_try_init(py, || {
+        py.import("uuid")?
+            .getattr("SafeUUID")?
+            .getattr("unknown")
+            .map(Bound::unbind)
+    })?;
+    let obj = new.bind(py).call1((cls,))?;
+    let int = value.into_pyobject(py)?;
+    set_slot(&obj, pyo3::intern!(py, "int"), int.as_any())?;
+    set_slot(&obj, pyo3::intern!(py, "is_safe"), safe.bind(py))?;
+    Ok(obj)
+}
+
+/// `object.__setattr__(obj, name, value)`: bypasses `UUID.__setattr__`,
+/// which refuses every assignment once the object exists.
+fn set_slot(obj: &Bound<'_, PyAny>, name: &Bound<'_, pyo3::types::PyString>, value: &Bound<'_, PyAny>) -> PyResult<()> {
+    // SAFETY: the three pointers are valid, owned by `Bound`s that outlive
+    // the call; PyObject_GenericSetAttr borrows them.
+    let rc = unsafe { pyo3::ffi::PyObject_GenericSetAttr(obj.as_ptr(), name.as_ptr(), value.as_ptr()) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(PyErr::fetch(obj.py()))
+    }
+}
+
+/// A fresh random (version 4) `uuid.UUID`.
+#[pyfunction]
+pub fn new_message_id(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+    uuid_from_u128(py, Uuid::new_v4().as_u128())
+}
+
+/// A `uuid.UUID` from its 16 bytes (big-endian, as `UUID(bytes=...)`).
+pub fn uuid_from_bytes<'py>(py: Python<'py>, bytes: &[u8]) -> PyResult<Bound<'py, PyAny>> {
+    let arr: [u8; 16] = bytes
+        .try_into()
+        .map_err(|_| PyValueError::new_err(format!("a UUID takes 16 bytes, got {}", bytes.len())))?;
+    uuid_from_u128(py, u128::from_be_bytes(arr))
+}
+
+/// The 16 bytes of a `uuid.UUID` (its `int`, big-endian).
+pub fn uuid_bytes<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
+    let v: u128 = obj.getattr(pyo3::intern!(obj.py(), "int"))?.extract()?;
+    Ok(PyBytes::new(obj.py(), &v.to_be_bytes()))
+}
+
+/// Whether `obj` is a `uuid.UUID`.
+pub fn is_uuid(obj: &Bound<'_, PyAny>) -> PyResult<bool> {
+    obj.is_instance(uuid_class(obj.py())?)
+}

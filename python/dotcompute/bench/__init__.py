@@ -1,0 +1,1 @@
+"""``python -m dotcompute.bench``: dotcompute beside PyDotCompute, same run."""
