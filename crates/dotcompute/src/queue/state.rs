@@ -177,7 +177,12 @@ pub(crate) struct State<T> {
 
 impl<T> State<T> {
     /// `capacity` must already be validated.
-    pub(crate) fn new(capacity: usize, backpressure: Backpressure, waits: std::sync::Arc<AtomicHistogram>, timed: bool) -> Self {
+    pub(crate) fn new(
+        capacity: usize,
+        backpressure: Backpressure,
+        waits: std::sync::Arc<AtomicHistogram>,
+        timed: bool,
+    ) -> Self {
         let room = capacity.min(INITIAL_BAND_ROOM);
         State {
             bands: std::array::from_fn(|_| VecDeque::with_capacity(room)),

@@ -242,11 +242,7 @@ mod tests {
         for state in KernelState::ALL {
             core.set_state(state);
             for op in [Launch, Activate, Deactivate, Reactivate, Terminate, Send, Receive] {
-                assert_eq!(
-                    core.check(op).is_ok(),
-                    state.apply("k", op).is_ok(),
-                    "{state:?} {op:?}"
-                );
+                assert_eq!(core.check(op).is_ok(), state.apply("k", op).is_ok(), "{state:?} {op:?}");
             }
         }
     }
