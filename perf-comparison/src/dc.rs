@@ -352,3 +352,40 @@ impl<const MODE: u8> SyncPeer for DcBlocking<MODE> {
         exact.map(Some)
     }
 }
+
+/// CPU time this process's threads have run, in nanoseconds (the sum of
+/// `/proc/self/task/*/schedstat`'s first field: precise, unlike the
+/// tick-based utime of `/proc/self/stat`).
+fn process_cpu_ns() -> R<u64> {
+    let mut total = 0u64;
+    for task in std::fs::read_dir("/proc/self/task").map_err(err)? {
+        let path = task.map_err(err)?.path().join("schedstat");
+        // A thread may end between the listing and the read.
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            total += text.split_whitespace().next().and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        }
+    }
+    Ok(total)
+}
+
+/// CPU a launched Thread or Spin kernel and its idle host burn while no
+/// message flows: the share of one CPU the whole process used over `idle`,
+/// measured after one round trip and a settling pause (past every wait's
+/// polling phase). The host thread is asleep; what is counted is the
+/// kernel thread waiting for input (and the runtime's own threads).
+pub fn idle_cpu(mode: ExecutionMode, idle: Duration) -> R<f64> {
+    let tokio = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(err)?;
+    let rt = RingKernelRuntime::new();
+    let h = tokio.block_on(launch(&rt, spec(Some(mode), Role::Echo)?))?;
+    h.send_blocking(DcPing::new(1)).map_err(err)?;
+    h.receive_blocking().map_err(err)?;
+    std::thread::sleep(Duration::from_millis(200));
+    let (t0, c0) = (Instant::now(), process_cpu_ns()?);
+    std::thread::sleep(idle);
+    let (c1, t1) = (process_cpu_ns()?, Instant::now());
+    tokio.block_on(rt.shutdown());
+    Ok((c1.saturating_sub(c0)) as f64 / (t1 - t0).as_nanos() as f64)
+}

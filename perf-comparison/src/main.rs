@@ -584,9 +584,26 @@ fn run() -> R<()> {
         eprintln!(" ({:.0} s)", started.elapsed().as_secs_f64());
     }
     let rows: Vec<Row> = cells.iter().map(|((i, w), cell)| row(chosen[*i], *w, cell)).collect();
+    // Idle CPU of the thread and spin tiers (a kernel waiting, no traffic).
+    let mut idle = Vec::new();
+    for (tier, mode) in [("thread tier", dotcompute::ExecutionMode::Thread), ("spin tier", dotcompute::ExecutionMode::Spin)] {
+        if chosen.iter().any(|c| c.name.contains(tier)) {
+            match dc::idle_cpu(mode, std::time::Duration::from_secs(1)) {
+                Ok(share) => idle.push((tier, share)),
+                Err(e) => eprintln!("idle CPU of the {tier}: {e}"),
+            }
+        }
+    }
     let load_after = loadavg();
     print_tables(&rows);
-    let goals = goals(&rows);
+    let mut goals = goals(&rows);
+    for (tier, share) in &idle {
+        goals.push(Goal {
+            goal: format!("{tier}: no CPU burnt when idle (< 1% of a CPU over 1 s with the kernel waiting)"),
+            measured: format!("{:.2}% of a CPU", share * 100.0),
+            met: if *tier == "thread tier" { Some(*share < 0.01) } else { None },
+        });
+    }
     println!();
     println!("goals (issue 10; measured on this machine in this run):");
     for g in &goals {
