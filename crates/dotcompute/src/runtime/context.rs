@@ -253,21 +253,27 @@ impl<In: Message, Out: Message> KernelContext<In, Out> {
         if self.core.is_cancelled() {
             return Err(self.core.terminating_error());
         }
-        let input = self.input.clone();
+        // Borrowed, not cloned: an `Arc` clone per receive would write the
+        // port's reference count, a cache line the host reads on every send.
         let core = &self.core;
-        match &input.queue {
+        let received = match &self.input.queue {
             Transport::Ring(ring) => match ring.recv_spin(&|| core.is_cancelled(), deadline) {
-                Ok(Some(m)) => Ok(Some(self.deliver(m, clock::now()))),
+                Ok(Some(m)) => Ok(Some((m, clock::now()))),
                 Ok(None) => Ok(None),
-                Err(_) => Err(self.core.terminating_error()),
+                Err(_) => Err(()),
             },
             // Cancellation closes the input right after, which wakes this
             // wait (see `core`).
             Transport::Queue(q) => match q.recv_blocking_until(deadline) {
-                Ok((m, at)) => Ok(Some(self.deliver(m, at))),
+                Ok(got) => Ok(Some(got)),
                 Err(RecvError::Timeout | RecvError::Empty) => Ok(None),
-                Err(RecvError::Closed) => Err(self.core.terminating_error()),
+                Err(RecvError::Closed) => Err(()),
             },
+        };
+        match received {
+            Ok(Some((m, at))) => Ok(Some(self.deliver(m, at))),
+            Ok(None) => Ok(None),
+            Err(()) => Err(self.core.terminating_error()),
         }
     }
 
