@@ -194,12 +194,15 @@ impl<In: Message, Out: Message> KernelContext<In, Out> {
     /// one first.
     pub async fn send_batch(&mut self, msgs: Vec<Out>) -> Result<(), SendError<Vec<Out>>> {
         self.refresh_route();
-        let n = msgs.len() as u64;
-        match &self.route.1 {
-            Some(target) => target.send_batch(msgs, None, Some(&self.core.cancel)).await?,
-            None => self.output.emit_batch(msgs, &self.core.cancel).await?,
+        self.count_sent(msgs.len());
+        let result = match &self.route.1 {
+            Some(target) => target.send_batch(msgs, None, Some(&self.core.cancel)).await,
+            None => self.output.emit_batch(msgs, &self.core.cancel).await,
+        };
+        if let Err(e) = &result {
+            self.uncount_sent(e.message().len());
         }
-        KernelMetrics::add(&self.core.metrics.sent, n);
+        result?;
         Ok(())
     }
 
@@ -214,6 +217,25 @@ impl<In: Message, Out: Message> KernelContext<In, Out> {
             Ok(m) => Ok(Some(self.deliver(m, now))),
             Err(e) => own_recv_error(&self.core, e).map_or(Ok(None), Err),
         }
+    }
+
+    /// Counts `n` messages as sent before they can reach their receiver, so
+    /// a host that already holds a reply never reads a `messages_sent` that
+    /// lags it (the receiver's acquire of the message orders this count
+    /// before its telemetry read); what comes back refused is taken back
+    /// with [`uncount_sent`](Self::uncount_sent).
+    #[inline]
+    fn count_sent(&self, n: usize) {
+        KernelMetrics::add(&self.core.metrics.sent, n as u64);
+    }
+
+    /// Takes back the count of `n` refused messages.
+    #[cold]
+    fn uncount_sent(&self, n: usize) {
+        self.core
+            .metrics
+            .sent
+            .fetch_sub(n as u64, std::sync::atomic::Ordering::Relaxed);
     }
 
     fn refresh_route(&mut self) {
@@ -231,17 +253,21 @@ impl<In: Message, Out: Message> KernelContext<In, Out> {
     /// terminated; `?` into [`Error`] then ends the handler cleanly).
     pub async fn send(&mut self, msg: Out) -> Result<(), SendError<Out>> {
         self.refresh_route();
-        match &self.route.1 {
-            Some(target) => target.send(msg, None, Some(&self.core.cancel)).await?,
+        self.count_sent(1);
+        let result = match &self.route.1 {
+            Some(target) => target.send(msg, None, Some(&self.core.cancel)).await,
             // The common case (a pending call, or room) completes without
             // setting up a wait.
-            None => {
-                if let Some(msg) = self.output.try_emit(msg)? {
-                    self.output.emit(msg, &self.core.cancel).await?;
-                }
-            }
+            None => match self.output.try_emit(msg) {
+                Ok(None) => Ok(()),
+                Ok(Some(msg)) => self.output.emit(msg, &self.core.cancel).await,
+                Err(e) => Err(e),
+            },
+        };
+        if result.is_err() {
+            self.uncount_sent(1);
         }
-        KernelMetrics::add(&self.core.metrics.sent, 1);
+        result?;
         Ok(())
     }
 
@@ -281,23 +307,30 @@ impl<In: Message, Out: Message> KernelContext<In, Out> {
     /// parks on a queue.
     fn send_blocking(&mut self, msg: Out) -> Result<(), SendError<Out>> {
         self.refresh_route();
-        match &self.route.1 {
-            Some(target) => target.send_blocking(msg, None, Some(&self.core.cancel))?,
-            None => self.output.emit_blocking(msg, &self.core.cancel)?,
+        self.count_sent(1);
+        let result = match &self.route.1 {
+            Some(target) => target.send_blocking(msg, None, Some(&self.core.cancel)),
+            None => self.output.emit_blocking(msg, &self.core.cancel),
+        };
+        if result.is_err() {
+            self.uncount_sent(1);
         }
-        KernelMetrics::add(&self.core.metrics.sent, 1);
+        result?;
         Ok(())
     }
 
     /// Blocking batch send for thread-bound handlers.
     fn send_batch_blocking(&mut self, msgs: Vec<Out>) -> Result<(), SendError<Vec<Out>>> {
         self.refresh_route();
-        let n = msgs.len() as u64;
-        match &self.route.1 {
-            Some(target) => target.send_batch_blocking(msgs, None, Some(&self.core.cancel))?,
-            None => self.output.emit_batch_blocking(msgs, &self.core.cancel)?,
+        self.count_sent(msgs.len());
+        let result = match &self.route.1 {
+            Some(target) => target.send_batch_blocking(msgs, None, Some(&self.core.cancel)),
+            None => self.output.emit_batch_blocking(msgs, &self.core.cancel),
+        };
+        if let Err(e) = &result {
+            self.uncount_sent(e.message().len());
         }
-        KernelMetrics::add(&self.core.metrics.sent, n);
+        result?;
         Ok(())
     }
 
@@ -317,8 +350,12 @@ impl<In: Message, Out: Message> KernelContext<In, Out> {
             Ok(port) => port,
             Err(e) => return Err(SendError::new(msg, e)),
         };
-        port.send(msg, None, Some(&self.core.cancel)).await?;
-        KernelMetrics::add(&self.core.metrics.sent, 1);
+        self.count_sent(1);
+        let result = port.send(msg, None, Some(&self.core.cancel)).await;
+        if result.is_err() {
+            self.uncount_sent(1);
+        }
+        result?;
         Ok(())
     }
 
@@ -328,8 +365,12 @@ impl<In: Message, Out: Message> KernelContext<In, Out> {
             Ok(port) => port,
             Err(e) => return Err(SendError::new(msg, e)),
         };
-        port.send_blocking(msg, None, Some(&self.core.cancel))?;
-        KernelMetrics::add(&self.core.metrics.sent, 1);
+        self.count_sent(1);
+        let result = port.send_blocking(msg, None, Some(&self.core.cancel));
+        if result.is_err() {
+            self.uncount_sent(1);
+        }
+        result?;
         Ok(())
     }
 }
