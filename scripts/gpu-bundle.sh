@@ -14,20 +14,22 @@ BIN=.device-bin
 rm -rf "$BIN" && mkdir -p "$BIN"
 cargo build --release --locked -p dotcompute-cli
 cp target/release/dotcompute "$BIN/"
-tests=(gpu_cuda device_cuda)
-for t in workload_pagerank_device workload_anomaly_gpu; do
-  [ -f "crates/dotcompute/tests/$t.rs" ] && tests+=("$t")
-done
-args=()
-for t in "${tests[@]}"; do args+=(--test "$t"); done
-cargo test --release --locked -p dotcompute --no-run "${args[@]}" --message-format=json 2>/dev/null \
-  | python3 -c '
+# The runtime's CUDA tests (features: CUDA and its baselines) and the
+# workloads' CUDA tests, each binary named after its crate and test.
+{
+  cargo test --release --locked -p dotcompute --features cuda-baselines --no-run \
+    --test gpu_cuda --test device_cuda --message-format=json 2>/dev/null
+  cargo test --release --locked -p dotcompute-workloads --no-run \
+    --test pagerank_device --test anomaly_gpu --message-format=json 2>/dev/null
+} | python3 -c '
 import json, shutil, sys
 for line in sys.stdin:
     m = json.loads(line)
     if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["kind"] == ["test"]:
-        shutil.copy(m["executable"], sys.argv[1] + "/" + m["target"]["name"])
-        print("bundled", m["target"]["name"])
+        crate = m["package_id"].split("#")[0].rsplit("/", 1)[-1]
+        name = ("workload_" if "workloads" in crate else "") + m["target"]["name"]
+        shutil.copy(m["executable"], sys.argv[1] + "/" + name)
+        print("bundled", name)
 ' "$BIN"
 cat > "$BIN/run.sh" <<'RUN'
 #!/usr/bin/env bash

@@ -1,4 +1,4 @@
-//! `cargo +nightly fuzz run anomaly_values`: see `dotcompute::fuzzing::anomaly_values`.
+//! `cargo +nightly fuzz run anomaly_values`: see `dotcompute_workloads::fuzzing::anomaly_values`.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| dotcompute::fuzzing::anomaly_values(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| dotcompute_workloads::fuzzing::anomaly_values(data));

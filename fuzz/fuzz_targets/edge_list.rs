@@ -1,4 +1,4 @@
-//! `cargo +nightly fuzz run edge_list`: see `dotcompute::fuzzing::edge_list`.
+//! `cargo +nightly fuzz run edge_list`: see `dotcompute_workloads::fuzzing::edge_list`.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| dotcompute::fuzzing::edge_list(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| dotcompute_workloads::fuzzing::edge_list(data));

@@ -75,9 +75,9 @@ impl std::error::Error for NotConverged {}
 /// option refused for being out of range (the options come from the
 /// command line).
 fn is_usage(e: &(dyn std::error::Error + 'static)) -> bool {
-    use dotcompute::workloads::anomaly::AnomalyError;
-    use dotcompute::workloads::graph::GraphError;
-    use dotcompute::workloads::pagerank::PagerankError;
+    use dotcompute_workloads::anomaly::AnomalyError;
+    use dotcompute_workloads::graph::GraphError;
+    use dotcompute_workloads::pagerank::PagerankError;
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = cur {
         if err.is::<UsageError>()
@@ -202,7 +202,7 @@ mod tests {
     fn usage_errors_are_recognised_through_the_chain() {
         let e = usage("give --input or --generate");
         assert!(is_usage(e.as_ref()));
-        let lib: BoxError = Box::new(dotcompute::workloads::pagerank::PagerankError::InvalidOption {
+        let lib: BoxError = Box::new(dotcompute_workloads::pagerank::PagerankError::InvalidOption {
             parameter: "damping",
             value: "2".into(),
             reason: "must be in [0, 1]".into(),

@@ -15,7 +15,7 @@
 //! | `demo --points` | 1000 to 100000000 | |
 //! | `--memory-limit` | a size: `512M`, `4G`, bytes | |
 
-use dotcompute::workloads::limits;
+use dotcompute_workloads::limits;
 
 /// The most nodes a generated graph may have (node ids are `u32`).
 pub const MAX_NODES: u64 = u32::MAX as u64;

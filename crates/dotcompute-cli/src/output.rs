@@ -94,7 +94,7 @@ pub fn write_report<T: Serialize>(path: &Path, command: &str, report: &T) -> Cli
 
 /// `1.50 GiB`, `12.0 MiB`, `512 B`.
 pub fn fmt_bytes(b: u64) -> String {
-    dotcompute::workloads::limits::fmt_bytes(b)
+    dotcompute_workloads::limits::fmt_bytes(b)
 }
 
 /// A duration given in seconds, with a unit (`5.15 ms`).

@@ -1,5 +1,5 @@
 //! `dotcompute pagerank` and `dotcompute anomaly`: thin wrappers over
-//! `dotcompute::workloads`, which do the work and build the reports.
+//! `dotcompute_workloads`, which do the work and build the reports.
 //!
 //! Standard output carries one thing: the human report by default, or the
 //! JSON report with `--json -`, or the records (ranks, anomalies) with
@@ -9,10 +9,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
-use dotcompute::workloads::anomaly::{self, Anomaly, AnomalyOptions, AnomalySink, Mode};
-use dotcompute::workloads::graph::{GraphFormat, GraphGenerator, NodeIds, Weights};
-use dotcompute::workloads::limits::MemoryLimit;
-use dotcompute::workloads::pagerank::{self, Dangling, GraphSource, Norm, PagerankBackend, PagerankOptions};
+use dotcompute_workloads::anomaly::{self, Anomaly, AnomalyOptions, AnomalySink, Mode};
+use dotcompute_workloads::graph::{GraphFormat, GraphGenerator, NodeIds, Weights};
+use dotcompute_workloads::limits::MemoryLimit;
+use dotcompute_workloads::pagerank::{self, Dangling, GraphSource, Norm, PagerankBackend, PagerankOptions};
 
 use crate::ending::{usage, NotConverged};
 use crate::output::{fmt_bytes, fmt_rate, fmt_secs, fmt_us, is_stdout};

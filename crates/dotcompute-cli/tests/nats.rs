@@ -7,11 +7,11 @@
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
-use dotcompute::workloads::anomaly::actor::{AnomalyBatch, AnomalyBatchResult};
 use dotcompute::RingKernelRuntime;
 use dotcompute_nats::server::{LocalServer, ServerError};
 use dotcompute_nats::workloads::{PagerankAnswer, PagerankCommand, PagerankQuery, PagerankResult};
 use dotcompute_nats::{NatsNode, NatsOptions, RemoteOptions};
+use dotcompute_workloads::anomaly::actor::{AnomalyBatch, AnomalyBatchResult};
 
 fn server() -> Option<LocalServer> {
     match LocalServer::start(&[]) {

@@ -98,6 +98,8 @@ pub mod subject;
 pub mod telemetry;
 pub mod track;
 pub mod wire;
+#[cfg(feature = "workloads")]
+#[cfg_attr(docsrs, doc(cfg(feature = "workloads")))]
 pub mod workloads;
 
 pub use error::{NatsError, RemoteKernelError, RemoteSendError};

@@ -1,7 +1,7 @@
 //! The workload kernels a node serves to others (what `dotcompute node`
 //! hosts): the streaming anomaly detector and PageRank.
 //!
-//! - [`ANOMALY`]: the detector of [`dotcompute::workloads::anomaly`] as an
+//! - [`ANOMALY`]: the detector of [`dotcompute_workloads::anomaly`] as an
 //!   async ring kernel; it takes [`AnomalyBatch`]es and answers each with an
 //!   [`AnomalyBatchResult`] (both cross the wire as they are).
 //! - [`PAGERANK`]: a PageRank kernel holding its graph, spoken to with
@@ -14,12 +14,12 @@
 //! [`PagerankResult::Error`]; the kernel keeps running (as the library's
 //! PageRank actor does).
 
-use dotcompute::workloads::anomaly::actor::{async_kernel_spec, AnomalyBatch, AnomalyBatchResult};
-use dotcompute::workloads::anomaly::DetectorConfig;
-use dotcompute::workloads::graph::Graph;
-use dotcompute::workloads::pagerank::actor::{PagerankAnswer as LibAnswer, PagerankOp, PagerankState};
-use dotcompute::workloads::pagerank::PagerankConfig;
 use dotcompute::{BlockingContext, KernelSpec, Message, MessageHeader, RingKernelRuntime};
+use dotcompute_workloads::anomaly::actor::{async_kernel_spec, AnomalyBatch, AnomalyBatchResult};
+use dotcompute_workloads::anomaly::DetectorConfig;
+use dotcompute_workloads::graph::Graph;
+use dotcompute_workloads::pagerank::actor::{PagerankAnswer as LibAnswer, PagerankOp, PagerankState};
+use dotcompute_workloads::pagerank::PagerankConfig;
 use serde::{Deserialize, Serialize};
 
 use crate::error::NatsError;

@@ -22,12 +22,12 @@ use pyo3::types::{PyByteArray, PyDict, PyList};
 
 use dotcompute::gpu::handlers::{self, Sample, Scaled, Stats, StatsState};
 use dotcompute::gpu::{self, Envelope, GpuKernelOptions, GpuMessage, NoState};
-use dotcompute::workloads::anomaly::actor::{AnomalyBatch, AnomalyBatchResult};
-use dotcompute::workloads::anomaly::DetectorConfig;
-use dotcompute::workloads::graph::Graph;
-use dotcompute::workloads::pagerank::actor::{PagerankAnswer, PagerankOp, PagerankReply, PagerankRequest};
-use dotcompute::workloads::pagerank::PagerankConfig;
 use dotcompute::{Error, ExecutionMode, KernelHandle, KernelSpec, KernelState, RingKernelRuntime};
+use dotcompute_workloads::anomaly::actor::{AnomalyBatch, AnomalyBatchResult};
+use dotcompute_workloads::anomaly::DetectorConfig;
+use dotcompute_workloads::graph::Graph;
+use dotcompute_workloads::pagerank::actor::{PagerankAnswer, PagerankOp, PagerankReply, PagerankRequest};
+use dotcompute_workloads::pagerank::PagerankConfig;
 
 use crate::awaitable::Awaitable;
 use crate::errors::{exc, to_py};
@@ -806,7 +806,7 @@ impl PyRuntime {
                 let mut config = DetectorConfig::default();
                 config.window = window;
                 config.threshold = threshold;
-                use dotcompute::workloads::anomaly::actor as a;
+                use dotcompute_workloads::anomaly::actor as a;
                 let spec = match tier {
                     "async" => a::async_kernel_spec(&kernel_id, config),
                     "thread" => a::thread_kernel_spec(&kernel_id, config),
@@ -847,7 +847,7 @@ impl PyRuntime {
                 )
             }
             "pagerank" => {
-                let spec = dotcompute::workloads::pagerank::actor::kernel_spec(&kernel_id, PagerankConfig::default())
+                let spec = dotcompute_workloads::pagerank::actor::kernel_spec(&kernel_id, PagerankConfig::default())
                     .map_err(|e| to_py(py, e))?;
                 self.install(
                     py,

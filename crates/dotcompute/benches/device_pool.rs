@@ -41,11 +41,14 @@ fn benches(c: &mut Criterion) {
     let cpu = Arc::new(CpuBackend::new());
     bench_backend(c, "cpu", &cpu);
     let acc = Accelerator::discover();
+    #[cfg(feature = "cuda")]
     match acc.cuda_devices().next().map(|d| acc.cuda_backend(d.id)) {
         Some(Ok(gpu)) => bench_backend(c, "cuda", &gpu),
         Some(Err(e)) => eprintln!("cuda pool benchmark skipped: {e}"),
         None => eprintln!("cuda pool benchmark skipped: no CUDA device ({:?})", acc.cuda_status()),
     };
+    #[cfg(not(feature = "cuda"))]
+    eprintln!("cuda pool benchmark skipped: {:?}", acc.cuda_status());
 }
 
 criterion_group!(device_pool, benches);

@@ -1,5 +1,5 @@
 // PageRank power iteration in f64: the kernels of one step of
-// `dotcompute::workloads::pagerank::device` (see its docs for the formula).
+// `dotcompute_workloads::pagerank::device` (see its docs for the formula).
 //
 //   pagerank_contrib  contrib[u] = w(u) * rank[u] with w(u) = d * (1 / outdeg(u))
 //                     (0 for dangling nodes) and, per block, the dangling mass

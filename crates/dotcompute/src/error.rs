@@ -114,6 +114,8 @@ pub enum Error {
     ShutDown,
     /// A GPU ring kernel cannot be built: no device, no compiler, a handler
     /// that does not compile, or a device error.
+    #[cfg(feature = "gpu")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "gpu")))]
     Gpu {
         /// The kernel's id.
         kernel: String,
@@ -168,6 +170,7 @@ impl fmt::Display for Error {
                 reason,
             } => write!(f, "invalid configuration: {parameter} = {value}: {reason}"),
             Error::ShutDown => f.write_str("the runtime has been shut down"),
+            #[cfg(feature = "gpu")]
             Error::Gpu { kernel, error } => write!(f, "GPU kernel '{kernel}': {error}"),
         }
     }
@@ -179,6 +182,7 @@ impl std::error::Error for Error {
             // Transparent, as the displayed text already holds these errors.
             Error::State(e) => e.source(),
             Error::KernelFailed { error, .. } => error.source(),
+            #[cfg(feature = "gpu")]
             Error::Gpu { error, .. } => error.source(),
             _ => None,
         }

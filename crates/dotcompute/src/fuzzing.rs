@@ -5,24 +5,14 @@
 //!
 //! Not a stable API (hidden from the docs): the functions are here, inside
 //! the crate, because some surfaces (the GPU protocol's host side) are
-//! crate-private. Two drivers call them: the cargo-fuzz targets in `fuzz/`
+//! crate-private. The workloads' parsers have their own targets in
+//! `dotcompute_workloads::fuzzing`. Two drivers call them: the cargo-fuzz targets in `fuzz/`
 //! (nightly, coverage-guided) and `tests/fuzz_targets.rs` (stable, every
 //! test run: the committed corpus in `fuzz/corpus/` plus thousands of
 //! random inputs).
 //!
 //! Invariant: each function returns normally for every input; a panic in
 //! one is a bug in the code it drives (or a violated invariant it checks).
-
-use std::sync::atomic::Ordering;
-
-use crate::workloads::anomaly::stream::ValueReader;
-use crate::workloads::anomaly::{Detector, DetectorConfig};
-use crate::workloads::graph::{parse_graph, GraphFormat, LoadOptions, NodeIds, Weights};
-use crate::workloads::limits::MemoryLimit;
-
-/// The memory limit the graph targets parse under (so a size line cannot
-/// make the fuzzer allocate gigabytes).
-const FUZZ_MEMORY: u64 = 64 << 20;
 
 /// A message for the codec target: nested, optional, variable-length fields.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, crate::Message)]
@@ -61,122 +51,11 @@ pub fn codec(data: &[u8]) {
     }
 }
 
-fn graph_options(format: GraphFormat, selector: u8) -> LoadOptions {
-    LoadOptions {
-        format: Some(format),
-        ids: if selector & 1 == 0 {
-            NodeIds::Compact
-        } else {
-            NodeIds::Dense
-        },
-        min_nodes: 0,
-        weights: match (selector >> 1) % 3 {
-            0 => Weights::Use,
-            1 => Weights::Ignore,
-            _ => Weights::Refuse,
-        },
-        memory_limit: MemoryLimit::bytes(FUZZ_MEMORY),
-    }
-}
-
-fn check_graph(g: &crate::workloads::graph::Graph) {
-    let offsets = g.in_offsets();
-    assert_eq!(offsets.len(), g.num_nodes() + 1);
-    assert!(offsets.windows(2).all(|w| w[0] <= w[1]));
-    assert_eq!(offsets.last().copied(), Some(g.num_edges()));
-    assert!(g.in_sources().iter().all(|&s| (s as usize) < g.num_nodes()));
-    let out: u64 = g.out_degrees().iter().map(|&d| u64::from(d)).sum();
-    assert_eq!(out, g.num_edges() as u64);
-    if let Some(w) = g.in_weights() {
-        assert_eq!(w.len(), g.num_edges());
-        assert!(w.iter().all(|x| x.is_finite() && *x >= 0.0));
-    }
-}
-
-/// The edge-list parser (first byte: id and weight options; the rest: the file).
-pub fn edge_list(data: &[u8]) {
-    let Some((&selector, body)) = data.split_first() else {
-        return;
-    };
-    if let Ok(g) = parse_graph(body, "fuzz", &graph_options(GraphFormat::EdgeList, selector)) {
-        check_graph(&g);
-    }
-}
-
-/// The Matrix Market parser (first byte: options; the rest: the file, with
-/// a banner prepended when the first byte's top bit is set, so the fuzzer
-/// reaches the size line and entries).
-pub fn matrix_market(data: &[u8]) {
-    let Some((&selector, body)) = data.split_first() else {
-        return;
-    };
-    let options = graph_options(GraphFormat::Mtx, selector);
-    let result = if selector & 0x80 != 0 {
-        let fields = ["pattern", "real", "integer", "double"];
-        let symmetry = if selector & 0x40 != 0 { "symmetric" } else { "general" };
-        let mut text = format!(
-            "%%MatrixMarket matrix coordinate {} {symmetry}\n",
-            fields[usize::from(selector >> 4) & 3]
-        )
-        .into_bytes();
-        text.extend_from_slice(body);
-        parse_graph(&text, "fuzz", &options)
-    } else {
-        parse_graph(body, "fuzz", &options)
-    };
-    if let Ok(g) = result {
-        check_graph(&g);
-    }
-}
-
-/// The anomaly value reader, through a tiny buffer (lines span reads) and a
-/// small line limit; the values it accepts go through the detector, whose
-/// state must stay finite.
-pub fn anomaly_values(data: &[u8]) {
-    let Some((&selector, body)) = data.split_first() else {
-        return;
-    };
-    let column = usize::from(selector & 3);
-    let buffer = usize::from(selector >> 2).max(1);
-    let reader = std::io::BufReader::with_capacity(buffer, body);
-    let mut values = ValueReader::new(reader, column, "fuzz").with_max_line(256);
-    let mut detector = Detector::new(DetectorConfig {
-        window: u32::from(selector) + 1,
-        ..DetectorConfig::default()
-    });
-    let mut batch = Vec::new();
-    loop {
-        batch.clear();
-        match values.next_batch(7, &mut batch) {
-            Ok(more) => {
-                if let Ok(d) = detector.as_mut() {
-                    for &x in &batch {
-                        assert!(x.is_finite());
-                        let score = d.score(x);
-                        let s = d.state();
-                        assert!(score.is_finite() && s.mean.is_finite() && s.var.is_finite());
-                    }
-                }
-                if !more {
-                    break;
-                }
-            }
-            Err(e) => {
-                assert!(
-                    e.to_string().len() < 1024,
-                    "an error message of {} bytes",
-                    e.to_string().len()
-                );
-                break;
-            }
-        }
-    }
-}
-
 /// Opening a shared-memory region a hostile creator wrote: the file is
 /// either the input itself (first byte even) or a valid region with the
 /// input's patches applied (`offset: u16, byte` triples); if it opens, the
 /// kernel end reads its ring and the failure text.
+#[cfg(all(feature = "process", target_os = "linux"))]
 pub fn shm_open(data: &[u8]) {
     use crate::ipc::shm::{Region, Role};
     let Ok(dir) = tempfile::tempdir() else { return };
@@ -232,7 +111,10 @@ pub fn shm_open(data: &[u8]) {
 /// followed by the host's reads (`refresh`, `pop_into`, `push_slice`,
 /// `counters`, `read_state`). Every index the host accepts must stay within
 /// the ring; everything else must be a `ProtocolError`.
+#[cfg(feature = "gpu")]
 pub fn gpu_host_reader(data: &[u8]) {
+    use std::sync::atomic::Ordering;
+
     use crate::gpu::protocol::host_side::HostControl;
     use crate::gpu::protocol::layout::{ControlBlock, DeviceParams, RegionLayout};
     use crate::gpu::protocol::memory::{HostRegion, SharedMemory};
@@ -324,6 +206,7 @@ pub fn gpu_host_reader(data: &[u8]) {
 }
 
 /// A ring slot for [`gpu_host_reader`].
+#[cfg(feature = "gpu")]
 #[derive(Debug, Clone, Copy, PartialEq, crate::gpu::GpuMessage)]
 #[repr(C)]
 #[gpu_message(cuda_name = "DcFuzzSlot")]

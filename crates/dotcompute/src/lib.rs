@@ -4,20 +4,27 @@
 //! deactivated and terminated, and that exchange typed messages through
 //! bounded, prioritised queues.
 //!
-//! The crate is organised one concept per module:
+//! The crate is organised one concept per module; the optional ones are
+//! behind cargo features (see the README's "Add to your project"):
 //! - [`message`]: the [`Message`] trait, headers, priority bands, and the wire [`codec`].
 //! - [`queue`]: [`MessageQueue`], the bounded MPMC queue with priority bands and backpressure.
 //! - [`ring`]: [`SpscRing`](ring::spsc::SpscRing), the wait-free single-producer/single-consumer ring with a `#[repr(C)]` layout.
 //! - [`runtime`]: [`RingKernelRuntime`], the kernel lifecycle ([`KernelState`]),
 //!   the handler's [`KernelContext`] / [`BlockingContext`], execution modes
 //!   ([`ExecutionMode`]: async, thread, spin, process), the [`registry`], and [`telemetry`].
-//! - [`ipc`]: the process tier — rings in a shared-memory file between processes.
-//! - [`device`]: accelerators, the `Backend` trait (CPU and CUDA), `UnifiedBuffer`,
-//!   `MemoryPool`, NVRTC compilation with a persistent PTX cache, NVML monitoring.
-//! - [`gpu`]: GPU ring kernels — `#[derive(GpuMessage)]`, the host/device ring
-//!   protocol in mapped memory, the persistent CUDA kernel template, and a CPU
+//! - `ipc` (feature `process`, Linux): the process tier — rings in a
+//!   shared-memory file between processes.
+//! - `device` (feature `device`; `compiler`, `cuda`, `nvml`, `wgpu` add to
+//!   it): accelerators, the `Backend` trait (CPU, CUDA, wgpu),
+//!   `UnifiedBuffer`, `MemoryPool`, NVRTC compilation with a persistent PTX
+//!   cache, NVML monitoring.
+//! - `gpu` (feature `gpu`; `cuda` and `wgpu` add to it): GPU ring kernels —
+//!   `#[derive(GpuMessage)]`, the host/device ring protocol in mapped memory,
+//!   the persistent CUDA kernel template, batched wgpu kernels, and a CPU
 //!   emulation of the device side.
-//! - [`workloads`]: PageRank and streaming anomaly detection, batch and as ring kernels.
+//!
+//! PageRank and streaming anomaly detection, built on these, are the
+//! separate crate `dotcompute-workloads`.
 //!
 //! Talk to a kernel through a [`KernelHandle`] (from
 //! [`RingKernelRuntime::handle`]): the kernel's id and message types are
@@ -62,6 +69,8 @@
 //! # }).unwrap();
 //! ```
 
+// Features are shown on the items that need them on docs.rs.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 // No unwrap, expect or panic on any path a user can reach.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
@@ -71,18 +80,21 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 // Lets the macros' `::dotcompute::...` paths resolve inside this crate too.
 extern crate self as dotcompute;
 
+#[cfg(feature = "device")]
 pub mod device;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
+#[cfg(feature = "gpu")]
 pub mod gpu;
+#[cfg(all(feature = "process", target_os = "linux"))]
 pub mod ipc;
 pub mod message;
 pub mod queue;
 pub mod ring;
 pub mod runtime;
-pub mod workloads;
 
+#[cfg(feature = "gpu")]
 pub use dotcompute_macros::GpuMessage;
 pub use dotcompute_macros::{ring_kernel, Message};
 pub use error::{CallError, Error, HandlerError, Result, SendError};

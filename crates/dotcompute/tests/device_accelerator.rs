@@ -1,7 +1,9 @@
 //! Discovery, selection, the `dotcompute info` report, and the GPU monitor's
 //! clean "unavailable" state.
 
-use dotcompute::device::{report, Accelerator, Backend, BackendKind, CudaStatus, DeviceError, GpuMonitor};
+#[cfg(feature = "nvml")]
+use dotcompute::device::GpuMonitor;
+use dotcompute::device::{report, Accelerator, Backend, BackendKind, CudaStatus, DeviceError};
 
 #[test]
 fn the_cpu_is_always_device_zero_with_real_properties() {
@@ -41,6 +43,7 @@ fn selection_by_index_with_a_typed_error_out_of_range() {
     assert!(msg.contains(&format!("device {} not found", n + 5)), "{msg}");
     acc.select(0).unwrap();
     assert_eq!(acc.current().kind, BackendKind::Cpu);
+    #[cfg(feature = "cuda")]
     assert!(acc.cuda_backend(0).is_err(), "device 0 is the CPU, not a CUDA device");
     assert_eq!(acc.cpu_backend().device().id, 0);
 }
@@ -53,10 +56,13 @@ fn without_a_driver_cuda_is_cleanly_unavailable() {
             assert!(!acc.cuda_available());
             assert!(!reason.is_empty());
             assert_eq!(acc.cuda_devices().count(), 0);
+            #[cfg(feature = "cuda")]
             assert!(matches!(
                 dotcompute::device::CudaBackend::new(0),
                 Err(DeviceError::Unavailable { .. })
             ));
+            #[cfg(not(feature = "cuda"))]
+            assert!(reason.contains("without the `cuda` feature"), "{reason}");
         }
         CudaStatus::Available { device_count, .. } => assert_eq!(*device_count, acc.device_count() - 1),
     }
@@ -80,12 +86,19 @@ fn the_report_prints_devices_and_tool_chain_and_serialises() {
         );
     }
     // The NVRTC line agrees with the compiler's own probe.
+    #[cfg(feature = "compiler")]
     assert_eq!(
         r.nvrtc.available,
         dotcompute::device::KernelCompiler::available().is_ok()
     );
+    // A build without the compiler says so instead of probing.
+    #[cfg(not(feature = "compiler"))]
+    assert!(!r.nvrtc.available && text.contains("built without the `compiler` feature"));
+    #[cfg(not(feature = "nvml"))]
+    assert!(!r.nvml.available && text.contains("built without the `nvml` feature"));
 }
 
+#[cfg(feature = "nvml")]
 #[test]
 fn the_monitor_without_nvml_is_a_clean_state() {
     let m = GpuMonitor::new();
@@ -110,6 +123,7 @@ fn the_monitor_without_nvml_is_a_clean_state() {
     assert_eq!(dotcompute::device::monitor::to_prometheus(&m.sample_all()), "");
 }
 
+#[cfg(feature = "nvml")]
 #[test]
 fn prometheus_export_of_samples() {
     let s = dotcompute::device::GpuSample {

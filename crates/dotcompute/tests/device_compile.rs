@@ -6,11 +6,11 @@
 //! Without them each test prints a skip line; with `DOTCOMPUTE_REQUIRE_NVRTC=1`
 //! (set by that env file and by CI) their absence fails the tests.
 
-mod device_common;
+mod cuda_common;
 
 use std::sync::Arc;
 
-use device_common::{nvrtc_or_skip, ptxas_or_skip};
+use cuda_common::{nvrtc_or_skip, ptxas_or_skip};
 use dotcompute::device::{kernels, CacheConfig, CacheLevel, CompileOptions, DeviceError, KernelCache, KernelCompiler};
 
 const ARCHS: [&str; 2] = ["80", "90"];

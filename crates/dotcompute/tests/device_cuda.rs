@@ -7,11 +7,13 @@
 //! kernels are compiled with NVRTC, so NVRTC must be loadable too (see
 //! `scripts/provision-cuda.sh`).
 
+mod cuda_common;
 mod device_common;
 
 use std::sync::Arc;
 
-use device_common::{assert_close, cuda_or_skip, matmul_ref, nvrtc_or_skip, values};
+use cuda_common::{cuda_or_skip, nvrtc_or_skip};
+use device_common::{assert_close, matmul_ref, values};
 use dotcompute::device::{
     kernels, Backend, BufferState, ComputeOrchestrator, CpuBackend, CudaBackend, CudaSource, DeviceBuffer, DeviceError,
     GpuMonitor, KernelArg, LaunchConfig, MemoryPool, PoolConfig, UnifiedBuffer,

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 #[allow(dead_code)]
 mod quickstart;
 
+#[cfg(feature = "cuda")]
 #[path = "../examples/vector_add.rs"]
 #[allow(dead_code)]
 mod vector_add;
@@ -19,6 +20,7 @@ async fn quickstart_computes_6_and_shuts_down_at_once() {
     assert!(start.elapsed() < Duration::from_secs(5), "took {:?}", start.elapsed());
 }
 
+#[cfg(feature = "cuda")]
 #[test]
 fn vector_add_is_correct_on_every_device_that_runs_it() {
     let (runs, skipped) = vector_add::run(100_000).unwrap();
@@ -35,10 +37,12 @@ fn vector_add_is_correct_on_every_device_that_runs_it() {
     }
 }
 
+#[cfg(feature = "cuda")]
 #[path = "../examples/gpu_stats_pipeline.rs"]
 #[allow(dead_code)]
 mod gpu_stats_pipeline;
 
+#[cfg(feature = "cuda")]
 #[tokio::test]
 async fn gpu_stats_pipeline_keeps_state_across_messages() {
     let readings: Vec<f32> = (0..500).map(|i| (i % 10) as f32).collect();

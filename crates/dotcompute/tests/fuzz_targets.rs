@@ -1,4 +1,4 @@
-//! The fuzz targets (`dotcompute::fuzzing`, driven by cargo-fuzz in
+//! The runtime's fuzz targets (`dotcompute::fuzzing`, driven by cargo-fuzz in
 //! `fuzz/`) on stable, on every test run: each over its committed corpus
 //! (`fuzz/corpus/<target>/`), then over a few thousand random inputs
 //! (proptest), and the codec over mutations of a valid encoding. A target
@@ -43,10 +43,9 @@ fn valid_message() -> Vec<u8> {
 #[test]
 fn corpora_run_clean() {
     run_corpus("codec", fuzzing::codec);
-    run_corpus("edge_list", fuzzing::edge_list);
-    run_corpus("matrix_market", fuzzing::matrix_market);
-    run_corpus("anomaly_values", fuzzing::anomaly_values);
+    #[cfg(all(feature = "process", target_os = "linux"))]
     run_corpus("shm_open", fuzzing::shm_open);
+    #[cfg(feature = "gpu")]
     run_corpus("gpu_host_reader", fuzzing::gpu_host_reader);
 }
 
@@ -64,19 +63,6 @@ fn codec_survives_every_truncation_and_bit_flip_of_a_valid_message() {
     }
 }
 
-fn lines_of_bytes() -> impl Strategy<Value = Vec<u8>> {
-    // Mostly text made of the characters the parsers care about.
-    let alphabet: Vec<u8> = b"0123456789 \t,\n\r#%-+.eE%xMatrixMarket".to_vec();
-    (
-        any::<u8>(),
-        prop::collection::vec(prop::sample::select(alphabet), 0..300),
-    )
-        .prop_map(|(sel, mut body)| {
-            body.insert(0, sel);
-            body
-        })
-}
-
 proptest! {
     #![proptest_config(ProptestConfig { cases: 2000, failure_persistence: None, ..ProptestConfig::default() })]
 
@@ -85,35 +71,14 @@ proptest! {
         fuzzing::codec(&data);
     }
 
-    #[test]
-    fn edge_list_random(data in lines_of_bytes()) {
-        fuzzing::edge_list(&data);
-    }
-
-    #[test]
-    fn edge_list_random_bytes(data in prop::collection::vec(any::<u8>(), 0..256)) {
-        fuzzing::edge_list(&data);
-    }
-
-    #[test]
-    fn matrix_market_random(data in lines_of_bytes()) {
-        fuzzing::matrix_market(&data);
-        let mut with_banner = data.clone();
-        with_banner[0] |= 0x80;
-        fuzzing::matrix_market(&with_banner);
-    }
-
-    #[test]
-    fn anomaly_values_random(data in lines_of_bytes()) {
-        fuzzing::anomaly_values(&data);
-    }
-
+    #[cfg(feature = "gpu")]
     #[test]
     fn gpu_host_reader_random(data in prop::collection::vec(any::<u8>(), 0..400)) {
         fuzzing::gpu_host_reader(&data);
     }
 }
 
+#[cfg(all(feature = "process", target_os = "linux"))]
 proptest! {
     // Each case creates and maps a file: fewer cases.
     #![proptest_config(ProptestConfig { cases: 500, failure_persistence: None, ..ProptestConfig::default() })]

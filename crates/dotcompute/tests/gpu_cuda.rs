@@ -13,11 +13,11 @@
 //!   print `skipped ...: no usable GPU` (and fail under
 //!   `DOTCOMPUTE_REQUIRE_GPU=1`).
 
-mod device_common;
+mod cuda_common;
 
 use std::time::Duration;
 
-use device_common::{cuda_or_skip, nvrtc_or_skip, ptxas_or_skip};
+use cuda_common::{cuda_or_skip, nvrtc_or_skip, ptxas_or_skip};
 use dotcompute::device::{dylib, CompileOptions, KernelCompiler};
 use dotcompute::gpu::baseline::{one_shot_source, LaunchPerMessage};
 use dotcompute::gpu::cuda_device::{compile_ring_kernel, entry_name, CudaRingOptions};

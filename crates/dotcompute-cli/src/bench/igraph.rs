@@ -19,8 +19,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use dotcompute::workloads::pagerank::BenchGraph;
-use dotcompute::workloads::Timing;
+use dotcompute_workloads::pagerank::BenchGraph;
+use dotcompute_workloads::Timing;
 use serde::{Deserialize, Serialize};
 
 use crate::CliResult;
@@ -262,7 +262,7 @@ fn read_f64s(path: &Path) -> Result<Vec<f64>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dotcompute::workloads::pagerank::{bench_with, PagerankBenchOptions, PagerankConfig};
+    use dotcompute_workloads::pagerank::{bench_with, PagerankBenchOptions, PagerankConfig};
 
     #[test]
     fn max_diff_is_absolute_and_relative_and_sees_nan() {

@@ -1,13 +1,13 @@
 //! `dotcompute bench pagerank` and `dotcompute bench anomaly`: the library's
-//! workload benchmarks (`dotcompute::workloads::{pagerank, anomaly}::bench`)
+//! workload benchmarks (`dotcompute_workloads::{pagerank, anomaly}::bench`)
 //! with a table, a JSON report and an SVG chart. `bench pagerank` also
 //! measures igraph on the same graphs in the same run ([`super::igraph`]).
 
 use std::path::PathBuf;
 
 use clap::Args;
-use dotcompute::workloads::anomaly::{self, AnomalyBenchOptions, AnomalyBenchReport};
-use dotcompute::workloads::pagerank::{self, PagerankBenchOptions, PagerankBenchReport, PagerankBenchRow};
+use dotcompute_workloads::anomaly::{self, AnomalyBenchOptions, AnomalyBenchReport};
+use dotcompute_workloads::pagerank::{self, PagerankBenchOptions, PagerankBenchReport, PagerankBenchRow};
 use serde::Serialize;
 
 use super::chart::{self, Bar, BarChart, BarGroup, BarUnit};
@@ -34,8 +34,8 @@ pub struct PagerankBenchArgs {
     pub no_igraph: bool,
     /// Where our solver runs: cpu (rayon), cpu-device (the CUDA kernels'
     /// CPU equivalents) or cuda[:N] (needs an NVIDIA GPU).
-    #[arg(long, default_value = "cpu", value_parser = clap::value_parser!(dotcompute::workloads::pagerank::PagerankBackend))]
-    pub backend: dotcompute::workloads::pagerank::PagerankBackend,
+    #[arg(long, default_value = "cpu", value_parser = clap::value_parser!(dotcompute_workloads::pagerank::PagerankBackend))]
+    pub backend: dotcompute_workloads::pagerank::PagerankBackend,
     /// Write the report as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,

@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use super::backend::BackendKind;
 use super::cpu::CpuBackend;
+#[cfg(feature = "cuda")]
 use super::cuda::{self, CudaBackend};
 use super::error::{DeviceError, DeviceResult};
 
@@ -134,7 +135,9 @@ impl Accelerator {
     /// every wgpu adapter, in that order. The current device is the first
     /// CUDA device if there is one, else the CPU.
     pub fn discover() -> Self {
+        #[cfg_attr(not(any(feature = "cuda", feature = "wgpu")), allow(unused_mut))]
         let mut devices = vec![cpu_info()];
+        #[cfg(feature = "cuda")]
         let cuda = match cuda::discover_devices(1) {
             Ok((version, list)) => {
                 let n = list.len();
@@ -146,6 +149,10 @@ impl Accelerator {
             }
             Err(DeviceError::Unavailable { reason, .. }) => CudaStatus::Unavailable { reason },
             Err(e) => CudaStatus::Unavailable { reason: e.to_string() },
+        };
+        #[cfg(not(feature = "cuda"))]
+        let cuda = CudaStatus::Unavailable {
+            reason: "built without the `cuda` feature of dotcompute".to_string(),
         };
         let current = if devices.len() > 1 { 1 } else { 0 };
         #[cfg(feature = "wgpu")]
@@ -210,6 +217,7 @@ impl Accelerator {
 
     /// What discovery found about wgpu.
     #[cfg(feature = "wgpu")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "wgpu")))]
     pub fn wgpu_status(&self) -> &super::wgpu::WgpuStatus {
         &self.wgpu.0
     }
@@ -241,6 +249,8 @@ impl Accelerator {
     }
 
     /// A CUDA backend for device `id`, which must be a CUDA device.
+    #[cfg(feature = "cuda")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "cuda")))]
     pub fn cuda_backend(&self, id: usize) -> DeviceResult<Arc<CudaBackend>> {
         let info = self.device(id)?;
         if info.kind != BackendKind::Cuda {
@@ -254,8 +264,15 @@ impl Accelerator {
     }
 }
 
-/// The CPU's properties, read from the OS where it exposes them.
-pub(crate) fn cpu_info() -> DeviceInfo {
+/// The CPU's properties (always device 0), read from the OS where it
+/// exposes them; without discovering any other device.
+///
+/// ```
+/// let cpu = dotcompute::device::accelerator::cpu_info();
+/// assert_eq!(cpu.id, 0);
+/// assert!(cpu.multiprocessor_count >= 1);
+/// ```
+pub fn cpu_info() -> DeviceInfo {
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let field = |key: &str| {

@@ -213,6 +213,7 @@ impl DeviceError {
         }
     }
 
+    #[cfg_attr(not(feature = "compiler"), allow(dead_code))]
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         DeviceError::Io {
             path: path.into(),

@@ -15,7 +15,7 @@
 //!
 //! The three `pagerank_*` kernels live in one file, `pagerank.cu`, whose
 //! header states their formulas and floating-point order; the PageRank
-//! driver ([`crate::workloads::pagerank::device`]) runs them on any backend
+//! driver (`dotcompute_workloads::pagerank::device`) runs them on any backend
 //! through [`ShippedKernels`].
 //!
 //! Invariant: [`ALL`] lists every `.cu` file in the kernels folder (a test
@@ -25,6 +25,7 @@
 
 use super::backend::{Backend, Dim3, LaunchConfig};
 use super::cpu::{BlockCtx, CpuBackend, CpuKernel, OutputView, ThreadIdx};
+#[cfg(feature = "cuda")]
 use super::cuda::{CudaBackend, CudaSource};
 use super::error::{DeviceError, DeviceResult};
 
@@ -109,6 +110,7 @@ pub trait ShippedKernels: Backend {
     }
 }
 
+#[cfg(feature = "cuda")]
 impl ShippedKernels for CudaBackend {
     fn shipped_source(kernel: &KernelSource) -> DeviceResult<CudaSource> {
         Ok(CudaSource::shipped(*kernel))

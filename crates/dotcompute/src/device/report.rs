@@ -9,8 +9,11 @@ use std::fmt;
 use serde::Serialize;
 
 use super::accelerator::{Accelerator, CudaStatus, DeviceInfo};
+#[cfg(feature = "compiler")]
 use super::compiler::{KernelCompiler, Ptxas};
+#[cfg(feature = "compiler")]
 use super::error::DeviceError;
+#[cfg(feature = "nvml")]
 use super::monitor::GpuMonitor;
 
 /// Whether a component is there, its version, and why not.
@@ -46,6 +49,7 @@ impl Component {
 }
 
 /// The reason alone for an `Unavailable` error, the whole message otherwise.
+#[cfg(feature = "compiler")]
 fn reason_of(e: &DeviceError) -> String {
     match e {
         DeviceError::Unavailable { reason, .. } => reason.clone(),
@@ -110,6 +114,7 @@ pub fn report() -> DeviceReport {
         ),
         CudaStatus::Unavailable { reason } => Component::missing(reason.clone()),
     };
+    #[cfg(feature = "compiler")]
     let nvrtc = match KernelCompiler::version() {
         Ok((a, b)) => {
             let archs = KernelCompiler::supported_archs()
@@ -119,11 +124,16 @@ pub fn report() -> DeviceReport {
         }
         Err(e) => Component::missing(reason_of(&e)),
     };
+    #[cfg(feature = "compiler")]
     let ptxas = match Ptxas::locate() {
         Ok(p) => Component::ok(p.version().ok(), Some(p.path().display().to_string())),
         Err(e) => Component::missing(reason_of(&e)),
     };
+    #[cfg(not(feature = "compiler"))]
+    let (nvrtc, ptxas) = (not_built("compiler"), not_built("compiler"));
+    #[cfg(feature = "nvml")]
     let monitor = GpuMonitor::new();
+    #[cfg(feature = "nvml")]
     let nvml = if monitor.is_available() {
         Component::ok(
             monitor.nvml_version().ok(),
@@ -135,6 +145,8 @@ pub fn report() -> DeviceReport {
     } else {
         Component::missing(monitor.unavailable_reason().unwrap_or("unknown").to_string())
     };
+    #[cfg(not(feature = "nvml"))]
+    let nvml = not_built("nvml");
     #[cfg(feature = "wgpu")]
     let wgpu = match acc.wgpu_status() {
         super::wgpu::WgpuStatus::Available {
@@ -157,6 +169,12 @@ pub fn report() -> DeviceReport {
         #[cfg(feature = "wgpu")]
         wgpu_adapters: acc.wgpu_adapters().to_vec(),
     }
+}
+
+/// A component this build left out.
+#[cfg(not(all(feature = "compiler", feature = "nvml")))]
+fn not_built(feature: &str) -> Component {
+    Component::missing(format!("built without the `{feature}` feature of dotcompute"))
 }
 
 /// The wgpu crate version this build uses.

@@ -16,7 +16,7 @@ use super::protocol::{
 
 /// What executes the device side of a [`GpuRing`]: the emulator's host
 /// thread ([`EmulatedDevice`]), or a persistent CUDA kernel
-/// ([`CudaDevice`](super::cuda_device::CudaDevice)).
+/// (`cuda_device::CudaDevice`, feature `cuda`).
 ///
 /// # Safety
 ///
@@ -671,8 +671,8 @@ impl<In, Out> Drop for GpuRing<In, Out> {
 /// Two GPU ring kernels linked by a ring in device memory: the first's
 /// replies are the second's input and never pass through the host. Built
 /// emulated ([`emulated`](Self::emulated): the link is host memory both
-/// emulator threads poll) or on a GPU ([`cuda`](Self::cuda): the link is
-/// device memory both kernels poll).
+/// emulator threads poll) or on a GPU (`cuda`: the link is
+/// device memory both kernels poll; feature `cuda`).
 ///
 /// ```
 /// use std::time::Duration;

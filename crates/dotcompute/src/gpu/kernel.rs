@@ -28,12 +28,14 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+#[cfg(feature = "cuda")]
 use super::cuda_device::CudaRingOptions;
 use super::emulator::{EmulatedLinks, EmulatorControl};
 use super::error::{GpuError, RingPhase};
 use super::host::{GpuRing, GpuRingOptions};
 use super::message::{Envelope, GpuMessage, HandlerStatus};
 use super::protocol::DeviceCounters;
+#[cfg(feature = "cuda")]
 use super::source::CudaHandler;
 use crate::error::Error;
 use crate::message::MessageHeader;
@@ -104,6 +106,9 @@ impl GpuMonitor {
 }
 
 /// Options of a GPU ring kernel in the runtime.
+///
+/// Build it from [`Default`] (`GpuKernelOptions { queue_size: 1024,
+/// ..Default::default() }`): the `cuda` feature adds a field.
 #[derive(Debug, Clone)]
 pub struct GpuKernelOptions {
     /// The device rings, batching, back-off and timeouts.
@@ -121,6 +126,8 @@ pub struct GpuKernelOptions {
     pub monitor: Option<GpuMonitor>,
     /// The CUDA device, grid and compiler of a [`gpu_kernel`] (unused by
     /// emulated kernels).
+    #[cfg(feature = "cuda")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "cuda")))]
     pub cuda: CudaRingOptions,
 }
 
@@ -133,6 +140,7 @@ impl Default for GpuKernelOptions {
             drain_timeout: Duration::from_secs(1),
             emulator: None,
             monitor: None,
+            #[cfg(feature = "cuda")]
             cuda: CudaRingOptions::default(),
         }
     }
@@ -318,6 +326,8 @@ fn validate_ring<In: GpuMessage, Out: GpuMessage, State: GpuMessage>(options: &G
 /// [`GpuError::Unavailable`] (no CUDA driver, no such device, no NVRTC),
 /// [`GpuError::Compile`] (with the compiler's log) or [`GpuError::Start`]
 /// (a grid the handler's threading cannot use).
+#[cfg(feature = "cuda")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cuda")))]
 pub fn gpu_kernel<In, Out, State>(
     id: impl Into<String>,
     handler: CudaHandler,

@@ -11,12 +11,12 @@
 //!   handler; [`handlers`]: examples in CUDA C and Rust.
 //! - [`emulator`]: a host thread that plays the device over the same memory
 //!   and protocol, running a Rust handler. **Emulation**, not a GPU.
-//! - [`cuda_device`]: the [`DeviceAgent`] of a real GPU: the template and the
+//! - `cuda_device` (feature `cuda`): the [`DeviceAgent`] of a real GPU: the template and the
 //!   handler compiled with NVRTC, the region in page-locked memory mapped into
 //!   the device, the kernel launched once on its own stream.
 //! - [`GpuRing`]: the host's handle on one device (emulated or CUDA);
 //!   [`GpuPipeline`]: two devices linked by a ring that bypasses the host.
-//! - [`gpu_kernel`]: a [`KernelSpec`](crate::KernelSpec) in
+//! - `gpu_kernel` (feature `cuda`): a [`KernelSpec`](crate::KernelSpec) in
 //!   [`ExecutionMode::Gpu`](crate::ExecutionMode::Gpu) running a CUDA ring
 //!   kernel in the [`RingKernelRuntime`](crate::RingKernelRuntime);
 //!   [`emulated_kernel`]: the same with the emulator (in `Thread` mode).
@@ -60,7 +60,9 @@
 #[path = "derive_support.rs"]
 pub mod __layout;
 
+#[cfg(feature = "cuda-baselines")]
 pub mod baseline;
+#[cfg(feature = "cuda")]
 pub mod cuda_device;
 pub mod emulator;
 mod error;
@@ -73,10 +75,13 @@ pub mod source;
 #[cfg(feature = "wgpu")]
 pub mod wgpu;
 
+#[cfg(feature = "cuda")]
 pub use cuda_device::CudaRingOptions;
 pub use error::{GpuError, RingPhase};
 pub use host::{DeviceAgent, GpuPipeline, GpuRing, GpuRingOptions, TerminateSummary};
-pub use kernel::{emulated_kernel, emulated_kernel_with_state, gpu_kernel, GpuKernelOptions, GpuMonitor, GpuSnapshot};
+#[cfg(feature = "cuda")]
+pub use kernel::gpu_kernel;
+pub use kernel::{emulated_kernel, emulated_kernel_with_state, GpuKernelOptions, GpuMonitor, GpuSnapshot};
 pub use message::{cuda_decls, CudaDecl, Envelope, GpuMessage, HandlerStatus, NoState};
 pub use protocol::DeviceCounters;
 

@@ -1,7 +1,8 @@
 //! Operating-system primitives of the process tier: futex waits on words of
 //! the shared mapping, process liveness, exit-status descriptions.
 //!
-//! Every `unsafe` FFI call of the `ipc` module is in this file.
+//! The system calls go through `rustix` (safe wrappers of the raw Linux
+//! calls), so this module has no `unsafe`.
 
 use std::sync::atomic::AtomicU32;
 use std::time::Duration;
@@ -49,19 +50,15 @@ fn proc_stat(pid: u32) -> Option<ProcStat> {
 /// [`process_start_time`], `0` for unknown) guards against pid reuse. A
 /// zombie (exited, not yet reaped by its parent) counts as dead.
 pub(crate) fn process_alive(pid: u32, start_time: u64) -> bool {
-    let Ok(raw) = libc::pid_t::try_from(pid) else {
+    let Some(raw) = i32::try_from(pid).ok().and_then(rustix::process::Pid::from_raw) else {
         return false;
     };
-    if raw <= 0 {
+    // Signal 0 sends nothing: it checks that the process exists and may be
+    // signalled.
+    if rustix::process::test_kill_process(raw) == Err(rustix::io::Errno::SRCH) {
         return false;
     }
-    // SAFETY: kill with signal 0 sends nothing; it only checks that the
-    // process exists and may be signalled. No memory is passed.
-    let r = unsafe { libc::kill(raw, 0) };
-    if r != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH) {
-        return false;
-    }
-    // r == 0, or EPERM: the process exists (maybe under another user).
+    // Ok, or EPERM: the process exists (maybe under another user).
     #[cfg(target_os = "linux")]
     {
         match proc_stat(pid) {
@@ -91,9 +88,8 @@ pub(crate) fn process_alive(pid: u32, start_time: u64) -> bool {
 /// spawned child is killed through its `std::process::Child`).
 #[cfg(all(test, not(loom)))]
 pub(crate) fn kill_hard(pid: u32) {
-    if let Ok(raw) = libc::pid_t::try_from(pid) {
-        // SAFETY: plain signal delivery, no memory involved.
-        unsafe { libc::kill(raw, libc::SIGKILL) };
+    if let Some(raw) = i32::try_from(pid).ok().and_then(rustix::process::Pid::from_raw) {
+        let _ = rustix::process::kill_process(raw, rustix::process::Signal::KILL);
     }
 }
 
@@ -129,53 +125,23 @@ fn signal_name(sig: i32) -> &'static str {
 /// value differs from `expected`, or `timeout` passes (spurious wake-ups are
 /// possible; callers re-check their condition).
 ///
-/// On Linux this is `FUTEX_WAIT` on the shared word. It is deliberately not
+/// This is `FUTEX_WAIT` on the shared word, deliberately without
 /// `FUTEX_PRIVATE_FLAG`: the word lives in a `MAP_SHARED` file mapping, and
 /// the kernel keys a shared futex by (inode, offset), so a waker in another
-/// process reaches it. Elsewhere it is a short sleep.
+/// process reaches it.
 pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Duration) {
-    #[cfg(target_os = "linux")]
-    {
-        let ts = libc::timespec {
-            tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX),
-            // < 1e9, fits any c_long.
-            tv_nsec: timeout.subsec_nanos() as libc::c_long,
-        };
-        // SAFETY: `word` is a valid, aligned, live `u32` for the duration of
-        // the call (borrowed), `ts` is a valid timespec on our stack, and the
-        // unused uaddr2/val3 arguments are null/0 as FUTEX_WAIT requires. The
-        // kernel only reads the word; EAGAIN/EINTR/ETIMEDOUT are all fine.
-        unsafe {
-            libc::syscall(
-                libc::SYS_futex,
-                word.as_ptr(),
-                libc::FUTEX_WAIT,
-                expected,
-                &ts as *const libc::timespec,
-                std::ptr::null::<u32>(),
-                0u32,
-            );
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        let _ = (word, expected);
-        std::thread::sleep(timeout.min(Duration::from_micros(500)));
-    }
+    let ts = rustix::time::Timespec {
+        tv_sec: i64::try_from(timeout.as_secs()).unwrap_or(i64::MAX),
+        tv_nsec: i64::from(timeout.subsec_nanos()),
+    };
+    // EAGAIN (the value changed), EINTR and ETIMEDOUT all mean: re-check.
+    let _ = rustix::thread::futex::wait(word, rustix::thread::futex::Flags::empty(), expected, Some(&ts));
 }
 
 /// Wakes up to `count` waiters of [`futex_wait`] on `word`.
 pub(crate) fn futex_wake(word: &AtomicU32, count: i32) {
-    #[cfg(target_os = "linux")]
-    {
-        // SAFETY: as in `futex_wait`; FUTEX_WAKE reads no memory besides the
-        // futex key of `word`.
-        unsafe {
-            libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, count);
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = (word, count);
+    let count = u32::try_from(count).unwrap_or(0);
+    let _ = rustix::thread::futex::wake(word, rustix::thread::futex::Flags::empty(), count);
 }
 
 #[cfg(all(test, not(loom)))]

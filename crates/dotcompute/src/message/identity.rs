@@ -53,6 +53,7 @@ const VARIANT_RFC: u64 = 0x8000_0000_0000_0000;
 /// The counter's bits.
 const COUNTER_MASK: u64 = !VARIANT_MASK;
 
+#[cfg(unix)]
 extern "C" fn on_fork_child() {
     FORK_GENERATION.fetch_add(1, Ordering::Relaxed);
 }

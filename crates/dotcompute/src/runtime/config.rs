@@ -48,17 +48,18 @@ pub enum ExecutionMode {
     Spin,
     /// The handler runs in another OS process, connected by rings in a
     /// shared-memory file; a bridge on its own thread here moves the
-    /// messages. Built with [`ipc::process_kernel`](crate::ipc::process_kernel).
+    /// messages. Built with `ipc::process_kernel` (feature `process`, Linux).
     Process,
     /// A persistent CUDA kernel runs the handler (CUDA C) on the GPU,
     /// polling rings in host memory mapped into the device; a bridge on its
     /// own thread here moves the messages between the kernel's queues and
-    /// the device's rings. Built with [`gpu::gpu_kernel`](crate::gpu::gpu_kernel).
+    /// the device's rings. Built with `gpu::gpu_kernel` (feature `cuda`).
     Gpu,
 }
 
 impl ExecutionMode {
-    /// The modes this build runs.
+    /// Every mode (a mode whose feature is off has no constructor in this
+    /// build: `Process` needs `process` on Linux, `Gpu` needs `cuda`).
     pub const ALL: [ExecutionMode; 5] = [
         ExecutionMode::Async,
         ExecutionMode::Thread,

@@ -442,12 +442,19 @@ impl<In: Message, Out: Message> BlockingContext<In, Out> {
 
     /// Counts `n` messages the handler drops because the runtime refused
     /// them while terminating the kernel (bridges that forward replies).
+    // Used by the bridges of optional features (process, gpu).
+    #[cfg_attr(
+        not(any(feature = "gpu", all(feature = "process", target_os = "linux"))),
+        allow(dead_code)
+    )]
     pub(crate) fn count_discarded(&self, n: u64) {
         KernelMetrics::add(&self.inner.core.metrics.discarded, n);
     }
 
     /// Counts `n` messages the kernel took in and can never complete: they
     /// were lost with the peer that held them (a dead kernel process).
+    // Used by the bridges of optional features (process, gpu).
+    #[cfg_attr(not(all(feature = "process", target_os = "linux")), allow(dead_code))]
     pub(crate) fn count_lost(&self, n: u64) {
         KernelMetrics::add(&self.inner.core.metrics.lost, n);
     }

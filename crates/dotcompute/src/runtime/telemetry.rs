@@ -11,6 +11,9 @@
 //! `hdrhistogram` only when a snapshot is read). Nothing is sampled.
 
 pub(crate) mod histogram;
+#[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+pub mod metrics;
 
 use std::fmt::{self, Write as _};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,6 +27,23 @@ use crate::error::HandlerError;
 use crate::queue::state::MAX_RECORDED_WAIT_NS;
 use crate::queue::QueueStats;
 use crate::runtime::state::KernelState;
+
+/// The longest time the runtime's histograms record, in nanoseconds (one
+/// hour); a longer wait or latency is recorded as this.
+pub const MAX_RECORDED_NS: u64 = MAX_RECORDED_WAIT_NS;
+
+/// A histogram of nanoseconds shaped like the runtime's own (3 significant
+/// digits, growing on demand up to [`MAX_RECORDED_NS`]), so an application
+/// can record its own latencies beside the runtime's and merge them.
+///
+/// ```
+/// let mut h = dotcompute::telemetry::new_latency_histogram();
+/// h.record(1_500).unwrap();
+/// assert_eq!(h.len(), 1);
+/// ```
+pub fn new_latency_histogram() -> Histogram<u64> {
+    crate::queue::state::new_wait_histogram()
+}
 
 /// Longest latency recorded (one hour); longer values are recorded as this.
 const HISTOGRAM_MAX_NS: u64 = MAX_RECORDED_WAIT_NS;
@@ -274,35 +294,7 @@ impl RuntimeSummary {
     /// The same figures in the Prometheus text exposition format (0.0.4).
     pub fn to_prometheus(&self) -> String {
         let mut out = String::new();
-        type Getter = fn(&KernelTelemetry) -> f64;
-        let counters: [(&str, &str, Getter); 9] = [
-            ("messages_received_total", "Messages delivered to the handler.", |k| {
-                k.messages_received as f64
-            }),
-            ("messages_sent_total", "Messages sent by the handler.", |k| {
-                k.messages_sent as f64
-            }),
-            ("messages_processed_total", "Messages whose handling finished.", |k| {
-                k.messages_processed as f64
-            }),
-            ("messages_dropped_total", "Messages evicted by DropOldest.", |k| {
-                k.messages_dropped as f64
-            }),
-            ("messages_rejected_total", "Sends refused and handed back.", |k| {
-                k.messages_rejected as f64
-            }),
-            ("messages_discarded_total", "Messages discarded at terminate.", |k| {
-                k.messages_discarded as f64
-            }),
-            ("messages_lost_total", "Messages lost with a dead peer.", |k| {
-                k.messages_lost as f64
-            }),
-            ("errors_total", "Handler errors and panics.", |k| k.errors as f64),
-            ("restarts_total", "Restarts by the restart policy.", |k| {
-                k.restarts as f64
-            }),
-        ];
-        for (name, help, get) in counters {
+        for (name, help, get) in COUNTERS {
             let _ = writeln!(out, "# HELP dotcompute_kernel_{name} {help}");
             let _ = writeln!(out, "# TYPE dotcompute_kernel_{name} counter");
             for k in &self.kernels {
@@ -314,24 +306,7 @@ impl RuntimeSummary {
                 );
             }
         }
-        let gauges: [(&str, &str, Getter); 5] = [
-            ("input_queue_depth", "Messages waiting in the input queue.", |k| {
-                k.input_queue.depth as f64
-            }),
-            ("input_queue_peak_depth", "Largest input queue depth seen.", |k| {
-                k.input_queue.peak_depth as f64
-            }),
-            ("output_queue_depth", "Messages waiting in the output queue.", |k| {
-                k.output_queue.depth as f64
-            }),
-            ("uptime_seconds", "Time since activation.", |k| k.uptime_secs),
-            (
-                "throughput_per_second",
-                "Processed messages per second of uptime.",
-                |k| k.throughput_per_sec,
-            ),
-        ];
-        for (name, help, get) in gauges {
+        for (name, help, get) in GAUGES {
             let _ = writeln!(out, "# HELP dotcompute_kernel_{name} {help}");
             let _ = writeln!(out, "# TYPE dotcompute_kernel_{name} gauge");
             for k in &self.kernels {
@@ -356,27 +331,13 @@ impl RuntimeSummary {
                 k.state
             );
         }
-        type Lat = fn(&KernelTelemetry) -> &LatencySummary;
-        let latencies: [(&str, &str, Lat); 2] = [
-            ("queue_wait_seconds", "Time messages waited in the input queue.", |k| {
-                &k.queue_wait
-            }),
-            ("handler_seconds", "Time the handler spent per message.", |k| {
-                &k.handler_time
-            }),
-        ];
-        for (name, help, get) in latencies {
+        for (name, help, get) in LATENCIES {
             let _ = writeln!(out, "# HELP dotcompute_kernel_{name} {help}");
             let _ = writeln!(out, "# TYPE dotcompute_kernel_{name} summary");
             for k in &self.kernels {
                 let l = get(k);
                 let id = escape(&k.kernel_id);
-                for (q, v) in [
-                    ("0.5", l.p50_ns),
-                    ("0.95", l.p95_ns),
-                    ("0.99", l.p99_ns),
-                    ("1", l.max_ns),
-                ] {
+                for (q, v) in quantiles(l) {
                     let _ = writeln!(
                         out,
                         "dotcompute_kernel_{name}{{kernel=\"{id}\",quantile=\"{q}\"}} {}",
@@ -393,6 +354,83 @@ impl RuntimeSummary {
         }
         out
     }
+}
+
+/// A figure of a kernel's telemetry.
+pub(crate) type Getter = fn(&KernelTelemetry) -> f64;
+/// A latency summary of a kernel's telemetry.
+pub(crate) type Lat = fn(&KernelTelemetry) -> &LatencySummary;
+
+// The exported series: name (after `dotcompute_kernel_`), help text, value.
+// One table for every exporter (the Prometheus text and the `metrics`
+// facade), so they cannot drift apart.
+
+/// Monotonic counters.
+pub(crate) const COUNTERS: [(&str, &str, Getter); 9] = [
+    ("messages_received_total", "Messages delivered to the handler.", |k| {
+        k.messages_received as f64
+    }),
+    ("messages_sent_total", "Messages sent by the handler.", |k| {
+        k.messages_sent as f64
+    }),
+    ("messages_processed_total", "Messages whose handling finished.", |k| {
+        k.messages_processed as f64
+    }),
+    ("messages_dropped_total", "Messages evicted by DropOldest.", |k| {
+        k.messages_dropped as f64
+    }),
+    ("messages_rejected_total", "Sends refused and handed back.", |k| {
+        k.messages_rejected as f64
+    }),
+    ("messages_discarded_total", "Messages discarded at terminate.", |k| {
+        k.messages_discarded as f64
+    }),
+    ("messages_lost_total", "Messages lost with a dead peer.", |k| {
+        k.messages_lost as f64
+    }),
+    ("errors_total", "Handler errors and panics.", |k| k.errors as f64),
+    ("restarts_total", "Restarts by the restart policy.", |k| {
+        k.restarts as f64
+    }),
+];
+
+/// Gauges.
+pub(crate) const GAUGES: [(&str, &str, Getter); 5] = [
+    ("input_queue_depth", "Messages waiting in the input queue.", |k| {
+        k.input_queue.depth as f64
+    }),
+    ("input_queue_peak_depth", "Largest input queue depth seen.", |k| {
+        k.input_queue.peak_depth as f64
+    }),
+    ("output_queue_depth", "Messages waiting in the output queue.", |k| {
+        k.output_queue.depth as f64
+    }),
+    ("uptime_seconds", "Time since activation.", |k| k.uptime_secs),
+    (
+        "throughput_per_second",
+        "Processed messages per second of uptime.",
+        |k| k.throughput_per_sec,
+    ),
+];
+
+/// Latencies, exported as quantiles 0.5, 0.95, 0.99 and 1 in seconds.
+pub(crate) const LATENCIES: [(&str, &str, Lat); 2] = [
+    ("queue_wait_seconds", "Time messages waited in the input queue.", |k| {
+        &k.queue_wait
+    }),
+    ("handler_seconds", "Time the handler spent per message.", |k| {
+        &k.handler_time
+    }),
+];
+
+/// The quantiles exported of each latency: label and value.
+pub(crate) fn quantiles(l: &LatencySummary) -> [(&'static str, u64); 4] {
+    [
+        ("0.5", l.p50_ns),
+        ("0.95", l.p95_ns),
+        ("0.99", l.p99_ns),
+        ("1", l.max_ns),
+    ]
 }
 
 /// Serializes a duration as fractional seconds, like the other `*_secs` fields.
