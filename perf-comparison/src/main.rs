@@ -130,12 +130,14 @@ struct Args {
     params: Params,
     rounds: usize,
     only: Vec<String>,
+    runtime: Vec<String>,
     workloads: Vec<Workload>,
     json: Option<std::path::PathBuf>,
 }
 
 const USAGE: &str = "usage: dotcompute-perf-comparison [--rounds N] [--samples N] [--warmup N] [--messages N]
-       [--batch N] [--window N] [--quick] [--only NAME,...] [--workloads round_trip,one_way,pipelined_echo,batched]
+       [--batch N] [--window N] [--quick] [--only NAME,...] [--runtime NAME,...]
+       [--workloads round_trip,one_way,pipelined_echo,batched]
        [--json FILE]";
 
 fn parse_args() -> R<Args> {
@@ -149,6 +151,7 @@ fn parse_args() -> R<Args> {
         },
         rounds: 7,
         only: Vec::new(),
+        runtime: Vec::new(),
         workloads: Workload::ALL.to_vec(),
         json: None,
     };
@@ -169,6 +172,7 @@ fn parse_args() -> R<Args> {
                 a.params.messages = 50_000;
             }
             "--only" => a.only = value()?.split(',').map(|s| s.trim().to_lowercase()).collect(),
+            "--runtime" => a.runtime = value()?.split(',').map(|s| s.trim().to_lowercase()).collect(),
             "--workloads" => {
                 let v = value()?;
                 a.workloads = v
@@ -548,6 +552,7 @@ fn run() -> R<()> {
     let chosen: Vec<&Contestant> = all
         .iter()
         .filter(|c| args.only.is_empty() || args.only.iter().any(|o| c.name.to_lowercase().contains(o.as_str())))
+        .filter(|c| args.runtime.is_empty() || args.runtime.iter().any(|o| c.runtime.to_lowercase().contains(o.as_str())))
         .collect();
     let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let load_before = loadavg();
@@ -579,9 +584,26 @@ fn run() -> R<()> {
         eprintln!(" ({:.0} s)", started.elapsed().as_secs_f64());
     }
     let rows: Vec<Row> = cells.iter().map(|((i, w), cell)| row(chosen[*i], *w, cell)).collect();
+    // Idle CPU of the thread and spin tiers (a kernel waiting, no traffic).
+    let mut idle = Vec::new();
+    for (tier, mode) in [("thread tier", dotcompute::ExecutionMode::Thread), ("spin tier", dotcompute::ExecutionMode::Spin)] {
+        if chosen.iter().any(|c| c.name.contains(tier)) {
+            match dc::idle_cpu(mode, std::time::Duration::from_secs(1)) {
+                Ok(share) => idle.push((tier, share)),
+                Err(e) => eprintln!("idle CPU of the {tier}: {e}"),
+            }
+        }
+    }
     let load_after = loadavg();
     print_tables(&rows);
-    let goals = goals(&rows);
+    let mut goals = goals(&rows);
+    for (tier, share) in &idle {
+        goals.push(Goal {
+            goal: format!("{tier}: no CPU burnt when idle (< 1% of a CPU over 1 s with the kernel waiting)"),
+            measured: format!("{:.2}% of a CPU", share * 100.0),
+            met: if *tier == "thread tier" { Some(*share < 0.01) } else { None },
+        });
+    }
     println!();
     println!("goals (issue 10; measured on this machine in this run):");
     for g in &goals {

@@ -18,7 +18,9 @@
 //! about 40 ns per header (a random draw and a precise clock read), which
 //! was a quarter of an async round trip. Here an id is a thread-local add
 //! and a relaxed load (about 1–2 ns) and the time a coarse clock read
-//! through the vDSO (about 6 ns).
+//! through the vDSO (about 6 ns). The C library's `clock_gettime` does that
+//! read; rustix's own vDSO lookup crashed under valgrind, which profiling
+//! and users' memory checks need.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -88,23 +90,37 @@ pub(crate) fn next_id() -> Uuid {
     })
 }
 
-/// Nanoseconds since the Unix epoch, from the coarse real-time clock.
+/// Nanoseconds since the Unix epoch, from the coarse real-time clock
+/// (through the C library, which reads it from the vDSO without a system
+/// call; a failure, which Linux never reports for this clock, gives the
+/// precise system clock instead).
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub(crate) fn coarse_now_ns() -> u64 {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::RealtimeCoarse);
+    let mut t = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `t` is a valid, writable `timespec` for the duration of the
+    // call, which writes nothing else.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut t) };
+    if rc != 0 {
+        return precise_now_ns();
+    }
     u64::try_from(t.tv_sec)
         .unwrap_or(0)
         .saturating_mul(1_000_000_000)
         .saturating_add(u64::try_from(t.tv_nsec).unwrap_or(0))
 }
 
-/// Nanoseconds since the Unix epoch (no coarse clock on this platform).
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
-pub(crate) fn coarse_now_ns() -> u64 {
+/// Nanoseconds since the Unix epoch from the precise system clock.
+fn precise_now_ns() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
         .unwrap_or(0)
+}
+
+/// Nanoseconds since the Unix epoch (no coarse clock on this platform).
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(crate) fn coarse_now_ns() -> u64 {
+    precise_now_ns()
 }
 
 #[cfg(test)]

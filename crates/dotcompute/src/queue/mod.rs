@@ -117,7 +117,7 @@ use std::future::{poll_fn, Future};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::task::Poll;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use event_listener::EventListener;
@@ -131,6 +131,7 @@ pub use error::{RecvError, SendError, SendErrorKind};
 pub use stats::QueueStats;
 pub(crate) use wait::{Backoff, ThreadWaker};
 
+use crate::runtime::telemetry::histogram::AtomicHistogram;
 use crate::Message;
 use state::{OnFull, Push, State, Wake};
 use timer::Sleep;
@@ -158,6 +159,8 @@ struct Shared<T> {
     ready: AtomicUsize,
     /// Messages queued now (paused or not), for spinning senders.
     len: AtomicUsize,
+    /// The in-queue wait histogram: written under `state`'s lock only.
+    waits: Arc<AtomicHistogram>,
 }
 
 impl<T> Clone for MessageQueue<T> {
@@ -285,8 +288,30 @@ impl<T> Drop for Registration<'_, T> {
     }
 }
 
+/// The state of one async receive between polls.
+struct RecvWait<'a, T> {
+    reg: Registration<'a, T>,
+    /// The caller's clock reading for the first attempt.
+    first: Option<Stamp>,
+    deadline: Option<Instant>,
+    /// Started on the first attempt that has to wait.
+    sleep: Option<Sleep>,
+}
+
+impl<'a, T> RecvWait<'a, T> {
+    fn new(shared: &'a Shared<T>, first: Option<Stamp>, deadline: Option<Instant>) -> Self {
+        RecvWait {
+            reg: Registration::new(shared, Side::Recv),
+            first,
+            deadline,
+            sleep: None,
+        }
+    }
+}
+
 impl<T> Shared<T> {
     /// Publishes the deliverable count for spinning waiters (lock held).
+    #[inline]
     fn publish(&self, state: &State<T>) {
         let ready = if state.is_paused() { 0 } else { state.len() };
         self.ready.store(ready, Ordering::Relaxed);
@@ -311,7 +336,8 @@ impl<T: Message> MessageQueue<T> {
 
     fn build(config: QueueConfig, timed: bool) -> Result<Self, QueueConfigError> {
         config.validate()?;
-        let state = State::new(config.capacity, config.backpressure, state::new_wait_histogram(), timed);
+        let waits = Arc::new(AtomicHistogram::new());
+        let state = State::new(config.capacity, config.backpressure, Arc::clone(&waits), timed);
         Ok(MessageQueue {
             shared: Arc::new(Shared {
                 config,
@@ -319,6 +345,7 @@ impl<T: Message> MessageQueue<T> {
                 timed,
                 ready: AtomicUsize::new(0),
                 len: AtomicUsize::new(0),
+                waits,
             }),
         })
     }
@@ -412,6 +439,7 @@ impl<T: Message> MessageQueue<T> {
     /// One push under the lock. `Ok` when done; `Err(Ok(e))` a final
     /// refusal; `Err(Err(msg))` must wait (then, with `waiter`, registered
     /// under the same lock).
+    #[inline(always)]
     fn push_one(
         &self,
         msg: T,
@@ -456,6 +484,20 @@ impl<T: Message> MessageQueue<T> {
         drop(dropped);
         wake.wake();
         result
+    }
+
+    /// The first attempt of a send that may wait, without waiting: `Ok(None)`
+    /// when done, `Ok(Some(msg))` when it must wait for room (nothing
+    /// counted), `Err` a final refusal. (Crate-internal: the runtime's fast
+    /// path, before it sets up a wait.)
+    #[inline]
+    pub(crate) fn push_or_wait(&self, msg: T) -> Result<Option<T>, (Refusal, T)> {
+        let now = self.timed_stamp();
+        match self.push_one(msg, now, OnFull::Wait, None) {
+            Ok(()) => Ok(None),
+            Err(Err(msg)) => Ok(Some(msg)),
+            Err(Ok(e)) => Err(e.into_refusal()),
+        }
     }
 
     async fn send_until(&self, msg: T, deadline: Option<Instant>) -> Result<(), SendError<T>> {
@@ -716,6 +758,7 @@ impl<T: Message> MessageQueue<T> {
     /// One pop under the lock at clock reading `now`, waking a sender if
     /// room appeared; with `waiter`, registers it (under the same lock) when
     /// there is nothing to deliver, or ends its registration otherwise.
+    #[inline(always)]
     fn pop_one(
         &self,
         now: Stamp,
@@ -760,13 +803,19 @@ impl<T: Message> MessageQueue<T> {
 
     /// Takes the next message, waiting while the queue is empty or paused.
     /// Cancel-safe: dropping the future never loses a message. Works on any
-    /// executor.
+    /// executor; under Tokio each attempt spends one unit of the task's
+    /// cooperative budget (as Tokio's own channels do), so a receiver that
+    /// always finds a backlog still yields now and then.
     ///
     /// # Errors
     /// [`RecvError::Closed`] once the queue is closed and drained (or closed
     /// while paused).
-    pub async fn recv(&self) -> Result<T, RecvError> {
-        self.recv_until(None).await.map(|(m, _)| m)
+    pub fn recv(&self) -> impl Future<Output = Result<T, RecvError>> + Send + '_
+    where
+        T: Send,
+    {
+        let mut wait = RecvWait::new(&self.shared, None, None);
+        poll_fn(move |cx| self.poll_recv(cx, &mut wait).map(|r| r.map(|(m, _)| m)))
     }
 
     /// Like [`recv`](Self::recv), waiting at most `timeout`.
@@ -774,8 +823,12 @@ impl<T: Message> MessageQueue<T> {
     /// # Errors
     /// [`RecvError::Timeout`] if nothing was delivered in time;
     /// [`RecvError::Closed`] as for [`recv`](Self::recv).
-    pub async fn recv_timeout(&self, timeout: Duration) -> Result<T, RecvError> {
-        self.recv_until(deadline_after(timeout)).await.map(|(m, _)| m)
+    pub fn recv_timeout(&self, timeout: Duration) -> impl Future<Output = Result<T, RecvError>> + Send + '_
+    where
+        T: Send,
+    {
+        let mut wait = RecvWait::new(&self.shared, None, deadline_after(timeout));
+        poll_fn(move |cx| self.poll_recv(cx, &mut wait).map(|r| r.map(|(m, _)| m)))
     }
 
     /// Like [`recv`](Self::recv), blocking the calling thread while it waits.
@@ -797,35 +850,47 @@ impl<T: Message> MessageQueue<T> {
     }
 
     /// Waits for a message until `deadline`; returns it with the clock
-    /// reading its pop was timed at (0 in an untimed queue).
-    pub(crate) async fn recv_until(&self, deadline: Option<Instant>) -> Result<(T, Stamp), RecvError> {
-        let now = self.timed_stamp();
-        match self.pop_one(now, None) {
-            Err(RecvError::Empty) => {}
-            done => return done.map(|m| (m, now)),
-        }
-        let mut reg = Registration::new(&self.shared, Side::Recv);
-        let mut sleep = deadline.map(Sleep::until);
-        poll_fn(|cx| {
-            let now = self.timed_stamp();
-            match self.pop_one(now, Some((&mut reg, cx.waker()))) {
-                Err(RecvError::Empty) => {}
-                done => return Poll::Ready(done.map(|m| (m, now))),
-            }
-            let expired = sleep.as_mut().is_some_and(|s| Pin::new(s).poll(cx).is_ready());
-            if expired {
-                let now = self.timed_stamp();
-                return Poll::Ready(match self.pop_last(now, &mut reg) {
-                    Ok(m) => Ok((m, now)),
-                    Err(e) => Err(e),
-                });
-            }
-            Poll::Pending
-        })
-        .await
+    /// reading its pop was timed at (0 in an untimed queue). `first` is the
+    /// reading for the first attempt when the caller already took one.
+    pub(crate) fn recv_from(
+        &self,
+        first: Option<Stamp>,
+        deadline: Option<Instant>,
+    ) -> impl Future<Output = Result<(T, Stamp), RecvError>> + Send + '_
+    where
+        T: Send,
+    {
+        let mut wait = RecvWait::new(&self.shared, first, deadline);
+        poll_fn(move |cx| self.poll_recv(cx, &mut wait))
     }
 
-    /// Blocking form of [`recv_until`](Self::recv_until): polls briefly,
+    /// One attempt of an async receive: a pop, or (under the same lock) the
+    /// registration of the task's waker when there is nothing to deliver.
+    #[inline(always)]
+    fn poll_recv(&self, cx: &mut Context<'_>, wait: &mut RecvWait<'_, T>) -> Poll<Result<(T, Stamp), RecvError>> {
+        let coop = std::task::ready!(tokio::task::coop::poll_proceed(cx));
+        let now = match wait.first.take() {
+            Some(now) => now,
+            None => self.timed_stamp(),
+        };
+        match self.pop_one(now, Some((&mut wait.reg, cx.waker()))) {
+            Err(RecvError::Empty) => {}
+            done => {
+                coop.made_progress();
+                return Poll::Ready(done.map(|m| (m, now)));
+            }
+        }
+        if let Some(deadline) = wait.deadline {
+            let sleep = wait.sleep.get_or_insert_with(|| Sleep::until(deadline));
+            if Pin::new(sleep).poll(cx).is_ready() {
+                let now = self.timed_stamp();
+                return Poll::Ready(self.pop_last(now, &mut wait.reg).map(|m| (m, now)));
+            }
+        }
+        Poll::Pending
+    }
+
+    /// Blocking form of [`recv_from`](Self::recv_from): polls briefly,
     /// then parks until woken or `deadline`.
     pub(crate) fn recv_blocking_until(&self, deadline: Option<Instant>) -> Result<(T, Stamp), RecvError> {
         let now = self.timed_stamp();
@@ -1011,7 +1076,7 @@ impl<T: Message> MessageQueue<T> {
     /// A copy of the in-queue wait histogram (enqueue to successful receive,
     /// in nanoseconds).
     pub fn wait_histogram(&self) -> Histogram<u64> {
-        self.lock().waits().clone()
+        self.shared.waits.snapshot()
     }
 
     /// Whether `self` and `other` are handles to the same queue.

@@ -9,6 +9,8 @@ use std::task::Waker;
 
 use hdrhistogram::Histogram;
 
+use crate::runtime::telemetry::histogram::AtomicHistogram;
+
 use super::clock::{self, Stamp};
 use super::{Backpressure, QueueStats, RecvError};
 use crate::{Message, PriorityBand};
@@ -68,6 +70,7 @@ impl Waiters {
     }
 
     /// The oldest waiter, removed.
+    #[inline]
     pub(crate) fn take_one(&mut self) -> Option<Waker> {
         self.list.pop_front().map(|(_, w)| w)
     }
@@ -94,6 +97,7 @@ pub(crate) enum Wake {
 }
 
 impl Wake {
+    #[inline]
     pub(crate) fn push(&mut self, w: Waker) {
         *self = match std::mem::take(self) {
             Wake::None => Wake::One(w),
@@ -105,6 +109,7 @@ impl Wake {
         };
     }
 
+    #[inline]
     pub(crate) fn wake(self) {
         match self {
             Wake::None => {}
@@ -160,7 +165,8 @@ pub(crate) struct State<T> {
     timed_out: u64,
     closed_rejections: u64,
     peak: usize,
-    waits: Histogram<u64>,
+    /// Recorded only under the queue's lock; read without it.
+    waits: std::sync::Arc<AtomicHistogram>,
     /// Whether enqueue stamps are taken and waits recorded.
     timed: bool,
     /// Receivers waiting for a deliverable message.
@@ -171,7 +177,12 @@ pub(crate) struct State<T> {
 
 impl<T> State<T> {
     /// `capacity` must already be validated.
-    pub(crate) fn new(capacity: usize, backpressure: Backpressure, waits: Histogram<u64>, timed: bool) -> Self {
+    pub(crate) fn new(
+        capacity: usize,
+        backpressure: Backpressure,
+        waits: std::sync::Arc<AtomicHistogram>,
+        timed: bool,
+    ) -> Self {
         let room = capacity.min(INITIAL_BAND_ROOM);
         State {
             bands: std::array::from_fn(|_| VecDeque::with_capacity(room)),
@@ -195,6 +206,7 @@ impl<T> State<T> {
     }
 
     /// Whether a receive would find a message now.
+    #[inline]
     pub(crate) fn deliverable(&self) -> bool {
         !self.paused && self.len > 0
     }
@@ -226,6 +238,7 @@ impl<T> State<T> {
     }
 
     /// Applies one send to the state, following the backpressure strategy.
+    #[inline(always)]
     pub(crate) fn push(&mut self, msg: T, now: Stamp, on_full: OnFull) -> Push<T>
     where
         T: Message,
@@ -283,6 +296,7 @@ impl<T> State<T> {
         }
     }
 
+    #[inline(always)]
     fn enqueue(&mut self, band: usize, msg: T, at: Stamp) {
         self.bands[band].push_back(Entry { msg, at });
         self.len += 1;
@@ -294,6 +308,7 @@ impl<T> State<T> {
 
     /// Takes the oldest message of the highest non-empty band, unless
     /// paused; `now` is the clock reading its wait is measured to.
+    #[inline(always)]
     pub(crate) fn pop(&mut self, now: Stamp) -> Result<T, RecvError> {
         if self.paused || self.len == 0 {
             return Err(if self.closed {
@@ -347,6 +362,7 @@ impl<T> State<T> {
         taken
     }
 
+    #[inline(always)]
     fn pop_entry(&mut self) -> Option<Entry<T>> {
         let entry = self.bands.iter_mut().rev().find_map(|b| b.pop_front())?;
         self.len -= 1;
@@ -354,25 +370,22 @@ impl<T> State<T> {
         Some(entry)
     }
 
+    #[inline]
     fn record_wait(&mut self, now: Stamp, at: Stamp) {
         self.record_waits(now, at, 1);
     }
 
+    #[inline]
     fn record_waits(&mut self, now: Stamp, at: Stamp, count: u64) {
         if self.timed {
             self.record_wait_ns(clock::ns_between(at, now), count);
         }
     }
 
+    #[inline]
     fn record_wait_ns(&mut self, ns: u64, count: u64) {
-        let ns = ns.min(MAX_RECORDED_WAIT_NS);
-        // `record_n` grows the histogram as needed (auto-resize);
-        // `saturating_record_n` would clamp to the current range instead.
-        // Growth cannot fail below the one-hour cap, but if it did, clamping
-        // is the fallback.
-        if self.waits.record_n(ns, count).is_err() {
-            self.waits.saturating_record_n(ns, count);
-        }
+        // Under the queue's lock: the only writer of the histogram.
+        self.waits.record_exclusive(ns.min(MAX_RECORDED_WAIT_NS), count);
     }
 
     /// Removes everything queued, in delivery order (paused or not).
@@ -409,8 +422,9 @@ impl<T> State<T> {
         }
     }
 
-    pub(crate) fn waits(&self) -> &Histogram<u64> {
-        &self.waits
+    #[cfg(test)]
+    pub(crate) fn waits(&self) -> Histogram<u64> {
+        self.waits.snapshot()
     }
 }
 
@@ -431,7 +445,7 @@ mod tests {
 
     #[test]
     fn waits_grow_the_histogram_and_saturate_at_one_hour() {
-        let mut state: State<()> = State::new(1, Backpressure::Block, new_wait_histogram(), true);
+        let mut state: State<()> = State::new(1, Backpressure::Block, Default::default(), true);
         state.record_wait_ns(0, 1);
         state.record_wait_ns(1_500, 1);
         state.record_wait_ns(10_000_000_000, 1); // 10 s

@@ -115,33 +115,32 @@ impl<In: Message, Out: Message> KernelContext<In, Out> {
     /// [`Error::Terminating`] at once.
     pub async fn receive(&mut self) -> Result<In> {
         // One clock reading ends the previous handling, times this message's
-        // queue wait and starts its handling.
+        // queue wait and starts its handling (when it is already there).
         let now = clock::now();
         self.finish_in_flight(now);
         if self.core.is_cancelled() {
             return Err(self.core.terminating_error());
         }
-        // A kernel with a backlog never waits below; spending tokio's
-        // cooperative budget first makes it yield now and then, so other tasks
-        // on its worker (the host's calls, other kernels) run. It comes before
-        // the pop, so a receive dropped at this point loses nothing.
-        tokio::task::consume_budget().await;
-        match self.input.queue.try_recv_at(now) {
-            Ok(m) => return Ok(self.deliver(m, now)),
-            Err(e) => {
-                if let Some(err) = own_recv_error(&self.core, e) {
-                    return Err(err);
-                }
-            }
-        }
-        // No need to listen to the cancellation token here: every
-        // cancellation closes the input queue right after (see `core`),
-        // which wakes this wait, and a closed queue is drained only while
-        // not cancelled.
+        // Each attempt of the queue's receive spends one unit of tokio's
+        // cooperative budget, so a kernel with a backlog still yields now
+        // and then and other tasks on its worker (the host's calls, other
+        // kernels) run. No need to listen to the cancellation token here:
+        // every cancellation closes the input queue right after (see
+        // `core`), which wakes this wait, and a closed queue is drained only
+        // while not cancelled.
+        let mut first = now;
         loop {
-            match self.input.queue.recv_stamped().await {
+            let received = match &self.input.queue {
+                Transport::Queue(q) => q.recv_from(Some(first), None).await,
+                Transport::Ring(r) => {
+                    // The ring's receive does not spend the budget itself.
+                    tokio::task::consume_budget().await;
+                    r.recv().await.map(|m| (m, clock::now()))
+                }
+            };
+            match received {
                 Ok((m, at)) => return Ok(self.deliver(m, at)),
-                Err(RecvError::Empty | RecvError::Timeout) if !self.core.is_cancelled() => continue,
+                Err(RecvError::Empty | RecvError::Timeout) if !self.core.is_cancelled() => first = clock::now(),
                 Err(_) => return Err(self.core.terminating_error()),
             }
         }
@@ -195,12 +194,15 @@ impl<In: Message, Out: Message> KernelContext<In, Out> {
     /// one first.
     pub async fn send_batch(&mut self, msgs: Vec<Out>) -> Result<(), SendError<Vec<Out>>> {
         self.refresh_route();
-        let n = msgs.len() as u64;
-        match self.route.1.clone() {
-            Some(target) => target.send_batch(msgs, None, Some(&self.core.cancel)).await?,
-            None => self.output.emit_batch(msgs, &self.core.cancel).await?,
+        self.count_sent(msgs.len());
+        let result = match &self.route.1 {
+            Some(target) => target.send_batch(msgs, None, Some(&self.core.cancel)).await,
+            None => self.output.emit_batch(msgs, &self.core.cancel).await,
+        };
+        if let Err(e) = &result {
+            self.uncount_sent(e.message().len());
         }
-        KernelMetrics::add(&self.core.metrics.sent, n);
+        result?;
         Ok(())
     }
 
@@ -215,6 +217,25 @@ impl<In: Message, Out: Message> KernelContext<In, Out> {
             Ok(m) => Ok(Some(self.deliver(m, now))),
             Err(e) => own_recv_error(&self.core, e).map_or(Ok(None), Err),
         }
+    }
+
+    /// Counts `n` messages as sent before they can reach their receiver, so
+    /// a host that already holds a reply never reads a `messages_sent` that
+    /// lags it (the receiver's acquire of the message orders this count
+    /// before its telemetry read); what comes back refused is taken back
+    /// with [`uncount_sent`](Self::uncount_sent).
+    #[inline]
+    fn count_sent(&self, n: usize) {
+        KernelMetrics::add(&self.core.metrics.sent, n as u64);
+    }
+
+    /// Takes back the count of `n` refused messages.
+    #[cold]
+    fn uncount_sent(&self, n: usize) {
+        self.core
+            .metrics
+            .sent
+            .fetch_sub(n as u64, std::sync::atomic::Ordering::Relaxed);
     }
 
     fn refresh_route(&mut self) {
@@ -232,11 +253,21 @@ impl<In: Message, Out: Message> KernelContext<In, Out> {
     /// terminated; `?` into [`Error`] then ends the handler cleanly).
     pub async fn send(&mut self, msg: Out) -> Result<(), SendError<Out>> {
         self.refresh_route();
-        match self.route.1.clone() {
-            Some(target) => target.send(msg, None, Some(&self.core.cancel)).await?,
-            None => self.output.emit(msg, &self.core.cancel).await?,
+        self.count_sent(1);
+        let result = match &self.route.1 {
+            Some(target) => target.send(msg, None, Some(&self.core.cancel)).await,
+            // The common case (a pending call, or room) completes without
+            // setting up a wait.
+            None => match self.output.try_emit(msg) {
+                Ok(None) => Ok(()),
+                Ok(Some(msg)) => self.output.emit(msg, &self.core.cancel).await,
+                Err(e) => Err(e),
+            },
+        };
+        if result.is_err() {
+            self.uncount_sent(1);
         }
-        KernelMetrics::add(&self.core.metrics.sent, 1);
+        result?;
         Ok(())
     }
 
@@ -248,21 +279,27 @@ impl<In: Message, Out: Message> KernelContext<In, Out> {
         if self.core.is_cancelled() {
             return Err(self.core.terminating_error());
         }
-        let input = self.input.clone();
+        // Borrowed, not cloned: an `Arc` clone per receive would write the
+        // port's reference count, a cache line the host reads on every send.
         let core = &self.core;
-        match &input.queue {
+        let received = match &self.input.queue {
             Transport::Ring(ring) => match ring.recv_spin(&|| core.is_cancelled(), deadline) {
-                Ok(Some(m)) => Ok(Some(self.deliver(m, clock::now()))),
+                Ok(Some(m)) => Ok(Some((m, clock::now()))),
                 Ok(None) => Ok(None),
-                Err(_) => Err(self.core.terminating_error()),
+                Err(_) => Err(()),
             },
             // Cancellation closes the input right after, which wakes this
             // wait (see `core`).
             Transport::Queue(q) => match q.recv_blocking_until(deadline) {
-                Ok((m, at)) => Ok(Some(self.deliver(m, at))),
+                Ok(got) => Ok(Some(got)),
                 Err(RecvError::Timeout | RecvError::Empty) => Ok(None),
-                Err(RecvError::Closed) => Err(self.core.terminating_error()),
+                Err(RecvError::Closed) => Err(()),
             },
+        };
+        match received {
+            Ok(Some((m, at))) => Ok(Some(self.deliver(m, at))),
+            Ok(None) => Ok(None),
+            Err(()) => Err(self.core.terminating_error()),
         }
     }
 
@@ -270,23 +307,30 @@ impl<In: Message, Out: Message> KernelContext<In, Out> {
     /// parks on a queue.
     fn send_blocking(&mut self, msg: Out) -> Result<(), SendError<Out>> {
         self.refresh_route();
-        match self.route.1.clone() {
-            Some(target) => target.send_blocking(msg, None, Some(&self.core.cancel))?,
-            None => self.output.emit_blocking(msg, &self.core.cancel)?,
+        self.count_sent(1);
+        let result = match &self.route.1 {
+            Some(target) => target.send_blocking(msg, None, Some(&self.core.cancel)),
+            None => self.output.emit_blocking(msg, &self.core.cancel),
+        };
+        if result.is_err() {
+            self.uncount_sent(1);
         }
-        KernelMetrics::add(&self.core.metrics.sent, 1);
+        result?;
         Ok(())
     }
 
     /// Blocking batch send for thread-bound handlers.
     fn send_batch_blocking(&mut self, msgs: Vec<Out>) -> Result<(), SendError<Vec<Out>>> {
         self.refresh_route();
-        let n = msgs.len() as u64;
-        match self.route.1.clone() {
-            Some(target) => target.send_batch_blocking(msgs, None, Some(&self.core.cancel))?,
-            None => self.output.emit_batch_blocking(msgs, &self.core.cancel)?,
+        self.count_sent(msgs.len());
+        let result = match &self.route.1 {
+            Some(target) => target.send_batch_blocking(msgs, None, Some(&self.core.cancel)),
+            None => self.output.emit_batch_blocking(msgs, &self.core.cancel),
+        };
+        if let Err(e) = &result {
+            self.uncount_sent(e.message().len());
         }
-        KernelMetrics::add(&self.core.metrics.sent, n);
+        result?;
         Ok(())
     }
 
@@ -306,8 +350,12 @@ impl<In: Message, Out: Message> KernelContext<In, Out> {
             Ok(port) => port,
             Err(e) => return Err(SendError::new(msg, e)),
         };
-        port.send(msg, None, Some(&self.core.cancel)).await?;
-        KernelMetrics::add(&self.core.metrics.sent, 1);
+        self.count_sent(1);
+        let result = port.send(msg, None, Some(&self.core.cancel)).await;
+        if result.is_err() {
+            self.uncount_sent(1);
+        }
+        result?;
         Ok(())
     }
 
@@ -317,8 +365,12 @@ impl<In: Message, Out: Message> KernelContext<In, Out> {
             Ok(port) => port,
             Err(e) => return Err(SendError::new(msg, e)),
         };
-        port.send_blocking(msg, None, Some(&self.core.cancel))?;
-        KernelMetrics::add(&self.core.metrics.sent, 1);
+        self.count_sent(1);
+        let result = port.send_blocking(msg, None, Some(&self.core.cancel));
+        if result.is_err() {
+            self.uncount_sent(1);
+        }
+        result?;
         Ok(())
     }
 }

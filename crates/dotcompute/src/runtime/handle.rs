@@ -6,6 +6,7 @@
 //! telemetry as the runtime's id-based methods; a refused send hands its
 //! message back, and after the kernel ends every operation reports why.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -101,8 +102,9 @@ impl<In: Message, Out: Message> KernelHandle<In, Out> {
     /// Sends `msg` to the kernel's input, applying its backpressure strategy
     /// (`Block` waits for room, up to the kernel's `send_timeout` if set). A
     /// refused message comes back in the error.
-    pub async fn send(&self, msg: In) -> Result<(), SendError<In>> {
-        self.input.send(msg, None, None).await
+    pub fn send(&self, msg: In) -> impl Future<Output = Result<(), SendError<In>>> + Send + '_ {
+        // The port's future itself: no extra layer on the hot path.
+        self.input.send(msg, None, None)
     }
 
     /// Like [`send`](Self::send), waiting at most `timeout` for room.
@@ -203,8 +205,8 @@ impl<In: Message, Out: Message> KernelHandle<In, Out> {
     /// has ended, the messages it produced are still returned, then
     /// [`Error::KernelFailed`](crate::Error::KernelFailed) or
     /// [`Error::KernelTerminated`](crate::Error::KernelTerminated).
-    pub async fn receive(&self) -> Result<Out> {
-        self.output.receive(None).await
+    pub fn receive(&self) -> impl Future<Output = Result<Out>> + Send + '_ {
+        self.output.receive(None)
     }
 
     /// Like [`receive`](Self::receive), giving

@@ -56,11 +56,24 @@ impl<In: Message> InputPort<In> {
         stop: Option<&CancellationToken>,
     ) -> Result<(), SendError<In>> {
         let msg = self.admit(msg)?;
+        // The common case (room) completes here, with no wait set up.
+        let msg = match self.queue.push_or_wait(msg) {
+            Ok(None) => return Ok(()),
+            Ok(Some(msg)) => msg,
+            Err(refusal) => return Err(self.refused(refusal, timeout)),
+        };
         let (deadline, limit) = self.wait_limit(timeout);
         self.queue
             .send_until(msg, deadline, stop)
             .await
             .map_err(|refusal| self.core.refused(Side::Input, refusal, limit, self.queue.capacity()))
+    }
+
+    /// A refusal met before any wait (`timeout`: the wait that would have applied).
+    #[cold]
+    fn refused<M>(&self, refusal: (crate::queue::Refusal, M), timeout: Option<Duration>) -> SendError<M> {
+        let limit = timeout.or(self.core.config.send_timeout).unwrap_or_default();
+        self.core.refused(Side::Input, refusal, limit, self.queue.capacity())
     }
 
     /// Like [`send`](Self::send), returning a receipt that resolves once

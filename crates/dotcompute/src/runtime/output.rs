@@ -65,9 +65,11 @@ impl<Out: Message> OutputPort<Out> {
     /// Receives the next message of the output queue.
     pub async fn receive(&self, timeout: Option<Duration>) -> Result<Out> {
         self.core.check(Operation::Receive)?;
-        let received = match timeout {
-            None => self.queue.recv().await,
-            Some(t) => match timer::timeout(t, self.queue.recv()).await {
+        let received = match (timeout, &self.queue) {
+            // The hot path: the queue's own receive future, no extra layer.
+            (None, Transport::Queue(q)) => q.recv().await,
+            (None, Transport::Ring(r)) => r.recv().await,
+            (Some(t), _) => match timer::timeout(t, self.queue.recv()).await {
                 Some(r) => r,
                 None => return Err(self.receive_timeout_error(t)),
             },
@@ -151,6 +153,26 @@ impl<Out: Message> OutputPort<Out> {
             .refused(Side::Output, refusal, Duration::ZERO, self.queue.capacity())
     }
 
+    /// The first attempt of [`emit`](Self::emit), without waiting: `Ok(None)`
+    /// when the message went to a pending call or into the output queue,
+    /// `Ok(Some(msg))` when it must wait for room (`Block`; then `emit` it),
+    /// `Err` a refusal.
+    #[inline]
+    pub fn try_emit(&self, msg: Out) -> std::result::Result<Option<Out>, SendError<Out>> {
+        let msg = match self.offer(msg) {
+            Ok(()) => return Ok(None),
+            Err(msg) => msg,
+        };
+        if self.core.config.output_backpressure == Backpressure::Block {
+            self.queue.push_or_wait(msg).map_err(|r| self.refused(r))
+        } else {
+            self.queue
+                .try_send(msg)
+                .map(|()| None)
+                .map_err(|e| self.refused(e.into_refusal()))
+        }
+    }
+
     /// The handler sends `msg` to the host: to the call waiting for it, or
     /// into the output queue under the output strategy (`Block` waits for
     /// room until `stop` is cancelled).
@@ -162,6 +184,12 @@ impl<Out: Message> OutputPort<Out> {
         // Under Block a full queue is waited on, not refused: going through
         // `try_send` first would count a refusal for a message that then gets in.
         if self.core.config.output_backpressure == Backpressure::Block {
+            // The common case (room) completes here, with no wait set up.
+            let msg = match self.queue.push_or_wait(msg) {
+                Ok(None) => return Ok(()),
+                Ok(Some(msg)) => msg,
+                Err(refusal) => return Err(self.refused(refusal)),
+            };
             self.queue
                 .send_until(msg, None, Some(stop))
                 .await
@@ -198,6 +226,7 @@ impl<Out: Message> OutputPort<Out> {
 
     /// Offers `msg` to the pending calls; a reply handed over is counted in
     /// the output queue's statistics as enqueued and dequeued at once.
+    #[inline]
     fn offer(&self, msg: Out) -> std::result::Result<(), Out> {
         self.replies.offer(msg)?;
         self.queue.count_handed_over(1);

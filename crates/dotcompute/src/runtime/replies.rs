@@ -64,6 +64,7 @@ impl<Out: Message> Replies<Out> {
     }
 
     /// Whether any call waits for a reply.
+    #[inline]
     pub(crate) fn any_pending(&self) -> bool {
         self.pending.load(Ordering::Acquire) != 0
     }
@@ -88,10 +89,15 @@ impl<Out: Message> Replies<Out> {
 
     /// Hands `msg` to the call that waits for it; gives it back when no call
     /// does (then it belongs in the output queue).
+    #[inline]
     pub(crate) fn offer(&self, msg: Out) -> Result<(), Out> {
         if !self.any_pending() {
             return Err(msg);
         }
+        self.offer_slow(msg)
+    }
+
+    fn offer_slow(&self, msg: Out) -> Result<(), Out> {
         let Some(correlation) = msg.correlation_id() else {
             return Err(msg);
         };

@@ -10,7 +10,7 @@
 //! counts, hdrhistogram percentiles to 3 significant digits, merged into an
 //! `hdrhistogram` only when a snapshot is read). Nothing is sampled.
 
-mod histogram;
+pub(crate) mod histogram;
 #[cfg(feature = "metrics")]
 #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
 pub mod metrics;

@@ -626,20 +626,23 @@ impl<T: Message> Transport<T> {
         delegate!(self, q => q.try_recv_at(now))
     }
 
-    /// Waits for a message; returns it with the clock reading its pop was
-    /// timed at.
-    pub async fn recv_stamped(&self) -> Result<(T, Stamp), RecvError> {
-        match self {
-            Transport::Queue(q) => q.recv_until(None).await,
-            Transport::Ring(r) => {
-                let m = r.recv().await?;
-                Ok((m, clock::now()))
-            }
-        }
-    }
-
     pub fn try_send(&self, msg: T) -> Result<(), SendError<T>> {
         delegate!(self, q => q.try_send(msg))
+    }
+
+    /// The first attempt of a send that may wait, without waiting: `Ok(None)`
+    /// when done, `Ok(Some(msg))` when it must wait for room under `Block`
+    /// (nothing counted), `Err` a final (counted) refusal.
+    #[inline]
+    pub fn push_or_wait(&self, msg: T) -> Result<Option<T>, (Refusal, T)> {
+        match self {
+            Transport::Queue(q) => q.push_or_wait(msg),
+            Transport::Ring(r) => match r.push(msg) {
+                Ok(()) => Ok(None),
+                Err(SendError::Full(m)) if r.config.backpressure == Backpressure::Block => Ok(Some(m)),
+                other => r.count_refusal(other).map(|()| None).map_err(SendError::into_refusal),
+            },
+        }
     }
 
     /// Sends, waiting for room under `Block` until `deadline` (`None`:

@@ -396,6 +396,57 @@ async fn handler_sends_hand_back_refused_messages_in_every_mode() {
     }
 }
 
+/// A batch the output takes only in part: the messages that went out are
+/// counted in `messages_sent` (and only those), the rest come back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partly_refused_batch_counts_what_went_out_in_every_mode() {
+    for mode in [ExecutionMode::Async, ExecutionMode::Thread, ExecutionMode::Spin] {
+        let (tx, rx) = mpsc::channel::<Seen>();
+        let builder = KernelSpec::builder::<Num, Num>("p").config(output_config(mode, Backpressure::Reject));
+        let spec = match mode {
+            ExecutionMode::Async => builder
+                .handler(move |mut ctx: KernelContext<Num, Num>| {
+                    let tx = tx.clone();
+                    async move {
+                        let _ = ctx.receive().await?;
+                        let e = ctx
+                            .send_batch(vec![Num::new(1), Num::new(2), Num::new(3)])
+                            .await
+                            .unwrap_err();
+                        tx.send(Seen::Batch(ns(e.message()), reason(&e))).unwrap();
+                        loop {
+                            let _ = ctx.receive().await?;
+                        }
+                        #[allow(unreachable_code)]
+                        Ok::<(), Error>(())
+                    }
+                })
+                .build()
+                .unwrap(),
+            _ => builder
+                .blocking_handler(move |mut ctx: BlockingContext<Num, Num>| -> Result<(), Error> {
+                    let _ = ctx.receive()?;
+                    let e = ctx.send_batch(vec![Num::new(1), Num::new(2), Num::new(3)]).unwrap_err();
+                    tx.send(Seen::Batch(ns(e.message()), reason(&e))).unwrap();
+                    loop {
+                        let _ = ctx.receive()?;
+                    }
+                })
+                .build()
+                .unwrap(),
+        };
+        let rt = RingKernelRuntime::new();
+        rt.launch_spec(spec).unwrap();
+        rt.activate("p").unwrap();
+        rt.send("p", Num::new(0)).await.unwrap();
+        let seen = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        assert_eq!(seen, Seen::Batch(vec![3], "full"), "{mode:?}");
+        let t = rt.telemetry("p").unwrap();
+        assert_eq!((t.messages_sent, t.output_queue.enqueued), (2, 2), "{mode:?}: {t:?}");
+        rt.shutdown().await;
+    }
+}
+
 /// A handler blocked on a full output (Block) is woken by terminate with
 /// its message in hand.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -95,6 +95,20 @@ impl AtomicHistogram {
         }
     }
 
+    /// [`record`](Self::record) for a sole writer: the caller holds the lock
+    /// that every writer of this histogram takes (a queue's lock). A plain
+    /// load and store instead of a locked add; readers still see each
+    /// counter whole. Used by anything else at the same time, it could lose
+    /// counts (never memory safety), so it is only called under that lock.
+    #[inline]
+    pub(crate) fn record_exclusive(&self, v: u64, n: u64) {
+        let (chunk, slot) = index(v.min(MAX_VALUE));
+        let counters = self.chunks[chunk].get_or_init(|| (0..chunk_len(chunk)).map(|_| AtomicU64::new(0)).collect());
+        if let Some(c) = counters.get(slot) {
+            c.store(c.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+        }
+    }
+
     /// Samples recorded so far.
     pub(crate) fn count(&self) -> u64 {
         self.chunks
