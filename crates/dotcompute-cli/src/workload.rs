@@ -254,9 +254,9 @@ pub fn run_pagerank(args: &PagerankArgs) -> CliResult<()> {
     crate::output::check_json_path_or_stdout(args.json.as_ref())?;
     crate::output::check_json_path_or_stdout(args.output.as_ref())?;
 
-    let spinner = crate::progress::spinner("loading and solving the graph");
+    let watch = crate::progress::PagerankWatch::start(options.progress.clone());
     let run = pagerank::run(&options);
-    spinner.finish_and_clear();
+    drop(watch);
     let run = run?;
     let r = &run.report;
     if args.output.as_ref().is_some_and(|p| is_stdout(p)) {

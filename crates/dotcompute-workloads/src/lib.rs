@@ -36,6 +36,7 @@ pub mod graph;
 pub mod limits;
 pub mod numpy_rng;
 pub mod pagerank;
+pub mod progress;
 
 use serde::Serialize;
 

@@ -336,6 +336,7 @@ fn generated_source_and_bench() {
         top: 3,
         backend: Default::default(),
         memory_limit: Default::default(),
+        progress: Default::default(),
     };
     let rep = run(&opts).unwrap().report;
     assert_eq!((rep.nodes, rep.edges, rep.iterations), (1000, 2000, 25));
@@ -562,4 +563,46 @@ fn the_device_solver_refuses_weighted_graphs_and_bounds_are_checked() {
         other => panic!("expected a limit error, got {other:?}"),
     }
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn progress_reports_the_bytes_read_and_every_iteration() {
+    use dotcompute_workloads::progress::Phase;
+    let dir = tempfile::tempdir().unwrap();
+    let plain = dir.path().join("g.txt");
+    let text: String = (0..2000u32).map(|i| format!("{i}\t{}\n", (i * 7 + 1) % 2000)).collect();
+    std::fs::write(&plain, &text).unwrap();
+    let gz = dir.path().join("g.txt.gz");
+    {
+        use std::io::Write;
+        let mut e = flate2::write::GzEncoder::new(std::fs::File::create(&gz).unwrap(), flate2::Compression::default());
+        e.write_all(text.as_bytes()).unwrap();
+        e.finish().unwrap();
+    }
+    for path in [&plain, &gz] {
+        let opts = PagerankOptions::for_file(path);
+        let progress = opts.progress.clone();
+        assert_eq!(progress.snapshot().phase, Phase::Waiting);
+        let rep = run(&opts).unwrap().report;
+        let s = progress.snapshot();
+        let size = std::fs::metadata(path).unwrap().len();
+        assert_eq!(s.phase, Phase::Done);
+        assert_eq!((s.bytes_read, s.bytes_total), (size, Some(size)), "{}", path.display());
+        assert_eq!(s.iteration, rep.iterations);
+        assert_eq!(s.residual, rep.residual);
+        assert_eq!(s.max_iterations, rep.config.max_iterations);
+    }
+    // The device driver (on the CPU backend) reports its iterations too.
+    let mut opts = PagerankOptions::for_file(&plain);
+    opts.backend = dotcompute_workloads::pagerank::PagerankBackend::CpuDevice;
+    let rep = run(&opts).unwrap().report;
+    let s = opts.progress.snapshot();
+    assert_eq!(
+        (s.phase, s.iteration, s.residual),
+        (Phase::Done, rep.iterations, rep.residual)
+    );
+    // A failed run ends in Done too.
+    let opts = PagerankOptions::for_file(dir.path().join("missing.txt"));
+    assert!(run(&opts).is_err());
+    assert_eq!(opts.progress.snapshot().phase, Phase::Done);
 }

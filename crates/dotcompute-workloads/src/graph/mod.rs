@@ -38,7 +38,7 @@
 //! ```
 
 mod generate;
-mod parse;
+pub(crate) mod parse;
 
 pub use generate::{
     pydotcompute_chunked_graph, pydotcompute_random_graph, write_edge_list, write_plain_edge_list, GraphGenerator,

@@ -42,6 +42,7 @@ use serde::Serialize;
 
 use super::{Graph, GraphError, NodeLabels, MAX_NODES};
 use crate::limits::{graph_bytes, quote_token, try_push, try_reserve, try_vec, MemoryLimit};
+use crate::progress::{Counted, Phase, Progress};
 
 /// The file formats [`load_graph`] reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -180,6 +181,16 @@ pub struct LoadOptions {
 /// std::fs::remove_file(&path).unwrap();
 /// ```
 pub fn load_graph(path: &Path, options: &LoadOptions) -> Result<Graph, GraphError> {
+    load_graph_observed(path, options, &Progress::new())
+}
+
+/// [`load_graph`], reporting the bytes read (and then the parse) to
+/// `progress`.
+pub(crate) fn load_graph_observed(
+    path: &Path,
+    options: &LoadOptions,
+    progress: &Progress,
+) -> Result<Graph, GraphError> {
     let limit = options.memory_limit;
     let io = |source| GraphError::Io {
         action: "read",
@@ -188,19 +199,27 @@ pub fn load_graph(path: &Path, options: &LoadOptions) -> Result<Graph, GraphErro
     };
     let (bytes, name) = if path.as_os_str() == "-" {
         let stdin = std::io::stdin();
+        progress.reading(None);
+        let input = Counted {
+            inner: stdin.lock(),
+            progress,
+        };
         (
-            read_limited(stdin.lock(), 0, limit, "<stdin>").map_err(|e| e.into_graph(path))?,
+            read_limited(input, 0, limit, "<stdin>").map_err(|e| e.into_graph(path))?,
             "<stdin>".to_string(),
         )
     } else {
         let file = std::fs::File::open(path).map_err(io)?;
         let name = path.display().to_string();
         let gz = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gz"));
+        let len = file.metadata().map_err(io)?.len();
+        // Progress counts the file's bytes (compressed ones for gzip).
+        progress.reading(Some(len));
+        let file = Counted { inner: file, progress };
         let bytes = if gz {
             let decoder = flate2::read::MultiGzDecoder::new(std::io::BufReader::new(file));
             read_limited(decoder, 0, limit, &name)
         } else {
-            let len = file.metadata().map_err(io)?.len();
             limit.check(format!("{name} ({len} bytes)"), len)?;
             read_limited(file, len, limit, &name)
         };
@@ -217,6 +236,7 @@ pub fn load_graph(path: &Path, options: &LoadOptions) -> Result<Graph, GraphErro
         format: Some(format),
         ..options.clone()
     };
+    progress.phase(Phase::Building);
     parse_graph(&bytes, &name, &options)
 }
 

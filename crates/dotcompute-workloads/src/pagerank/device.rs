@@ -62,6 +62,7 @@ use serde::Serialize;
 
 use super::{check_initial, Dangling, Norm, PagerankBackend, PagerankConfig, PagerankError, PagerankResult};
 use crate::graph::Graph;
+use crate::progress::Progress;
 use dotcompute::device::kernels::{self, ShippedKernels};
 use dotcompute::device::{Backend, BackendStats, CpuBackend, CudaBackend, DeviceBuffer, DeviceError, KernelArg};
 
@@ -215,6 +216,16 @@ impl<B: ShippedKernels> DevicePagerank<B> {
     /// hold one finite, non-negative rank per node, as for
     /// [`pagerank_from`](super::pagerank_from)).
     pub fn solve(&self, config: &PagerankConfig, initial: Option<&[f64]>) -> Result<DeviceSolve, PagerankError> {
+        self.solve_observed(config, initial, &Progress::new())
+    }
+
+    /// [`solve`](Self::solve), reporting each iteration to `progress`.
+    pub(crate) fn solve_observed(
+        &self,
+        config: &PagerankConfig,
+        initial: Option<&[f64]>,
+        progress: &Progress,
+    ) -> Result<DeviceSolve, PagerankError> {
         config.validate()?;
         let n = self.nodes as usize;
         if let Some(init) = initial {
@@ -298,6 +309,7 @@ impl<B: ShippedKernels> DevicePagerank<B> {
                 Norm::L1 => residual_l1,
                 Norm::Linf => residual_linf,
             };
+            progress.iterated(it + 1, residual);
             if residual < config.tolerance {
                 iterations = it + 1;
                 converged = true;
@@ -427,22 +439,24 @@ impl Solver {
         &self,
         graph: &Graph,
         config: &PagerankConfig,
+        progress: &Progress,
     ) -> Result<(PagerankResult, Option<DeviceTimings>), PagerankError> {
         fn on<B: ShippedKernels>(
             b: &Arc<B>,
             graph: &Graph,
             config: &PagerankConfig,
+            progress: &Progress,
         ) -> Result<(PagerankResult, Option<DeviceTimings>), PagerankError> {
             config.validate()?;
-            let s = DevicePagerank::new(b, graph)?.solve(config, None)?;
+            let s = DevicePagerank::new(b, graph)?.solve_observed(config, None, progress)?;
             Ok((s.result, Some(s.timings)))
         }
         match self {
-            Solver::Cpu => Ok((super::pagerank(graph, config)?, None)),
-            Solver::CpuDevice(b) => on(b, graph, config),
-            Solver::Cuda(b) => on(b, graph, config),
+            Solver::Cpu => Ok((super::pagerank_observed(graph, config, None, progress)?, None)),
+            Solver::CpuDevice(b) => on(b, graph, config, progress),
+            Solver::Cuda(b) => on(b, graph, config, progress),
             #[cfg(feature = "wgpu")]
-            Solver::Wgpu(b) => on(b, graph, config),
+            Solver::Wgpu(b) => on(b, graph, config, progress),
         }
     }
 }

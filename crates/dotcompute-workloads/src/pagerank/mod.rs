@@ -75,6 +75,7 @@ use super::graph::{
 };
 use super::limits::{graph_bytes, try_vec, MemoryLimit};
 pub use super::Timing;
+use crate::progress::{Phase, Progress};
 
 /// What happens to the rank of nodes without out-edges.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
@@ -353,6 +354,16 @@ pub fn pagerank_from(
     config: &PagerankConfig,
     initial: Option<&[f64]>,
 ) -> Result<PagerankResult, PagerankError> {
+    pagerank_observed(graph, config, initial, &Progress::new())
+}
+
+/// [`pagerank_from`], reporting each iteration to `progress`.
+pub(crate) fn pagerank_observed(
+    graph: &Graph,
+    config: &PagerankConfig,
+    initial: Option<&[f64]>,
+    progress: &Progress,
+) -> Result<PagerankResult, PagerankError> {
     config.validate()?;
     let n = graph.num_nodes();
     if n == 0 {
@@ -480,6 +491,7 @@ pub fn pagerank_from(
         };
         std::mem::swap(&mut rank, &mut next);
         std::mem::swap(&mut contrib, &mut contrib_next);
+        progress.iterated(it + 1, residual);
         if residual < config.tolerance {
             return Ok(PagerankResult {
                 ranks: rank,
@@ -620,8 +632,13 @@ impl GraphSource {
     /// [`graph`](Self::graph), a generated graph checked against `limit`
     /// before anything is allocated for it.
     pub fn graph_within(&self, limit: MemoryLimit) -> Result<Graph, GraphError> {
+        self.graph_observed(limit, &Progress::new())
+    }
+
+    /// [`graph_within`](Self::graph_within), reporting to `progress`.
+    pub(crate) fn graph_observed(&self, limit: MemoryLimit, progress: &Progress) -> Result<Graph, GraphError> {
         match self {
-            GraphSource::File { path, load } => load_graph(path, load),
+            GraphSource::File { path, load } => crate::graph::parse::load_graph_observed(path, load, progress),
             GraphSource::Generated {
                 generator,
                 nodes,
@@ -632,6 +649,7 @@ impl GraphSource {
                 // The generator's pair set and edge arrays come on top of the graph.
                 let needed = graph_bytes(*nodes as u64, edges, false).saturating_add(edges.saturating_mul(24));
                 limit.check(format!("generating a graph of {nodes} nodes and {edges} edges"), needed)?;
+                progress.phase(Phase::Building);
                 generator.graph(*nodes, *edges_per_node, *seed)
             }
         }
@@ -658,6 +676,10 @@ pub struct PagerankOptions {
     /// The most memory a generated graph may need (a file's limit is in its
     /// [`LoadOptions`]); default: the machine's.
     pub memory_limit: MemoryLimit,
+    /// Where the run reports what it is doing (bytes read, iterations), for
+    /// a progress bar on another thread; a fresh record by default.
+    #[serde(skip)]
+    pub progress: Progress,
 }
 
 impl PagerankOptions {
@@ -675,6 +697,7 @@ impl PagerankOptions {
             top: 10,
             backend: PagerankBackend::Cpu,
             memory_limit: MemoryLimit::default(),
+            progress: Progress::new(),
         }
     }
 
@@ -785,24 +808,33 @@ fn with_pool<T: Send, E: From<PagerankError> + Send>(
 /// A device backend is opened before the graph is loaded, so a missing GPU
 /// or CUDA driver fails at once.
 pub fn run(options: &PagerankOptions) -> Result<PagerankRun, PagerankError> {
+    let run = run_observed(options);
+    options.progress.phase(Phase::Done);
+    run
+}
+
+fn run_observed(options: &PagerankOptions) -> Result<PagerankRun, PagerankError> {
+    let progress = &options.progress;
     options.config.validate()?;
     let solver = device::Solver::open(options.backend)?;
     with_pool(options.threads, || {
         let threads = rayon::current_num_threads();
         let start = Instant::now();
-        let mut graph = options.source.graph_within(options.memory_limit)?;
+        let mut graph = options.source.graph_observed(options.memory_limit, progress)?;
         if options.simplify {
             graph = graph.simplified();
         }
         let load_seconds = start.elapsed().as_secs_f64();
         let start = Instant::now();
-        let (result, device_timings) = solver.solve(&graph, &options.config)?;
+        progress.solving(options.config.max_iterations);
+        let (result, device_timings) = solver.solve(&graph, &options.config, progress)?;
         let mut compute_seconds = start.elapsed().as_secs_f64();
         if let Some(t) = &device_timings {
             compute_seconds = (compute_seconds - t.compile_seconds).max(0.0);
         }
         let mut write_seconds = 0.0;
         if let Some(path) = &options.output {
+            progress.phase(Phase::Writing);
             let start = Instant::now();
             write_ranks(path, &graph, &result.ranks)?;
             write_seconds = start.elapsed().as_secs_f64();
@@ -1116,7 +1148,7 @@ fn bench_size(
         let t0 = Instant::now();
         let graph = load_graph(path, load)?;
         let t1 = Instant::now();
-        let (result, timings) = solver.solve(&graph, &options.config)?;
+        let (result, timings) = solver.solve(&graph, &options.config, &Progress::new())?;
         let t2 = Instant::now();
         let compile = timings.map_or(0.0, |t| t.compile_seconds);
         loads.push((t1 - t0).as_secs_f64());
@@ -1124,7 +1156,7 @@ fn bench_size(
         totals.push(((t2 - t0).as_secs_f64() - compile).max(0.0));
         if let Some(config) = &options.accurate {
             let t3 = Instant::now();
-            let (precise, timings) = solver.solve(&graph, config)?;
+            let (precise, timings) = solver.solve(&graph, config, &Progress::new())?;
             let compile = timings.map_or(0.0, |t| t.compile_seconds);
             accurate_times.push((t3.elapsed().as_secs_f64() - compile).max(0.0));
             accurate_last = Some(precise);
