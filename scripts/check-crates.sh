@@ -104,6 +104,12 @@ cp Cargo.lock "$fresh/Cargo.lock"
 
 if ! $QUICK; then
   echo "== 5. cargo publish --dry-run (every publishable crate, in dependency order)"
+  # Cargo unpacks the packages it just made into its registry cache and
+  # keeps an unpacked copy from an earlier run at the same path: remove
+  # those, so the packages built are this checkout's.
+  version="$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -1)"
+  rm -rf "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/dotcompute-"$version" \
+    "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/dotcompute-*-"$version"
   cargo publish --dry-run --workspace --locked --allow-dirty --exclude dotcompute-python
 fi
 echo "check-crates: all good"
