@@ -123,26 +123,45 @@ pub fn peek_type_name(bytes: &[u8]) -> Result<String, DecodeError> {
 /// Decodes a `M` from `bytes`, which must hold exactly one message.
 pub fn decode<M: Message + DeserializeOwned>(bytes: &[u8]) -> Result<M, DecodeError> {
     let expected = M::TYPE_NAME;
-    let mut rest = check_version(bytes, expected)?;
-    let found = read_type_name(&mut rest, expected)?;
+    let rest = check_version(bytes, expected)?;
+    // A reader over the slice itself: strings and byte arrays are read in
+    // place (a reader over `&mut &[u8]` copies each one through a buffer
+    // with a generic `read_to_end`, the largest cost of a decode).
+    let mut de = rmp_serde::Deserializer::from_read_ref(rest);
+    let found = <&str>::deserialize(&mut de).map_err(|e| DecodeError::Malformed {
+        expected,
+        reason: format!("no type name: {e}"),
+    })?;
     if found != expected {
         // The name comes off the wire: escaped and bounded before it enters the error.
         let found = crate::error::peer_text(found.as_bytes());
         return Err(DecodeError::WrongType { expected, found });
     }
-    let mut de = rmp_serde::Deserializer::new(&mut rest);
     let msg = M::deserialize(&mut de).map_err(|e| DecodeError::Malformed {
         expected,
         // The decoder may quote bytes off the wire (an unknown variant name).
         reason: crate::error::peer_text(e.to_string().as_bytes()),
     })?;
-    if !rest.is_empty() {
-        return Err(DecodeError::TrailingBytes {
+    // The borrowing reader does not tell how much is left: the end of the
+    // input is where reading one more marker fails for want of bytes.
+    match serde::de::IgnoredAny::deserialize(&mut de) {
+        Err(rmp_serde::decode::Error::InvalidMarkerRead(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(msg),
+        _ => Err(DecodeError::TrailingBytes {
             expected,
-            count: rest.len(),
-        });
+            count: trailing_bytes::<M>(rest),
+        }),
     }
-    Ok(msg)
+}
+
+/// How many bytes follow the type name and message at the start of `rest`
+/// (the error path of [`decode`] only: a second, copying pass).
+#[cold]
+fn trailing_bytes<M: DeserializeOwned>(mut rest: &[u8]) -> usize {
+    let mut de = rmp_serde::Deserializer::new(&mut rest);
+    match String::deserialize(&mut de).and_then(|_| M::deserialize(&mut de)) {
+        Ok(_) => rest.len(),
+        Err(_) => 0,
+    }
 }
 
 fn check_version<'a>(bytes: &'a [u8], expected: &'static str) -> Result<&'a [u8], DecodeError> {
