@@ -4,7 +4,11 @@
 //! - two bare `SpscRing`s, both sides busy-polling (the spin tier's floor);
 //! - two `crossbeam-channel`s with blocking receives (a spin-then-park
 //!   channel: the thread tier's floor);
-//! - `ipc::ProcessChannel::call` to a child process (the process tier's floor).
+//! - `ipc::ProcessChannel::call` to a child process (the process tier's floor);
+//! - the same behind a relay thread, the host talking to the relay through
+//!   two `crossbeam-channel`s: the process tier's shape (host → pump thread →
+//!   process → pump thread → host) with no runtime, i.e. the floor of any
+//!   design that keeps a relay thread between the host and the process.
 
 use std::thread::JoinHandle;
 
@@ -201,6 +205,76 @@ impl SyncPeer for IpcChannel {
             if !exit.clean {
                 return Err(format!("the serving process did not exit cleanly: {exit:?}"));
             }
+        }
+        Ok(None)
+    }
+}
+
+pub struct IpcRelay {
+    tx: Option<crossbeam_channel::Sender<DcPing>>,
+    rx: crossbeam_channel::Receiver<DcPing>,
+    relay: Option<JoinHandle<Result<(), String>>>,
+}
+
+impl SyncPeer for IpcRelay {
+    type Req = DcPing;
+
+    fn start(_role: Role) -> R<Self> {
+        let exe = std::env::current_exe().map_err(err)?;
+        let mut chan = ProcessChannel::<DcPing, DcPing>::spawn(
+            SpawnCommand::new(exe).args(["__ipc-serve"]),
+            &IpcConfig::default(),
+        )
+        .map_err(err)?;
+        let (tx, req_rx) = crossbeam_channel::bounded::<DcPing>(4096);
+        let (rep_tx, rx) = crossbeam_channel::bounded::<DcPing>(4096);
+        let relay = std::thread::spawn(move || {
+            while let Ok(m) = req_rx.recv() {
+                let reply = chan.call(&m).map_err(err)?;
+                if rep_tx.send(reply).is_err() {
+                    break;
+                }
+            }
+            let (exit, _) = chan.terminate(true);
+            if exit.clean {
+                Ok(())
+            } else {
+                Err(format!("the serving process did not exit cleanly: {exit:?}"))
+            }
+        });
+        Ok(IpcRelay {
+            tx: Some(tx),
+            rx,
+            relay: Some(relay),
+        })
+    }
+
+    fn request(seq: u64) -> DcPing {
+        DcPing::new(seq)
+    }
+
+    fn round_trip(&mut self, req: DcPing) -> R<u64> {
+        self.tx.as_ref().ok_or("closed")?.send(req).map_err(err)?;
+        Ok(self.rx.recv().map_err(err)?.seq)
+    }
+
+    fn tell(&mut self, _: u64) -> R<()> {
+        only_round_trip()
+    }
+    fn tell_batch(&mut self, _: u64, _: usize) -> R<()> {
+        only_round_trip()
+    }
+    fn flush(&mut self, _expected: u64) -> R<u64> {
+        only_round_trip()
+    }
+    fn pipelined(&mut self, _: u64) -> R<()> {
+        only_round_trip()
+    }
+
+    fn stop(mut self, _t: Traffic) -> R<Option<bool>> {
+        drop(self.tx.take());
+        if let Some(relay) = self.relay.take() {
+            relay.join().map_err(|_| "relay thread panicked")??;
         }
         Ok(None)
     }

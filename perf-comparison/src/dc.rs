@@ -353,12 +353,44 @@ impl<const MODE: u8> SyncPeer for DcBlocking<MODE> {
     }
 }
 
-/// CPU time this process's threads have run, in nanoseconds (the sum of
-/// `/proc/self/task/*/schedstat`'s first field: precise, unlike the
-/// tick-based utime of `/proc/self/stat`).
-fn process_cpu_ns() -> R<u64> {
+/// CPU time this process's threads and the threads of `children` (the
+/// process tier's kernel process) have run, in nanoseconds (the sum of
+/// `/proc/PID/task/*/schedstat`'s first field: precise, unlike the
+/// tick-based utime of `/proc/PID/stat`).
+fn process_cpu_ns(children: &[std::path::PathBuf]) -> R<u64> {
+    let mut total = threads_cpu_ns(std::path::Path::new("/proc/self"))?;
+    for child in children {
+        total += threads_cpu_ns(child)?;
+    }
+    Ok(total)
+}
+
+/// The `/proc` directories of this process's children (listed once, before
+/// a measurement, so that the scan is not counted in it).
+fn child_processes() -> R<Vec<std::path::PathBuf>> {
+    let me = std::process::id();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").map_err(err)? {
+        let path = entry.map_err(err)?.path();
+        let numeric = path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()));
+        if !numeric {
+            continue;
+        }
+        // `/proc/PID/stat`: "pid (comm) state ppid ..."; comm may hold spaces.
+        let Ok(stat) = std::fs::read_to_string(path.join("stat")) else { continue };
+        let ppid = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1)).and_then(|p| p.parse::<u32>().ok());
+        if ppid == Some(me) {
+            found.push(path);
+        }
+    }
+    Ok(found)
+}
+
+fn threads_cpu_ns(proc_dir: &std::path::Path) -> R<u64> {
     let mut total = 0u64;
-    for task in std::fs::read_dir("/proc/self/task").map_err(err)? {
+    // A process may end between the listing and the read.
+    let Ok(tasks) = std::fs::read_dir(proc_dir.join("task")) else { return Ok(0) };
+    for task in tasks {
         let path = task.map_err(err)?.path().join("schedstat");
         // A thread may end between the listing and the read.
         if let Ok(text) = std::fs::read_to_string(&path) {
@@ -368,11 +400,13 @@ fn process_cpu_ns() -> R<u64> {
     Ok(total)
 }
 
-/// CPU a launched Thread or Spin kernel and its idle host burn while no
-/// message flows: the share of one CPU the whole process used over `idle`,
-/// measured after one round trip and a settling pause (past every wait's
-/// polling phase). The host thread is asleep; what is counted is the
-/// kernel thread waiting for input (and the runtime's own threads).
+/// CPU a launched Thread, Spin or Process kernel and its idle host burn
+/// while no message flows: the share of one CPU the whole process (and, for
+/// the process tier, its kernel process) used over `idle`, measured after
+/// one round trip and a settling pause (past every wait's polling phase).
+/// The host thread is asleep; what is counted is the kernel thread (or the
+/// pump and the kernel process) waiting for input, the heartbeat threads
+/// and the runtime's own threads.
 pub fn idle_cpu(mode: ExecutionMode, idle: Duration) -> R<f64> {
     let tokio = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -383,9 +417,10 @@ pub fn idle_cpu(mode: ExecutionMode, idle: Duration) -> R<f64> {
     h.send_blocking(DcPing::new(1)).map_err(err)?;
     h.receive_blocking().map_err(err)?;
     std::thread::sleep(Duration::from_millis(200));
-    let (t0, c0) = (Instant::now(), process_cpu_ns()?);
+    let children = child_processes()?;
+    let (t0, c0) = (Instant::now(), process_cpu_ns(&children)?);
     std::thread::sleep(idle);
-    let (c1, t1) = (process_cpu_ns()?, Instant::now());
+    let (c1, t1) = (process_cpu_ns(&children)?, Instant::now());
     tokio.block_on(rt.shutdown());
     Ok((c1.saturating_sub(c0)) as f64 / (t1 - t0).as_nanos() as f64)
 }

@@ -70,6 +70,8 @@ fn answer(r: &Req) -> Resp {
 /// - `raw-echo`: `$DOTCOMPUTE_IPC_TEST_COUNT` raw byte records through the
 ///   public ring API, each checked and answered;
 /// - `echo-report`: `echo`, then write how `serve` ended to the marker file;
+/// - `even-only`: answer the requests with an even `seq`, take the others
+///   without a reply;
 /// - `host-crash`: act as a *host*: spawn an `echo-report` kernel, make one
 ///   call, write the kernel's pid to `$DOTCOMPUTE_IPC_TEST_NAME`, then die by
 ///   SIGKILL (no destructor runs).
@@ -114,6 +116,18 @@ fn child_main() {
             let r = ipc::serve(|r: Req| Ok::<_, String>(answer(&r)));
             std::fs::write(std::env::var(MARKER_ENV).unwrap(), format!("{r:?}")).unwrap();
             r
+        }
+        "even-only" => {
+            let mut ctx = IpcContext::<Req, Resp>::from_env().unwrap();
+            loop {
+                match ctx.receive() {
+                    Ok(r) if r.seq % 2 == 0 => ctx.send(&answer(&r)).unwrap(),
+                    Ok(_) => {}
+                    Err(_) => break,
+                }
+            }
+            ctx.close();
+            Ok(())
         }
         "host-crash" => host_that_crashes(),
         other => panic!("unknown child mode {other}"),
@@ -672,6 +686,60 @@ fn runtime_lifecycle_with_a_process_kernel() {
     });
     assert_eq!(std::fs::read(&marker).unwrap(), b"clean", "child left serve() with Ok");
     assert!(region_files(&regions).is_empty(), "region removed");
+}
+
+/// Through the runtime: the pump sleeps on one futex for a reply *and* its
+/// input queue. With a request left unanswered (the kernel answers even
+/// `seq` only), a later request is still moved at once, not after the pump's
+/// sleep ends (`park` 1 s and `check_interval` 10 s here: the old pump slept
+/// on the reply ring alone for `park`); a terminate wakes it too.
+#[test]
+fn runtime_pump_wakes_for_a_request_while_a_reply_is_outstanding() {
+    let config = IpcConfig {
+        wait: WaitPolicy {
+            park: Duration::from_secs(1),
+            check_interval: Duration::from_secs(10),
+            ..WaitPolicy::default()
+        },
+        ..IpcConfig::default()
+    };
+    let spec = ipc::process_kernel_builder::<Req, Resp>("proc_even", child("even-only"), config)
+        .unwrap()
+        .build()
+        .unwrap();
+    tokio_rt().block_on(async {
+        let rt = RingKernelRuntime::new();
+        rt.launch_spec(spec).unwrap();
+        rt.activate("proc_even").unwrap();
+        let first: Resp = rt.call("proc_even", req(0)).await.unwrap();
+        assert_eq!(first.seq, 0);
+        for round in 0..3u64 {
+            // Unanswered: the pump now waits for a reply that never comes.
+            rt.send("proc_even", req(2 * round + 1)).await.unwrap();
+            // Past its polling phase (250 µs): asleep.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let asked = Instant::now();
+            rt.send("proc_even", req(2 * round + 2)).await.unwrap();
+            let resp = rt
+                .receive_timeout::<Resp>("proc_even", Duration::from_millis(600))
+                .await
+                .unwrap_or_else(|e| {
+                    panic!("round {round}: no reply within 600 ms (pump slept through the request?): {e}")
+                });
+            assert_eq!(resp.seq, 2 * round + 2);
+            assert!(asked.elapsed() < Duration::from_millis(600));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let asked = Instant::now();
+        let report = rt.terminate("proc_even").await.unwrap();
+        assert_eq!(report.failure, None, "{report:?}");
+        assert!(
+            asked.elapsed() < Duration::from_secs(5),
+            "terminate waited {:?}: the sleeping pump was not woken",
+            asked.elapsed()
+        );
+        rt.shutdown().await;
+    });
 }
 
 /// (b) through the runtime: the child is SIGKILLed mid-stream (requests and

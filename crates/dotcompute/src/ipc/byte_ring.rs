@@ -46,7 +46,7 @@
 //! | 140 | `consumer_waiting` (0/1) | consumer |
 //! | 144 | `space_seq`, bumped when freeing slots while the producer waits | consumer |
 //! | 268 | `producer_waiting` (0/1) | producer |
-//! | 272 | `data_seq`, bumped when publishing while the consumer waits | producer |
+//! | 272 | `data_seq`, bumped when publishing while the consumer waits | producer (and the consumer's own process, see below) |
 //!
 //! A sleeper reads the `seq` word, sets its `waiting` flag, issues a `SeqCst`
 //! fence, re-checks the ring and only then sleeps on `seq` (with a timeout).
@@ -55,9 +55,15 @@
 //! impossible for both to miss each other (store-buffering pattern), and the
 //! futex's value check closes the window between reading `seq` and sleeping.
 //! The wake costs a system call only when the other side actually sleeps.
+//!
+//! The consumer's own process may bump `data_seq` too (a
+//! [`RingConsumer::data_waker`]): the process tier's pump sleeps on it while
+//! also registered with its runtime input queue, whose next message wakes it
+//! the same way.
 
 use std::sync::atomic::{fence, Ordering};
 use std::sync::Arc;
+use std::task::{Wake, Waker};
 use std::time::Duration;
 
 use crate::ring::spsc::ControlBlock;
@@ -123,6 +129,31 @@ pub(crate) fn wake_all(region: &Region) {
         let w = mem.u32(word);
         w.fetch_add(1, Ordering::Release);
         sys::futex_wake(w, i32::MAX);
+    }
+}
+
+/// A sleep begun with [`RingConsumer::arm_wait`]: the `data_seq` it saw.
+#[derive(Debug, Clone, Copy)]
+#[must_use]
+pub(crate) struct ArmedWait {
+    seq: u32,
+}
+
+/// Wakes a consumer sleeping on `data_seq` (see [`RingConsumer::data_waker`]).
+struct DataWaker {
+    region: Arc<Region>,
+    word: usize,
+}
+
+impl Wake for DataWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        let w = self.region.mem().u32(self.word);
+        w.fetch_add(1, Ordering::Release);
+        sys::futex_wake(w, 1);
     }
 }
 
@@ -440,6 +471,54 @@ impl RingConsumer {
             sys::futex_wait(seq_word, seq, timeout);
         }
         waiting.store(0, Ordering::Relaxed);
+    }
+
+    /// First half of a sleep that another event source may end too (the
+    /// process tier's pump, which also waits for its runtime input queue):
+    /// reads `data_seq` and raises `consumer_waiting` (with the fence of
+    /// [`wait_for_data`](Self::wait_for_data)). Anything that changes
+    /// `data_seq` after this (the producer publishing, a [`DataWaker`])
+    /// makes [`sleep_armed`](Self::sleep_armed) return at once, so a wake-up
+    /// registered elsewhere between the two calls is never lost.
+    pub(crate) fn arm_wait(&self) -> ArmedWait {
+        let mem = self.region.mem();
+        let seq = mem.u32(self.ring.control + DATA_SEQ_OFFSET).load(Ordering::Acquire);
+        mem.u32(self.ring.control + CONSUMER_WAITING_OFFSET)
+            .store(1, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+        ArmedWait { seq }
+    }
+
+    /// Second half: sleeps up to `timeout` unless a record is available or
+    /// `data_seq` moved since [`arm_wait`](Self::arm_wait); then lowers
+    /// `consumer_waiting`. May return spuriously.
+    pub(crate) fn sleep_armed(&self, armed: ArmedWait, timeout: Duration) {
+        let mem = self.region.mem();
+        let tail = mem
+            .u64(self.ring.control + ControlBlock::TAIL_OFFSET)
+            .load(Ordering::Acquire);
+        if tail == self.head {
+            sys::futex_wait(mem.u32(self.ring.control + DATA_SEQ_OFFSET), armed.seq, timeout);
+        }
+        self.disarm();
+    }
+
+    /// Lowers `consumer_waiting` after an [`arm_wait`](Self::arm_wait) that
+    /// did not sleep.
+    pub(crate) fn disarm(&self) {
+        self.region
+            .mem()
+            .u32(self.ring.control + CONSUMER_WAITING_OFFSET)
+            .store(0, Ordering::Relaxed);
+    }
+
+    /// A [`Waker`] that ends this consumer's sleeps from within its own
+    /// process (bumps `data_seq` and wakes its futex, as the producer does).
+    pub(crate) fn data_waker(&self) -> Waker {
+        Waker::from(Arc::new(DataWaker {
+            region: self.region.clone(),
+            word: self.ring.control + DATA_SEQ_OFFSET,
+        }))
     }
 
     /// Whether the producer end closed the ring (records published before

@@ -57,9 +57,11 @@ pub struct WaitPolicy {
     /// peer and the deadline. Bounds how late a dead peer is noticed.
     /// Default 10 ms.
     pub check_interval: Duration,
-    /// Runtime integration only: the longest the kernel's pump thread parks
-    /// on one side (its input queue or the reply ring) while idle, which
-    /// bounds how late it notices an event on the other side. Default 1 ms.
+    /// Runtime integration only: the longest the kernel's pump thread
+    /// sleeps at a time while a request waits for room in a full request
+    /// ring (room is not signalled to it; replies are). Default 1 ms. (An
+    /// idle pump sleeps on one futex that both a request and a reply wake,
+    /// checking the process every `check_interval`.)
     pub park: Duration,
 }
 
@@ -495,6 +497,26 @@ impl Endpoint {
     /// Sleeps up to `timeout` for a record (kernel: or a terminate request).
     pub(crate) fn wait_for_data(&self, timeout: Duration) {
         self.rx.wait_for_data(timeout);
+    }
+
+    /// See [`RingConsumer::arm_wait`](super::byte_ring::RingConsumer::arm_wait).
+    pub(crate) fn arm_wait(&self) -> byte_ring::ArmedWait {
+        self.rx.arm_wait()
+    }
+
+    /// See [`RingConsumer::sleep_armed`](super::byte_ring::RingConsumer::sleep_armed).
+    pub(crate) fn sleep_armed(&self, armed: byte_ring::ArmedWait, timeout: Duration) {
+        self.rx.sleep_armed(armed, timeout);
+    }
+
+    /// See [`RingConsumer::disarm`](super::byte_ring::RingConsumer::disarm).
+    pub(crate) fn disarm(&self) {
+        self.rx.disarm();
+    }
+
+    /// A waker that ends [`sleep_armed`](Self::sleep_armed) from this process.
+    pub(crate) fn data_waker(&self) -> std::task::Waker {
+        self.rx.data_waker()
     }
 
     /// Host side: asks the kernel to stop, waking it.

@@ -12,12 +12,16 @@
 //!    → decode → output queue (or linked kernel), in batches, keeping at most
 //!    one encoded message aside while the request ring is full so that it
 //!    always keeps draining replies (no deadlock when both rings fill);
-//! 3. while idle it spins, then yields, then parks, bounded by
-//!    [`WaitPolicy::park`] (1 ms): on its input queue (an incoming request
-//!    wakes it at once) when every request sent so far has had a reply, on
-//!    the reply ring's futex (a reply wakes it at once) while replies are
-//!    outstanding. An event on the side it is not parked on is seen within
-//!    `park`;
+//! 3. while idle it spins (only while a reply is due and
+//!    [`WaitPolicy::spin`] allows), then yields for `yield_for`, then sleeps
+//!    on one futex for both events: the reply ring's `data_seq`, which the
+//!    kernel process bumps when it publishes a reply and which the runtime
+//!    input queue's next message (or a terminate, which closes that queue)
+//!    bumps through a waker registered before the sleep. So a request that
+//!    comes while replies are outstanding, or a reply that comes while no
+//!    request is, wakes it at once. The one bounded sleep left is for room
+//!    while a request waits for a full request ring ([`WaitPolicy::park`],
+//!    1 ms);
 //! 4. it checks the kernel process every `check_interval` while idle. A
 //!    process that died, failed, or stopped beating its heartbeat makes the
 //!    handler return the [`IpcError`] (after forwarding the replies the
@@ -36,9 +40,9 @@
 //! Why one thread and not one per direction: both directions need the
 //! kernel's [`BlockingContext`], which is `&mut` for both receive and send,
 //! so a second thread could not use it without a lock held across blocking
-//! calls. The single pump with the parking rule above costs nothing on the
-//! request/reply path; the price is the `park` bound for events on the
-//! other side while idle.
+//! calls. The single pump costs nothing on the request/reply path beyond
+//! the two extra thread hops (host → pump → process → pump → host, where
+//! [`ProcessChannel`](super::ProcessChannel) has host → process → host).
 //!
 //! Known limit: with the default `Block` output strategy, a pump whose
 //! output queue is full waits inside the runtime's `send` until the host
@@ -283,6 +287,7 @@ impl Pump<'_> {
         Out: Message + DeserializeOwned,
     {
         let policy: WaitPolicy = *self.end.policy();
+        let waker = self.end.data_waker();
         let mut last_progress = Instant::now();
         loop {
             let mut progress = false;
@@ -351,20 +356,29 @@ impl Pump<'_> {
                 }
             } else if idle < policy.spin + policy.yield_for {
                 std::thread::yield_now();
-            } else if awaiting_reply {
-                // A reply (or room, which comes with progress on replies) is
-                // the likely next event.
+            } else if self.pending {
+                // Room in the request ring comes as the process takes
+                // requests, which its replies usually show.
                 self.end.wait_for_data(policy.park);
             } else {
-                match ctx.receive_timeout(policy.park) {
+                // One sleep for both events: the reply ring's futex, which
+                // the input queue's next message (or a terminate) wakes too.
+                let armed = self.end.arm_wait();
+                let end = &self.end;
+                let got = ctx.receive_or_sleep(&waker, || end.sleep_armed(armed, policy.check_interval));
+                match got {
                     Ok(Some(msg)) => {
+                        self.end.disarm();
                         if let Err(e) = self.encode(&msg) {
                             return e;
                         }
                         last_progress = Instant::now();
                     }
                     Ok(None) => {}
-                    Err(e) => return e.into(),
+                    Err(e) => {
+                        self.end.disarm();
+                        return e.into();
+                    }
                 }
             }
         }

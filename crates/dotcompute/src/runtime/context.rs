@@ -5,7 +5,10 @@
 //! [`KernelContext::receive`] or [`KernelContext::send`] wakes as soon as its
 //! kernel is terminated, with [`Error::Terminating`].
 
+use std::future::Future;
+use std::pin::pin;
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result, SendError};
@@ -477,6 +480,27 @@ impl<In: Message, Out: Message> BlockingContext<In, Out> {
     /// Takes a message if one is ready; never blocks.
     pub fn try_receive(&mut self) -> Result<Option<In>> {
         self.inner.try_receive()
+    }
+
+    /// Takes a message if one is ready. If none is, leaves `waker`
+    /// registered with the input queue (the next message, a terminate or a
+    /// close wakes it), runs `sleep`, then tries once more; `Ok(None)` if
+    /// still nothing came. For bridges that sleep on an event source of their
+    /// own which `waker` also ends (the process tier's pump and its reply
+    /// ring), so that one sleep waits for both.
+    #[cfg_attr(not(all(feature = "process", target_os = "linux")), allow(dead_code))]
+    pub(crate) fn receive_or_sleep(&mut self, waker: &Waker, sleep: impl FnOnce()) -> Result<Option<In>> {
+        let mut cx = Context::from_waker(waker);
+        let mut next = pin!(self.inner.receive());
+        if let Poll::Ready(got) = next.as_mut().poll(&mut cx) {
+            return got.map(Some);
+        }
+        sleep();
+        match next.as_mut().poll(&mut cx) {
+            Poll::Ready(got) => got.map(Some),
+            // Dropping the wait withdraws the registration.
+            Poll::Pending => Ok(None),
+        }
     }
 
     /// Sends to the kernel's output (or linked kernel), blocking for room; a
