@@ -16,8 +16,10 @@
 //!
 //! At least every `check_interval` (and after every sleep) the waiter checks,
 //! in this order: the spawned child's exit status (`waitpid`, host side), the
-//! peer end's state word (closed / failed), the peer's pid (`kill(pid, 0)` and
-//! `/proc/<pid>/stat`: gone, zombie, or a different process reusing the pid),
+//! peer end's state word (closed / failed), the peer's pid (`kill(pid, 0)`:
+//! gone; and, at most every 100 ms, since the read is most of an idle
+//! wake-up's cost, `/proc/<pid>/stat`: zombie, or a different process
+//! reusing the pid),
 //! and the peer's heartbeat counter, which a dedicated thread of each end
 //! advances every `heartbeat_interval`; no change for `heartbeat_timeout`
 //! means a stopped or frozen process. Records the peer published before it
@@ -149,7 +151,13 @@ pub(crate) struct PeerWatch {
     start_time: u64,
     last_beat: u64,
     last_beat_at: Instant,
+    /// When `/proc/<pid>/stat` was last read.
+    last_stat_at: Instant,
 }
+
+/// How often a check reads the peer's `/proc/<pid>/stat` (a zombie or a
+/// reused pid is noticed this late at most; a gone pid at the next check).
+const STAT_EVERY: Duration = Duration::from_millis(100);
 
 impl PeerWatch {
     pub(crate) fn new(child: Option<Child>) -> Self {
@@ -159,6 +167,8 @@ impl PeerWatch {
             start_time: 0,
             last_beat: 0,
             last_beat_at: Instant::now(),
+            // The first check reads it.
+            last_stat_at: Instant::now().checked_sub(STAT_EVERY).unwrap_or_else(Instant::now),
         }
     }
 }
@@ -320,7 +330,18 @@ impl Endpoint {
             return Ok(());
         }
         let own_child = self.peer.child.as_ref().is_some_and(|c| c.id() == self.peer.pid);
-        if !own_child && !sys::process_alive(self.peer.pid, self.peer.start_time) {
+        // Signal 0 on every check; the `/proc` read (zombie, pid reuse),
+        // the costly part of an idle wake-up, at most every `STAT_EVERY`.
+        let full = self.peer.last_stat_at.elapsed() >= STAT_EVERY;
+        let alive = if own_child {
+            true
+        } else if full {
+            self.peer.last_stat_at = Instant::now();
+            sys::process_alive(self.peer.pid, self.peer.start_time)
+        } else {
+            sys::process_exists(self.peer.pid)
+        };
+        if !alive {
             return Err(IpcError::PeerDied {
                 pid: self.peer.pid,
                 detail: "the process is no longer running".into(),

@@ -46,6 +46,15 @@ fn proc_stat(pid: u32) -> Option<ProcStat> {
     Some(ProcStat { state, start_time })
 }
 
+/// Whether a process `pid` exists (zombies included): signal 0 only, no
+/// `/proc` read. The cheap half of [`process_alive`].
+pub(crate) fn process_exists(pid: u32) -> bool {
+    let Some(raw) = i32::try_from(pid).ok().and_then(rustix::process::Pid::from_raw) else {
+        return false;
+    };
+    rustix::process::test_kill_process(raw) != Err(rustix::io::Errno::SRCH)
+}
+
 /// Whether process `pid` still runs. `start_time` (from
 /// [`process_start_time`], `0` for unknown) guards against pid reuse. A
 /// zombie (exited, not yet reaped by its parent) counts as dead.
