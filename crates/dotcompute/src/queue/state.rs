@@ -99,14 +99,16 @@ pub(crate) enum Wake {
 impl Wake {
     #[inline]
     pub(crate) fn push(&mut self, w: Waker) {
-        *self = match std::mem::take(self) {
-            Wake::None => Wake::One(w),
-            Wake::One(first) => Wake::Many(vec![first, w]),
-            Wake::Many(mut all) => {
-                all.push(w);
-                Wake::Many(all)
+        match self {
+            // The common case, written in place.
+            Wake::None => *self = Wake::One(w),
+            Wake::Many(all) => all.push(w),
+            Wake::One(_) => {
+                if let Wake::One(first) = std::mem::take(self) {
+                    *self = Wake::Many(vec![first, w]);
+                }
             }
-        };
+        }
     }
 
     #[inline]
