@@ -56,10 +56,10 @@
 //! futex's value check closes the window between reading `seq` and sleeping.
 //! The wake costs a system call only when the other side actually sleeps.
 //!
-//! The consumer's own process may bump `data_seq` too (a
-//! [`RingConsumer::data_waker`]): the process tier's pump sleeps on it while
-//! also registered with its runtime input queue, whose next message wakes it
-//! the same way.
+//! The consumer's own process may bump `data_seq` too (through a waker the
+//! consumer hands out): the process tier's pump sleeps on it while also
+//! registered with its runtime input queue, whose next message wakes it the
+//! same way.
 
 use std::sync::atomic::{fence, Ordering};
 use std::sync::Arc;
