@@ -175,6 +175,9 @@ pub struct RingProducer {
     mask: u64,
     max_len: usize,
     tail: u64,
+    /// `tail` as last stored in shared memory (records past it are written
+    /// but not yet visible).
+    published: u64,
     cached_head: u64,
     poisoned: Option<IpcError>,
 }
@@ -205,6 +208,7 @@ impl RingProducer {
             region,
             ring,
             tail,
+            published: tail,
             cached_head: head,
             poisoned: None,
         })
@@ -244,6 +248,19 @@ impl RingProducer {
     /// [`IpcError::MessageTooLarge`] if it can never fit;
     /// [`IpcError::Corrupt`] if the consumer's index is out of range.
     pub fn try_push(&mut self, payload: &[u8]) -> Result<bool, IpcError> {
+        let written = self.try_write(payload)?;
+        if written {
+            self.publish();
+        }
+        Ok(written)
+    }
+
+    /// [`try_push`](Self::try_push) without publishing: the record (and the
+    /// ones written before it) becomes visible at the next
+    /// [`publish`](Self::publish), so a batch costs one `tail` store, one
+    /// fence and at most one wake-up. Unpublished records count against the
+    /// room.
+    pub(crate) fn try_write(&mut self, payload: &[u8]) -> Result<bool, IpcError> {
         if let Some(e) = &self.poisoned {
             return Err(e.clone());
         }
@@ -275,6 +292,18 @@ impl RingProducer {
             mem.write_bytes(self.ring.data, &payload[first..]);
         }
         self.tail = self.tail.wrapping_add(k);
+        Ok(true)
+    }
+
+    /// Makes every record written so far visible to the consumer with one
+    /// `tail` store, and wakes the consumer if it sleeps. Does nothing when
+    /// nothing new was written.
+    pub(crate) fn publish(&mut self) {
+        if self.published == self.tail {
+            return;
+        }
+        self.published = self.tail;
+        let mem = self.region.mem();
         mem.u64(self.ring.control + ControlBlock::TAIL_OFFSET)
             .store(self.tail, Ordering::Release);
         // Pairs with the consumer's fence in `wait_for_data` (module docs).
@@ -288,7 +317,6 @@ impl RingProducer {
             seq.fetch_add(1, Ordering::Release);
             sys::futex_wake(seq, 1);
         }
-        Ok(true)
     }
 
     /// Sleeps up to `timeout` unless `slots` slots are free (returns early on
@@ -589,6 +617,29 @@ mod tests {
 
     fn payload(n: usize, seed: u8) -> Vec<u8> {
         (0..n).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+    }
+
+    #[test]
+    fn written_records_appear_together_at_publish_and_take_room_before() {
+        let p = pair(8, 32);
+        let (mut tx, mut rx) = halves(&p);
+        let mut out = Vec::new();
+        for round in 0..20u8 {
+            // Three records of 2 slots each: invisible until published.
+            for i in 0..3 {
+                assert!(tx.try_write(&payload(40, round.wrapping_add(i))).unwrap());
+            }
+            assert!(!rx.has_data(), "round {round}: visible before publish");
+            // 6 of 8 slots taken by unpublished records: 3 more do not fit.
+            assert!(!tx.try_write(&payload(80, 99)).unwrap());
+            tx.publish();
+            tx.publish(); // nothing new: no effect
+            for i in 0..3 {
+                assert!(rx.try_pop(&mut out).unwrap(), "round {round}");
+                assert_eq!(out, payload(40, round.wrapping_add(i)));
+            }
+            assert!(!rx.try_pop(&mut out).unwrap());
+        }
     }
 
     #[test]

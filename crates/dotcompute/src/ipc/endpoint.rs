@@ -382,6 +382,23 @@ impl Endpoint {
         self.tx.try_push(bytes)
     }
 
+    /// Writes `bytes` if there is room now, without publishing it (see
+    /// [`RingProducer::try_write`](super::byte_ring::RingProducer::try_write));
+    /// no peer check (the caller makes one per batch).
+    #[inline]
+    pub(crate) fn try_write(&mut self, bytes: &[u8]) -> Result<bool, IpcError> {
+        if self.tx.is_consumer_closed() {
+            return Err(self.closed_error());
+        }
+        self.tx.try_write(bytes)
+    }
+
+    /// Publishes what [`try_write`](Self::try_write) wrote.
+    #[inline]
+    pub(crate) fn publish(&mut self) {
+        self.tx.publish();
+    }
+
     /// Pushes `bytes`, waiting for room until `deadline` (`None`: as long as
     /// the peer lives).
     pub(crate) fn send(&mut self, bytes: &[u8], deadline: Option<Instant>) -> Result<(), IpcError> {

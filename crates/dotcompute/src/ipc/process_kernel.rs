@@ -291,29 +291,47 @@ impl Pump<'_> {
         let mut last_progress = Instant::now();
         loop {
             let mut progress = false;
-            // Requests: input queue -> ring.
+            // Requests: input queue -> ring, published once per batch (one
+            // `tail` store and at most one wake-up of the process), always
+            // before leaving the loop, so that nothing counted as sent
+            // stays invisible to the process.
+            if let Err(e) = self.end.maybe_check_peer() {
+                return e.into();
+            }
+            let mut stop = None;
             for _ in 0..BATCH {
                 if self.pending {
-                    match self.end.try_send(&self.enc) {
+                    match self.end.try_write(&self.enc) {
                         Ok(true) => {
                             self.pending = false;
                             self.sent += 1;
                             progress = true;
                         }
                         Ok(false) => break,
-                        Err(e) => return e.into(),
+                        Err(e) => {
+                            stop = Some(Stop::from(e));
+                            break;
+                        }
                     }
                 }
                 match ctx.try_receive() {
                     Ok(Some(msg)) => {
                         if let Err(e) = self.encode(&msg) {
-                            return e;
+                            stop = Some(e);
+                            break;
                         }
                         progress = true;
                     }
                     Ok(None) => break,
-                    Err(e) => return e.into(),
+                    Err(e) => {
+                        stop = Some(e.into());
+                        break;
+                    }
                 }
+            }
+            self.end.publish();
+            if let Some(stop) = stop {
+                return stop;
             }
             // Replies: ring -> output.
             for _ in 0..BATCH {
