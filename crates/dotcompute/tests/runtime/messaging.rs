@@ -318,7 +318,8 @@ async fn a_host_that_always_finds_room_still_lets_the_kernel_run() {
         input_queue_size: 100_000,
         ..KernelConfig::default()
     };
-    rt.launch_with("k", config, crate::common::counting(counter.clone())).unwrap();
+    rt.launch_with("k", config, crate::common::counting(counter.clone()))
+        .unwrap();
     rt.activate("k").unwrap();
     let h = rt.handle::<Num, Num>("k").unwrap();
     for i in 0..10_000 {
