@@ -90,27 +90,74 @@ fn uuid_class(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
 
 /// A `uuid.UUID` holding `value`, built without running `UUID.__init__`
 /// (the same two slots it would set: `int` and `is_safe`).
+///
+/// The object is allocated by the class's own `tp_alloc`, which is all
+/// `object.__new__(UUID)` does for a class without abstract methods, minus
+/// the call, its argument tuple and its checks; the `int` is built from the
+/// 16 bytes in one step where the interpreter offers it ([`int_from_u128`]).
 pub fn uuid_from_u128(py: Python<'_>, value: u128) -> PyResult<Bound<'_, PyAny>> {
-    static OBJECT_NEW: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
     static SAFE_UNKNOWN: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
     let cls = uuid_class(py)?;
-    let new = OBJECT_NEW.get_or_try_init(py, || {
-        py.import("builtins")?
-            .getattr("object")?
-            .getattr("__new__")
-            .map(Bound::unbind)
-    })?;
     let safe = SAFE_UNKNOWN.get_or_try_init(py, || {
         py.import("uuid")?
             .getattr("SafeUUID")?
             .getattr("unknown")
             .map(Bound::unbind)
     })?;
-    let obj = new.bind(py).call1((cls,))?;
-    let int = value.into_pyobject(py)?;
-    set_slot(&obj, pyo3::intern!(py, "int"), int.as_any())?;
+    let obj = alloc_instance(cls)?;
+    let int = int_from_u128(py, value)?;
+    set_slot(&obj, pyo3::intern!(py, "int"), &int)?;
     set_slot(&obj, pyo3::intern!(py, "is_safe"), safe.bind(py))?;
     Ok(obj)
+}
+
+/// A new, uninitialized instance of `cls` from its `tp_alloc` slot.
+fn alloc_instance<'py>(cls: &Bound<'py, PyType>) -> PyResult<Bound<'py, PyAny>> {
+    let py = cls.py();
+    // SAFETY: `cls` is a live type object; PyType_GetSlot reads its slot
+    // (heap and static types alike since 3.10, the abi3 floor being 3.11).
+    let slot = unsafe { pyo3::ffi::PyType_GetSlot(cls.as_type_ptr(), pyo3::ffi::Py_tp_alloc) };
+    if slot.is_null() {
+        return Err(PyErr::take(py).unwrap_or_else(|| PyTypeError::new_err("uuid.UUID has no tp_alloc")));
+    }
+    // SAFETY: a non-null Py_tp_alloc slot is an `allocfunc`.
+    let alloc: pyo3::ffi::allocfunc =
+        unsafe { std::mem::transmute::<*mut std::ffi::c_void, pyo3::ffi::allocfunc>(slot) };
+    // SAFETY: `alloc` is the type's allocator, called as `object.__new__`
+    // calls it (`tp_alloc(type, 0)`); it returns a new reference or NULL
+    // with an exception set.
+    unsafe { Bound::from_owned_ptr_or_err(py, alloc(cls.as_type_ptr(), 0)) }
+}
+
+/// `_PyLong_FromByteArray(bytes, n, little_endian, is_signed)`: exported by
+/// every CPython 3.x (the `int.from_bytes` primitive), though not part of
+/// the limited API the abi3 wheel is built against, so looked up at run
+/// time; `None` where the interpreter does not export it.
+type FromByteArray =
+    unsafe extern "C" fn(*const u8, libc::size_t, libc::c_int, libc::c_int) -> *mut pyo3::ffi::PyObject;
+
+fn from_byte_array() -> Option<FromByteArray> {
+    static FN: std::sync::OnceLock<Option<FromByteArray>> = std::sync::OnceLock::new();
+    *FN.get_or_init(|| {
+        // SAFETY: dlsym with RTLD_DEFAULT and a NUL-terminated name only
+        // reads the loaded objects' symbol tables.
+        let sym = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"_PyLong_FromByteArray".as_ptr()) };
+        // SAFETY: the symbol, where present, is CPython's function of this
+        // signature (unchanged from 3.0 through 3.14).
+        (!sym.is_null()).then(|| unsafe { std::mem::transmute::<*mut libc::c_void, FromByteArray>(sym) })
+    })
+}
+
+/// `value` as a Python `int`: one call of the interpreter's byte-array
+/// conversion where available, else PyO3's shift-and-or of two halves.
+pub fn int_from_u128(py: Python<'_>, value: u128) -> PyResult<Bound<'_, PyAny>> {
+    if let Some(f) = from_byte_array() {
+        let bytes = value.to_le_bytes();
+        // SAFETY: `bytes` is 16 readable bytes; the function copies them
+        // and returns a new reference, or NULL with an exception set.
+        return unsafe { Bound::from_owned_ptr_or_err(py, f(bytes.as_ptr(), bytes.len(), 1, 0)) };
+    }
+    Ok(value.into_pyobject(py)?.into_any())
 }
 
 /// `object.__setattr__(obj, name, value)`: bypasses `UUID.__setattr__`,
