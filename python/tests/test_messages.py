@@ -57,6 +57,16 @@ def test_message_ids_are_version_4_uuids_minted_in_rust() -> None:
     assert pickle.loads(pickle.dumps(u)) == u and copy.deepcopy(u) == u
 
 
+def test_priority_check_takes_int_subclasses_in_range_and_nothing_else() -> None:
+    class P(int):
+        pass
+
+    assert Req(values=[], priority=P(7)).priority == 7
+    for bad in (P(300), 1 << 70, -(1 << 70), None):
+        with pytest.raises(ValueError):
+            Req(values=[], priority=bad)
+
+
 def test_uuids_decoded_in_rust_keep_every_bit() -> None:
     for value in (0, 1, (1 << 64) - 1, 1 << 64, (1 << 127) | 5, (1 << 128) - 1):
         m = Req(values=[], correlation_id=UUID(int=value))

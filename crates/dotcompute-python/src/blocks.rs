@@ -199,7 +199,10 @@ impl<In: GpuMessage, Out: GpuMessage> BlockPort<In, Out> {
                 convert(py, take_records(&holdover, blocks, max))
             },
         )
-        .with_timeout(timeout, timeout_error(&id, timeout.unwrap_or_default(), "receive")))
+        .with_timeout(
+            timeout,
+            timeout_error(id.as_str(), timeout.unwrap_or_default(), "receive"),
+        ))
     }
 }
 

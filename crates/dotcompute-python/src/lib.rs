@@ -59,6 +59,7 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<blocking::PyBlockingKernel>()?;
     m.add_class::<blocking::PyBlockingContext>()?;
     m.add_function(wrap_pyfunction!(message::new_message_id, m)?)?;
+    m.add("message_post_init", message::post_init_descriptor(m.py())?)?;
     m.add_function(wrap_pyfunction!(wire::serialize_message, m)?)?;
     m.add_function(wrap_pyfunction!(wire::deserialize_message, m)?)?;
     m.add_function(wrap_pyfunction!(wire::unpack_message, m)?)?;

@@ -197,3 +197,59 @@ pub fn uuid_bytes<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>>
 pub fn is_uuid(obj: &Bound<'_, PyAny>) -> PyResult<bool> {
     obj.is_instance(uuid_class(obj.py())?)
 }
+
+/// The `__post_init__` that `@message` gives a class without one of its own:
+/// an exact `int` priority in 0–255 passes here; anything else goes to
+/// `dotcompute.ring_kernels.message._check_priority`, which accepts `int`
+/// subclasses in range and raises its `ValueError` for the rest.
+///
+/// It is a method descriptor of `object` (so it binds to any instance):
+/// the `self.__post_init__()` of a dataclass `__init__` then calls it with
+/// no bound-method object and no Python frame, where a Python
+/// `__post_init__` costs a frame of its own on every message built.
+pub fn post_init_descriptor(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+    static DESCR: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    DESCR
+        .get_or_try_init(py, || {
+            struct Def;
+            impl pyo3::impl_::trampoline::MethodDef<pyo3::impl_::trampoline::noargs::Func> for Def {
+                const METH: pyo3::impl_::trampoline::noargs::Func = post_init;
+            }
+            let def: &'static mut pyo3::ffi::PyMethodDef = Box::leak(Box::new(pyo3::ffi::PyMethodDef {
+                ml_name: c"__post_init__".as_ptr(),
+                ml_meth: pyo3::ffi::PyMethodDefPointer {
+                    PyCFunction: pyo3::impl_::trampoline::noargs::<Def>,
+                },
+                ml_flags: pyo3::ffi::METH_NOARGS,
+                ml_doc: c"Checks the message's priority (an int in 0-255).".as_ptr(),
+            }));
+            // SAFETY: `object`'s type object is static; the method table
+            // entry is leaked, so it outlives the descriptor.
+            unsafe {
+                Bound::from_owned_ptr_or_err(
+                    py,
+                    pyo3::ffi::PyDescr_NewMethod(std::ptr::addr_of_mut!(pyo3::ffi::PyBaseObject_Type), def),
+                )
+            }
+            .map(Bound::unbind)
+        })
+        .map(|d| d.bind(py).clone())
+}
+
+/// The body of [`post_init_descriptor`].
+///
+/// # Safety
+/// Called through PyO3's `noargs` trampoline with `slf` a live object.
+unsafe fn post_init(py: Python<'_>, slf: *mut pyo3::ffi::PyObject) -> PyResult<*mut pyo3::ffi::PyObject> {
+    static CHECK: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    // SAFETY: `slf` is borrowed from the caller for the call.
+    let obj = unsafe { Bound::from_borrowed_ptr(py, slf) };
+    let p = obj.getattr(pyo3::intern!(py, "priority"))?;
+    let in_range = p.is_exact_instance_of::<PyInt>() && matches!(p.extract::<i64>(), Ok(0..=255));
+    if !in_range {
+        CHECK
+            .import(py, "dotcompute.ring_kernels.message", "_check_priority")?
+            .call1((p,))?;
+    }
+    Ok(py.None().into_ptr())
+}
