@@ -72,22 +72,32 @@ fn register_fork_handler() {
 }
 
 /// A new message id: unique (see the module invariants), never nil.
+#[inline]
 pub(crate) fn next_id() -> Uuid {
     IDS.with(|ids| {
         let generation = FORK_GENERATION.load(Ordering::Relaxed);
         let mut base = ids.base_hi.get();
         if base == 0 || ids.generation.get() != generation {
-            register_fork_handler();
-            let (hi, lo) = Uuid::new_v4().as_u64_pair();
-            base = (hi & !VERSION_MASK) | VERSION_8;
-            ids.base_hi.set(base);
-            ids.counter.set(lo);
-            ids.generation.set(generation);
+            base = seed(ids, generation);
         }
         let counter = ids.counter.get().wrapping_add(1);
         ids.counter.set(counter);
         Uuid::from_u64_pair(base, (counter & COUNTER_MASK) | VARIANT_RFC)
     })
+}
+
+/// Draws this thread's random base and counter start (first id of the
+/// thread, or first after a fork); returns the base.
+#[cold]
+#[inline(never)]
+fn seed(ids: &Ids, generation: u64) -> u64 {
+    register_fork_handler();
+    let (hi, lo) = Uuid::new_v4().as_u64_pair();
+    let base = (hi & !VERSION_MASK) | VERSION_8;
+    ids.base_hi.set(base);
+    ids.counter.set(lo);
+    ids.generation.set(generation);
+    base
 }
 
 /// Nanoseconds since the Unix epoch, from the coarse real-time clock
@@ -103,10 +113,11 @@ pub(crate) fn coarse_now_ns() -> u64 {
     if rc != 0 {
         return precise_now_ns();
     }
-    u64::try_from(t.tv_sec)
-        .unwrap_or(0)
-        .saturating_mul(1_000_000_000)
-        .saturating_add(u64::try_from(t.tv_nsec).unwrap_or(0))
+    // Both fields are non-negative for this clock (seconds since 1970,
+    // nanoseconds below 10^9), and the product fits in 64 bits until 2554.
+    (t.tv_sec as u64)
+        .wrapping_mul(1_000_000_000)
+        .wrapping_add(t.tv_nsec as u64)
 }
 
 /// Nanoseconds since the Unix epoch from the precise system clock.

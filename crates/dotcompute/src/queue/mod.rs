@@ -709,6 +709,7 @@ impl<T: Message> MessageQueue<T> {
             let mut queued = 0usize;
             let mut refused = None;
             let mut must_wait = false;
+            queued += state.push_fitting(pending, now);
             while let Some(msg) = pending.pop_front() {
                 let (why, msg) = match state.push(msg, now, OnFull::Wait) {
                     Push::Queued => {
@@ -1103,6 +1104,63 @@ mod batch_tests {
                 header: MessageHeader::new(),
             })
             .collect()
+    }
+
+    fn with_priority(n: u64, p: u8) -> M {
+        M {
+            n,
+            header: MessageHeader::with_priority(p),
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 256, ..Default::default() })]
+
+        /// A batch send moves what fits in one run and then applies the
+        /// backpressure strategy message by message: the queue must end up
+        /// exactly as after the same messages sent one at a time (stopping
+        /// at the first refusal), and batch receives must match too.
+        #[test]
+        fn a_batch_send_equals_sends_one_at_a_time(
+            capacity in 1usize..9,
+            backpressure in proptest::sample::select(Backpressure::ALL.to_vec()),
+            steps in proptest::collection::vec(
+                (proptest::collection::vec(0u8..=255, 0..7), 0usize..6), 1..12),
+        ) {
+            let batched = MessageQueue::<M>::with_capacity(capacity, backpressure).unwrap();
+            let single = MessageQueue::<M>::with_capacity(capacity, backpressure).unwrap();
+            let mut n = 0u64;
+            for (priorities, max) in steps {
+                let msgs: Vec<(u64, u8)> = priorities.iter().map(|&p| { n += 1; (n, p) }).collect();
+                let batch: Vec<M> = msgs.iter().map(|&(n, p)| with_priority(n, p)).collect();
+                // An expired deadline: a full `Block` queue times out at once.
+                let got = crate::runtime::park::block_on(
+                    batched.send_batch_until(batch, Some(Instant::now()), None),
+                );
+                let got = got.map_err(|(_, rest)| rest.iter().map(|m| m.n).collect::<Vec<_>>());
+                let mut want = Ok(());
+                for (i, &(n, p)) in msgs.iter().enumerate() {
+                    let r = match backpressure {
+                        Backpressure::Block => single.send_blocking_timeout(with_priority(n, p), Duration::ZERO),
+                        _ => single.try_send(with_priority(n, p)),
+                    };
+                    if r.is_err() {
+                        want = Err(msgs[i..].iter().map(|&(n, _)| n).collect::<Vec<_>>());
+                        break;
+                    }
+                }
+                proptest::prop_assert_eq!(got, want);
+                proptest::prop_assert_eq!(batched.stats(), single.stats());
+                let (mut a, mut b) = (Vec::new(), Vec::new());
+                proptest::prop_assert_eq!(batched.try_recv_batch(max, &mut a), single.try_recv_batch(max, &mut b));
+                proptest::prop_assert_eq!(
+                    a.iter().map(|m| m.n).collect::<Vec<_>>(),
+                    b.iter().map(|m| m.n).collect::<Vec<_>>()
+                );
+                proptest::prop_assert_eq!(batched.stats(), single.stats());
+                proptest::prop_assert_eq!(batched.wait_histogram().len(), single.wait_histogram().len());
+            }
+        }
     }
 
     #[test]

@@ -99,14 +99,16 @@ pub(crate) enum Wake {
 impl Wake {
     #[inline]
     pub(crate) fn push(&mut self, w: Waker) {
-        *self = match std::mem::take(self) {
-            Wake::None => Wake::One(w),
-            Wake::One(first) => Wake::Many(vec![first, w]),
-            Wake::Many(mut all) => {
-                all.push(w);
-                Wake::Many(all)
+        match self {
+            // The common case, written in place.
+            Wake::None => *self = Wake::One(w),
+            Wake::Many(all) => all.push(w),
+            Wake::One(_) => {
+                if let Wake::One(first) = std::mem::take(self) {
+                    *self = Wake::Many(vec![first, w]);
+                }
             }
-        };
+        }
     }
 
     #[inline]
@@ -296,6 +298,36 @@ impl<T> State<T> {
         }
     }
 
+    /// Queues from the front of `pending` as many messages as there is room
+    /// for, in order, each in its band, all stamped `now`; returns how many.
+    /// Queues nothing when closed: the messages left in `pending` (all of
+    /// them then, or those past the room) go through [`push`](Self::push),
+    /// which applies the backpressure strategy and counts what it refuses.
+    /// Counts as `push` does for each queued message.
+    pub(crate) fn push_fitting(&mut self, pending: &mut VecDeque<T>, now: Stamp) -> usize
+    where
+        T: Message,
+    {
+        if self.closed {
+            return 0;
+        }
+        let n = self.capacity.saturating_sub(self.len).min(pending.len());
+        if n == 0 {
+            return 0;
+        }
+        let bands = &mut self.bands;
+        pending.drain(..n).for_each(|msg| {
+            let band = msg.band().index();
+            bands[band].push_back(Entry { msg, at: now });
+        });
+        self.len += n;
+        self.enqueued += n as u64;
+        if self.len > self.peak {
+            self.peak = self.len;
+        }
+        n
+    }
+
     #[inline(always)]
     fn enqueue(&mut self, band: usize, msg: T, at: Stamp) {
         self.bands[band].push_back(Entry { msg, at });
@@ -331,34 +363,50 @@ impl<T> State<T> {
     }
 
     /// Takes up to `max` messages in delivery order, unless paused; returns how many.
+    ///
+    /// Each band is drained as one run (highest band first, FIFO within a
+    /// band), and messages pushed together share a stamp, so the wait
+    /// histogram gets one record per run of equal stamps.
     pub(crate) fn pop_batch(&mut self, max: usize, out: &mut Vec<T>, now: Stamp) -> usize {
         if self.paused || self.len == 0 || max == 0 {
             return 0;
         }
+        let want = max.min(self.len);
+        out.reserve(want);
+        let waits = &*self.waits;
+        let record = |at: Stamp, n: u64| {
+            if n > 0 {
+                waits.record_exclusive(clock::ns_between(at, now).min(MAX_RECORDED_WAIT_NS), n);
+            }
+        };
+        // The current run of equal stamps: its stamp and length.
+        let (mut run_at, mut run_len) = (now, 0u64);
         let mut taken = 0;
-        out.reserve(max.min(self.len));
-        // Messages pushed together share a stamp: one histogram record per run.
-        let mut run: Option<(Stamp, u64)> = None;
-        while taken < max {
-            match self.pop_entry() {
-                Some(entry) => {
-                    match &mut run {
-                        Some((at, n)) if *at == entry.at => *n += 1,
-                        _ => {
-                            if let Some((at, n)) = run.replace((entry.at, 1)) {
-                                self.record_waits(now, at, n);
-                            }
-                        }
+        for band in self.bands.iter_mut().rev() {
+            let k = (want - taken).min(band.len());
+            if k == 0 {
+                continue;
+            }
+            if self.timed {
+                band.drain(..k).for_each(|entry| {
+                    if entry.at != run_at {
+                        record(run_at, run_len);
+                        (run_at, run_len) = (entry.at, 0);
                     }
+                    run_len += 1;
                     out.push(entry.msg);
-                    taken += 1;
-                }
-                None => break,
+                });
+            } else {
+                band.drain(..k).for_each(|entry| out.push(entry.msg));
+            }
+            taken += k;
+            if taken == want {
+                break;
             }
         }
-        if let Some((at, n)) = run {
-            self.record_waits(now, at, n);
-        }
+        record(run_at, run_len);
+        self.len -= taken;
+        self.dequeued += taken as u64;
         taken
     }
 
