@@ -18,14 +18,15 @@ use dotcompute::RingKernelRuntime;
 use hdrhistogram::Histogram;
 use indicatif::ProgressBar;
 
-use super::host::HostKind;
+use super::echo::{check, row, runtime_pipelined, runtime_round_trips, sample, Launched, Recorder};
 use super::latency::Method;
 use super::throughput::{ThroughputResult, Workload};
 use super::tier::Tier;
-use crate::progress::UPDATE_EVERY;
 use crate::CliResult;
 
 const TIMEOUT: Duration = Duration::from_secs(10);
+/// The tier's name in reply errors.
+const WHAT: &str = "GPU";
 
 /// Why the GPU tier cannot run here, if it cannot.
 pub fn unavailable() -> Option<String> {
@@ -42,25 +43,6 @@ pub fn unavailable() -> Option<String> {
     }
 }
 
-fn sample(seq: u64) -> Sample {
-    Sample {
-        seq,
-        value: seq as f32 * 0.5,
-        channel: (seq % 7) as u32,
-    }
-}
-
-fn check(sent: &Sample, got: &Sample) -> CliResult<()> {
-    if sent != got {
-        return Err(format!("GPU echo returned {got:?} for {sent:?}").into());
-    }
-    Ok(())
-}
-
-fn histogram() -> CliResult<Histogram<u64>> {
-    Ok(Histogram::new_with_bounds(1, 60_000_000_000, 3)?)
-}
-
 fn ring_options(batch: u32) -> GpuRingOptions {
     let mut o = GpuRingOptions {
         input_capacity: 4096,
@@ -71,12 +53,10 @@ fn ring_options(batch: u32) -> GpuRingOptions {
     o
 }
 
-type EchoHandle = dotcompute::KernelHandle<Envelope<Sample>, Envelope<Sample>>;
-
 /// A tokio runtime, a ring-kernel runtime with the GPU echo kernel
 /// (`gpu_kernel`, device batches of `batch`) launched and active, and a
 /// handle on it for a plain host thread.
-fn echo_runtime(batch: u32) -> CliResult<(tokio::runtime::Runtime, RingKernelRuntime, EchoHandle)> {
+fn echo_runtime(batch: u32) -> CliResult<Launched> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -101,16 +81,8 @@ fn echo_runtime(batch: u32) -> CliResult<(tokio::runtime::Runtime, RingKernelRun
 
 /// Round trips of one GPU-tier latency case, in ns.
 pub fn latency(method: Method, warmup: u64, samples: u64, bar: &ProgressBar) -> CliResult<Histogram<u64>> {
-    let mut hist = histogram()?;
+    let mut rec = Recorder::new(warmup, bar)?;
     let total = warmup + samples;
-    let record = |i: u64, ns: u64, hist: &mut Histogram<u64>| {
-        if i >= warmup {
-            hist.saturating_record(ns.max(1));
-        }
-        if i.is_multiple_of(UPDATE_EVERY) {
-            bar.set_position(i);
-        }
-    };
     match method {
         Method::GpuRing => {
             let mut ring = GpuRing::<Sample, Sample>::cuda(
@@ -126,8 +98,8 @@ pub fn latency(method: Method, warmup: u64, samples: u64, bar: &ProgressBar) -> 
                 ring.send(&m, TIMEOUT)?;
                 let r = ring.receive(TIMEOUT)?;
                 let ns = t.elapsed().as_nanos() as u64;
-                check(&m, &r)?;
-                record(i, ns, &mut hist);
+                check(WHAT, &m, &r)?;
+                rec.record(i, ns);
             }
             ring.terminate(TIMEOUT)?;
         }
@@ -143,30 +115,16 @@ pub fn latency(method: Method, warmup: u64, samples: u64, bar: &ProgressBar) -> 
                     base.round_trip(std::slice::from_ref(&m), &mut out)?;
                 }
                 let ns = t.elapsed().as_nanos() as u64;
-                check(&m, out.first().ok_or("no reply")?)?;
-                record(i, ns, &mut hist);
+                check(WHAT, &m, out.first().ok_or("no reply")?)?;
+                rec.record(i, ns);
             }
         }
         Method::SendReceive => {
-            let (rt, runtime, handle) = echo_runtime(64)?;
-            let result = (|| -> CliResult<()> {
-                for i in 0..total {
-                    let m = sample(i);
-                    let t = Instant::now();
-                    handle.send_blocking(Envelope::new(m))?;
-                    let r = handle.receive_blocking_timeout(TIMEOUT)?;
-                    let ns = t.elapsed().as_nanos() as u64;
-                    check(&m, &r.payload)?;
-                    record(i, ns, &mut hist);
-                }
-                Ok(())
-            })();
-            rt.block_on(runtime.shutdown());
-            result?;
+            runtime_round_trips(WHAT, echo_runtime(64)?, false, total, TIMEOUT, &mut rec)?;
         }
         Method::Call | Method::RawRing => return Err(format!("{method:?} is not a GPU-tier case").into()),
     }
-    Ok(hist)
+    Ok(rec.finish())
 }
 
 /// How long `terminate` takes on an active, idle GPU ring kernel, over
@@ -179,29 +137,12 @@ pub fn terminate_times(runs: u32) -> CliResult<Vec<Duration>> {
         ring.activate()?;
         let m = sample(u64::from(i));
         ring.send(&m, TIMEOUT)?;
-        check(&m, &ring.receive(TIMEOUT)?)?;
+        check(WHAT, &m, &ring.receive(TIMEOUT)?)?;
         let t = Instant::now();
         ring.terminate(TIMEOUT)?;
         times.push(t.elapsed());
     }
     Ok(times)
-}
-
-fn row(workload: Workload, batch: Option<usize>, messages: u64, elapsed: Duration) -> ThroughputResult {
-    let secs = elapsed.as_secs_f64().max(1e-9);
-    ThroughputResult {
-        workload,
-        tier: Tier::Gpu,
-        host: HostKind::PlainThread,
-        host_label: HostKind::PlainThread.label(),
-        kernels: 1,
-        window: None,
-        batch,
-        messages,
-        elapsed_secs: secs,
-        msg_per_sec: messages as f64 / secs,
-        other_cpu_pct: None,
-    }
 }
 
 /// Pipelined echo through a bare ring: up to `batch` messages per send,
@@ -227,7 +168,7 @@ fn ring_pipelined(n: u64, batch: usize) -> CliResult<Duration> {
         replies.clear();
         ring.receive_into(&mut replies, batch.max(1))?;
         for r in &replies {
-            check(&msgs[got], r)?;
+            check(WHAT, &msgs[got], r)?;
             got += 1;
         }
         if replies.is_empty() {
@@ -242,38 +183,6 @@ fn ring_pipelined(n: u64, batch: usize) -> CliResult<Duration> {
     Ok(elapsed)
 }
 
-/// Echo through the runtime (`gpu_kernel`), batched sends and receives.
-fn runtime_pipelined(n: u64, batch: usize) -> CliResult<Duration> {
-    let (rt, runtime, handle) = echo_runtime(batch.clamp(1, 1024) as u32)?;
-    let result = std::thread::scope(|s| -> CliResult<Duration> {
-        let t = Instant::now();
-        let sender = s.spawn(|| -> CliResult<()> {
-            let mut next = 0u64;
-            while next < n {
-                let end = (next + batch as u64).min(n);
-                handle.send_batch_blocking((next..end).map(|i| Envelope::new(sample(i))).collect())?;
-                next = end;
-            }
-            Ok(())
-        });
-        let mut got = 0u64;
-        let mut out = Vec::with_capacity(batch);
-        while got < n {
-            out.clear();
-            handle.receive_batch_blocking(batch.max(1), &mut out)?;
-            for r in &out {
-                check(&sample(got), &r.payload)?;
-                got += 1;
-            }
-        }
-        let elapsed = t.elapsed();
-        sender.join().map_err(|_| "sender thread panicked")??;
-        Ok(elapsed)
-    });
-    rt.block_on(runtime.shutdown());
-    result
-}
-
 /// The baseline: one launch (copy in, kernel, copy out, synchronize) per
 /// `batch` messages.
 fn launch_per_batch(n: u64, batch: usize) -> CliResult<Duration> {
@@ -284,7 +193,7 @@ fn launch_per_batch(n: u64, batch: usize) -> CliResult<Duration> {
     for (c, chunk) in msgs.chunks(batch.max(1)).enumerate() {
         base.round_trip(chunk, &mut out)?;
         for (k, r) in out.iter().enumerate() {
-            check(&msgs[c * batch.max(1) + k], r)?;
+            check(WHAT, &msgs[c * batch.max(1) + k], r)?;
         }
     }
     Ok(t.elapsed())
@@ -293,21 +202,36 @@ fn launch_per_batch(n: u64, batch: usize) -> CliResult<Duration> {
 /// The GPU tier's throughput cases, each passed to `record` as it ends.
 pub fn throughput(n: u64, batch: usize, record: &mut dyn FnMut(ThroughputResult)) -> CliResult<()> {
     let unbatched = n.min(200_000);
-    record(row(Workload::EchoPipelined, None, n, runtime_pipelined(n, 1)?));
     record(row(
+        Tier::Gpu,
+        Workload::EchoPipelined,
+        None,
+        n,
+        runtime_pipelined(WHAT, echo_runtime(1)?, n, 1)?,
+    ));
+    record(row(
+        Tier::Gpu,
         Workload::EchoPipelinedBatched,
         Some(batch),
         n,
-        runtime_pipelined(n, batch)?,
+        runtime_pipelined(WHAT, echo_runtime(batch.clamp(1, 1024) as u32)?, n, batch)?,
     ));
-    record(row(Workload::GpuRingBatched, Some(batch), n, ring_pipelined(n, batch)?));
     record(row(
+        Tier::Gpu,
+        Workload::GpuRingBatched,
+        Some(batch),
+        n,
+        ring_pipelined(n, batch)?,
+    ));
+    record(row(
+        Tier::Gpu,
         Workload::LaunchPerBatch,
         Some(1),
         unbatched,
         launch_per_batch(unbatched, 1)?,
     ));
     record(row(
+        Tier::Gpu,
         Workload::LaunchPerBatch,
         Some(batch),
         n,

@@ -8,6 +8,7 @@
 
 mod all;
 mod chart;
+mod echo;
 mod goals;
 mod gpu;
 mod host;

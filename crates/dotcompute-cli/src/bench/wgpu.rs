@@ -19,14 +19,15 @@ use dotcompute::RingKernelRuntime;
 use hdrhistogram::Histogram;
 use indicatif::ProgressBar;
 
-use super::host::HostKind;
+use super::echo::{check, row, runtime_pipelined, runtime_round_trips, sample, Launched, Recorder};
 use super::latency::Method;
 use super::throughput::{ThroughputResult, Workload};
 use super::tier::Tier;
-use crate::progress::UPDATE_EVERY;
 use crate::CliResult;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
+/// The tier's name in reply errors.
+const WHAT: &str = "wgpu";
 
 /// Why the wgpu tier cannot run here, if it cannot.
 pub fn unavailable() -> Option<String> {
@@ -37,21 +38,6 @@ pub fn unavailable() -> Option<String> {
     }
 }
 
-fn sample(seq: u64) -> Sample {
-    Sample {
-        seq,
-        value: seq as f32 * 0.5,
-        channel: (seq % 7) as u32,
-    }
-}
-
-fn check(sent: &Sample, got: &Sample) -> CliResult<()> {
-    if sent != got {
-        return Err(format!("wgpu echo returned {got:?} for {sent:?}").into());
-    }
-    Ok(())
-}
-
 fn options(batch: usize) -> WgpuKernelOptions {
     WgpuKernelOptions {
         batch_size: batch.clamp(1, 4096),
@@ -60,11 +46,9 @@ fn options(batch: usize) -> WgpuKernelOptions {
     }
 }
 
-type EchoHandle = dotcompute::KernelHandle<Envelope<Sample>, Envelope<Sample>>;
-
 /// A tokio runtime, a ring-kernel runtime with the wgpu echo kernel
 /// launched and active, and a handle on it.
-fn echo_runtime(batch: usize) -> CliResult<(tokio::runtime::Runtime, RingKernelRuntime, EchoHandle)> {
+fn echo_runtime(batch: usize) -> CliResult<Launched> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -81,16 +65,8 @@ fn echo_runtime(batch: usize) -> CliResult<(tokio::runtime::Runtime, RingKernelR
 
 /// Round trips of one wgpu-tier latency case, in ns.
 pub fn latency(method: Method, warmup: u64, samples: u64, bar: &ProgressBar) -> CliResult<Histogram<u64>> {
-    let mut hist = Histogram::new_with_bounds(1, 60_000_000_000, 3)?;
+    let mut rec = Recorder::new(warmup, bar)?;
     let total = warmup + samples;
-    let record = |i: u64, ns: u64, hist: &mut Histogram<u64>| {
-        if i >= warmup {
-            hist.saturating_record(ns.max(1));
-        }
-        if i.is_multiple_of(UPDATE_EVERY) {
-            bar.set_position(i);
-        }
-    };
     match method {
         Method::LaunchPerMessage => {
             let mut runner =
@@ -101,84 +77,17 @@ pub fn latency(method: Method, warmup: u64, samples: u64, bar: &ProgressBar) -> 
                 let t = Instant::now();
                 runner.run(std::slice::from_ref(&m), &mut out)?;
                 let ns = t.elapsed().as_nanos() as u64;
-                check(&m, out.first().ok_or("no reply")?)?;
-                record(i, ns, &mut hist);
+                check(WHAT, &m, out.first().ok_or("no reply")?)?;
+                rec.record(i, ns);
             }
         }
         Method::SendReceive | Method::Call => {
-            let (rt, runtime, handle) = echo_runtime(64)?;
-            let result = (|| -> CliResult<()> {
-                for i in 0..total {
-                    let m = sample(i);
-                    let t = Instant::now();
-                    let r = if method == Method::Call {
-                        rt.block_on(handle.call_timeout(Envelope::new(m), TIMEOUT))?
-                    } else {
-                        handle.send_blocking(Envelope::new(m))?;
-                        handle.receive_blocking_timeout(TIMEOUT)?
-                    };
-                    let ns = t.elapsed().as_nanos() as u64;
-                    check(&m, &r.payload)?;
-                    record(i, ns, &mut hist);
-                }
-                Ok(())
-            })();
-            rt.block_on(runtime.shutdown());
-            result?;
+            let call = method == Method::Call;
+            runtime_round_trips(WHAT, echo_runtime(64)?, call, total, TIMEOUT, &mut rec)?;
         }
         other => return Err(format!("{other:?} is not a wgpu-tier case").into()),
     }
-    Ok(hist)
-}
-
-fn row(workload: Workload, batch: Option<usize>, messages: u64, elapsed: Duration) -> ThroughputResult {
-    let secs = elapsed.as_secs_f64().max(1e-9);
-    ThroughputResult {
-        workload,
-        tier: Tier::Wgpu,
-        host: HostKind::PlainThread,
-        host_label: HostKind::PlainThread.label(),
-        kernels: 1,
-        window: None,
-        batch,
-        messages,
-        elapsed_secs: secs,
-        msg_per_sec: messages as f64 / secs,
-        other_cpu_pct: None,
-    }
-}
-
-/// Echo through the runtime: batched sends from one thread, batched
-/// receives on another; every reply checked in order.
-fn runtime_pipelined(n: u64, batch: usize) -> CliResult<Duration> {
-    let (rt, runtime, handle) = echo_runtime(batch.max(64))?;
-    let result = std::thread::scope(|s| -> CliResult<Duration> {
-        let t = Instant::now();
-        let sender = s.spawn(|| -> CliResult<()> {
-            let mut next = 0u64;
-            while next < n {
-                let end = (next + batch as u64).min(n);
-                handle.send_batch_blocking((next..end).map(|i| Envelope::new(sample(i))).collect())?;
-                next = end;
-            }
-            Ok(())
-        });
-        let mut got = 0u64;
-        let mut out = Vec::with_capacity(batch);
-        while got < n {
-            out.clear();
-            handle.receive_batch_blocking(batch.max(1), &mut out)?;
-            for r in &out {
-                check(&sample(got), &r.payload)?;
-                got += 1;
-            }
-        }
-        let elapsed = t.elapsed();
-        sender.join().map_err(|_| "sender thread panicked")??;
-        Ok(elapsed)
-    });
-    rt.block_on(runtime.shutdown());
-    result
+    Ok(rec.finish())
 }
 
 /// The baseline: upload, dispatch and read back per `batch` messages.
@@ -192,7 +101,7 @@ fn dispatch_per_batch(n: u64, batch: usize) -> CliResult<Duration> {
     for (c, chunk) in msgs.chunks(batch).enumerate() {
         runner.run(chunk, &mut out)?;
         for (k, r) in out.iter().enumerate() {
-            check(&msgs[c * batch + k], r)?;
+            check(WHAT, &msgs[c * batch + k], r)?;
         }
     }
     Ok(t.elapsed())
@@ -204,24 +113,28 @@ pub fn throughput(n: u64, batch: usize, record: &mut dyn FnMut(ThroughputResult)
     // the unbatched cases run fewer messages.
     let unbatched = n.min(20_000);
     record(row(
+        Tier::Wgpu,
         Workload::EchoPipelined,
         None,
         unbatched,
-        runtime_pipelined(unbatched, 1)?,
+        runtime_pipelined(WHAT, echo_runtime(64)?, unbatched, 1)?,
     ));
     record(row(
+        Tier::Wgpu,
         Workload::EchoPipelinedBatched,
         Some(batch),
         n,
-        runtime_pipelined(n, batch)?,
+        runtime_pipelined(WHAT, echo_runtime(batch.max(64))?, n, batch)?,
     ));
     record(row(
+        Tier::Wgpu,
         Workload::LaunchPerBatch,
         Some(1),
         unbatched,
         dispatch_per_batch(unbatched, 1)?,
     ));
     record(row(
+        Tier::Wgpu,
         Workload::LaunchPerBatch,
         Some(batch),
         n,

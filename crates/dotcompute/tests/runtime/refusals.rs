@@ -169,34 +169,23 @@ async fn host_sends_hand_back(mode: ExecutionMode, strategy: Backpressure) {
     rt.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn host_sends_hand_back_refused_messages_async_block() {
-    host_sends_hand_back(ExecutionMode::Async, Backpressure::Block).await;
+/// One test per mode and strategy, so a failure names both.
+macro_rules! host_sends_hand_back_tests {
+    ($($name:ident: $mode:ident, $backpressure:ident;)*) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            host_sends_hand_back(ExecutionMode::$mode, Backpressure::$backpressure).await;
+        }
+    )*};
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn host_sends_hand_back_refused_messages_async_reject() {
-    host_sends_hand_back(ExecutionMode::Async, Backpressure::Reject).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn host_sends_hand_back_refused_messages_thread_block() {
-    host_sends_hand_back(ExecutionMode::Thread, Backpressure::Block).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn host_sends_hand_back_refused_messages_thread_reject() {
-    host_sends_hand_back(ExecutionMode::Thread, Backpressure::Reject).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn host_sends_hand_back_refused_messages_spin_block() {
-    host_sends_hand_back(ExecutionMode::Spin, Backpressure::Block).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn host_sends_hand_back_refused_messages_spin_reject() {
-    host_sends_hand_back(ExecutionMode::Spin, Backpressure::Reject).await;
+host_sends_hand_back_tests! {
+    host_sends_hand_back_refused_messages_async_block: Async, Block;
+    host_sends_hand_back_refused_messages_async_reject: Async, Reject;
+    host_sends_hand_back_refused_messages_thread_block: Thread, Block;
+    host_sends_hand_back_refused_messages_thread_reject: Thread, Reject;
+    host_sends_hand_back_refused_messages_spin_block: Spin, Block;
+    host_sends_hand_back_refused_messages_spin_reject: Spin, Reject;
 }
 
 /// DropOldest never refuses for room (it drops, and counts); what it does
