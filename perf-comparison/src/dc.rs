@@ -11,7 +11,7 @@ use dotcompute::queue::{Backpressure, MessageQueue};
 use dotcompute::{BlockingContext, Error, ExecutionMode, KernelContext, KernelHandle, KernelSpec, RingKernelRuntime};
 
 use crate::harness::{err, AsyncPeer, Role, SyncPeer, Traffic, R};
-use crate::msg::{DcPing, FLUSH};
+use crate::msg::{DcPing, DcVec, Ping, FLUSH};
 
 const KERNEL: &str = "echo";
 
@@ -423,4 +423,81 @@ pub fn idle_cpu(mode: ExecutionMode, idle: Duration) -> R<f64> {
     let (c1, t1) = (process_cpu_ns(&children)?, Instant::now());
     tokio.block_on(rt.shutdown());
     Ok((c1.saturating_sub(c0)) as f64 / (t1 - t0).as_nanos() as f64)
+}
+
+/// The async tier moving the peers' kind of batch: one `DcVec` message per
+/// batch (the batched workload only). Telemetry is checked against the
+/// messages this host sent (batches and the flush), not the items.
+pub struct DcAsyncVec {
+    rt: RingKernelRuntime,
+    h: KernelHandle<DcVec, DcPing>,
+    sent: u64,
+}
+
+async fn vec_kernel(mut ctx: KernelContext<DcVec, DcPing>) -> Result<(), Error> {
+    let mut count = 0u64;
+    loop {
+        let m = ctx.receive().await?;
+        if m.flush {
+            let mut r = DcPing::new(count);
+            r.header.correlation_id = Some(m.header.message_id);
+            ctx.send(r).await?;
+        } else {
+            count += m.items.len() as u64;
+        }
+    }
+}
+
+impl DcAsyncVec {
+    async fn send(&mut self, items: Vec<Ping>, flush: bool) -> R<()> {
+        let m = DcVec { items, flush, header: dotcompute::MessageHeader::new() };
+        self.h.send(m).await.map_err(err)?;
+        self.sent += 1;
+        Ok(())
+    }
+}
+
+impl AsyncPeer for DcAsyncVec {
+    type Req = DcVec;
+
+    async fn start(_role: Role) -> R<Self> {
+        let rt = RingKernelRuntime::new();
+        let spec = KernelSpec::builder::<DcVec, DcPing>(KERNEL).handler(vec_kernel).build().map_err(err)?;
+        warm_clock();
+        rt.launch_spec(spec).map_err(err)?;
+        rt.activate(KERNEL).map_err(err)?;
+        let h = rt.handle::<DcVec, DcPing>(KERNEL).map_err(err)?;
+        Ok(DcAsyncVec { rt, h, sent: 0 })
+    }
+
+    fn request(seq: u64) -> DcVec {
+        DcVec { items: vec![Ping::new(seq)], flush: false, header: dotcompute::MessageHeader::new() }
+    }
+
+    async fn round_trip(&mut self, _req: DcVec) -> R<u64> {
+        Err("this contestant runs the batched workload only".into())
+    }
+
+    async fn tell(&mut self, seq: u64) -> R<()> {
+        self.send(vec![Ping::new(seq)], false).await
+    }
+
+    async fn tell_batch(&mut self, first: u64, n: usize) -> R<()> {
+        self.send((first..first + n as u64).map(Ping::new).collect(), false).await
+    }
+
+    async fn flush(&mut self, _expected: u64) -> R<u64> {
+        self.send(Vec::new(), true).await?;
+        Ok(self.h.receive().await.map_err(err)?.seq)
+    }
+
+    async fn pipelined(&mut self, _n: u64, _window: usize) -> R<()> {
+        Err("this contestant runs the batched workload only".into())
+    }
+
+    async fn stop(self, t: Traffic) -> R<Option<bool>> {
+        let exact = telemetry_exact(&self.rt, Traffic { requests: self.sent, replies: t.replies }).await;
+        self.rt.shutdown().await;
+        exact.map(Some)
+    }
 }

@@ -50,15 +50,20 @@ struct Contestant {
     ours: bool,
     /// A floor without a framework (round trip only).
     floor: bool,
+    /// Runs only the batched workload.
+    batched_only: bool,
     run: RunFn,
 }
 
 const ALL: &[Workload] = &Workload::ALL;
 const RT_ONLY: &[Workload] = &[Workload::RoundTrip];
+const BATCHED_ONLY: &[Workload] = &[Workload::Batched];
 
 impl Contestant {
     fn workloads(&self) -> &'static [Workload] {
-        if self.floor {
+        if self.batched_only {
+            BATCHED_ONLY
+        } else if self.floor {
             RT_ONLY
         } else {
             ALL
@@ -77,6 +82,17 @@ fn contestants() -> Vec<Contestant> {
         class,
         ours,
         floor,
+        batched_only: false,
+        run,
+    };
+    // Only the batched workload: the peers' kind of batch on dotcompute.
+    let vec_batches = |runtime, class, run: RunFn| Contestant {
+        name: "dotcompute async, Vec in one message",
+        runtime,
+        class,
+        ours: true,
+        floor: false,
+        batched_only: true,
         run,
     };
     vec![
@@ -86,6 +102,7 @@ fn contestants() -> Vec<Contestant> {
         c("dotcompute async call", ct, AsyncCt, true, false, |w, p| {
             on_tokio::<dc::DcAsync<true>>(CurrentThread, w, p)
         }),
+        vec_batches(ct, AsyncCt, |w, p| on_tokio::<dc::DcAsyncVec>(CurrentThread, w, p)),
         c("tokio mpsc actor (hand-written)", ct, AsyncCt, false, false, |w, p| {
             on_tokio::<peers::TokioActor>(CurrentThread, w, p)
         }),
@@ -99,6 +116,7 @@ fn contestants() -> Vec<Contestant> {
         c("dotcompute async call", mt, AsyncMt, true, false, |w, p| {
             on_tokio::<dc::DcAsync<true>>(MultiThread, w, p)
         }),
+        vec_batches(mt, AsyncMt, |w, p| on_tokio::<dc::DcAsyncVec>(MultiThread, w, p)),
         c("tokio mpsc actor (hand-written)", mt, AsyncMt, false, false, |w, p| {
             on_tokio::<peers::TokioActor>(MultiThread, w, p)
         }),

@@ -41,6 +41,17 @@ impl DcPing {
     }
 }
 
+/// A dotcompute message carrying a batch of the peers' items, as the peers
+/// batch (one message, one header, a `Vec` inside): what a dotcompute user
+/// writes when the items need no identity, priority or telemetry of their
+/// own. `flush` asks the kernel how many items it took.
+#[derive(Debug, Clone, Message)]
+pub struct DcVec {
+    pub items: Vec<Ping>,
+    pub flush: bool,
+    pub header: MessageHeader,
+}
+
 /// The peers' request.
 #[derive(Debug, Clone, Copy)]
 pub struct Ping {

@@ -3,7 +3,9 @@ wire format (bytes built by its rules decode here, and ours decode by them)."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import pickle
 import uuid
 from dataclasses import dataclass, field
 from uuid import UUID, uuid4
@@ -49,6 +51,28 @@ def test_message_ids_are_version_4_uuids_minted_in_rust() -> None:
         assert isinstance(u, UUID) and u.version == 4 and u.variant == uuid.RFC_4122
         assert UUID(str(u)) == u and hash(u) == hash(UUID(str(u)))
     assert Req(values=[]).message_id != Req(values=[]).message_id
+    u = new_message_id()
+    assert type(u) is UUID and u.is_safe is uuid.SafeUUID.unknown
+    assert u.int == int.from_bytes(u.bytes, "big") and 0 < u.int < 1 << 128
+    assert pickle.loads(pickle.dumps(u)) == u and copy.deepcopy(u) == u
+
+
+def test_priority_check_takes_int_subclasses_in_range_and_nothing_else() -> None:
+    class P(int):
+        pass
+
+    assert Req(values=[], priority=P(7)).priority == 7
+    for bad in (P(300), 1 << 70, -(1 << 70), None):
+        with pytest.raises(ValueError):
+            Req(values=[], priority=bad)
+
+
+def test_uuids_decoded_in_rust_keep_every_bit() -> None:
+    for value in (0, 1, (1 << 64) - 1, 1 << 64, (1 << 127) | 5, (1 << 128) - 1):
+        m = Req(values=[], correlation_id=UUID(int=value))
+        back = Req.deserialize(m.serialize())
+        assert type(back.correlation_id) is UUID and back.correlation_id.int == value
+        assert back.correlation_id == m.correlation_id and hash(back.correlation_id) == hash(m.correlation_id)
 
 
 def test_header_defaults_and_validation() -> None:

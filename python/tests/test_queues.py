@@ -201,3 +201,37 @@ def test_blocking_put_releases_the_gil() -> None:
         q.put(1, timeout=0.2)
     t.join()
     assert len(ticks) > 100  # the other thread ran while put waited
+
+
+async def test_awaitables_return_values_as_they_are_by_every_protocol() -> None:
+    from dotcompute import _native
+
+    with pytest.raises(TypeError):
+        _native.Awaitable()
+    q = _native.Queue(8)
+    # `await` (am_send): a tuple, None and an exception object come back as
+    # they are (a StopIteration carrying a tuple would unpack it).
+    for value in ((1, 2), None, ValueError("a value, not raised"), 0):
+        await q.put(value)
+        got = await q.get()
+        assert got is value or got == value
+    # The iterator protocol: the value rides on StopIteration.
+    await q.put((3, 4))
+    it = q.get().__await__()
+    with pytest.raises(StopIteration) as stop:
+        next(it)
+    assert stop.value.value == (3, 4)
+    await q.put(None)
+    it = q.get().__await__()
+    with pytest.raises(StopIteration) as stop:
+        it.send(None)
+    assert stop.value.value is None
+    with pytest.raises(TypeError):
+        q.get().send(1)
+    # throw stops the wait and raises; nothing is taken.
+    await q.put(5)
+    w = q.get()
+    with pytest.raises(KeyError):
+        w.throw(KeyError("stop"))
+    assert "done" in repr(w)
+    assert await asyncio.wait_for(q.get(), 1) == 5

@@ -102,6 +102,11 @@ impl Bridge {
         })
     }
 
+    /// The kernel's id, shared (no copy).
+    pub fn shared_id(&self) -> Arc<str> {
+        self.id.clone()
+    }
+
     /// The kernel's id.
     pub fn id(&self) -> &str {
         &self.id
@@ -508,7 +513,7 @@ impl PyKernelContext {
         })
         .with_timeout(
             timeout,
-            crate::runtime::timeout_error(&self.bridge.id, timeout.unwrap_or_default(), "receive"),
+            crate::runtime::timeout_error(self.bridge.id.clone(), timeout.unwrap_or_default(), "receive"),
         ))
     }
 
@@ -539,7 +544,7 @@ impl PyKernelContext {
         })
         .with_timeout(
             timeout,
-            crate::runtime::timeout_error(&self.bridge.id, timeout.unwrap_or_default(), "send"),
+            crate::runtime::timeout_error(self.bridge.id.clone(), timeout.unwrap_or_default(), "send"),
         ))
     }
 

@@ -91,7 +91,9 @@ type TimeoutError = Box<dyn FnOnce(Python<'_>) -> PyErr + Send>;
 /// loop's [`LoopNotifier`] (one asyncio timer per loop serves every
 /// deadline), so timeouts cost no thread and no system call; when it passes,
 /// the future is dropped (cancel-safe) and the timeout error is raised.
-#[pyclass(frozen, module = "dotcompute._native", name = "Awaitable")]
+///
+/// Its Python type is built in [`crate::awaitable_type`], with the `am_send`
+/// slot, so that an `await` that completes returns its value directly.
 pub struct Awaitable {
     state: Mutex<State>,
     what: &'static str,
@@ -151,7 +153,9 @@ impl Awaitable {
         }
     }
 
-    fn step(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+    /// One step of the coroutine protocol: what to yield to the task, or
+    /// the result.
+    pub(crate) fn step(&self, py: Python<'_>) -> PyResult<Step> {
         let defer = Deferral::enter(py);
         // Inside the Tokio runtime's context, so that Rust timers work.
         let outcome = crate::executor::runtime().and_then(|rt| {
@@ -162,7 +166,7 @@ impl Awaitable {
         outcome
     }
 
-    fn step_locked(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+    fn step_locked(&self, py: Python<'_>) -> PyResult<Step> {
         let Some(mut state) = self.state.try_lock() else {
             return Err(PyRuntimeError::new_err(format!(
                 "dotcompute: {} is already being awaited elsewhere",
@@ -180,7 +184,7 @@ impl Awaitable {
                 let State::Ready(result) = std::mem::replace(&mut *state, State::Done) else {
                     unreachable_state()?
                 };
-                return finish(py, result);
+                return finish(result);
             }
             State::Done => {
                 return Err(PyRuntimeError::new_err(format!(
@@ -213,7 +217,7 @@ impl Awaitable {
             if let Some((n, key)) = timer {
                 n.remove_deadline(key);
             }
-            return finish(py, result);
+            return finish(result);
         }
         if expired {
             let timer = timer.take();
@@ -239,9 +243,9 @@ impl Awaitable {
             // Woken while polling: run again at the loop's next turn (a
             // bare yield), rather than sleep on a future nobody will resolve.
             slot.clear();
-            return Ok(Some(py.None()));
+            return Ok(Step::Yield(py.None()));
         }
-        Ok(Some(fut.unbind()))
+        Ok(Step::Yield(fut.unbind()))
     }
 }
 
@@ -250,62 +254,51 @@ fn unreachable_state<T>() -> PyResult<T> {
     Err(PyRuntimeError::new_err("dotcompute: inconsistent awaitable state"))
 }
 
-fn finish(py: Python<'_>, result: PyResult<Py<PyAny>>) -> PyResult<Option<Py<PyAny>>> {
-    let value = result?;
-    if value.is_none(py) {
-        Ok(None)
-    } else {
-        Err(stop_iteration(py, value))
-    }
+/// What one step of an [`Awaitable`] gives the awaiting task.
+pub(crate) enum Step {
+    /// Yield this to the task (an asyncio future to wait on, or `None`
+    /// for a bare yield); the task steps again when it is resumed.
+    Yield(Py<PyAny>),
+    /// The await is over, with this value.
+    Return(Py<PyAny>),
+}
+
+fn finish(result: PyResult<Py<PyAny>>) -> PyResult<Step> {
+    result.map(Step::Return)
 }
 
 /// `StopIteration(value)`, built here as an exception object: PyO3 raises an
 /// object as it is, where a lazily described exception would be set, fetched
-/// and normalized on its way out (about a thousand instructions per await).
-fn stop_iteration(py: Python<'_>, value: Py<PyAny>) -> PyErr {
+/// and normalized on its way out (about a thousand instructions). Only the
+/// iterator protocol (`__next__`, `send`) needs it: an `await` takes the
+/// value through `am_send` with no exception at all.
+pub(crate) fn stop_iteration(py: Python<'_>, value: Py<PyAny>) -> PyErr {
     match py.get_type::<PyStopIteration>().call1((value,)) {
         Ok(exc) => PyErr::from_value(exc),
         Err(e) => e,
     }
 }
 
-#[pymethods]
 impl Awaitable {
-    fn __await__(slf: Py<Self>) -> Py<Self> {
-        slf
-    }
-
-    fn __iter__(slf: Py<Self>) -> Py<Self> {
-        slf
-    }
-
-    fn __next__(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
-        self.step(py)
-    }
-
-    /// Generator protocol: `send(None)` is one step.
-    fn send(&self, py: Python<'_>, value: Bound<'_, PyAny>) -> PyResult<Option<Py<PyAny>>> {
+    /// Generator protocol: `send(None)` is one step; the result comes as
+    /// `StopIteration(value)`.
+    pub(crate) fn send(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
         if !value.is_none() {
             return Err(pyo3::exceptions::PyTypeError::new_err(
                 "dotcompute awaitables accept only send(None)",
             ));
         }
         match self.step(py)? {
-            Some(v) => Ok(Some(v)),
-            None => Err(PyStopIteration::new_err(())),
+            Step::Yield(v) => Ok(v),
+            Step::Return(v) if v.is_none(py) => Err(PyStopIteration::new_err(())),
+            Step::Return(v) => Err(stop_iteration(py, v)),
         }
     }
 
     /// Coroutine protocol: stops waiting (the Rust future is dropped,
     /// nothing is lost) and raises the exception in the awaiting code, as
     /// asyncio does to cancel a task.
-    #[pyo3(signature = (typ, val = None, _tb = None))]
-    fn throw(
-        &self,
-        typ: &Bound<'_, PyAny>,
-        val: Option<&Bound<'_, PyAny>>,
-        _tb: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Option<Py<PyAny>>> {
+    pub(crate) fn throw(&self, typ: &Bound<'_, PyAny>, val: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyAny>> {
         self.close();
         let py = typ.py();
         let base = py.get_type::<pyo3::exceptions::PyBaseException>();
@@ -320,13 +313,13 @@ impl Awaitable {
     }
 
     /// Stops waiting: drops the Rust future (nothing is lost, see the module docs).
-    fn close(&self) {
+    pub(crate) fn close(&self) {
         let old = std::mem::replace(&mut *self.state.lock(), State::Done);
         release(&old);
         drop(old);
     }
 
-    fn __repr__(&self) -> String {
+    pub(crate) fn repr(&self) -> String {
         let state = match &*self.state.lock() {
             State::Running { slot: None, .. } | State::Ready(_) => "not awaited",
             State::Running { .. } => "waiting",

@@ -35,7 +35,7 @@ use dotcompute::{Error, ExecutionMode, KernelHandle, KernelSpec, KernelState, Me
 
 use crate::awaitable::Awaitable;
 use crate::errors::to_py;
-use crate::kernels::{record_runs, records_out};
+use crate::kernels::{call_one, record_runs, records_out, send_many, send_one};
 use crate::runtime::{timeout_error, Port};
 
 /// Most records in one block (one queue message).
@@ -199,21 +199,17 @@ impl<In: GpuMessage, Out: GpuMessage> BlockPort<In, Out> {
                 convert(py, take_records(&holdover, blocks, max))
             },
         )
-        .with_timeout(timeout, timeout_error(&id, timeout.unwrap_or_default(), "receive")))
+        .with_timeout(
+            timeout,
+            timeout_error(id.as_str(), timeout.unwrap_or_default(), "receive"),
+        ))
     }
 }
 
 impl<In: GpuMessage, Out: GpuMessage> Port for BlockPort<In, Out> {
     fn send(&self, py: Python<'_>, msg: &Bound<'_, PyAny>, timeout: Option<Duration>) -> PyResult<Awaitable> {
         let block = self.one_record(py, msg, "send")?;
-        let handle = self.handle.clone();
-        let id = handle.id().to_string();
-        Ok(
-            Awaitable::new("runtime.send()", async move { handle.send(block).await }, |py, r| {
-                r.map(|()| py.None()).map_err(|e| to_py(py, e))
-            })
-            .with_timeout(timeout, timeout_error(&id, timeout.unwrap_or_default(), "send")),
-        )
+        Ok(send_one(&self.handle, block, timeout))
     }
 
     fn receive(&self, py: Python<'_>, timeout: Option<Duration>) -> PyResult<Awaitable> {
@@ -227,19 +223,11 @@ impl<In: GpuMessage, Out: GpuMessage> Port for BlockPort<In, Out> {
         timeout: Option<Duration>,
     ) -> PyResult<Awaitable> {
         let block = self.one_record(py, msg, "send_and_receive")?;
-        let handle = self.handle.clone();
-        let id = handle.id().to_string();
         let dtype = self.out_dtype.clone_ref(py);
-        Ok(Awaitable::new(
-            "runtime.send_and_receive()",
-            async move { handle.call(block).await },
-            move |py, r| {
-                let reply = r.map_err(|e| to_py(py, e))?;
-                let arr = records_out(py, reply.records.iter().take(1), dtype.bind(py))?;
-                Ok(arr.bind(py).get_item(0)?.unbind())
-            },
-        )
-        .with_timeout(timeout, timeout_error(&id, timeout.unwrap_or_default(), "receive")))
+        Ok(call_one(&self.handle, block, timeout, move |py, reply| {
+            let arr = records_out(py, reply.records.iter().take(1), dtype.bind(py))?;
+            Ok(arr.bind(py).get_item(0)?.unbind())
+        }))
     }
 
     fn send_batch(&self, py: Python<'_>, msgs: &Bound<'_, PyAny>, timeout: Option<Duration>) -> PyResult<Awaitable> {
@@ -247,14 +235,7 @@ impl<In: GpuMessage, Out: GpuMessage> Port for BlockPort<In, Out> {
             .into_iter()
             .map(Records::new)
             .collect();
-        let handle = self.handle.clone();
-        let id = handle.id().to_string();
-        Ok(Awaitable::new(
-            "runtime.send_batch()",
-            async move { handle.send_batch(blocks).await },
-            |py, r| r.map(|()| py.None()).map_err(|e| to_py(py, e)),
-        )
-        .with_timeout(timeout, timeout_error(&id, timeout.unwrap_or_default(), "send")))
+        Ok(send_many(&self.handle, blocks, timeout))
     }
 
     fn receive_batch(&self, py: Python<'_>, max_count: usize, timeout: Option<Duration>) -> PyResult<Awaitable> {

@@ -25,7 +25,7 @@ use pyo3::types::{PyDict, PyList};
 
 use dotcompute::gpu::handlers::{self, Sample, Scaled, Stats, StatsState};
 use dotcompute::gpu::{self, Envelope, GpuKernelOptions, GpuMessage, NoState};
-use dotcompute::{Error, KernelHandle, KernelSpec, KernelState, RingKernelRuntime};
+use dotcompute::{Error, KernelHandle, KernelSpec, KernelState, Message, RingKernelRuntime};
 use dotcompute_workloads::anomaly::actor::{AnomalyBatch, AnomalyBatchResult};
 use dotcompute_workloads::anomaly::DetectorConfig;
 use dotcompute_workloads::graph::Graph;
@@ -262,6 +262,121 @@ pub(crate) fn records_out<'a, T: GpuMessage>(
     Ok(arr.unbind())
 }
 
+// ---- awaitables over a kernel handle -----------------------------------------------
+
+/// `runtime.send()` of one message to `handle`, bounded by `timeout`.
+pub(crate) fn send_one<In: Message, Out: Message>(
+    handle: &KernelHandle<In, Out>,
+    msg: In,
+    timeout: Option<Duration>,
+) -> Awaitable {
+    let handle = handle.clone();
+    let expired = timeout_error(handle.id(), timeout.unwrap_or_default(), "send");
+    Awaitable::new("runtime.send()", async move { handle.send(msg).await }, |py, r| {
+        r.map(|()| py.None()).map_err(|e| to_py(py, e))
+    })
+    .with_timeout(timeout, expired)
+}
+
+/// `runtime.send_batch()` of `msgs` to `handle`, bounded by `timeout`.
+pub(crate) fn send_many<In: Message, Out: Message>(
+    handle: &KernelHandle<In, Out>,
+    msgs: Vec<In>,
+    timeout: Option<Duration>,
+) -> Awaitable {
+    let handle = handle.clone();
+    let expired = timeout_error(handle.id(), timeout.unwrap_or_default(), "send");
+    Awaitable::new(
+        "runtime.send_batch()",
+        async move { handle.send_batch(msgs).await },
+        |py, r| r.map(|()| py.None()).map_err(|e| to_py(py, e)),
+    )
+    .with_timeout(timeout, expired)
+}
+
+/// `runtime.receive()` of one reply from `handle`, turned into Python by
+/// `convert`, bounded by `timeout`.
+pub(crate) fn receive_one<In, Out, C>(
+    handle: &KernelHandle<In, Out>,
+    timeout: Option<Duration>,
+    convert: C,
+) -> Awaitable
+where
+    In: Message,
+    Out: Message,
+    C: FnOnce(Python<'_>, Out) -> PyResult<Py<PyAny>> + Send + 'static,
+{
+    let handle = handle.clone();
+    let expired = timeout_error(handle.id(), timeout.unwrap_or_default(), "receive");
+    Awaitable::new("runtime.receive()", async move { handle.receive().await }, |py, r| {
+        convert(py, r.map_err(|e| to_py(py, e))?)
+    })
+    .with_timeout(timeout, expired)
+}
+
+/// `runtime.send_and_receive()`: `request` to `handle` and its reply,
+/// turned into Python by `convert`, both within `timeout`.
+pub(crate) fn call_one<In, Out, C>(
+    handle: &KernelHandle<In, Out>,
+    request: In,
+    timeout: Option<Duration>,
+    convert: C,
+) -> Awaitable
+where
+    In: Message,
+    Out: Message,
+    C: FnOnce(Python<'_>, Out) -> PyResult<Py<PyAny>> + Send + 'static,
+{
+    let handle = handle.clone();
+    let expired = timeout_error(handle.id(), timeout.unwrap_or_default(), "receive");
+    Awaitable::new(
+        "runtime.send_and_receive()",
+        async move { handle.call(request).await },
+        |py, r| convert(py, r.map_err(|e| to_py(py, e))?),
+    )
+    .with_timeout(timeout, expired)
+}
+
+/// `runtime.receive_batch()` of up to `max_count` replies from `handle`,
+/// turned into Python by `convert`, bounded by `timeout`.
+pub(crate) fn receive_many<In, Out, C>(
+    handle: &KernelHandle<In, Out>,
+    max_count: usize,
+    timeout: Option<Duration>,
+    convert: C,
+) -> Awaitable
+where
+    In: Message,
+    Out: Message,
+    C: FnOnce(Python<'_>, Vec<Out>) -> PyResult<Py<PyAny>> + Send + 'static,
+{
+    let handle = handle.clone();
+    let expired = timeout_error(handle.id(), timeout.unwrap_or_default(), "receive");
+    let fut = async move {
+        let mut out = Vec::new();
+        handle.receive_batch(max_count, &mut out).await.map(|_| out)
+    };
+    Awaitable::new("runtime.receive_batch()", fut, |py, r| {
+        convert(py, r.map_err(|e| to_py(py, e))?)
+    })
+    .with_timeout(timeout, expired)
+}
+
+/// A list of the converted items of a batch.
+fn list_of<T>(py: Python<'_>, items: Vec<T>, each: fn(Python<'_>, T) -> PyResult<Py<PyAny>>) -> PyResult<Py<PyAny>> {
+    let list = PyList::empty(py);
+    for x in items {
+        list.append(each(py, x)?)?;
+    }
+    Ok(list.into_any().unbind())
+}
+
+/// The one record of a reply, as a numpy record.
+fn one_record_out<T: GpuMessage>(py: Python<'_>, value: &T, dtype: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+    let arr = records_out(py, std::iter::once(value), dtype)?;
+    Ok(arr.bind(py).get_item(0)?.unbind())
+}
+
 // ---- record kernels ------------------------------------------------------------
 
 /// The port of a kernel whose messages are GPU records.
@@ -279,31 +394,14 @@ impl<In: GpuMessage, Out: GpuMessage> Port for RecordPort<In, Out> {
                 "send takes one record (use send_batch for arrays)",
             ));
         }
-        let m = values.remove(0);
-        let handle = self.handle.clone();
-        let id = handle.id().to_string();
-        Ok(
-            Awaitable::new("runtime.send()", async move { handle.send(m).await }, |py, r| {
-                r.map(|()| py.None()).map_err(|e| to_py(py, e))
-            })
-            .with_timeout(timeout, timeout_error(&id, timeout.unwrap_or_default(), "send")),
-        )
+        Ok(send_one(&self.handle, values.remove(0), timeout))
     }
 
     fn receive(&self, py: Python<'_>, timeout: Option<Duration>) -> PyResult<Awaitable> {
-        let handle = self.handle.clone();
-        let id = handle.id().to_string();
         let dtype = self.out_dtype.clone_ref(py);
-        Ok(Awaitable::new(
-            "runtime.receive()",
-            async move { handle.receive().await },
-            move |py, r| {
-                let m = r.map_err(|e| to_py(py, e))?;
-                let arr = records_out(py, std::iter::once(&m.payload), dtype.bind(py))?;
-                Ok(arr.bind(py).get_item(0)?.unbind())
-            },
-        )
-        .with_timeout(timeout, timeout_error(&id, timeout.unwrap_or_default(), "receive")))
+        Ok(receive_one(&self.handle, timeout, move |py, m| {
+            one_record_out(py, &m.payload, dtype.bind(py))
+        }))
     }
 
     fn send_and_receive(
@@ -316,47 +414,22 @@ impl<In: GpuMessage, Out: GpuMessage> Port for RecordPort<In, Out> {
         if values.len() != 1 {
             return Err(PyValueError::new_err("send_and_receive takes one record"));
         }
-        let handle = self.handle.clone();
-        let id = handle.id().to_string();
         let dtype = self.out_dtype.clone_ref(py);
-        let req = values.remove(0);
-        Ok(Awaitable::new(
-            "runtime.send_and_receive()",
-            async move { handle.call(req).await },
-            move |py, r| {
-                let m = r.map_err(|e| to_py(py, e))?;
-                let arr = records_out(py, std::iter::once(&m.payload), dtype.bind(py))?;
-                Ok(arr.bind(py).get_item(0)?.unbind())
-            },
-        )
-        .with_timeout(timeout, timeout_error(&id, timeout.unwrap_or_default(), "receive")))
+        Ok(call_one(&self.handle, values.remove(0), timeout, move |py, m| {
+            one_record_out(py, &m.payload, dtype.bind(py))
+        }))
     }
 
     fn send_batch(&self, py: Python<'_>, msgs: &Bound<'_, PyAny>, timeout: Option<Duration>) -> PyResult<Awaitable> {
         let batch = records_in::<In>(msgs, self.in_dtype.bind(py))?;
-        let handle = self.handle.clone();
-        let id = handle.id().to_string();
-        Ok(Awaitable::new(
-            "runtime.send_batch()",
-            async move { handle.send_batch(batch).await },
-            |py, r| r.map(|()| py.None()).map_err(|e| to_py(py, e)),
-        )
-        .with_timeout(timeout, timeout_error(&id, timeout.unwrap_or_default(), "send")))
+        Ok(send_many(&self.handle, batch, timeout))
     }
 
     fn receive_batch(&self, py: Python<'_>, max_count: usize, timeout: Option<Duration>) -> PyResult<Awaitable> {
-        let handle = self.handle.clone();
-        let id = handle.id().to_string();
         let dtype = self.out_dtype.clone_ref(py);
-        let fut = async move {
-            let mut out = Vec::new();
-            handle.receive_batch(max_count, &mut out).await.map(|_| out)
-        };
-        Ok(Awaitable::new("runtime.receive_batch()", fut, move |py, r| {
-            let msgs = r.map_err(|e| to_py(py, e))?;
+        Ok(receive_many(&self.handle, max_count, timeout, move |py, msgs| {
             records_out(py, msgs.iter().map(|m| &m.payload), dtype.bind(py))
-        })
-        .with_timeout(timeout, timeout_error(&id, timeout.unwrap_or_default(), "receive")))
+        }))
     }
 
     fn state(&self) -> KernelState {
@@ -528,25 +601,11 @@ impl Port for AnomalyPort {
             let first = self.next_index.fetch_add(n as u64, Ordering::AcqRel);
             AnomalyBatch::new(self.next_batch.fetch_add(1, Ordering::AcqRel), first, data)
         };
-        let handle = self.handle.clone();
-        let id = handle.id().to_string();
-        Ok(
-            Awaitable::new("runtime.send()", async move { handle.send(batch).await }, |py, r| {
-                r.map(|()| py.None()).map_err(|e| to_py(py, e))
-            })
-            .with_timeout(timeout, timeout_error(&id, timeout.unwrap_or_default(), "send")),
-        )
+        Ok(send_one(&self.handle, batch, timeout))
     }
 
     fn receive(&self, _py: Python<'_>, timeout: Option<Duration>) -> PyResult<Awaitable> {
-        let handle = self.handle.clone();
-        let id = handle.id().to_string();
-        Ok(
-            Awaitable::new("runtime.receive()", async move { handle.receive().await }, |py, r| {
-                anomaly_result(py, r.map_err(|e| to_py(py, e))?)
-            })
-            .with_timeout(timeout, timeout_error(&id, timeout.unwrap_or_default(), "receive")),
-        )
+        Ok(receive_one(&self.handle, timeout, anomaly_result))
     }
 
     fn send_and_receive(
@@ -561,45 +620,17 @@ impl Port for AnomalyPort {
                 "send_and_receive takes one batch (at most batch_size points)",
             ));
         }
-        let req = batches.remove(0);
-        let handle = self.handle.clone();
-        let id = handle.id().to_string();
-        Ok(Awaitable::new(
-            "runtime.send_and_receive()",
-            async move { handle.call(req).await },
-            |py, r| anomaly_result(py, r.map_err(|e| to_py(py, e))?),
-        )
-        .with_timeout(timeout, timeout_error(&id, timeout.unwrap_or_default(), "receive")))
+        Ok(call_one(&self.handle, batches.remove(0), timeout, anomaly_result))
     }
 
-    fn send_batch(&self, py: Python<'_>, msgs: &Bound<'_, PyAny>, timeout: Option<Duration>) -> PyResult<Awaitable> {
-        let batches = self.batches(msgs)?;
-        let _ = py;
-        let handle = self.handle.clone();
-        let id = handle.id().to_string();
-        Ok(Awaitable::new(
-            "runtime.send_batch()",
-            async move { handle.send_batch(batches).await },
-            |py, r| r.map(|()| py.None()).map_err(|e| to_py(py, e)),
-        )
-        .with_timeout(timeout, timeout_error(&id, timeout.unwrap_or_default(), "send")))
+    fn send_batch(&self, _py: Python<'_>, msgs: &Bound<'_, PyAny>, timeout: Option<Duration>) -> PyResult<Awaitable> {
+        Ok(send_many(&self.handle, self.batches(msgs)?, timeout))
     }
 
     fn receive_batch(&self, _py: Python<'_>, max_count: usize, timeout: Option<Duration>) -> PyResult<Awaitable> {
-        let handle = self.handle.clone();
-        let id = handle.id().to_string();
-        let fut = async move {
-            let mut out = Vec::new();
-            handle.receive_batch(max_count, &mut out).await.map(|_| out)
-        };
-        Ok(Awaitable::new("runtime.receive_batch()", fut, |py, r| {
-            let list = PyList::empty(py);
-            for x in r.map_err(|e| to_py(py, e))? {
-                list.append(anomaly_result(py, x)?)?;
-            }
-            Ok(list.into_any().unbind())
-        })
-        .with_timeout(timeout, timeout_error(&id, timeout.unwrap_or_default(), "receive")))
+        Ok(receive_many(&self.handle, max_count, timeout, |py, rs| {
+            list_of(py, rs, anomaly_result)
+        }))
     }
 
     fn state(&self) -> KernelState {
@@ -717,25 +748,11 @@ fn pagerank_answer(py: Python<'_>, r: PagerankReply) -> PyResult<Py<PyAny>> {
 impl Port for PagerankPort {
     fn send(&self, py: Python<'_>, msg: &Bound<'_, PyAny>, timeout: Option<Duration>) -> PyResult<Awaitable> {
         let req = PagerankRequest::new(pagerank_op(py, msg)?);
-        let handle = self.handle.clone();
-        let id = handle.id().to_string();
-        Ok(
-            Awaitable::new("runtime.send()", async move { handle.send(req).await }, |py, r| {
-                r.map(|()| py.None()).map_err(|e| to_py(py, e))
-            })
-            .with_timeout(timeout, timeout_error(&id, timeout.unwrap_or_default(), "send")),
-        )
+        Ok(send_one(&self.handle, req, timeout))
     }
 
     fn receive(&self, _py: Python<'_>, timeout: Option<Duration>) -> PyResult<Awaitable> {
-        let handle = self.handle.clone();
-        let id = handle.id().to_string();
-        Ok(
-            Awaitable::new("runtime.receive()", async move { handle.receive().await }, |py, r| {
-                pagerank_answer(py, r.map_err(|e| to_py(py, e))?)
-            })
-            .with_timeout(timeout, timeout_error(&id, timeout.unwrap_or_default(), "receive")),
-        )
+        Ok(receive_one(&self.handle, timeout, pagerank_answer))
     }
 
     fn send_and_receive(
@@ -745,14 +762,7 @@ impl Port for PagerankPort {
         timeout: Option<Duration>,
     ) -> PyResult<Awaitable> {
         let req = PagerankRequest::new(pagerank_op(py, msg)?);
-        let handle = self.handle.clone();
-        let id = handle.id().to_string();
-        Ok(Awaitable::new(
-            "runtime.send_and_receive()",
-            async move { handle.call(req).await },
-            |py, r| pagerank_answer(py, r.map_err(|e| to_py(py, e))?),
-        )
-        .with_timeout(timeout, timeout_error(&id, timeout.unwrap_or_default(), "receive")))
+        Ok(call_one(&self.handle, req, timeout, pagerank_answer))
     }
 
     fn send_batch(&self, py: Python<'_>, msgs: &Bound<'_, PyAny>, timeout: Option<Duration>) -> PyResult<Awaitable> {
@@ -760,31 +770,13 @@ impl Port for PagerankPort {
         for m in msgs.try_iter()? {
             reqs.push(PagerankRequest::new(pagerank_op(py, &m?)?));
         }
-        let handle = self.handle.clone();
-        let id = handle.id().to_string();
-        Ok(Awaitable::new(
-            "runtime.send_batch()",
-            async move { handle.send_batch(reqs).await },
-            |py, r| r.map(|()| py.None()).map_err(|e| to_py(py, e)),
-        )
-        .with_timeout(timeout, timeout_error(&id, timeout.unwrap_or_default(), "send")))
+        Ok(send_many(&self.handle, reqs, timeout))
     }
 
     fn receive_batch(&self, _py: Python<'_>, max_count: usize, timeout: Option<Duration>) -> PyResult<Awaitable> {
-        let handle = self.handle.clone();
-        let id = handle.id().to_string();
-        let fut = async move {
-            let mut out = Vec::new();
-            handle.receive_batch(max_count, &mut out).await.map(|_| out)
-        };
-        Ok(Awaitable::new("runtime.receive_batch()", fut, |py, r| {
-            let list = PyList::empty(py);
-            for x in r.map_err(|e| to_py(py, e))? {
-                list.append(pagerank_answer(py, x)?)?;
-            }
-            Ok(list.into_any().unbind())
-        })
-        .with_timeout(timeout, timeout_error(&id, timeout.unwrap_or_default(), "receive")))
+        Ok(receive_many(&self.handle, max_count, timeout, |py, rs| {
+            list_of(py, rs, pagerank_answer)
+        }))
     }
 
     fn state(&self) -> KernelState {

@@ -3,6 +3,7 @@
 //! One module per concept:
 //! - [`waker`]: waking an asyncio loop from Rust without a thread hop;
 //! - [`awaitable`]: a Rust future as an asyncio-native awaitable;
+//! - [`awaitable_type`]: its Python type, with the `am_send` slot;
 //! - [`blocking`]: thread-bound Python kernels (thread and spin tiers);
 //! - [`device`]: accelerators, buffers, pools, NVML;
 //! - [`executor`]: the Tokio runtime that supervises kernels;
@@ -24,6 +25,7 @@
 
 pub mod actor;
 pub mod awaitable;
+pub mod awaitable_type;
 pub mod blocking;
 pub mod blocks;
 pub mod device;
@@ -45,7 +47,7 @@ use pyo3::prelude::*;
 fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", dotcompute::VERSION)?;
     m.add("MAX_QUEUE_CAPACITY", dotcompute::queue::MAX_QUEUE_CAPACITY)?;
-    m.add_class::<awaitable::Awaitable>()?;
+    m.add("Awaitable", awaitable_type::type_object(m.py())?)?;
     m.add_class::<actor::PyKernelContext>()?;
     m.add_class::<runtime::PyRuntime>()?;
     m.add_class::<device::PyGpuMonitor>()?;
@@ -57,6 +59,7 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<blocking::PyBlockingKernel>()?;
     m.add_class::<blocking::PyBlockingContext>()?;
     m.add_function(wrap_pyfunction!(message::new_message_id, m)?)?;
+    m.add("message_post_init", message::post_init_descriptor(m.py())?)?;
     m.add_function(wrap_pyfunction!(wire::serialize_message, m)?)?;
     m.add_function(wrap_pyfunction!(wire::deserialize_message, m)?)?;
     m.add_function(wrap_pyfunction!(wire::unpack_message, m)?)?;

@@ -90,27 +90,74 @@ fn uuid_class(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
 
 /// A `uuid.UUID` holding `value`, built without running `UUID.__init__`
 /// (the same two slots it would set: `int` and `is_safe`).
+///
+/// The object is allocated by the class's own `tp_alloc`, which is all
+/// `object.__new__(UUID)` does for a class without abstract methods, minus
+/// the call, its argument tuple and its checks; the `int` is built from the
+/// 16 bytes in one step where the interpreter offers it ([`int_from_u128`]).
 pub fn uuid_from_u128(py: Python<'_>, value: u128) -> PyResult<Bound<'_, PyAny>> {
-    static OBJECT_NEW: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
     static SAFE_UNKNOWN: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
     let cls = uuid_class(py)?;
-    let new = OBJECT_NEW.get_or_try_init(py, || {
-        py.import("builtins")?
-            .getattr("object")?
-            .getattr("__new__")
-            .map(Bound::unbind)
-    })?;
     let safe = SAFE_UNKNOWN.get_or_try_init(py, || {
         py.import("uuid")?
             .getattr("SafeUUID")?
             .getattr("unknown")
             .map(Bound::unbind)
     })?;
-    let obj = new.bind(py).call1((cls,))?;
-    let int = value.into_pyobject(py)?;
-    set_slot(&obj, pyo3::intern!(py, "int"), int.as_any())?;
+    let obj = alloc_instance(cls)?;
+    let int = int_from_u128(py, value)?;
+    set_slot(&obj, pyo3::intern!(py, "int"), &int)?;
     set_slot(&obj, pyo3::intern!(py, "is_safe"), safe.bind(py))?;
     Ok(obj)
+}
+
+/// A new, uninitialized instance of `cls` from its `tp_alloc` slot.
+fn alloc_instance<'py>(cls: &Bound<'py, PyType>) -> PyResult<Bound<'py, PyAny>> {
+    let py = cls.py();
+    // SAFETY: `cls` is a live type object; PyType_GetSlot reads its slot
+    // (heap and static types alike since 3.10, the abi3 floor being 3.11).
+    let slot = unsafe { pyo3::ffi::PyType_GetSlot(cls.as_type_ptr(), pyo3::ffi::Py_tp_alloc) };
+    if slot.is_null() {
+        return Err(PyErr::take(py).unwrap_or_else(|| PyTypeError::new_err("uuid.UUID has no tp_alloc")));
+    }
+    // SAFETY: a non-null Py_tp_alloc slot is an `allocfunc`.
+    let alloc: pyo3::ffi::allocfunc =
+        unsafe { std::mem::transmute::<*mut std::ffi::c_void, pyo3::ffi::allocfunc>(slot) };
+    // SAFETY: `alloc` is the type's allocator, called as `object.__new__`
+    // calls it (`tp_alloc(type, 0)`); it returns a new reference or NULL
+    // with an exception set.
+    unsafe { Bound::from_owned_ptr_or_err(py, alloc(cls.as_type_ptr(), 0)) }
+}
+
+/// `_PyLong_FromByteArray(bytes, n, little_endian, is_signed)`: exported by
+/// every CPython 3.x (the `int.from_bytes` primitive), though not part of
+/// the limited API the abi3 wheel is built against, so looked up at run
+/// time; `None` where the interpreter does not export it.
+type FromByteArray =
+    unsafe extern "C" fn(*const u8, libc::size_t, libc::c_int, libc::c_int) -> *mut pyo3::ffi::PyObject;
+
+fn from_byte_array() -> Option<FromByteArray> {
+    static FN: std::sync::OnceLock<Option<FromByteArray>> = std::sync::OnceLock::new();
+    *FN.get_or_init(|| {
+        // SAFETY: dlsym with RTLD_DEFAULT and a NUL-terminated name only
+        // reads the loaded objects' symbol tables.
+        let sym = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"_PyLong_FromByteArray".as_ptr()) };
+        // SAFETY: the symbol, where present, is CPython's function of this
+        // signature (unchanged from 3.0 through 3.14).
+        (!sym.is_null()).then(|| unsafe { std::mem::transmute::<*mut libc::c_void, FromByteArray>(sym) })
+    })
+}
+
+/// `value` as a Python `int`: one call of the interpreter's byte-array
+/// conversion where available, else PyO3's shift-and-or of two halves.
+pub fn int_from_u128(py: Python<'_>, value: u128) -> PyResult<Bound<'_, PyAny>> {
+    if let Some(f) = from_byte_array() {
+        let bytes = value.to_le_bytes();
+        // SAFETY: `bytes` is 16 readable bytes; the function copies them
+        // and returns a new reference, or NULL with an exception set.
+        return unsafe { Bound::from_owned_ptr_or_err(py, f(bytes.as_ptr(), bytes.len(), 1, 0)) };
+    }
+    Ok(value.into_pyobject(py)?.into_any())
 }
 
 /// `object.__setattr__(obj, name, value)`: bypasses `UUID.__setattr__`,
@@ -149,4 +196,60 @@ pub fn uuid_bytes<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>>
 /// Whether `obj` is a `uuid.UUID`.
 pub fn is_uuid(obj: &Bound<'_, PyAny>) -> PyResult<bool> {
     obj.is_instance(uuid_class(obj.py())?)
+}
+
+/// The `__post_init__` that `@message` gives a class without one of its own:
+/// an exact `int` priority in 0–255 passes here; anything else goes to
+/// `dotcompute.ring_kernels.message._check_priority`, which accepts `int`
+/// subclasses in range and raises its `ValueError` for the rest.
+///
+/// It is a method descriptor of `object` (so it binds to any instance):
+/// the `self.__post_init__()` of a dataclass `__init__` then calls it with
+/// no bound-method object and no Python frame, where a Python
+/// `__post_init__` costs a frame of its own on every message built.
+pub fn post_init_descriptor(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+    static DESCR: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    DESCR
+        .get_or_try_init(py, || {
+            struct Def;
+            impl pyo3::impl_::trampoline::MethodDef<pyo3::impl_::trampoline::noargs::Func> for Def {
+                const METH: pyo3::impl_::trampoline::noargs::Func = post_init;
+            }
+            let def: &'static mut pyo3::ffi::PyMethodDef = Box::leak(Box::new(pyo3::ffi::PyMethodDef {
+                ml_name: c"__post_init__".as_ptr(),
+                ml_meth: pyo3::ffi::PyMethodDefPointer {
+                    PyCFunction: pyo3::impl_::trampoline::noargs::<Def>,
+                },
+                ml_flags: pyo3::ffi::METH_NOARGS,
+                ml_doc: c"Checks the message's priority (an int in 0-255).".as_ptr(),
+            }));
+            // SAFETY: `object`'s type object is static; the method table
+            // entry is leaked, so it outlives the descriptor.
+            unsafe {
+                Bound::from_owned_ptr_or_err(
+                    py,
+                    pyo3::ffi::PyDescr_NewMethod(std::ptr::addr_of_mut!(pyo3::ffi::PyBaseObject_Type), def),
+                )
+            }
+            .map(Bound::unbind)
+        })
+        .map(|d| d.bind(py).clone())
+}
+
+/// The body of [`post_init_descriptor`].
+///
+/// # Safety
+/// Called through PyO3's `noargs` trampoline with `slf` a live object.
+unsafe fn post_init(py: Python<'_>, slf: *mut pyo3::ffi::PyObject) -> PyResult<*mut pyo3::ffi::PyObject> {
+    static CHECK: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    // SAFETY: `slf` is borrowed from the caller for the call.
+    let obj = unsafe { Bound::from_borrowed_ptr(py, slf) };
+    let p = obj.getattr(pyo3::intern!(py, "priority"))?;
+    let in_range = p.is_exact_instance_of::<PyInt>() && matches!(p.extract::<i64>(), Ok(0..=255));
+    if !in_range {
+        CHECK
+            .import(py, "dotcompute.ring_kernels.message", "_check_priority")?
+            .call1((p,))?;
+    }
+    Ok(py.None().into_ptr())
 }

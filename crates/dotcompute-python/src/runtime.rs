@@ -55,12 +55,14 @@ pub fn duration(secs: Option<f64>) -> PyResult<Option<Duration>> {
 
 /// The `QueueTimeoutError` of a wait on kernel `kernel`.
 pub fn timeout_error(
-    kernel: &str,
+    kernel: impl Into<Arc<str>>,
     t: Duration,
     operation: &'static str,
 ) -> impl FnOnce(Python<'_>) -> PyErr + Send + 'static {
-    let kernel = kernel.to_string();
-    move |py| crate::errors::exc(py, "QueueTimeoutError", (kernel, t.as_secs_f64(), operation))
+    // An `Arc<str>` (a shared kernel id is passed without a copy): every
+    // send and receive with a time limit builds one of these.
+    let kernel: Arc<str> = kernel.into();
+    move |py| crate::errors::exc(py, "QueueTimeoutError", (&*kernel, t.as_secs_f64(), operation))
 }
 
 /// The host side of one kernel, whatever its message types.
@@ -134,7 +136,7 @@ impl Port for PythonPort {
         })
         .with_timeout(
             timeout.filter(|_| !at_once),
-            timeout_error(self.bridge.id(), timeout.unwrap_or_default(), "send"),
+            timeout_error(self.bridge.shared_id(), timeout.unwrap_or_default(), "send"),
         ))
     }
 
@@ -148,7 +150,7 @@ impl Port for PythonPort {
         })
         .with_timeout(
             timeout,
-            timeout_error(self.bridge.id(), timeout.unwrap_or_default(), "receive"),
+            timeout_error(self.bridge.shared_id(), timeout.unwrap_or_default(), "receive"),
         ))
     }
 
@@ -203,7 +205,7 @@ impl Port for PythonPort {
         })
         .with_timeout(
             timeout,
-            timeout_error(self.bridge.id(), timeout.unwrap_or_default(), "send"),
+            timeout_error(self.bridge.shared_id(), timeout.unwrap_or_default(), "send"),
         ))
     }
 
@@ -220,7 +222,7 @@ impl Port for PythonPort {
         })
         .with_timeout(
             timeout,
-            timeout_error(self.bridge.id(), timeout.unwrap_or_default(), "receive"),
+            timeout_error(self.bridge.shared_id(), timeout.unwrap_or_default(), "receive"),
         ))
     }
 

@@ -56,6 +56,11 @@ impl<In: Message> InputPort<In> {
         stop: Option<&CancellationToken>,
     ) -> Result<(), SendError<In>> {
         let msg = self.admit(msg)?;
+        // Every send spends a unit of Tokio's cooperative budget, as Tokio's
+        // own channels do: a producer that always finds room still yields
+        // now and then, so the kernel drains while the messages are warm in
+        // cache instead of after the whole queue has been filled.
+        tokio::task::consume_budget().await;
         // The common case (room) completes here, with no wait set up.
         let msg = match self.queue.push_or_wait(msg) {
             Ok(None) => return Ok(()),
@@ -116,6 +121,8 @@ impl<In: Message> InputPort<In> {
         stop: Option<&CancellationToken>,
     ) -> Result<(), SendError<Vec<In>>> {
         let msgs = self.admit(msgs)?;
+        // One unit of cooperative budget per batch (see `send`).
+        tokio::task::consume_budget().await;
         let (deadline, limit) = self.wait_limit(timeout);
         self.queue
             .send_batch(msgs, deadline, stop)

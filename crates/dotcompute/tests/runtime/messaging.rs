@@ -305,3 +305,36 @@ async fn concurrent_producers_account_for_every_message() {
     assert_eq!(delivered, t.input_queue.dequeued);
     rt.shutdown().await;
 }
+
+/// A host task whose sends always find room still yields to the kernel
+/// (each send spends a unit of Tokio's cooperative budget, as Tokio's own
+/// channels do): on one thread, the kernel has handled messages before the
+/// host's sending loop, which never awaits anything else, ends.
+#[tokio::test(flavor = "current_thread")]
+async fn a_host_that_always_finds_room_still_lets_the_kernel_run() {
+    let counter = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let rt = RingKernelRuntime::new();
+    let config = KernelConfig {
+        input_queue_size: 100_000,
+        ..KernelConfig::default()
+    };
+    rt.launch_with("k", config, crate::common::counting(counter.clone()))
+        .unwrap();
+    rt.activate("k").unwrap();
+    let h = rt.handle::<Num, Num>("k").unwrap();
+    for i in 0..10_000 {
+        h.send(Num::new(i)).await.unwrap();
+    }
+    let seen = counter.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(seen > 0, "the kernel never ran while 10 000 sends went in");
+    let batches = (0..1000).map(|b| (0..10).map(|i| Num::new(b * 10 + i)).collect::<Vec<_>>());
+    let before = counter.load(std::sync::atomic::Ordering::SeqCst);
+    for batch in batches {
+        h.send_batch(batch).await.unwrap();
+    }
+    assert!(
+        counter.load(std::sync::atomic::Ordering::SeqCst) > before,
+        "the kernel never ran while 1 000 batches went in"
+    );
+    rt.shutdown().await;
+}
