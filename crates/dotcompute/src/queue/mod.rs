@@ -161,6 +161,8 @@ struct Shared<T> {
     len: AtomicUsize,
     /// The in-queue wait histogram: written under `state`'s lock only.
     waits: Arc<AtomicHistogram>,
+    /// How long a blocked thread spins before it starts yielding.
+    spin_ns: u64,
 }
 
 impl<T> Clone for MessageQueue<T> {
@@ -325,16 +327,20 @@ impl<T: Message> MessageQueue<T> {
     /// # Errors
     /// [`QueueConfigError`] if the capacity is 0 or above [`MAX_QUEUE_CAPACITY`].
     pub fn new(config: QueueConfig) -> Result<Self, QueueConfigError> {
-        Self::build(config, true)
+        Self::build(config, true, wait::SPIN_NS)
     }
 
     /// A queue that keeps no wait histogram (and so reads no clock): for the
-    /// runtime's output queues, whose waits nobody reports.
-    pub(crate) fn new_untimed(config: QueueConfig) -> Result<Self, QueueConfigError> {
-        Self::build(config, false)
+    /// runtime's output queues, whose waits nobody reports. With `spin`
+    /// false, a blocked thread yields from the start instead of spinning
+    /// first: for a queue fed by a thread that itself waits on another
+    /// process, where a spinning receiver only takes the vCPU the two of
+    /// them need.
+    pub(crate) fn new_untimed(config: QueueConfig, spin: bool) -> Result<Self, QueueConfigError> {
+        Self::build(config, false, if spin { wait::SPIN_NS } else { 0 })
     }
 
-    fn build(config: QueueConfig, timed: bool) -> Result<Self, QueueConfigError> {
+    fn build(config: QueueConfig, timed: bool, spin_ns: u64) -> Result<Self, QueueConfigError> {
         config.validate()?;
         let waits = Arc::new(AtomicHistogram::new());
         let state = State::new(config.capacity, config.backpressure, Arc::clone(&waits), timed);
@@ -346,6 +352,7 @@ impl<T: Message> MessageQueue<T> {
                 ready: AtomicUsize::new(0),
                 len: AtomicUsize::new(0),
                 waits,
+                spin_ns,
             }),
         })
     }
@@ -565,7 +572,7 @@ impl<T: Message> MessageQueue<T> {
             Err(Err(msg)) => msg,
         };
         let capacity = self.shared.config.capacity;
-        let mut backoff = Backoff::new(deadline);
+        let mut backoff = Backoff::new(deadline, self.shared.spin_ns);
         let mut reg = Registration::new(&self.shared, Side::Send);
         let waker = ThreadWaker::current();
         // A hint that proved stale forces a park (no live spin on it).
@@ -899,7 +906,7 @@ impl<T: Message> MessageQueue<T> {
             Err(RecvError::Empty) => {}
             done => return done.map(|m| (m, now)),
         }
-        let mut backoff = Backoff::new(deadline);
+        let mut backoff = Backoff::new(deadline, self.shared.spin_ns);
         let mut reg = Registration::new(&self.shared, Side::Recv);
         let waker = ThreadWaker::current();
         let mut stale = false;

@@ -28,14 +28,18 @@ pub(crate) const POLL_NS: u64 = 50_000;
 /// The poll-then-park schedule of one wait.
 pub(crate) struct Backoff {
     start: Option<clock::Stamp>,
+    /// Spinning before the first yield: [`SPIN_NS`], or 0 for a queue whose
+    /// peer needs this thread's vCPU to answer.
+    spin_ns: u64,
     /// Polling budget: [`POLL_NS`], or less if the wait's deadline is nearer.
     budget_ns: u64,
     done: bool,
 }
 
 impl Backoff {
-    /// A schedule that never polls past `deadline`.
-    pub(crate) fn new(deadline: Option<Instant>) -> Self {
+    /// A schedule that never polls past `deadline` and spins `spin_ns`
+    /// before it starts yielding.
+    pub(crate) fn new(deadline: Option<Instant>, spin_ns: u64) -> Self {
         let budget_ns = match deadline {
             None => POLL_NS,
             Some(d) => {
@@ -45,6 +49,7 @@ impl Backoff {
         };
         Backoff {
             start: None,
+            spin_ns,
             budget_ns,
             done: budget_ns == 0,
         }
@@ -71,7 +76,7 @@ impl Backoff {
                 self.done = true;
                 return ready();
             }
-            if spent >= SPIN_NS {
+            if spent >= self.spin_ns {
                 thread::yield_now();
             }
         }

@@ -48,8 +48,12 @@ impl<In: Message, Out: Message> KernelCell<In, Out> {
         config.validate()?;
         let ring = config.mode == ExecutionMode::Spin;
         let bad_queue = |e: String| Error::invalid("queue", "", e);
-        let input = Transport::new(config.input_queue(), ring, true).map_err(bad_queue)?;
-        let output = Transport::new(config.output_queue(), ring, false).map_err(bad_queue)?;
+        // A process kernel's replies come through its pump thread, which
+        // waits on the process: a host spinning for them takes the vCPU those
+        // two need (measured: docs/benchmarks.md, issue 10, third pass).
+        let spin_for_replies = config.mode != ExecutionMode::Process;
+        let input = Transport::new(config.input_queue(), ring, true, true).map_err(bad_queue)?;
+        let output = Transport::new(config.output_queue(), ring, false, spin_for_replies).map_err(bad_queue)?;
         let core = Arc::new(KernelCore::new(id, config, runtime));
         core.transition(Operation::Launch)?;
         Ok(KernelCell {

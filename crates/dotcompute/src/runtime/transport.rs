@@ -606,8 +606,9 @@ macro_rules! delegate {
 impl<T: Message> Transport<T> {
     /// A ring (`ring`) or a priority queue; `timed` keeps the queue-wait
     /// histogram (the kernel's input; its output's waits are not reported,
-    /// so that queue reads no clock).
-    pub fn new(config: QueueConfig, ring: bool, timed: bool) -> Result<Self, String> {
+    /// so that queue reads no clock, and its blocked receivers spin first
+    /// only with `spin`).
+    pub fn new(config: QueueConfig, ring: bool, timed: bool, spin: bool) -> Result<Self, String> {
         if ring {
             Ok(Transport::Ring(Box::new(RingChannel::new(config)?)))
         } else if timed {
@@ -615,7 +616,7 @@ impl<T: Message> Transport<T> {
                 .map(Transport::Queue)
                 .map_err(|e| e.to_string())
         } else {
-            MessageQueue::new_untimed(config)
+            MessageQueue::new_untimed(config, spin)
                 .map(Transport::Queue)
                 .map_err(|e| e.to_string())
         }
