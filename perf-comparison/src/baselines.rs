@@ -24,6 +24,24 @@ fn only_round_trip<T>() -> R<T> {
     Err("baselines measure the round trip only".into())
 }
 
+/// The workloads a floor does not run: it is measured on round trips only.
+macro_rules! round_trip_only {
+    () => {
+        fn tell(&mut self, _: u64) -> R<()> {
+            only_round_trip()
+        }
+        fn tell_batch(&mut self, _: u64, _: usize) -> R<()> {
+            only_round_trip()
+        }
+        fn flush(&mut self, _expected: u64) -> R<u64> {
+            only_round_trip()
+        }
+        fn pipelined(&mut self, _: u64) -> R<()> {
+            only_round_trip()
+        }
+    };
+}
+
 /// Polls like a spin kernel: spin, then yield (never parks).
 fn snooze(spins: &mut u32) {
     if *spins < 2_000 {
@@ -81,18 +99,7 @@ impl SyncPeer for RawRings {
         }
     }
 
-    fn tell(&mut self, _: u64) -> R<()> {
-        only_round_trip()
-    }
-    fn tell_batch(&mut self, _: u64, _: usize) -> R<()> {
-        only_round_trip()
-    }
-    fn flush(&mut self, _expected: u64) -> R<u64> {
-        only_round_trip()
-    }
-    fn pipelined(&mut self, _: u64) -> R<()> {
-        only_round_trip()
-    }
+    round_trip_only!();
 
     fn stop(mut self, _t: Traffic) -> R<Option<bool>> {
         let mut stop = DcPing::new(STOP);
@@ -138,18 +145,7 @@ impl SyncPeer for Crossbeam {
         Ok(self.rx.recv().map_err(err)?.seq)
     }
 
-    fn tell(&mut self, _: u64) -> R<()> {
-        only_round_trip()
-    }
-    fn tell_batch(&mut self, _: u64, _: usize) -> R<()> {
-        only_round_trip()
-    }
-    fn flush(&mut self, _expected: u64) -> R<u64> {
-        only_round_trip()
-    }
-    fn pipelined(&mut self, _: u64) -> R<()> {
-        only_round_trip()
-    }
+    round_trip_only!();
 
     fn stop(mut self, _t: Traffic) -> R<Option<bool>> {
         let Crossbeam { tx, rx, echo } = &mut self;
@@ -186,18 +182,7 @@ impl SyncPeer for IpcChannel {
         Ok(chan.call(&req).map_err(err)?.seq)
     }
 
-    fn tell(&mut self, _: u64) -> R<()> {
-        only_round_trip()
-    }
-    fn tell_batch(&mut self, _: u64, _: usize) -> R<()> {
-        only_round_trip()
-    }
-    fn flush(&mut self, _expected: u64) -> R<u64> {
-        only_round_trip()
-    }
-    fn pipelined(&mut self, _: u64) -> R<()> {
-        only_round_trip()
-    }
+    round_trip_only!();
 
     fn stop(mut self, _t: Traffic) -> R<Option<bool>> {
         if let Some(chan) = self.0.take() {
@@ -258,18 +243,7 @@ impl SyncPeer for IpcRelay {
         Ok(self.rx.recv().map_err(err)?.seq)
     }
 
-    fn tell(&mut self, _: u64) -> R<()> {
-        only_round_trip()
-    }
-    fn tell_batch(&mut self, _: u64, _: usize) -> R<()> {
-        only_round_trip()
-    }
-    fn flush(&mut self, _expected: u64) -> R<u64> {
-        only_round_trip()
-    }
-    fn pipelined(&mut self, _: u64) -> R<()> {
-        only_round_trip()
-    }
+    round_trip_only!();
 
     fn stop(mut self, _t: Traffic) -> R<Option<bool>> {
         drop(self.tx.take());

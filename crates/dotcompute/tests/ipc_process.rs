@@ -607,6 +607,14 @@ fn kernel_exits_when_its_host_dies_and_the_stale_region_is_replaced() {
     assert!(region_files(dir.path()).is_empty());
 }
 
+/// A runtime with `spec` launched and activated as `id` (inside a Tokio runtime).
+fn launched(spec: dotcompute::KernelSpec, id: &str) -> RingKernelRuntime {
+    let rt = RingKernelRuntime::new();
+    rt.launch_spec(spec).unwrap();
+    rt.activate(id).unwrap();
+    rt
+}
+
 fn tokio_rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -632,9 +640,7 @@ fn runtime_lifecycle_with_a_process_kernel() {
     .build()
     .unwrap();
     tokio_rt().block_on(async {
-        let rt = RingKernelRuntime::new();
-        rt.launch_spec(spec).unwrap();
-        rt.activate("proc_echo").unwrap();
+        let rt = launched(spec, "proc_echo");
         let mut child_pid = 0;
         for i in 0..200 {
             let r = req(i);
@@ -708,9 +714,7 @@ fn runtime_pump_wakes_for_a_request_while_a_reply_is_outstanding() {
         .build()
         .unwrap();
     tokio_rt().block_on(async {
-        let rt = RingKernelRuntime::new();
-        rt.launch_spec(spec).unwrap();
-        rt.activate("proc_even").unwrap();
+        let rt = launched(spec, "proc_even");
         let first: Resp = rt.call("proc_even", req(0)).await.unwrap();
         assert_eq!(first.seq, 0);
         for round in 0..3u64 {
@@ -757,9 +761,7 @@ fn runtime_kernel_fails_when_its_process_is_killed() {
         .build()
         .unwrap();
     tokio_rt().block_on(async {
-        let rt = RingKernelRuntime::new();
-        rt.launch_spec(spec).unwrap();
-        rt.activate("proc_victim").unwrap();
+        let rt = launched(spec, "proc_victim");
         let first: Resp = rt.call("proc_victim", req(0)).await.unwrap();
         // Mid-stream: requests keep flowing while it dies.
         let sender = {
@@ -846,9 +848,7 @@ fn a_hostile_failure_text_is_escaped_and_bounded() {
         .build()
         .unwrap();
     tokio_rt().block_on(async {
-        let rt = RingKernelRuntime::new();
-        rt.launch_spec(spec).unwrap();
-        rt.activate("proc_hostile").unwrap();
+        let rt = launched(spec, "proc_hostile");
         rt.send("proc_hostile", req(0)).await.unwrap();
         let err = rt.receive::<Resp>("proc_hostile").await.unwrap_err();
         let text = err.to_string();
@@ -873,9 +873,7 @@ fn runtime_reports_the_handler_failure_text() {
         .build()
         .unwrap();
     tokio_rt().block_on(async {
-        let rt = RingKernelRuntime::new();
-        rt.launch_spec(spec).unwrap();
-        rt.activate("proc_fail").unwrap();
+        let rt = launched(spec, "proc_fail");
         for i in 0..3 {
             let _: Resp = rt.call("proc_fail", req(i)).await.unwrap();
         }
@@ -905,9 +903,7 @@ fn runtime_restart_spawns_a_new_process() {
         .build()
         .unwrap();
     tokio_rt().block_on(async {
-        let rt = RingKernelRuntime::new();
-        rt.launch_spec(spec).unwrap();
-        rt.activate("proc_phoenix").unwrap();
+        let rt = launched(spec, "proc_phoenix");
         let first: Resp = rt.call("proc_phoenix", req(0)).await.unwrap();
         kill9(first.pid);
         let mut second = None;
@@ -940,9 +936,7 @@ fn runtime_drain_terminate_delivers_everything() {
         .build()
         .unwrap();
     tokio_rt().block_on(async {
-        let rt = RingKernelRuntime::new();
-        rt.launch_spec(spec).unwrap();
-        rt.activate("proc_drain").unwrap();
+        let rt = launched(spec, "proc_drain");
         let _: Resp = rt.call("proc_drain", req(0)).await.unwrap();
         for i in 1..=500 {
             rt.send("proc_drain", req(i)).await.unwrap();
@@ -981,9 +975,7 @@ fn runtime_attach_by_name() {
     }
     let spec = ipc::process_kernel::<Req, Resp>("proc_attached", ProcessCommand::attach(&name)).unwrap();
     tokio_rt().block_on(async {
-        let rt = RingKernelRuntime::new();
-        rt.launch_spec(spec).unwrap();
-        rt.activate("proc_attached").unwrap();
+        let rt = launched(spec, "proc_attached");
         let resp: Resp = rt.call("proc_attached", req(7)).await.unwrap();
         assert_eq!((resp.value, resp.pid), (15, server.id()));
         rt.terminate("proc_attached").await.unwrap();
