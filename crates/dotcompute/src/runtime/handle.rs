@@ -102,6 +102,12 @@ impl<In: Message, Out: Message> KernelHandle<In, Out> {
     /// Sends `msg` to the kernel's input, applying its backpressure strategy
     /// (`Block` waits for room, up to the kernel's `send_timeout` if set). A
     /// refused message comes back in the error.
+    ///
+    /// Like Tokio's own channels, each send spends one unit of the task's
+    /// cooperative budget, so a task that sends in a loop yields now and
+    /// then even when there is always room. As with any future that owns
+    /// its value, dropping the send before it completes drops the message
+    /// with it (it was not queued and is not counted).
     pub fn send(&self, msg: In) -> impl Future<Output = Result<(), SendError<In>>> + Send + '_ {
         // The port's future itself: no extra layer on the hot path.
         self.input.send(msg, None, None)

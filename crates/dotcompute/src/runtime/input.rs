@@ -55,12 +55,14 @@ impl<In: Message> InputPort<In> {
         timeout: Option<Duration>,
         stop: Option<&CancellationToken>,
     ) -> Result<(), SendError<In>> {
-        let msg = self.admit(msg)?;
         // Every send spends a unit of Tokio's cooperative budget, as Tokio's
         // own channels do: a producer that always finds room still yields
         // now and then, so the kernel drains while the messages are warm in
-        // cache instead of after the whole queue has been filled.
+        // cache instead of after the whole queue has been filled. Spent
+        // before the state check, so the check and the push happen in the
+        // same poll.
         tokio::task::consume_budget().await;
+        let msg = self.admit(msg)?;
         // The common case (room) completes here, with no wait set up.
         let msg = match self.queue.push_or_wait(msg) {
             Ok(None) => return Ok(()),
@@ -120,9 +122,9 @@ impl<In: Message> InputPort<In> {
         timeout: Option<Duration>,
         stop: Option<&CancellationToken>,
     ) -> Result<(), SendError<Vec<In>>> {
-        let msgs = self.admit(msgs)?;
         // One unit of cooperative budget per batch (see `send`).
         tokio::task::consume_budget().await;
+        let msgs = self.admit(msgs)?;
         let (deadline, limit) = self.wait_limit(timeout);
         self.queue
             .send_batch(msgs, deadline, stop)
