@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use dotcompute::ipc::{self, IpcContext, IpcError, SpawnCommand};
 use dotcompute::queue::{Backpressure, MessageQueue};
-use dotcompute::{BlockingContext, Error, ExecutionMode, KernelContext, KernelHandle, KernelSpec, RingKernelRuntime};
+use dotcompute::{BlockingContext, Error, ExecutionMode, KernelContext, KernelHandle, KernelSpec, Message, RingKernelRuntime};
 
 use crate::harness::{err, AsyncPeer, Role, SyncPeer, Traffic, R};
 use crate::msg::{DcPing, DcVec, Ping, FLUSH};
@@ -439,9 +439,7 @@ async fn vec_kernel(mut ctx: KernelContext<DcVec, DcPing>) -> Result<(), Error> 
     loop {
         let m = ctx.receive().await?;
         if m.flush {
-            let mut r = DcPing::new(count);
-            r.header.correlation_id = Some(m.header.message_id);
-            ctx.send(r).await?;
+            ctx.send(m.reply(DcPing::new(count))).await?;
         } else {
             count += m.items.len() as u64;
         }
