@@ -599,6 +599,35 @@ fn wait_histogram_records_every_successful_receive() {
     assert!(hist.max() as u128 <= slept.as_nanos() * 1001 / 1000 + 1_000_000_000);
 }
 
+#[test]
+fn wait_histogram_samples_one_message_in_n_when_configured() {
+    for every in [0u32, 1, 3, 4] {
+        let q = MessageQueue::new(QueueConfig::new(64).with_wait_sample_every(every)).unwrap();
+        assert_eq!(q.config().wait_sample_every, every);
+        // 30 in two bands, taken one at a time and in batches.
+        for n in 0..30 {
+            q.try_send(m(n, if n % 3 == 0 { HIGH } else { NORMAL })).unwrap();
+        }
+        let _ = q.try_recv().unwrap();
+        let mut out = Vec::new();
+        while q.try_recv_batch(7, &mut out) > 0 {}
+        assert_eq!(out.len(), 29);
+        let measured = if every == 0 {
+            0
+        } else {
+            30u64.div_ceil(u64::from(every))
+        };
+        assert_eq!(q.wait_histogram().len(), measured, "one in {every}");
+        let s = q.stats();
+        assert_eq!((s.enqueued, s.dequeued), (30, 30), "counters stay exact");
+    }
+    assert_eq!(
+        QueueConfig::new(1).wait_sample_every,
+        1,
+        "a queue measures every wait by default"
+    );
+}
+
 // ---- cancel safety -----------------------------------------------------------
 
 #[test]

@@ -101,6 +101,13 @@ pub struct QueueConfig {
     /// under [`Backpressure::Block`]; `None` waits until there is room or the
     /// queue closes.
     pub send_timeout: Option<Duration>,
+    /// Record the in-queue wait of one message in this many
+    /// ([`wait_histogram`](super::MessageQueue::wait_histogram)): 1 (the
+    /// default) records every message, `n` records the first and then every
+    /// `n`-th, reading the clock only for those; 0 records none. The
+    /// queue's counters ([`QueueStats`](super::QueueStats)) are exact
+    /// whatever this is.
+    pub wait_sample_every: u32,
 }
 
 impl QueueConfig {
@@ -112,6 +119,7 @@ impl QueueConfig {
             capacity,
             backpressure: Backpressure::Block,
             send_timeout: None,
+            wait_sample_every: 1,
         }
     }
 
@@ -125,6 +133,13 @@ impl QueueConfig {
     /// or `None` for no timeout).
     pub fn with_send_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
         self.send_timeout = timeout.into();
+        self
+    }
+
+    /// Returns the configuration recording the wait of one message in `n`
+    /// (see [`wait_sample_every`](Self::wait_sample_every); 0: none).
+    pub const fn with_wait_sample_every(mut self, n: u32) -> Self {
+        self.wait_sample_every = n;
         self
     }
 

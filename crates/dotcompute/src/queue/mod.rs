@@ -106,6 +106,7 @@
 pub(crate) mod clock;
 mod config;
 mod error;
+pub(crate) mod sampler;
 pub(crate) mod state;
 mod stats;
 pub(crate) mod timer;
@@ -124,7 +125,6 @@ use event_listener::EventListener;
 use hdrhistogram::Histogram;
 use parking_lot::{Mutex, MutexGuard};
 
-use clock::Stamp;
 pub use config::{Backpressure, QueueConfig, QueueConfigError, UnknownBackpressure, MAX_QUEUE_CAPACITY};
 pub(crate) use error::Refusal;
 pub use error::{RecvError, SendError, SendErrorKind};
@@ -152,8 +152,6 @@ pub struct MessageQueue<T> {
 struct Shared<T> {
     config: QueueConfig,
     state: Mutex<State<T>>,
-    /// Whether enqueue stamps are taken (fixed at construction).
-    timed: bool,
     /// Messages a receive would find now (0 while paused), kept by every
     /// operation under the lock; read without it by spinning receivers only.
     ready: AtomicUsize,
@@ -293,18 +291,15 @@ impl<T> Drop for Registration<'_, T> {
 /// The state of one async receive between polls.
 struct RecvWait<'a, T> {
     reg: Registration<'a, T>,
-    /// The caller's clock reading for the first attempt.
-    first: Option<Stamp>,
     deadline: Option<Instant>,
     /// Started on the first attempt that has to wait.
     sleep: Option<Sleep>,
 }
 
 impl<'a, T> RecvWait<'a, T> {
-    fn new(shared: &'a Shared<T>, first: Option<Stamp>, deadline: Option<Instant>) -> Self {
+    fn new(shared: &'a Shared<T>, deadline: Option<Instant>) -> Self {
         RecvWait {
             reg: Registration::new(shared, Side::Recv),
-            first,
             deadline,
             sleep: None,
         }
@@ -327,28 +322,32 @@ impl<T: Message> MessageQueue<T> {
     /// # Errors
     /// [`QueueConfigError`] if the capacity is 0 or above [`MAX_QUEUE_CAPACITY`].
     pub fn new(config: QueueConfig) -> Result<Self, QueueConfigError> {
-        Self::build(config, true, wait::SPIN_NS)
+        let every = config.wait_sample_every;
+        Self::build(config, every, wait::SPIN_NS)
     }
 
-    /// A queue that keeps no wait histogram (and so reads no clock): for the
-    /// runtime's output queues, whose waits nobody reports. With `spin`
-    /// false, a blocked thread yields from the start instead of spinning
-    /// first: for a queue fed by a thread that itself waits on another
-    /// process, where a spinning receiver only takes the vCPU the two of
-    /// them need.
-    pub(crate) fn new_untimed(config: QueueConfig, spin: bool) -> Result<Self, QueueConfigError> {
-        Self::build(config, false, if spin { wait::SPIN_NS } else { 0 })
+    /// The runtime's queues: with `spin` false, a blocked thread yields
+    /// from the start instead of spinning first — for a queue fed by a
+    /// thread that itself waits on another process, where a spinning
+    /// receiver only takes the vCPU the two of them need.
+    pub(crate) fn for_runtime(config: QueueConfig, spin: bool) -> Result<Self, QueueConfigError> {
+        let every = config.wait_sample_every;
+        Self::build(config, every, if spin { wait::SPIN_NS } else { 0 })
     }
 
-    fn build(config: QueueConfig, timed: bool, spin_ns: u64) -> Result<Self, QueueConfigError> {
+    fn build(config: QueueConfig, wait_sample_every: u32, spin_ns: u64) -> Result<Self, QueueConfigError> {
         config.validate()?;
         let waits = Arc::new(AtomicHistogram::new());
-        let state = State::new(config.capacity, config.backpressure, Arc::clone(&waits), timed);
+        let state = State::new(
+            config.capacity,
+            config.backpressure,
+            Arc::clone(&waits),
+            wait_sample_every,
+        );
         Ok(MessageQueue {
             shared: Arc::new(Shared {
                 config,
                 state: Mutex::new(state),
-                timed,
                 ready: AtomicUsize::new(0),
                 len: AtomicUsize::new(0),
                 waits,
@@ -380,8 +379,7 @@ impl<T: Message> MessageQueue<T> {
     ///
     /// The message is handed back in the error.
     pub fn try_send(&self, msg: T) -> Result<(), SendError<T>> {
-        let now = self.timed_stamp();
-        match self.push_one(msg, now, OnFull::Reject, None) {
+        match self.push_one(msg, OnFull::Reject, None) {
             Ok(()) => Ok(()),
             // `OnFull::Reject` never asks to wait; treat it as full anyway.
             Err(Err(msg)) => Err(SendError::Full(msg)),
@@ -433,16 +431,6 @@ impl<T: Message> MessageQueue<T> {
         self.send_blocking_until(msg, deadline_after(timeout))
     }
 
-    /// A clock reading for an enqueue stamp, or 0 if this queue is untimed.
-    #[inline]
-    fn timed_stamp(&self) -> Stamp {
-        if self.shared.timed {
-            clock::now()
-        } else {
-            0
-        }
-    }
-
     /// One push under the lock. `Ok` when done; `Err(Ok(e))` a final
     /// refusal; `Err(Err(msg))` must wait (then, with `waiter`, registered
     /// under the same lock).
@@ -450,7 +438,6 @@ impl<T: Message> MessageQueue<T> {
     fn push_one(
         &self,
         msg: T,
-        now: Stamp,
         on_full: OnFull,
         waiter: Option<(&mut Registration<'_, T>, &std::task::Waker)>,
     ) -> Result<(), Result<SendError<T>, T>> {
@@ -458,7 +445,7 @@ impl<T: Message> MessageQueue<T> {
         let mut dropped = None;
         let result = {
             let mut state = self.lock();
-            let outcome = state.push(msg, now, on_full);
+            let outcome = state.push(msg, on_full);
             let result = match outcome {
                 Push::Queued => Ok(()),
                 Push::Evicted(old) => {
@@ -499,8 +486,7 @@ impl<T: Message> MessageQueue<T> {
     /// path, before it sets up a wait.)
     #[inline]
     pub(crate) fn push_or_wait(&self, msg: T) -> Result<Option<T>, (Refusal, T)> {
-        let now = self.timed_stamp();
-        match self.push_one(msg, now, OnFull::Wait, None) {
+        match self.push_one(msg, OnFull::Wait, None) {
             Ok(()) => Ok(None),
             Err(Err(msg)) => Ok(Some(msg)),
             Err(Ok(e)) => Err(e.into_refusal()),
@@ -523,8 +509,7 @@ impl<T: Message> MessageQueue<T> {
         deadline: Option<Instant>,
         stop: Option<&tokio_util::sync::CancellationToken>,
     ) -> Result<(), (Refusal, T)> {
-        let now = self.timed_stamp();
-        let msg = match self.push_one(msg, now, OnFull::Wait, None) {
+        let msg = match self.push_one(msg, OnFull::Wait, None) {
             Ok(()) => return Ok(()),
             Err(Ok(e)) => return Err(e.into_refusal()),
             Err(Err(msg)) => msg,
@@ -546,8 +531,7 @@ impl<T: Message> MessageQueue<T> {
             if stopped.as_mut().poll(cx).is_ready() {
                 return Poll::Ready(Err((Refusal::Stopped, m)));
             }
-            let now = self.timed_stamp();
-            match self.push_one(m, now, OnFull::Wait, Some((&mut reg, cx.waker()))) {
+            match self.push_one(m, OnFull::Wait, Some((&mut reg, cx.waker()))) {
                 Ok(()) => return Poll::Ready(Ok(())),
                 Err(Ok(e)) => return Poll::Ready(Err(e.into_refusal())),
                 Err(Err(m)) => slot = Some(m),
@@ -565,8 +549,7 @@ impl<T: Message> MessageQueue<T> {
     }
 
     fn send_blocking_until(&self, msg: T, deadline: Option<Instant>) -> Result<(), SendError<T>> {
-        let now = self.timed_stamp();
-        let mut msg = match self.push_one(msg, now, OnFull::Wait, None) {
+        let mut msg = match self.push_one(msg, OnFull::Wait, None) {
             Ok(()) => return Ok(()),
             Err(Ok(e)) => return Err(e),
             Err(Err(msg)) => msg,
@@ -582,9 +565,8 @@ impl<T: Message> MessageQueue<T> {
                 return self.push_last(msg, &mut reg);
             }
             let parking = stale || !backoff.snooze(|| self.shared.len.load(Ordering::Relaxed) < capacity);
-            let now = self.timed_stamp();
             let waiter = (parking || reg.id.is_some()).then_some((&mut reg, &waker));
-            msg = match self.push_one(msg, now, OnFull::Wait, waiter) {
+            msg = match self.push_one(msg, OnFull::Wait, waiter) {
                 Ok(()) => return Ok(()),
                 Err(Ok(e)) => return Err(e),
                 Err(Err(m)) => m,
@@ -598,12 +580,11 @@ impl<T: Message> MessageQueue<T> {
 
     /// The attempt after the deadline passed: room or `Timeout`.
     fn push_last(&self, msg: T, reg: &mut Registration<'_, T>) -> Result<(), SendError<T>> {
-        let now = self.timed_stamp();
         let mut wake = Wake::None;
         let mut dropped = None;
         let result = {
             let mut state = self.lock();
-            let result = match state.push(msg, now, OnFull::Timeout) {
+            let result = match state.push(msg, OnFull::Timeout) {
                 Push::Queued => Ok(()),
                 Push::Evicted(old) | Push::DroppedIncoming(old) => {
                     dropped = Some(old);
@@ -699,7 +680,7 @@ impl<T: Message> MessageQueue<T> {
     }
 
     /// Queues from the front of `pending` as many messages as fit, under one
-    /// lock and one clock read; a message that must wait, or that is refused
+    /// lock and at most one clock read; a message that must wait, or that is refused
     /// (closed, or full under `Reject`), is put back at the front, and a
     /// refusal is returned. With `waiter`, a waiter that must wait is
     /// registered under the same lock.
@@ -708,7 +689,6 @@ impl<T: Message> MessageQueue<T> {
         pending: &mut VecDeque<T>,
         waiter: Option<(&mut Registration<'_, T>, &std::task::Waker)>,
     ) -> Option<Refusal> {
-        let now = self.timed_stamp();
         let mut dropped = Vec::new();
         let mut wake = Wake::None;
         let refused = {
@@ -716,9 +696,9 @@ impl<T: Message> MessageQueue<T> {
             let mut queued = 0usize;
             let mut refused = None;
             let mut must_wait = false;
-            queued += state.push_fitting(pending, now);
+            queued += state.push_fitting(pending);
             while let Some(msg) = pending.pop_front() {
-                let (why, msg) = match state.push(msg, now, OnFull::Wait) {
+                let (why, msg) = match state.push(msg, OnFull::Wait) {
                     Push::Queued => {
                         queued += 1;
                         continue;
@@ -763,19 +743,15 @@ impl<T: Message> MessageQueue<T> {
 
     // ---- receiving -----------------------------------------------------
 
-    /// One pop under the lock at clock reading `now`, waking a sender if
+    /// One pop under the lock, waking a sender if
     /// room appeared; with `waiter`, registers it (under the same lock) when
     /// there is nothing to deliver, or ends its registration otherwise.
     #[inline(always)]
-    fn pop_one(
-        &self,
-        now: Stamp,
-        waiter: Option<(&mut Registration<'_, T>, &std::task::Waker)>,
-    ) -> Result<T, RecvError> {
+    fn pop_one(&self, waiter: Option<(&mut Registration<'_, T>, &std::task::Waker)>) -> Result<T, RecvError> {
         let mut wake = Wake::None;
         let result = {
             let mut state = self.lock();
-            let result = state.pop(now);
+            let result = state.pop();
             match (&result, waiter) {
                 (Err(RecvError::Empty), Some((reg, waker))) => reg.register(&mut state, waker),
                 (_, Some((reg, _))) => reg.finish(&mut state, result.is_ok(), &mut wake),
@@ -800,13 +776,7 @@ impl<T: Message> MessageQueue<T> {
     /// paused); [`RecvError::Closed`] if the queue is closed and empty, or
     /// closed while paused.
     pub fn try_recv(&self) -> Result<T, RecvError> {
-        self.pop_one(self.timed_stamp(), None)
-    }
-
-    /// [`try_recv`](Self::try_recv) with the clock reading the caller took
-    /// (the runtime reuses it as the handler's start time).
-    pub(crate) fn try_recv_at(&self, now: Stamp) -> Result<T, RecvError> {
-        self.pop_one(now, None)
+        self.pop_one(None)
     }
 
     /// Takes the next message, waiting while the queue is empty or paused.
@@ -822,8 +792,7 @@ impl<T: Message> MessageQueue<T> {
     where
         T: Send,
     {
-        let mut wait = RecvWait::new(&self.shared, None, None);
-        poll_fn(move |cx| self.poll_recv(cx, &mut wait).map(|r| r.map(|(m, _)| m)))
+        self.recv_until(None)
     }
 
     /// Like [`recv`](Self::recv), waiting at most `timeout`.
@@ -835,8 +804,7 @@ impl<T: Message> MessageQueue<T> {
     where
         T: Send,
     {
-        let mut wait = RecvWait::new(&self.shared, None, deadline_after(timeout));
-        poll_fn(move |cx| self.poll_recv(cx, &mut wait).map(|r| r.map(|(m, _)| m)))
+        self.recv_until(deadline_after(timeout))
     }
 
     /// Like [`recv`](Self::recv), blocking the calling thread while it waits.
@@ -845,7 +813,7 @@ impl<T: Message> MessageQueue<T> {
     /// # Errors
     /// As [`recv`](Self::recv).
     pub fn recv_blocking(&self) -> Result<T, RecvError> {
-        self.recv_blocking_until(None).map(|(m, _)| m)
+        self.recv_blocking_until(None)
     }
 
     /// Like [`recv_timeout`](Self::recv_timeout), blocking the calling thread
@@ -854,45 +822,34 @@ impl<T: Message> MessageQueue<T> {
     /// # Errors
     /// As [`recv_timeout`](Self::recv_timeout).
     pub fn recv_blocking_timeout(&self, timeout: Duration) -> Result<T, RecvError> {
-        self.recv_blocking_until(deadline_after(timeout)).map(|(m, _)| m)
+        self.recv_blocking_until(deadline_after(timeout))
     }
 
-    /// Waits for a message until `deadline`; returns it with the clock
-    /// reading its pop was timed at (0 in an untimed queue). `first` is the
-    /// reading for the first attempt when the caller already took one.
-    pub(crate) fn recv_from(
-        &self,
-        first: Option<Stamp>,
-        deadline: Option<Instant>,
-    ) -> impl Future<Output = Result<(T, Stamp), RecvError>> + Send + '_
+    /// Waits for a message until `deadline`.
+    pub(crate) fn recv_until(&self, deadline: Option<Instant>) -> impl Future<Output = Result<T, RecvError>> + Send + '_
     where
         T: Send,
     {
-        let mut wait = RecvWait::new(&self.shared, first, deadline);
+        let mut wait = RecvWait::new(&self.shared, deadline);
         poll_fn(move |cx| self.poll_recv(cx, &mut wait))
     }
 
     /// One attempt of an async receive: a pop, or (under the same lock) the
     /// registration of the task's waker when there is nothing to deliver.
     #[inline(always)]
-    fn poll_recv(&self, cx: &mut Context<'_>, wait: &mut RecvWait<'_, T>) -> Poll<Result<(T, Stamp), RecvError>> {
+    fn poll_recv(&self, cx: &mut Context<'_>, wait: &mut RecvWait<'_, T>) -> Poll<Result<T, RecvError>> {
         let coop = std::task::ready!(tokio::task::coop::poll_proceed(cx));
-        let now = match wait.first.take() {
-            Some(now) => now,
-            None => self.timed_stamp(),
-        };
-        match self.pop_one(now, Some((&mut wait.reg, cx.waker()))) {
+        match self.pop_one(Some((&mut wait.reg, cx.waker()))) {
             Err(RecvError::Empty) => {}
             done => {
                 coop.made_progress();
-                return Poll::Ready(done.map(|m| (m, now)));
+                return Poll::Ready(done);
             }
         }
         if let Some(deadline) = wait.deadline {
             let sleep = wait.sleep.get_or_insert_with(|| Sleep::until(deadline));
             if Pin::new(sleep).poll(cx).is_ready() {
-                let now = self.timed_stamp();
-                return Poll::Ready(self.pop_last(now, &mut wait.reg).map(|m| (m, now)));
+                return Poll::Ready(self.pop_last(&mut wait.reg));
             }
         }
         Poll::Pending
@@ -900,11 +857,10 @@ impl<T: Message> MessageQueue<T> {
 
     /// Blocking form of [`recv_from`](Self::recv_from): polls briefly,
     /// then parks until woken or `deadline`.
-    pub(crate) fn recv_blocking_until(&self, deadline: Option<Instant>) -> Result<(T, Stamp), RecvError> {
-        let now = self.timed_stamp();
-        match self.pop_one(now, None) {
+    pub(crate) fn recv_blocking_until(&self, deadline: Option<Instant>) -> Result<T, RecvError> {
+        match self.pop_one(None) {
             Err(RecvError::Empty) => {}
-            done => return done.map(|m| (m, now)),
+            done => return done,
         }
         let mut backoff = Backoff::new(deadline, self.shared.spin_ns);
         let mut reg = Registration::new(&self.shared, Side::Recv);
@@ -912,26 +868,24 @@ impl<T: Message> MessageQueue<T> {
         let mut stale = false;
         loop {
             let parking = stale || !backoff.snooze(|| self.shared.ready.load(Ordering::Relaxed) > 0);
-            let now = self.timed_stamp();
             let waiter = (parking || reg.id.is_some()).then_some((&mut reg, &waker));
-            match self.pop_one(now, waiter) {
+            match self.pop_one(waiter) {
                 Err(RecvError::Empty) => {}
-                done => return done.map(|m| (m, now)),
+                done => return done,
             }
             stale = !parking;
             if deadline.is_some_and(|d| Instant::now() >= d) || (parking && !wait::park_until(deadline)) {
-                let now = self.timed_stamp();
-                return self.pop_last(now, &mut reg).map(|m| (m, now));
+                return self.pop_last(&mut reg);
             }
         }
     }
 
     /// The attempt after the deadline passed: a message or `Timeout`.
-    fn pop_last(&self, now: Stamp, reg: &mut Registration<'_, T>) -> Result<T, RecvError> {
+    fn pop_last(&self, reg: &mut Registration<'_, T>) -> Result<T, RecvError> {
         let mut wake = Wake::None;
         let result = {
             let mut state = self.lock();
-            let result = state.pop(now);
+            let result = state.pop();
             reg.finish(&mut state, result.is_ok(), &mut wake);
             if result.is_ok() {
                 if let Some(w) = state.send_waiters.take_one() {
@@ -953,15 +907,10 @@ impl<T: Message> MessageQueue<T> {
     /// Returns how many were moved: 0 if the queue is empty, paused or closed
     /// and drained.
     pub fn try_recv_batch(&self, max: usize, out: &mut Vec<T>) -> usize {
-        self.try_recv_batch_at(max, out, self.timed_stamp())
-    }
-
-    /// [`try_recv_batch`](Self::try_recv_batch) at the caller's clock reading.
-    pub(crate) fn try_recv_batch_at(&self, max: usize, out: &mut Vec<T>, now: Stamp) -> usize {
         let mut wake = Wake::None;
         let taken = {
             let mut state = self.lock();
-            let taken = state.pop_batch(max, out, now);
+            let taken = state.pop_batch(max, out);
             if taken > 0 {
                 state.send_waiters.take(taken, &mut wake);
                 self.shared.publish(&state);
@@ -1126,16 +1075,19 @@ mod batch_tests {
         /// A batch send moves what fits in one run and then applies the
         /// backpressure strategy message by message: the queue must end up
         /// exactly as after the same messages sent one at a time (stopping
-        /// at the first refusal), and batch receives must match too.
+        /// at the first refusal), and batch receives must match too, down to
+        /// which messages' waits are sampled.
         #[test]
         fn a_batch_send_equals_sends_one_at_a_time(
             capacity in 1usize..9,
             backpressure in proptest::sample::select(Backpressure::ALL.to_vec()),
+            sample_every in 0u32..5,
             steps in proptest::collection::vec(
                 (proptest::collection::vec(0u8..=255, 0..7), 0usize..6), 1..12),
         ) {
-            let batched = MessageQueue::<M>::with_capacity(capacity, backpressure).unwrap();
-            let single = MessageQueue::<M>::with_capacity(capacity, backpressure).unwrap();
+            let config = QueueConfig::new(capacity).with_backpressure(backpressure).with_wait_sample_every(sample_every);
+            let batched = MessageQueue::<M>::new(config.clone()).unwrap();
+            let single = MessageQueue::<M>::new(config).unwrap();
             let mut n = 0u64;
             for (priorities, max) in steps {
                 let msgs: Vec<(u64, u8)> = priorities.iter().map(|&p| { n += 1; (n, p) }).collect();

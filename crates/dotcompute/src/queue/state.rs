@@ -12,6 +12,7 @@ use hdrhistogram::Histogram;
 use crate::runtime::telemetry::histogram::AtomicHistogram;
 
 use super::clock::{self, Stamp};
+use super::sampler::{self, Sampler};
 use super::{Backpressure, QueueStats, RecvError};
 use crate::{Message, PriorityBand};
 
@@ -22,7 +23,7 @@ pub(crate) const MAX_RECORDED_WAIT_NS: u64 = 3_600 * 1_000_000_000;
 /// Initial room per band; bands grow on demand up to the capacity.
 const INITIAL_BAND_ROOM: usize = 16;
 
-/// A queued message and when it was enqueued (0 in an untimed queue).
+/// A queued message and when it was enqueued (0: its wait is not measured).
 struct Entry<T> {
     msg: T,
     at: Stamp,
@@ -169,8 +170,8 @@ pub(crate) struct State<T> {
     peak: usize,
     /// Recorded only under the queue's lock; read without it.
     waits: std::sync::Arc<AtomicHistogram>,
-    /// Whether enqueue stamps are taken and waits recorded.
-    timed: bool,
+    /// Which messages get an enqueue stamp and their wait recorded.
+    sampler: Sampler,
     /// Receivers waiting for a deliverable message.
     pub(crate) recv_waiters: Waiters,
     /// Senders waiting for room.
@@ -183,7 +184,7 @@ impl<T> State<T> {
         capacity: usize,
         backpressure: Backpressure,
         waits: std::sync::Arc<AtomicHistogram>,
-        timed: bool,
+        wait_sample_every: u32,
     ) -> Self {
         let room = capacity.min(INITIAL_BAND_ROOM);
         State {
@@ -201,7 +202,7 @@ impl<T> State<T> {
             closed_rejections: 0,
             peak: 0,
             waits,
-            timed,
+            sampler: Sampler::new(wait_sample_every),
             recv_waiters: Waiters::default(),
             send_waiters: Waiters::default(),
         }
@@ -241,7 +242,7 @@ impl<T> State<T> {
 
     /// Applies one send to the state, following the backpressure strategy.
     #[inline(always)]
-    pub(crate) fn push(&mut self, msg: T, now: Stamp, on_full: OnFull) -> Push<T>
+    pub(crate) fn push(&mut self, msg: T, on_full: OnFull) -> Push<T>
     where
         T: Message,
     {
@@ -251,7 +252,7 @@ impl<T> State<T> {
         }
         let band = msg.band().index();
         if self.len < self.capacity {
-            self.enqueue(band, msg, now);
+            self.enqueue(band, msg);
             return Push::Queued;
         }
         match self.backpressure {
@@ -278,12 +279,12 @@ impl<T> State<T> {
                         Some(old) => {
                             self.len -= 1;
                             self.dropped += 1;
-                            self.enqueue(band, msg, now);
+                            self.enqueue(band, msg);
                             Push::Evicted(old.msg)
                         }
                         // Unreachable (the band is non-empty); treat as room.
                         None => {
-                            self.enqueue(band, msg, now);
+                            self.enqueue(band, msg);
                             Push::Queued
                         }
                     },
@@ -299,12 +300,13 @@ impl<T> State<T> {
     }
 
     /// Queues from the front of `pending` as many messages as there is room
-    /// for, in order, each in its band, all stamped `now`; returns how many.
+    /// for, in order, each in its band; returns how many. The sampled ones
+    /// share one clock reading.
     /// Queues nothing when closed: the messages left in `pending` (all of
     /// them then, or those past the room) go through [`push`](Self::push),
     /// which applies the backpressure strategy and counts what it refuses.
     /// Counts as `push` does for each queued message.
-    pub(crate) fn push_fitting(&mut self, pending: &mut VecDeque<T>, now: Stamp) -> usize
+    pub(crate) fn push_fitting(&mut self, pending: &mut VecDeque<T>) -> usize
     where
         T: Message,
     {
@@ -315,11 +317,25 @@ impl<T> State<T> {
         if n == 0 {
             return 0;
         }
-        let bands = &mut self.bands;
-        pending.drain(..n).for_each(|msg| {
-            let band = msg.band().index();
-            bands[band].push_back(Entry { msg, at: now });
-        });
+        let (bands, sampler) = (&mut self.bands, &mut self.sampler);
+        if sampler.is_on() {
+            let mut now = 0;
+            pending.drain(..n).for_each(|msg| {
+                let at = if sampler.tick() {
+                    if now == 0 {
+                        now = sampler::now();
+                    }
+                    now
+                } else {
+                    0
+                };
+                bands[msg.band().index()].push_back(Entry { msg, at });
+            });
+        } else {
+            pending.drain(..n).for_each(|msg| {
+                bands[msg.band().index()].push_back(Entry { msg, at: 0 });
+            });
+        }
         self.len += n;
         self.enqueued += n as u64;
         if self.len > self.peak {
@@ -329,7 +345,8 @@ impl<T> State<T> {
     }
 
     #[inline(always)]
-    fn enqueue(&mut self, band: usize, msg: T, at: Stamp) {
+    fn enqueue(&mut self, band: usize, msg: T) {
+        let at = self.sampler.stamp();
         self.bands[band].push_back(Entry { msg, at });
         self.len += 1;
         self.enqueued += 1;
@@ -339,9 +356,9 @@ impl<T> State<T> {
     }
 
     /// Takes the oldest message of the highest non-empty band, unless
-    /// paused; `now` is the clock reading its wait is measured to.
+    /// paused; records its wait if it was stamped.
     #[inline(always)]
-    pub(crate) fn pop(&mut self, now: Stamp) -> Result<T, RecvError> {
+    pub(crate) fn pop(&mut self) -> Result<T, RecvError> {
         if self.paused || self.len == 0 {
             return Err(if self.closed {
                 RecvError::Closed
@@ -351,7 +368,9 @@ impl<T> State<T> {
         }
         match self.pop_entry() {
             Some(entry) => {
-                self.record_wait(now, entry.at);
+                if entry.at != 0 {
+                    self.record_wait_ns(clock::ns_between(entry.at, clock::now()), 1);
+                }
                 Ok(entry.msg)
             }
             None => Err(if self.closed {
@@ -365,35 +384,41 @@ impl<T> State<T> {
     /// Takes up to `max` messages in delivery order, unless paused; returns how many.
     ///
     /// Each band is drained as one run (highest band first, FIFO within a
-    /// band), and messages pushed together share a stamp, so the wait
-    /// histogram gets one record per run of equal stamps.
-    pub(crate) fn pop_batch(&mut self, max: usize, out: &mut Vec<T>, now: Stamp) -> usize {
+    /// band), and sampled messages pushed together share a stamp, so the
+    /// wait histogram gets one record per run of equal stamps (unstamped
+    /// messages in between do not break a run). The clock is read once, if
+    /// any message taken was stamped.
+    pub(crate) fn pop_batch(&mut self, max: usize, out: &mut Vec<T>) -> usize {
         if self.paused || self.len == 0 || max == 0 {
             return 0;
         }
         let want = max.min(self.len);
         out.reserve(want);
         let waits = &*self.waits;
-        let record = |at: Stamp, n: u64| {
+        let mut now = 0;
+        let mut record = |at: Stamp, n: u64| {
             if n > 0 {
+                if now == 0 {
+                    now = clock::now();
+                }
                 waits.record_exclusive(clock::ns_between(at, now).min(MAX_RECORDED_WAIT_NS), n);
             }
         };
         // The current run of equal stamps: its stamp and length.
-        let (mut run_at, mut run_len) = (now, 0u64);
+        let (mut run_at, mut run_len) = (0, 0u64);
         let mut taken = 0;
         for band in self.bands.iter_mut().rev() {
             let k = (want - taken).min(band.len());
             if k == 0 {
                 continue;
             }
-            if self.timed {
+            if self.sampler.is_on() {
                 band.drain(..k).for_each(|entry| {
-                    if entry.at != run_at {
+                    if entry.at != run_at && entry.at != 0 {
                         record(run_at, run_len);
                         (run_at, run_len) = (entry.at, 0);
                     }
-                    run_len += 1;
+                    run_len += u64::from(entry.at != 0);
                     out.push(entry.msg);
                 });
             } else {
@@ -416,18 +441,6 @@ impl<T> State<T> {
         self.len -= 1;
         self.dequeued += 1;
         Some(entry)
-    }
-
-    #[inline]
-    fn record_wait(&mut self, now: Stamp, at: Stamp) {
-        self.record_waits(now, at, 1);
-    }
-
-    #[inline]
-    fn record_waits(&mut self, now: Stamp, at: Stamp, count: u64) {
-        if self.timed {
-            self.record_wait_ns(clock::ns_between(at, now), count);
-        }
     }
 
     #[inline]
@@ -493,7 +506,7 @@ mod tests {
 
     #[test]
     fn waits_grow_the_histogram_and_saturate_at_one_hour() {
-        let mut state: State<()> = State::new(1, Backpressure::Block, Default::default(), true);
+        let mut state: State<()> = State::new(1, Backpressure::Block, Default::default(), 1);
         state.record_wait_ns(0, 1);
         state.record_wait_ns(1_500, 1);
         state.record_wait_ns(10_000_000_000, 1); // 10 s

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use crate::error::{Error, Result, SendError};
 use crate::message::Message;
 use crate::queue::clock::{self, Stamp};
+use crate::queue::sampler::{self, Sampler};
 use crate::queue::RecvError;
 use crate::runtime;
 use crate::runtime::core::KernelCore;
@@ -22,6 +23,28 @@ use crate::runtime::output::OutputPort;
 use crate::runtime::state::KernelState;
 use crate::runtime::telemetry::{KernelMetrics, KernelTelemetry};
 use crate::runtime::transport::Transport;
+
+/// The messages a handler is working on: delivered together (one receive,
+/// or a batch), handled until it next asks for input.
+struct InFlight {
+    /// When they were delivered, if any of them is measured (else 0).
+    start: Stamp,
+    count: u64,
+    /// How many of them the sampler picked for measuring.
+    measured: u64,
+}
+
+impl InFlight {
+    /// Counts them as processed and records the handler time of the
+    /// measured ones (each the mean time per message of the whole lot).
+    fn record(self, metrics: &KernelMetrics) {
+        metrics.count_processed(self.count);
+        if self.start != 0 {
+            let ns = clock::ns_between(self.start, clock::now());
+            metrics.record_handler_ns(ns / self.count.max(1), self.measured);
+        }
+    }
+}
 
 /// What a running handler uses to receive `In` and send `Out`.
 ///
@@ -48,8 +71,10 @@ pub struct KernelContext<In, Out> {
     input: Arc<InputPort<In>>,
     output: Arc<OutputPort<Out>>,
     route: (u64, Option<Arc<InputPort<Out>>>),
-    /// When the messages being handled were delivered, and how many.
-    in_flight: Option<(Stamp, u64)>,
+    /// The messages being handled.
+    in_flight: Option<InFlight>,
+    /// Which deliveries get their handler time measured.
+    sampler: Sampler,
     /// Ids of the messages being handled, kept only while receipts wait.
     tracked: Vec<uuid::Uuid>,
 }
@@ -57,6 +82,7 @@ pub struct KernelContext<In, Out> {
 impl<In: Message, Out: Message> KernelContext<In, Out> {
     pub(crate) fn new(core: Arc<KernelCore>, input: Arc<InputPort<In>>, output: Arc<OutputPort<Out>>) -> Self {
         KernelContext {
+            sampler: Sampler::new(core.config.latency_sample_every),
             core,
             input,
             output,
@@ -92,21 +118,25 @@ impl<In: Message, Out: Message> KernelContext<In, Out> {
         )
     }
 
-    /// Ends the handling in flight at clock reading `now`: it is counted
-    /// as processed and its handler time recorded.
-    fn finish_in_flight(&mut self, now: Stamp) {
-        if let Some((start, count)) = self.in_flight.take() {
-            self.core
-                .metrics
-                .record_handled_ns(clock::ns_between(start, now), count);
+    /// Ends the handling in flight: it is counted as processed and, if
+    /// any of it was measured, its handler time recorded.
+    fn finish_in_flight(&mut self) {
+        if let Some(done) = self.in_flight.take() {
+            done.record(&self.core.metrics);
             self.core.receipts.processed(&mut self.tracked);
         }
     }
 
-    /// Hands `msg`, popped at clock reading `at`, to the handler.
-    fn deliver(&mut self, msg: In, at: Stamp) -> In {
+    /// Hands `msg` to the handler; starts its handler time if it is one
+    /// of the messages measured.
+    fn deliver(&mut self, msg: In) -> In {
         KernelMetrics::add(&self.core.metrics.received, 1);
-        self.in_flight = Some((at, 1));
+        let start = self.sampler.stamp();
+        self.in_flight = Some(InFlight {
+            start,
+            count: 1,
+            measured: u64::from(start != 0),
+        });
         if self.core.receipts.active() {
             self.tracked.push(msg.message_id());
         }
@@ -117,10 +147,7 @@ impl<In: Message, Out: Message> KernelContext<In, Out> {
     /// (messages stay queued); once the kernel is terminated it returns
     /// [`Error::Terminating`] at once.
     pub async fn receive(&mut self) -> Result<In> {
-        // One clock reading ends the previous handling, times this message's
-        // queue wait and starts its handling (when it is already there).
-        let now = clock::now();
-        self.finish_in_flight(now);
+        self.finish_in_flight();
         if self.core.is_cancelled() {
             return Err(self.core.terminating_error());
         }
@@ -131,19 +158,18 @@ impl<In: Message, Out: Message> KernelContext<In, Out> {
         // every cancellation closes the input queue right after (see
         // `core`), which wakes this wait, and a closed queue is drained only
         // while not cancelled.
-        let mut first = now;
         loop {
             let received = match &self.input.queue {
-                Transport::Queue(q) => q.recv_from(Some(first), None).await,
+                Transport::Queue(q) => q.recv_until(None).await,
                 Transport::Ring(r) => {
                     // The ring's receive does not spend the budget itself.
                     tokio::task::consume_budget().await;
-                    r.recv().await.map(|m| (m, clock::now()))
+                    r.recv().await
                 }
             };
             match received {
-                Ok((m, at)) => return Ok(self.deliver(m, at)),
-                Err(RecvError::Empty | RecvError::Timeout) if !self.core.is_cancelled() => first = clock::now(),
+                Ok(m) => return Ok(self.deliver(m)),
+                Err(RecvError::Empty | RecvError::Timeout) if !self.core.is_cancelled() => {}
                 Err(_) => return Err(self.core.terminating_error()),
             }
         }
@@ -152,7 +178,7 @@ impl<In: Message, Out: Message> KernelContext<In, Out> {
     /// Like [`receive`](Self::receive), but gives `Ok(None)` if no message
     /// came within `timeout`.
     pub async fn receive_timeout(&mut self, timeout: Duration) -> Result<Option<In>> {
-        self.finish_in_flight(clock::now());
+        self.finish_in_flight();
         if self.core.is_cancelled() {
             return Err(self.core.terminating_error());
         }
@@ -162,7 +188,7 @@ impl<In: Message, Out: Message> KernelContext<In, Out> {
             r = self.input.queue.recv_timeout(timeout) => r,
         };
         match r {
-            Ok(m) => Ok(Some(self.deliver(m, clock::now()))),
+            Ok(m) => Ok(Some(self.deliver(m))),
             Err(RecvError::Timeout | RecvError::Empty) => Ok(None),
             Err(RecvError::Closed) => Err(self.core.terminating_error()),
         }
@@ -186,8 +212,12 @@ impl<In: Message, Out: Message> KernelContext<In, Out> {
             let taken = out.len().saturating_sub(n);
             self.tracked.extend(out[taken..].iter().map(Message::message_id));
         }
-        if let Some((_, count)) = self.in_flight.as_mut() {
-            *count += n as u64;
+        if let Some(batch) = self.in_flight.as_mut() {
+            batch.count += n as u64;
+            batch.measured += self.sampler.ticks(n as u64);
+            if batch.start == 0 && batch.measured > 0 {
+                batch.start = sampler::now();
+            }
         }
         n
     }
@@ -211,13 +241,12 @@ impl<In: Message, Out: Message> KernelContext<In, Out> {
 
     /// Takes a message if one is ready; never waits.
     pub fn try_receive(&mut self) -> Result<Option<In>> {
-        let now = clock::now();
-        self.finish_in_flight(now);
+        self.finish_in_flight();
         if self.core.is_cancelled() {
             return Err(self.core.terminating_error());
         }
-        match self.input.queue.try_recv_at(now) {
-            Ok(m) => Ok(Some(self.deliver(m, now))),
+        match self.input.queue.try_recv() {
+            Ok(m) => Ok(Some(self.deliver(m))),
             Err(e) => own_recv_error(&self.core, e).map_or(Ok(None), Err),
         }
     }
@@ -278,7 +307,7 @@ impl<In: Message, Out: Message> KernelContext<In, Out> {
     /// on a queue input polls briefly, then parks the thread. `Ok(None)`
     /// when `deadline` passed.
     fn receive_blocking(&mut self, deadline: Option<Instant>) -> Result<Option<In>> {
-        self.finish_in_flight(clock::now());
+        self.finish_in_flight();
         if self.core.is_cancelled() {
             return Err(self.core.terminating_error());
         }
@@ -287,7 +316,7 @@ impl<In: Message, Out: Message> KernelContext<In, Out> {
         let core = &self.core;
         let received = match &self.input.queue {
             Transport::Ring(ring) => match ring.recv_spin(&|| core.is_cancelled(), deadline) {
-                Ok(Some(m)) => Ok(Some((m, clock::now()))),
+                Ok(Some(m)) => Ok(Some(m)),
                 Ok(None) => Ok(None),
                 Err(_) => Err(()),
             },
@@ -300,7 +329,7 @@ impl<In: Message, Out: Message> KernelContext<In, Out> {
             },
         };
         match received {
-            Ok(Some((m, at))) => Ok(Some(self.deliver(m, at))),
+            Ok(Some(m)) => Ok(Some(self.deliver(m))),
             Ok(None) => Ok(None),
             Err(()) => Err(self.core.terminating_error()),
         }
@@ -380,9 +409,8 @@ impl<In: Message, Out: Message> KernelContext<In, Out> {
 
 impl<In, Out> Drop for KernelContext<In, Out> {
     fn drop(&mut self) {
-        if let Some((start, count)) = self.in_flight.take() {
-            let ns = clock::ns_between(start, clock::now());
-            self.core.metrics.record_handled_ns(ns, count);
+        if let Some(done) = self.in_flight.take() {
+            done.record(&self.core.metrics);
             // A handler stopped by terminate may not have finished its
             // message: its receipt fails with the kernel instead.
             if !self.core.is_cancelled() {

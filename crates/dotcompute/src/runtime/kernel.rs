@@ -52,8 +52,8 @@ impl<In: Message, Out: Message> KernelCell<In, Out> {
         // waits on the process: a host spinning for them takes the vCPU those
         // two need (measured: docs/benchmarks.md, issue 10, third pass).
         let spin_for_replies = config.mode != ExecutionMode::Process;
-        let input = Transport::new(config.input_queue(), ring, true, true).map_err(bad_queue)?;
-        let output = Transport::new(config.output_queue(), ring, false, spin_for_replies).map_err(bad_queue)?;
+        let input = Transport::new(config.input_queue(), ring, config.latency_sample_every, true).map_err(bad_queue)?;
+        let output = Transport::new(config.output_queue(), ring, 0, spin_for_replies).map_err(bad_queue)?;
         let core = Arc::new(KernelCore::new(id, config, runtime));
         core.transition(Operation::Launch)?;
         Ok(KernelCell {

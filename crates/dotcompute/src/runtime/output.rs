@@ -91,7 +91,7 @@ impl<Out: Message> OutputPort<Out> {
             // Polls briefly, then parks (the queue's blocking wait): no
             // executor, no allocation.
             Transport::Queue(q) => match q.recv_blocking_until(deadline) {
-                Ok((m, _)) => Ok(m),
+                Ok(m) => Ok(m),
                 Err(RecvError::Closed) => Err(self.core.end_error()),
                 Err(_) => Err(self.receive_timeout_error(timeout.unwrap_or_default())),
             },

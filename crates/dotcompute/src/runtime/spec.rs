@@ -289,6 +289,13 @@ impl<In: Message, Out: Message> KernelBuilder<In, Out> {
         self
     }
 
+    /// Measures the queue wait and handler time of one message in `n`
+    /// (1: every message; 0: none); see [`KernelConfig::latency_sample_every`].
+    pub fn latency_sample_every(mut self, n: u32) -> Self {
+        self.config.latency_sample_every = n;
+        self
+    }
+
     /// Sets the restart policy.
     pub fn restart(mut self, policy: RestartPolicy) -> Self {
         self.config.restart = policy;

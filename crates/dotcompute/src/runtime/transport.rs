@@ -35,6 +35,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::message::Message;
 use crate::queue::clock::{self, Stamp};
+use crate::queue::sampler::{self, Sampler};
 use crate::queue::state::{new_wait_histogram, MAX_RECORDED_WAIT_NS};
 use crate::queue::timer::Sleep;
 use crate::queue::{
@@ -70,7 +71,7 @@ pub(crate) enum Interrupted {
 pub(crate) struct RingChannel<T> {
     /// The producer half and the counters only senders write, on their own
     /// cache lines so that senders and the receiver do not share one.
-    tx: CacheLine<Mutex<Producer<Entry<T>>>>,
+    tx: CacheLine<Mutex<TxSide<T>>>,
     enqueued: CacheLine<AtomicU64>,
     /// The consumer half and the counters only the receiver writes.
     rx: CacheLine<Mutex<RxSide<T>>>,
@@ -84,6 +85,13 @@ pub(crate) struct RingChannel<T> {
     timed_out: AtomicU64,
     closed_rejections: AtomicU64,
     peak: AtomicUsize,
+}
+
+/// What only the sending side touches, under one lock: the producer half
+/// and the sampler choosing which messages are stamped.
+struct TxSide<T> {
+    producer: Producer<Entry<T>>,
+    sampler: Sampler,
 }
 
 /// What only the receiving side touches, under one lock: the consumer half
@@ -106,14 +114,18 @@ impl<T> std::ops::Deref for CacheLine<T> {
 
 impl<T: Message> RingChannel<T> {
     /// A ring of at least `config.capacity` slots (rounded up to a power of
-    /// two). `DropOldest` cannot be served by a ring (only the consumer may
+    /// two), recording the wait of one message in `config.wait_sample_every`.
+    /// `DropOldest` cannot be served by a ring (only the consumer may
     /// remove items) and is refused by the kernel configuration before this.
     pub fn new(config: QueueConfig) -> Result<Self, String> {
         let (tx, rx) = SpscRing::with_min_capacity(config.capacity).map_err(|e| e.to_string())?;
         let mut config = config;
         config.capacity = tx.capacity();
         Ok(RingChannel {
-            tx: CacheLine(Mutex::new(tx)),
+            tx: CacheLine(Mutex::new(TxSide {
+                producer: tx,
+                sampler: Sampler::new(config.wait_sample_every),
+            })),
             rx: CacheLine(Mutex::new(RxSide {
                 consumer: rx,
                 waits: new_wait_histogram(),
@@ -153,14 +165,19 @@ impl<T: Message> RingChannel<T> {
             self.closed_rejections.fetch_add(1, Ordering::Relaxed);
             return Err(SendError::Closed(msg));
         }
-        let at = clock::now();
         let mut tx = self.tx.lock();
-        let pushed = tx.push(Entry { msg, at });
+        // Only a message that goes in counts for the sampler (the consumer
+        // only ever frees slots, so a ring not full now takes the push).
+        if tx.producer.is_full() {
+            return Err(SendError::Full(msg));
+        }
+        let at = tx.sampler.stamp();
+        let pushed = tx.producer.push(Entry { msg, at });
         match pushed {
             Ok(()) => {
                 // Counted under the producer lock (see the module invariants).
                 self.enqueued.fetch_add(1, Ordering::AcqRel);
-                self.note_depth(tx.len());
+                self.note_depth(tx.producer.len());
                 drop(tx);
                 self.not_empty.notify_additional(1);
                 Ok(())
@@ -260,16 +277,29 @@ impl<T: Message> RingChannel<T> {
     }
 
     /// Pushes from the front of `pending` as many as fit, under one lock,
-    /// one clock read and one notification. `Err(())` if closed.
+    /// at most one clock read and one notification. `Err(())` if closed.
     pub fn push_batch(&self, pending: &mut VecDeque<T>) -> Result<usize, ()> {
         if self.closed.load(Ordering::Acquire) {
             return Err(());
         }
-        let at = clock::now();
         let mut tx = self.tx.lock();
+        let TxSide { producer, sampler } = &mut *tx;
+        let mut now = 0;
         let mut n = 0usize;
-        while let Some(msg) = pending.pop_front() {
-            match tx.push(Entry { msg, at }) {
+        // As many as there is room for now (the consumer only frees more),
+        // so every message the sampler counts goes in.
+        let room = producer.slots().min(pending.len());
+        while n < room {
+            let Some(msg) = pending.pop_front() else { break };
+            let at = if sampler.tick() {
+                if now == 0 {
+                    now = sampler::now();
+                }
+                now
+            } else {
+                0
+            };
+            match producer.push(Entry { msg, at }) {
                 Ok(()) => n += 1,
                 Err(PushError::Full(entry)) => {
                     pending.push_front(entry.msg);
@@ -280,7 +310,7 @@ impl<T: Message> RingChannel<T> {
         if n > 0 {
             // Counted under the producer lock (see the module invariants).
             self.enqueued.fetch_add(n as u64, Ordering::AcqRel);
-            self.note_depth(tx.len());
+            self.note_depth(producer.len());
         }
         drop(tx);
         if n > 0 {
@@ -375,13 +405,17 @@ impl<T: Message> RingChannel<T> {
         if self.paused.load(Ordering::Acquire) || max == 0 {
             return 0;
         }
-        let now = clock::now();
         let mut rx = self.rx.lock();
         let RxSide { consumer, waits } = &mut *rx;
+        let mut now = 0;
         let mut n = 0usize;
         for entry in consumer.pop_iter(max) {
-            let ns = clock::ns_between(entry.at, now);
-            let _ = waits.record(ns.clamp(1, MAX_RECORDED_WAIT_NS));
+            if entry.at != 0 {
+                if now == 0 {
+                    now = clock::now();
+                }
+                let _ = waits.record(clock::ns_between(entry.at, now).clamp(1, MAX_RECORDED_WAIT_NS));
+            }
             out.push(entry.msg);
             n += 1;
         }
@@ -397,11 +431,6 @@ impl<T: Message> RingChannel<T> {
     }
 
     pub fn try_recv(&self) -> Result<T, RecvError> {
-        self.try_recv_at(clock::now())
-    }
-
-    /// [`try_recv`](Self::try_recv) timed at the caller's clock reading.
-    pub fn try_recv_at(&self, now: Stamp) -> Result<T, RecvError> {
         if self.paused.load(Ordering::Acquire) {
             return if self.closed.load(Ordering::Acquire) {
                 Err(RecvError::Closed)
@@ -416,8 +445,10 @@ impl<T: Message> RingChannel<T> {
         let popped = rx.consumer.pop();
         match popped {
             Ok(entry) => {
-                let ns = clock::ns_between(entry.at, now);
-                let _ = rx.waits.record(ns.clamp(1, MAX_RECORDED_WAIT_NS));
+                if entry.at != 0 {
+                    let ns = clock::ns_between(entry.at, clock::now());
+                    let _ = rx.waits.record(ns.clamp(1, MAX_RECORDED_WAIT_NS));
+                }
                 // Counted under the consumer lock (see the module invariants).
                 self.dequeued.fetch_add(1, Ordering::AcqRel);
                 drop(rx);
@@ -604,27 +635,23 @@ macro_rules! delegate {
 }
 
 impl<T: Message> Transport<T> {
-    /// A ring (`ring`) or a priority queue; `timed` keeps the queue-wait
-    /// histogram (the kernel's input; its output's waits are not reported,
-    /// so that queue reads no clock, and its blocked receivers spin first
-    /// only with `spin`).
-    pub fn new(config: QueueConfig, ring: bool, timed: bool, spin: bool) -> Result<Self, String> {
+    /// A ring (`ring`) or a priority queue, recording the wait of one
+    /// message in `wait_sample_every` (the kernel's input; its output's
+    /// waits are not reported, so that side passes 0 and reads no clock).
+    /// A queue's blocked receivers spin first only with `spin`.
+    pub fn new(config: QueueConfig, ring: bool, wait_sample_every: u32, spin: bool) -> Result<Self, String> {
+        let config = config.with_wait_sample_every(wait_sample_every);
         if ring {
             Ok(Transport::Ring(Box::new(RingChannel::new(config)?)))
-        } else if timed {
-            MessageQueue::new(config)
-                .map(Transport::Queue)
-                .map_err(|e| e.to_string())
         } else {
-            MessageQueue::new_untimed(config, spin)
+            MessageQueue::for_runtime(config, spin)
                 .map(Transport::Queue)
                 .map_err(|e| e.to_string())
         }
     }
 
-    /// [`try_recv`](Self::try_recv) at the caller's clock reading.
-    pub fn try_recv_at(&self, now: Stamp) -> Result<T, RecvError> {
-        delegate!(self, q => q.try_recv_at(now))
+    pub fn try_recv(&self) -> Result<T, RecvError> {
+        delegate!(self, q => q.try_recv())
     }
 
     pub fn try_send(&self, msg: T) -> Result<(), SendError<T>> {

@@ -4,16 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use dotcompute::{BlockingContext, Error, ExecutionMode, KernelConfig, KernelSpec, Message, RingKernelRuntime};
+use dotcompute::{Error, ExecutionMode, KernelConfig, KernelSpec, RingKernelRuntime};
 
-use crate::common::{times_ten, Num};
-
-fn blocking_times_ten(mut ctx: BlockingContext<Num, Num>) -> Result<(), Error> {
-    loop {
-        let m = ctx.receive()?;
-        ctx.send(m.reply(Num::new(m.n * 10)))?;
-    }
-}
+use crate::common::{blocking_times_ten, times_ten, Num};
 
 fn spec(id: &str, mode: ExecutionMode, config: KernelConfig) -> KernelSpec {
     KernelSpec::builder::<Num, Num>(id)

@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use dotcompute::{
     Backpressure, BlockingContext, Error, ExecutionMode, KernelConfig, KernelContext, KernelHandle, KernelSpec,
-    Message, RingKernelRuntime, SendError,
+    RingKernelRuntime, SendError,
 };
 
-use crate::common::{times_ten, Num};
+use crate::common::{blocking_times_ten, times_ten, Num};
 
 const CAPACITY: usize = 4;
 const WAIT: Duration = Duration::from_millis(20);
@@ -44,13 +44,6 @@ fn config(mode: ExecutionMode, strategy: Backpressure) -> KernelConfig {
         send_timeout: (strategy == Backpressure::Block).then_some(WAIT),
         mode,
         ..KernelConfig::default()
-    }
-}
-
-fn blocking_times_ten(mut ctx: BlockingContext<Num, Num>) -> Result<(), Error> {
-    loop {
-        let m = ctx.receive()?;
-        ctx.send(m.reply(Num::new(m.n * 10)))?;
     }
 }
 

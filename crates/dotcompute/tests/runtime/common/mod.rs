@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use dotcompute::{Error, KernelContext, Message, MessageHeader};
+use dotcompute::{BlockingContext, Error, KernelContext, Message, MessageHeader};
 
 #[derive(Debug, Clone, PartialEq, Message)]
 pub struct Num {
@@ -49,6 +49,14 @@ pub async fn times_ten(mut ctx: KernelContext<Num, Num>) -> Result<(), Error> {
         let m = ctx.receive().await?;
         let reply = m.reply(Num::new(m.n * 10));
         ctx.send(reply).await?;
+    }
+}
+
+/// [`times_ten`] for a kernel on its own thread (`Thread` and `Spin` modes).
+pub fn blocking_times_ten(mut ctx: BlockingContext<Num, Num>) -> Result<(), Error> {
+    loop {
+        let m = ctx.receive()?;
+        ctx.send(m.reply(Num::new(m.n * 10)))?;
     }
 }
 
