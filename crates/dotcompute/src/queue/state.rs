@@ -413,14 +413,16 @@ impl<T> State<T> {
                 continue;
             }
             if self.sampler.is_on() {
-                band.drain(..k).for_each(|entry| {
-                    if entry.at != run_at && entry.at != 0 {
-                        record(run_at, run_len);
-                        (run_at, run_len) = (entry.at, 0);
+                for entry in band.drain(..k) {
+                    if entry.at != 0 {
+                        if entry.at != run_at {
+                            record(run_at, run_len);
+                            (run_at, run_len) = (entry.at, 0);
+                        }
+                        run_len += 1;
                     }
-                    run_len += u64::from(entry.at != 0);
                     out.push(entry.msg);
-                });
+                }
             } else {
                 band.drain(..k).for_each(|entry| out.push(entry.msg));
             }

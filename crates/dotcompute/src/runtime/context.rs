@@ -21,7 +21,7 @@ use crate::runtime::core::KernelCore;
 use crate::runtime::input::{own_recv_error, InputPort};
 use crate::runtime::output::OutputPort;
 use crate::runtime::state::KernelState;
-use crate::runtime::telemetry::{KernelMetrics, KernelTelemetry};
+use crate::runtime::telemetry::{ContextCounters, KernelMetrics, KernelTelemetry};
 use crate::runtime::transport::Transport;
 
 /// The messages a handler is working on: delivered together (one receive,
@@ -37,8 +37,8 @@ struct InFlight {
 impl InFlight {
     /// Counts them as processed and records the handler time of the
     /// measured ones (each the mean time per message of the whole lot).
-    fn record(self, metrics: &KernelMetrics) {
-        metrics.count_processed(self.count);
+    fn record(self, counters: &ContextCounters, metrics: &KernelMetrics) {
+        counters.count_processed(self.count);
         if self.start != 0 {
             let ns = clock::ns_between(self.start, clock::now());
             metrics.record_handler_ns(ns / self.count.max(1), self.measured);
@@ -75,6 +75,8 @@ pub struct KernelContext<In, Out> {
     in_flight: Option<InFlight>,
     /// Which deliveries get their handler time measured.
     sampler: Sampler,
+    /// This context's delivery counters (it is their only writer).
+    counters: Arc<ContextCounters>,
     /// Ids of the messages being handled, kept only while receipts wait.
     tracked: Vec<uuid::Uuid>,
 }
@@ -83,6 +85,7 @@ impl<In: Message, Out: Message> KernelContext<In, Out> {
     pub(crate) fn new(core: Arc<KernelCore>, input: Arc<InputPort<In>>, output: Arc<OutputPort<Out>>) -> Self {
         KernelContext {
             sampler: Sampler::new(core.config.latency_sample_every),
+            counters: core.metrics.attach_context(),
             core,
             input,
             output,
@@ -122,7 +125,7 @@ impl<In: Message, Out: Message> KernelContext<In, Out> {
     /// any of it was measured, its handler time recorded.
     fn finish_in_flight(&mut self) {
         if let Some(done) = self.in_flight.take() {
-            done.record(&self.core.metrics);
+            done.record(&self.counters, &self.core.metrics);
             self.core.receipts.processed(&mut self.tracked);
         }
     }
@@ -130,7 +133,7 @@ impl<In: Message, Out: Message> KernelContext<In, Out> {
     /// Hands `msg` to the handler; starts its handler time if it is one
     /// of the messages measured.
     fn deliver(&mut self, msg: In) -> In {
-        KernelMetrics::add(&self.core.metrics.received, 1);
+        self.counters.count_received(1);
         let start = self.sampler.stamp();
         self.in_flight = Some(InFlight {
             start,
@@ -207,7 +210,7 @@ impl<In: Message, Out: Message> KernelContext<In, Out> {
 
     fn take_more(&mut self, max: usize, out: &mut Vec<In>) -> usize {
         let n = self.input.queue.try_recv_batch(max, out);
-        KernelMetrics::add(&self.core.metrics.received, n as u64);
+        self.counters.count_received(n as u64);
         if self.core.receipts.active() {
             let taken = out.len().saturating_sub(n);
             self.tracked.extend(out[taken..].iter().map(Message::message_id));
@@ -410,13 +413,14 @@ impl<In: Message, Out: Message> KernelContext<In, Out> {
 impl<In, Out> Drop for KernelContext<In, Out> {
     fn drop(&mut self) {
         if let Some(done) = self.in_flight.take() {
-            done.record(&self.core.metrics);
+            done.record(&self.counters, &self.core.metrics);
             // A handler stopped by terminate may not have finished its
             // message: its receipt fails with the kernel instead.
             if !self.core.is_cancelled() {
                 self.core.receipts.processed(&mut self.tracked);
             }
         }
+        self.core.metrics.detach_context(&self.counters);
     }
 }
 

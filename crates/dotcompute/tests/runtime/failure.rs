@@ -175,6 +175,9 @@ async fn restart_policy_restarts_with_fresh_state_then_gives_up() {
     let t = rt.telemetry("k").unwrap();
     assert_eq!(t.restarts, 2);
     assert_eq!(t.errors, 2);
+    // Counters run on across the three runs of the handler.
+    assert_eq!(t.messages_received, 6);
+    assert_eq!(t.messages_sent, 4);
     // The third failure exceeds the budget.
     rt.send("k", Num::new(-3)).await.unwrap();
     match rt.receive::<Num>("k").await {
@@ -183,4 +186,6 @@ async fn restart_policy_restarts_with_fresh_state_then_gives_up() {
     }
     assert_eq!(rt.kernel_state("k").unwrap(), KernelState::Failed);
     assert_eq!(runs.load(Ordering::SeqCst), 3);
+    let t = rt.telemetry("k").unwrap();
+    assert_eq!((t.messages_received, t.messages_processed), (7, 7));
 }
