@@ -257,6 +257,7 @@ impl<'a, T> Registration<'a, T> {
     /// (its entry is gone) but leaves without using the wake-up passes it to
     /// the next waiter of its side if there is still something for it.
     /// `used` says whether this waiter took a message / made its push.
+    #[inline(always)]
     fn finish(&mut self, state: &mut State<T>, used: bool, wake: &mut Wake) {
         let Some(id) = self.id.take() else { return };
         let (was_registered, more) = match self.side {
@@ -749,22 +750,22 @@ impl<T: Message> MessageQueue<T> {
     #[inline(always)]
     fn pop_one(&self, waiter: Option<(&mut Registration<'_, T>, &std::task::Waker)>) -> Result<T, RecvError> {
         let mut wake = Wake::None;
-        let result = {
-            let mut state = self.lock();
-            let result = state.pop();
-            match (&result, waiter) {
-                (Err(RecvError::Empty), Some((reg, waker))) => reg.register(&mut state, waker),
-                (_, Some((reg, _))) => reg.finish(&mut state, result.is_ok(), &mut wake),
-                _ => {}
+        let mut state = self.lock();
+        // Returned as it was popped, not moved through a block's value: a
+        // message is copied as few times as possible.
+        let result = state.pop();
+        match (&result, waiter) {
+            (Err(RecvError::Empty), Some((reg, waker))) => reg.register(&mut state, waker),
+            (_, Some((reg, _))) => reg.finish(&mut state, result.is_ok(), &mut wake),
+            _ => {}
+        }
+        if result.is_ok() {
+            if let Some(w) = state.send_waiters.take_one() {
+                wake.push(w);
             }
-            if result.is_ok() {
-                if let Some(w) = state.send_waiters.take_one() {
-                    wake.push(w);
-                }
-                self.shared.publish(&state);
-            }
-            result
-        };
+            self.shared.publish(&state);
+        }
+        drop(state);
         wake.wake();
         result
     }

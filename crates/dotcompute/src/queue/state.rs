@@ -42,6 +42,7 @@ pub(crate) struct Waiters {
 
 impl Waiters {
     /// Registers (or refreshes) the waiter `id` (a fresh id if `None`).
+    #[inline(always)]
     pub(crate) fn register(&mut self, id: &mut Option<u64>, waker: &Waker) {
         if let Some(me) = *id {
             if let Some((_, w)) = self.list.iter_mut().find(|(i, _)| *i == me) {
@@ -60,6 +61,7 @@ impl Waiters {
     }
 
     /// Removes waiter `id`; false if it was not registered (it was woken).
+    #[inline(always)]
     pub(crate) fn remove(&mut self, id: u64) -> bool {
         match self.list.iter().position(|(i, _)| *i == id) {
             Some(pos) => {
@@ -71,7 +73,7 @@ impl Waiters {
     }
 
     /// The oldest waiter, removed.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn take_one(&mut self) -> Option<Waker> {
         self.list.pop_front().map(|(_, w)| w)
     }
@@ -98,7 +100,7 @@ pub(crate) enum Wake {
 }
 
 impl Wake {
-    #[inline]
+    #[inline(always)]
     pub(crate) fn push(&mut self, w: Waker) {
         match self {
             // The common case, written in place.
@@ -112,7 +114,7 @@ impl Wake {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn wake(self) {
         match self {
             Wake::None => {}

@@ -62,7 +62,10 @@ impl<In: Message> InputPort<In> {
         // before the state check, so the check and the push happen in the
         // same poll.
         tokio::task::consume_budget().await;
-        let msg = self.admit(msg)?;
+        // Checked before the message moves anywhere (a refusal hands it back).
+        if let Err(e) = self.core.check(Operation::Send) {
+            return Err(SendError::new(msg, e));
+        }
         // The common case (room) completes here, with no wait set up.
         let msg = match self.queue.push_or_wait(msg) {
             Ok(None) => return Ok(()),

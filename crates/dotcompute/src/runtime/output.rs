@@ -159,10 +159,25 @@ impl<Out: Message> OutputPort<Out> {
     /// `Err` a refusal.
     #[inline]
     pub fn try_emit(&self, msg: Out) -> std::result::Result<Option<Out>, SendError<Out>> {
-        let msg = match self.offer(msg) {
-            Ok(()) => return Ok(None),
-            Err(msg) => msg,
-        };
+        // With no call pending (one atomic load) the message goes straight
+        // to the queue, not in and out of `offer`.
+        if self.replies.any_pending() {
+            return self.try_emit_offered(msg);
+        }
+        self.try_queue(msg)
+    }
+
+    /// [`try_emit`](Self::try_emit) while some call waits for a reply.
+    fn try_emit_offered(&self, msg: Out) -> std::result::Result<Option<Out>, SendError<Out>> {
+        match self.offer(msg) {
+            Ok(()) => Ok(None),
+            Err(msg) => self.try_queue(msg),
+        }
+    }
+
+    /// The queue half of [`try_emit`](Self::try_emit).
+    #[inline(always)]
+    fn try_queue(&self, msg: Out) -> std::result::Result<Option<Out>, SendError<Out>> {
         if self.core.config.output_backpressure == Backpressure::Block {
             self.queue.push_or_wait(msg).map_err(|r| self.refused(r))
         } else {
