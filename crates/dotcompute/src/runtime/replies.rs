@@ -39,8 +39,57 @@ pub(crate) struct Replies<Out> {
 }
 
 struct Slots<Out> {
-    waiting: HashMap<Uuid, oneshot::Sender<Out>>,
+    waiting: Waiting<Out>,
     closed: bool,
+}
+
+/// The registered slots: the first in place (a host usually has one call
+/// in flight per kernel, which then costs no hashing), the rest in a map.
+///
+/// Invariant: a correlation id is in at most one of `first` and `more`.
+struct Waiting<Out> {
+    first: Option<(Uuid, oneshot::Sender<Out>)>,
+    more: HashMap<Uuid, oneshot::Sender<Out>>,
+}
+
+impl<Out> Waiting<Out> {
+    fn new() -> Self {
+        Waiting {
+            first: None,
+            more: HashMap::new(),
+        }
+    }
+
+    fn contains(&self, id: &Uuid) -> bool {
+        matches!(&self.first, Some((first, _)) if first == id) || (!self.more.is_empty() && self.more.contains_key(id))
+    }
+
+    /// Adds a slot; `id` must not be registered yet.
+    fn insert(&mut self, id: Uuid, tx: oneshot::Sender<Out>) {
+        if self.first.is_none() {
+            self.first = Some((id, tx));
+        } else {
+            self.more.insert(id, tx);
+        }
+    }
+
+    fn remove(&mut self, id: &Uuid) -> Option<oneshot::Sender<Out>> {
+        match &self.first {
+            Some((first, _)) if first == id => self.first.take().map(|(_, tx)| tx),
+            _ if self.more.is_empty() => None,
+            _ => self.more.remove(id),
+        }
+    }
+
+    /// Every slot, removed.
+    fn take_all(&mut self) -> Vec<oneshot::Sender<Out>> {
+        self.first
+            .take()
+            .map(|(_, tx)| tx)
+            .into_iter()
+            .chain(self.more.drain().map(|(_, tx)| tx))
+            .collect()
+    }
 }
 
 /// Why a call could not register.
@@ -57,7 +106,7 @@ impl<Out: Message> Replies<Out> {
         Replies {
             pending: AtomicUsize::new(0),
             slots: Mutex::new(Slots {
-                waiting: HashMap::new(),
+                waiting: Waiting::new(),
                 closed: false,
             }),
         }
@@ -79,7 +128,7 @@ impl<Out: Message> Replies<Out> {
         if slots.closed {
             return Err(Registration::Ended);
         }
-        if slots.waiting.contains_key(&correlation) {
+        if slots.waiting.contains(&correlation) {
             return Err(Registration::Duplicate);
         }
         slots.waiting.insert(correlation, tx);
@@ -123,7 +172,7 @@ impl<Out: Message> Replies<Out> {
             let mut slots = lock(&self.slots);
             slots.closed = true;
             self.pending.store(0, Ordering::Release);
-            std::mem::take(&mut slots.waiting)
+            slots.waiting.take_all()
         };
         drop(waiting);
     }
@@ -133,6 +182,39 @@ impl<Out: Message> Replies<Out> {
         let mut slots = lock(&self.slots);
         if slots.waiting.remove(&correlation).is_some() {
             self.pending.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    proptest::proptest! {
+        /// The slots behave as one map whichever of them sits in place.
+        #[test]
+        fn waiting_slots_behave_as_a_map(ops in proptest::collection::vec((0u8..3, 0u128..6), 0..60)) {
+            let mut slots: Waiting<u32> = Waiting::new();
+            let mut model: HashMap<Uuid, ()> = HashMap::new();
+            let mut receivers = Vec::new();
+            for (op, id) in ops {
+                let id = Uuid::from_u128(id);
+                match op {
+                    0 => {
+                        proptest::prop_assert_eq!(slots.contains(&id), model.contains_key(&id));
+                        if !model.contains_key(&id) {
+                            let (tx, rx) = oneshot::channel();
+                            slots.insert(id, tx);
+                            receivers.push(rx);
+                            model.insert(id, ());
+                        }
+                    }
+                    1 => proptest::prop_assert_eq!(slots.remove(&id).is_some(), model.remove(&id).is_some()),
+                    _ => proptest::prop_assert_eq!(slots.contains(&id), model.contains_key(&id)),
+                }
+            }
+            proptest::prop_assert_eq!(slots.take_all().len(), model.len());
+            proptest::prop_assert!(slots.first.is_none() && slots.more.is_empty());
         }
     }
 }

@@ -592,7 +592,9 @@ impl<T: Message> RingChannel<T> {
 
 /// One park of a spinning wait: [`PARK_SLICE`], or less if `deadline` is nearer.
 fn park_slice(deadline: Option<Instant>) -> Duration {
-    deadline.map_or(PARK_SLICE, |d| d.saturating_duration_since(Instant::now()).min(PARK_SLICE))
+    deadline.map_or(PARK_SLICE, |d| {
+        d.saturating_duration_since(Instant::now()).min(PARK_SLICE)
+    })
 }
 
 /// Whether `deadline` has passed. Reads the clock only when there is one:
