@@ -72,10 +72,15 @@ impl Receipts {
 
     /// Resolves the receipts of `ids` (messages now processed) with `Ok`;
     /// ids without a receipt are skipped. Empties `ids`.
+    #[inline]
     pub fn processed(&self, ids: &mut Vec<Uuid>) {
-        if ids.is_empty() {
-            return;
+        if !ids.is_empty() {
+            self.resolve(ids);
         }
+    }
+
+    /// [`processed`](Self::processed) for a non-empty `ids`.
+    fn resolve(&self, ids: &mut Vec<Uuid>) {
         let mut senders = lock(&self.senders);
         for id in ids.drain(..) {
             if let Some(tx) = senders.remove(&id) {
