@@ -607,6 +607,42 @@ mod tests {
         assert_eq!(LatencySummary::from_histogram(&new_histogram()).count, 0);
     }
 
+    /// Contexts count alone, one after another (as a restarted handler's
+    /// do), while another thread reads the totals: every read is monotonic
+    /// and never ahead of what was counted, and the end is exact.
+    #[test]
+    fn context_counts_are_read_whole_while_contexts_come_and_go() {
+        let m = std::sync::Arc::new(KernelMetrics::new());
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let counted = std::sync::Arc::new(AtomicU64::new(0));
+        let reader = {
+            let (m, done, counted) = (m.clone(), done.clone(), counted.clone());
+            std::thread::spawn(move || {
+                let mut last = (0, 0);
+                while !done.load(Ordering::Acquire) {
+                    let now = m.totals();
+                    // Read after: at most the context in progress is ahead of it.
+                    let ceiling = counted.load(Ordering::Acquire) + 1_000;
+                    assert!(now.0 >= last.0 && now.1 >= last.1, "{last:?} -> {now:?}");
+                    assert!(now.0 <= ceiling && now.1 <= ceiling, "{now:?} (ceiling {ceiling})");
+                    last = now;
+                }
+            })
+        };
+        for _ in 0..50 {
+            let c = m.attach_context();
+            for _ in 0..1_000 {
+                c.count_received(1);
+                c.count_processed(1);
+            }
+            m.detach_context(&c);
+            counted.fetch_add(1_000, Ordering::Release);
+        }
+        done.store(true, Ordering::Release);
+        reader.join().unwrap();
+        assert_eq!(m.totals(), (50_000, 50_000));
+    }
+
     #[test]
     fn metrics_record_and_snapshot() {
         let m = KernelMetrics::new();
