@@ -1032,7 +1032,8 @@ impl<T: Message> MessageQueue<T> {
     }
 
     /// A copy of the in-queue wait histogram (enqueue to successful receive,
-    /// in nanoseconds).
+    /// in nanoseconds) of the messages measured: every one by default, one in
+    /// [`QueueConfig::wait_sample_every`] otherwise.
     pub fn wait_histogram(&self) -> Histogram<u64> {
         self.shared.waits.snapshot()
     }

@@ -659,24 +659,20 @@ mod tests {
         m.record_handler_ns(0, 1);
         m.record_error(&HandlerError::new("boom"));
         m.record_error(&HandlerError::new("bang"));
-        let t = m.snapshot(
-            "k",
-            KernelState::Active,
-            QueueStats::default(),
-            QueueStats::default(),
-            &new_histogram(),
-        );
-        assert_eq!(t.messages_received, 3);
-        assert_eq!(t.messages_processed, 2);
+        let snapshot = || {
+            m.snapshot(
+                "k",
+                KernelState::Active,
+                QueueStats::default(),
+                QueueStats::default(),
+                &new_histogram(),
+            )
+        };
+        let t = snapshot();
+        assert_eq!((t.messages_received, t.messages_processed), (3, 2));
         running.count_processed(1);
         m.detach_context(&running);
-        let t = m.snapshot(
-            "k",
-            KernelState::Active,
-            QueueStats::default(),
-            QueueStats::default(),
-            &new_histogram(),
-        );
+        let t = snapshot();
         assert_eq!((t.messages_received, t.messages_processed), (3, 3));
         assert_eq!(t.errors, 2);
         assert_eq!(t.last_error.map(|e| e.to_string()).as_deref(), Some("bang"));
