@@ -417,6 +417,43 @@ async def test_telemetry_is_recorded_by_the_runtime(kid: str) -> None:
         assert set(rt.get_all_telemetry()) == {kid}
 
 
+async def test_latencies_are_sampled_as_configured(kid: str) -> None:
+    # One message in `latency_sample_every` (the first, then every n-th) has
+    # its latencies measured; the counters stay exact.
+    n = 20
+    async with RingKernelRuntime() as rt:
+        for every in (8, 1, 3, 0):
+            k = f"{kid}-{every}"
+            await rt.launch(k, echo, config=RingKernelConfig(k, latency_sample_every=every))
+            await rt.activate(k)
+            for i in range(n):
+                await rt.send_and_receive(k, Num(value=float(i)), timeout=5)
+            await rt.send(k, Num(value=-1.0))  # the handler asks for more: the 20th is done
+            await rt.receive(k, timeout=5)
+            t = rt.get_telemetry(k)
+            assert t.messages_received == n + 1 and t.messages_processed >= n
+            # The first n deliveries are done; the last may be too.
+            done = [-(-count // every) if every else 0 for count in (n, n + 1)]
+            assert done[0] <= t.latency_samples <= done[1], (every, t)
+            assert (t.latency_p50_ns > 0) == (every > 0)
+    for bad in (-1, 2**32, True, 1.5):
+        with pytest.raises(ValueError):
+            RingKernelConfig(kid, latency_sample_every=bad)
+    # The decorator and the builder carry it to the kernel's configuration.
+    from dotcompute.decorators import RingKernelBuilder, get_ring_kernel_meta
+
+    async def built_actor(ctx):  # fresh functions: the decorator marks what it decorates
+        await echo(ctx)
+
+    async def declared_actor(ctx):
+        await echo(ctx)
+
+    built = RingKernelBuilder(kid).with_latency_sampling(1).with_handler(built_actor).build(auto_register=False)
+    assert get_ring_kernel_meta(built)["config"].latency_sample_every == 1
+    declared = ring_kernel(declared_actor, kernel_id=kid, auto_register=False, latency_sample_every=0)
+    assert get_ring_kernel_meta(declared)["config"].latency_sample_every == 0
+
+
 async def test_registry_launch_and_duplicate_definitions(kid: str) -> None:
     @ring_kernel(kernel_id=kid, input_type=Num, output_type=Out, queue_size=8)
     async def registered(ctx):

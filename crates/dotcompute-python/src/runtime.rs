@@ -250,6 +250,7 @@ pub struct PyKernelConfig {
     pub output_backpressure: Backpressure,
     pub send_timeout: Option<Duration>,
     pub restart: RestartPolicy,
+    pub latency_sample_every: u32,
 }
 
 impl PyKernelConfig {
@@ -262,6 +263,7 @@ impl PyKernelConfig {
         c.output_backpressure = self.output_backpressure;
         c.send_timeout = self.send_timeout;
         c.restart = self.restart;
+        c.latency_sample_every = self.latency_sample_every;
         c
     }
 }
@@ -382,7 +384,7 @@ impl PyRuntime {
     }
 
     /// Launches a Python actor kernel.
-    #[pyo3(signature = (kernel_id, func, *, input_queue_size, output_queue_size, backpressure, output_backpressure, send_timeout, input_type, output_type, max_restarts, restart_window, info))]
+    #[pyo3(signature = (kernel_id, func, *, input_queue_size, output_queue_size, backpressure, output_backpressure, send_timeout, input_type, output_type, max_restarts, restart_window, latency_sample_every, info))]
     #[allow(clippy::too_many_arguments)]
     fn _launch_python(
         &self,
@@ -398,6 +400,7 @@ impl PyRuntime {
         output_type: Option<Py<PyAny>>,
         max_restarts: u32,
         restart_window: f64,
+        latency_sample_every: u32,
         info: Bound<'_, PyDict>,
     ) -> PyResult<()> {
         let restart = if max_restarts == 0 {
@@ -415,6 +418,7 @@ impl PyRuntime {
             output_backpressure: backpressure_of(output_backpressure)?,
             send_timeout: duration(send_timeout)?.filter(|t| !t.is_zero()),
             restart,
+            latency_sample_every,
         };
         let bridge = Bridge::new(
             &kernel_id,

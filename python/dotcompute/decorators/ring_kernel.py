@@ -60,6 +60,7 @@ def ring_kernel(
     max_restarts: int = 0,
     restart_window: float = 60.0,
     replace: bool = False,
+    latency_sample_every: int = 8,
 ) -> Any:
     """Declares ``async def f(ctx)`` as a ring kernel.
 
@@ -70,6 +71,8 @@ def ring_kernel(
     (drop the oldest message of the lowest priority band, counted).
     ``max_restarts`` > 0 restarts a failing actor (with queued input kept)
     up to that many times within ``restart_window`` seconds.
+    ``latency_sample_every`` measures the queue wait and handler time of one
+    message in that many (1: every message; 0: none); counts are always exact.
     """
 
     def decorate(fn: F) -> F:
@@ -98,6 +101,7 @@ def ring_kernel(
             send_timeout=send_timeout,
             max_restarts=max_restarts,
             restart_window=restart_window,
+            latency_sample_every=latency_sample_every,
         )
         meta = {
             "kernel_id": kid,
@@ -175,6 +179,9 @@ class RingKernelBuilder:
     def with_restarts(self, max_restarts: int, window: float = 60.0) -> RingKernelBuilder:
         self._set("max_restarts", max_restarts)
         return self._set("restart_window", window)
+
+    def with_latency_sampling(self, every: int) -> RingKernelBuilder:
+        return self._set("latency_sample_every", every)
 
     def with_handler(self, handler: Callable[..., Any]) -> RingKernelBuilder:
         self._handler = handler

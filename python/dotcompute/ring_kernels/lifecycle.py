@@ -82,6 +82,9 @@ class RingKernelConfig:
     #: Restart a failed actor up to this many times within ``restart_window`` seconds (0: never).
     max_restarts: int = 0
     restart_window: float = 60.0
+    #: Measure the queue wait and handler time of one message in this many
+    #: (1: every message; 0: none). Counters are exact whatever this is.
+    latency_sample_every: int = 8
 
     def __post_init__(self) -> None:
         for name in ("grid_size", "block_size", "input_queue_size", "output_queue_size"):
@@ -100,6 +103,9 @@ class RingKernelConfig:
             raise ValueError(f"max_restarts must be >= 0, got {self.max_restarts}")
         if self.max_restarts and not self.restart_window > 0:
             raise ValueError(f"restart_window must be positive, got {self.restart_window}")
+        n = self.latency_sample_every
+        if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n < 2**32:
+            raise ValueError(f"latency_sample_every must be an int in 0..2**32, got {n!r}")
 
 
 class RingKernel:

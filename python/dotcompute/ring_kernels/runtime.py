@@ -153,6 +153,7 @@ class RingKernelRuntime(_native.Runtime):
             output_type=output_type,
             max_restarts=config.max_restarts,
             restart_window=config.restart_window,
+            latency_sample_every=config.latency_sample_every,
             info={"kind": "python", "config": config, "input_type": input_type, "output_type": output_type},
         )
         if self._collector is not None:

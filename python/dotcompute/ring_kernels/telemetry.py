@@ -54,6 +54,9 @@ class RingKernelTelemetry:
     latency_p99_ns: int = 0
     queue_wait_p50_ns: int = 0
     queue_wait_p99_ns: int = 0
+    #: How many messages had their latencies measured (one in the kernel's
+    #: ``latency_sample_every``; the percentiles above are over these).
+    latency_samples: int = 0
     output_queue_depth: int = 0
     input_queue: dict[str, Any] = field(default_factory=dict)
     output_queue: dict[str, Any] = field(default_factory=dict)
@@ -92,6 +95,7 @@ class RingKernelTelemetry:
             latency_p99_ns=int(handler.get("p99_ns", 0)),
             queue_wait_p50_ns=int(wait.get("p50_ns", 0)),
             queue_wait_p99_ns=int(wait.get("p99_ns", 0)),
+            latency_samples=int(handler.get("count", 0)),
             output_queue_depth=outq.get("depth", 0),
             input_queue=dict(inq),
             output_queue=dict(outq),
