@@ -167,7 +167,7 @@ impl<In: Message, Out: Message> KernelContext<In, Out> {
                 Transport::Queue(q) => q.recv_until(None).await,
                 Transport::Ring(r) => {
                     // The ring's receive does not spend the budget itself.
-                    tokio::task::consume_budget().await;
+                    runtime::input::spend_budget().await;
                     r.recv().await
                 }
             };

@@ -61,7 +61,7 @@ impl<In: Message> InputPort<In> {
         // cache instead of after the whole queue has been filled. Spent
         // before the state check, so the check and the push happen in the
         // same poll.
-        tokio::task::consume_budget().await;
+        spend_budget().await;
         // Checked before the message moves anywhere (a refusal hands it back).
         if let Err(e) = self.core.check(Operation::Send) {
             return Err(SendError::new(msg, e));
@@ -126,7 +126,7 @@ impl<In: Message> InputPort<In> {
         stop: Option<&CancellationToken>,
     ) -> Result<(), SendError<Vec<In>>> {
         // One unit of cooperative budget per batch (see `send`).
-        tokio::task::consume_budget().await;
+        spend_budget().await;
         let msgs = self.admit(msgs)?;
         let (deadline, limit) = self.wait_limit(timeout);
         self.queue
@@ -173,6 +173,14 @@ impl<In: Message> InputPort<In> {
             _ => crate::runtime::park::block_on(self.send(msg, timeout, stop)),
         }
     }
+}
+
+/// Spends one unit of Tokio's cooperative budget, yielding first if the
+/// task has none left (what `tokio::task::consume_budget` does, in one
+/// poll function instead of a nested future).
+#[inline]
+pub(crate) fn spend_budget() -> impl std::future::Future<Output = ()> {
+    std::future::poll_fn(|cx| tokio::task::coop::poll_proceed(cx).map(|progress| progress.made_progress()))
 }
 
 /// Maps a receive failure on a kernel's own input queue.
