@@ -323,8 +323,7 @@ impl<T: Message> MessageQueue<T> {
     /// # Errors
     /// [`QueueConfigError`] if the capacity is 0 or above [`MAX_QUEUE_CAPACITY`].
     pub fn new(config: QueueConfig) -> Result<Self, QueueConfigError> {
-        let every = config.wait_sample_every;
-        Self::build(config, every, wait::SPIN_NS)
+        Self::build(config, wait::SPIN_NS)
     }
 
     /// The runtime's queues: with `spin` false, a blocked thread yields
@@ -332,18 +331,17 @@ impl<T: Message> MessageQueue<T> {
     /// thread that itself waits on another process, where a spinning
     /// receiver only takes the vCPU the two of them need.
     pub(crate) fn for_runtime(config: QueueConfig, spin: bool) -> Result<Self, QueueConfigError> {
-        let every = config.wait_sample_every;
-        Self::build(config, every, if spin { wait::SPIN_NS } else { 0 })
+        Self::build(config, if spin { wait::SPIN_NS } else { 0 })
     }
 
-    fn build(config: QueueConfig, wait_sample_every: u32, spin_ns: u64) -> Result<Self, QueueConfigError> {
+    fn build(config: QueueConfig, spin_ns: u64) -> Result<Self, QueueConfigError> {
         config.validate()?;
         let waits = Arc::new(AtomicHistogram::new());
         let state = State::new(
             config.capacity,
             config.backpressure,
             Arc::clone(&waits),
-            wait_sample_every,
+            config.wait_sample_every,
         );
         Ok(MessageQueue {
             shared: Arc::new(Shared {

@@ -65,6 +65,21 @@ impl Sampler {
         count
     }
 
+    /// Counts one message of a batch: `shared` (read from the clock on the
+    /// batch's first measured message, so the batch reads it at most once)
+    /// if it is measured, else 0. `shared` starts at 0.
+    #[inline]
+    pub(crate) fn stamp_in_batch(&mut self, shared: &mut Stamp) -> Stamp {
+        if !self.tick() {
+            0
+        } else {
+            if *shared == 0 {
+                *shared = now();
+            }
+            *shared
+        }
+    }
+
     /// Counts one message: a clock reading if it is measured, else 0.
     #[inline]
     pub(crate) fn stamp(&mut self) -> Stamp {

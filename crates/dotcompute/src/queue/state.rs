@@ -12,7 +12,7 @@ use hdrhistogram::Histogram;
 use crate::runtime::telemetry::histogram::AtomicHistogram;
 
 use super::clock::{self, Stamp};
-use super::sampler::{self, Sampler};
+use super::sampler::Sampler;
 use super::{Backpressure, QueueStats, RecvError};
 use crate::{Message, PriorityBand};
 
@@ -323,14 +323,7 @@ impl<T> State<T> {
         if sampler.is_on() {
             let mut now = 0;
             pending.drain(..n).for_each(|msg| {
-                let at = if sampler.tick() {
-                    if now == 0 {
-                        now = sampler::now();
-                    }
-                    now
-                } else {
-                    0
-                };
+                let at = sampler.stamp_in_batch(&mut now);
                 bands[msg.band().index()].push_back(Entry { msg, at });
             });
         } else {

@@ -297,7 +297,7 @@ impl<In: Message, Out: Message> KernelContext<In, Out> {
             // setting up a wait.
             None => match self.output.try_emit(msg) {
                 Ok(None) => Ok(()),
-                Ok(Some(msg)) => self.output.emit(msg, &self.core.cancel).await,
+                Ok(Some(msg)) => self.output.emit_when_room(msg, &self.core.cancel).await,
                 Err(e) => Err(e),
             },
         };

@@ -175,7 +175,9 @@ impl<Out: Message> OutputPort<Out> {
         }
     }
 
-    /// The queue half of [`try_emit`](Self::try_emit).
+    /// The queue half of [`try_emit`](Self::try_emit). Under `Block` a full
+    /// queue is to be waited on, not refused: going through `try_send` would
+    /// count a refusal for a message that then gets in.
     #[inline(always)]
     fn try_queue(&self, msg: Out) -> std::result::Result<Option<Out>, SendError<Out>> {
         if self.core.config.output_backpressure == Backpressure::Block {
@@ -192,26 +194,20 @@ impl<Out: Message> OutputPort<Out> {
     /// into the output queue under the output strategy (`Block` waits for
     /// room until `stop` is cancelled).
     pub async fn emit(&self, msg: Out, stop: &CancellationToken) -> std::result::Result<(), SendError<Out>> {
-        let msg = match self.offer(msg) {
-            Ok(()) => return Ok(()),
-            Err(msg) => msg,
-        };
-        // Under Block a full queue is waited on, not refused: going through
-        // `try_send` first would count a refusal for a message that then gets in.
-        if self.core.config.output_backpressure == Backpressure::Block {
-            // The common case (room) completes here, with no wait set up.
-            let msg = match self.queue.push_or_wait(msg) {
-                Ok(None) => return Ok(()),
-                Ok(Some(msg)) => msg,
-                Err(refusal) => return Err(self.refused(refusal)),
-            };
-            self.queue
-                .send_until(msg, None, Some(stop))
-                .await
-                .map_err(|r| self.refused(r))
-        } else {
-            self.queue.try_send(msg).map_err(|e| self.refused(e.into_refusal()))
+        match self.try_emit(msg)? {
+            None => Ok(()),
+            Some(msg) => self.emit_when_room(msg, stop).await,
         }
+    }
+
+    /// The rest of an [`emit`](Self::emit) whose [`try_emit`](Self::try_emit)
+    /// found the queue full under `Block`: waits for room until `stop` is
+    /// cancelled (the message was already offered to the pending calls).
+    pub async fn emit_when_room(&self, msg: Out, stop: &CancellationToken) -> std::result::Result<(), SendError<Out>> {
+        self.queue
+            .send_until(msg, None, Some(stop))
+            .await
+            .map_err(|r| self.refused(r))
     }
 
     /// [`emit`](Self::emit) from the kernel's own thread: spins on a ring,

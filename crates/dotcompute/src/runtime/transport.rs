@@ -35,7 +35,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::message::Message;
 use crate::queue::clock::{self, Stamp};
-use crate::queue::sampler::{self, Sampler};
+use crate::queue::sampler::Sampler;
 use crate::queue::state::{new_wait_histogram, MAX_RECORDED_WAIT_NS};
 use crate::queue::timer::Sleep;
 use crate::queue::{
@@ -290,14 +290,7 @@ impl<T: Message> RingChannel<T> {
         let room = producer.slots().min(pending.len());
         while n < room {
             let Some(msg) = pending.pop_front() else { break };
-            let at = if sampler.tick() {
-                if now == 0 {
-                    now = sampler::now();
-                }
-                now
-            } else {
-                0
-            };
+            let at = sampler.stamp_in_batch(&mut now);
             match producer.push(Entry { msg, at }) {
                 Ok(()) => n += 1,
                 Err(PushError::Full(entry)) => {
