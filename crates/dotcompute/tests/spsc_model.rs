@@ -32,6 +32,7 @@ proptest! {
     fn behaves_like_bounded_vecdeque(
         log2_cap in 0u32..6,
         ops in prop::collection::vec(op(), 0..200),
+        want_room in 0usize..70,
     ) {
         let cap = 1usize << log2_cap;
         let (mut tx, mut rx) = SpscRing::<u32>::new(cap).unwrap();
@@ -75,6 +76,10 @@ proptest! {
                     prop_assert_eq!(got, want);
                 }
             }
+            // The consumer's cached view never runs ahead of the ring.
+            prop_assert!(rx.observed_len() <= model.len());
+            prop_assert_eq!(tx.has_room(), model.len() < cap);
+            prop_assert_eq!(tx.room_for(want_room), want_room.min(cap - model.len()));
             prop_assert_eq!(tx.len(), model.len());
             prop_assert_eq!(rx.len(), model.len());
             prop_assert_eq!(tx.slots(), cap - model.len());

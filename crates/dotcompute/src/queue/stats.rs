@@ -28,7 +28,12 @@ pub struct QueueStats {
     pub closed_rejections: u64,
     /// Messages queued now.
     pub depth: usize,
-    /// Highest depth seen.
+    /// Highest depth seen. A [`MessageQueue`](super::MessageQueue) notes
+    /// every push's depth. A `Spin` kernel's ring notes, so that neither of
+    /// its threads reads the other's index for it, the depth its receiver
+    /// saw when taking messages, the capacity when a push found it full,
+    /// and the depth of each snapshot: always a depth the ring had, but a
+    /// burst taken before the receiver looked again may be noted lower.
     pub peak_depth: usize,
     /// Messages queued now per band, indexed by
     /// [`PriorityBand::index`](crate::PriorityBand::index) (low, normal, high, system).

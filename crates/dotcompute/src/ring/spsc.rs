@@ -664,6 +664,54 @@ impl<T> Producer<T> {
         n
     }
 
+    /// Whether a [`push`](Producer::push) would go in now. Like `push`, it
+    /// reads the consumer's index only when the last one it saw leaves no
+    /// room, so it does not pull the consumer's cache line on every call
+    /// (unlike [`is_full`](Producer::is_full), which always reads it).
+    ///
+    /// ```
+    /// use dotcompute::ring::spsc::SpscRing;
+    ///
+    /// let (mut tx, mut rx) = SpscRing::new(1)?;
+    /// assert!(tx.has_room());
+    /// tx.push(7).unwrap();
+    /// assert!(!tx.has_room());
+    /// rx.pop().unwrap();
+    /// assert!(tx.has_room());
+    /// # Ok::<(), dotcompute::ring::spsc::CapacityError>(())
+    /// ```
+    #[inline]
+    pub fn has_room(&mut self) -> bool {
+        self.room_for(1) == 1
+    }
+
+    /// How many of `wanted` pushes would go in now: `wanted`, or the free
+    /// slots if fewer. Reads the consumer's index only when the last one
+    /// seen frees fewer than `wanted` slots.
+    ///
+    /// ```
+    /// use dotcompute::ring::spsc::SpscRing;
+    ///
+    /// let (mut tx, mut rx) = SpscRing::new(4)?;
+    /// assert_eq!(tx.room_for(3), 3);
+    /// assert_eq!(tx.push_slice(&[1, 2, 3]), 3);
+    /// assert_eq!(tx.room_for(3), 1);
+    /// rx.pop().unwrap();
+    /// assert_eq!(tx.room_for(3), 2);
+    /// # Ok::<(), dotcompute::ring::spsc::CapacityError>(())
+    /// ```
+    #[inline]
+    pub fn room_for(&mut self, wanted: usize) -> usize {
+        let capacity = self.mask + 1;
+        // `free <= capacity <= 2^30`, so the casts below are lossless.
+        let mut free = capacity - self.tail.wrapping_sub(self.cached_head);
+        if (free as usize) < wanted {
+            self.cached_head = self.ring.control.consumer.head.load(Ordering::Acquire);
+            free = capacity - self.tail.wrapping_sub(self.cached_head);
+        }
+        wanted.min(free as usize)
+    }
+
     /// Number of slots.
     #[inline]
     pub fn capacity(&self) -> usize {
@@ -861,6 +909,30 @@ impl<T> Consumer<T> {
     #[inline]
     pub fn capacity(&self) -> usize {
         (self.mask + 1) as usize
+    }
+
+    /// Number of items this half knows are in the ring: those up to the
+    /// producer's index as last read (by a pop or a batch), without reading
+    /// it again. A lower bound of [`len`](Consumer::len), and an occupancy
+    /// the ring really had: right after a pop that had to re-read the index,
+    /// `observed_len() + 1` is the occupancy at that read.
+    ///
+    /// ```
+    /// use dotcompute::ring::spsc::SpscRing;
+    ///
+    /// let (mut tx, mut rx) = SpscRing::new(4)?;
+    /// tx.push_slice(&[1, 2, 3]);
+    /// assert_eq!(rx.observed_len(), 0); // not read yet
+    /// assert_eq!(rx.pop(), Ok(1)); // reads the producer's index: 3 queued
+    /// assert_eq!(rx.observed_len(), 2);
+    /// tx.push(4).unwrap();
+    /// assert_eq!(rx.observed_len(), 2); // until the next read
+    /// # Ok::<(), dotcompute::ring::spsc::CapacityError>(())
+    /// ```
+    #[inline]
+    pub fn observed_len(&self) -> usize {
+        // `<= capacity <= 2^30`: lossless.
+        self.cached_tail.wrapping_sub(self.head) as usize
     }
 
     /// Number of items available to pop right now (a lower bound: the producer

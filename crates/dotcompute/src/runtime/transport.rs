@@ -15,9 +15,15 @@
 //!   timed out or closed;
 //! - the statistics are exact under concurrency: `enqueued` moves under the
 //!   producer lock with the push, `dequeued` under the consumer lock with
-//!   the pop, the peak is the ring's own occupancy read after a push (never
-//!   above capacity), and a snapshot holds both locks, so every snapshot
-//!   satisfies [`QueueStats::is_consistent`];
+//!   the pop, and a snapshot holds both locks, so every snapshot satisfies
+//!   [`QueueStats::is_consistent`];
+//! - the peak depth is an occupancy the ring really had, never above the
+//!   capacity: the consumer notes what it sees when it takes messages (its
+//!   view of the producer's index, a lower bound of the depth then), a
+//!   push that finds the ring full notes the capacity, and a snapshot
+//!   notes the depth it reads. Neither half reads the other's index for
+//!   the peak alone: in a round trip that read would move a cache line
+//!   between the two threads twice per message;
 //! - no receive succeeds while paused; after `close`, sends fail and
 //!   receivers drain what is left, then get `Closed`;
 //! - a waiter never sleeps without a registered listener, and every push,
@@ -150,9 +156,9 @@ impl<T: Message> RingChannel<T> {
         usize::try_from(enqueued.saturating_sub(dequeued)).unwrap_or(usize::MAX)
     }
 
-    /// Raises the peak depth to `occupancy` (the ring's own count, read by
-    /// the producer under its lock right after a push, so never above the
-    /// capacity). A plain load first, so the common case writes nothing.
+    /// Raises the peak depth to `occupancy` (a depth the ring really had;
+    /// see the module invariants). A plain load first, so the common case
+    /// writes nothing.
     fn note_depth(&self, occupancy: usize) {
         if occupancy > self.peak.load(Ordering::Relaxed) {
             self.peak.fetch_max(occupancy, Ordering::Relaxed);
@@ -167,8 +173,11 @@ impl<T: Message> RingChannel<T> {
         }
         let mut tx = self.tx.lock();
         // Only a message that goes in counts for the sampler (the consumer
-        // only ever frees slots, so a ring not full now takes the push).
-        if tx.producer.is_full() {
+        // only ever frees slots, so a ring with room now takes the push).
+        if !tx.producer.has_room() {
+            // `has_room` re-read the consumer's index to say so: full now.
+            drop(tx);
+            self.note_depth(self.config.capacity);
             return Err(SendError::Full(msg));
         }
         let at = tx.sampler.stamp();
@@ -177,7 +186,6 @@ impl<T: Message> RingChannel<T> {
             Ok(()) => {
                 // Counted under the producer lock (see the module invariants).
                 self.enqueued.fetch_add(1, Ordering::AcqRel);
-                self.note_depth(tx.producer.len());
                 drop(tx);
                 self.not_empty.notify_additional(1);
                 Ok(())
@@ -287,7 +295,7 @@ impl<T: Message> RingChannel<T> {
         let mut n = 0usize;
         // As many as there is room for now (the consumer only frees more),
         // so every message the sampler counts goes in.
-        let room = producer.slots().min(pending.len());
+        let room = producer.room_for(pending.len());
         while n < room {
             let Some(msg) = pending.pop_front() else { break };
             let at = sampler.stamp_in_batch(&mut now);
@@ -302,7 +310,6 @@ impl<T: Message> RingChannel<T> {
         if n > 0 {
             // Counted under the producer lock (see the module invariants).
             self.enqueued.fetch_add(n as u64, Ordering::AcqRel);
-            self.note_depth(producer.len());
         }
         drop(tx);
         if n > 0 {
@@ -413,6 +420,9 @@ impl<T: Message> RingChannel<T> {
         if n > 0 {
             // Counted under the consumer lock (see the module invariants).
             self.dequeued.fetch_add(n as u64, Ordering::AcqRel);
+            // What the consumer saw when it started: those it took and
+            // those it knows are left.
+            self.note_depth(n + consumer.observed_len());
         }
         drop(rx);
         if n > 0 {
@@ -442,6 +452,8 @@ impl<T: Message> RingChannel<T> {
                 }
                 // Counted under the consumer lock (see the module invariants).
                 self.dequeued.fetch_add(1, Ordering::AcqRel);
+                // This one and those the consumer knows are behind it.
+                self.note_depth(1 + rx.consumer.observed_len());
                 drop(rx);
                 self.not_full.notify_additional(1);
                 Ok(entry.msg)
@@ -562,10 +574,12 @@ impl<T: Message> RingChannel<T> {
         let rx = self.rx.lock();
         let enqueued = self.enqueued.load(Ordering::Acquire);
         let dequeued = self.dequeued.load(Ordering::Acquire);
+        let depth = usize::try_from(enqueued.saturating_sub(dequeued)).unwrap_or(usize::MAX);
+        // The depth read now is one the ring has (both halves are locked).
+        self.note_depth(depth);
         let peak_depth = self.peak.load(Ordering::Relaxed);
         drop(rx);
         drop(tx);
-        let depth = usize::try_from(enqueued.saturating_sub(dequeued)).unwrap_or(usize::MAX);
         let mut band_depths = [0; 4];
         band_depths[crate::message::PriorityBand::Normal.index()] = depth;
         QueueStats {
@@ -822,6 +836,49 @@ mod tests {
             (4, 4, 1, 0, 4)
         );
         assert_eq!(r.rx.lock().waits.len(), 4);
+    }
+
+    /// The peak comes from what the consumer sees when it takes messages,
+    /// from a push that finds the ring full and from snapshots; each is a
+    /// depth the ring really had.
+    #[test]
+    fn peak_is_noted_by_the_consumer_a_full_push_and_a_snapshot() {
+        // The consumer: three queued, taken with no snapshot in between.
+        let r = ring(8, Backpressure::Reject);
+        for i in 0..3 {
+            r.try_send(m(i)).unwrap();
+        }
+        for _ in 0..3 {
+            r.try_recv().unwrap();
+        }
+        assert_eq!(r.stats().peak_depth, 3);
+        // A batch pop: five queued, two taken, then the rest.
+        let r = ring(8, Backpressure::Reject);
+        for i in 0..5 {
+            r.try_send(m(i)).unwrap();
+        }
+        let mut out = Vec::new();
+        assert_eq!(r.pop_batch(2, &mut out), 2);
+        assert_eq!(r.pop_batch(8, &mut out), 3);
+        assert_eq!(r.stats().peak_depth, 5);
+        // A push that finds the ring full (capacity 4), nothing taken since.
+        let r = ring(4, Backpressure::Reject);
+        let mut pending: VecDeque<M> = (0..4).map(m).collect();
+        assert_eq!(r.push_batch(&mut pending), Ok(4));
+        assert!(matches!(r.try_send(m(9)), Err(SendError::Full(_))));
+        assert_eq!(r.peak.load(Ordering::Relaxed), 4);
+        // A snapshot: two queued, never taken.
+        let r = ring(4, Backpressure::Reject);
+        r.try_send(m(1)).unwrap();
+        r.try_send(m(2)).unwrap();
+        assert_eq!(
+            r.peak.load(Ordering::Relaxed),
+            0,
+            "a push alone reads nothing of the consumer"
+        );
+        let s = r.stats();
+        assert_eq!((s.depth, s.peak_depth), (2, 2));
+        assert!(s.is_consistent());
     }
 
     #[test]
