@@ -444,66 +444,59 @@ fn gpu_options(queue_size: usize) -> GpuKernelOptions {
 }
 
 fn record_spec(kind: &str, id: &str, device: &str, queue_size: usize) -> Result<KernelSpec, Error> {
-    let bad = || Error::InvalidConfiguration {
-        parameter: "device",
-        value: device.to_string(),
-        reason: "one of 'cpu', 'cpu-spin', 'emulated', 'cuda'".into(),
-    };
-    match (kind, device) {
-        ("echo", "cpu") => {
-            crate::blocks::cpu_block_spec::<Sample, Sample, NoState, _, _>(id, handlers::echo, false, queue_size)
+    match kind {
+        "echo" => {
+            device_spec::<Sample, Sample, NoState, _, _>(id, device, queue_size, handlers::echo, handlers::echo_cuda)
         }
-        ("echo", "cpu-spin") => {
-            crate::blocks::cpu_block_spec::<Sample, Sample, NoState, _, _>(id, handlers::echo, true, queue_size)
-        }
-        ("echo", "emulated") => {
-            gpu::emulated_kernel::<Sample, Sample, NoState, _, _>(id, handlers::echo, gpu_options(queue_size))
-        }
-        ("echo", "cuda") => gpu::gpu_kernel::<Sample, Sample, NoState>(
+        "transform" => device_spec::<Sample, Scaled, NoState, _, _>(
             id,
-            handlers::echo_cuda(),
-            NoState::zeroed(),
-            gpu_options(queue_size),
-        ),
-        ("transform", "cpu") => {
-            crate::blocks::cpu_block_spec::<Sample, Scaled, NoState, _, _>(id, handlers::transform, false, queue_size)
-        }
-        ("transform", "cpu-spin") => {
-            crate::blocks::cpu_block_spec::<Sample, Scaled, NoState, _, _>(id, handlers::transform, true, queue_size)
-        }
-        ("transform", "emulated") => {
-            gpu::emulated_kernel::<Sample, Scaled, NoState, _, _>(id, handlers::transform, gpu_options(queue_size))
-        }
-        ("transform", "cuda") => gpu::gpu_kernel::<Sample, Scaled, NoState>(
-            id,
-            handlers::transform_cuda(),
-            NoState::zeroed(),
-            gpu_options(queue_size),
-        ),
-        ("running_stats", "cpu") => crate::blocks::cpu_block_spec::<Sample, Stats, StatsState, _, _>(
-            id,
-            handlers::running_stats,
-            false,
+            device,
             queue_size,
+            handlers::transform,
+            handlers::transform_cuda,
         ),
-        ("running_stats", "cpu-spin") => crate::blocks::cpu_block_spec::<Sample, Stats, StatsState, _, _>(
+        "running_stats" => device_spec::<Sample, Stats, StatsState, _, _>(
             id,
-            handlers::running_stats,
-            true,
+            device,
             queue_size,
-        ),
-        ("running_stats", "emulated") => gpu::emulated_kernel::<Sample, Stats, StatsState, _, _>(
-            id,
             handlers::running_stats,
-            gpu_options(queue_size),
+            handlers::running_stats_cuda,
         ),
-        ("running_stats", "cuda") => gpu::gpu_kernel::<Sample, Stats, StatsState>(
-            id,
-            handlers::running_stats_cuda(),
-            StatsState::zeroed(),
-            gpu_options(queue_size),
-        ),
-        _ => Err(bad()),
+        other => Err(Error::InvalidConfiguration {
+            parameter: "kind",
+            value: other.to_string(),
+            reason: "one of 'echo', 'transform', 'running_stats'".into(),
+        }),
+    }
+}
+
+/// One record kernel on `device`: the CPU tiers move blocks of records
+/// (`crate::blocks`), the emulated device runs `handler` over its ring, and
+/// CUDA runs the kernel `cuda()` gives.
+fn device_spec<In, Out, State, H, R>(
+    id: &str,
+    device: &str,
+    queue_size: usize,
+    handler: H,
+    cuda: fn() -> gpu::source::CudaHandler,
+) -> Result<KernelSpec, Error>
+where
+    In: GpuMessage,
+    Out: GpuMessage,
+    State: GpuMessage,
+    H: Fn(&In, &mut Out, &mut State) -> R + Send + Sync + 'static,
+    R: gpu::HandlerStatus + 'static,
+{
+    match device {
+        "cpu" => crate::blocks::cpu_block_spec::<In, Out, State, _, _>(id, handler, false, queue_size),
+        "cpu-spin" => crate::blocks::cpu_block_spec::<In, Out, State, _, _>(id, handler, true, queue_size),
+        "emulated" => gpu::emulated_kernel::<In, Out, State, _, _>(id, handler, gpu_options(queue_size)),
+        "cuda" => gpu::gpu_kernel::<In, Out, State>(id, cuda(), State::zeroed(), gpu_options(queue_size)),
+        _ => Err(Error::InvalidConfiguration {
+            parameter: "device",
+            value: device.to_string(),
+            reason: "one of 'cpu', 'cpu-spin', 'emulated', 'cuda'".into(),
+        }),
     }
 }
 

@@ -352,6 +352,50 @@ struct Slot {
     codes: WgpuMemory,
 }
 
+impl Slot {
+    /// Dispatches the handler over the first `n` inputs already uploaded
+    /// to this slot, with the kernel's `state`; the outputs and codes are
+    /// staged for reading back (`finish_staged`).
+    fn launch<In: GpuMessage, Out: GpuMessage, State: GpuMessage>(
+        &mut self,
+        b: &WgpuBackend,
+        kernel: &WgpuKernel,
+        threading: Threading,
+        block: u32,
+        state: &mut WgpuMemory,
+        n: usize,
+    ) -> Result<crate::device::wgpu::StagedRead, DeviceError> {
+        let config = match threading {
+            Threading::Serial => LaunchConfig::new(1, 1),
+            Threading::Parallel => LaunchConfig::linear(n, block)?,
+        };
+        let mut args = [
+            KernelArg::Buffer {
+                memory: &self.input,
+                elem: elem::<In>(),
+                len: n,
+            },
+            KernelArg::BufferMut {
+                memory: &mut self.output,
+                elem: elem::<Out>(),
+                len: n,
+            },
+            KernelArg::BufferMut {
+                memory: state,
+                elem: elem::<State>(),
+                len: 1,
+            },
+            KernelArg::BufferMut {
+                memory: &mut self.codes,
+                elem: ElemType::of::<u32>(),
+                len: n,
+            },
+            KernelArg::scalar(n as u32),
+        ];
+        b.launch_staged(kernel, &config, &mut args, &[(1, n * Out::SIZE), (3, n * 4)])
+    }
+}
+
 /// A dispatched batch.
 struct InFlight {
     staged: crate::device::wgpu::StagedRead,
@@ -450,34 +494,8 @@ impl<'a, In: GpuMessage, Out: GpuMessage, State: GpuMessage> Bridge<'a, In, Out,
         let stream = b.default_stream();
         let s = &mut self.slots[slot];
         b.copy_htod(bytes_of(&payloads), &mut s.input, 0, &stream)?;
-        let config = match self.threading {
-            Threading::Serial => LaunchConfig::new(1, 1),
-            Threading::Parallel => LaunchConfig::linear(n, self.options.block)?,
-        };
-        let mut args = [
-            KernelArg::Buffer {
-                memory: &s.input,
-                elem: elem::<In>(),
-                len: n,
-            },
-            KernelArg::BufferMut {
-                memory: &mut s.output,
-                elem: elem::<Out>(),
-                len: n,
-            },
-            KernelArg::BufferMut {
-                memory: &mut self.state,
-                elem: elem::<State>(),
-                len: 1,
-            },
-            KernelArg::BufferMut {
-                memory: &mut s.codes,
-                elem: ElemType::of::<u32>(),
-                len: n,
-            },
-            KernelArg::scalar(n as u32),
-        ];
-        let staged = b.launch_staged(&self.kernel, &config, &mut args, &[(1, n * Out::SIZE), (3, n * 4)])?;
+        let staged =
+            s.launch::<In, Out, State>(&b, &self.kernel, self.threading, self.options.block, &mut self.state, n)?;
         self.inflight.push_back(InFlight { staged, headers, slot });
         Ok(())
     }
@@ -675,35 +693,9 @@ impl<In: GpuMessage, Out: GpuMessage, State: GpuMessage> WgpuBatchRunner<In, Out
         }
         let b = self.backend.clone();
         b.copy_htod(bytes_of(inputs), &mut self.slot.input, 0, &b.default_stream())?;
-        let config = match self.threading {
-            Threading::Serial => LaunchConfig::new(1, 1),
-            Threading::Parallel => LaunchConfig::linear(n, self.block)?,
-        };
-        let s = &mut self.slot;
-        let mut args = [
-            KernelArg::Buffer {
-                memory: &s.input,
-                elem: elem::<In>(),
-                len: n,
-            },
-            KernelArg::BufferMut {
-                memory: &mut s.output,
-                elem: elem::<Out>(),
-                len: n,
-            },
-            KernelArg::BufferMut {
-                memory: &mut self.state,
-                elem: elem::<State>(),
-                len: 1,
-            },
-            KernelArg::BufferMut {
-                memory: &mut s.codes,
-                elem: ElemType::of::<u32>(),
-                len: n,
-            },
-            KernelArg::scalar(n as u32),
-        ];
-        let staged = b.launch_staged(&self.kernel, &config, &mut args, &[(1, n * Out::SIZE), (3, n * 4)])?;
+        let staged =
+            self.slot
+                .launch::<In, Out, State>(&b, &self.kernel, self.threading, self.block, &mut self.state, n)?;
         let mut bytes = vec![0u8; n * Out::SIZE];
         let mut codes = vec![0u8; n * 4];
         b.finish_staged(staged, &mut [&mut bytes[..], &mut codes[..]])?;
