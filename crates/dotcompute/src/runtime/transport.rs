@@ -32,6 +32,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use event_listener::{Event, Listener};
@@ -58,6 +59,11 @@ const SPIN_LIMIT: u32 = 200;
 const YIELD_LIMIT: u32 = 64;
 /// Longest single park; cancellation is checked between parks.
 const PARK_SLICE: Duration = Duration::from_millis(5);
+/// How long an async receive polls the ring, yielding to its executor
+/// between polls, before it registers a listener and sleeps. The other end
+/// is a spin kernel's own thread, which answers within microseconds: a
+/// reply met by polling costs no wake-up of a sleeping worker thread.
+const ASYNC_POLL_NS: u64 = 50_000;
 
 struct Entry<T> {
     msg: T,
@@ -464,6 +470,9 @@ impl<T: Message> RingChannel<T> {
     }
 
     async fn recv_until(&self, deadline: Option<Instant>) -> Result<T, RecvError> {
+        if let Some(done) = self.poll_yielding(deadline).await {
+            return done;
+        }
         let mut sleep = deadline.map(Sleep::until);
         loop {
             match self.try_recv() {
@@ -486,6 +495,30 @@ impl<T: Message> RingChannel<T> {
 
     pub async fn recv(&self) -> Result<T, RecvError> {
         self.recv_until(None).await
+    }
+
+    /// The first phase of an async receive: tries the ring, and while it is
+    /// empty yields to the executor (the task is polled again after the
+    /// others ready to run) and tries again, for up to [`ASYNC_POLL_NS`]
+    /// or until `deadline`. `None`: nothing came, go and wait.
+    async fn poll_yielding(&self, deadline: Option<Instant>) -> Option<Result<T, RecvError>> {
+        let mut start = None;
+        std::future::poll_fn(|cx| {
+            match self.try_recv() {
+                Err(RecvError::Empty) => {}
+                done => return Poll::Ready(Some(done)),
+            }
+            let now = clock::now();
+            let start = *start.get_or_insert(now);
+            if clock::ns_between(start, now) >= ASYNC_POLL_NS || passed(deadline) {
+                return Poll::Ready(None);
+            }
+            // Woken by itself: Tokio runs it again after the tasks already
+            // queued (as `tokio::task::yield_now` does).
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        })
+        .await
     }
 
     pub async fn recv_timeout(&self, timeout: Duration) -> Result<T, RecvError> {
@@ -1050,5 +1083,58 @@ mod tests {
             )
             .unwrap();
         assert!(got.is_none());
+    }
+
+    /// An async receive first polls the ring, yielding between polls (other
+    /// tasks of a single-threaded executor keep running), then registers and
+    /// sleeps: a message that comes in either phase is received, and a
+    /// timeout still ends the wait.
+    #[test]
+    fn async_receive_polls_yielding_then_sleeps() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let r = Arc::new(ring(4, Backpressure::Block));
+        rt.block_on(async {
+            // Another task counts while the receive polls an empty ring.
+            let ticks = Arc::new(AtomicU64::new(0));
+            let t2 = ticks.clone();
+            let counter = tokio::spawn(async move {
+                loop {
+                    t2.fetch_add(1, Ordering::Relaxed);
+                    tokio::task::yield_now().await;
+                }
+            });
+            // Nothing comes: the timeout ends the wait, after the polling
+            // phase, during which the other task ran.
+            let t0 = Instant::now();
+            assert!(matches!(
+                r.recv_timeout(Duration::from_millis(20)).await,
+                Err(RecvError::Timeout)
+            ));
+            assert!(t0.elapsed() >= Duration::from_millis(20));
+            assert!(ticks.load(Ordering::Relaxed) > 10, "the receive let the other task run");
+            // A message pushed by another thread while the receive polls.
+            let r2 = r.clone();
+            let soon = std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_micros(5));
+                r2.try_send(m(1)).unwrap();
+            });
+            assert_eq!(r.recv().await.unwrap().n, 1);
+            soon.join().unwrap();
+            // A message pushed long after the polling phase: the listener
+            // registered by then wakes the sleeping receive.
+            let r2 = r.clone();
+            let late = std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(30));
+                r2.try_send(m(2)).unwrap();
+            });
+            assert_eq!(r.recv().await.unwrap().n, 2);
+            late.join().unwrap();
+            counter.abort();
+        });
+        let s = r.stats();
+        assert_eq!((s.enqueued, s.dequeued), (2, 2));
     }
 }
