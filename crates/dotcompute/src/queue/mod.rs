@@ -129,7 +129,7 @@ pub use config::{Backpressure, QueueConfig, QueueConfigError, UnknownBackpressur
 pub(crate) use error::Refusal;
 pub use error::{RecvError, SendError, SendErrorKind};
 pub use stats::QueueStats;
-pub(crate) use wait::{Backoff, ThreadWaker};
+pub(crate) use wait::{Backoff, ReceiverWait, ThreadWaker};
 
 use crate::runtime::telemetry::histogram::AtomicHistogram;
 use crate::Message;
@@ -161,6 +161,9 @@ struct Shared<T> {
     waits: Arc<AtomicHistogram>,
     /// How long a blocked thread spins before it starts yielding.
     spin_ns: u64,
+    /// How long an async receive polls, yielding, before it registers
+    /// (0: it registers at once). See [`ReceiverWait`].
+    async_poll_ns: u64,
 }
 
 impl<T> Clone for MessageQueue<T> {
@@ -323,18 +326,17 @@ impl<T: Message> MessageQueue<T> {
     /// # Errors
     /// [`QueueConfigError`] if the capacity is 0 or above [`MAX_QUEUE_CAPACITY`].
     pub fn new(config: QueueConfig) -> Result<Self, QueueConfigError> {
-        Self::build(config, wait::SPIN_NS)
+        Self::build(config, wait::SPIN_NS, 0)
     }
 
-    /// The runtime's queues: with `spin` false, a blocked thread yields
-    /// from the start instead of spinning first — for a queue fed by a
-    /// thread that itself waits on another process, where a spinning
-    /// receiver only takes the vCPU the two of them need.
-    pub(crate) fn for_runtime(config: QueueConfig, spin: bool) -> Result<Self, QueueConfigError> {
-        Self::build(config, if spin { wait::SPIN_NS } else { 0 })
+    /// The runtime's queues, whose receivers wait as `waits` says.
+    pub(crate) fn for_runtime(config: QueueConfig, waits: ReceiverWait) -> Result<Self, QueueConfigError> {
+        let spin_ns = if waits.spin { wait::SPIN_NS } else { 0 };
+        let async_poll_ns = if waits.async_poll { wait::POLL_NS } else { 0 };
+        Self::build(config, spin_ns, async_poll_ns)
     }
 
-    fn build(config: QueueConfig, spin_ns: u64) -> Result<Self, QueueConfigError> {
+    fn build(config: QueueConfig, spin_ns: u64, async_poll_ns: u64) -> Result<Self, QueueConfigError> {
         config.validate()?;
         let waits = Arc::new(AtomicHistogram::new());
         let state = State::new(
@@ -351,6 +353,7 @@ impl<T: Message> MessageQueue<T> {
                 len: AtomicUsize::new(0),
                 waits,
                 spin_ns,
+                async_poll_ns,
             }),
         })
     }
@@ -833,6 +836,49 @@ impl<T: Message> MessageQueue<T> {
         poll_fn(move |cx| self.poll_recv(cx, &mut wait))
     }
 
+    /// Whether an async receive should poll first (see
+    /// [`ReceiverWait::async_poll`]; then use
+    /// [`recv_polling_first`](Self::recv_polling_first)).
+    #[inline]
+    pub(crate) fn polls_first(&self) -> bool {
+        self.shared.async_poll_ns > 0
+    }
+
+    /// [`recv_until`](Self::recv_until), after a polling phase: looks
+    /// without registering, yielding to the executor while nothing is
+    /// there, for up to the queue's polling time or until `deadline`.
+    pub(crate) async fn recv_polling_first(&self, deadline: Option<Instant>) -> Result<T, RecvError>
+    where
+        T: Send,
+    {
+        let mut start = None;
+        let polled = poll_fn(|cx| {
+            // A pop on the first look, then one whenever the lock-free
+            // count says there is something.
+            if start.is_none() || self.shared.ready.load(Ordering::Relaxed) > 0 {
+                match self.pop_one(None) {
+                    Err(RecvError::Empty) => {}
+                    done => return Poll::Ready(Some(done)),
+                }
+            }
+            let now = clock::now();
+            let since = *start.get_or_insert(now);
+            let in_time = deadline.is_none_or(|d| Instant::now() < d);
+            if in_time && clock::ns_between(since, now) < self.shared.async_poll_ns {
+                // Woken by itself: Tokio polls it again after the tasks
+                // already queued (as `tokio::task::yield_now` does).
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            Poll::Ready(None)
+        })
+        .await;
+        match polled {
+            Some(done) => done,
+            None => self.recv_until(deadline).await,
+        }
+    }
+
     /// One attempt of an async receive: a pop, or (under the same lock) the
     /// registration of the task's waker when there is nothing to deliver.
     #[inline(always)]
@@ -1165,5 +1211,88 @@ mod batch_tests {
         let r = crate::runtime::park::block_on(q.send_batch_until(batch(0..3), None, None));
         assert_eq!(unsent(r), Err((Refusal::Closed, vec![0, 1, 2])));
         assert_eq!(q.stats().closed_rejections, 1);
+    }
+}
+
+#[cfg(test)]
+mod polling_tests {
+    use super::*;
+    use crate::MessageHeader;
+    use std::sync::atomic::AtomicU64;
+
+    #[derive(Debug, crate::Message)]
+    struct M {
+        n: u64,
+        header: MessageHeader,
+    }
+
+    fn m(n: u64) -> M {
+        M {
+            n,
+            header: MessageHeader::new(),
+        }
+    }
+
+    /// A receive that polls first (a thread kernel's replies) gets what a
+    /// thread sends while it polls and what comes after it went to sleep,
+    /// lets the executor's other tasks run while it polls, ends at its
+    /// deadline, and sees a close.
+    #[test]
+    fn a_polling_receive_gets_early_and_late_messages_and_yields() {
+        let waits = ReceiverWait {
+            spin: true,
+            async_poll: true,
+        };
+        let q = Arc::new(MessageQueue::<M>::for_runtime(QueueConfig::new(8), waits).unwrap());
+        assert!(q.polls_first());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let ticks = Arc::new(AtomicU64::new(0));
+            let t2 = ticks.clone();
+            let counter = tokio::spawn(async move {
+                loop {
+                    t2.fetch_add(1, Ordering::Relaxed);
+                    tokio::task::yield_now().await;
+                }
+            });
+            // Nothing comes: the deadline ends it; the other task ran meanwhile.
+            let t0 = Instant::now();
+            let deadline = Some(t0 + Duration::from_millis(20));
+            assert!(matches!(q.recv_polling_first(deadline).await, Err(RecvError::Timeout)));
+            assert!(t0.elapsed() >= Duration::from_millis(20));
+            assert!(ticks.load(Ordering::Relaxed) > 10, "the receive let the other task run");
+            // Sent from a thread while the receive polls.
+            let q2 = q.clone();
+            let soon = std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_micros(5));
+                q2.try_send(m(1)).unwrap();
+            });
+            assert_eq!(q.recv_polling_first(None).await.unwrap().n, 1);
+            soon.join().unwrap();
+            // Sent long after the polling phase: the registered waker wakes it.
+            let q2 = q.clone();
+            let late = std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(30));
+                q2.try_send(m(2)).unwrap();
+            });
+            assert_eq!(q.recv_polling_first(None).await.unwrap().n, 2);
+            late.join().unwrap();
+            // Closed while sleeping: `Closed`.
+            let q2 = q.clone();
+            let closer = std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(5));
+                q2.close();
+            });
+            assert!(matches!(q.recv_polling_first(None).await, Err(RecvError::Closed)));
+            closer.join().unwrap();
+            counter.abort();
+        });
+        let s = q.stats();
+        assert_eq!((s.enqueued, s.dequeued), (2, 2));
+        // A queue built by hand registers at once.
+        assert!(!MessageQueue::<M>::new(QueueConfig::new(8)).unwrap().polls_first());
     }
 }

@@ -25,6 +25,24 @@ pub(crate) const SPIN_NS: u64 = 5_000;
 /// Polling (spinning, then yielding) before parking, in nanoseconds.
 pub(crate) const POLL_NS: u64 = 50_000;
 
+/// How the receivers of one of the runtime's queues wait while it is empty,
+/// chosen by who sends into it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ReceiverWait {
+    /// A blocked thread spins [`SPIN_NS`] before it starts yielding (false:
+    /// it yields from the start — for a queue fed by a thread that itself
+    /// waits on another process, where a spinning receiver only takes the
+    /// vCPU the two of them need).
+    pub spin: bool,
+    /// An async receive polls, yielding to its executor between polls, for
+    /// up to [`POLL_NS`] before it registers its waker — for a queue fed by
+    /// a kernel's own thread, whose answer then needs no wake-up of a worker
+    /// thread that went to sleep. False for a queue fed by a task of the
+    /// same executor (the wake-up is cheap there, and polling would only
+    /// hold the executor's thread).
+    pub async_poll: bool,
+}
+
 /// The poll-then-park schedule of one wait.
 pub(crate) struct Backoff {
     start: Option<clock::Stamp>,

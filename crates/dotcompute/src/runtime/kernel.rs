@@ -16,6 +16,7 @@ use tracing::Instrument;
 
 use crate::error::{Error, HandlerError, Result};
 use crate::message::Message;
+use crate::queue::ReceiverWait;
 use crate::runtime::config::{ExecutionMode, KernelConfig};
 use crate::runtime::context::KernelContext;
 use crate::runtime::core::KernelCore;
@@ -48,12 +49,25 @@ impl<In: Message, Out: Message> KernelCell<In, Out> {
         config.validate()?;
         let ring = config.mode == ExecutionMode::Spin;
         let bad_queue = |e: String| Error::invalid("queue", "", e);
-        // A process kernel's replies come through its pump thread, which
-        // waits on the process: a host spinning for them takes the vCPU those
-        // two need (measured: docs/benchmarks.md, issue 10, third pass).
-        let spin_for_replies = config.mode != ExecutionMode::Process;
-        let input = Transport::new(config.input_queue(), ring, config.latency_sample_every, true).map_err(bad_queue)?;
-        let output = Transport::new(config.output_queue(), ring, 0, spin_for_replies).map_err(bad_queue)?;
+        // The kernel's receivers spin briefly and, when async, register at
+        // once (the host may be a task of the kernel's own executor).
+        let to_kernel = ReceiverWait {
+            spin: true,
+            async_poll: false,
+        };
+        let to_host = ReceiverWait {
+            // A process kernel's replies come through its pump thread, which
+            // waits on the process: a host spinning for them takes the vCPU
+            // those two need (measured: docs/benchmarks.md, issue 10, third
+            // pass).
+            spin: config.mode != ExecutionMode::Process,
+            // A thread kernel answers from its own thread: an async host
+            // polls a while before it sleeps (docs/benchmarks.md, fifth pass).
+            async_poll: matches!(config.mode, ExecutionMode::Thread | ExecutionMode::Gpu),
+        };
+        let input =
+            Transport::new(config.input_queue(), ring, config.latency_sample_every, to_kernel).map_err(bad_queue)?;
+        let output = Transport::new(config.output_queue(), ring, 0, to_host).map_err(bad_queue)?;
         let core = Arc::new(KernelCore::new(id, config, runtime));
         core.transition(Operation::Launch)?;
         Ok(KernelCell {

@@ -67,7 +67,9 @@ impl<Out: Message> OutputPort<Out> {
         self.core.check(Operation::Receive)?;
         let received = match (timeout, &self.queue) {
             // The hot path: the queue's own receive future, no extra layer.
-            (None, Transport::Queue(q)) => q.recv().await,
+            (None, Transport::Queue(q)) if !q.polls_first() => q.recv().await,
+            // A thread kernel's replies: poll a while before sleeping.
+            (None, Transport::Queue(q)) => q.recv_polling_first(None).await,
             (None, Transport::Ring(r)) => r.recv().await,
             (Some(t), _) => match timer::timeout(t, self.queue.recv()).await {
                 Some(r) => r,

@@ -46,8 +46,8 @@ use crate::queue::sampler::Sampler;
 use crate::queue::state::{new_wait_histogram, MAX_RECORDED_WAIT_NS};
 use crate::queue::timer::Sleep;
 use crate::queue::{
-    deadline_after, wait_async, wait_async_or_stop, Backpressure, MessageQueue, QueueConfig, QueueStats, RecvError,
-    Refusal, SendError,
+    deadline_after, wait_async, wait_async_or_stop, Backpressure, MessageQueue, QueueConfig, QueueStats, ReceiverWait,
+    RecvError, Refusal, SendError,
 };
 use crate::ring::spsc::{Consumer, Producer, PushError, SpscRing};
 
@@ -685,13 +685,14 @@ impl<T: Message> Transport<T> {
     /// A ring (`ring`) or a priority queue, recording the wait of one
     /// message in `wait_sample_every` (the kernel's input; its output's
     /// waits are not reported, so that side passes 0 and reads no clock).
-    /// A queue's blocked receivers spin first only with `spin`.
-    pub fn new(config: QueueConfig, ring: bool, wait_sample_every: u32, spin: bool) -> Result<Self, String> {
+    /// A queue's receivers wait as `waits` says (a ring's always poll
+    /// first: its other end is a spin kernel's thread).
+    pub fn new(config: QueueConfig, ring: bool, wait_sample_every: u32, waits: ReceiverWait) -> Result<Self, String> {
         let config = config.with_wait_sample_every(wait_sample_every);
         if ring {
             Ok(Transport::Ring(Box::new(RingChannel::new(config)?)))
         } else {
-            MessageQueue::for_runtime(config, spin)
+            MessageQueue::for_runtime(config, waits)
                 .map(Transport::Queue)
                 .map_err(|e| e.to_string())
         }
@@ -736,8 +737,14 @@ impl<T: Message> Transport<T> {
         }
     }
 
+    /// A receive that polls first where the queue's receivers do (a ring
+    /// always does; see [`ReceiverWait::async_poll`]).
     pub async fn recv(&self) -> Result<T, RecvError> {
-        delegate!(self, q => q.recv().await)
+        match self {
+            Transport::Queue(q) if q.polls_first() => q.recv_polling_first(None).await,
+            Transport::Queue(q) => q.recv().await,
+            Transport::Ring(r) => r.recv().await,
+        }
     }
 
     pub async fn recv_timeout(&self, timeout: Duration) -> Result<T, RecvError> {
