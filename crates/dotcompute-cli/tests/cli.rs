@@ -192,7 +192,9 @@ fn bench_latency_runs_the_thread_and_spin_tiers_and_draws_an_svg() {
         [
             ("thread", "plain_thread"),
             ("thread", "multi_thread"),
+            ("thread", "multi_thread"),
             ("spin", "plain_thread"),
+            ("spin", "multi_thread"),
             ("spin", "multi_thread"),
             ("spin", "plain_thread")
         ]
@@ -201,7 +203,9 @@ fn bench_latency_runs_the_thread_and_spin_tiers_and_draws_an_svg() {
         check_latency(r, 500);
     }
     assert_eq!(results[0]["method_label"], "send_blocking+receive_blocking");
-    assert_eq!(results[4]["method"], "raw_ring", "the spin tier's no-runtime baseline");
+    assert_eq!(results[2]["method"], "call", "an async host's call to a thread kernel");
+    assert_eq!(results[5]["method"], "call", "an async host's call to a spin kernel");
+    assert_eq!(results[6]["method"], "raw_ring", "the spin tier's no-runtime baseline");
 
     let chart = std::fs::read_to_string(&svg).expect("the SVG was written");
     assert!(

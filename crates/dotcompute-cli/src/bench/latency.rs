@@ -112,6 +112,7 @@ fn cases(tier: Tier) -> Vec<Case> {
         Tier::Spin => vec![
             case(HostKind::PlainThread, Method::SendReceive),
             case(HostKind::MultiThread, Method::SendReceive),
+            case(HostKind::MultiThread, Method::Call),
             case(HostKind::PlainThread, Method::RawRing),
         ],
         Tier::Gpu => vec![
@@ -128,6 +129,7 @@ fn cases(tier: Tier) -> Vec<Case> {
         Tier::Thread | Tier::Process => vec![
             case(HostKind::PlainThread, Method::SendReceive),
             case(HostKind::MultiThread, Method::SendReceive),
+            case(HostKind::MultiThread, Method::Call),
         ],
     }
 }

@@ -129,7 +129,7 @@ pub use config::{Backpressure, QueueConfig, QueueConfigError, UnknownBackpressur
 pub(crate) use error::Refusal;
 pub use error::{RecvError, SendError, SendErrorKind};
 pub use stats::QueueStats;
-pub(crate) use wait::{Backoff, ReceiverWait, ThreadWaker};
+pub(crate) use wait::{spin_for, Backoff, ReceiverWait, ThreadWaker};
 
 use crate::runtime::telemetry::histogram::AtomicHistogram;
 use crate::Message;
@@ -161,9 +161,9 @@ struct Shared<T> {
     waits: Arc<AtomicHistogram>,
     /// How long a blocked thread spins before it starts yielding.
     spin_ns: u64,
-    /// How long an async receive polls, yielding, before it registers
-    /// (0: it registers at once). See [`ReceiverWait`].
-    async_poll_ns: u64,
+    /// Whether an async receive looks again for a while before it
+    /// registers. See [`ReceiverWait`].
+    async_poll: bool,
 }
 
 impl<T> Clone for MessageQueue<T> {
@@ -326,17 +326,16 @@ impl<T: Message> MessageQueue<T> {
     /// # Errors
     /// [`QueueConfigError`] if the capacity is 0 or above [`MAX_QUEUE_CAPACITY`].
     pub fn new(config: QueueConfig) -> Result<Self, QueueConfigError> {
-        Self::build(config, wait::SPIN_NS, 0)
+        Self::build(config, wait::SPIN_NS, false)
     }
 
     /// The runtime's queues, whose receivers wait as `waits` says.
     pub(crate) fn for_runtime(config: QueueConfig, waits: ReceiverWait) -> Result<Self, QueueConfigError> {
         let spin_ns = if waits.spin { wait::SPIN_NS } else { 0 };
-        let async_poll_ns = if waits.async_poll { wait::POLL_NS } else { 0 };
-        Self::build(config, spin_ns, async_poll_ns)
+        Self::build(config, spin_ns, waits.async_poll)
     }
 
-    fn build(config: QueueConfig, spin_ns: u64, async_poll_ns: u64) -> Result<Self, QueueConfigError> {
+    fn build(config: QueueConfig, spin_ns: u64, async_poll: bool) -> Result<Self, QueueConfigError> {
         config.validate()?;
         let waits = Arc::new(AtomicHistogram::new());
         let state = State::new(
@@ -353,7 +352,7 @@ impl<T: Message> MessageQueue<T> {
                 len: AtomicUsize::new(0),
                 waits,
                 spin_ns,
-                async_poll_ns,
+                async_poll,
             }),
         })
     }
@@ -841,39 +840,28 @@ impl<T: Message> MessageQueue<T> {
     /// [`recv_polling_first`](Self::recv_polling_first)).
     #[inline]
     pub(crate) fn polls_first(&self) -> bool {
-        self.shared.async_poll_ns > 0
+        self.shared.async_poll
     }
 
-    /// [`recv_until`](Self::recv_until), after a polling phase: looks
-    /// without registering, yielding to the executor while nothing is
-    /// there, for up to the queue's polling time or until `deadline`.
+    /// [`recv_until`](Self::recv_until), after a first phase that looks
+    /// without registering, spinning in place for a few microseconds
+    /// ([`spin_for`]).
     pub(crate) async fn recv_polling_first(&self, deadline: Option<Instant>) -> Result<T, RecvError>
     where
         T: Send,
     {
-        let mut start = None;
-        let polled = poll_fn(|cx| {
+        let found = spin_for(deadline, |first| {
             // A pop on the first look, then one whenever the lock-free
             // count says there is something.
-            if start.is_none() || self.shared.ready.load(Ordering::Relaxed) > 0 {
+            if first || self.shared.ready.load(Ordering::Relaxed) > 0 {
                 match self.pop_one(None) {
                     Err(RecvError::Empty) => {}
-                    done => return Poll::Ready(Some(done)),
+                    done => return Some(done),
                 }
             }
-            let now = clock::now();
-            let since = *start.get_or_insert(now);
-            let in_time = deadline.is_none_or(|d| Instant::now() < d);
-            if in_time && clock::ns_between(since, now) < self.shared.async_poll_ns {
-                // Woken by itself: Tokio polls it again after the tasks
-                // already queued (as `tokio::task::yield_now` does).
-                cx.waker().wake_by_ref();
-                return Poll::Pending;
-            }
-            Poll::Ready(None)
-        })
-        .await;
-        match polled {
+            None
+        });
+        match found {
             Some(done) => done,
             None => self.recv_until(deadline).await,
         }
@@ -1233,12 +1221,12 @@ mod polling_tests {
         }
     }
 
-    /// A receive that polls first (a thread kernel's replies) gets what a
-    /// thread sends while it polls and what comes after it went to sleep,
-    /// lets the executor's other tasks run while it polls, ends at its
-    /// deadline, and sees a close.
+    /// A receive that looks again before it sleeps (a thread kernel's
+    /// replies) gets what a thread sends soon and what comes after it went
+    /// to sleep, lets the executor's other tasks run while it sleeps, ends at
+    /// its deadline, and sees a close.
     #[test]
-    fn a_polling_receive_gets_early_and_late_messages_and_yields() {
+    fn a_polling_receive_gets_early_and_late_messages() {
         let waits = ReceiverWait {
             spin: true,
             async_poll: true,
@@ -1264,7 +1252,7 @@ mod polling_tests {
             assert!(matches!(q.recv_polling_first(deadline).await, Err(RecvError::Timeout)));
             assert!(t0.elapsed() >= Duration::from_millis(20));
             assert!(ticks.load(Ordering::Relaxed) > 10, "the receive let the other task run");
-            // Sent from a thread while the receive polls.
+            // Sent from a thread soon after the receive began.
             let q2 = q.clone();
             let soon = std::thread::spawn(move || {
                 std::thread::sleep(Duration::from_micros(5));
@@ -1272,7 +1260,7 @@ mod polling_tests {
             });
             assert_eq!(q.recv_polling_first(None).await.unwrap().n, 1);
             soon.join().unwrap();
-            // Sent long after the polling phase: the registered waker wakes it.
+            // Sent long after: the registered waker wakes it.
             let q2 = q.clone();
             let late = std::thread::spawn(move || {
                 std::thread::sleep(Duration::from_millis(30));

@@ -34,12 +34,12 @@ pub(crate) struct ReceiverWait {
     /// waits on another process, where a spinning receiver only takes the
     /// vCPU the two of them need).
     pub spin: bool,
-    /// An async receive polls, yielding to its executor between polls, for
-    /// up to [`POLL_NS`] before it registers its waker — for a queue fed by
-    /// a kernel's own thread, whose answer then needs no wake-up of a worker
-    /// thread that went to sleep. False for a queue fed by a task of the
-    /// same executor (the wake-up is cheap there, and polling would only
-    /// hold the executor's thread).
+    /// An async receive looks again, spinning in place for up to
+    /// [`SPIN_NS`] ([`spin_for`]), before it registers its waker — for a
+    /// queue fed by a kernel's own thread, whose answer then needs no
+    /// wake-up of a worker thread that went to sleep. False for a queue fed
+    /// by a task of the same executor (that task cannot run while this one
+    /// spins).
     pub async_poll: bool,
 }
 
@@ -97,6 +97,32 @@ impl Backoff {
             if spent >= self.spin_ns {
                 thread::yield_now();
             }
+        }
+    }
+}
+
+/// The first phase of an async wait for an answer from another thread:
+/// calls `look` (told whether it is the first look) until it gives a value,
+/// spinning in place for up to [`SPIN_NS`] or until `deadline`. `None`: the
+/// time is up, go and wait (register a waker). The executor's thread is
+/// held meanwhile, as a blocked thread's first phase holds its own: a
+/// task that instead yields on every look makes a multi-threaded Tokio
+/// runtime wake another worker to steal it each time, a third busy thread
+/// beside the kernel's, and a tail of 30–60 µs round trips on a 2-vCPU
+/// machine (measured: docs/benchmarks.md, fifth pass).
+pub(crate) fn spin_for<R>(deadline: Option<Instant>, mut look: impl FnMut(bool) -> Option<R>) -> Option<R> {
+    let start = clock::now();
+    let mut first = true;
+    loop {
+        for _ in 0..16 {
+            if let Some(found) = look(first) {
+                return Some(found);
+            }
+            first = false;
+            std::hint::spin_loop();
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) || clock::ns_between(start, clock::now()) >= SPIN_NS {
+            return None;
         }
     }
 }

@@ -20,12 +20,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
+use tokio::sync::oneshot::error::TryRecvError;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::error::{Error, Result, SendError};
 use crate::message::Message;
-use crate::queue::{timer, Backpressure, RecvError, Refusal};
+use crate::queue::{spin_for, timer, Backpressure, RecvError, Refusal};
 use crate::runtime::core::{KernelCore, Side};
 use crate::runtime::input::InputPort;
 use crate::runtime::replies::{Registration, Replies};
@@ -293,6 +294,28 @@ impl<Out: Message> PendingCall<'_, Out> {
         let Some(rx) = self.rx.as_mut() else {
             return Err(port.core.end_error());
         };
+        let mut timeout = timeout;
+        if port.queue.polls_first() {
+            // A reply from a kernel's own thread: look a while before
+            // sleeping, as the host's receive does.
+            let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+            let polled = spin_for(deadline, |_| match rx.try_recv() {
+                Ok(reply) => Some(Ok(reply)),
+                Err(TryRecvError::Closed) => Some(Err(())),
+                Err(TryRecvError::Empty) => None,
+            });
+            if let Some(got) = polled {
+                self.rx = None;
+                return got.map_err(|()| port.core.end_error());
+            }
+            if let (Some(t), Some(d)) = (timeout, deadline) {
+                let left = d.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(port.receive_timeout_error(t));
+                }
+                timeout = Some(left);
+            }
+        }
         let got = match timeout {
             None => rx.await,
             Some(t) => match timer::timeout(t, rx).await {

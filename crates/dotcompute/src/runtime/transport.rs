@@ -32,7 +32,6 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use event_listener::{Event, Listener};
@@ -46,8 +45,8 @@ use crate::queue::sampler::Sampler;
 use crate::queue::state::{new_wait_histogram, MAX_RECORDED_WAIT_NS};
 use crate::queue::timer::Sleep;
 use crate::queue::{
-    deadline_after, wait_async, wait_async_or_stop, Backpressure, MessageQueue, QueueConfig, QueueStats, ReceiverWait,
-    RecvError, Refusal, SendError,
+    deadline_after, spin_for, wait_async, wait_async_or_stop, Backpressure, MessageQueue, QueueConfig, QueueStats,
+    ReceiverWait, RecvError, Refusal, SendError,
 };
 use crate::ring::spsc::{Consumer, Producer, PushError, SpscRing};
 
@@ -59,11 +58,6 @@ const SPIN_LIMIT: u32 = 200;
 const YIELD_LIMIT: u32 = 64;
 /// Longest single park; cancellation is checked between parks.
 const PARK_SLICE: Duration = Duration::from_millis(5);
-/// How long an async receive polls the ring, yielding to its executor
-/// between polls, before it registers a listener and sleeps. The other end
-/// is a spin kernel's own thread, which answers within microseconds: a
-/// reply met by polling costs no wake-up of a sleeping worker thread.
-const ASYNC_POLL_NS: u64 = 50_000;
 
 struct Entry<T> {
     msg: T,
@@ -470,7 +464,14 @@ impl<T: Message> RingChannel<T> {
     }
 
     async fn recv_until(&self, deadline: Option<Instant>) -> Result<T, RecvError> {
-        if let Some(done) = self.poll_yielding(deadline).await {
+        // The other end is a spin kernel's own thread, which answers within
+        // microseconds: look again a while before registering, so that a
+        // reply met here costs no wake-up of a sleeping worker thread.
+        let found = spin_for(deadline, |_| match self.try_recv() {
+            Err(RecvError::Empty) => None,
+            done => Some(done),
+        });
+        if let Some(done) = found {
             return done;
         }
         let mut sleep = deadline.map(Sleep::until);
@@ -495,30 +496,6 @@ impl<T: Message> RingChannel<T> {
 
     pub async fn recv(&self) -> Result<T, RecvError> {
         self.recv_until(None).await
-    }
-
-    /// The first phase of an async receive: tries the ring, and while it is
-    /// empty yields to the executor (the task is polled again after the
-    /// others ready to run) and tries again, for up to [`ASYNC_POLL_NS`]
-    /// or until `deadline`. `None`: nothing came, go and wait.
-    async fn poll_yielding(&self, deadline: Option<Instant>) -> Option<Result<T, RecvError>> {
-        let mut start = None;
-        std::future::poll_fn(|cx| {
-            match self.try_recv() {
-                Err(RecvError::Empty) => {}
-                done => return Poll::Ready(Some(done)),
-            }
-            let now = clock::now();
-            let start = *start.get_or_insert(now);
-            if clock::ns_between(start, now) >= ASYNC_POLL_NS || passed(deadline) {
-                return Poll::Ready(None);
-            }
-            // Woken by itself: Tokio runs it again after the tasks already
-            // queued (as `tokio::task::yield_now` does).
-            cx.waker().wake_by_ref();
-            Poll::Pending
-        })
-        .await
     }
 
     pub async fn recv_timeout(&self, timeout: Duration) -> Result<T, RecvError> {
@@ -734,6 +711,15 @@ impl<T: Message> Transport<T> {
         match self {
             Transport::Queue(q) => q.send_until_or_stop(msg, deadline, stop).await,
             Transport::Ring(r) => r.send_until(msg, deadline, stop).await,
+        }
+    }
+
+    /// Whether an async wait for what comes out of this transport polls
+    /// first (a ring always does; see [`ReceiverWait::async_poll`]).
+    pub fn polls_first(&self) -> bool {
+        match self {
+            Transport::Queue(q) => q.polls_first(),
+            Transport::Ring(_) => true,
         }
     }
 
@@ -1092,12 +1078,12 @@ mod tests {
         assert!(got.is_none());
     }
 
-    /// An async receive first polls the ring, yielding between polls (other
-    /// tasks of a single-threaded executor keep running), then registers and
-    /// sleeps: a message that comes in either phase is received, and a
+    /// An async receive first looks again for a few microseconds, then
+    /// registers and sleeps (other tasks of a single-threaded executor run
+    /// meanwhile): a message that comes in either phase is received, and a
     /// timeout still ends the wait.
     #[test]
-    fn async_receive_polls_yielding_then_sleeps() {
+    fn async_receive_looks_again_then_sleeps() {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -1113,8 +1099,8 @@ mod tests {
                     tokio::task::yield_now().await;
                 }
             });
-            // Nothing comes: the timeout ends the wait, after the polling
-            // phase, during which the other task ran.
+            // Nothing comes: the timeout ends the wait; the other task ran
+            // meanwhile.
             let t0 = Instant::now();
             assert!(matches!(
                 r.recv_timeout(Duration::from_millis(20)).await,
@@ -1122,7 +1108,7 @@ mod tests {
             ));
             assert!(t0.elapsed() >= Duration::from_millis(20));
             assert!(ticks.load(Ordering::Relaxed) > 10, "the receive let the other task run");
-            // A message pushed by another thread while the receive polls.
+            // A message pushed by another thread soon after the receive began.
             let r2 = r.clone();
             let soon = std::thread::spawn(move || {
                 std::thread::sleep(Duration::from_micros(5));
@@ -1130,8 +1116,8 @@ mod tests {
             });
             assert_eq!(r.recv().await.unwrap().n, 1);
             soon.join().unwrap();
-            // A message pushed long after the polling phase: the listener
-            // registered by then wakes the sleeping receive.
+            // A message pushed long after: the listener registered by then
+            // wakes the sleeping receive.
             let r2 = r.clone();
             let late = std::thread::spawn(move || {
                 std::thread::sleep(Duration::from_millis(30));
