@@ -12,6 +12,12 @@
 //! microseconds is met by polling at no such cost. The poll is bounded
 //! (about [`SPIN_NS`] of spinning, then yielding until [`POLL_NS`]), so an
 //! idle queue costs no CPU after that.
+//!
+//! An async wait on an answer from another thread ([`spin_for`]) has the
+//! spinning part of that first phase only: it just looks, and its caller
+//! then waits the usual way (registers its waker, then looks once more, or
+//! registers under the queue's lock), so nothing that arrives between the
+//! last look and the registration is missed.
 
 use std::sync::Arc;
 use std::task::{Wake, Waker};
