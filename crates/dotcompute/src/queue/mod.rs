@@ -888,7 +888,7 @@ impl<T: Message> MessageQueue<T> {
         Poll::Pending
     }
 
-    /// Blocking form of [`recv_from`](Self::recv_from): polls briefly,
+    /// Blocking form of [`recv_until`](Self::recv_until): polls briefly,
     /// then parks until woken or `deadline`.
     pub(crate) fn recv_blocking_until(&self, deadline: Option<Instant>) -> Result<T, RecvError> {
         match self.pop_one(None) {
