@@ -129,6 +129,8 @@ pub use config::{Backpressure, QueueConfig, QueueConfigError, UnknownBackpressur
 pub(crate) use error::Refusal;
 pub use error::{RecvError, SendError, SendErrorKind};
 pub use stats::QueueStats;
+#[cfg(test)]
+pub(crate) use wait::checks as wait_checks;
 pub(crate) use wait::{spin_for, Backoff, ReceiverWait, ThreadWaker};
 
 use crate::runtime::telemetry::histogram::AtomicHistogram;
@@ -1206,7 +1208,6 @@ mod batch_tests {
 mod polling_tests {
     use super::*;
     use crate::MessageHeader;
-    use std::sync::atomic::AtomicU64;
 
     #[derive(Debug, crate::Message)]
     struct M {
@@ -1214,17 +1215,9 @@ mod polling_tests {
         header: MessageHeader,
     }
 
-    fn m(n: u64) -> M {
-        M {
-            n,
-            header: MessageHeader::new(),
-        }
-    }
-
     /// A receive that looks again before it sleeps (a thread kernel's
-    /// replies) gets what a thread sends soon and what comes after it went
-    /// to sleep, lets the executor's other tasks run while it sleeps, ends at
-    /// its deadline, and sees a close.
+    /// replies) passes the shared cases ([`wait::checks`]); a queue built by
+    /// hand registers at once.
     #[test]
     fn a_polling_receive_gets_early_and_late_messages() {
         let waits = ReceiverWait {
@@ -1233,54 +1226,23 @@ mod polling_tests {
         };
         let q = Arc::new(MessageQueue::<M>::for_runtime(QueueConfig::new(8), waits).unwrap());
         assert!(q.polls_first());
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let ticks = Arc::new(AtomicU64::new(0));
-            let t2 = ticks.clone();
-            let counter = tokio::spawn(async move {
-                loop {
-                    t2.fetch_add(1, Ordering::Relaxed);
-                    tokio::task::yield_now().await;
-                }
-            });
-            // Nothing comes: the deadline ends it; the other task ran meanwhile.
-            let t0 = Instant::now();
-            let deadline = Some(t0 + Duration::from_millis(20));
-            assert!(matches!(q.recv_polling_first(deadline).await, Err(RecvError::Timeout)));
-            assert!(t0.elapsed() >= Duration::from_millis(20));
-            assert!(ticks.load(Ordering::Relaxed) > 10, "the receive let the other task run");
-            // Sent from a thread soon after the receive began.
-            let q2 = q.clone();
-            let soon = std::thread::spawn(move || {
-                std::thread::sleep(Duration::from_micros(5));
-                q2.try_send(m(1)).unwrap();
-            });
-            assert_eq!(q.recv_polling_first(None).await.unwrap().n, 1);
-            soon.join().unwrap();
-            // Sent long after: the registered waker wakes it.
-            let q2 = q.clone();
-            let late = std::thread::spawn(move || {
-                std::thread::sleep(Duration::from_millis(30));
-                q2.try_send(m(2)).unwrap();
-            });
-            assert_eq!(q.recv_polling_first(None).await.unwrap().n, 2);
-            late.join().unwrap();
-            // Closed while sleeping: `Closed`.
-            let q2 = q.clone();
-            let closer = std::thread::spawn(move || {
-                std::thread::sleep(Duration::from_millis(5));
-                q2.close();
-            });
-            assert!(matches!(q.recv_polling_first(None).await, Err(RecvError::Closed)));
-            closer.join().unwrap();
-            counter.abort();
-        });
+        let (tx, closer) = (q.clone(), q.clone());
+        wait::checks::looks_again_then_sleeps(
+            |deadline| {
+                let q = q.clone();
+                async move { q.recv_polling_first(deadline).await.map(|m| m.n) }
+            },
+            move |n| {
+                tx.try_send(M {
+                    n,
+                    header: MessageHeader::new(),
+                })
+                .unwrap()
+            },
+            move || closer.close(),
+        );
         let s = q.stats();
         assert_eq!((s.enqueued, s.dequeued), (2, 2));
-        // A queue built by hand registers at once.
         assert!(!MessageQueue::<M>::new(QueueConfig::new(8)).unwrap().polls_first());
     }
 }

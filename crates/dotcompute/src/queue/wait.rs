@@ -175,3 +175,67 @@ pub(crate) fn park_until(deadline: Option<Instant>) -> bool {
         }
     }
 }
+
+/// The cases every receive that looks again before it sleeps must pass.
+#[cfg(test)]
+pub(crate) mod checks {
+    use std::future::Future;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use crate::queue::RecvError;
+
+    /// On a single-threaded executor beside a task that counts: nothing
+    /// comes (the deadline ends the wait, the other task runs meanwhile); a
+    /// thread sends soon after the receive began; a thread sends long after
+    /// it went to sleep (its registration wakes it); a thread closes the
+    /// queue while it sleeps. `recv(deadline)` gives the number of the
+    /// message received; `send(n)` and `close()` run on other threads.
+    pub(crate) fn looks_again_then_sleeps<Fut>(
+        recv: impl Fn(Option<Instant>) -> Fut,
+        send: impl Fn(u64) + Send + Clone + 'static,
+        close: impl FnOnce() + Send + 'static,
+    ) where
+        Fut: Future<Output = Result<u64, RecvError>>,
+    {
+        let later = |after: Duration, act: Box<dyn FnOnce() + Send>| {
+            std::thread::spawn(move || {
+                std::thread::sleep(after);
+                act();
+            })
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        rt.block_on(async {
+            let ticks = Arc::new(AtomicU64::new(0));
+            let t2 = ticks.clone();
+            let counter = tokio::spawn(async move {
+                loop {
+                    t2.fetch_add(1, Ordering::Relaxed);
+                    tokio::task::yield_now().await;
+                }
+            });
+            let t0 = Instant::now();
+            assert!(matches!(
+                recv(Some(t0 + Duration::from_millis(20))).await,
+                Err(RecvError::Timeout)
+            ));
+            assert!(t0.elapsed() >= Duration::from_millis(20));
+            assert!(ticks.load(Ordering::Relaxed) > 10, "the receive let the other task run");
+            let s = send.clone();
+            let soon = later(Duration::from_micros(5), Box::new(move || s(1)));
+            assert_eq!(recv(None).await.expect("the early message"), 1);
+            let late = later(Duration::from_millis(30), Box::new(move || send(2)));
+            assert_eq!(recv(None).await.expect("the late message"), 2);
+            let closer = later(Duration::from_millis(5), Box::new(close));
+            assert!(matches!(recv(None).await, Err(RecvError::Closed)));
+            for t in [soon, late, closer] {
+                t.join().expect("the sending thread");
+            }
+            counter.abort();
+        });
+    }
+}

@@ -1078,55 +1078,20 @@ mod tests {
         assert!(got.is_none());
     }
 
-    /// An async receive first looks again for a few microseconds, then
-    /// registers and sleeps (other tasks of a single-threaded executor run
-    /// meanwhile): a message that comes in either phase is received, and a
-    /// timeout still ends the wait.
+    /// A ring's async receive looks again before it sleeps: the shared
+    /// cases of [`wait_checks`](crate::queue::wait_checks).
     #[test]
     fn async_receive_looks_again_then_sleeps() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
         let r = Arc::new(ring(4, Backpressure::Block));
-        rt.block_on(async {
-            // Another task counts while the receive polls an empty ring.
-            let ticks = Arc::new(AtomicU64::new(0));
-            let t2 = ticks.clone();
-            let counter = tokio::spawn(async move {
-                loop {
-                    t2.fetch_add(1, Ordering::Relaxed);
-                    tokio::task::yield_now().await;
-                }
-            });
-            // Nothing comes: the timeout ends the wait; the other task ran
-            // meanwhile.
-            let t0 = Instant::now();
-            assert!(matches!(
-                r.recv_timeout(Duration::from_millis(20)).await,
-                Err(RecvError::Timeout)
-            ));
-            assert!(t0.elapsed() >= Duration::from_millis(20));
-            assert!(ticks.load(Ordering::Relaxed) > 10, "the receive let the other task run");
-            // A message pushed by another thread soon after the receive began.
-            let r2 = r.clone();
-            let soon = std::thread::spawn(move || {
-                std::thread::sleep(Duration::from_micros(5));
-                r2.try_send(m(1)).unwrap();
-            });
-            assert_eq!(r.recv().await.unwrap().n, 1);
-            soon.join().unwrap();
-            // A message pushed long after: the listener registered by then
-            // wakes the sleeping receive.
-            let r2 = r.clone();
-            let late = std::thread::spawn(move || {
-                std::thread::sleep(Duration::from_millis(30));
-                r2.try_send(m(2)).unwrap();
-            });
-            assert_eq!(r.recv().await.unwrap().n, 2);
-            late.join().unwrap();
-            counter.abort();
-        });
+        let (tx, closer) = (r.clone(), r.clone());
+        crate::queue::wait_checks::looks_again_then_sleeps(
+            |deadline| {
+                let r = r.clone();
+                async move { r.recv_until(deadline).await.map(|m| m.n) }
+            },
+            move |n| tx.try_send(m(n)).unwrap(),
+            move || closer.close(),
+        );
         let s = r.stats();
         assert_eq!((s.enqueued, s.dequeued), (2, 2));
     }
