@@ -147,7 +147,13 @@ impl Drop for Sleep {
 /// Runs `work` for at most `timeout`: `None` if the time ran out first.
 /// Works on any executor (and in `futures::executor::block_on`).
 pub(crate) async fn timeout<F: Future>(timeout: std::time::Duration, work: F) -> Option<F::Output> {
-    let mut sleep = Instant::now().checked_add(timeout).map(Sleep::until);
+    timeout_at(Instant::now().checked_add(timeout), work).await
+}
+
+/// Runs `work` until `deadline` (for ever if `None`): `None` if the time
+/// ran out first.
+pub(crate) async fn timeout_at<F: Future>(deadline: Option<Instant>, work: F) -> Option<F::Output> {
+    let mut sleep = deadline.map(Sleep::until);
     let mut work = std::pin::pin!(work);
     std::future::poll_fn(|cx| {
         if let Poll::Ready(out) = work.as_mut().poll(cx) {

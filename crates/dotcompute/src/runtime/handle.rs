@@ -10,7 +10,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::error::{CallError, Error, Result, SendError};
+use crate::error::{CallError, Result, SendError};
 use crate::message::Message;
 use crate::runtime::input::InputPort;
 use crate::runtime::output::OutputPort;
@@ -278,17 +278,6 @@ impl<In: Message, Out: Message> KernelHandle<In, Out> {
             Err(e) => return Err(SendError::new(request, e).into()),
         };
         self.input.send(request, timeout, None).await?;
-        let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-        pending.wait(left).await.map_err(|e| {
-            CallError::after_send(match (e, timeout) {
-                // Report the call's whole time limit, not what was left of it.
-                (Error::QueueTimeout { kernel, operation, .. }, Some(timeout)) => Error::QueueTimeout {
-                    kernel,
-                    operation,
-                    timeout,
-                },
-                (e, _) => e,
-            })
-        })
+        pending.wait(deadline, timeout).await.map_err(CallError::after_send)
     }
 }

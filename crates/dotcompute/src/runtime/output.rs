@@ -288,17 +288,16 @@ pub(crate) struct PendingCall<'a, Out: Message> {
 }
 
 impl<Out: Message> PendingCall<'_, Out> {
-    /// Waits for the reply, at most `timeout`.
-    pub async fn wait(mut self, timeout: Option<Duration>) -> Result<Out> {
+    /// Waits for the reply until `deadline`; a timeout is reported as the
+    /// caller's whole time `limit`.
+    pub async fn wait(mut self, deadline: Option<Instant>, limit: Option<Duration>) -> Result<Out> {
         let port = self.port;
         let Some(rx) = self.rx.as_mut() else {
             return Err(port.core.end_error());
         };
-        let mut timeout = timeout;
         if port.queue.polls_first() {
             // A reply from a kernel's own thread: look a while before
             // sleeping, as the host's receive does.
-            let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
             let polled = spin_for(deadline, |_| match rx.try_recv() {
                 Ok(reply) => Some(Ok(reply)),
                 Err(TryRecvError::Closed) => Some(Err(())),
@@ -308,19 +307,12 @@ impl<Out: Message> PendingCall<'_, Out> {
                 self.rx = None;
                 return got.map_err(|()| port.core.end_error());
             }
-            if let (Some(t), Some(d)) = (timeout, deadline) {
-                let left = d.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    return Err(port.receive_timeout_error(t));
-                }
-                timeout = Some(left);
-            }
         }
-        let got = match timeout {
+        let got = match deadline {
             None => rx.await,
-            Some(t) => match timer::timeout(t, rx).await {
+            Some(d) => match timer::timeout_at(Some(d), rx).await {
                 Some(got) => got,
-                None => return Err(port.receive_timeout_error(t)),
+                None => return Err(port.receive_timeout_error(limit.unwrap_or_default())),
             },
         };
         self.rx = None;
