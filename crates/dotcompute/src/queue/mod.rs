@@ -103,6 +103,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod band;
 pub(crate) mod clock;
 mod config;
 mod error;

@@ -11,8 +11,9 @@ use hdrhistogram::Histogram;
 
 use crate::runtime::telemetry::histogram::AtomicHistogram;
 
+use super::band::Band;
 use super::clock::{self, Stamp};
-use super::sampler::Sampler;
+use super::sampler::{self, Sampler};
 use super::{Backpressure, QueueStats, RecvError};
 use crate::{Message, PriorityBand};
 
@@ -22,12 +23,6 @@ const WAIT_SIGFIG: u8 = 3;
 pub(crate) const MAX_RECORDED_WAIT_NS: u64 = 3_600 * 1_000_000_000;
 /// Initial room per band; bands grow on demand up to the capacity.
 const INITIAL_BAND_ROOM: usize = 16;
-
-/// A queued message and when it was enqueued (0: its wait is not measured).
-struct Entry<T> {
-    msg: T,
-    at: Stamp,
-}
 
 /// Tasks and threads waiting for one side of the queue, oldest first.
 ///
@@ -157,7 +152,7 @@ pub(crate) enum Push<T> {
 
 pub(crate) struct State<T> {
     /// One FIFO per band, indexed by [`PriorityBand::index`].
-    bands: [VecDeque<Entry<T>>; PriorityBand::COUNT],
+    bands: [Band<T>; PriorityBand::COUNT],
     len: usize,
     capacity: usize,
     backpressure: Backpressure,
@@ -190,7 +185,7 @@ impl<T> State<T> {
     ) -> Self {
         let room = capacity.min(INITIAL_BAND_ROOM);
         State {
-            bands: std::array::from_fn(|_| VecDeque::with_capacity(room)),
+            bands: std::array::from_fn(|_| Band::with_capacity(room)),
             len: 0,
             capacity,
             backpressure,
@@ -277,12 +272,13 @@ impl<T> State<T> {
                 // The queue is full, so (capacity >= 1) some band is non-empty.
                 let lowest = self.bands.iter().position(|b| !b.is_empty());
                 match lowest {
-                    Some(lowest) if lowest <= band => match self.bands[lowest].pop_front() {
-                        Some(old) => {
+                    Some(lowest) if lowest <= band => match self.bands[lowest].pop() {
+                        // A dropped message's wait is not recorded.
+                        Some((old, _)) => {
                             self.len -= 1;
                             self.dropped += 1;
                             self.enqueue(band, msg);
-                            Push::Evicted(old.msg)
+                            Push::Evicted(old)
                         }
                         // Unreachable (the band is non-empty); treat as room.
                         None => {
@@ -319,17 +315,30 @@ impl<T> State<T> {
         if n == 0 {
             return 0;
         }
-        let (bands, sampler) = (&mut self.bands, &mut self.sampler);
-        if sampler.is_on() {
-            let mut now = 0;
-            pending.drain(..n).for_each(|msg| {
-                let at = sampler.stamp_in_batch(&mut now);
-                bands[msg.band().index()].push_back(Entry { msg, at });
-            });
-        } else {
-            pending.drain(..n).for_each(|msg| {
-                bands[msg.band().index()].push_back(Entry { msg, at: 0 });
-            });
+        // Runs of consecutive messages of one band move into it together.
+        let mut now = 0;
+        let mut left = n;
+        while let Some(first) = pending.front() {
+            if left == 0 {
+                break;
+            }
+            let band = first.band();
+            let run = pending
+                .iter()
+                .take(left)
+                .skip(1)
+                .position(|m| m.band() != band)
+                .map_or(left, |p| p + 1);
+            let (measured, picks) = self.sampler.picks(run as u64);
+            if measured > 0 && now == 0 {
+                now = sampler::now();
+            }
+            if run == pending.len() {
+                self.bands[band.index()].append(pending, picks, now);
+            } else {
+                self.bands[band.index()].extend(pending.drain(..run), picks, now);
+            }
+            left -= run;
         }
         self.len += n;
         self.enqueued += n as u64;
@@ -342,7 +351,7 @@ impl<T> State<T> {
     #[inline(always)]
     fn enqueue(&mut self, band: usize, msg: T) {
         let at = self.sampler.stamp();
-        self.bands[band].push_back(Entry { msg, at });
+        self.bands[band].push(msg, at);
         self.len += 1;
         self.enqueued += 1;
         if self.len > self.peak {
@@ -361,12 +370,12 @@ impl<T> State<T> {
                 RecvError::Empty
             });
         }
-        match self.pop_entry() {
-            Some(entry) => {
-                if entry.at != 0 {
-                    self.record_wait_ns(clock::ns_between(entry.at, clock::now()), 1);
+        match self.pop_front() {
+            Some((msg, at)) => {
+                if at != 0 {
+                    self.record_wait_ns(clock::ns_between(at, clock::now()), 1);
                 }
-                Ok(entry.msg)
+                Ok(msg)
             }
             None => Err(if self.closed {
                 RecvError::Closed
@@ -407,20 +416,13 @@ impl<T> State<T> {
             if k == 0 {
                 continue;
             }
-            if self.sampler.is_on() {
-                for entry in band.drain(..k) {
-                    if entry.at != 0 {
-                        if entry.at != run_at {
-                            record(run_at, run_len);
-                            (run_at, run_len) = (entry.at, 0);
-                        }
-                        run_len += 1;
-                    }
-                    out.push(entry.msg);
+            band.take(k, out, |at| {
+                if at != run_at {
+                    record(run_at, run_len);
+                    (run_at, run_len) = (at, 0);
                 }
-            } else {
-                band.drain(..k).for_each(|entry| out.push(entry.msg));
-            }
+                run_len += 1;
+            });
             taken += k;
             if taken == want {
                 break;
@@ -432,9 +434,10 @@ impl<T> State<T> {
         taken
     }
 
+    /// The oldest message of the highest non-empty band, and its stamp.
     #[inline(always)]
-    fn pop_entry(&mut self) -> Option<Entry<T>> {
-        let entry = self.bands.iter_mut().rev().find_map(|b| b.pop_front())?;
+    fn pop_front(&mut self) -> Option<(T, Stamp)> {
+        let entry = self.bands.iter_mut().rev().find_map(Band::pop)?;
         self.len -= 1;
         self.dequeued += 1;
         Some(entry)
@@ -458,7 +461,7 @@ impl<T> State<T> {
     pub(crate) fn clear(&mut self) -> Vec<T> {
         let mut out = Vec::with_capacity(self.len);
         for band in self.bands.iter_mut().rev() {
-            out.extend(band.drain(..).map(|e| e.msg));
+            band.clear_into(&mut out);
         }
         self.dequeued += out.len() as u64;
         self.len = 0;
