@@ -144,7 +144,12 @@ impl<T> Band<T> {
             self.msgs = VecDeque::from(all);
         } else {
             out.reserve(k);
-            self.msgs.drain(..k).for_each(|m| out.push(m));
+            for _ in 0..k {
+                match self.msgs.pop_front() {
+                    Some(m) => out.push(m),
+                    None => break,
+                }
+            }
         }
         self.head = end;
     }
