@@ -323,12 +323,21 @@ impl<T> State<T> {
                 break;
             }
             let band = first.band();
-            let run = pending
-                .iter()
-                .take(left)
-                .skip(1)
-                .position(|m| m.band() != band)
-                .map_or(left, |p| p + 1);
+            // The deque came from the sender's vector, so its front slice
+            // usually holds the whole run: scanned as a slice.
+            let (head, tail) = pending.as_slices();
+            let differs = |m: &T| m.band() != band;
+            let run = match head[..left.min(head.len())].iter().position(differs) {
+                Some(p) => p,
+                None if head.len() >= left => left,
+                None => {
+                    head.len()
+                        + tail[..left - head.len()]
+                            .iter()
+                            .position(differs)
+                            .unwrap_or(left - head.len())
+                }
+            };
             let (measured, picks) = self.sampler.picks(run as u64);
             if measured > 0 && now == 0 {
                 now = sampler::now();
@@ -517,5 +526,55 @@ mod tests {
         assert!(h.equivalent(h.value_at_quantile(0.5), 1_500));
         assert!(h.equivalent(h.value_at_quantile(0.75), 10_000_000_000));
         assert!(h.equivalent(h.max(), MAX_RECORDED_WAIT_NS), "{}", h.max());
+    }
+
+    #[derive(Debug, crate::Message)]
+    struct M {
+        n: u64,
+        header: crate::MessageHeader,
+    }
+
+    proptest::proptest! {
+        /// Moving the fitting front of a batch in runs gives the same queue
+        /// as pushing its messages one by one, also when the batch's deque
+        /// wraps around its buffer (as it does when a waiting send puts a
+        /// message back in front) and runs cross the wrap.
+        #[test]
+        fn runs_fit_like_single_pushes_even_across_the_wrap(
+            capacity in 1usize..24,
+            skip in 0usize..32,
+            priorities in proptest::collection::vec(proptest::sample::select(vec![0u8, 100, 200, 250]), 0..24),
+        ) {
+            let msg = |n: usize, p: u8| M { n: n as u64, header: crate::MessageHeader::with_priority(p) };
+            // A deque whose contents start `skip` slots into its buffer, so
+            // they wrap around its end when `skip + len` passes its room.
+            let mut pending = VecDeque::with_capacity(32);
+            for _ in 0..skip {
+                pending.push_back(msg(usize::MAX, 0));
+            }
+            for _ in 0..skip {
+                pending.pop_front();
+            }
+            for (i, &p) in priorities.iter().enumerate() {
+                pending.push_back(msg(i, p));
+            }
+            proptest::prop_assert!(pending.capacity() >= 32);
+            let mut runs: State<M> = State::new(capacity, Backpressure::Reject, Default::default(), 2);
+            let mut single: State<M> = State::new(capacity, Backpressure::Reject, Default::default(), 2);
+            let moved = runs.push_fitting(&mut pending);
+            let fitting = capacity.min(priorities.len());
+            proptest::prop_assert_eq!(moved, fitting);
+            proptest::prop_assert_eq!(pending.len(), priorities.len() - fitting);
+            for (i, &p) in priorities.iter().enumerate().take(fitting) {
+                proptest::prop_assert!(matches!(single.push(msg(i, p), OnFull::Reject), Push::Queued));
+            }
+            proptest::prop_assert_eq!(runs.stats(), single.stats());
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            runs.pop_batch(usize::MAX, &mut a);
+            single.pop_batch(usize::MAX, &mut b);
+            let order = |v: &[M]| v.iter().map(|m| m.n).collect::<Vec<_>>();
+            proptest::prop_assert_eq!(order(&a), order(&b));
+            proptest::prop_assert_eq!(runs.waits().len(), single.waits().len());
+        }
     }
 }
