@@ -283,9 +283,9 @@ impl<T> State<T> {
                 // The queue is full, so (capacity >= 1) some band is non-empty.
                 let lowest = self.bands.iter().position(|b| !b.is_empty());
                 match lowest {
-                    Some(lowest) if lowest <= band => match self.bands[lowest].pop() {
-                        // A dropped message's wait is not recorded.
-                        Some((old, _)) => {
+                    // A dropped message's wait is not recorded.
+                    Some(lowest) if lowest <= band => match self.bands[lowest].pop_then(|_| {}) {
+                        Some(old) => {
                             self.len -= 1;
                             self.dropped += 1;
                             self.enqueue(band, msg);
@@ -390,11 +390,16 @@ impl<T> State<T> {
                 RecvError::Empty
             });
         }
-        match self.pop_front() {
-            Some((msg, at)) => {
-                if at != 0 {
-                    self.record_wait_ns(clock::ns_between(at, clock::now()), 1);
-                }
+        let waits = &*self.waits;
+        let popped = self.bands.iter_mut().rev().find(|b| !b.is_empty()).and_then(|band| {
+            band.pop_then(|at| {
+                record_wait(waits, clock::ns_between(at, clock::now()), 1);
+            })
+        });
+        match popped {
+            Some(msg) => {
+                self.len -= 1;
+                self.dequeued += 1;
                 Ok(msg)
             }
             None => Err(if self.closed {
@@ -425,7 +430,7 @@ impl<T> State<T> {
                 if now == 0 {
                     now = clock::now();
                 }
-                waits.record_exclusive(clock::ns_between(at, now).min(MAX_RECORDED_WAIT_NS), n);
+                record_wait(waits, clock::ns_between(at, now), n);
             }
         };
         // The current run of equal stamps: its stamp and length.
@@ -452,21 +457,6 @@ impl<T> State<T> {
         self.len -= taken;
         self.dequeued += taken as u64;
         taken
-    }
-
-    /// The oldest message of the highest non-empty band, and its stamp.
-    #[inline(always)]
-    fn pop_front(&mut self) -> Option<(T, Stamp)> {
-        let entry = self.bands.iter_mut().rev().find_map(Band::pop)?;
-        self.len -= 1;
-        self.dequeued += 1;
-        Some(entry)
-    }
-
-    #[inline]
-    fn record_wait_ns(&mut self, ns: u64, count: u64) {
-        // Under the queue's lock: the only writer of the histogram.
-        self.waits.record_exclusive(ns.min(MAX_RECORDED_WAIT_NS), count);
     }
 
     /// Removes everything queued, in delivery order (paused or not).
@@ -509,6 +499,13 @@ impl<T> State<T> {
     }
 }
 
+/// Records `count` queue waits of `ns` nanoseconds, saturated at one
+/// hour. Only under the queue's lock (the histogram's one writer).
+#[inline]
+fn record_wait(waits: &AtomicHistogram, ns: u64, count: u64) {
+    waits.record_exclusive(ns.min(MAX_RECORDED_WAIT_NS), count);
+}
+
 /// An empty wait histogram: values in nanoseconds, 3 significant digits,
 /// growing on demand up to [`MAX_RECORDED_WAIT_NS`].
 pub(crate) fn new_wait_histogram() -> Histogram<u64> {
@@ -526,11 +523,11 @@ mod tests {
 
     #[test]
     fn waits_grow_the_histogram_and_saturate_at_one_hour() {
-        let mut state: State<()> = State::new(1, Backpressure::Block, Default::default(), 1);
-        state.record_wait_ns(0, 1);
-        state.record_wait_ns(1_500, 1);
-        state.record_wait_ns(10_000_000_000, 1); // 10 s
-        state.record_wait_ns(u64::MAX, 1);
+        let state: State<()> = State::new(1, Backpressure::Block, Default::default(), 1);
+        record_wait(&state.waits, 0, 1);
+        record_wait(&state.waits, 1_500, 1);
+        record_wait(&state.waits, 10_000_000_000, 1); // 10 s
+        record_wait(&state.waits, u64::MAX, 1);
         let h = state.waits();
         assert_eq!(h.len(), 4);
         assert_eq!(h.min(), 0);
