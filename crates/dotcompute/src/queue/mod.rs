@@ -61,11 +61,13 @@
 //!   receive that arrives while they wake up may take the room (or the
 //!   message) first: there is no strict FIFO fairness between waiters and
 //!   newcomers.
-//! - **Wait histogram.** Each message carries its enqueue time (read from
-//!   the CPU's time-stamp counter where it has an invariant one); every
-//!   successful receive records the time it spent queued, in nanoseconds
-//!   (3 significant digits, saturating at one hour).
-//!   [`clear`](MessageQueue::clear) is not a receive and records nothing.
+//! - **Wait histogram.** Each measured message (every one by default, one
+//!   in [`QueueConfig::wait_sample_every`] otherwise) has its enqueue time
+//!   noted beside it in its band (read from the CPU's time-stamp counter
+//!   where it has an invariant one); the receive that takes it records the
+//!   time it spent queued, in nanoseconds (3 significant digits, saturating
+//!   at one hour). [`clear`](MessageQueue::clear) is not a receive and
+//!   records nothing, nor is a message dropped by `DropOldest`.
 //!
 //! # Example
 //!
