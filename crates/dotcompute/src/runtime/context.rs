@@ -327,7 +327,8 @@ impl<In: Message, Out: Message> KernelContext<In, Out> {
             // setting up a wait.
             None => match self.output.try_emit(msg) {
                 Ok(None) => Ok(()),
-                Ok(Some(msg)) => self.output.emit_when_room(msg, &self.core.cancel).await,
+                // Boxed, as the input's wait for room is (see `InputPort::send`).
+                Ok(Some(msg)) => Box::pin(self.output.emit_when_room(msg, &self.core.cancel)).await,
                 Err(e) => Err(e),
             },
         };
