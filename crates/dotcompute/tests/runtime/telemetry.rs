@@ -4,6 +4,20 @@ use dotcompute::{KernelConfig, KernelContext, KernelState, Message, RingKernelRu
 
 use crate::common::{blocking_times_ten, times_ten, Num};
 
+/// The kernel's telemetry once it counts `n` messages processed (the last
+/// message counts once the handler asks for the next), or after 2 s.
+async fn telemetry_once_processed(rt: &RingKernelRuntime, id: &str, n: u64) -> dotcompute::KernelTelemetry {
+    let mut t = rt.telemetry(id).unwrap();
+    for _ in 0..400 {
+        if t.messages_processed == n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        t = rt.telemetry(id).unwrap();
+    }
+    t
+}
+
 /// Latencies are measured for one message in `latency_sample_every` (the
 /// first, then every n-th), whatever the execution mode; every counter stays
 /// exact.
@@ -34,14 +48,7 @@ async fn latencies_are_sampled_as_configured_and_counters_stay_exact() {
             }
             // The last message counts as handled once the handler asks for
             // the next one.
-            let mut t = rt.telemetry("k").unwrap();
-            for _ in 0..400 {
-                if t.messages_processed == n {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(5)).await;
-                t = rt.telemetry("k").unwrap();
-            }
+            let t = telemetry_once_processed(&rt, "k", n).await;
             let measured = if every == 0 { 0 } else { n.div_ceil(u64::from(every)) };
             let case = format!("{mode:?}, one in {every}");
             assert_eq!(t.queue_wait.count, measured, "{case}");
@@ -200,14 +207,7 @@ async fn a_batch_receive_takes_the_backlog_at_once_and_still_yields() {
         "a backlog of {n} is taken four at a time"
     );
     // The last batch counts as handled once the handler asks for more.
-    let mut t = rt.telemetry("batches").unwrap();
-    for _ in 0..400 {
-        if t.messages_processed == n {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-        t = rt.telemetry("batches").unwrap();
-    }
+    let t = telemetry_once_processed(&rt, "batches", n).await;
     assert_eq!((t.messages_received, t.messages_processed), (n, n));
     let measured = n.div_ceil(u64::from(every));
     assert_eq!(t.queue_wait.count, measured);
@@ -254,14 +254,7 @@ async fn a_blocking_batch_receive_takes_the_backlog_at_once() {
             rt.try_send("batches", Num::new(i)).unwrap();
         }
         rt.reactivate("batches").unwrap();
-        let mut t = rt.telemetry("batches").unwrap();
-        for _ in 0..400 {
-            if t.messages_processed == n {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-            t = rt.telemetry("batches").unwrap();
-        }
+        let t = telemetry_once_processed(&rt, "batches", n).await;
         let case = format!("{mode:?}");
         assert_eq!((t.messages_received, t.messages_processed), (n, n), "{case}");
         assert!(
