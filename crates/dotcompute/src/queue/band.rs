@@ -183,6 +183,7 @@ mod tests {
     enum Op {
         Push(u32, Stamp),
         Extend(u8, Vec<u64>, Stamp),
+        Append(u8, Vec<u64>, Stamp),
         Pop,
         Take(u8),
         Clear,
@@ -192,11 +193,21 @@ mod tests {
         use proptest::prelude::*;
         prop_oneof![
             (any::<u32>(), prop_oneof![Just(0u64), 1u64..5]).prop_map(|(m, s)| Op::Push(m, s)),
-            (0u8..40, proptest::collection::vec(0u64..44, 0..8), 1u64..5).prop_map(|(n, mut at, s)| {
-                at.sort_unstable();
-                at.dedup();
-                Op::Extend(n, at, s)
-            }),
+            (
+                any::<bool>(),
+                0u8..40,
+                proptest::collection::vec(0u64..44, 0..8),
+                1u64..5
+            )
+                .prop_map(|(append, n, mut at, s)| {
+                    at.sort_unstable();
+                    at.dedup();
+                    if append {
+                        Op::Append(n, at, s)
+                    } else {
+                        Op::Extend(n, at, s)
+                    }
+                }),
             Just(Op::Pop),
             (0u8..40).prop_map(Op::Take),
             Just(Op::Clear),
@@ -210,19 +221,26 @@ mod tests {
             let mut model: VecDeque<(u32, Stamp)> = VecDeque::new();
             let mut next = 0u32;
             for op in ops {
+                let appending = matches!(op, Op::Append(..));
                 match op {
                     Op::Push(m, s) => {
                         band.push(m, s);
                         model.push_back((m, s));
                     }
-                    Op::Extend(n, at, s) => {
+                    Op::Extend(n, at, s) | Op::Append(n, at, s) => {
                         let run: Vec<u32> = (0..u32::from(n)).map(|i| next.wrapping_add(i)).collect();
                         next = next.wrapping_add(u32::from(n));
                         for (i, m) in run.iter().enumerate() {
                             let stamped = at.contains(&(i as u64));
                             model.push_back((*m, if stamped { s } else { 0 }));
                         }
-                        band.extend(run.into_iter(), at.into_iter(), s);
+                        if appending {
+                            let mut run = VecDeque::from(run);
+                            band.append(&mut run, at.into_iter(), s);
+                            proptest::prop_assert!(run.is_empty());
+                        } else {
+                            band.extend(run.into_iter(), at.into_iter(), s);
+                        }
                     }
                     Op::Pop => {
                         let mut stamp = 0;
