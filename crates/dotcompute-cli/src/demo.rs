@@ -460,6 +460,20 @@ fn flush() -> SensorMsg {
     }
 }
 
+/// Sends one reading (or the flush marker) into `normalize`, waiting for
+/// room at most [`PIPELINE_TIMEOUT`]: a pipeline that stops moving (a
+/// remote `detect` gone for good) ends the demo with an error instead of
+/// blocking it for ever.
+async fn feed(source: &KernelHandle<SensorMsg, DetectorIn>, msg: SensorMsg) -> CliResult<()> {
+    source.send_timeout(msg, PIPELINE_TIMEOUT).await.map_err(|e| {
+        format!(
+            "the pipeline stalled: normalize took no reading for {} ({e})",
+            fmt_duration(PIPELINE_TIMEOUT)
+        )
+    })?;
+    Ok(())
+}
+
 /// Where `detect` runs: in this runtime, or on another node (`--nats`).
 pub(crate) enum Place {
     /// In this runtime, linked to `normalize` by `RingKernelRuntime::link`.
@@ -641,7 +655,7 @@ async fn pipeline(rt: &RingKernelRuntime, args: &DemoArgs, place: Place) -> CliR
     let collector = tokio::spawn(collect_until_flushed(detector.clone()));
     let mut mid = None;
     for (index, raw) in stream.by_ref().take(live as usize) {
-        source.send(reading(index, raw)).await?;
+        feed(&source, reading(index, raw)).await?;
         if index == live / 2 {
             let t = Instant::now();
             // High priority: the query overtakes the readings queued ahead of it.
@@ -657,7 +671,7 @@ async fn pipeline(rt: &RingKernelRuntime, args: &DemoArgs, place: Place) -> CliR
             }
         }
     }
-    source.send(flush()).await?;
+    feed(&source, flush()).await?;
     let (mut alerts, after_stream) = collector.await.map_err(|e| format!("collector task failed: {e}"))??;
     let stream_elapsed = start.elapsed();
     let (status_mid_stream, call_rtt, sent_at_call) = mid.ok_or("the status call was not made")?;
@@ -681,7 +695,7 @@ async fn pipeline(rt: &RingKernelRuntime, args: &DemoArgs, place: Place) -> CliR
     detector.deactivate().await?;
     let received_before = detector.input().await?.received;
     for (index, raw) in stream.by_ref() {
-        source.send(reading(index, raw)).await?;
+        feed(&source, reading(index, raw)).await?;
     }
     wait_until("normalize forwarded the held readings", || {
         let detector = detector.clone();
@@ -696,7 +710,7 @@ async fn pipeline(rt: &RingKernelRuntime, args: &DemoArgs, place: Place) -> CliR
         t.received - received_before
     );
     detector.reactivate().await?;
-    source.send(flush()).await?;
+    feed(&source, flush()).await?;
     let (tail_alerts, final_status) = collect_until_flushed(detector.clone()).await?;
     println!(
         "reactivate detect: the {} held readings were delivered and handled, {} samples in all (state {})",
