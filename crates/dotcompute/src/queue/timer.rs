@@ -146,8 +146,10 @@ impl Drop for Sleep {
 
 /// Runs `work` for at most `timeout`: `None` if the time ran out first.
 /// Works on any executor (and in `futures::executor::block_on`).
-pub(crate) async fn timeout<F: Future>(timeout: std::time::Duration, work: F) -> Option<F::Output> {
-    timeout_at(Instant::now().checked_add(timeout), work).await
+/// (A plain function, not an `async fn` around [`timeout_at`]: that would
+/// hold `work` once more in its own future.)
+pub(crate) fn timeout<F: Future>(timeout: std::time::Duration, work: F) -> impl Future<Output = Option<F::Output>> {
+    timeout_at(Instant::now().checked_add(timeout), work)
 }
 
 /// Runs `work` until `deadline` (for ever if `None`): `None` if the time
