@@ -258,12 +258,11 @@ async fn drain<Out: WireMessage>(outlet: Arc<Outlet<Out>>) {
         };
         match next {
             Ok(msg) => outlet.dispatch(msg).await,
-            // Launched but not yet activated: its outputs start later.
-            Err(dotcompute::Error::State(_))
-                if rt
-                    .kernel_state(&outlet.kernel)
-                    .is_ok_and(|s| s == KernelState::Launched) =>
-            {
+            // Launched but not yet activated when it was asked: its outputs
+            // start later. The state in the error is the one the receive
+            // saw; reading it again could find the kernel already activated
+            // and take it for an ended one.
+            Err(dotcompute::Error::State(e)) if e.state == KernelState::Launched => {
                 tokio::select! {
                     () = tokio::time::sleep(Duration::from_millis(5)) => {}
                     () = outlet.cancel.cancelled() => return,

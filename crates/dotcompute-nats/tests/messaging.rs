@@ -157,3 +157,37 @@ async fn garbage_wrong_types_and_absent_kernels_are_typed_errors() {
         })
     ));
 }
+
+/// A kernel exported while it is still launched is served once it is
+/// activated, also when the activation comes right after the export, while
+/// the export's first look at the kernel is under way (that race once took
+/// the kernel for an ended one: its outputs were never taken again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kernel_activated_right_after_its_export_is_served() {
+    let Some(server) = NatsServer::start() else { return };
+    let (rt, serving) = local_node(&server.url(), "serving").await;
+    let (_client_rt, client) = local_node(&server.url(), "client").await;
+    for i in 0..100u64 {
+        let id = format!("echo{i}");
+        rt.launch_with(
+            &id,
+            dotcompute::KernelConfig::default(),
+            dotcompute_nats::peer::local_echo,
+        )
+        .unwrap();
+        serving
+            .export::<Probe, Probe>(&id, dotcompute_nats::ExportOptions::default())
+            .await
+            .unwrap();
+        rt.activate(&id).unwrap();
+        let echo = client
+            .remote::<Probe, Probe>(&id, RemoteOptions::default().wait_for_export(Duration::from_secs(10)))
+            .await
+            .unwrap();
+        let reply = echo
+            .call(Probe::new(i, "hi"))
+            .await
+            .unwrap_or_else(|e| panic!("kernel {id}: {e}"));
+        assert_eq!(reply.seq, i);
+    }
+}
