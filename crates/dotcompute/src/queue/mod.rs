@@ -61,11 +61,13 @@
 //!   receive that arrives while they wake up may take the room (or the
 //!   message) first: there is no strict FIFO fairness between waiters and
 //!   newcomers.
-//! - **Wait histogram.** Each message carries its enqueue time (read from
-//!   the CPU's time-stamp counter where it has an invariant one); every
-//!   successful receive records the time it spent queued, in nanoseconds
-//!   (3 significant digits, saturating at one hour).
-//!   [`clear`](MessageQueue::clear) is not a receive and records nothing.
+//! - **Wait histogram.** Each measured message (every one by default, one
+//!   in [`QueueConfig::wait_sample_every`] otherwise) has its enqueue time
+//!   noted beside it in its band (read from the CPU's time-stamp counter
+//!   where it has an invariant one); the receive that takes it records the
+//!   time it spent queued, in nanoseconds (3 significant digits, saturating
+//!   at one hour). [`clear`](MessageQueue::clear) is not a receive and
+//!   records nothing, nor is a message dropped by `DropOldest`.
 //!
 //! # Example
 //!
@@ -103,6 +105,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod band;
 pub(crate) mod clock;
 mod config;
 mod error;
@@ -151,14 +154,21 @@ pub struct MessageQueue<T> {
     shared: Arc<Shared<T>>,
 }
 
+/// Laid out in declaration order (`repr(C)`) from the start of a cache
+/// line: the two counts published for spinning waiters, then the lock word
+/// and the state's hot fields (its length, enqueue and dequeue counts,
+/// capacity and sampler), all in that one line, which every operation
+/// writes under the lock; a message handed from one core to another then
+/// moves fewer lines (`layout_tests` checks the placement).
+#[repr(C, align(64))]
 struct Shared<T> {
-    config: QueueConfig,
-    state: Mutex<State<T>>,
     /// Messages a receive would find now (0 while paused), kept by every
     /// operation under the lock; read without it by spinning receivers only.
     ready: AtomicUsize,
     /// Messages queued now (paused or not), for spinning senders.
     len: AtomicUsize,
+    state: Mutex<State<T>>,
+    config: QueueConfig,
     /// The in-queue wait histogram: written under `state`'s lock only.
     waits: Arc<AtomicHistogram>,
     /// How long a blocked thread spins before it starts yielding.
@@ -1075,6 +1085,27 @@ impl<T: Message> MessageQueue<T> {
     /// Whether `self` and `other` are handles to the same queue.
     pub fn same_queue(&self, other: &Self) -> bool {
         Arc::ptr_eq(&self.shared, &other.shared)
+    }
+}
+
+#[cfg(test)]
+mod layout_tests {
+    use super::*;
+
+    /// The published counts, the lock word and the state's hot fields sit in
+    /// the queue's first cache line, as `Shared` and `State` document.
+    #[test]
+    fn the_lock_word_and_the_hot_fields_share_a_cache_line() {
+        #[derive(Debug, crate::Message)]
+        struct M {
+            header: crate::MessageHeader,
+        }
+        let q = MessageQueue::<M>::with_capacity(4, Backpressure::Block).unwrap();
+        let base = Arc::as_ptr(&q.shared) as usize;
+        assert_eq!(base % 64, 0, "the shared part starts a cache line");
+        let state = q.shared.state.lock();
+        let hot_end = state.hot_fields_end();
+        assert!(hot_end - base <= 64, "hot fields end {} bytes in", hot_end - base);
     }
 }
 

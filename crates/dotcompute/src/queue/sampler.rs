@@ -25,12 +25,6 @@ impl Sampler {
         Sampler { every, left: 0 }
     }
 
-    /// Whether any tick is ever sampled.
-    #[inline]
-    pub(crate) const fn is_on(&self) -> bool {
-        self.every > 0
-    }
-
     /// Counts one message; true if it is the one measured.
     #[inline]
     pub(crate) fn tick(&mut self) -> bool {
@@ -63,6 +57,19 @@ impl Sampler {
         // Ticks after the last sampled one: n - 1 - last < every.
         self.left = (every - 1 - (n - 1 - last)) as u32;
         count
+    }
+
+    /// Counts a run of `n` messages at once (as [`ticks`](Self::ticks)
+    /// does); returns how many of them are measured and their offsets
+    /// within the run, in increasing order.
+    pub(crate) fn picks(&mut self, n: u64) -> (u64, std::iter::StepBy<std::ops::Range<u64>>) {
+        let first = u64::from(self.left);
+        let count = self.ticks(n);
+        if count == 0 {
+            return (0, (0..0).step_by(1));
+        }
+        // Sampled: positions first, first + every, ... below n.
+        (count, (first..n).step_by(self.every as usize))
     }
 
     /// Counts one message of a batch: `shared` (read from the clock on the
@@ -110,7 +117,6 @@ mod tests {
             assert_eq!(picked, want, "every {every}");
         }
         let mut off = Sampler::new(0);
-        assert!(!off.is_on());
         assert!((0..100).all(|_| !off.tick() && off.stamp() == 0));
     }
 
@@ -126,6 +132,24 @@ mod tests {
             for n in runs {
                 let want = (0..n).filter(|_| single.tick()).count() as u64;
                 proptest::prop_assert_eq!(bulk.ticks(n), want);
+                proptest::prop_assert_eq!(bulk.left, single.left);
+            }
+        }
+    }
+
+    proptest::proptest! {
+        /// The offsets a run picks are those single ticks would pick.
+        #[test]
+        fn picks_are_the_single_ticks_sampled(
+            every in 0u32..12,
+            runs in proptest::collection::vec(0u64..40, 0..20),
+        ) {
+            let (mut bulk, mut single) = (Sampler::new(every), Sampler::new(every));
+            for n in runs {
+                let want: Vec<u64> = (0..n).filter(|_| single.tick()).collect();
+                let (count, picks) = bulk.picks(n);
+                proptest::prop_assert_eq!(count, want.len() as u64);
+                proptest::prop_assert_eq!(picks.collect::<Vec<_>>(), want);
                 proptest::prop_assert_eq!(bulk.left, single.left);
             }
         }

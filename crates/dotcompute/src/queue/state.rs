@@ -11,8 +11,9 @@ use hdrhistogram::Histogram;
 
 use crate::runtime::telemetry::histogram::AtomicHistogram;
 
+use super::band::Band;
 use super::clock::{self, Stamp};
-use super::sampler::Sampler;
+use super::sampler::{self, Sampler};
 use super::{Backpressure, QueueStats, RecvError};
 use crate::{Message, PriorityBand};
 
@@ -22,12 +23,6 @@ const WAIT_SIGFIG: u8 = 3;
 pub(crate) const MAX_RECORDED_WAIT_NS: u64 = 3_600 * 1_000_000_000;
 /// Initial room per band; bands grow on demand up to the capacity.
 const INITIAL_BAND_ROOM: usize = 16;
-
-/// A queued message and when it was enqueued (0: its wait is not measured).
-struct Entry<T> {
-    msg: T,
-    at: Stamp,
-}
 
 /// Tasks and threads waiting for one side of the queue, oldest first.
 ///
@@ -155,29 +150,34 @@ pub(crate) enum Push<T> {
     Closed(T),
 }
 
+/// Laid out in declaration order (`repr(C)`): what every push and pop
+/// reads and writes comes first, so it shares the cache line of the lock
+/// word in front of it (see `Shared` in the parent module) and a message
+/// moving between two cores moves as few lines as possible.
+#[repr(C)]
 pub(crate) struct State<T> {
-    /// One FIFO per band, indexed by [`PriorityBand::index`].
-    bands: [VecDeque<Entry<T>>; PriorityBand::COUNT],
     len: usize,
-    capacity: usize,
-    backpressure: Backpressure,
-    closed: bool,
-    paused: bool,
     enqueued: u64,
     dequeued: u64,
-    dropped: u64,
-    rejected: u64,
-    timed_out: u64,
-    closed_rejections: u64,
-    peak: usize,
-    /// Recorded only under the queue's lock; read without it.
-    waits: std::sync::Arc<AtomicHistogram>,
+    capacity: usize,
     /// Which messages get an enqueue stamp and their wait recorded.
     sampler: Sampler,
+    closed: bool,
+    paused: bool,
+    backpressure: Backpressure,
     /// Receivers waiting for a deliverable message.
     pub(crate) recv_waiters: Waiters,
     /// Senders waiting for room.
     pub(crate) send_waiters: Waiters,
+    peak: usize,
+    dropped: u64,
+    rejected: u64,
+    timed_out: u64,
+    closed_rejections: u64,
+    /// Recorded only under the queue's lock; read without it.
+    waits: std::sync::Arc<AtomicHistogram>,
+    /// One FIFO per band, indexed by [`PriorityBand::index`].
+    bands: [Band<T>; PriorityBand::COUNT],
 }
 
 impl<T> State<T> {
@@ -190,7 +190,7 @@ impl<T> State<T> {
     ) -> Self {
         let room = capacity.min(INITIAL_BAND_ROOM);
         State {
-            bands: std::array::from_fn(|_| VecDeque::with_capacity(room)),
+            bands: std::array::from_fn(|_| Band::with_capacity(room)),
             len: 0,
             capacity,
             backpressure,
@@ -208,6 +208,12 @@ impl<T> State<T> {
             recv_waiters: Waiters::default(),
             send_waiters: Waiters::default(),
         }
+    }
+
+    /// The address just past the fields every push and pop touches.
+    #[cfg(test)]
+    pub(crate) fn hot_fields_end(&self) -> usize {
+        std::ptr::addr_of!(self.sampler) as usize + std::mem::size_of::<Sampler>()
     }
 
     /// Whether a receive would find a message now.
@@ -277,12 +283,13 @@ impl<T> State<T> {
                 // The queue is full, so (capacity >= 1) some band is non-empty.
                 let lowest = self.bands.iter().position(|b| !b.is_empty());
                 match lowest {
-                    Some(lowest) if lowest <= band => match self.bands[lowest].pop_front() {
+                    // A dropped message's wait is not recorded.
+                    Some(lowest) if lowest <= band => match self.bands[lowest].pop_then(|_| {}) {
                         Some(old) => {
                             self.len -= 1;
                             self.dropped += 1;
                             self.enqueue(band, msg);
-                            Push::Evicted(old.msg)
+                            Push::Evicted(old)
                         }
                         // Unreachable (the band is non-empty); treat as room.
                         None => {
@@ -319,17 +326,39 @@ impl<T> State<T> {
         if n == 0 {
             return 0;
         }
-        let (bands, sampler) = (&mut self.bands, &mut self.sampler);
-        if sampler.is_on() {
-            let mut now = 0;
-            pending.drain(..n).for_each(|msg| {
-                let at = sampler.stamp_in_batch(&mut now);
-                bands[msg.band().index()].push_back(Entry { msg, at });
-            });
-        } else {
-            pending.drain(..n).for_each(|msg| {
-                bands[msg.band().index()].push_back(Entry { msg, at: 0 });
-            });
+        // Runs of consecutive messages of one band move into it together.
+        let mut now = 0;
+        let mut left = n;
+        while let Some(first) = pending.front() {
+            if left == 0 {
+                break;
+            }
+            let band = first.band();
+            // The deque came from the sender's vector, so its front slice
+            // usually holds the whole run: scanned as a slice.
+            let (head, tail) = pending.as_slices();
+            let differs = |m: &T| m.band() != band;
+            let run = match head[..left.min(head.len())].iter().position(differs) {
+                Some(p) => p,
+                None if head.len() >= left => left,
+                None => {
+                    head.len()
+                        + tail[..left - head.len()]
+                            .iter()
+                            .position(differs)
+                            .unwrap_or(left - head.len())
+                }
+            };
+            let (measured, picks) = self.sampler.picks(run as u64);
+            if measured > 0 && now == 0 {
+                now = sampler::now();
+            }
+            if run == pending.len() {
+                self.bands[band.index()].append(pending, picks, now);
+            } else {
+                self.bands[band.index()].extend(pending.drain(..run), picks, now);
+            }
+            left -= run;
         }
         self.len += n;
         self.enqueued += n as u64;
@@ -342,7 +371,7 @@ impl<T> State<T> {
     #[inline(always)]
     fn enqueue(&mut self, band: usize, msg: T) {
         let at = self.sampler.stamp();
-        self.bands[band].push_back(Entry { msg, at });
+        self.bands[band].push(msg, at);
         self.len += 1;
         self.enqueued += 1;
         if self.len > self.peak {
@@ -361,12 +390,17 @@ impl<T> State<T> {
                 RecvError::Empty
             });
         }
-        match self.pop_entry() {
-            Some(entry) => {
-                if entry.at != 0 {
-                    self.record_wait_ns(clock::ns_between(entry.at, clock::now()), 1);
-                }
-                Ok(entry.msg)
+        let waits = &*self.waits;
+        let popped = self.bands.iter_mut().rev().find(|b| !b.is_empty()).and_then(|band| {
+            band.pop_then(|at| {
+                record_wait(waits, clock::ns_between(at, clock::now()), 1);
+            })
+        });
+        match popped {
+            Some(msg) => {
+                self.len -= 1;
+                self.dequeued += 1;
+                Ok(msg)
             }
             None => Err(if self.closed {
                 RecvError::Closed
@@ -396,7 +430,7 @@ impl<T> State<T> {
                 if now == 0 {
                     now = clock::now();
                 }
-                waits.record_exclusive(clock::ns_between(at, now).min(MAX_RECORDED_WAIT_NS), n);
+                record_wait(waits, clock::ns_between(at, now), n);
             }
         };
         // The current run of equal stamps: its stamp and length.
@@ -407,20 +441,13 @@ impl<T> State<T> {
             if k == 0 {
                 continue;
             }
-            if self.sampler.is_on() {
-                for entry in band.drain(..k) {
-                    if entry.at != 0 {
-                        if entry.at != run_at {
-                            record(run_at, run_len);
-                            (run_at, run_len) = (entry.at, 0);
-                        }
-                        run_len += 1;
-                    }
-                    out.push(entry.msg);
+            band.take(k, out, |at| {
+                if at != run_at {
+                    record(run_at, run_len);
+                    (run_at, run_len) = (at, 0);
                 }
-            } else {
-                band.drain(..k).for_each(|entry| out.push(entry.msg));
-            }
+                run_len += 1;
+            });
             taken += k;
             if taken == want {
                 break;
@@ -430,20 +457,6 @@ impl<T> State<T> {
         self.len -= taken;
         self.dequeued += taken as u64;
         taken
-    }
-
-    #[inline(always)]
-    fn pop_entry(&mut self) -> Option<Entry<T>> {
-        let entry = self.bands.iter_mut().rev().find_map(|b| b.pop_front())?;
-        self.len -= 1;
-        self.dequeued += 1;
-        Some(entry)
-    }
-
-    #[inline]
-    fn record_wait_ns(&mut self, ns: u64, count: u64) {
-        // Under the queue's lock: the only writer of the histogram.
-        self.waits.record_exclusive(ns.min(MAX_RECORDED_WAIT_NS), count);
     }
 
     /// Removes everything queued, in delivery order (paused or not).
@@ -458,7 +471,7 @@ impl<T> State<T> {
     pub(crate) fn clear(&mut self) -> Vec<T> {
         let mut out = Vec::with_capacity(self.len);
         for band in self.bands.iter_mut().rev() {
-            out.extend(band.drain(..).map(|e| e.msg));
+            band.clear_into(&mut out);
         }
         self.dequeued += out.len() as u64;
         self.len = 0;
@@ -486,6 +499,13 @@ impl<T> State<T> {
     }
 }
 
+/// Records `count` queue waits of `ns` nanoseconds, saturated at one
+/// hour. Only under the queue's lock (the histogram's one writer).
+#[inline]
+fn record_wait(waits: &AtomicHistogram, ns: u64, count: u64) {
+    waits.record_exclusive(ns.min(MAX_RECORDED_WAIT_NS), count);
+}
+
 /// An empty wait histogram: values in nanoseconds, 3 significant digits,
 /// growing on demand up to [`MAX_RECORDED_WAIT_NS`].
 pub(crate) fn new_wait_histogram() -> Histogram<u64> {
@@ -503,16 +523,66 @@ mod tests {
 
     #[test]
     fn waits_grow_the_histogram_and_saturate_at_one_hour() {
-        let mut state: State<()> = State::new(1, Backpressure::Block, Default::default(), 1);
-        state.record_wait_ns(0, 1);
-        state.record_wait_ns(1_500, 1);
-        state.record_wait_ns(10_000_000_000, 1); // 10 s
-        state.record_wait_ns(u64::MAX, 1);
+        let state: State<()> = State::new(1, Backpressure::Block, Default::default(), 1);
+        record_wait(&state.waits, 0, 1);
+        record_wait(&state.waits, 1_500, 1);
+        record_wait(&state.waits, 10_000_000_000, 1); // 10 s
+        record_wait(&state.waits, u64::MAX, 1);
         let h = state.waits();
         assert_eq!(h.len(), 4);
         assert_eq!(h.min(), 0);
         assert!(h.equivalent(h.value_at_quantile(0.5), 1_500));
         assert!(h.equivalent(h.value_at_quantile(0.75), 10_000_000_000));
         assert!(h.equivalent(h.max(), MAX_RECORDED_WAIT_NS), "{}", h.max());
+    }
+
+    #[derive(Debug, crate::Message)]
+    struct M {
+        n: u64,
+        header: crate::MessageHeader,
+    }
+
+    proptest::proptest! {
+        /// Moving the fitting front of a batch in runs gives the same queue
+        /// as pushing its messages one by one, also when the batch's deque
+        /// wraps around its buffer (as it does when a waiting send puts a
+        /// message back in front) and runs cross the wrap.
+        #[test]
+        fn runs_fit_like_single_pushes_even_across_the_wrap(
+            capacity in 1usize..24,
+            skip in 0usize..32,
+            priorities in proptest::collection::vec(proptest::sample::select(vec![0u8, 100, 200, 250]), 0..24),
+        ) {
+            let msg = |n: usize, p: u8| M { n: n as u64, header: crate::MessageHeader::with_priority(p) };
+            // A deque whose contents start `skip` slots into its buffer, so
+            // they wrap around its end when `skip + len` passes its room.
+            let mut pending = VecDeque::with_capacity(32);
+            for _ in 0..skip {
+                pending.push_back(msg(usize::MAX, 0));
+            }
+            for _ in 0..skip {
+                pending.pop_front();
+            }
+            for (i, &p) in priorities.iter().enumerate() {
+                pending.push_back(msg(i, p));
+            }
+            proptest::prop_assert!(pending.capacity() >= 32);
+            let mut runs: State<M> = State::new(capacity, Backpressure::Reject, Default::default(), 2);
+            let mut single: State<M> = State::new(capacity, Backpressure::Reject, Default::default(), 2);
+            let moved = runs.push_fitting(&mut pending);
+            let fitting = capacity.min(priorities.len());
+            proptest::prop_assert_eq!(moved, fitting);
+            proptest::prop_assert_eq!(pending.len(), priorities.len() - fitting);
+            for (i, &p) in priorities.iter().enumerate().take(fitting) {
+                proptest::prop_assert!(matches!(single.push(msg(i, p), OnFull::Reject), Push::Queued));
+            }
+            proptest::prop_assert_eq!(runs.stats(), single.stats());
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            runs.pop_batch(usize::MAX, &mut a);
+            single.pop_batch(usize::MAX, &mut b);
+            let order = |v: &[M]| v.iter().map(|m| m.n).collect::<Vec<_>>();
+            proptest::prop_assert_eq!(order(&a), order(&b));
+            proptest::prop_assert_eq!(runs.waits().len(), single.waits().len());
+        }
     }
 }

@@ -199,15 +199,45 @@ impl<In: Message, Out: Message> KernelContext<In, Out> {
         }
     }
 
-    /// Waits for one message, then takes up to `max - 1` more that are
-    /// already queued; returns how many were appended to `out`. The batch is
-    /// timed and counted as handled when the handler next asks for input.
+    /// Takes up to `max` messages that are already queued (under one lock);
+    /// if there are none, waits for one, then takes up to `max - 1` more that
+    /// are queued by then. Returns how many were appended to `out`. The
+    /// batch is timed and counted as handled when the handler next asks for
+    /// input.
     pub async fn receive_batch(&mut self, max: usize, out: &mut Vec<In>) -> Result<usize> {
         if max == 0 {
             return Ok(0);
         }
+        self.finish_in_flight();
+        if self.core.is_cancelled() {
+            return Err(self.core.terminating_error());
+        }
+        // What is queued already is taken at once, under one lock; the
+        // attempt spends a unit of tokio's budget as a receive does, so a
+        // kernel that always finds a backlog still yields now and then.
+        runtime::input::spend_budget().await;
+        let n = self.take_queued(max, out);
+        if n > 0 {
+            return Ok(n);
+        }
         out.push(self.receive().await?);
         Ok(1 + self.take_more(max - 1, out))
+    }
+
+    /// Takes up to `max` messages that are already queued, as one batch in
+    /// flight; 0 (and no batch) if there are none. The previous batch must
+    /// be finished.
+    fn take_queued(&mut self, max: usize, out: &mut Vec<In>) -> usize {
+        self.in_flight = Some(InFlight {
+            start: 0,
+            count: 0,
+            measured: 0,
+        });
+        let n = self.take_more(max, out);
+        if n == 0 {
+            self.in_flight = None;
+        }
+        n
     }
 
     fn take_more(&mut self, max: usize, out: &mut Vec<In>) -> usize {
@@ -297,7 +327,8 @@ impl<In: Message, Out: Message> KernelContext<In, Out> {
             // setting up a wait.
             None => match self.output.try_emit(msg) {
                 Ok(None) => Ok(()),
-                Ok(Some(msg)) => self.output.emit_when_room(msg, &self.core.cancel).await,
+                // Boxed, as the input's wait for room is (see `InputPort::send`).
+                Ok(Some(msg)) => Box::pin(self.output.emit_when_room(msg, &self.core.cancel)).await,
                 Err(e) => Err(e),
             },
         };
@@ -543,11 +574,20 @@ impl<In: Message, Out: Message> BlockingContext<In, Out> {
         self.inner.send_blocking(msg)
     }
 
-    /// Blocks for one message, then takes up to `max - 1` more that are
-    /// already queued; returns how many were appended to `out`.
+    /// Takes up to `max` messages that are already queued (under one lock);
+    /// if there are none, blocks for one, then takes up to `max - 1` more
+    /// that are queued by then. Returns how many were appended to `out`.
     pub fn receive_batch(&mut self, max: usize, out: &mut Vec<In>) -> Result<usize> {
         if max == 0 {
             return Ok(0);
+        }
+        self.inner.finish_in_flight();
+        if self.inner.core.is_cancelled() {
+            return Err(self.inner.core.terminating_error());
+        }
+        let n = self.inner.take_queued(max, out);
+        if n > 0 {
+            return Ok(n);
         }
         out.push(self.receive()?);
         Ok(1 + self.inner.take_more(max - 1, out))

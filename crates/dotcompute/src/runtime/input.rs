@@ -72,9 +72,11 @@ impl<In: Message> InputPort<In> {
             Ok(Some(msg)) => msg,
             Err(refusal) => return Err(self.refused(refusal, timeout)),
         };
+        // The wait for room lives in a box: held inline, its future (the
+        // message again, the waiter, the sleep, the stop) would make every
+        // send's future several times larger, and every caller moves it.
         let (deadline, limit) = self.wait_limit(timeout);
-        self.queue
-            .send_until(msg, deadline, stop)
+        Box::pin(self.queue.send_until(msg, deadline, stop))
             .await
             .map_err(|refusal| self.core.refused(Side::Input, refusal, limit, self.queue.capacity()))
     }

@@ -19,8 +19,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::oneshot;
-use tokio::sync::oneshot::error::TryRecvError;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -125,10 +123,9 @@ impl<Out: Message> OutputPort<Out> {
     /// the registration).
     pub fn expect_reply(&self, correlation: Uuid) -> Result<PendingCall<'_, Out>> {
         match self.replies.register(correlation) {
-            Ok(rx) => Ok(PendingCall {
+            Ok(()) => Ok(PendingCall {
                 port: self,
                 correlation,
-                rx: Some(rx),
             }),
             Err(Registration::Ended) => Err(self.core.end_error()),
             Err(Registration::Duplicate) => Err(Error::invalid(
@@ -284,53 +281,49 @@ impl<Out: Message> OutputPort<Out> {
 pub(crate) struct PendingCall<'a, Out: Message> {
     port: &'a OutputPort<Out>,
     correlation: Uuid,
-    rx: Option<oneshot::Receiver<Out>>,
 }
 
 impl<Out: Message> PendingCall<'_, Out> {
     /// Waits for the reply until `deadline`; a timeout is reported as the
     /// caller's whole time `limit`.
-    pub async fn wait(mut self, deadline: Option<Instant>, limit: Option<Duration>) -> Result<Out> {
-        let port = self.port;
-        let Some(rx) = self.rx.as_mut() else {
-            return Err(port.core.end_error());
-        };
+    pub async fn wait(self, deadline: Option<Instant>, limit: Option<Duration>) -> Result<Out> {
+        let (port, correlation) = (self.port, self.correlation);
+        let replies = &port.replies;
         if port.queue.polls_first() {
             // A reply from a kernel's own thread: look a while before
-            // sleeping, as the host's receive does.
-            let polled = spin_for(deadline, |_| match rx.try_recv() {
-                Ok(reply) => Some(Ok(reply)),
-                Err(TryRecvError::Closed) => Some(Err(())),
-                Err(TryRecvError::Empty) => None,
+            // sleeping, as the host's receive does; the slot is only
+            // locked again when a delivery (or the close) moved the epoch.
+            let mut seen = None;
+            let polled = spin_for(deadline, |_| {
+                let now = replies.epoch();
+                if seen == Some(now) {
+                    return None;
+                }
+                seen = Some(now);
+                replies.try_take(correlation)
             });
             if let Some(got) = polled {
-                self.rx = None;
-                return got.map_err(|()| port.core.end_error());
+                return got.map_err(|_| port.core.end_error());
             }
         }
+        let reply = std::future::poll_fn(|cx| replies.poll_reply(correlation, cx));
         let got = match deadline {
-            None => rx.await,
-            Some(d) => match timer::timeout_at(Some(d), rx).await {
+            None => reply.await,
+            Some(d) => match timer::timeout_at(Some(d), reply).await {
                 Some(got) => got,
                 None => return Err(port.receive_timeout_error(limit.unwrap_or_default())),
             },
         };
-        self.rx = None;
-        // An error means the kernel ended (its slots were closed).
         got.map_err(|_| port.core.end_error())
     }
 }
 
 impl<Out: Message> Drop for PendingCall<'_, Out> {
     fn drop(&mut self) {
-        self.port.replies.unregister(self.correlation);
-        if let Some(mut rx) = self.rx.take() {
-            // After `close`, a late offer fails and keeps its message; a
-            // reply that landed before is taken here.
-            rx.close();
-            if let Ok(late) = rx.try_recv() {
-                self.port.hand_on_late_reply(late);
-            }
+        // Nothing left once the call took its reply; a reply that came
+        // after the call gave up is passed on.
+        if let Some(late) = self.port.replies.unregister(self.correlation) {
+            self.port.hand_on_late_reply(late);
         }
     }
 }

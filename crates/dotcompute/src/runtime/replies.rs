@@ -9,23 +9,32 @@
 //! usual. So a call never takes, holds or scans the other outputs: they stay
 //! in the output queue, under its bound and its backpressure.
 //!
+//! Each slot holds the reply itself once it came, and the waker of the call
+//! waiting for it: a reply costs no channel of its own (no allocation per
+//! call), and taking it is one lock of this structure.
+//!
 //! Invariants:
-//! - `pending` is the number of registered slots; when it is zero, offering
-//!   a message costs one atomic load and nothing else;
+//! - `pending` is the number of registered slots still without a reply
+//!   while open; when it is zero, offering a message costs one atomic load
+//!   and nothing else;
 //! - a reply is delivered to at most one call, the one that registered its
 //!   correlation id, and a slot receives at most one reply (a duplicate goes
 //!   to the output queue);
-//! - a slot is unregistered when its call ends, however it ends (the output
-//!   port's pending-call guard); a reply that reached a call which had
-//!   already given up is handed on by that guard, never dropped silently;
+//! - a slot is removed when its call takes the reply or ends, however it
+//!   ends (the output port's pending-call guard); a reply that reached a
+//!   call which had already given up is handed back by [`Replies::unregister`]
+//!   to be passed on, never dropped silently;
 //! - once [`Replies::close`] ran (the kernel ended), every pending call
-//!   wakes and no new slot is registered.
+//!   wakes, no new slot is registered and no reply is delivered; a reply
+//!   delivered before is still taken by its call;
+//! - `epoch` grows with every delivery and with the close, so a caller that
+//!   spins for its reply can watch it without the lock.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
+use std::task::{Context, Poll, Waker};
 
-use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use crate::message::Message;
@@ -33,8 +42,10 @@ use crate::runtime::telemetry::lock;
 
 /// The pending calls of one kernel.
 pub(crate) struct Replies<Out> {
-    /// Registered slots (the length of `slots.waiting`).
+    /// Registered slots without a reply (0 once closed).
     pending: AtomicUsize,
+    /// Deliveries and closes so far.
+    epoch: AtomicU64,
     slots: Mutex<Slots<Out>>,
 }
 
@@ -43,13 +54,28 @@ struct Slots<Out> {
     closed: bool,
 }
 
+/// One call's slot: its reply once it came, and the waker of the call.
+struct Slot<Out> {
+    reply: Option<Out>,
+    waker: Option<Waker>,
+}
+
+impl<Out> Slot<Out> {
+    fn empty() -> Self {
+        Slot {
+            reply: None,
+            waker: None,
+        }
+    }
+}
+
 /// The registered slots: the first in place (a host usually has one call
 /// in flight per kernel, which then costs no hashing), the rest in a map.
 ///
 /// Invariant: a correlation id is in at most one of `first` and `more`.
 struct Waiting<Out> {
-    first: Option<(Uuid, oneshot::Sender<Out>)>,
-    more: HashMap<Uuid, oneshot::Sender<Out>>,
+    first: Option<(Uuid, Slot<Out>)>,
+    more: HashMap<Uuid, Slot<Out>>,
 }
 
 impl<Out> Waiting<Out> {
@@ -65,29 +91,37 @@ impl<Out> Waiting<Out> {
     }
 
     /// Adds a slot; `id` must not be registered yet.
-    fn insert(&mut self, id: Uuid, tx: oneshot::Sender<Out>) {
+    fn insert(&mut self, id: Uuid, slot: Slot<Out>) {
         if self.first.is_none() {
-            self.first = Some((id, tx));
+            self.first = Some((id, slot));
         } else {
-            self.more.insert(id, tx);
+            self.more.insert(id, slot);
         }
     }
 
-    fn remove(&mut self, id: &Uuid) -> Option<oneshot::Sender<Out>> {
+    fn get_mut(&mut self, id: &Uuid) -> Option<&mut Slot<Out>> {
+        match &mut self.first {
+            Some((first, slot)) if first == id => Some(slot),
+            _ if self.more.is_empty() => None,
+            _ => self.more.get_mut(id),
+        }
+    }
+
+    fn remove(&mut self, id: &Uuid) -> Option<Slot<Out>> {
         match &self.first {
-            Some((first, _)) if first == id => self.first.take().map(|(_, tx)| tx),
+            Some((first, _)) if first == id => self.first.take().map(|(_, slot)| slot),
             _ if self.more.is_empty() => None,
             _ => self.more.remove(id),
         }
     }
 
-    /// Every slot, removed.
-    fn take_all(&mut self) -> Vec<oneshot::Sender<Out>> {
+    /// The wakers of every slot, taken.
+    fn take_wakers(&mut self) -> Vec<Waker> {
         self.first
-            .take()
-            .map(|(_, tx)| tx)
-            .into_iter()
-            .chain(self.more.drain().map(|(_, tx)| tx))
+            .iter_mut()
+            .map(|(_, slot)| slot)
+            .chain(self.more.values_mut())
+            .filter_map(|slot| slot.waker.take())
             .collect()
     }
 }
@@ -101,10 +135,15 @@ pub(crate) enum Registration {
     Duplicate,
 }
 
+/// The kernel ended before the reply came.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Ended;
+
 impl<Out: Message> Replies<Out> {
     pub(crate) fn new() -> Self {
         Replies {
             pending: AtomicUsize::new(0),
+            epoch: AtomicU64::new(0),
             slots: Mutex::new(Slots {
                 waiting: Waiting::new(),
                 closed: false,
@@ -118,12 +157,19 @@ impl<Out: Message> Replies<Out> {
         self.pending.load(Ordering::Acquire) != 0
     }
 
+    /// Deliveries and closes so far: when it has not moved, a call's slot
+    /// has not changed.
+    #[inline]
+    pub(crate) fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
     /// Registers a call that waits for the reply correlated with
-    /// `correlation`; the reply will arrive on the returned receiver.
+    /// `correlation` (take it with [`poll_reply`](Self::poll_reply) or
+    /// [`try_take`](Self::try_take); end with [`unregister`](Self::unregister)).
     /// `Err(Registration::Ended)` once the kernel has ended,
     /// `Err(Registration::Duplicate)` if a call already waits for that id.
-    pub(crate) fn register(&self, correlation: Uuid) -> Result<oneshot::Receiver<Out>, Registration> {
-        let (tx, rx) = oneshot::channel();
+    pub(crate) fn register(&self, correlation: Uuid) -> Result<(), Registration> {
         let mut slots = lock(&self.slots);
         if slots.closed {
             return Err(Registration::Ended);
@@ -131,9 +177,9 @@ impl<Out: Message> Replies<Out> {
         if slots.waiting.contains(&correlation) {
             return Err(Registration::Duplicate);
         }
-        slots.waiting.insert(correlation, tx);
+        slots.waiting.insert(correlation, Slot::empty());
         self.pending.fetch_add(1, Ordering::AcqRel);
-        Ok(rx)
+        Ok(())
     }
 
     /// Hands `msg` to the call that waits for it; gives it back when no call
@@ -150,39 +196,86 @@ impl<Out: Message> Replies<Out> {
         let Some(correlation) = msg.correlation_id() else {
             return Err(msg);
         };
-        let tx = {
+        let waker = {
             let mut slots = lock(&self.slots);
-            let tx = slots.waiting.remove(&correlation);
-            if tx.is_some() {
-                self.pending.fetch_sub(1, Ordering::AcqRel);
+            if slots.closed {
+                return Err(msg);
             }
-            tx
+            match slots.waiting.get_mut(&correlation) {
+                Some(slot) if slot.reply.is_none() => {
+                    slot.reply = Some(msg);
+                    let waker = slot.waker.take();
+                    self.pending.fetch_sub(1, Ordering::AcqRel);
+                    self.epoch.fetch_add(1, Ordering::AcqRel);
+                    waker
+                }
+                _ => return Err(msg),
+            }
         };
-        match tx {
-            // Fails (handing the message back) only if the call gave up
-            // meanwhile; its `cancel` then saw no reply.
-            Some(tx) => tx.send(msg),
-            None => Err(msg),
+        if let Some(w) = waker {
+            w.wake();
         }
+        Ok(())
+    }
+
+    /// Takes the reply of the call `correlation` if it came (its slot is
+    /// then gone); `Err(Ended)` if the kernel ended without it; `None` if it
+    /// is still to come.
+    pub(crate) fn try_take(&self, correlation: Uuid) -> Option<Result<Out, Ended>> {
+        let mut slots = lock(&self.slots);
+        Self::take_locked(&mut slots, correlation)
+    }
+
+    fn take_locked(slots: &mut Slots<Out>, correlation: Uuid) -> Option<Result<Out, Ended>> {
+        match slots.waiting.get_mut(&correlation) {
+            Some(slot) if slot.reply.is_some() => {
+                let reply = slots.waiting.remove(&correlation).and_then(|slot| slot.reply);
+                reply.map(Ok)
+            }
+            Some(_) if !slots.closed => None,
+            // Closed, or no such call (it was never registered).
+            _ => Some(Err(Ended)),
+        }
+    }
+
+    /// [`try_take`](Self::try_take) for a task: while the reply is still to
+    /// come, `cx`'s waker is kept in the slot (the delivery or the close
+    /// wakes it).
+    pub(crate) fn poll_reply(&self, correlation: Uuid, cx: &mut Context<'_>) -> Poll<Result<Out, Ended>> {
+        let mut slots = lock(&self.slots);
+        if let Some(done) = Self::take_locked(&mut slots, correlation) {
+            return Poll::Ready(done);
+        }
+        if let Some(slot) = slots.waiting.get_mut(&correlation) {
+            match &mut slot.waker {
+                Some(w) if w.will_wake(cx.waker()) => {}
+                w => *w = Some(cx.waker().clone()),
+            }
+        }
+        Poll::Pending
     }
 
     /// The kernel ended: wakes every pending call and refuses new ones.
     pub(crate) fn close(&self) {
-        let waiting = {
+        let wakers = {
             let mut slots = lock(&self.slots);
             slots.closed = true;
             self.pending.store(0, Ordering::Release);
-            slots.waiting.take_all()
+            self.epoch.fetch_add(1, Ordering::AcqRel);
+            slots.waiting.take_wakers()
         };
-        drop(waiting);
+        wakers.into_iter().for_each(Waker::wake);
     }
 
-    /// Removes a call's slot (its call ended, however it ended).
-    pub(crate) fn unregister(&self, correlation: Uuid) {
+    /// Removes a call's slot (its call ended, however it ended); returns the
+    /// reply that reached it if the call did not take it.
+    pub(crate) fn unregister(&self, correlation: Uuid) -> Option<Out> {
         let mut slots = lock(&self.slots);
-        if slots.waiting.remove(&correlation).is_some() {
+        let slot = slots.waiting.remove(&correlation)?;
+        if slot.reply.is_none() && !slots.closed {
             self.pending.fetch_sub(1, Ordering::AcqRel);
         }
+        slot.reply
     }
 }
 
@@ -190,29 +283,131 @@ impl<Out: Message> Replies<Out> {
 mod tests {
     use super::*;
 
+    #[derive(Debug, crate::Message)]
+    struct R {
+        n: u32,
+        header: crate::MessageHeader,
+    }
+
+    /// A waker that counts its wake-ups.
+    #[derive(Default)]
+    struct Counting(AtomicUsize);
+
+    impl std::task::Wake for Counting {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    impl Counting {
+        fn count(&self) -> usize {
+            self.0.load(Ordering::Relaxed)
+        }
+    }
+
+    fn reply_to(id: Uuid, n: u32) -> R {
+        let mut header = crate::MessageHeader::new();
+        header.correlation_id = Some(id);
+        R { n, header }
+    }
+
+    /// A reply lands in its call's slot once, wakes the call and is taken
+    /// once; a duplicate, an uncorrelated message or one for nobody goes
+    /// back to the caller of `offer`; `pending` counts slots still waiting.
+    #[test]
+    fn a_reply_lands_in_its_slot_once_and_wakes_its_call() {
+        let replies: Replies<R> = Replies::new();
+        let (a, b) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        replies.register(a).unwrap();
+        replies.register(b).unwrap();
+        assert_eq!(replies.register(a), Err(Registration::Duplicate));
+        assert_eq!(replies.pending.load(Ordering::Relaxed), 2);
+
+        let woken = std::sync::Arc::new(Counting::default());
+        let waker = Waker::from(woken.clone());
+        let mut cx = Context::from_waker(&waker);
+        assert!(replies.poll_reply(a, &mut cx).is_pending());
+        let epoch = replies.epoch();
+
+        assert!(replies.offer(reply_to(a, 10)).is_ok());
+        assert_eq!(woken.count(), 1, "the delivery wakes the call");
+        assert!(replies.epoch() > epoch);
+        assert_eq!(replies.pending.load(Ordering::Relaxed), 1);
+        assert_eq!(
+            replies.offer(reply_to(a, 11)).map_err(|m| m.n),
+            Err(11),
+            "a slot takes one reply"
+        );
+        assert_eq!(
+            replies.offer(reply_to(Uuid::from_u128(9), 12)).map_err(|m| m.n),
+            Err(12)
+        );
+        let plain = R {
+            n: 13,
+            header: crate::MessageHeader::new(),
+        };
+        assert_eq!(replies.offer(plain).map_err(|m| m.n), Err(13));
+
+        match replies.poll_reply(a, &mut cx) {
+            Poll::Ready(Ok(r)) => assert_eq!(r.n, 10),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(replies.unregister(a).map(|r| r.n), None, "taken: nothing left");
+
+        // A reply that comes after its call gave up is handed back.
+        assert!(replies.offer(reply_to(b, 20)).is_ok());
+        assert_eq!(replies.unregister(b).map(|r| r.n), Some(20));
+        assert!(!replies.any_pending());
+    }
+
+    /// The close wakes waiting calls with `Ended`, refuses new calls and
+    /// deliveries, and still lets a call take a reply that came before.
+    #[test]
+    fn the_close_wakes_waiting_calls_and_keeps_delivered_replies() {
+        let replies: Replies<R> = Replies::new();
+        let (a, b) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        replies.register(a).unwrap();
+        replies.register(b).unwrap();
+        assert!(replies.offer(reply_to(a, 1)).is_ok());
+        let woken = std::sync::Arc::new(Counting::default());
+        let waker = Waker::from(woken.clone());
+        let mut cx = Context::from_waker(&waker);
+        assert!(replies.poll_reply(b, &mut cx).is_pending());
+
+        replies.close();
+        assert_eq!(woken.count(), 1);
+        assert!(!replies.any_pending());
+        assert!(matches!(replies.poll_reply(b, &mut cx), Poll::Ready(Err(Ended))));
+        assert!(matches!(replies.try_take(a), Some(Ok(R { n: 1, .. }))));
+        assert_eq!(replies.offer(reply_to(b, 2)).map_err(|m| m.n), Err(2));
+        assert_eq!(replies.register(Uuid::from_u128(3)), Err(Registration::Ended));
+        assert!(replies.unregister(b).is_none());
+        assert_eq!(replies.pending.load(Ordering::Relaxed), 0, "no count goes below zero");
+    }
+
     proptest::proptest! {
         /// The slots behave as one map whichever of them sits in place.
         #[test]
-        fn waiting_slots_behave_as_a_map(ops in proptest::collection::vec((0u8..3, 0u128..6), 0..60)) {
+        fn waiting_slots_behave_as_a_map(ops in proptest::collection::vec((0u8..4, 0u128..6), 0..60)) {
             let mut slots: Waiting<u32> = Waiting::new();
             let mut model: std::collections::HashSet<Uuid> = std::collections::HashSet::new();
-            let mut receivers = Vec::new();
             for (op, id) in ops {
                 let id = Uuid::from_u128(id);
                 match op {
                     0 => {
                         proptest::prop_assert_eq!(slots.contains(&id), model.contains(&id));
                         if model.insert(id) {
-                            let (tx, rx) = oneshot::channel();
-                            slots.insert(id, tx);
-                            receivers.push(rx);
+                            slots.insert(id, Slot::empty());
                         }
                     }
                     1 => proptest::prop_assert_eq!(slots.remove(&id).is_some(), model.remove(&id)),
+                    2 => proptest::prop_assert_eq!(slots.get_mut(&id).is_some(), model.contains(&id)),
                     _ => proptest::prop_assert_eq!(slots.contains(&id), model.contains(&id)),
                 }
             }
-            proptest::prop_assert_eq!(slots.take_all().len(), model.len());
+            for id in model.iter() {
+                proptest::prop_assert!(slots.remove(id).is_some());
+            }
             proptest::prop_assert!(slots.first.is_none() && slots.more.is_empty());
         }
     }
