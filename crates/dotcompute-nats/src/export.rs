@@ -556,6 +556,9 @@ async fn publish_output<In: WireMessage, Out: WireMessage>(ctx: &Ctx<In, Out>, m
             return;
         }
     };
+    // Only the outlet's one task publishes outputs, so the numbers go out
+    // in order (receivers count a reordered one below their first as a
+    // duplicate).
     let seq = ctx.output_seq.fetch_add(1, Ordering::Relaxed) + 1;
     let mut headers = wire::sequence_headers(&ctx.output_publisher, seq);
     let subject = ctx.subjects.output();

@@ -10,6 +10,9 @@
 //!   every replica has been silent for the liveness timeout, or with
 //!   [`NatsError::Timeout`];
 //! - a message `send` could not deliver comes back inside the error;
+//! - core messages leave a handle in the order of their sequence numbers,
+//!   whichever tasks send them, so an exporter's loss and duplicate
+//!   bookkeeping never mistakes a reordered message for a duplicate;
 //! - a remote kernel that failed is reported as
 //!   [`dotcompute::Error::KernelFailed`] with its error, to pending calls at
 //!   once and to later sends, calls and receives, as a local one is.
@@ -95,6 +98,9 @@ pub(crate) struct RemoteShared<In, Out> {
     pub send_timeout: Duration,
     publisher: Uuid,
     seq: AtomicU64,
+    /// Held from taking a core message's number until the connection has
+    /// the message (see `send`).
+    publish_order: tokio::sync::Mutex<()>,
     inbox: String,
     calls: Mutex<HashMap<String, CallSlot<Out>>>,
     replicas: Mutex<HashMap<Uuid, ReplicaEntry>>,
@@ -202,6 +208,7 @@ impl<In: WireMessage, Out: WireMessage> RemoteHandle<In, Out> {
             send_timeout: options.send_timeout.unwrap_or(Duration::from_secs(30)),
             publisher: Uuid::new_v4(),
             seq: AtomicU64::new(0),
+            publish_order: tokio::sync::Mutex::new(()),
             inbox,
             calls: Mutex::new(HashMap::new()),
             replicas: Mutex::new(replicas),
@@ -506,10 +513,16 @@ impl<In: WireMessage, Out: WireMessage> RemoteShared<In, Out> {
             Ok(p) => p,
             Err(e) => return Err(RemoteSendError::new(msg, e)),
         };
-        let mut headers = wire::sequence_headers(&self.publisher, self.next_seq());
         let subject = self.subjects.input();
         match self.jetstream() {
             None => {
+                // The number is taken and the message handed to the
+                // connection under one lock, so the numbers go out in
+                // order even when several tasks send through this handle
+                // (a link and a caller): an exporter counts a number below
+                // the first it saw as one it already had, and drops it.
+                let _in_order = self.publish_order.lock().await;
+                let headers = wire::sequence_headers(&self.publisher, self.next_seq());
                 let published = match reply {
                     Some(r) => {
                         self.node
@@ -539,6 +552,9 @@ impl<In: WireMessage, Out: WireMessage> RemoteShared<In, Out> {
                 }
             }
             Some((backpressure, _)) => {
+                // JetStream numbers the messages itself (the stream's
+                // sequence); ours only says who published.
+                let mut headers = wire::sequence_headers(&self.publisher, self.next_seq());
                 headers.insert(HEADER_MSG_ID, msg.message_id().simple().to_string().as_str());
                 if let Some(r) = reply {
                     headers.insert(HEADER_REPLY, r);
