@@ -1,5 +1,5 @@
 //! `dotcompute-nats-peer`: a runtime in its own process that serves the
-//! [`peer`](dotcompute_nats::peer) kernels over NATS, for the multi-process
+//! [`dotcompute_nats::peer`] kernels over NATS, for the multi-process
 //! tests and the transport benchmark.
 //!
 //! ```text
