@@ -1,6 +1,6 @@
 //! A `nats-server` process on loopback, for tests, benchmarks and trying
-//! things out: a free port, JetStream in a temporary store, killed when
-//! dropped.
+//! things out: a port the server picks itself, JetStream in a temporary
+//! store, killed when dropped.
 //!
 //! The binary is the one `scripts/provision-nats.sh` installs (Debian's
 //! `nats-server`): `$DOTCOMPUTE_NATS_SERVER`, else `nats-server` on `PATH`,
@@ -8,7 +8,11 @@
 //!
 //! Invariant: a [`LocalServer`] owns its process and its store; dropping it
 //! kills the process (SIGKILL) and removes the store. Nothing listens on
-//! anything but 127.0.0.1.
+//! anything but 127.0.0.1. Its URL is the port its own process listens on:
+//! the server picks a free one and writes it in a ports file (a port chosen
+//! here and handed over could be taken by another server started at the
+//! same moment, whose readiness would then pass for this one's); a restart
+//! asks for the same port again.
 //!
 //! ```no_run
 //! use dotcompute_nats::server::LocalServer;
@@ -18,7 +22,7 @@
 //! server.restart().unwrap(); // same port, same JetStream store
 //! ```
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -43,7 +47,7 @@ pub enum ServerError {
     NotReady {
         /// The binary.
         binary: String,
-        /// Its port.
+        /// Its port (0 when it had not said which yet).
         port: u16,
         /// What was seen.
         reason: String,
@@ -74,8 +78,11 @@ pub fn find_binary() -> Option<PathBuf> {
 pub struct LocalServer {
     binary: PathBuf,
     child: Option<Child>,
+    /// 0 until the first start has read it from the ports file.
     port: u16,
     store: tempfile::TempDir,
+    /// Where the server writes its ports file (nothing else lives there).
+    ports_dir: tempfile::TempDir,
     extra: Vec<String>,
 }
 
@@ -88,16 +95,14 @@ impl LocalServer {
             binary: binary.display().to_string(),
             reason,
         };
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(|e| start_error(format!("no free port: {e}")))?
-            .port();
         let store = tempfile::tempdir().map_err(|e| start_error(format!("no temporary store: {e}")))?;
+        let ports_dir = tempfile::tempdir().map_err(|e| start_error(format!("no temporary directory: {e}")))?;
         let mut server = LocalServer {
             binary,
             child: None,
-            port,
+            port: 0,
             store,
+            ports_dir,
             extra: extra.iter().map(|s| s.to_string()).collect(),
         };
         server.spawn()?;
@@ -105,8 +110,22 @@ impl LocalServer {
     }
 
     fn spawn(&mut self) -> Result<(), ServerError> {
+        // A ports file left by the previous process is not this one's.
+        if let Ok(entries) = std::fs::read_dir(self.ports_dir.path()) {
+            for e in entries.flatten() {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+        // -1: the server picks a free port; a restart asks for the same one.
+        let port = if self.port == 0 {
+            "-1".to_string()
+        } else {
+            self.port.to_string()
+        };
         let child = Command::new(&self.binary)
-            .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
+            .args(["-a", "127.0.0.1", "-p", &port, "--ports_file_dir"])
+            .arg(self.ports_dir.path())
+            .args(["-js", "-sd"])
             .arg(self.store.path())
             .args(&self.extra)
             .stdin(Stdio::null())
@@ -123,23 +142,30 @@ impl LocalServer {
 
     fn wait_ready(&mut self) -> Result<(), ServerError> {
         let deadline = Instant::now() + Duration::from_secs(15);
-        let not_ready = |reason: String| ServerError::NotReady {
-            binary: self.binary.display().to_string(),
-            port: self.port,
+        let binary = self.binary.display().to_string();
+        let not_ready = |port: u16, reason: String| ServerError::NotReady {
+            binary: binary.clone(),
+            port,
             reason,
         };
         loop {
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return Ok(());
+            // The server writes its ports file once it listens.
+            if let Some(port) = read_ports_file(self.ports_dir.path()) {
+                if self.port == 0 || self.port == port {
+                    self.port = port;
+                    if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                        return Ok(());
+                    }
+                }
             }
             if let Some(child) = self.child.as_mut() {
                 if let Ok(Some(status)) = child.try_wait() {
                     self.child = None;
-                    return Err(not_ready(format!("it exited ({status})")));
+                    return Err(not_ready(self.port, format!("it exited ({status})")));
                 }
             }
             if Instant::now() >= deadline {
-                return Err(not_ready("it did not listen within 15 s".into()));
+                return Err(not_ready(self.port, "it did not listen within 15 s".into()));
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -175,8 +201,41 @@ impl LocalServer {
     }
 }
 
+/// The client port in the ports file nats-server wrote in `dir`
+/// (`{"nats": ["nats://127.0.0.1:PORT"], ...}`), if there is one yet.
+fn read_ports_file(dir: &Path) -> Option<u16> {
+    let file = std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .find(|e| e.path().extension().is_some_and(|x| x == "ports"))?;
+    let text = std::fs::read_to_string(file.path()).ok()?;
+    client_port(&text)
+}
+
+/// The port of the first client URL of a ports file's text.
+fn client_port(ports_file: &str) -> Option<u16> {
+    let v: serde_json::Value = serde_json::from_str(ports_file).ok()?;
+    let url = v.get("nats")?.as_array()?.first()?.as_str()?;
+    url.rsplit(':').next()?.trim_end_matches('/').parse().ok()
+}
+
 impl Drop for LocalServer {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::client_port;
+
+    #[test]
+    fn the_client_port_is_read_from_a_ports_file() {
+        // What nats-server 2.9 writes.
+        let text = r#"{"nats":["nats://127.0.0.1:41234"],"monitoring":["http://127.0.0.1:8222"]}"#;
+        assert_eq!(client_port(text), Some(41234));
+        assert_eq!(client_port(r#"{"nats":[]}"#), None);
+        assert_eq!(client_port("{\"na"), None);
+        assert_eq!(client_port(r#"{"nats":["nats://127.0.0.1:notaport"]}"#), None);
     }
 }

@@ -221,7 +221,13 @@ async fn concurrent_sends_through_one_handle_leave_in_number_order() {
     // A plain client watching the input subject sees what the server routes.
     let watcher = async_nats::connect(server.url()).await.unwrap();
     let mut seen = watcher.subscribe(sink.subjects().input()).await.unwrap();
-    watcher.flush().await.unwrap();
+    // The server takes a connection's subscriptions in order: once a message
+    // the watcher publishes to a second one comes back, the first is active.
+    let mut probe = watcher.subscribe("probe.watcher").await.unwrap();
+    watcher.publish("probe.watcher", "".into()).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), futures::StreamExt::next(&mut probe))
+        .await
+        .expect("the watcher's own probe comes back");
 
     let (tasks, each) = (4u64, 500u64);
     let senders: Vec<_> = (0..tasks)
