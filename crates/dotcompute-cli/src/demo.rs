@@ -465,10 +465,15 @@ fn flush() -> SensorMsg {
 /// remote `detect` gone for good) ends the demo with an error instead of
 /// blocking it for ever.
 async fn feed(source: &KernelHandle<SensorMsg, DetectorIn>, msg: SensorMsg) -> CliResult<()> {
-    source.send_timeout(msg, PIPELINE_TIMEOUT).await.map_err(|e| {
+    feed_within(source, msg, PIPELINE_TIMEOUT).await
+}
+
+/// [`feed`] with its limit given.
+async fn feed_within(source: &KernelHandle<SensorMsg, DetectorIn>, msg: SensorMsg, limit: Duration) -> CliResult<()> {
+    source.send_timeout(msg, limit).await.map_err(|e| {
         format!(
             "the pipeline stalled: normalize took no reading for {} ({e})",
-            fmt_duration(PIPELINE_TIMEOUT)
+            fmt_duration(limit)
         )
     })?;
     Ok(())
@@ -805,6 +810,41 @@ mod tests {
             .spikes
             .keys()
             .all(|i| (FIRST_SPIKE..1000).contains(i)));
+    }
+
+    /// A `normalize` that stops taking readings ends the demo's feeding
+    /// with "the pipeline stalled" once the limit passes, instead of
+    /// blocking it.
+    #[tokio::test]
+    async fn a_stalled_pipeline_ends_the_feed_with_an_error() {
+        let rt = RingKernelRuntime::new();
+        let config = KernelConfig {
+            input_queue_size: 1,
+            ..KernelConfig::default()
+        };
+        // Deactivated, it takes nothing: its one-message queue fills.
+        rt.launch_with("normalize", config, normalize).unwrap();
+        rt.activate("normalize").unwrap();
+        rt.deactivate("normalize").unwrap();
+        let source = rt.handle::<SensorMsg, DetectorIn>("normalize").unwrap();
+        let limit = Duration::from_millis(50);
+        let feeding = async {
+            for i in 0..4 {
+                if let Err(e) = feed_within(&source, reading(i, 2048.0), limit).await {
+                    return Some(e.to_string());
+                }
+            }
+            None
+        };
+        let e = tokio::time::timeout(Duration::from_secs(10), feeding)
+            .await
+            .expect("the feed gives up by itself, long before this")
+            .expect("a feed into a full, stopped kernel fails");
+        assert!(
+            e.contains("the pipeline stalled: normalize took no reading for 50"),
+            "{e}"
+        );
+        rt.shutdown().await;
     }
 
     #[test]
