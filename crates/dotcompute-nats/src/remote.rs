@@ -12,7 +12,9 @@
 //! - a message `send` could not deliver comes back inside the error;
 //! - core messages leave a handle in the order of their sequence numbers,
 //!   whichever tasks send them, so an exporter's loss and duplicate
-//!   bookkeeping never mistakes a reordered message for a duplicate;
+//!   bookkeeping never mistakes a reordered message for a duplicate; a
+//!   send that never reached the connection (refused, or dropped while it
+//!   waited) uses up no number, so it is never counted as lost either;
 //! - a remote kernel that failed is reported as
 //!   [`dotcompute::Error::KernelFailed`] with its error, to pending calls at
 //!   once and to later sends, calls and receives, as a local one is.
@@ -521,8 +523,13 @@ impl<In: WireMessage, Out: WireMessage> RemoteShared<In, Out> {
                 // order even when several tasks send through this handle
                 // (a link and a caller): an exporter counts a number below
                 // the first it saw as one it already had, and drops it.
+                // The number is used up only once the connection has the
+                // message: a refused publish, or one dropped while it waits
+                // (tokio's channel send is cancel-safe), leaves no gap for
+                // the exporter to count as lost.
                 let _in_order = self.publish_order.lock().await;
-                let headers = wire::sequence_headers(&self.publisher, self.next_seq());
+                let seq = self.seq.load(Ordering::Relaxed) + 1;
+                let headers = wire::sequence_headers(&self.publisher, seq);
                 let published = match reply {
                     Some(r) => {
                         self.node
@@ -539,6 +546,7 @@ impl<In: WireMessage, Out: WireMessage> RemoteShared<In, Out> {
                 };
                 match published {
                     Ok(()) => {
+                        self.seq.store(seq, Ordering::Relaxed);
                         Counters::inc(&self.counters.published);
                         Ok(())
                     }

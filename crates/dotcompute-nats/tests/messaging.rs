@@ -264,3 +264,50 @@ async fn concurrent_sends_through_one_handle_leave_in_number_order() {
     .await;
     assert_eq!(export.telemetry().duplicates, 0);
 }
+
+/// A send the connection refuses (over the server's payload limit) comes
+/// back with its message and uses up no sequence number: the exporter
+/// counts nothing lost between the sends around it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_send_uses_up_no_sequence_number() {
+    let Some(server) = NatsServer::start() else { return };
+    let (rt, serving) = local_node(&server.url(), "serving").await;
+    let (_client_rt, client) = local_node(&server.url(), "client").await;
+    rt.launch_with(
+        "sink",
+        dotcompute::KernelConfig::default(),
+        dotcompute_nats::peer::local_echo,
+    )
+    .unwrap();
+    rt.activate("sink").unwrap();
+    let export = serving
+        .export::<Probe, Probe>("sink", dotcompute_nats::ExportOptions::default())
+        .await
+        .unwrap();
+    let sink = client
+        .remote::<Probe, Probe>(
+            "sink",
+            RemoteOptions::default().wait_for_export(Duration::from_secs(10)),
+        )
+        .await
+        .unwrap();
+    sink.send(Probe::new(1, "before")).await.unwrap();
+    // nats-server's default payload limit is 1 MiB.
+    let refused = sink
+        .send(Probe::new(2, "too big").padded(2 << 20))
+        .await
+        .expect_err("over the server's payload limit");
+    assert!(
+        matches!(refused.error(), NatsError::Publish { .. }),
+        "{}",
+        refused.error()
+    );
+    assert_eq!(refused.into_message().seq, 2, "the refused message comes back");
+    sink.send(Probe::new(3, "after")).await.unwrap();
+    common::eventually("the exporter took both sends", Duration::from_secs(10), || async {
+        (export.telemetry().delivered == 2).then_some(())
+    })
+    .await;
+    let t = export.telemetry();
+    assert_eq!((t.lost, t.duplicates), (0, 0), "{t:?}");
+}
