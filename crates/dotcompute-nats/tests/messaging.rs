@@ -192,32 +192,54 @@ async fn a_kernel_activated_right_after_its_export_is_served() {
     }
 }
 
+/// An echo kernel `sink` exported by one node of this process and a handle
+/// to it from a second node (the runtimes and nodes live as long as this).
+struct ServedSink {
+    _runtimes: (dotcompute::RingKernelRuntime, dotcompute::RingKernelRuntime),
+    _nodes: (dotcompute_nats::NatsNode, dotcompute_nats::NatsNode),
+    export: dotcompute_nats::Export,
+    handle: dotcompute_nats::RemoteHandle<Probe, Probe>,
+}
+
+impl ServedSink {
+    async fn start(server: &NatsServer) -> ServedSink {
+        let (rt, serving) = local_node(&server.url(), "serving").await;
+        let (client_rt, client) = local_node(&server.url(), "client").await;
+        rt.launch_with(
+            "sink",
+            dotcompute::KernelConfig::default(),
+            dotcompute_nats::peer::local_echo,
+        )
+        .unwrap();
+        rt.activate("sink").unwrap();
+        let export = serving
+            .export::<Probe, Probe>("sink", dotcompute_nats::ExportOptions::default())
+            .await
+            .unwrap();
+        let handle = client
+            .remote::<Probe, Probe>(
+                "sink",
+                RemoteOptions::default().wait_for_export(Duration::from_secs(10)),
+            )
+            .await
+            .unwrap();
+        ServedSink {
+            _runtimes: (rt, client_rt),
+            _nodes: (serving, client),
+            export,
+            handle,
+        }
+    }
+}
+
 /// Several tasks sending through clones of one handle (a link and a caller
 /// do): the messages reach the subject in the order of their sequence
 /// numbers, and the exporter takes every one of them, none as a duplicate.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_sends_through_one_handle_leave_in_number_order() {
     let Some(server) = NatsServer::start() else { return };
-    let (rt, serving) = local_node(&server.url(), "serving").await;
-    let (_client_rt, client) = local_node(&server.url(), "client").await;
-    rt.launch_with(
-        "sink",
-        dotcompute::KernelConfig::default(),
-        dotcompute_nats::peer::local_echo,
-    )
-    .unwrap();
-    rt.activate("sink").unwrap();
-    let export = serving
-        .export::<Probe, Probe>("sink", dotcompute_nats::ExportOptions::default())
-        .await
-        .unwrap();
-    let sink = client
-        .remote::<Probe, Probe>(
-            "sink",
-            RemoteOptions::default().wait_for_export(Duration::from_secs(10)),
-        )
-        .await
-        .unwrap();
+    let served = ServedSink::start(&server).await;
+    let (export, sink) = (&served.export, &served.handle);
     // A plain client watching the input subject sees what the server routes.
     let watcher = async_nats::connect(server.url()).await.unwrap();
     let mut seen = watcher.subscribe(sink.subjects().input()).await.unwrap();
@@ -271,26 +293,8 @@ async fn concurrent_sends_through_one_handle_leave_in_number_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_send_uses_up_no_sequence_number() {
     let Some(server) = NatsServer::start() else { return };
-    let (rt, serving) = local_node(&server.url(), "serving").await;
-    let (_client_rt, client) = local_node(&server.url(), "client").await;
-    rt.launch_with(
-        "sink",
-        dotcompute::KernelConfig::default(),
-        dotcompute_nats::peer::local_echo,
-    )
-    .unwrap();
-    rt.activate("sink").unwrap();
-    let export = serving
-        .export::<Probe, Probe>("sink", dotcompute_nats::ExportOptions::default())
-        .await
-        .unwrap();
-    let sink = client
-        .remote::<Probe, Probe>(
-            "sink",
-            RemoteOptions::default().wait_for_export(Duration::from_secs(10)),
-        )
-        .await
-        .unwrap();
+    let served = ServedSink::start(&server).await;
+    let (export, sink) = (&served.export, &served.handle);
     sink.send(Probe::new(1, "before")).await.unwrap();
     // nats-server's default payload limit is 1 MiB.
     let refused = sink
