@@ -99,10 +99,12 @@ pub(crate) struct RemoteShared<In, Out> {
     pub call_timeout: Duration,
     pub send_timeout: Duration,
     publisher: Uuid,
+    /// JetStream sends' numbers (they only say who published).
     seq: AtomicU64,
-    /// Held from taking a core message's number until the connection has
-    /// the message (see `send`).
-    publish_order: tokio::sync::Mutex<()>,
+    /// The last number a core send handed to the connection; held from
+    /// taking the next one until the connection has that message (see
+    /// `send`).
+    core_seq: tokio::sync::Mutex<u64>,
     inbox: String,
     calls: Mutex<HashMap<String, CallSlot<Out>>>,
     replicas: Mutex<HashMap<Uuid, ReplicaEntry>>,
@@ -210,7 +212,7 @@ impl<In: WireMessage, Out: WireMessage> RemoteHandle<In, Out> {
             send_timeout: options.send_timeout.unwrap_or(Duration::from_secs(30)),
             publisher: Uuid::new_v4(),
             seq: AtomicU64::new(0),
-            publish_order: tokio::sync::Mutex::new(()),
+            core_seq: tokio::sync::Mutex::new(0),
             inbox,
             calls: Mutex::new(HashMap::new()),
             replicas: Mutex::new(replicas),
@@ -527,8 +529,8 @@ impl<In: WireMessage, Out: WireMessage> RemoteShared<In, Out> {
                 // message: a refused publish, or one dropped while it waits
                 // (tokio's channel send is cancel-safe), leaves no gap for
                 // the exporter to count as lost.
-                let _in_order = self.publish_order.lock().await;
-                let seq = self.seq.load(Ordering::Relaxed) + 1;
+                let mut last = self.core_seq.lock().await;
+                let seq = *last + 1;
                 let headers = wire::sequence_headers(&self.publisher, seq);
                 let published = match reply {
                     Some(r) => {
@@ -546,7 +548,7 @@ impl<In: WireMessage, Out: WireMessage> RemoteShared<In, Out> {
                 };
                 match published {
                     Ok(()) => {
-                        self.seq.store(seq, Ordering::Relaxed);
+                        *last = seq;
                         Counters::inc(&self.counters.published);
                         Ok(())
                     }
