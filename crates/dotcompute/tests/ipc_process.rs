@@ -70,6 +70,8 @@ fn answer(r: &Req) -> Resp {
 /// - `raw-echo`: `$DOTCOMPUTE_IPC_TEST_COUNT` raw byte records through the
 ///   public ring API, each checked and answered;
 /// - `echo-report`: `echo`, then write how `serve` ended to the marker file;
+/// - `echo-report-slow-checks`: `echo-report` with a `check_interval` of
+///   10 s, so only a watched exit of its host ends it sooner;
 /// - `even-only`: answer the requests with an even `seq`, take the others
 ///   without a reply;
 /// - `host-crash`: act as a *host*: spawn an `echo-report` kernel, make one
@@ -114,6 +116,16 @@ fn child_main() {
         }
         "echo-report" => {
             let r = ipc::serve(|r: Req| Ok::<_, String>(answer(&r)));
+            std::fs::write(std::env::var(MARKER_ENV).unwrap(), format!("{r:?}")).unwrap();
+            r
+        }
+        "echo-report-slow-checks" => {
+            let policy = WaitPolicy {
+                check_interval: SLOW_CHECKS,
+                ..WaitPolicy::default()
+            };
+            let r = IpcContext::<Req, Resp>::from_env_with(policy)
+                .and_then(|ctx| ctx.serve(|r: Req| Ok::<_, String>(answer(&r))));
             std::fs::write(std::env::var(MARKER_ENV).unwrap(), format!("{r:?}")).unwrap();
             r
         }
@@ -205,10 +217,15 @@ fn raw_echo() {
     }
 }
 
+/// Checks this far apart leave a watched exit as the only way a wait can
+/// notice a dead peer within a test's bounds.
+const SLOW_CHECKS: Duration = Duration::from_secs(10);
+
 fn host_that_crashes() -> Result<(), IpcError> {
     let dir = PathBuf::from(std::env::var(COUNT_ENV).unwrap());
     let marker = std::env::var(MARKER_ENV).unwrap();
-    let mut chan = ProcessChannel::<Req, Resp>::spawn(child("echo-report").env(MARKER_ENV, marker), &config_in(&dir))?;
+    let kernel = child("echo-report-slow-checks").env(MARKER_ENV, marker);
+    let mut chan = ProcessChannel::<Req, Resp>::spawn(kernel, &config_in(&dir))?;
     let resp = chan.call(&req(1))?;
     std::fs::write(std::env::var(NAME_ENV).unwrap(), resp.pid.to_string()).unwrap();
     kill9(std::process::id());
@@ -394,6 +411,36 @@ fn killed_child_is_reported_quickly() {
     assert!(region_files(dir.path()).is_empty());
 }
 
+/// The exit of a killed child wakes a host that waits for a reply at once,
+/// although its periodic checks are 10 s apart (Linux: the exit is watched
+/// through a pidfd).
+#[cfg(target_os = "linux")]
+#[test]
+fn a_watched_exit_wakes_a_waiting_host_between_its_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = IpcConfig {
+        wait: WaitPolicy {
+            check_interval: SLOW_CHECKS,
+            ..WaitPolicy::default()
+        },
+        ..config_in(dir.path())
+    };
+    let mut chan = ProcessChannel::<Req, Resp>::spawn(child("stall"), &config).unwrap();
+    let pid = chan.peer_pid();
+    chan.send(&req(0)).unwrap();
+    let killer = std::thread::spawn(move || {
+        // Long enough for the host to be asleep on the futex.
+        std::thread::sleep(Duration::from_millis(300));
+        kill9(pid);
+        Instant::now()
+    });
+    let err = chan.recv().expect_err("the stalled child never answers");
+    let noticed = killer.join().unwrap().elapsed();
+    eprintln!("exit noticed {noticed:?} after the kill: {err}");
+    assert!(matches!(err, IpcError::PeerDied { pid: p, .. } if p == pid), "{err}");
+    assert!(noticed < Duration::from_secs(2), "{noticed:?}");
+}
+
 /// A host blocked on a full request ring notices the death too.
 #[test]
 fn death_is_noticed_while_waiting_for_room() {
@@ -567,9 +614,10 @@ fn process_gone(pid: u32) -> bool {
     proc_state(pid).is_none_or(|s| s == 'Z' || s == 'X')
 }
 
-/// The host dies by SIGKILL: its kernel process notices (pid check) and
-/// exits on its own, reporting PeerDied; the region the dead host left
-/// behind is stale and a new region may be created over it.
+/// The host dies by SIGKILL: its kernel process notices (its watch of the
+/// host's exit: its checks are 10 s apart) and exits on its own, reporting
+/// PeerDied; the region the dead host left behind is stale and a new region
+/// may be created over it.
 #[cfg(target_os = "linux")]
 #[test]
 fn kernel_exits_when_its_host_dies_and_the_stale_region_is_replaced() {
@@ -590,7 +638,7 @@ fn kernel_exits_when_its_host_dies_and_the_stale_region_is_replaced() {
     let kernel: u32 = std::fs::read_to_string(&pid_file).unwrap().parse().unwrap();
     while !process_gone(kernel) {
         assert!(
-            host_died.elapsed() < Duration::from_secs(5),
+            host_died.elapsed() < Duration::from_secs(2),
             "orphaned kernel keeps running"
         );
         std::thread::sleep(Duration::from_millis(2));

@@ -132,6 +132,21 @@ pub(crate) fn wake_all(region: &Region) {
     }
 }
 
+/// Wakes every wait of this end (its consumer's sleep for data, its
+/// producer's for room) from this process, after an event that is not on
+/// the rings, such as the peer process's exit.
+pub(crate) fn wake_own(region: &Region) {
+    let mem = region.mem();
+    let role = region.role();
+    let tx = region.ring(role.tx_ring());
+    let rx = region.ring(role.rx_ring());
+    for word in [rx.control + DATA_SEQ_OFFSET, tx.control + SPACE_SEQ_OFFSET] {
+        let w = mem.u32(word);
+        w.fetch_add(1, Ordering::Release);
+        sys::futex_wake(w, i32::MAX);
+    }
+}
+
 /// A sleep begun with [`RingConsumer::arm_wait`]: the `data_seq` it saw.
 #[derive(Debug, Clone, Copy)]
 #[must_use]

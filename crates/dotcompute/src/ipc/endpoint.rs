@@ -14,12 +14,18 @@
 //!
 //! # Liveness
 //!
-//! At least every `check_interval` (and after every sleep) the waiter checks,
+//! Events wake a sleeping waiter at once: a record or room on the rings,
+//! the peer closing its end or failing (it wakes the futexes), a terminate
+//! request, and, where the OS can tell (Linux 5.3 and later: a pidfd
+//! polled by a small thread of each end, see [`sys::ExitWatch`]), the peer
+//! process's exit, a crash or `SIGKILL` included. What no event announces
+//! is found by checks: at least every `check_interval` (and after every
+//! sleep) the waiter checks,
 //! in this order: the spawned child's exit status (`waitpid`, host side), the
 //! peer end's state word (closed / failed), the peer's pid (`kill(pid, 0)`:
 //! gone; and, at most every 100 ms, since the read is most of an idle
 //! wake-up's cost, `/proc/<pid>/stat`: zombie, or a different process
-//! reusing the pid),
+//! reusing the pid; neither while the exit watch says the peer runs),
 //! and the peer's heartbeat counter, which a dedicated thread of each end
 //! advances every `heartbeat_interval`; no change for `heartbeat_timeout`
 //! means a stopped or frozen process. Records the peer published before it
@@ -56,8 +62,11 @@ pub struct WaitPolicy {
     /// longer. Default 250 µs.
     pub yield_for: Duration,
     /// Then sleep on the futex, waking at least this often to check the
-    /// peer and the deadline. Bounds how late a dead peer is noticed.
-    /// Default 10 ms.
+    /// peer and the deadline. Bounds how late a frozen peer (heartbeat), a
+    /// reused pid, and a dead peer where its exit cannot be watched are
+    /// noticed (an exit the OS reports wakes the waiter at once: see the
+    /// module's *Liveness*). Default 100 ms: each idle end wakes ten times a
+    /// second.
     pub check_interval: Duration,
     /// Runtime integration only: the longest the kernel's pump thread
     /// sleeps at a time while a request waits for room in a full request
@@ -72,7 +81,7 @@ impl Default for WaitPolicy {
         WaitPolicy {
             spin: Duration::ZERO,
             yield_for: Duration::from_micros(250),
-            check_interval: Duration::from_millis(10),
+            check_interval: Duration::from_millis(100),
             park: Duration::from_millis(1),
         }
     }
@@ -195,6 +204,12 @@ pub(crate) struct Endpoint {
     policy: WaitPolicy,
     last_check: Instant,
     gone: Option<IpcError>,
+    /// Wakes this end's waits when the peer process exits (where the OS
+    /// can tell: see [`sys::ExitWatch`]); `None` until the peer's pid is
+    /// known, or where it cannot be watched.
+    exit_watch: Option<(u32, sys::ExitWatch)>,
+    /// Whether a watch was tried (once per endpoint, when the pid is known).
+    watch_tried: bool,
     _heartbeat: Heartbeat,
 }
 
@@ -212,6 +227,8 @@ impl Endpoint {
             policy,
             last_check: Instant::now(),
             gone: None,
+            exit_watch: None,
+            watch_tried: false,
             _heartbeat: heartbeat,
         };
         end.refresh_peer_pid();
@@ -252,6 +269,42 @@ impl Endpoint {
                 self.peer.last_beat_at = Instant::now();
             }
         }
+        self.watch_peer_exit();
+    }
+
+    /// Starts the exit watch once the peer's pid is known: our spawned
+    /// child's at once, an attached peer's when it claims its end. A pid
+    /// that no longer names the peer (start time differs: the peer is gone
+    /// and the pid reused) gets no watch, and the periodic checks report
+    /// the peer gone.
+    fn watch_peer_exit(&mut self) {
+        if self.watch_tried {
+            return;
+        }
+        let (pid, own_child) = match &self.peer.child {
+            Some(child) => (child.id(), true),
+            None => (self.peer.pid, false),
+        };
+        if pid == 0 {
+            return;
+        }
+        self.watch_tried = true;
+        let region = self.region.clone();
+        let watch = sys::ExitWatch::start(pid, move || byte_ring::wake_own(&region));
+        // Our own child cannot be replaced before we reap it; another
+        // process can, so its identity is checked after the pidfd is open.
+        if own_child || sys::process_alive(pid, self.peer.start_time) {
+            self.exit_watch = watch.map(|w| (pid, w));
+        }
+    }
+
+    /// Whether the peer process (the one that claimed the peer end) is
+    /// watched and has not exited: then a check needs no `kill` or `/proc`
+    /// read to know it runs.
+    fn peer_watched_running(&self) -> bool {
+        self.exit_watch
+            .as_ref()
+            .is_some_and(|(pid, w)| *pid == self.peer.pid && !w.exited())
     }
 
     pub(crate) fn mark_ready(&self) {
@@ -330,10 +383,12 @@ impl Endpoint {
             return Ok(());
         }
         let own_child = self.peer.child.as_ref().is_some_and(|c| c.id() == self.peer.pid);
-        // Signal 0 on every check; the `/proc` read (zombie, pid reuse),
-        // the costly part of an idle wake-up, at most every `STAT_EVERY`.
+        // A watched peer is known to run until its watch says otherwise.
+        // Else signal 0 on every check; the `/proc` read (zombie, pid
+        // reuse), the costly part of an idle wake-up, at most every
+        // `STAT_EVERY`.
         let full = self.peer.last_stat_at.elapsed() >= STAT_EVERY;
-        let alive = if own_child {
+        let alive = if own_child || self.peer_watched_running() {
             true
         } else if full {
             self.peer.last_stat_at = Instant::now();

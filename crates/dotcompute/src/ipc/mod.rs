@@ -54,9 +54,11 @@
 //!   only with the single `tail` store that publishes it whole. The one
 //!   documented exception: a same-user process that shrinks the file makes
 //!   accesses fault (`SIGBUS`).
-//! - No wait hangs: every wait wakes at least every
-//!   [`WaitPolicy::check_interval`] (10 ms) to check the peer (exit status,
-//!   state word, pid, heartbeat), the terminate request and its deadline.
+//! - No wait hangs: a peer that exits (on Linux, where its exit is watched
+//!   through a pidfd), closes or fails wakes the waits at once, and every
+//!   wait wakes at least every [`WaitPolicy::check_interval`] (100 ms) to
+//!   check the peer (exit status, state word, pid, heartbeat), the
+//!   terminate request and its deadline.
 //! - A spawned kernel process never outlives its channel: dropping the host
 //!   side asks it to stop and kills it after a grace period.
 //!

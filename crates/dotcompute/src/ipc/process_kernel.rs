@@ -22,7 +22,8 @@
 //!    request is, wakes it at once. The one bounded sleep left is for room
 //!    while a request waits for a full request ring ([`WaitPolicy::park`],
 //!    1 ms);
-//! 4. it checks the kernel process every `check_interval` while idle. A
+//! 4. it checks the kernel process every `check_interval` while idle, and
+//!    wakes at once when the process exits (where its exit is watched). A
 //!    process that died, failed, or stopped beating its heartbeat makes the
 //!    handler return the [`IpcError`] (after forwarding the replies the
 //!    process sent before), so the runtime moves the kernel to `Failed` with

@@ -187,7 +187,8 @@ pub struct RegionConfig {
     /// A message takes `ceil((8 + len) / slot_size)` consecutive slots.
     /// Default 256.
     pub slot_size: usize,
-    /// How often each end beats its heartbeat. Default 20 ms.
+    /// How often each end beats its heartbeat. Default 100 ms (fifty beats
+    /// within the default timeout).
     pub heartbeat_interval: Duration,
     /// How long a peer may go without a beat before it counts as
     /// unresponsive; `None` disables the check (the pid check remains).
@@ -200,7 +201,7 @@ impl Default for RegionConfig {
         RegionConfig {
             capacity: 1024,
             slot_size: 256,
-            heartbeat_interval: Duration::from_millis(20),
+            heartbeat_interval: Duration::from_millis(100),
             heartbeat_timeout: Some(Duration::from_secs(5)),
         }
     }

@@ -4,7 +4,8 @@
 //! The system calls go through `rustix` (safe wrappers of the raw Linux
 //! calls), so this module has no `unsafe`.
 
-use std::sync::atomic::AtomicU32;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// This process's id.
@@ -153,6 +154,88 @@ pub(crate) fn futex_wake(word: &AtomicU32, count: i32) {
     let _ = rustix::thread::futex::wake(word, rustix::thread::futex::Flags::empty(), count);
 }
 
+/// Tells a process's exit as it happens: a thread blocked in `poll` on the
+/// process's pidfd (Linux 5.3 and later) runs `on_exit` once when the
+/// process exits (a zombie counts as exited). It takes no CPU while it
+/// waits; dropping the watch stops the thread.
+///
+/// A pidfd names one process, so a later process reusing the pid is never
+/// mistaken for it; but the pid given here may already name such a later
+/// process if the watched one is gone: callers check the process's start
+/// time after [`start`](Self::start) (a mismatch means it is gone anyway).
+pub(crate) struct ExitWatch {
+    /// An eventfd the thread polls beside the pidfd: written to stop it.
+    stop: Arc<std::os::fd::OwnedFd>,
+    exited: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ExitWatch {
+    /// Watches process `pid`; `None` where that is not possible (not
+    /// Linux, a kernel without pidfds, no such process, no thread).
+    #[cfg(target_os = "linux")]
+    pub(crate) fn start(pid: u32, on_exit: impl FnOnce() + Send + 'static) -> Option<ExitWatch> {
+        use rustix::event::{eventfd, poll, EventfdFlags, PollFd, PollFlags};
+        use rustix::process::{pidfd_open, Pid, PidfdFlags};
+
+        let raw = i32::try_from(pid).ok().and_then(Pid::from_raw)?;
+        let pidfd = pidfd_open(raw, PidfdFlags::empty()).ok()?;
+        let stop = Arc::new(eventfd(0, EventfdFlags::CLOEXEC).ok()?);
+        let exited = Arc::new(AtomicBool::new(false));
+        let (stop_rx, flag) = (stop.clone(), exited.clone());
+        let thread = std::thread::Builder::new()
+            .name("dotcompute-ipc-exit-watch".into())
+            .spawn(move || loop {
+                let mut fds = [
+                    PollFd::new(&pidfd, PollFlags::IN),
+                    PollFd::new(&*stop_rx, PollFlags::IN),
+                ];
+                match poll(&mut fds, None) {
+                    Err(rustix::io::Errno::INTR) => continue,
+                    // Cannot wait any more: the periodic checks remain.
+                    Err(_) => return,
+                    Ok(_) => {}
+                }
+                if !fds[1].revents().is_empty() {
+                    return;
+                }
+                if !fds[0].revents().is_empty() {
+                    flag.store(true, Ordering::Release);
+                    on_exit();
+                    return;
+                }
+            })
+            .ok()?;
+        Some(ExitWatch {
+            stop,
+            exited,
+            thread: Some(thread),
+        })
+    }
+
+    /// Not Linux: no watch (the periodic checks notice an exit).
+    #[cfg(not(target_os = "linux"))]
+    pub(crate) fn start(_pid: u32, _on_exit: impl FnOnce() + Send + 'static) -> Option<ExitWatch> {
+        None
+    }
+
+    /// Whether the watched process has exited (seen by the watch thread).
+    pub(crate) fn exited(&self) -> bool {
+        self.exited.load(Ordering::Acquire)
+    }
+}
+
+impl Drop for ExitWatch {
+    fn drop(&mut self) {
+        // An eventfd write of 1 makes it readable; it cannot fail short of
+        // a counter overflow, which one write per watch cannot reach.
+        let _ = rustix::io::write(&*self.stop, &1u64.to_ne_bytes());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
@@ -194,6 +277,37 @@ mod tests {
         }
         let status = child.wait().unwrap();
         assert_eq!(describe_exit(status), "killed by signal 9 (SIGKILL)");
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn an_exit_watch_calls_back_when_the_process_exits_and_stops_when_dropped() {
+        let mut child = std::process::Command::new("sleep").arg("10").spawn().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let watch = ExitWatch::start(child.id(), move || tx.send(()).unwrap()).expect("pidfds on this kernel");
+        assert!(
+            rx.recv_timeout(Duration::from_millis(100)).is_err(),
+            "no call while it runs"
+        );
+        assert!(!watch.exited());
+        kill_hard(child.id());
+        rx.recv_timeout(Duration::from_secs(5))
+            .expect("called back at the exit");
+        assert!(watch.exited());
+        child.wait().unwrap();
+        drop(watch);
+
+        // Dropped while the process still runs: the thread ends, no call.
+        let mut other = std::process::Command::new("sleep").arg("10").spawn().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let watch = ExitWatch::start(other.id(), move || tx.send(()).unwrap()).expect("a watch");
+        let t = std::time::Instant::now();
+        drop(watch);
+        assert!(t.elapsed() < Duration::from_secs(2));
+        assert!(rx.recv_timeout(Duration::from_millis(50)).is_err());
+        other.kill().unwrap();
+        other.wait().unwrap();
+        assert!(ExitWatch::start(u32::MAX, || ()).is_none(), "no such process");
     }
 
     #[test]
