@@ -27,7 +27,7 @@
 //! | a message lost to a disconnect, a server restart or a slow consumer | lost; **detected and counted**: per-publisher sequence gaps (`lost` in [`EndpointTelemetry`]) and slow-consumer events ([`ConnectionTelemetry`]) | kept by the server and redelivered |
 //! | acknowledgement | none | after the kernel **processed** the message ([`KernelHandle::send_tracked`](dotcompute::KernelHandle::send_tracked)) |
 //! | order | the messages of one handle (its sends, its calls and a link through it) reach each exporter in the order they were sent | the stream's order; a redelivery can come later |
-//! | duplicates | — | a republished message is dropped by the server (`Nats-Msg-Id`); a redelivered one already processed is skipped by the replica's seen set |
+//! | duplicates | a number seen twice from one publisher is dropped and counted (`duplicates`); one below the first number seen is late, not a duplicate, up to [`track::EARLY_WINDOW`] below it | a republished message is dropped by the server (`Nats-Msg-Id`); a redelivered one already processed is skipped by the replica's seen set |
 //! | full queue | the kernel's own strategy, at the exporter | the stream's limit: discard-new ≙ `Reject` (the message comes back to the sender), `Block` (the sender waits), discard-old ≙ `DropOldest` (counted in the kernel's `messages_dropped`) |
 //!
 //! ## Faults

@@ -523,8 +523,9 @@ impl<In: WireMessage, Out: WireMessage> RemoteShared<In, Out> {
                 // The number is taken and the message handed to the
                 // connection under one lock, so the numbers go out in
                 // order even when several tasks send through this handle
-                // (a link and a caller): an exporter counts a number below
-                // the first it saw as one it already had, and drops it.
+                // (a link and a caller): an exporter delivers in arrival
+                // order, and counts the numbers it has not seen yet below
+                // the highest as missing until they come.
                 // The number is used up only once the connection has the
                 // message: a refused publish, or one dropped while it waits
                 // (tokio's channel send is cancel-safe), leaves no gap for

@@ -1,16 +1,19 @@
 //! Loss and duplicate bookkeeping of a receiving endpoint.
 //!
 //! - [`SeqTracker`]: per source (a publisher id in core delivery, the stream
-//!   in JetStream delivery), the first and highest sequence numbers seen and
+//!   in JetStream delivery), the lowest and highest sequence numbers seen and
 //!   how many distinct numbers were seen. A sole receiver of a source has
-//!   lost `highest − first + 1 − distinct` of its messages (counting from
-//!   the first it saw: what was published before it listened is not its
+//!   lost `highest − lowest + 1 − distinct` of its messages (counting from
+//!   the lowest it saw: what was published before it listened is not its
 //!   loss); replicas sharing a source report their progress so that the
-//!   losses are counted across them (see [`losses_across`]).
+//!   losses are counted across them (see [`losses_across`]). A number below
+//!   the first one seen is a late arrival, not a duplicate, when it is at
+//!   most [`EARLY_WINDOW`] below it (a publisher that numbers its messages
+//!   out of order: the first one a receiver sees need not be the lowest).
 //! - [`SeenSet`]: the ids of the last N processed messages, to skip a
 //!   redelivered copy (JetStream).
 //!
-//! Invariants: `distinct ≤ highest − first + 1` for every source; a sequence number seen
+//! Invariants: `distinct ≤ highest − lowest + 1` for every source; a sequence number seen
 //! twice is counted once (the second is a duplicate); memory is bounded
 //! (at most [`MAX_SOURCES`] sources, the least recently heard of is
 //! forgotten; the seen set keeps its capacity).
@@ -30,7 +33,8 @@ pub const REPORTED_SOURCES: usize = 64;
 pub struct SourceProgress {
     /// The source: a publisher id, or `stream:NAME`.
     pub source: String,
-    /// First sequence number seen.
+    /// Lowest sequence number seen (the first one seen, unless a lower one
+    /// arrived after it).
     pub first: u64,
     /// Highest sequence number seen.
     pub highest: u64,
@@ -47,7 +51,12 @@ impl SourceProgress {
 
 #[derive(Debug, Clone)]
 struct Progress {
+    /// The first number seen: the base of `settled` and `above`.
     first: u64,
+    /// The lowest number seen (`first`, or one of `early`).
+    lowest: u64,
+    /// Numbers below `first` that were seen (at most [`EARLY_WINDOW`] below).
+    early: HashSet<u64>,
     highest: u64,
     distinct: u64,
     /// Every number ≤ this was seen, or was given up as lost (more than
@@ -61,6 +70,11 @@ struct Progress {
 /// How far below the highest number a missing one may still arrive late;
 /// older missing numbers are settled as lost, which keeps memory bounded.
 pub const REORDER_WINDOW: u64 = 65_536;
+
+/// How far below the first number a receiver saw a number may still
+/// arrive and be taken as late (not as a duplicate). Lower numbers were
+/// published, as far as this receiver can tell, before it listened.
+pub const EARLY_WINDOW: u64 = 1_024;
 
 /// What one recorded sequence number was.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,6 +114,8 @@ impl SeqTracker {
         }
         let p = self.sources.entry(source.to_string()).or_insert(Progress {
             first: seq,
+            lowest: seq,
+            early: HashSet::new(),
             highest: seq.saturating_sub(1),
             distinct: 0,
             settled: seq.saturating_sub(1),
@@ -107,6 +123,17 @@ impl SeqTracker {
             touched: clock,
         });
         p.touched = clock;
+        if seq < p.first {
+            // Below the first number seen: late if near enough and new
+            // (and not older than the numbers given up below the highest).
+            let near = p.first - seq <= EARLY_WINDOW && seq > p.highest.saturating_sub(REORDER_WINDOW);
+            if seq == 0 || !near || !p.early.insert(seq) {
+                return Seen::Duplicate;
+            }
+            p.lowest = p.lowest.min(seq);
+            p.distinct += 1;
+            return Seen::Late;
+        }
         if seq <= p.settled || p.above.contains(&seq) {
             return Seen::Duplicate;
         }
@@ -134,11 +161,11 @@ impl SeqTracker {
         seen
     }
 
-    /// Σ `highest − first + 1 − distinct` over the sources: what a sole receiver lost.
+    /// Σ `highest − lowest + 1 − distinct` over the sources: what a sole receiver lost.
     pub fn gaps(&self) -> u64 {
         self.sources
             .values()
-            .map(|p| span(p.first, p.highest).saturating_sub(p.distinct))
+            .map(|p| span(p.lowest, p.highest).saturating_sub(p.distinct))
             .sum()
     }
 
@@ -150,7 +177,7 @@ impl SeqTracker {
             .take(limit)
             .map(|(k, p)| SourceProgress {
                 source: k.clone(),
-                first: p.first,
+                first: p.lowest,
                 highest: p.highest,
                 distinct: p.distinct,
             })
@@ -236,13 +263,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn counting_starts_at_the_first_number_seen() {
+    fn counting_starts_at_the_lowest_number_seen() {
         let mut t = SeqTracker::default();
         assert_eq!(t.record("a", 100), Seen::New { gap: 0 });
         assert_eq!(t.record("a", 102), Seen::New { gap: 1 });
         assert_eq!(t.gaps(), 1);
-        assert_eq!(t.record("a", 99), Seen::Duplicate);
         assert_eq!(t.progress(1)[0].first, 100);
+        // A number below the first one seen came late (a publisher that
+        // numbers out of order): delivered once, counted from then on.
+        assert_eq!(t.record("a", 99), Seen::Late);
+        assert_eq!(t.record("a", 99), Seen::Duplicate);
+        assert_eq!(t.progress(1)[0].first, 99);
+        assert_eq!(t.gaps(), 1, "99..=102 less 99, 100, 102");
+        assert_eq!(t.record("a", 97), Seen::Late);
+        assert_eq!(t.gaps(), 2, "98 and 101 missing");
+        assert_eq!(t.record("a", 98), Seen::Late);
+        assert_eq!(t.record("a", 101), Seen::Late);
+        assert_eq!(t.gaps(), 0);
+        // Further below the first than the window: published before this
+        // receiver listened, as far as it can tell.
+        assert_eq!(t.record("c", 5000), Seen::New { gap: 0 });
+        assert_eq!(t.record("c", 5000 - EARLY_WINDOW - 1), Seen::Duplicate);
+        assert_eq!(t.record("c", 5000 - EARLY_WINDOW), Seen::Late);
+        assert_eq!(t.record("b", 5), Seen::New { gap: 0 });
+        assert_eq!(t.record("b", 0), Seen::Duplicate, "numbers start at 1");
     }
 
     #[test]
@@ -287,6 +331,33 @@ mod tests {
                 assert_eq!(fresh, seen != Seen::Duplicate, "seq {seq}: {seen:?}");
                 let highest = *model.iter().max().unwrap();
                 assert_eq!(t.gaps(), highest - model.len() as u64);
+            }
+        }
+    }
+
+    #[test]
+    fn a_model_check_with_any_first_number() {
+        // The first number seen is anywhere in 1..=60 and the others come
+        // in any order: every number is taken once (late or new, never a
+        // duplicate the first time), and gaps = highest - lowest + 1 - distinct.
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..300 {
+            let mut t = SeqTracker::default();
+            let mut model = HashSet::new();
+            for _ in 0..120 {
+                let seq = 1 + next() % 60;
+                let seen = t.record("s", seq);
+                let fresh = model.insert(seq);
+                assert_eq!(fresh, seen != Seen::Duplicate, "seq {seq}: {seen:?}");
+                let (lo, hi) = (*model.iter().min().unwrap(), *model.iter().max().unwrap());
+                assert_eq!(t.gaps(), hi - lo + 1 - model.len() as u64);
+                assert_eq!(t.progress(1)[0].first, lo);
             }
         }
     }

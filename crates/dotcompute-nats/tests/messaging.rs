@@ -287,6 +287,40 @@ async fn concurrent_sends_through_one_handle_leave_in_number_order() {
     assert_eq!(export.telemetry().duplicates, 0);
 }
 
+/// A publisher of its own (a plain NATS client, not a dotcompute handle)
+/// that numbers its messages out of order: the exporter takes a number
+/// below the first one it saw as late, not as a duplicate, so every message
+/// is delivered; only a real repeat is dropped and counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_foreign_publisher_s_out_of_order_numbers_are_all_delivered() {
+    let Some(server) = NatsServer::start() else { return };
+    let served = ServedSink::start(&server).await;
+    let (export, sink) = (&served.export, &served.handle);
+    let foreign = async_nats::connect(server.url()).await.unwrap();
+    let publisher = uuid::Uuid::new_v4().simple().to_string();
+    for seq in [2u64, 1, 3, 1] {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(dotcompute_nats::wire::HEADER_PUBLISHER, publisher.as_str());
+        headers.insert(dotcompute_nats::wire::HEADER_SEQUENCE, seq.to_string().as_str());
+        let payload = dotcompute::codec::encode(&Probe::new(seq, "foreign")).unwrap();
+        foreign
+            .publish_with_headers(sink.subjects().input(), headers, payload.into())
+            .await
+            .unwrap();
+    }
+    foreign.flush().await.unwrap();
+    common::eventually(
+        "the exporter took every number once",
+        Duration::from_secs(10),
+        || async {
+            let t = export.telemetry();
+            (t.delivered == 3 && t.duplicates == 1).then_some(())
+        },
+    )
+    .await;
+    assert_eq!(export.telemetry().lost, 0);
+}
+
 /// A send the connection refuses (over the server's payload limit) comes
 /// back with its message and uses up no sequence number: the exporter
 /// counts nothing lost between the sends around it.
