@@ -107,6 +107,15 @@ struct RxSide<T> {
     waits: Histogram<u64>,
 }
 
+/// Adds `n` to a counter that only the holder of its lock writes
+/// (`enqueued`: the producer lock; `dequeued`: the consumer lock): a load and
+/// a store instead of a read-modify-write, which would be one more locked
+/// instruction on every push and pop. The lock orders the writers; readers
+/// without it see each value whole and never a smaller one later.
+fn add_held(counter: &AtomicU64, n: u64) {
+    counter.store(counter.load(Ordering::Relaxed).wrapping_add(n), Ordering::Release);
+}
+
 /// A value alone on its (pair of) cache line(s).
 #[repr(align(128))]
 struct CacheLine<T>(T);
@@ -185,7 +194,7 @@ impl<T: Message> RingChannel<T> {
         match pushed {
             Ok(()) => {
                 // Counted under the producer lock (see the module invariants).
-                self.enqueued.fetch_add(1, Ordering::AcqRel);
+                add_held(&self.enqueued, 1);
                 drop(tx);
                 self.not_empty.notify_additional(1);
                 Ok(())
@@ -309,7 +318,7 @@ impl<T: Message> RingChannel<T> {
         }
         if n > 0 {
             // Counted under the producer lock (see the module invariants).
-            self.enqueued.fetch_add(n as u64, Ordering::AcqRel);
+            add_held(&self.enqueued, n as u64);
         }
         drop(tx);
         if n > 0 {
@@ -419,7 +428,7 @@ impl<T: Message> RingChannel<T> {
         }
         if n > 0 {
             // Counted under the consumer lock (see the module invariants).
-            self.dequeued.fetch_add(n as u64, Ordering::AcqRel);
+            add_held(&self.dequeued, n as u64);
             // What the consumer saw when it started: those it took and
             // those it knows are left.
             self.note_depth(n + consumer.observed_len());
@@ -451,7 +460,7 @@ impl<T: Message> RingChannel<T> {
                     let _ = rx.waits.record(ns.clamp(1, MAX_RECORDED_WAIT_NS));
                 }
                 // Counted under the consumer lock (see the module invariants).
-                self.dequeued.fetch_add(1, Ordering::AcqRel);
+                add_held(&self.dequeued, 1);
                 // This one and those the consumer knows are behind it.
                 self.note_depth(1 + rx.consumer.observed_len());
                 drop(rx);
@@ -536,8 +545,8 @@ impl<T: Message> RingChannel<T> {
     pub fn count_handed_over(&self, n: u64) {
         let tx = self.tx.lock();
         let rx = self.rx.lock();
-        self.enqueued.fetch_add(n, Ordering::AcqRel);
-        self.dequeued.fetch_add(n, Ordering::AcqRel);
+        add_held(&self.enqueued, n);
+        add_held(&self.dequeued, n);
         drop(rx);
         drop(tx);
     }
@@ -570,7 +579,7 @@ impl<T: Message> RingChannel<T> {
         while let Ok(entry) = rx.consumer.pop() {
             out.push(entry.msg);
         }
-        self.dequeued.fetch_add(out.len() as u64, Ordering::AcqRel);
+        add_held(&self.dequeued, out.len() as u64);
         drop(rx);
         self.not_full.notify(usize::MAX);
         out
