@@ -426,7 +426,7 @@ async fn jetstream_input<In: WireMessage, Out: WireMessage>(
                     // A jump in the stream's sequence is what discard-old
                     // evicted before delivery (a sole consumer sees every
                     // message; replicas count across their heartbeats).
-                    if let Seen::New { gap } = ctx.counters.record_sequence(&stream_source, info.stream_sequence) {
+                    if let Seen::New { gap } = ctx.counters.record_stream_sequence(&stream_source, info.stream_sequence) {
                         if gap > 0 && ctx.counters.sole_receiver {
                             Counters::add(&ctx.counters.dropped, gap);
                             ctx.handle.record_transport_drops(gap);

@@ -199,12 +199,20 @@ impl Counters {
         counter.fetch_add(n, Ordering::Relaxed);
     }
 
-    /// Records sequence number `seq` of `source`.
+    /// Records sequence number `seq` of publisher `source`.
     pub fn record_sequence(&self, source: &str, seq: u64) -> crate::track::Seen {
         self.sequences
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .record(source, seq)
+    }
+
+    /// Records stream sequence number `seq` of stream `source`.
+    pub fn record_stream_sequence(&self, source: &str, seq: u64) -> crate::track::Seen {
+        self.sequences
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .record_stream(source, seq)
     }
 
     pub fn snapshot(&self) -> EndpointTelemetry {

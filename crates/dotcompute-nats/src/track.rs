@@ -6,10 +6,15 @@
 //!   lost `highest − lowest + 1 − distinct` of its messages (counting from
 //!   the lowest it saw: what was published before it listened is not its
 //!   loss); replicas sharing a source report their progress so that the
-//!   losses are counted across them (see [`losses_across`]). A number below
-//!   the first one seen is a late arrival, not a duplicate, when it is at
-//!   most [`EARLY_WINDOW`] below it (a publisher that numbers its messages
-//!   out of order: the first one a receiver sees need not be the lowest).
+//!   losses are counted across them (see [`losses_across`]). From a
+//!   publisher ([`SeqTracker::record`]), a number below the first one seen
+//!   is a late arrival, not a duplicate, when it is at most
+//!   [`EARLY_WINDOW`] below it (a publisher that numbers its messages out of
+//!   order: the first one a receiver sees need not be the lowest). A
+//!   stream's numbers ([`SeqTracker::record_stream`]) are given in order by
+//!   the server, so one below the first seen is a redelivery of what this
+//!   receiver did not take (another replica did, or it came before it
+//!   listened): not counted.
 //! - [`SeenSet`]: the ids of the last N processed messages, to skip a
 //!   redelivered copy (JetStream).
 //!
@@ -98,8 +103,21 @@ pub struct SeqTracker {
 }
 
 impl SeqTracker {
-    /// Records number `seq` (from 1) of `source`.
+    /// Records number `seq` (from 1) of publisher `source`; a number up to
+    /// [`EARLY_WINDOW`] below the first one seen is late, not a duplicate.
     pub fn record(&mut self, source: &str, seq: u64) -> Seen {
+        self.record_with(source, seq, EARLY_WINDOW)
+    }
+
+    /// Records stream sequence number `seq` (from 1) of stream `source`:
+    /// numbered in order by the server, so a number below the first one
+    /// seen is a [`Seen::Duplicate`] (a redelivery of a message this
+    /// receiver did not take first).
+    pub fn record_stream(&mut self, source: &str, seq: u64) -> Seen {
+        self.record_with(source, seq, 0)
+    }
+
+    fn record_with(&mut self, source: &str, seq: u64, early_window: u64) -> Seen {
         self.clock += 1;
         let clock = self.clock;
         if !self.sources.contains_key(source) && self.sources.len() >= MAX_SOURCES {
@@ -126,7 +144,7 @@ impl SeqTracker {
         if seq < p.first {
             // Below the first number seen: late if near enough and new
             // (and not older than the numbers given up below the highest).
-            let near = p.first - seq <= EARLY_WINDOW && seq > p.highest.saturating_sub(REORDER_WINDOW);
+            let near = p.first - seq <= early_window && seq > p.highest.saturating_sub(REORDER_WINDOW);
             if seq == 0 || !near || !p.early.insert(seq) {
                 return Seen::Duplicate;
             }
@@ -360,6 +378,16 @@ mod tests {
                 assert_eq!(t.progress(1)[0].first, lo);
             }
         }
+    }
+
+    #[test]
+    fn a_stream_number_below_the_first_is_a_redelivery() {
+        let mut t = SeqTracker::default();
+        assert_eq!(t.record_stream("stream:s", 100), Seen::New { gap: 0 });
+        assert_eq!(t.record_stream("stream:s", 95), Seen::Duplicate);
+        assert_eq!(t.record_stream("stream:s", 101), Seen::New { gap: 0 });
+        assert_eq!(t.progress(1)[0].first, 100);
+        assert_eq!(t.gaps(), 0, "what came before the first is not this receiver's loss");
     }
 
     #[test]
