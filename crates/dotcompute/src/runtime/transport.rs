@@ -26,8 +26,17 @@
 //!   between the two threads twice per message;
 //! - no receive succeeds while paused; after `close`, sends fail and
 //!   receivers drain what is left, then get `Closed`;
-//! - a waiter never sleeps without a registered listener, and every push,
-//!   pop, resume and close notifies, so no wake-up is lost; parked waits are
+//! - no wake-up is lost, and a push or pop with nobody waiting notifies
+//!   nobody: a waiter registers its listener, then counts itself in the
+//!   tally of the side that would wake it, under that side's lock
+//!   (`data_waiters` under the producer lock for a receiver, `room_waiters`
+//!   under the consumer lock for a sender), then looks again before it
+//!   sleeps; a push (pop) reads the tally in its own critical section and
+//!   notifies only if it is not zero. The lock orders the two: either the
+//!   push's section came first, and the waiter's second look sees its
+//!   message, or the count did, and the push notifies. (A notification
+//!   costs a full fence; this keeps it off a round trip's four ring
+//!   operations.) Resume and close notify every listener. Parked waits are
 //!   sliced so cancellation is seen within one slice even without a wake-up.
 
 use std::collections::VecDeque;
@@ -94,17 +103,48 @@ pub(crate) struct RingChannel<T> {
 }
 
 /// What only the sending side touches, under one lock: the producer half
-/// and the sampler choosing which messages are stamped.
+/// and the sampler choosing which messages are stamped; and the receivers
+/// waiting for a message, which a push reads to know whether to notify.
 struct TxSide<T> {
     producer: Producer<Entry<T>>,
     sampler: Sampler,
+    data_waiters: usize,
 }
 
 /// What only the receiving side touches, under one lock: the consumer half
-/// and the queue-wait histogram it records into.
+/// and the queue-wait histogram it records into; and the senders waiting
+/// for room, which a pop reads to know whether to notify.
 struct RxSide<T> {
     consumer: Consumer<Entry<T>>,
     waits: Histogram<u64>,
+    room_waiters: usize,
+}
+
+/// A waiter counted in the tally its notifier reads (see the module
+/// invariants): counted when made, under that side's lock; uncounted when
+/// dropped, under it again.
+struct Counted<'a, T> {
+    chan: &'a RingChannel<T>,
+    /// Waits for a message (`data_waiters`), else for room (`room_waiters`).
+    data: bool,
+}
+
+impl<T> Counted<'_, T> {
+    fn tally(&self, delta: isize) {
+        if self.data {
+            let mut tx = self.chan.tx.lock();
+            tx.data_waiters = tx.data_waiters.saturating_add_signed(delta);
+        } else {
+            let mut rx = self.chan.rx.lock();
+            rx.room_waiters = rx.room_waiters.saturating_add_signed(delta);
+        }
+    }
+}
+
+impl<T> Drop for Counted<'_, T> {
+    fn drop(&mut self) {
+        self.tally(-1);
+    }
 }
 
 /// Adds `n` to a counter that only the holder of its lock writes
@@ -140,10 +180,12 @@ impl<T: Message> RingChannel<T> {
             tx: CacheLine(Mutex::new(TxSide {
                 producer: tx,
                 sampler: Sampler::new(config.wait_sample_every),
+                data_waiters: 0,
             })),
             rx: CacheLine(Mutex::new(RxSide {
                 consumer: rx,
                 waits: new_wait_histogram(),
+                room_waiters: 0,
             })),
             not_empty: Event::new(),
             not_full: Event::new(),
@@ -174,6 +216,25 @@ impl<T: Message> RingChannel<T> {
         }
     }
 
+    /// Counts a receiver about to wait for a message (after it registered
+    /// its listener, before its last look).
+    fn count_data_waiter(&self) -> Counted<'_, T> {
+        let counted = Counted { chan: self, data: true };
+        counted.tally(1);
+        counted
+    }
+
+    /// Counts a sender about to wait for room (after it registered its
+    /// listener, before its last look).
+    fn count_room_waiter(&self) -> Counted<'_, T> {
+        let counted = Counted {
+            chan: self,
+            data: false,
+        };
+        counted.tally(1);
+        counted
+    }
+
     /// One push attempt; counts nothing on `Full`.
     fn push(&self, msg: T) -> Result<(), SendError<T>> {
         if self.closed.load(Ordering::Acquire) {
@@ -195,8 +256,11 @@ impl<T: Message> RingChannel<T> {
             Ok(()) => {
                 // Counted under the producer lock (see the module invariants).
                 add_held(&self.enqueued, 1);
+                let waiting = tx.data_waiters > 0;
                 drop(tx);
-                self.not_empty.notify_additional(1);
+                if waiting {
+                    self.not_empty.notify_additional(1);
+                }
                 Ok(())
             }
             Err(PushError::Full(entry)) => Err(SendError::Full(entry.msg)),
@@ -226,6 +290,7 @@ impl<T: Message> RingChannel<T> {
                 other => return self.count_refusal(other).map_err(SendError::into_refusal),
             };
             let listener = self.not_full.listen();
+            let _counted = self.count_room_waiter();
             msg = match self.push(msg) {
                 Err(SendError::Full(m)) => m,
                 other => return self.count_refusal(other).map_err(SendError::into_refusal),
@@ -282,6 +347,7 @@ impl<T: Message> RingChannel<T> {
             }
             if backoff.snooze() {
                 let listener = self.not_full.listen();
+                let _counted = self.count_room_waiter();
                 msg = match self.push(msg) {
                     Ok(()) => return Ok(()),
                     Err(SendError::Full(m)) => m,
@@ -299,7 +365,7 @@ impl<T: Message> RingChannel<T> {
             return Err(());
         }
         let mut tx = self.tx.lock();
-        let TxSide { producer, sampler } = &mut *tx;
+        let TxSide { producer, sampler, .. } = &mut *tx;
         let mut now = 0;
         let mut n = 0usize;
         // As many as there is room for now (the consumer only frees more),
@@ -320,8 +386,9 @@ impl<T: Message> RingChannel<T> {
             // Counted under the producer lock (see the module invariants).
             add_held(&self.enqueued, n as u64);
         }
+        let waiting = tx.data_waiters > 0;
         drop(tx);
-        if n > 0 {
+        if n > 0 && waiting {
             self.not_empty.notify_additional(n);
         }
         Ok(n)
@@ -348,6 +415,7 @@ impl<T: Message> RingChannel<T> {
                 return Err((Refusal::Full, pending.into()));
             }
             let listener = self.not_full.listen();
+            let _counted = self.count_room_waiter();
             if self.push_batch(&mut pending).is_ok() && pending.is_empty() {
                 return Ok(());
             }
@@ -399,6 +467,7 @@ impl<T: Message> RingChannel<T> {
             }
             if backoff.snooze() {
                 let listener = self.not_full.listen();
+                let _counted = self.count_room_waiter();
                 if self.push_batch(&mut pending).is_ok() && pending.is_empty() {
                     return Ok(());
                 }
@@ -413,7 +482,7 @@ impl<T: Message> RingChannel<T> {
             return 0;
         }
         let mut rx = self.rx.lock();
-        let RxSide { consumer, waits } = &mut *rx;
+        let RxSide { consumer, waits, .. } = &mut *rx;
         let mut now = 0;
         let mut n = 0usize;
         for entry in consumer.pop_iter(max) {
@@ -433,8 +502,9 @@ impl<T: Message> RingChannel<T> {
             // those it knows are left.
             self.note_depth(n + consumer.observed_len());
         }
+        let waiting = rx.room_waiters > 0;
         drop(rx);
-        if n > 0 {
+        if n > 0 && waiting {
             self.not_full.notify_additional(n);
         }
         n
@@ -463,8 +533,11 @@ impl<T: Message> RingChannel<T> {
                 add_held(&self.dequeued, 1);
                 // This one and those the consumer knows are behind it.
                 self.note_depth(1 + rx.consumer.observed_len());
+                let waiting = rx.room_waiters > 0;
                 drop(rx);
-                self.not_full.notify_additional(1);
+                if waiting {
+                    self.not_full.notify_additional(1);
+                }
                 Ok(entry.msg)
             }
             Err(_) if closed => Err(RecvError::Closed),
@@ -490,6 +563,7 @@ impl<T: Message> RingChannel<T> {
                 done => return done,
             }
             let listener = self.not_empty.listen();
+            let _counted = self.count_data_waiter();
             match self.try_recv() {
                 Err(RecvError::Empty) => {}
                 done => return done,
@@ -529,6 +603,7 @@ impl<T: Message> RingChannel<T> {
             }
             if backoff.snooze() {
                 let listener = self.not_empty.listen();
+                let _counted = self.count_data_waiter();
                 match self.try_recv() {
                     Ok(m) => return Ok(Some(m)),
                     Err(RecvError::Closed) => return Err(Interrupted::Closed),
@@ -935,6 +1010,56 @@ mod tests {
         assert_eq!(r.clear().len(), 2);
         let s = r.stats();
         assert_eq!(s.enqueued, s.dequeued + s.depth as u64);
+    }
+
+    /// An async receiver and an async sender that keep putting each other
+    /// to sleep on a ring of two (async waits have no time slices: a lost
+    /// notification would hang one of them): every message arrives, in
+    /// order. Pauses of either side make the other go to sleep (past its
+    /// first look and its spinning), on both the data and the room side.
+    #[test]
+    fn async_waiters_on_both_sides_are_always_woken() {
+        const N: u64 = 3_000;
+        let r = Arc::new(ring(2, Backpressure::Block));
+        let (r2, r3) = (r.clone(), r.clone());
+        let receiver = std::thread::spawn(move || {
+            futures::executor::block_on(async {
+                let mut got = Vec::new();
+                for i in 0..N {
+                    got.push(r2.recv().await.expect("open").n);
+                    if i % 7 == 3 {
+                        std::thread::sleep(Duration::from_micros(60));
+                    }
+                }
+                got
+            })
+        });
+        let sender = std::thread::spawn(move || {
+            futures::executor::block_on(async {
+                for i in 0..N {
+                    if i % 5 == 1 {
+                        std::thread::sleep(Duration::from_micros(60));
+                    }
+                    r3.send_until(m(i), None, None).await.map_err(|(why, _)| why)?;
+                }
+                Ok::<(), Refusal>(())
+            })
+        });
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let got = receiver.join().expect("the receiver");
+            let sent = sender.join().expect("the sender");
+            let _ = tx.send((got, sent));
+        });
+        let (got, sent) = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("a waiter was never woken: a notification was lost");
+        assert_eq!(sent, Ok(()));
+        assert_eq!(got, (0..N).collect::<Vec<_>>());
+        let s = r.stats();
+        assert_eq!((s.enqueued, s.dequeued, s.depth), (N, N, 0));
+        assert_eq!(r.tx.lock().data_waiters, 0, "every counted waiter uncounted itself");
+        assert_eq!(r.rx.lock().room_waiters, 0);
     }
 
     #[test]
