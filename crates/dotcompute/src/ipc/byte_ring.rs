@@ -121,26 +121,24 @@ pub fn split(region: &Arc<Region>) -> Result<(RingProducer, RingConsumer), IpcEr
 /// Wakes every wait of the peer on the words this end owns (after a state
 /// change such as terminate or close).
 pub(crate) fn wake_all(region: &Region) {
-    let mem = region.mem();
     let role = region.role();
-    let tx = region.ring(role.tx_ring());
-    let rx = region.ring(role.rx_ring());
-    for word in [tx.control + DATA_SEQ_OFFSET, rx.control + SPACE_SEQ_OFFSET] {
-        let w = mem.u32(word);
-        w.fetch_add(1, Ordering::Release);
-        sys::futex_wake(w, i32::MAX);
-    }
+    let (tx, rx) = (region.ring(role.tx_ring()), region.ring(role.rx_ring()));
+    bump_and_wake(region, [tx.control + DATA_SEQ_OFFSET, rx.control + SPACE_SEQ_OFFSET]);
 }
 
 /// Wakes every wait of this end (its consumer's sleep for data, its
 /// producer's for room) from this process, after an event that is not on
 /// the rings, such as the peer process's exit.
 pub(crate) fn wake_own(region: &Region) {
-    let mem = region.mem();
     let role = region.role();
-    let tx = region.ring(role.tx_ring());
-    let rx = region.ring(role.rx_ring());
-    for word in [rx.control + DATA_SEQ_OFFSET, tx.control + SPACE_SEQ_OFFSET] {
+    let (tx, rx) = (region.ring(role.tx_ring()), region.ring(role.rx_ring()));
+    bump_and_wake(region, [rx.control + DATA_SEQ_OFFSET, tx.control + SPACE_SEQ_OFFSET]);
+}
+
+/// Moves each futex word at these offsets and wakes all its sleepers.
+fn bump_and_wake(region: &Region, words: [usize; 2]) {
+    let mem = region.mem();
+    for word in words {
         let w = mem.u32(word);
         w.fetch_add(1, Ordering::Release);
         sys::futex_wake(w, i32::MAX);
