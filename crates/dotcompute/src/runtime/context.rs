@@ -293,16 +293,13 @@ impl<In: Message, Out: Message> KernelContext<In, Out> {
     /// with [`uncount_sent`](Self::uncount_sent).
     #[inline]
     fn count_sent(&self, n: usize) {
-        KernelMetrics::add(&self.core.metrics.sent, n as u64);
+        self.counters.count_sent(n as u64);
     }
 
     /// Takes back the count of `n` refused messages.
     #[cold]
     fn uncount_sent(&self, n: usize) {
-        self.core
-            .metrics
-            .sent
-            .fetch_sub(n as u64, std::sync::atomic::Ordering::Relaxed);
+        self.counters.uncount_sent(n as u64);
     }
 
     fn refresh_route(&mut self) {

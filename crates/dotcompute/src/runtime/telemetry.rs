@@ -56,15 +56,16 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// The delivery counters of one handler context. Only the context that
-/// owns them writes them, through `&mut self` methods, so an add is a plain
-/// load and store instead of a locked read-modify-write (a locked add costs
-/// about 9 ns on the benchmark VMs, and a receive makes two); readers still
-/// see each value whole.
+/// The delivery and send counters of one handler context. Only the context
+/// that owns them writes them, through `&mut self` methods, so an add is a
+/// plain load and store instead of a locked read-modify-write (a locked add
+/// costs about 9 ns on the benchmark VMs, and a receive makes two, a send
+/// one); readers still see each value whole.
 #[derive(Debug, Default)]
 pub(crate) struct ContextCounters {
     received: AtomicU64,
     processed: AtomicU64,
+    sent: AtomicU64,
 }
 
 impl ContextCounters {
@@ -85,19 +86,33 @@ impl ContextCounters {
     pub fn count_processed(&self, n: u64) {
         Self::bump(&self.processed, n);
     }
+
+    /// Counts `n` messages sent. Only the owning context calls this.
+    #[inline]
+    pub fn count_sent(&self, n: u64) {
+        Self::bump(&self.sent, n);
+    }
+
+    /// Takes back `n` messages counted as sent and then refused. Only the
+    /// owning context calls this.
+    #[cold]
+    pub fn uncount_sent(&self, n: u64) {
+        self.sent
+            .store(self.sent.load(Ordering::Relaxed).wrapping_sub(n), Ordering::Relaxed);
+    }
 }
 
 /// Live counters of one kernel (shared by the runtime, the supervisor task and
 /// the kernel's context).
 #[derive(Debug)]
 pub(crate) struct KernelMetrics {
-    /// Deliveries and completions of contexts that have ended, folded in
-    /// when they detach (under `contexts`' lock).
+    /// Deliveries, completions and sends of contexts that have ended,
+    /// folded in when they detach (under `contexts`' lock).
     received: AtomicU64,
     processed: AtomicU64,
+    sent: AtomicU64,
     /// The counters of the contexts alive now.
     contexts: Mutex<Vec<std::sync::Arc<ContextCounters>>>,
-    pub sent: AtomicU64,
     pub errors: AtomicU64,
     pub restarts: AtomicU64,
     pub discarded: AtomicU64,
@@ -116,8 +131,8 @@ impl KernelMetrics {
         KernelMetrics {
             received: AtomicU64::new(0),
             processed: AtomicU64::new(0),
-            contexts: Mutex::new(Vec::new()),
             sent: AtomicU64::new(0),
+            contexts: Mutex::new(Vec::new()),
             errors: AtomicU64::new(0),
             restarts: AtomicU64::new(0),
             discarded: AtomicU64::new(0),
@@ -151,21 +166,25 @@ impl KernelMetrics {
                 .fetch_add(counters.received.load(Ordering::Relaxed), Ordering::Relaxed);
             self.processed
                 .fetch_add(counters.processed.load(Ordering::Relaxed), Ordering::Relaxed);
+            self.sent
+                .fetch_add(counters.sent.load(Ordering::Relaxed), Ordering::Relaxed);
         }
     }
 
-    /// Messages delivered and handled so far, every context together.
-    fn totals(&self) -> (u64, u64) {
+    /// Messages delivered, handled and sent so far, every context together.
+    fn totals(&self) -> (u64, u64, u64) {
         let live = lock(&self.contexts);
         live.iter().fold(
             (
                 self.received.load(Ordering::Relaxed),
                 self.processed.load(Ordering::Relaxed),
+                self.sent.load(Ordering::Relaxed),
             ),
-            |(r, p), c| {
+            |(r, p, s), c| {
                 (
                     r + c.received.load(Ordering::Relaxed),
                     p + c.processed.load(Ordering::Relaxed),
+                    s.wrapping_add(c.sent.load(Ordering::Relaxed)),
                 )
             },
         )
@@ -212,13 +231,13 @@ impl KernelMetrics {
             (Some(start), None) => start.elapsed(),
             _ => Duration::ZERO,
         };
-        let (received, processed) = self.totals();
+        let (received, processed, sent) = self.totals();
         let uptime_secs = uptime.as_secs_f64();
         KernelTelemetry {
             kernel_id: kernel_id.to_string(),
             state,
             messages_received: received,
-            messages_sent: self.sent.load(Ordering::Relaxed),
+            messages_sent: sent,
             messages_processed: processed,
             messages_dropped: input.dropped + output.dropped + self.transport_dropped.load(Ordering::Relaxed),
             messages_rejected: input.rejected + input.timed_out + input.closed_rejections,
@@ -618,13 +637,19 @@ mod tests {
         let reader = {
             let (m, done, counted) = (m.clone(), done.clone(), counted.clone());
             std::thread::spawn(move || {
-                let mut last = (0, 0);
+                let mut last = (0, 0, 0);
                 while !done.load(Ordering::Acquire) {
                     let now = m.totals();
                     // Read after: at most the context in progress is ahead of it.
                     let ceiling = counted.load(Ordering::Acquire) + 1_000;
-                    assert!(now.0 >= last.0 && now.1 >= last.1, "{last:?} -> {now:?}");
-                    assert!(now.0 <= ceiling && now.1 <= ceiling, "{now:?} (ceiling {ceiling})");
+                    assert!(
+                        now.0 >= last.0 && now.1 >= last.1 && now.2 >= last.2,
+                        "{last:?} -> {now:?}"
+                    );
+                    assert!(
+                        now.0 <= ceiling && now.1 <= ceiling && now.2 <= ceiling,
+                        "{now:?} (ceiling {ceiling})"
+                    );
                     last = now;
                 }
             })
@@ -634,13 +659,14 @@ mod tests {
             for _ in 0..1_000 {
                 c.count_received(1);
                 c.count_processed(1);
+                c.count_sent(1);
             }
             m.detach_context(&c);
             counted.fetch_add(1_000, Ordering::Release);
         }
         done.store(true, Ordering::Release);
         reader.join().unwrap();
-        assert_eq!(m.totals(), (50_000, 50_000));
+        assert_eq!(m.totals(), (50_000, 50_000, 50_000));
     }
 
     #[test]
