@@ -74,9 +74,9 @@ fn answer(r: &Req) -> Resp {
 ///   10 s, so only a watched exit of its host ends it sooner;
 /// - `even-only`: answer the requests with an even `seq`, take the others
 ///   without a reply;
-/// - `host-crash`: act as a *host*: spawn an `echo-report` kernel, make one
-///   call, write the kernel's pid to `$DOTCOMPUTE_IPC_TEST_NAME`, then die by
-///   SIGKILL (no destructor runs).
+/// - `host-crash`: act as a *host*: spawn an `echo-report-slow-checks`
+///   kernel, make one call, write the kernel's pid to
+///   `$DOTCOMPUTE_IPC_TEST_NAME`, then die by SIGKILL (no destructor runs).
 #[test]
 fn child_main() {
     let Ok(mode) = std::env::var(CHILD_ENV) else {
