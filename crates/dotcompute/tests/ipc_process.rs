@@ -263,6 +263,16 @@ fn kill9(pid: u32) {
     assert!(status.success());
 }
 
+/// Kills `pid` with SIGKILL from another thread after `delay`; the thread
+/// gives the moment of the kill.
+fn kill9_after(pid: u32, delay: Duration) -> std::thread::JoinHandle<Instant> {
+    std::thread::spawn(move || {
+        std::thread::sleep(delay);
+        kill9(pid);
+        Instant::now()
+    })
+}
+
 /// (a) A million raw records (8 to 128 bytes, spanning up to 5 slots of a
 /// 32-slot ring, so wrap-around and multi-slot records are constant) go to a
 /// spawned process through the public ring API and come back transformed;
@@ -428,12 +438,8 @@ fn a_watched_exit_wakes_a_waiting_host_between_its_checks() {
     let mut chan = ProcessChannel::<Req, Resp>::spawn(child("stall"), &config).unwrap();
     let pid = chan.peer_pid();
     chan.send(&req(0)).unwrap();
-    let killer = std::thread::spawn(move || {
-        // Long enough for the host to be asleep on the futex.
-        std::thread::sleep(Duration::from_millis(300));
-        kill9(pid);
-        Instant::now()
-    });
+    // Long enough for the host to be asleep on the futex.
+    let killer = kill9_after(pid, Duration::from_millis(300));
     let err = chan.recv().expect_err("the stalled child never answers");
     let noticed = killer.join().unwrap().elapsed();
     eprintln!("exit noticed {noticed:?} after the kill: {err}");
@@ -454,11 +460,7 @@ fn death_is_noticed_while_waiting_for_room() {
     };
     let mut chan = ProcessChannel::<Req, Resp>::spawn(child("stall"), &config).unwrap();
     let pid = chan.peer_pid();
-    let killer = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(300));
-        kill9(pid);
-        Instant::now()
-    });
+    let killer = kill9_after(pid, Duration::from_millis(300));
     let err = (0..100).find_map(|i| chan.send(&req(i)).err()).unwrap();
     let killed_at = killer.join().unwrap();
     let noticed = killed_at.elapsed();
