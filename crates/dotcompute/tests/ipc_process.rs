@@ -1083,3 +1083,214 @@ fn process_kernel_refusals_hand_back_and_honour_send_timeout() {
     }
     assert!(region_files(dir.path()).is_empty());
 }
+
+// ---- blocking hosts relay for the kernel (`ipc::relay`) -------------------
+
+/// Runs `f` on a thread and fails the test if it has not returned within
+/// `limit` (a relay that waited on its own host would hang, not fail).
+fn within<T: Send + 'static>(limit: Duration, what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(limit)
+        .unwrap_or_else(|_| panic!("{what}: not done within {limit:?}"))
+}
+
+/// Waits up to 5 s for `rt`'s kernel `id` to show `want` messages sent and
+/// every queue count settled; returns the telemetry it saw last.
+fn settled(rt: &RingKernelRuntime, id: &str, want: u64) -> dotcompute::KernelTelemetry {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let t = rt.telemetry(id).unwrap();
+        if (t.messages_sent == want && t.output_queue.dequeued == want) || Instant::now() > deadline {
+            return t;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// A blocking host relays its own round trips while an async task sends to
+/// the same kernel: every reply arrives once, each sender's in its order,
+/// and the counts are exact (the relay moves messages through the kernel's
+/// own queues and context, whichever thread runs it).
+#[test]
+fn blocking_host_relays_in_order_beside_an_async_sender() {
+    const ROUND_TRIPS: u64 = 3_000;
+    const TELLS: u64 = 3_000;
+    const TOLD: u64 = 1 << 40;
+    let spec = ipc::process_kernel::<Req, Resp>("proc_mixed", child("echo")).unwrap();
+    let tokio = tokio_rt();
+    let rt = tokio.block_on(async { launched(spec, "proc_mixed") });
+    let teller = {
+        let rt = rt.clone();
+        tokio.spawn(async move {
+            for i in 0..TELLS {
+                rt.send("proc_mixed", req(TOLD + i)).await.unwrap();
+                if i % 16 == 0 {
+                    tokio::time::sleep(Duration::from_micros(50)).await;
+                }
+            }
+        })
+    };
+    let h = rt.handle::<Req, Resp>("proc_mixed").unwrap();
+    let seen = within(Duration::from_secs(60), "mixed relay", move || {
+        let mut seen = Vec::new();
+        for i in 0..ROUND_TRIPS {
+            h.send_blocking(req(i)).unwrap();
+            seen.push(h.receive_blocking_timeout(Duration::from_secs(10)).unwrap().seq);
+        }
+        while (seen.len() as u64) < ROUND_TRIPS + TELLS {
+            seen.push(h.receive_blocking_timeout(Duration::from_secs(10)).unwrap().seq);
+        }
+        seen
+    });
+    tokio.block_on(teller).unwrap();
+    let (told, asked): (Vec<u64>, Vec<u64>) = seen.into_iter().partition(|s| *s >= TOLD);
+    assert_eq!(
+        asked,
+        (0..ROUND_TRIPS).collect::<Vec<_>>(),
+        "the host's replies, once each, in order"
+    );
+    assert_eq!(
+        told,
+        (TOLD..TOLD + TELLS).collect::<Vec<_>>(),
+        "the async sender's, once each, in order"
+    );
+    let n = ROUND_TRIPS + TELLS;
+    let t = settled(&rt, "proc_mixed", n);
+    assert_eq!(
+        (t.messages_received, t.messages_processed, t.messages_sent),
+        (n, n, n),
+        "{t:?}"
+    );
+    assert_eq!((t.input_queue.enqueued, t.input_queue.dequeued), (n, n), "{t:?}");
+    assert_eq!((t.output_queue.enqueued, t.output_queue.dequeued), (n, n), "{t:?}");
+    assert_eq!((t.messages_dropped, t.messages_lost), (0, 0), "{t:?}");
+    assert!(t.input_queue.is_consistent() && t.output_queue.is_consistent(), "{t:?}");
+    tokio.block_on(async {
+        assert_eq!(rt.terminate("proc_mixed").await.unwrap().failure, None);
+        rt.shutdown().await;
+    });
+}
+
+/// A blocking host that only sends, and a reply queue of two: the replies
+/// still reach the output queue though nobody receives (the kernel's thread
+/// takes the relay back when the host's calls stop), and a host receive
+/// that relays never waits for room it would have to make itself.
+#[test]
+fn blocking_sends_are_answered_without_a_receive_and_a_full_reply_queue_stalls_no_host() {
+    const N: u64 = 200;
+    let spec = ipc::process_kernel_builder::<Req, Resp>("proc_tells", child("echo"), IpcConfig::default())
+        .unwrap()
+        .input_queue_size(1024)
+        .output_queue_size(2)
+        .build()
+        .unwrap();
+    let tokio = tokio_rt();
+    let rt = tokio.block_on(async { launched(spec, "proc_tells") });
+    let h = rt.handle::<Req, Resp>("proc_tells").unwrap();
+    let sender = h.clone();
+    within(Duration::from_secs(30), "blocking sends", move || {
+        for i in 0..N {
+            sender.send_blocking(req(i)).unwrap();
+        }
+    });
+    // Nobody receives: the first two replies fill the output queue.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while rt.telemetry("proc_tells").unwrap().output_queue.enqueued < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "replies did not reach the output queue without a receive"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let seen = within(Duration::from_secs(30), "blocking receives", move || {
+        (0..N)
+            .map(|_| h.receive_blocking_timeout(Duration::from_secs(5)).unwrap().seq)
+            .collect::<Vec<_>>()
+    });
+    assert_eq!(seen, (0..N).collect::<Vec<_>>());
+    let t = settled(&rt, "proc_tells", N);
+    assert_eq!((t.output_queue.enqueued, t.output_queue.dequeued), (N, N), "{t:?}");
+    assert_eq!((t.messages_dropped, t.messages_lost), (0, 0), "{t:?}");
+    tokio.block_on(async {
+        assert_eq!(rt.terminate("proc_tells").await.unwrap().failure, None);
+        rt.shutdown().await;
+    });
+}
+
+/// A blocking receive that relays while nothing is in flight is woken by a
+/// terminate at once, and the kernel still ends cleanly on its own thread.
+#[test]
+fn terminate_wakes_a_blocking_receive_that_relays() {
+    let spec = ipc::process_kernel::<Req, Resp>("proc_idle_host", child("echo")).unwrap();
+    let tokio = tokio_rt();
+    let rt = tokio.block_on(async { launched(spec, "proc_idle_host") });
+    let h = rt.handle::<Req, Resp>("proc_idle_host").unwrap();
+    h.send_blocking(req(7)).unwrap();
+    assert_eq!(h.receive_blocking().unwrap().seq, 7);
+    let waiting = std::thread::spawn(move || {
+        let r = h.receive_blocking();
+        (r.map(|m| m.seq), Instant::now())
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let asked = Instant::now();
+    let report = tokio.block_on(rt.terminate("proc_idle_host")).unwrap();
+    let (got, woke) = waiting.join().unwrap();
+    assert!(matches!(got, Err(Error::KernelTerminated { .. })), "{got:?}");
+    assert!(
+        woke.saturating_duration_since(asked) < Duration::from_secs(1),
+        "the receive returned {:?} after the terminate",
+        woke.saturating_duration_since(asked)
+    );
+    assert_eq!(report.failure, None, "{report:?}");
+    assert!(!report.forced, "{report:?}");
+    tokio.block_on(rt.shutdown());
+}
+
+/// The process dies while a blocking host relays in its receive: the host
+/// gets `KernelFailed` soon after, and the kernel's own thread counts the
+/// requests lost with the process (the host handed the end back to it).
+#[test]
+fn a_process_killed_under_a_relaying_receive_fails_the_kernel_with_its_lost_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = ipc::process_kernel_builder::<Req, Resp>("proc_odd", child("even-only"), config_in(dir.path()))
+        .unwrap()
+        .build()
+        .unwrap();
+    let tokio = tokio_rt();
+    let rt = tokio.block_on(async { launched(spec, "proc_odd") });
+    let h = rt.handle::<Req, Resp>("proc_odd").unwrap();
+    h.send_blocking(req(0)).unwrap();
+    let pid = h.receive_blocking().unwrap().pid;
+    // Taken by the process, never answered.
+    h.send_blocking(req(1)).unwrap();
+    h.send_blocking(req(3)).unwrap();
+    let receiver = std::thread::spawn(move || {
+        let r = h.receive_blocking_timeout(Duration::from_secs(20));
+        (r.map(|m| m.seq), Instant::now())
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    kill9(pid);
+    let killed = Instant::now();
+    let (got, woke) = receiver.join().unwrap();
+    match &got {
+        Err(Error::KernelFailed { error, .. }) => {
+            assert!(
+                matches!(
+                    error.downcast_ref::<IpcError>(),
+                    Some(IpcError::RequestsLost { lost: 2, .. })
+                ),
+                "{error}"
+            );
+        }
+        other => panic!("expected KernelFailed naming 2 lost requests, got {other:?}"),
+    }
+    let noticed = woke.saturating_duration_since(killed);
+    assert!(noticed < Duration::from_secs(2), "noticed {noticed:?} after SIGKILL");
+    let t = rt.telemetry("proc_odd").unwrap();
+    assert_eq!(t.messages_lost, 2, "{t:?}");
+    assert_eq!(rt.kernel_state("proc_odd").unwrap(), KernelState::Failed);
+    tokio.block_on(rt.shutdown());
+}

@@ -587,6 +587,11 @@ impl Endpoint {
         }
     }
 
+    /// Whether a record is ready to be taken.
+    pub(crate) fn has_data(&self) -> bool {
+        self.rx.has_data()
+    }
+
     /// Sleeps up to `timeout` for a record (kernel: or a terminate request).
     pub(crate) fn wait_for_data(&self, timeout: Duration) {
         self.rx.wait_for_data(timeout);

@@ -73,6 +73,7 @@ mod host;
 mod kernel_side;
 mod mapping;
 mod process_kernel;
+mod relay;
 pub mod shm;
 mod sys;
 

@@ -38,12 +38,18 @@
 //!    one, waits up to `exit_timeout`, kills the process if it overstays, and
 //!    returns. The creating side removes the region file.
 //!
-//! Why one thread and not one per direction: both directions need the
+//! Why one relay and not one per direction: both directions need the
 //! kernel's [`BlockingContext`], which is `&mut` for both receive and send,
-//! so a second thread could not use it without a lock held across blocking
-//! calls. The single pump costs nothing on the request/reply path beyond
-//! the two extra thread hops (host → pump → process → pump → host, where
-//! [`ProcessChannel`](super::ProcessChannel) has host → process → host).
+//! so a second relay could not use it without a lock held across blocking
+//! calls.
+//!
+//! Who relays: the steps above run under one mutex ([`relay`]), held by the
+//! kernel's thread or by a host thread blocked in `send_blocking` /
+//! `receive_blocking` on this kernel, which relays itself instead of waking
+//! the kernel's thread (host → process → host, as
+//! [`ProcessChannel`](super::ProcessChannel), where the kernel's thread
+//! alone makes it host → pump → process → pump → host). Async hosts and
+//! `call` go through the kernel's thread as described above.
 //!
 //! Known limit: with the default `Block` output strategy, a pump whose
 //! output queue is full waits inside the runtime's `send` until the host
@@ -52,7 +58,8 @@
 //! non-blocking send to wait on both).
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::task::Waker;
+use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -66,6 +73,7 @@ use crate::runtime::spec::{KernelBuilder, KernelError, KernelSpec};
 use super::endpoint::{Endpoint, WaitPolicy};
 use super::error::IpcError;
 use super::host::{self, IpcConfig, ProcessCommand};
+use super::relay;
 
 /// Messages moved per direction before looking at the other one.
 const BATCH: usize = 64;
@@ -151,9 +159,9 @@ fn is_terminating(e: &Error) -> bool {
 }
 
 fn run<In, Out>(
-    mut ctx: BlockingContext<In, Out>,
+    ctx: BlockingContext<In, Out>,
     command: &ProcessCommand,
-    config: &IpcConfig,
+    config: &Arc<IpcConfig>,
 ) -> Result<(), KernelError>
 where
     In: Message + Serialize,
@@ -168,31 +176,43 @@ where
         Err(e) => return Err(e.into()),
     };
     tracing::info!(kernel = %id, region = %end.region().path().display(), "process kernel ready");
-    let mut pump = Pump {
+    let pump = Pump {
+        waker: end.data_waker(),
         end,
-        config,
+        config: config.clone(),
         enc: Vec::with_capacity(256),
         dec: Vec::with_capacity(256),
         pending: false,
         sent: 0,
         received: 0,
+        last_progress: Instant::now(),
     };
-    pump.run(&mut ctx)
+    match relay::Relay::run(ctx, pump) {
+        Some((mut ctx, mut pump, stop)) => pump.end_with(&mut ctx, stop),
+        None => Err("process kernel relay lost its state".into()),
+    }
 }
 
-struct Pump<'a> {
+/// The relay between the kernel's queues and its process: whoever runs it
+/// (the kernel's thread, or a blocking host call: see [`relay`]) holds it.
+pub(super) struct Pump {
     end: Endpoint,
-    config: &'a IpcConfig,
+    config: Arc<IpcConfig>,
+    /// Ends the pump's sleep on the reply ring (a host that wants to relay
+    /// itself wakes the kernel's thread with it).
+    pub(super) waker: Waker,
     /// An encoded input message waiting for room when `pending`.
     enc: Vec<u8>,
     dec: Vec<u8>,
     pending: bool,
     sent: u64,
     received: u64,
+    /// When a message last moved either way.
+    last_progress: Instant,
 }
 
 /// How the pump loop ended.
-enum Stop {
+pub(super) enum Stop {
     /// The kernel is being terminated; `replies_refused` once the runtime
     /// refused a reply (a terminate without drain).
     Terminating {
@@ -200,6 +220,18 @@ enum Stop {
     },
     PeerGone(IpcError),
     Fail(KernelError),
+}
+
+/// Who is relaying, which decides how far a step may go.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Runner {
+    /// The kernel's own thread: it may wait inside the runtime's send for
+    /// room in the output queue.
+    Kernel,
+    /// A host thread in a blocking call: it forwards a reply only where it
+    /// cannot wait (the output queue has room), since it may be the very
+    /// thread that would make that room.
+    Host,
 }
 
 /// Forwards a reply to the runtime; a reply it refuses (it terminates the
@@ -231,13 +263,15 @@ impl From<IpcError> for Stop {
     }
 }
 
-impl Pump<'_> {
-    fn run<In, Out>(&mut self, ctx: &mut BlockingContext<In, Out>) -> Result<(), KernelError>
+impl Pump {
+    /// Ends the kernel the way `stop` says: drains and reaps the process on
+    /// terminate; reports a process that went away, with the requests lost.
+    fn end_with<In, Out>(&mut self, ctx: &mut BlockingContext<In, Out>, stop: Stop) -> Result<(), KernelError>
     where
         In: Message + Serialize,
         Out: Message + DeserializeOwned,
     {
-        match self.pump(ctx) {
+        match stop {
             Stop::Terminating { replies_refused } => self.finish(ctx, !replies_refused),
             Stop::PeerGone(e) => {
                 // Forward what the process sent before it went away.
@@ -282,125 +316,159 @@ impl Pump<'_> {
         lost
     }
 
-    fn pump<In, Out>(&mut self, ctx: &mut BlockingContext<In, Out>) -> Stop
+    /// One round of relaying, never waiting: requests from the input queue
+    /// to the request ring (published once per batch: one `tail` store and
+    /// at most one wake-up of the process, always before returning, so that
+    /// nothing counted as sent stays invisible to the process), then
+    /// replies from the reply ring to the output. Returns whether anything
+    /// moved.
+    pub(super) fn step<In, Out>(&mut self, ctx: &mut BlockingContext<In, Out>, runner: Runner) -> Result<bool, Stop>
     where
         In: Message + Serialize,
         Out: Message + DeserializeOwned,
     {
-        let policy: WaitPolicy = *self.end.policy();
-        let waker = self.end.data_waker();
-        let mut last_progress = Instant::now();
-        loop {
-            let mut progress = false;
-            // Requests: input queue -> ring, published once per batch (one
-            // `tail` store and at most one wake-up of the process), always
-            // before leaving the loop, so that nothing counted as sent
-            // stays invisible to the process.
-            if let Err(e) = self.end.maybe_check_peer() {
-                return e.into();
-            }
-            let mut stop = None;
-            for _ in 0..BATCH {
-                if self.pending {
-                    match self.end.try_write(&self.enc) {
-                        Ok(true) => {
-                            self.pending = false;
-                            self.sent += 1;
-                            progress = true;
-                        }
-                        Ok(false) => break,
-                        Err(e) => {
-                            stop = Some(Stop::from(e));
-                            break;
-                        }
-                    }
-                }
-                match ctx.try_receive() {
-                    Ok(Some(msg)) => {
-                        if let Err(e) = self.encode(&msg) {
-                            stop = Some(e);
-                            break;
-                        }
+        let mut progress = false;
+        self.end.maybe_check_peer()?;
+        let mut stop = None;
+        for _ in 0..BATCH {
+            if self.pending {
+                match self.end.try_write(&self.enc) {
+                    Ok(true) => {
+                        self.pending = false;
+                        self.sent += 1;
                         progress = true;
                     }
-                    Ok(None) => break,
+                    Ok(false) => break,
                     Err(e) => {
-                        stop = Some(e.into());
+                        stop = Some(Stop::from(e));
                         break;
                     }
                 }
             }
-            self.end.publish();
-            if let Some(stop) = stop {
-                return stop;
-            }
-            // Replies: ring -> output.
-            for _ in 0..BATCH {
-                match self.end.try_recv_raw(&mut self.dec) {
-                    Ok(true) => {
-                        self.received += 1;
-                        progress = true;
-                        let out = match codec::decode::<Out>(&self.dec) {
-                            Ok(out) => out,
-                            Err(e) => return Stop::Fail(IpcError::from(e).into()),
-                        };
-                        if let Err(e) = forward(ctx, out) {
-                            return match Stop::from(e) {
-                                Stop::Terminating { .. } => Stop::Terminating { replies_refused: true },
-                                other => other,
-                            };
-                        }
+            match ctx.try_receive() {
+                Ok(Some(msg)) => {
+                    if let Err(e) = self.encode(&msg) {
+                        stop = Some(e);
+                        break;
                     }
-                    Ok(false) => break,
-                    Err(e) => return e.into(),
+                    progress = true;
                 }
-            }
-            if progress {
-                last_progress = Instant::now();
-                continue;
-            }
-            if let Err(e) = self.end.maybe_check_peer() {
-                return e.into();
-            }
-            if ctx.should_terminate() {
-                return Stop::Terminating { replies_refused: false };
-            }
-            let idle = last_progress.elapsed();
-            let awaiting_reply = self.pending || self.sent > self.received;
-            // Spin only while a reply is due. With nothing in flight the next
-            // event needs the host's thread to run first, so leave it the CPU.
-            if awaiting_reply && idle < policy.spin {
-                for _ in 0..32 {
-                    std::hint::spin_loop();
-                }
-            } else if idle < policy.spin + policy.yield_for {
-                std::thread::yield_now();
-            } else if self.pending {
-                // Room in the request ring comes as the process takes
-                // requests, which its replies usually show.
-                self.end.wait_for_data(policy.park);
-            } else {
-                // One sleep for both events: the reply ring's futex, which
-                // the input queue's next message (or a terminate) wakes too.
-                let armed = self.end.arm_wait();
-                let end = &self.end;
-                let got = ctx.receive_or_sleep(&waker, || end.sleep_armed(armed, policy.check_interval));
-                match got {
-                    Ok(Some(msg)) => {
-                        self.end.disarm();
-                        if let Err(e) = self.encode(&msg) {
-                            return e;
-                        }
-                        last_progress = Instant::now();
-                    }
-                    Ok(None) => {}
-                    Err(e) => {
-                        self.end.disarm();
-                        return e.into();
-                    }
+                Ok(None) => break,
+                Err(e) => {
+                    stop = Some(e.into());
+                    break;
                 }
             }
         }
+        self.end.publish();
+        if let Some(stop) = stop {
+            return Err(stop);
+        }
+        for _ in 0..BATCH {
+            if runner == Runner::Host && !ctx.output_has_room() {
+                break;
+            }
+            if !self.end.try_recv_raw(&mut self.dec)? {
+                break;
+            }
+            self.received += 1;
+            progress = true;
+            let out = codec::decode::<Out>(&self.dec).map_err(|e| Stop::Fail(IpcError::from(e).into()))?;
+            if let Err(e) = forward(ctx, out) {
+                return Err(match Stop::from(e) {
+                    Stop::Terminating { .. } => Stop::Terminating { replies_refused: true },
+                    other => other,
+                });
+            }
+        }
+        if progress {
+            self.last_progress = Instant::now();
+        }
+        Ok(progress)
+    }
+
+    /// Polls the reply ring up to `rounds` times while a reply is due (no
+    /// queue, no lock: one shared word per look); true once one is there.
+    pub(super) fn reply_arrived(&self, rounds: u32) -> bool {
+        if !(self.pending || self.sent > self.received) {
+            return false;
+        }
+        for _ in 0..rounds {
+            if self.end.has_data() {
+                return true;
+            }
+            std::hint::spin_loop();
+        }
+        false
+    }
+
+    /// Waits a little for the next event after a [`step`](Self::step) that
+    /// moved nothing: spins while a reply is due (and [`WaitPolicy::spin`]
+    /// allows), then yields for `yield_for`, then sleeps on one futex for
+    /// both events (see the module doc), at most until `deadline` and only
+    /// if `may_sleep()` still says so once the sleep is armed. Takes a
+    /// message that arrives meanwhile.
+    pub(super) fn idle<In, Out>(
+        &mut self,
+        ctx: &mut BlockingContext<In, Out>,
+        deadline: Option<Instant>,
+        may_sleep: &dyn Fn() -> bool,
+    ) -> Result<(), Stop>
+    where
+        In: Message + Serialize,
+        Out: Message + DeserializeOwned,
+    {
+        self.end.maybe_check_peer()?;
+        if ctx.should_terminate() {
+            return Err(Stop::Terminating { replies_refused: false });
+        }
+        let policy: WaitPolicy = *self.end.policy();
+        let idle = self.last_progress.elapsed();
+        let awaiting_reply = self.pending || self.sent > self.received;
+        let slice = |limit: Duration| match deadline {
+            Some(d) => limit.min(d.saturating_duration_since(Instant::now())),
+            None => limit,
+        };
+        // Spin only while a reply is due. With nothing in flight the next
+        // event needs the host's thread to run first, so leave it the CPU.
+        if awaiting_reply && idle < policy.spin {
+            for _ in 0..32 {
+                std::hint::spin_loop();
+            }
+        } else if idle < policy.spin + policy.yield_for {
+            std::thread::yield_now();
+        } else if self.pending {
+            // Room in the request ring comes as the process takes
+            // requests, which its replies usually show.
+            self.end.wait_for_data(slice(policy.park));
+        } else {
+            // One sleep for both events: the reply ring's futex, which the
+            // input queue's next message (or a terminate) wakes too.
+            let armed = self.end.arm_wait();
+            let end = &self.end;
+            let waker = self.waker.clone();
+            let nap = slice(policy.check_interval);
+            let got = ctx.receive_or_sleep(&waker, || {
+                if may_sleep() && !nap.is_zero() {
+                    end.sleep_armed(armed, nap);
+                } else {
+                    end.disarm();
+                }
+            });
+            match got {
+                Ok(Some(msg)) => {
+                    self.end.disarm();
+                    self.encode(&msg)?;
+                    self.last_progress = Instant::now();
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    self.end.disarm();
+                    return Err(e.into());
+                }
+            }
+        }
+        Ok(())
     }
 
     fn encode<M: Message + Serialize>(&mut self, msg: &M) -> Result<(), Stop> {

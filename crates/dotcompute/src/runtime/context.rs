@@ -524,6 +524,22 @@ impl<In: Message, Out: Message> BlockingContext<In, Out> {
         KernelMetrics::add(&self.inner.core.metrics.lost, n);
     }
 
+    /// The kernel's core (for a relay that registers an assist there).
+    #[cfg_attr(not(all(feature = "process", target_os = "linux")), allow(dead_code))]
+    pub(crate) fn core(&self) -> &Arc<KernelCore> {
+        &self.inner.core
+    }
+
+    /// Whether a [`send`](Self::send) now would go to the host's output
+    /// queue and find room there, so it cannot wait (a relay run by a host
+    /// thread must never wait for that host).
+    #[cfg_attr(not(all(feature = "process", target_os = "linux")), allow(dead_code))]
+    pub(crate) fn output_has_room(&mut self) -> bool {
+        self.inner.refresh_route();
+        let q = &self.inner.output.queue;
+        self.inner.route.1.is_none() && q.len() < q.capacity()
+    }
+
     /// Blocks until the next message; [`Error::Terminating`] on terminate.
     pub fn receive(&mut self) -> Result<In> {
         loop {

@@ -44,6 +44,8 @@ pub(crate) struct KernelCore {
     pub metrics: KernelMetrics,
     pub runtime: Weak<RuntimeShared>,
     pub receipts: crate::runtime::receipt::Receipts,
+    /// Relaying a blocking host call may do in its own thread.
+    pub assist: crate::runtime::assist::AssistSlot,
 }
 
 fn state_word(state: KernelState) -> u8 {
@@ -63,6 +65,7 @@ impl KernelCore {
             metrics: KernelMetrics::new(),
             runtime,
             receipts: crate::runtime::receipt::Receipts::default(),
+            assist: crate::runtime::assist::AssistSlot::default(),
         }
     }
 

@@ -152,7 +152,11 @@ impl<In: Message> InputPort<In> {
                 ring.send_batch_spin(msgs.into(), &self.core.cancel, deadline)
                     .map_err(|refusal| self.core.refused(Side::Input, refusal, limit, self.queue.capacity()))
             }
-            _ => crate::runtime::park::block_on(self.send_batch(msgs, timeout, stop)),
+            _ => {
+                crate::runtime::park::block_on(self.send_batch(msgs, timeout, stop))?;
+                self.assist_after_send();
+                Ok(())
+            }
         }
     }
 
@@ -172,7 +176,20 @@ impl<In: Message> InputPort<In> {
                 ring.send_spin(msg, &self.core.cancel, deadline)
                     .map_err(|refusal| self.core.refused(Side::Input, refusal, limit, self.queue.capacity()))
             }
-            _ => crate::runtime::park::block_on(self.send(msg, timeout, stop)),
+            _ => {
+                crate::runtime::park::block_on(self.send(msg, timeout, stop))?;
+                self.assist_after_send();
+                Ok(())
+            }
+        }
+    }
+
+    /// Lets a relaying kernel's assist move what a blocking send queued
+    /// (see [`assist`](crate::runtime::assist)).
+    #[inline]
+    fn assist_after_send(&self) {
+        if let Some(assist) = self.core.assist.get() {
+            assist.after_send();
         }
     }
 }

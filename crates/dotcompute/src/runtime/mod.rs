@@ -48,6 +48,7 @@
 //! # });
 //! ```
 
+pub(crate) mod assist;
 pub mod config;
 pub mod context;
 pub(crate) mod core;

@@ -90,12 +90,20 @@ impl<Out: Message> OutputPort<Out> {
                 Err(_) => Err(self.core.end_error()),
             },
             // Polls briefly, then parks (the queue's blocking wait): no
-            // executor, no allocation.
-            Transport::Queue(q) => match q.recv_blocking_until(deadline) {
-                Ok(m) => Ok(m),
-                Err(RecvError::Closed) => Err(self.core.end_error()),
-                Err(_) => Err(self.receive_timeout_error(timeout.unwrap_or_default())),
-            },
+            // executor, no allocation. A relaying kernel may first let this
+            // thread relay its reply (see `assist`).
+            Transport::Queue(q) => {
+                if let Some(assist) = self.core.assist.get() {
+                    if q.is_empty() {
+                        assist.before_receive(deadline, &|| !q.is_empty());
+                    }
+                }
+                match q.recv_blocking_until(deadline) {
+                    Ok(m) => Ok(m),
+                    Err(RecvError::Closed) => Err(self.core.end_error()),
+                    Err(_) => Err(self.receive_timeout_error(timeout.unwrap_or_default())),
+                }
+            }
         }
     }
 
