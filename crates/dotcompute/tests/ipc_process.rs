@@ -1294,3 +1294,30 @@ fn a_process_killed_under_a_relaying_receive_fails_the_kernel_with_its_lost_requ
     assert_eq!(rt.kernel_state("proc_odd").unwrap(), KernelState::Failed);
     tokio.block_on(rt.shutdown());
 }
+
+/// `call_blocking` relays its own exchange too: each call gets the reply
+/// correlated with its request, an output sent before stays in the output
+/// queue for `receive`, and the counts are exact.
+#[test]
+fn blocking_calls_relay_and_leave_other_outputs_queued() {
+    let spec = ipc::process_kernel::<Req, Resp>("proc_calls", child("echo")).unwrap();
+    let tokio = tokio_rt();
+    let rt = tokio.block_on(async { launched(spec, "proc_calls") });
+    let h = rt.handle::<Req, Resp>("proc_calls").unwrap();
+    h.send_blocking(req(1_000)).unwrap();
+    for i in 0..500 {
+        let r = req(i);
+        let id = r.header.message_id;
+        let resp = h.call_blocking_timeout(r, Duration::from_secs(10)).unwrap();
+        assert_eq!((resp.seq, resp.correlation_id()), (i, Some(id)));
+    }
+    assert_eq!(h.receive_blocking_timeout(Duration::from_secs(10)).unwrap().seq, 1_000);
+    let t = settled(&rt, "proc_calls", 501);
+    assert_eq!((t.messages_received, t.messages_sent), (501, 501), "{t:?}");
+    assert_eq!((t.output_queue.enqueued, t.output_queue.dequeued), (501, 501), "{t:?}");
+    assert!(t.output_queue.is_consistent(), "{t:?}");
+    tokio.block_on(async {
+        assert_eq!(rt.terminate("proc_calls").await.unwrap().failure, None);
+        rt.shutdown().await;
+    });
+}

@@ -262,12 +262,24 @@ impl<In: Message, Out: Message> KernelHandle<In, Out> {
 
     /// [`call`](Self::call) from a plain (non-async) thread.
     pub fn call_blocking(&self, request: In) -> Result<Out, CallError<In>> {
-        crate::runtime::park::block_on(self.call_until(request, None))
+        self.call_blocking_until(request, None)
     }
 
     /// [`call_timeout`](Self::call_timeout) from a plain (non-async) thread.
     pub fn call_blocking_timeout(&self, request: In, timeout: Duration) -> Result<Out, CallError<In>> {
-        crate::runtime::park::block_on(self.call_until(request, Some(timeout)))
+        self.call_blocking_until(request, Some(timeout))
+    }
+
+    /// The blocking call: the send and the wait of `send_blocking` and
+    /// `receive_blocking` (so a process kernel's host relays its own call).
+    fn call_blocking_until(&self, request: In, timeout: Option<Duration>) -> Result<Out, CallError<In>> {
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        let pending = match self.output.expect_reply(request.message_id()) {
+            Ok(pending) => pending,
+            Err(e) => return Err(SendError::new(request, e).into()),
+        };
+        self.input.send_blocking(request, timeout, None)?;
+        pending.wait_blocking(deadline, timeout).map_err(CallError::after_send)
     }
 
     async fn call_until(&self, request: In, timeout: Option<Duration>) -> Result<Out, CallError<In>> {

@@ -326,6 +326,19 @@ impl<Out: Message> PendingCall<'_, Out> {
     }
 }
 
+impl<Out: Message> PendingCall<'_, Out> {
+    /// [`wait`](Self::wait) from a plain thread; a relaying kernel may
+    /// first let this thread relay the reply (see
+    /// [`assist`](crate::runtime::assist)).
+    pub fn wait_blocking(self, deadline: Option<Instant>, limit: Option<Duration>) -> Result<Out> {
+        if let Some(assist) = self.port.core.assist.get() {
+            let (replies, correlation) = (&self.port.replies, self.correlation);
+            assist.before_receive(deadline, &|| replies.is_settled(correlation));
+        }
+        crate::runtime::park::block_on(self.wait(deadline, limit))
+    }
+}
+
 impl<Out: Message> Drop for PendingCall<'_, Out> {
     fn drop(&mut self) {
         // Nothing left once the call took its reply; a reply that came

@@ -238,6 +238,19 @@ impl<Out: Message> Replies<Out> {
         }
     }
 
+    /// Whether the call `correlation` has its reply, or never will (the
+    /// kernel ended, or no such call waits): what a blocking call that
+    /// relays for its kernel waits for before it takes the reply.
+    #[cfg_attr(not(all(feature = "process", target_os = "linux")), allow(dead_code))]
+    pub(crate) fn is_settled(&self, correlation: Uuid) -> bool {
+        let mut slots = lock(&self.slots);
+        slots.closed
+            || slots
+                .waiting
+                .get_mut(&correlation)
+                .is_none_or(|slot| slot.reply.is_some())
+    }
+
     /// [`try_take`](Self::try_take) for a task: while the reply is still to
     /// come, `cx`'s waker is kept in the slot (the delivery or the close
     /// wakes it).
