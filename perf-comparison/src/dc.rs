@@ -411,10 +411,12 @@ fn threads_cpu_ns(proc_dir: &std::path::Path) -> R<u64> {
 /// while no message flows: the share of one CPU the whole process (and, for
 /// the process tier, its kernel process) used over `idle`, measured after
 /// one round trip and a settling pause (past every wait's polling phase).
-/// The host thread is asleep; what is counted is the kernel thread (or the
-/// pump and the kernel process) waiting for input, the heartbeat threads
-/// and the runtime's own threads.
-pub fn idle_cpu(mode: ExecutionMode, idle: Duration) -> R<f64> {
+/// What is counted is the kernel thread (or the pump and the kernel
+/// process) waiting for input, the heartbeat threads and the runtime's own
+/// threads, and the host: asleep, or with `host_receiving` a thread
+/// blocked in `receive_blocking` for the whole time (a consumer waiting
+/// for output).
+pub fn idle_cpu(mode: ExecutionMode, idle: Duration, host_receiving: bool) -> R<f64> {
     let tokio = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -423,11 +425,21 @@ pub fn idle_cpu(mode: ExecutionMode, idle: Duration) -> R<f64> {
     let h = tokio.block_on(launch(&rt, spec(Some(mode), Role::Echo)?))?;
     h.send_blocking(DcPing::new(1)).map_err(err)?;
     h.receive_blocking().map_err(err)?;
+    let receiver = host_receiving.then(|| {
+        let h = h.clone();
+        std::thread::spawn(move || h.receive_blocking_timeout(idle + Duration::from_secs(1)).is_err())
+    });
     std::thread::sleep(Duration::from_millis(200));
     let children = child_processes()?;
     let (t0, c0) = (Instant::now(), process_cpu_ns(&children)?);
     std::thread::sleep(idle);
     let (c1, t1) = (process_cpu_ns(&children)?, Instant::now());
+    if let Some(receiver) = receiver {
+        // Nothing was sent: the receive must end by its timeout.
+        if !receiver.join().map_err(|_| "the waiting receiver panicked".to_string())? {
+            return Err("the waiting receiver got a message nobody sent".into());
+        }
+    }
     tokio.block_on(rt.shutdown());
     Ok((c1.saturating_sub(c0)) as f64 / (t1 - t0).as_nanos() as f64)
 }

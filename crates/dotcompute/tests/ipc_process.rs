@@ -1321,3 +1321,44 @@ fn blocking_calls_relay_and_leave_other_outputs_queued() {
         rt.shutdown().await;
     });
 }
+
+/// While a host sleeps relaying in a receive, the kernel's thread naps
+/// long (`check_interval`, 10 s here); the host nudges it when it leaves,
+/// so a message from another sender right after is relayed at once, not
+/// after the nap.
+#[test]
+fn a_host_leaving_a_sleeping_receive_hands_the_relay_back_at_once() {
+    let config = IpcConfig {
+        wait: WaitPolicy {
+            check_interval: Duration::from_secs(10),
+            ..WaitPolicy::default()
+        },
+        ..IpcConfig::default()
+    };
+    let spec = ipc::process_kernel_builder::<Req, Resp>("proc_nap", child("echo"), config)
+        .unwrap()
+        .build()
+        .unwrap();
+    let tokio = tokio_rt();
+    let rt = tokio.block_on(async { launched(spec, "proc_nap") });
+    let h = rt.handle::<Req, Resp>("proc_nap").unwrap();
+    h.send_blocking(req(1)).unwrap();
+    assert_eq!(h.receive_blocking().unwrap().seq, 1);
+    // Asleep in the relay (past its polling phase) until the timeout.
+    let quiet = h.receive_blocking_timeout(Duration::from_millis(300));
+    assert!(matches!(quiet, Err(Error::QueueTimeout { .. })), "{quiet:?}");
+    let sent = Instant::now();
+    tokio.block_on(rt.send("proc_nap", req(2))).unwrap();
+    while rt.telemetry("proc_nap").unwrap().output_queue.enqueued < 2 {
+        assert!(
+            sent.elapsed() < Duration::from_secs(2),
+            "the reply to an async send waited for the kernel's thread's long nap"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(tokio.block_on(rt.receive::<Resp>("proc_nap")).unwrap().seq, 2);
+    tokio.block_on(async {
+        assert_eq!(rt.terminate("proc_nap").await.unwrap().failure, None);
+        rt.shutdown().await;
+    });
+}

@@ -387,6 +387,11 @@ impl Pump {
         Ok(progress)
     }
 
+    /// How the ring end waits.
+    pub(super) fn policy(&self) -> WaitPolicy {
+        *self.end.policy()
+    }
+
     /// Polls the reply ring up to `rounds` times while a reply is due (no
     /// queue, no lock: one shared word per look); true once one is there.
     pub(super) fn reply_arrived(&self, rounds: u32) -> bool {

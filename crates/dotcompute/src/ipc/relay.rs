@@ -26,8 +26,12 @@
 //!   send or the process's reply would have to wake it; it looks at the
 //!   rings every [`POLL`] instead, for what no host call is there to move
 //!   (another sender's input, replies nobody receives, a terminate, a dead
-//!   process). So a message waits at most [`POLL`] for a relay, and never
-//!   less than with the kernel's thread alone once hosts stop calling;
+//!   process). So a message waits at most [`POLL`] for a relay, and the
+//!   kernel's thread relays alone again [`LINGER`] after hosts stop
+//!   calling. While a host sleeps relaying in a receive (it moves whatever
+//!   comes until it leaves), the kernel's thread naps `check_interval`
+//!   instead, and the host nudges it when it leaves: a host blocked in a
+//!   receive costs no periodic wake-ups;
 //! - a host never waits for itself: its steps forward a reply only where
 //!   the output queue has room and no linked kernel would take it
 //!   ([`Runner::Host`]); a send's relay takes the mutex only if it is free;
@@ -85,10 +89,17 @@ pub(super) struct Relay<In, Out> {
     mode: AtomicU8,
     /// Set once the kernel's thread ended the relay.
     ended: AtomicBool,
-    /// Ends the kernel's thread's wait between polls early (a host found
-    /// the end of the relay).
-    handed_back: Mutex<bool>,
-    handback: Condvar,
+    /// Ends the kernel's thread's wait between polls early: a host found
+    /// the end of the relay, or left while that thread napped long.
+    nudged: Mutex<bool>,
+    nudge: Condvar,
+    /// A host relaying in a receive is asleep on the rings (so it is not
+    /// about to leave: the kernel's thread may nap long).
+    host_sleeping: AtomicBool,
+    /// The kernel's thread naps long; a host that leaves nudges it.
+    napping: AtomicBool,
+    /// How long the kernel's thread naps while a host sleeps relaying.
+    long_nap: Duration,
     /// Ends the kernel's thread's sleep on the reply ring.
     waker: std::task::Waker,
 }
@@ -103,6 +114,7 @@ where
     /// (`None` only if the state was lost, which the mutex rules out).
     pub(super) fn run(ctx: BlockingContext<In, Out>, pump: Pump) -> Option<(BlockingContext<In, Out>, Pump, Stop)> {
         let core = ctx.core().clone();
+        let policy = pump.policy();
         let relay = Arc::new(Relay {
             waker: pump.waker.clone(),
             held: Mutex::new(Some(Held { ctx, pump, stop: None })),
@@ -111,8 +123,11 @@ where
             epoch: Instant::now(),
             mode: AtomicU8::new(KERNEL_RELAYS),
             ended: AtomicBool::new(false),
-            handed_back: Mutex::new(false),
-            handback: Condvar::new(),
+            nudged: Mutex::new(false),
+            nudge: Condvar::new(),
+            host_sleeping: AtomicBool::new(false),
+            napping: AtomicBool::new(false),
+            long_nap: policy.check_interval,
         });
         core.assist.set(Some(relay.clone()));
         let stop = relay.drive();
@@ -191,13 +206,37 @@ where
                 if !self.hosts_relay() {
                     break;
                 }
-                let mut handed = self.handed_back.lock();
-                if !*handed {
-                    self.handback.wait_for(&mut handed, POLL);
-                }
-                *handed = false;
+                self.nap();
             }
         }
+    }
+
+    /// The kernel's thread's wait between looks while hosts relay: [`POLL`],
+    /// or `long_nap` while a host sleeps relaying in a receive (it moves
+    /// whatever comes until it leaves, and nudges this thread when it
+    /// does). `napping` is raised before `host_sleeping` is read, and a
+    /// host lowers `host_sleeping` before it reads `napping` on leaving
+    /// (all sequentially consistent), so one of the two sees the other: a
+    /// long nap never outlasts the host's call unnoticed.
+    fn nap(&self) {
+        let mut nudged = self.nudged.lock();
+        if !*nudged {
+            self.napping.store(true, Ordering::SeqCst);
+            let long = self.host_sleeping.load(Ordering::SeqCst);
+            if !long {
+                self.napping.store(false, Ordering::SeqCst);
+            }
+            self.nudge
+                .wait_for(&mut nudged, if long { self.long_nap } else { POLL });
+            self.napping.store(false, Ordering::SeqCst);
+        }
+        *nudged = false;
+    }
+
+    /// Wakes the kernel's thread from its nap.
+    fn nudge(&self) {
+        *self.nudged.lock() = true;
+        self.nudge.notify_one();
     }
 
     /// Counts a host call in; wakes the kernel's thread if it may be
@@ -212,14 +251,16 @@ where
     fn leave(&self) {
         self.host_left.store(self.now_ns().max(1), Ordering::Relaxed);
         self.hosts.fetch_sub(1, Ordering::SeqCst);
+        if self.napping.load(Ordering::SeqCst) {
+            self.nudge();
+        }
     }
 
     /// A host met the end of the relay: records it for the kernel's thread
     /// and wakes that thread.
     fn hand_back(&self, held: &mut Held<In, Out>, stop: Stop) {
         held.stop = Some(stop);
-        *self.handed_back.lock() = true;
-        self.handback.notify_one();
+        self.nudge();
     }
 
     /// One host step under the mutex; false once the relay must end.
@@ -297,7 +338,12 @@ where
                     if deadline.is_some_and(|d| Instant::now() >= d) {
                         break;
                     }
-                    if let Err(stop) = held.pump.idle(&mut held.ctx, deadline, &|| true) {
+                    let idle = held.pump.idle(&mut held.ctx, deadline, &|| {
+                        self.host_sleeping.store(true, Ordering::SeqCst);
+                        true
+                    });
+                    self.host_sleeping.store(false, Ordering::SeqCst);
+                    if let Err(stop) = idle {
                         self.hand_back(held, stop);
                         break;
                     }
