@@ -325,7 +325,7 @@ struct Goal {
 }
 
 /// The best (lowest p50) peer round trip of a class, floors excluded.
-fn best_peer_rt<'a>(rows: &'a [Row], class: Class) -> Option<&'a Row> {
+fn best_peer_rt(rows: &[Row], class: Class) -> Option<&Row> {
     rows.iter()
         .filter(|r| r.class == class && !r.ours && !r.floor && r.workload == "round_trip" && r.p50_ns.is_some())
         .min_by(|a, b| a.p50_ns.unwrap_or(f64::MAX).total_cmp(&b.p50_ns.unwrap_or(f64::MAX)))
