@@ -1362,3 +1362,90 @@ fn a_host_leaving_a_sleeping_receive_hands_the_relay_back_at_once() {
         rt.shutdown().await;
     });
 }
+
+/// Two threads blocked in `receive_blocking` and a third sending: one
+/// receiver relays, the other waits on the output queue; every reply
+/// reaches exactly one of them.
+#[test]
+fn two_blocking_receivers_share_the_replies() {
+    const N: u64 = 4_000;
+    let spec = ipc::process_kernel::<Req, Resp>("proc_two", child("echo")).unwrap();
+    let tokio = tokio_rt();
+    let rt = tokio.block_on(async { launched(spec, "proc_two") });
+    let h = rt.handle::<Req, Resp>("proc_two").unwrap();
+    let taken = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let receivers: Vec<_> = (0..2)
+        .map(|_| {
+            let (h, taken) = (h.clone(), taken.clone());
+            std::thread::spawn(move || {
+                let mut got = Vec::new();
+                while taken.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < N {
+                    got.push(h.receive_blocking_timeout(Duration::from_secs(10)).unwrap().seq);
+                }
+                got
+            })
+        })
+        .collect();
+    within(Duration::from_secs(60), "blocking sends", move || {
+        for i in 0..N {
+            h.send_blocking(req(i)).unwrap();
+        }
+    });
+    let mut all: Vec<u64> = receivers.into_iter().flat_map(|r| r.join().unwrap()).collect();
+    all.sort_unstable();
+    assert_eq!(all, (0..N).collect::<Vec<_>>());
+    tokio.block_on(async {
+        assert_eq!(rt.terminate("proc_two").await.unwrap().failure, None);
+        rt.shutdown().await;
+    });
+}
+
+/// A process kernel linked to another kernel, fed by blocking sends (which
+/// leave a linked kernel's replies to the kernel's thread): every reply
+/// reaches the linked kernel in order, none through the host's output
+/// queue.
+#[test]
+fn a_linked_process_kernel_fed_by_blocking_sends_forwards_every_reply() {
+    const N: u64 = 2_000;
+    let spec = ipc::process_kernel::<Req, Resp>("proc_linked", child("echo")).unwrap();
+    let tokio = tokio_rt();
+    let rt = tokio.block_on(async {
+        let rt = RingKernelRuntime::new();
+        rt.launch_spec(spec).unwrap();
+        rt.launch_with(
+            "collect",
+            dotcompute::KernelConfig::default(),
+            |mut ctx: dotcompute::KernelContext<Resp, Resp>| async move {
+                loop {
+                    let r = ctx.receive().await?;
+                    ctx.send(r).await?;
+                }
+                #[allow(unreachable_code)]
+                Ok::<(), Error>(())
+            },
+        )
+        .unwrap();
+        rt.link("proc_linked", "collect").unwrap();
+        rt.activate("proc_linked").unwrap();
+        rt.activate("collect").unwrap();
+        rt
+    });
+    let h = rt.handle::<Req, Resp>("proc_linked").unwrap();
+    let out = rt.handle::<Resp, Resp>("collect").unwrap();
+    let seen = within(Duration::from_secs(60), "linked pipeline", move || {
+        for i in 0..N {
+            h.send_blocking(req(i)).unwrap();
+        }
+        (0..N)
+            .map(|_| out.receive_blocking_timeout(Duration::from_secs(10)).unwrap().seq)
+            .collect::<Vec<_>>()
+    });
+    assert_eq!(seen, (0..N).collect::<Vec<_>>());
+    let t = rt.telemetry("proc_linked").unwrap();
+    assert_eq!(t.messages_sent, N, "{t:?}");
+    assert_eq!(
+        t.output_queue.enqueued, 0,
+        "nothing went through the host's output queue"
+    );
+    tokio.block_on(rt.shutdown());
+}

@@ -66,6 +66,7 @@ use serde::Serialize;
 
 use crate::error::Error;
 use crate::message::{codec, Message};
+use crate::queue::clock::{self, Stamp};
 use crate::runtime::config::ExecutionMode;
 use crate::runtime::context::BlockingContext;
 use crate::runtime::spec::{KernelBuilder, KernelError, KernelSpec};
@@ -185,10 +186,18 @@ where
         pending: false,
         sent: 0,
         received: 0,
-        last_progress: Instant::now(),
+        last_progress: clock::now(),
     };
     match relay::Relay::run(ctx, pump) {
-        Some((mut ctx, mut pump, stop)) => pump.end_with(&mut ctx, stop),
+        Some((mut ctx, mut pump, stray, stop)) => {
+            // A reply a host kept aside is the oldest one not yet forwarded
+            // (a refusal counts it as discarded).
+            let stop = match (stray.map(|out| forward(&mut ctx, out)), stop) {
+                (Some(Err(_)), Stop::Terminating { .. }) => Stop::Terminating { replies_refused: true },
+                (_, stop) => stop,
+            };
+            pump.end_with(&mut ctx, stop)
+        }
         None => Err("process kernel relay lost its state".into()),
     }
 }
@@ -207,8 +216,9 @@ pub(super) struct Pump {
     pending: bool,
     sent: u64,
     received: u64,
-    /// When a message last moved either way.
-    last_progress: Instant,
+    /// When a message last moved either way (the hot path's clock: a
+    /// host's relay reads it twice per round trip).
+    last_progress: Stamp,
 }
 
 /// How the pump loop ended.
@@ -226,11 +236,12 @@ pub(super) enum Stop {
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(super) enum Runner {
     /// The kernel's own thread: it may wait inside the runtime's send for
-    /// room in the output queue.
+    /// room in the output queue (or a linked kernel's input).
     Kernel,
-    /// A host thread in a blocking call: it forwards a reply only where it
-    /// cannot wait (the output queue has room), since it may be the very
-    /// thread that would make that room.
+    /// A host thread in a blocking call: it never waits to forward a reply
+    /// (it may be the very thread that would make room). A reply that would
+    /// have to wait is kept aside as the relay's *stray*, and the kernel's
+    /// thread forwards it, before any other, at its next step.
     Host,
 }
 
@@ -322,13 +333,23 @@ impl Pump {
     /// nothing counted as sent stays invisible to the process), then
     /// replies from the reply ring to the output. Returns whether anything
     /// moved.
-    pub(super) fn step<In, Out>(&mut self, ctx: &mut BlockingContext<In, Out>, runner: Runner) -> Result<bool, Stop>
+    pub(super) fn step<In, Out>(
+        &mut self,
+        ctx: &mut BlockingContext<In, Out>,
+        runner: Runner,
+        stray: &mut Option<Out>,
+    ) -> Result<bool, Stop>
     where
         In: Message + Serialize,
         Out: Message + DeserializeOwned,
     {
         let mut progress = false;
-        self.end.maybe_check_peer()?;
+        // A host's step only moves messages (reading the clock for the
+        // check would cost it more than the move); its waits check, as the
+        // kernel's thread does every round.
+        if runner == Runner::Kernel {
+            self.end.maybe_check_peer()?;
+        }
         let mut stop = None;
         for _ in 0..BATCH {
             if self.pending {
@@ -364,27 +385,59 @@ impl Pump {
         if let Some(stop) = stop {
             return Err(stop);
         }
-        for _ in 0..BATCH {
-            if runner == Runner::Host && !ctx.output_has_room() {
-                break;
+        // A reply kept aside goes first, so none overtakes it.
+        if let Some(out) = stray.take() {
+            if !Self::hand_on(ctx, runner, out, stray)? {
+                return Ok(progress);
             }
+        }
+        for _ in 0..BATCH {
             if !self.end.try_recv_raw(&mut self.dec)? {
                 break;
             }
             self.received += 1;
             progress = true;
             let out = codec::decode::<Out>(&self.dec).map_err(|e| Stop::Fail(IpcError::from(e).into()))?;
-            if let Err(e) = forward(ctx, out) {
-                return Err(match Stop::from(e) {
-                    Stop::Terminating { .. } => Stop::Terminating { replies_refused: true },
-                    other => other,
-                });
+            if !Self::hand_on(ctx, runner, out, stray)? {
+                break;
             }
         }
         if progress {
-            self.last_progress = Instant::now();
+            self.last_progress = clock::now();
         }
         Ok(progress)
+    }
+
+    /// Forwards one reply as `runner` may: false when a host kept it aside
+    /// in `stray` (it would have had to wait).
+    fn hand_on<In, Out>(
+        ctx: &mut BlockingContext<In, Out>,
+        runner: Runner,
+        out: Out,
+        stray: &mut Option<Out>,
+    ) -> Result<bool, Stop>
+    where
+        In: Message + Serialize,
+        Out: Message + DeserializeOwned,
+    {
+        let refused = match runner {
+            Runner::Kernel => forward(ctx, out),
+            Runner::Host => match ctx.try_send_now(out) {
+                Ok(None) => Ok(()),
+                Ok(Some(out)) => {
+                    *stray = Some(out);
+                    return Ok(false);
+                }
+                Err(refused) => {
+                    ctx.count_discarded(1);
+                    Err(refused.into_error())
+                }
+            },
+        };
+        refused.map(|()| true).map_err(|e| match Stop::from(e) {
+            Stop::Terminating { .. } => Stop::Terminating { replies_refused: true },
+            other => other,
+        })
     }
 
     /// How the ring end waits.
@@ -428,7 +481,7 @@ impl Pump {
             return Err(Stop::Terminating { replies_refused: false });
         }
         let policy: WaitPolicy = *self.end.policy();
-        let idle = self.last_progress.elapsed();
+        let idle = Duration::from_nanos(clock::ns_between(self.last_progress, clock::now()));
         let awaiting_reply = self.pending || self.sent > self.received;
         let slice = |limit: Duration| match deadline {
             Some(d) => limit.min(d.saturating_duration_since(Instant::now())),
@@ -464,7 +517,7 @@ impl Pump {
                 Ok(Some(msg)) => {
                     self.end.disarm();
                     self.encode(&msg)?;
-                    self.last_progress = Instant::now();
+                    self.last_progress = clock::now();
                 }
                 Ok(None) => {}
                 Err(e) => {

@@ -32,8 +32,8 @@
 //!   comes until it leaves), the kernel's thread naps `check_interval`
 //!   instead, and the host nudges it when it leaves: a host blocked in a
 //!   receive costs no periodic wake-ups;
-//! - a host never waits for itself: its steps forward a reply only where
-//!   the output queue has room and no linked kernel would take it
+//! - a host never waits for itself: its steps forward a reply only if that
+//!   needs no wait, and keep it aside for the kernel's thread otherwise
 //!   ([`Runner::Host`]); a send's relay takes the mutex only if it is free;
 //! - how the kernel ends (drain, reap, lost requests) is decided by its own
 //!   thread only: a host that meets the end of the relay (terminate, a dead
@@ -49,8 +49,10 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::message::Message;
+use crate::queue::clock;
 use crate::runtime::assist::HostAssist;
 use crate::runtime::context::BlockingContext;
+use crate::runtime::output::OutputPort;
 
 use super::process_kernel::{Pump, Runner, Stop};
 
@@ -76,6 +78,8 @@ struct Held<In, Out> {
     pump: Pump,
     /// Why the relay must end, found by a host.
     stop: Option<Stop>,
+    /// A reply a host could not forward without waiting (see [`Runner`]).
+    stray: Option<Out>,
 }
 
 /// A process kernel's pump, shared by its thread and blocking host calls.
@@ -83,9 +87,8 @@ pub(super) struct Relay<In, Out> {
     held: Mutex<Option<Held<In, Out>>>,
     /// Host calls relaying or about to.
     hosts: AtomicUsize,
-    /// When the last host call left, in ns since `epoch`.
+    /// When the last host call left (a [`clock`] stamp; 0: none yet).
     host_left: AtomicU64,
-    epoch: Instant,
     mode: AtomicU8,
     /// Set once the kernel's thread ended the relay.
     ended: AtomicBool,
@@ -98,10 +101,15 @@ pub(super) struct Relay<In, Out> {
     host_sleeping: AtomicBool,
     /// The kernel's thread naps long; a host that leaves nudges it.
     napping: AtomicBool,
+    /// A host holds the mutex relaying in a receive (and may hold it long).
+    receiving_host: AtomicBool,
     /// How long the kernel's thread naps while a host sleeps relaying.
     long_nap: Duration,
     /// Ends the kernel's thread's sleep on the reply ring.
     waker: std::task::Waker,
+    /// The kernel's output: linked to another kernel, the relaying is
+    /// left to the kernel's thread (hosts do not receive those replies).
+    output: Arc<OutputPort<Out>>,
 }
 
 impl<In, Out> Relay<In, Out>
@@ -112,22 +120,33 @@ where
     /// Relays on the calling (kernel) thread, with the help of blocking
     /// host calls, until the relay must end; hands back the state and why
     /// (`None` only if the state was lost, which the mutex rules out).
-    pub(super) fn run(ctx: BlockingContext<In, Out>, pump: Pump) -> Option<(BlockingContext<In, Out>, Pump, Stop)> {
+    #[allow(clippy::type_complexity)]
+    pub(super) fn run(
+        ctx: BlockingContext<In, Out>,
+        pump: Pump,
+    ) -> Option<(BlockingContext<In, Out>, Pump, Option<Out>, Stop)> {
         let core = ctx.core().clone();
+        let output = ctx.output_port().clone();
         let policy = pump.policy();
         let relay = Arc::new(Relay {
             waker: pump.waker.clone(),
-            held: Mutex::new(Some(Held { ctx, pump, stop: None })),
+            held: Mutex::new(Some(Held {
+                ctx,
+                pump,
+                stop: None,
+                stray: None,
+            })),
             hosts: AtomicUsize::new(0),
             host_left: AtomicU64::new(0),
-            epoch: Instant::now(),
             mode: AtomicU8::new(KERNEL_RELAYS),
             ended: AtomicBool::new(false),
             nudged: Mutex::new(false),
             nudge: Condvar::new(),
             host_sleeping: AtomicBool::new(false),
             napping: AtomicBool::new(false),
+            receiving_host: AtomicBool::new(false),
             long_nap: policy.check_interval,
+            output,
         });
         core.assist.set(Some(relay.clone()));
         let stop = relay.drive();
@@ -135,17 +154,13 @@ where
         // `ended` was set under the mutex: a host that takes it now leaves
         // at once, so the state is this thread's alone.
         let held = relay.held.lock().take();
-        held.map(|Held { ctx, pump, .. }| (ctx, pump, stop))
+        held.map(|Held { ctx, pump, stray, .. }| (ctx, pump, stray, stop))
     }
 
     /// Marks the relay ended (the mutex held) and passes `stop` on.
     fn end(&self, stop: Stop) -> Stop {
         self.ended.store(true, Ordering::SeqCst);
         stop
-    }
-
-    fn now_ns(&self) -> u64 {
-        u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
 
     /// Whether hosts relay: one is in a call, or one left less than
@@ -155,7 +170,7 @@ where
             return true;
         }
         let left = self.host_left.load(Ordering::Relaxed);
-        left != 0 && self.now_ns().saturating_sub(left) < LINGER.as_nanos() as u64
+        left != 0 && clock::ns_between(left, clock::now()) < LINGER.as_nanos() as u64
     }
 
     /// The kernel's thread: relays while no host does, polls while hosts
@@ -172,7 +187,7 @@ where
                 }
                 self.mode.store(KERNEL_RELAYS, Ordering::SeqCst);
                 loop {
-                    let moved = match held.pump.step(&mut held.ctx, Runner::Kernel) {
+                    let moved = match held.pump.step(&mut held.ctx, Runner::Kernel, &mut held.stray) {
                         Ok(moved) => moved,
                         Err(stop) => return self.end(stop),
                     };
@@ -195,7 +210,7 @@ where
                         if let Some(stop) = held.stop.take() {
                             return self.end(stop);
                         }
-                        if let Err(stop) = held.pump.step(&mut held.ctx, Runner::Kernel) {
+                        if let Err(stop) = held.pump.step(&mut held.ctx, Runner::Kernel, &mut held.stray) {
                             return self.end(stop);
                         }
                         if held.ctx.should_terminate() {
@@ -239,6 +254,12 @@ where
         self.nudge.notify_one();
     }
 
+    /// Whether a host call may relay: not once the relay ended, nor while
+    /// the kernel's output is linked to another kernel.
+    fn hosts_may_relay(&self) -> bool {
+        !self.ended.load(Ordering::SeqCst) && !self.output.linked.load(Ordering::Acquire)
+    }
+
     /// Counts a host call in; wakes the kernel's thread if it may be
     /// asleep holding the mutex.
     fn enter(&self) {
@@ -249,7 +270,7 @@ where
     }
 
     fn leave(&self) {
-        self.host_left.store(self.now_ns().max(1), Ordering::Relaxed);
+        self.host_left.store(clock::now().max(1), Ordering::Relaxed);
         self.hosts.fetch_sub(1, Ordering::SeqCst);
         if self.napping.load(Ordering::SeqCst) {
             self.nudge();
@@ -268,8 +289,14 @@ where
         if held.stop.is_some() {
             return None;
         }
-        match held.pump.step(&mut held.ctx, Runner::Host) {
-            Ok(moved) => Some(moved),
+        match held.pump.step(&mut held.ctx, Runner::Host, &mut held.stray) {
+            Ok(moved) => {
+                if held.stray.is_some() {
+                    // Only the kernel's thread may wait to forward it.
+                    self.nudge();
+                }
+                Some(moved)
+            }
             Err(stop) => {
                 self.hand_back(held, stop);
                 None
@@ -277,8 +304,10 @@ where
         }
     }
 
-    /// Takes the mutex for a receive: waits in slices, giving up when a
-    /// message is ready anyway, the deadline passes or the relay ended.
+    /// Takes the mutex for a receive: waits in slices while the kernel's
+    /// thread holds it (it lets go once it sees this host), giving up when a
+    /// message is ready anyway, another host relays in its receive, the
+    /// deadline passes or the relay ended.
     fn lock_for_receive(
         &self,
         deadline: Option<Instant>,
@@ -286,6 +315,15 @@ where
     ) -> Option<MutexGuard<'_, Option<Held<In, Out>>>> {
         loop {
             if self.ended.load(Ordering::SeqCst) || ready() {
+                return None;
+            }
+            if let Some(guard) = self.held.try_lock() {
+                return Some(guard);
+            }
+            // Another host relays in its receive, maybe for long: wait on
+            // the output queue instead, as without a relay (that host, then
+            // the kernel's thread, forwards the replies).
+            if self.receiving_host.load(Ordering::SeqCst) {
                 return None;
             }
             let slice = match deadline {
@@ -305,7 +343,7 @@ where
     Out: Message + DeserializeOwned,
 {
     fn after_send(&self) {
-        if self.ended.load(Ordering::SeqCst) {
+        if !self.hosts_may_relay() {
             return;
         }
         self.enter();
@@ -318,11 +356,12 @@ where
     }
 
     fn before_receive(&self, deadline: Option<Instant>, ready: &dyn Fn() -> bool) {
-        if self.ended.load(Ordering::SeqCst) {
+        if !self.hosts_may_relay() {
             return;
         }
         self.enter();
         if let Some(mut guard) = self.lock_for_receive(deadline, ready) {
+            let _receiving = Flag::raise(&self.receiving_host);
             if let Some(held) = guard.as_mut().filter(|_| !self.ended.load(Ordering::SeqCst)) {
                 while !ready() {
                     match self.host_step(held) {
@@ -351,5 +390,21 @@ where
             }
         }
         self.leave();
+    }
+}
+
+/// An [`AtomicBool`] raised while this lives.
+struct Flag<'a>(&'a AtomicBool);
+
+impl<'a> Flag<'a> {
+    fn raise(flag: &'a AtomicBool) -> Self {
+        flag.store(true, Ordering::SeqCst);
+        Flag(flag)
+    }
+}
+
+impl Drop for Flag<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
     }
 }

@@ -1050,6 +1050,14 @@ impl<T: Message> MessageQueue<T> {
         self.len() == 0
     }
 
+    /// Messages a receive could take as of the queue's last change, read
+    /// without the lock: exact for the thread that made that change or saw
+    /// it through a lock, a hint (soon up to date) for the others.
+    #[inline]
+    pub(crate) fn ready_hint(&self) -> usize {
+        self.shared.ready.load(Ordering::Relaxed)
+    }
+
     /// Whether the queue holds `capacity` messages.
     pub fn is_full(&self) -> bool {
         self.lock().is_full()

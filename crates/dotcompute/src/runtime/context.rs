@@ -530,14 +530,30 @@ impl<In: Message, Out: Message> BlockingContext<In, Out> {
         &self.inner.core
     }
 
-    /// Whether a [`send`](Self::send) now would go to the host's output
-    /// queue and find room there, so it cannot wait (a relay run by a host
-    /// thread must never wait for that host).
+    /// The kernel's output port.
     #[cfg_attr(not(all(feature = "process", target_os = "linux")), allow(dead_code))]
-    pub(crate) fn output_has_room(&mut self) -> bool {
+    pub(crate) fn output_port(&self) -> &Arc<OutputPort<Out>> {
+        &self.inner.output
+    }
+
+    /// Sends to the host's side without ever waiting: `Ok(None)` when the
+    /// message went to a pending call or into the output queue, `Ok(Some)`
+    /// handing it back when it would have to wait (the queue is full, or
+    /// the kernel's output is linked to another kernel's input), `Err` a
+    /// refusal. (A relay run by a host thread must never wait: that host
+    /// may be the one who would make room.)
+    #[cfg_attr(not(all(feature = "process", target_os = "linux")), allow(dead_code))]
+    pub(crate) fn try_send_now(&mut self, msg: Out) -> Result<Option<Out>, SendError<Out>> {
         self.inner.refresh_route();
-        let q = &self.inner.output.queue;
-        self.inner.route.1.is_none() && q.len() < q.capacity()
+        if self.inner.route.1.is_some() {
+            return Ok(Some(msg));
+        }
+        self.inner.count_sent(1);
+        let result = self.inner.output.try_emit(msg);
+        if !matches!(result, Ok(None)) {
+            self.inner.uncount_sent(1);
+        }
+        result
     }
 
     /// Blocks until the next message; [`Error::Terminating`] on terminate.

@@ -81,6 +81,7 @@ impl<In: Message, Out: Message> KernelCell<In, Out> {
                 replies: Replies::new(),
                 route: Mutex::new(None),
                 route_version: AtomicU64::new(0),
+                linked: std::sync::atomic::AtomicBool::new(false),
             }),
             core,
             handler,

@@ -15,7 +15,7 @@
 //! - once the kernel has ended, the messages it produced are still
 //!   returned, then the reason it ended; pending calls wake with it.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -39,6 +39,9 @@ pub(crate) struct OutputPort<Out> {
     pub(crate) replies: Replies<Out>,
     pub(crate) route: Mutex<Option<Arc<InputPort<Out>>>>,
     pub route_version: AtomicU64,
+    /// Whether `route` names a kernel (one load, for the process tier's
+    /// relay, which leaves a linked kernel's replies to the kernel's thread).
+    pub(crate) linked: AtomicBool,
 }
 
 impl<Out: Message> OutputPort<Out> {
@@ -47,7 +50,9 @@ impl<Out: Message> OutputPort<Out> {
     }
 
     pub(crate) fn set_route(&self, target: Option<Arc<InputPort<Out>>>) {
-        *lock(&self.route) = target;
+        let mut route = lock(&self.route);
+        self.linked.store(target.is_some(), Ordering::Release);
+        *route = target;
         self.route_version.fetch_add(1, Ordering::Release);
     }
 
@@ -94,8 +99,8 @@ impl<Out: Message> OutputPort<Out> {
             // thread relay its reply (see `assist`).
             Transport::Queue(q) => {
                 if let Some(assist) = self.core.assist.get() {
-                    if q.is_empty() {
-                        assist.before_receive(deadline, &|| !q.is_empty());
+                    if q.ready_hint() == 0 {
+                        assist.before_receive(deadline, &|| q.ready_hint() > 0);
                     }
                 }
                 match q.recv_blocking_until(deadline) {
