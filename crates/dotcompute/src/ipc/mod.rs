@@ -17,7 +17,9 @@
 //!   side): typed channels using the wire [`codec`](crate::codec).
 //! - [`process_kernel`]: a [`KernelSpec`](crate::KernelSpec) for the
 //!   runtime, built from the public builder with a blocking handler that
-//!   spawns the process and pumps messages.
+//!   spawns the process and pumps messages; a plain host thread blocked on
+//!   the kernel (`send_blocking`, `receive_blocking`, `call_blocking`)
+//!   pumps its own instead of waking that handler's thread (`relay`).
 //!
 //! # Example: the two halves
 //!

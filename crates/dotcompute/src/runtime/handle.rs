@@ -171,8 +171,13 @@ impl<In: Message, Out: Message> KernelHandle<In, Out> {
 
     /// [`send`](Self::send) from a thread that is not running async code (it
     /// blocks that thread, and needs no async runtime). For a `Spin` kernel
-    /// this spins on the ring: the lowest-latency way to talk to it. Honours
-    /// the kernel's `send_timeout` in every mode.
+    /// this spins on the ring: the lowest-latency way to talk to it. For a
+    /// `Process` kernel the calling thread also writes the message to the
+    /// kernel process's ring itself when the kernel's relay is free, and
+    /// [`receive_blocking`](Self::receive_blocking) /
+    /// [`call_blocking`](Self::call_blocking) read the reply from it, so a
+    /// round trip skips the kernel's relay thread (counts and order as
+    /// through it). Honours the kernel's `send_timeout` in every mode.
     pub fn send_blocking(&self, msg: In) -> Result<(), SendError<In>> {
         self.input.send_blocking(msg, None, None)
     }
