@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Model-checks the SPSC ring protocol with loom (crates/dotcompute/src/ring/loom_tests.rs).
+# Model-checks with loom the SPSC ring protocol (crates/dotcompute/src/ring/loom_tests.rs)
+# and the process tier's nap handshake (crates/dotcompute/src/ipc/nap_gate.rs).
 # A separate target dir keeps the `--cfg loom` build from invalidating the normal one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target/loom}"
-RUSTFLAGS="--cfg loom" cargo test -p dotcompute --release --lib ring -j 2 "$@"
+RUSTFLAGS="--cfg loom" cargo test -p dotcompute --release --lib -j 2 "$@" -- ring ipc::nap_gate

@@ -74,6 +74,7 @@ mod error;
 mod host;
 mod kernel_side;
 mod mapping;
+mod nap_gate;
 mod process_kernel;
 mod relay;
 pub mod shm;

@@ -54,6 +54,7 @@ use crate::runtime::assist::HostAssist;
 use crate::runtime::context::BlockingContext;
 use crate::runtime::output::OutputPort;
 
+use super::nap_gate::NapGate;
 use super::process_kernel::{Pump, Runner, Stop};
 
 /// How long after a host call the kernel's thread keeps leaving the
@@ -96,11 +97,10 @@ pub(super) struct Relay<In, Out> {
     /// the end of the relay, or left while that thread napped long.
     nudged: Mutex<bool>,
     nudge: Condvar,
-    /// A host relaying in a receive is asleep on the rings (so it is not
-    /// about to leave: the kernel's thread may nap long).
-    host_sleeping: AtomicBool,
-    /// The kernel's thread naps long; a host that leaves nudges it.
-    napping: AtomicBool,
+    /// Whether a host relaying in a receive sleeps on the rings (so the
+    /// kernel's thread may nap long), and whether that thread does (so a
+    /// leaving host nudges it).
+    gate: NapGate,
     /// A host holds the mutex relaying in a receive (and may hold it long).
     receiving_host: AtomicBool,
     /// How long the kernel's thread naps while a host sleeps relaying.
@@ -142,8 +142,7 @@ where
             ended: AtomicBool::new(false),
             nudged: Mutex::new(false),
             nudge: Condvar::new(),
-            host_sleeping: AtomicBool::new(false),
-            napping: AtomicBool::new(false),
+            gate: NapGate::new(),
             receiving_host: AtomicBool::new(false),
             long_nap: policy.check_interval,
             output,
@@ -228,22 +227,17 @@ where
 
     /// The kernel's thread's wait between looks while hosts relay: [`POLL`],
     /// or `long_nap` while a host sleeps relaying in a receive (it moves
-    /// whatever comes until it leaves, and nudges this thread when it
-    /// does). `napping` is raised before `host_sleeping` is read, and a
-    /// host lowers `host_sleeping` before it reads `napping` on leaving
-    /// (all sequentially consistent), so one of the two sees the other: a
-    /// long nap never outlasts the host's call unnoticed.
+    /// whatever comes until it leaves, and nudges this thread when it does:
+    /// the [`NapGate`] makes sure a long nap never outlasts the host's call
+    /// unnoticed). The decision is taken under the nudge's mutex, which the
+    /// nudge takes too, so a nudge after it always ends the wait.
     fn nap(&self) {
         let mut nudged = self.nudged.lock();
         if !*nudged {
-            self.napping.store(true, Ordering::SeqCst);
-            let long = self.host_sleeping.load(Ordering::SeqCst);
-            if !long {
-                self.napping.store(false, Ordering::SeqCst);
-            }
+            let long = self.gate.kernel_naps_long();
             self.nudge
                 .wait_for(&mut nudged, if long { self.long_nap } else { POLL });
-            self.napping.store(false, Ordering::SeqCst);
+            self.gate.kernel_wakes();
         }
         *nudged = false;
     }
@@ -272,7 +266,7 @@ where
     fn leave(&self) {
         self.host_left.store(clock::now().max(1), Ordering::Relaxed);
         self.hosts.fetch_sub(1, Ordering::SeqCst);
-        if self.napping.load(Ordering::SeqCst) {
+        if self.gate.host_must_nudge() {
             self.nudge();
         }
     }
@@ -378,10 +372,10 @@ where
                         break;
                     }
                     let idle = held.pump.idle(&mut held.ctx, deadline, &|| {
-                        self.host_sleeping.store(true, Ordering::SeqCst);
+                        self.gate.host_sleeps();
                         true
                     });
-                    self.host_sleeping.store(false, Ordering::SeqCst);
+                    self.gate.host_wakes();
                     if let Err(stop) = idle {
                         self.hand_back(held, stop);
                         break;

@@ -15,7 +15,7 @@
 //! `loom_tests` model-check the protocol; run them with `scripts/loom.sh`.
 
 pub mod spsc;
-mod sync;
+pub(crate) mod sync;
 
 #[cfg(all(test, loom))]
 mod loom_tests;
