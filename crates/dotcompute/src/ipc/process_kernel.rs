@@ -327,12 +327,13 @@ impl Pump {
         lost
     }
 
-    /// One round of relaying, never waiting: requests from the input queue
-    /// to the request ring (published once per batch: one `tail` store and
-    /// at most one wake-up of the process, always before returning, so that
-    /// nothing counted as sent stays invisible to the process), then
-    /// replies from the reply ring to the output. Returns whether anything
-    /// moved.
+    /// One round of relaying: requests from the input queue to the request
+    /// ring (published once per batch: one `tail` store and at most one
+    /// wake-up of the process, always before returning, so that nothing
+    /// counted as sent stays invisible to the process), then replies from
+    /// the reply ring to the output. Only the kernel's thread may wait in
+    /// it, for room to forward a reply (see [`Runner`]). Returns whether
+    /// anything moved.
     pub(super) fn step<In, Out>(
         &mut self,
         ctx: &mut BlockingContext<In, Out>,
