@@ -44,12 +44,13 @@
 //! calls.
 //!
 //! Who relays: the steps above run under one mutex ([`relay`]), held by the
-//! kernel's thread or by a host thread blocked in `send_blocking` /
-//! `receive_blocking` on this kernel, which relays itself instead of waking
-//! the kernel's thread (host → process → host, as
+//! kernel's thread or by a host thread blocked in `send_blocking`,
+//! `receive_blocking` or `call_blocking` on this kernel, which relays
+//! itself instead of waking the kernel's thread (host → process → host, as
 //! [`ProcessChannel`](super::ProcessChannel), where the kernel's thread
-//! alone makes it host → pump → process → pump → host). Async hosts and
-//! `call` go through the kernel's thread as described above.
+//! alone makes it host → pump → process → pump → host). Async hosts (their
+//! sends, receives and calls) go through the kernel's thread as described
+//! above.
 //!
 //! Known limit: with the default `Block` output strategy, a pump whose
 //! output queue is full waits inside the runtime's `send` until the host
