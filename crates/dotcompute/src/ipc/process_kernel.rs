@@ -318,7 +318,7 @@ impl Pump {
     /// Requests handed to the process (or taken from the input queue for
     /// it) that will never be answered: counted as lost in telemetry.
     fn count_lost<In: Message, Out: Message>(&mut self, ctx: &BlockingContext<In, Out>) -> u64 {
-        let lost = self.sent.saturating_sub(self.received) + u64::from(self.pending);
+        let lost = self.unanswered();
         if lost > 0 {
             ctx.count_lost(lost);
             tracing::warn!(kernel = %ctx.kernel_id(), lost, "requests lost with the kernel process");
@@ -442,6 +442,12 @@ impl Pump {
         })
     }
 
+    /// Requests taken for the process and not answered yet: handed to it
+    /// and not replied to, plus the one held for a full ring.
+    fn unanswered(&self) -> u64 {
+        self.sent.saturating_sub(self.received) + u64::from(self.pending)
+    }
+
     /// How the ring end waits.
     pub(super) fn policy(&self) -> WaitPolicy {
         *self.end.policy()
@@ -450,7 +456,7 @@ impl Pump {
     /// Polls the reply ring up to `rounds` times while a reply is due (no
     /// queue, no lock: one shared word per look); true once one is there.
     pub(super) fn reply_arrived(&self, rounds: u32) -> bool {
-        if !(self.pending || self.sent > self.received) {
+        if self.unanswered() == 0 {
             return false;
         }
         for _ in 0..rounds {
@@ -484,7 +490,7 @@ impl Pump {
         }
         let policy: WaitPolicy = *self.end.policy();
         let idle = Duration::from_nanos(clock::ns_between(self.last_progress, clock::now()));
-        let awaiting_reply = self.pending || self.sent > self.received;
+        let awaiting_reply = self.unanswered() > 0;
         let slice = |limit: Duration| match deadline {
             Some(d) => limit.min(d.saturating_duration_since(Instant::now())),
             None => limit,
@@ -598,7 +604,7 @@ impl Pump {
         if exit.clean {
             // Requests the terminate chose not to complete (no drain) go
             // with the kernel, like its queued input: counted as discarded.
-            let unanswered = self.sent.saturating_sub(self.received) + u64::from(self.pending);
+            let unanswered = self.unanswered();
             ctx.count_discarded(unanswered);
             Ok(())
         } else {

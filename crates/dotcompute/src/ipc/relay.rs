@@ -59,9 +59,9 @@ use super::process_kernel::{Pump, Runner, Stop};
 
 /// How long after a host call the kernel's thread keeps leaving the
 /// relaying to hosts.
-pub(super) const LINGER: Duration = Duration::from_millis(2);
+const LINGER: Duration = Duration::from_millis(2);
 /// How often the kernel's thread looks at the rings while hosts relay.
-pub(super) const POLL: Duration = Duration::from_micros(500);
+const POLL: Duration = Duration::from_micros(500);
 /// Looks at the reply ring between a host's full relay rounds.
 const HOST_POLLS: u32 = 64;
 /// Longest single wait of a receive for the mutex before it looks again at

@@ -98,8 +98,8 @@ impl<Out: Message> OutputPort<Out> {
             // executor, no allocation. A relaying kernel may first let this
             // thread relay its reply (see `assist`).
             Transport::Queue(q) => {
-                if let Some(assist) = self.core.assist.get() {
-                    if q.ready_hint() == 0 {
+                if q.ready_hint() == 0 {
+                    if let Some(assist) = self.core.assist.get() {
                         assist.before_receive(deadline, &|| q.ready_hint() > 0);
                     }
                 }

@@ -219,18 +219,17 @@ impl<T: Message> RingChannel<T> {
     /// Counts a receiver about to wait for a message (after it registered
     /// its listener, before its last look).
     fn count_data_waiter(&self) -> Counted<'_, T> {
-        let counted = Counted { chan: self, data: true };
-        counted.tally(1);
-        counted
+        self.count_waiter(true)
     }
 
     /// Counts a sender about to wait for room (after it registered its
     /// listener, before its last look).
     fn count_room_waiter(&self) -> Counted<'_, T> {
-        let counted = Counted {
-            chan: self,
-            data: false,
-        };
+        self.count_waiter(false)
+    }
+
+    fn count_waiter(&self, data: bool) -> Counted<'_, T> {
+        let counted = Counted { chan: self, data };
         counted.tally(1);
         counted
     }
