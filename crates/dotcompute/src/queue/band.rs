@@ -14,20 +14,19 @@
 //!
 //! Keeping the stamps out of the message FIFO means a message moves in and
 //! out of the band as itself (no wrapper to build or take apart), and a run
-//! of messages moves as a run: when latencies are sampled one message in N,
-//! the unsampled ones cost no stamp bookkeeping at all.
+//! of messages moves as a run (a block copy, see [`Fifo`]): when latencies
+//! are sampled one message in N, the unsampled ones cost no stamp
+//! bookkeeping at all.
 
 use std::collections::VecDeque;
 
 use super::clock::Stamp;
-
-/// Runs at least this long leave a band as blocks (see [`Band::take`]).
-const BULK_TAKE: usize = 16;
+use super::fifo::Fifo;
 
 /// A FIFO of messages with the stamps of the sampled ones. See the
 /// [module documentation](self).
 pub(crate) struct Band<T> {
-    msgs: VecDeque<T>,
+    msgs: Fifo<T>,
     /// `(position, stamp)` of the stamped messages queued, oldest first.
     stamps: VecDeque<(u64, Stamp)>,
     /// The position of the front message (messages ever taken out).
@@ -40,7 +39,7 @@ pub(crate) struct Band<T> {
 impl<T> Band<T> {
     pub(crate) fn with_capacity(room: usize) -> Self {
         Band {
-            msgs: VecDeque::with_capacity(room),
+            msgs: Fifo::with_capacity(room),
             stamps: VecDeque::new(),
             head: 0,
             next_stamped: u64::MAX,
@@ -88,32 +87,17 @@ impl<T> Band<T> {
         at
     }
 
-    /// Appends a run of messages in order. `stamped` gives the offsets
-    /// within the run (increasing, each below the run's length) of the
-    /// messages measured, which all get stamp `at` (non-zero).
+    /// Moves the front `n` messages of `run` (`n <= run.len()`) to the end
+    /// of the band, in order (a block copy). `stamped` gives the offsets
+    /// within those `n` (increasing) of the messages measured, which all get
+    /// stamp `at` (non-zero).
     #[inline]
-    pub(crate) fn extend(
-        &mut self,
-        run: impl ExactSizeIterator<Item = T>,
-        stamped: impl Iterator<Item = u64>,
-        at: Stamp,
-    ) {
-        let (tail, n) = (self.tail(), run.len() as u64);
+    pub(crate) fn append(&mut self, run: &mut Fifo<T>, n: usize, stamped: impl Iterator<Item = u64>, at: Stamp) {
+        let tail = self.tail();
         stamped
-            .take_while(|&i| i < n)
+            .take_while(|&i| i < n as u64)
             .for_each(|i| self.note_stamp(tail + i, at));
-        self.msgs.extend(run);
-    }
-
-    /// Moves every message of `run` to the end of the band, in order (one
-    /// copy of the whole run); stamps as [`extend`](Self::extend).
-    #[inline]
-    pub(crate) fn append(&mut self, run: &mut VecDeque<T>, stamped: impl Iterator<Item = u64>, at: Stamp) {
-        let (tail, n) = (self.tail(), run.len() as u64);
-        stamped
-            .take_while(|&i| i < n)
-            .for_each(|i| self.note_stamp(tail + i, at));
-        self.msgs.append(run);
+        run.move_front_to(n, &mut self.msgs);
     }
 
     /// Takes the front message; hands its stamp to `stamped` if it has one.
@@ -135,32 +119,7 @@ impl<T> Band<T> {
         while self.next_stamped < end {
             stamp(self.take_stamp());
         }
-        if k == self.msgs.len() {
-            // The whole band: one copy of the run, and the band keeps its
-            // buffer (a deque and a vector convert into each other without
-            // copying when the deque starts at the buffer's start, as it
-            // does after this).
-            let mut all = Vec::from(std::mem::take(&mut self.msgs));
-            out.append(&mut all);
-            self.msgs = VecDeque::from(all);
-        } else if k >= BULK_TAKE {
-            // The front k to the back (the deque copies them once, into its
-            // free room), then split off as a deque of their own (a second
-            // copy, into a fresh buffer) that becomes a vector in place and
-            // is appended (a third): three block copies instead of a move
-            // per message in and out of an `Option`.
-            self.msgs.rotate_left(k);
-            let at = self.msgs.len() - k;
-            out.append(&mut Vec::from(self.msgs.split_off(at)));
-        } else {
-            out.reserve(k);
-            for _ in 0..k {
-                match self.msgs.pop_front() {
-                    Some(m) => out.push(m),
-                    None => break,
-                }
-            }
-        }
+        self.msgs.take_into(k, out);
         self.head = end;
     }
 
@@ -169,7 +128,7 @@ impl<T> Band<T> {
         self.head += self.msgs.len() as u64;
         self.stamps.clear();
         self.next_stamped = u64::MAX;
-        out.extend(self.msgs.drain(..));
+        self.msgs.take_into(self.msgs.len(), out);
     }
 }
 
@@ -182,6 +141,7 @@ mod tests {
     #[derive(Debug, Clone)]
     enum Op {
         Push(u32, Stamp),
+        /// A batch's front run (the batch holds one more message).
         Extend(u8, Vec<u64>, Stamp),
         Append(u8, Vec<u64>, Stamp),
         Pop,
@@ -234,12 +194,20 @@ mod tests {
                             let stamped = at.contains(&(i as u64));
                             model.push_back((*m, if stamped { s } else { 0 }));
                         }
+                        let n = run.len();
                         if appending {
-                            let mut run = VecDeque::from(run);
-                            band.append(&mut run, at.into_iter(), s);
+                            // The whole of a batch.
+                            let mut run = Fifo::from_vec(run);
+                            band.append(&mut run, n, at.into_iter(), s);
                             proptest::prop_assert!(run.is_empty());
                         } else {
-                            band.extend(run.into_iter(), at.into_iter(), s);
+                            // The front of a batch: the rest stays in it.
+                            let mut run = Fifo::from_vec(run);
+                            run.push_back(u32::MAX);
+                            run.push_front(u32::MAX - 1);
+                            run.pop_front();
+                            band.append(&mut run, n, at.into_iter(), s);
+                            proptest::prop_assert_eq!(run.into_vec(), vec![u32::MAX]);
                         }
                     }
                     Op::Pop => {

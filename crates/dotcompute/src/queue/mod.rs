@@ -109,13 +109,14 @@ mod band;
 pub(crate) mod clock;
 mod config;
 mod error;
+mod fifo;
 pub(crate) mod sampler;
 pub(crate) mod state;
 mod stats;
 pub(crate) mod timer;
 mod wait;
 
-use std::collections::VecDeque;
+use fifo::Fifo;
 use std::fmt;
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
@@ -633,9 +634,9 @@ impl<T: Message> MessageQueue<T> {
         deadline: Option<Instant>,
         stop: Option<&tokio_util::sync::CancellationToken>,
     ) -> Result<(), (Refusal, Vec<T>)> {
-        let mut pending: VecDeque<T> = msgs.into();
+        let mut pending = Fifo::from_vec(msgs);
         if let Some(why) = self.push_run(&mut pending, None) {
-            return Err((why, pending.into()));
+            return Err((why, pending.into_vec()));
         }
         if pending.is_empty() {
             return Ok(());
@@ -689,7 +690,7 @@ impl<T: Message> MessageQueue<T> {
         })
         .await;
         drop(reg);
-        result.map_err(|why| (why, pending.into()))
+        result.map_err(|why| (why, pending.into_vec()))
     }
 
     /// Queues from the front of `pending` as many messages as fit, under one
@@ -699,7 +700,7 @@ impl<T: Message> MessageQueue<T> {
     /// registered under the same lock.
     fn push_run(
         &self,
-        pending: &mut VecDeque<T>,
+        pending: &mut Fifo<T>,
         waiter: Option<(&mut Registration<'_, T>, &std::task::Waker)>,
     ) -> Option<Refusal> {
         let mut dropped = Vec::new();

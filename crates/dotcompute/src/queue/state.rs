@@ -13,6 +13,7 @@ use crate::runtime::telemetry::histogram::AtomicHistogram;
 
 use super::band::Band;
 use super::clock::{self, Stamp};
+use super::fifo::Fifo;
 use super::sampler::{self, Sampler};
 use super::{Backpressure, QueueStats, RecvError};
 use crate::{Message, PriorityBand};
@@ -315,7 +316,7 @@ impl<T> State<T> {
     /// them then, or those past the room) go through [`push`](Self::push),
     /// which applies the backpressure strategy and counts what it refuses.
     /// Counts as `push` does for each queued message.
-    pub(crate) fn push_fitting(&mut self, pending: &mut VecDeque<T>) -> usize
+    pub(crate) fn push_fitting(&mut self, pending: &mut Fifo<T>) -> usize
     where
         T: Message,
     {
@@ -334,8 +335,8 @@ impl<T> State<T> {
                 break;
             }
             let band = first.band();
-            // The deque came from the sender's vector, so its front slice
-            // usually holds the whole run: scanned as a slice.
+            // The ring is the sender's vector, so its front slice usually
+            // holds the whole run: scanned as a slice.
             let (head, tail) = pending.as_slices();
             let differs = |m: &T| m.band() != band;
             let run = match head[..left.min(head.len())].iter().position(differs) {
@@ -353,11 +354,7 @@ impl<T> State<T> {
             if measured > 0 && now == 0 {
                 now = sampler::now();
             }
-            if run == pending.len() {
-                self.bands[band.index()].append(pending, picks, now);
-            } else {
-                self.bands[band.index()].extend(pending.drain(..run), picks, now);
-            }
+            self.bands[band.index()].append(pending, run, picks, now);
             left -= run;
         }
         self.len += n;
@@ -556,7 +553,7 @@ mod tests {
             let msg = |n: usize, p: u8| M { n: n as u64, header: crate::MessageHeader::with_priority(p) };
             // A deque whose contents start `skip` slots into its buffer, so
             // they wrap around its end when `skip + len` passes its room.
-            let mut pending = VecDeque::with_capacity(32);
+            let mut pending = Fifo::with_capacity(32);
             for _ in 0..skip {
                 pending.push_back(msg(usize::MAX, 0));
             }
@@ -566,7 +563,7 @@ mod tests {
             for (i, &p) in priorities.iter().enumerate() {
                 pending.push_back(msg(i, p));
             }
-            proptest::prop_assert!(pending.capacity() >= 32);
+            proptest::prop_assert!(pending.len() == priorities.len());
             let mut runs: State<M> = State::new(capacity, Backpressure::Reject, Default::default(), 2);
             let mut single: State<M> = State::new(capacity, Backpressure::Reject, Default::default(), 2);
             let moved = runs.push_fitting(&mut pending);
