@@ -248,7 +248,7 @@ impl<const CALL: bool> AsyncPeer for DcAsync<CALL> {
     }
 
     async fn tell_batch(&mut self, first: u64, n: usize) -> R<()> {
-        let batch: Vec<DcPing> = (first..first + n as u64).map(DcPing::new).collect();
+        let batch = DcPing::batch(first, n);
         self.h.send_batch(batch).await.map_err(err)
     }
 
@@ -327,7 +327,7 @@ impl<const MODE: u8> SyncPeer for DcBlocking<MODE> {
     }
 
     fn tell_batch(&mut self, first: u64, n: usize) -> R<()> {
-        let batch: Vec<DcPing> = (first..first + n as u64).map(DcPing::new).collect();
+        let batch = DcPing::batch(first, n);
         self.h.send_batch_blocking(batch).map_err(err)
     }
 

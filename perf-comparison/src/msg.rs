@@ -31,6 +31,19 @@ impl DcPing {
         }
     }
 
+    /// `n` requests from `first` on, built together: their headers share
+    /// one creation time ([`MessageHeader::sibling`]), as a batch's would.
+    pub fn batch(first: u64, n: usize) -> Vec<DcPing> {
+        let header = MessageHeader::new();
+        (first..first + n as u64)
+            .map(|seq| DcPing {
+                seq,
+                payload: payload(seq),
+                header: header.sibling(),
+            })
+            .collect()
+    }
+
     /// The echo kernel's answer: a new message correlated to this one.
     pub fn answer(&self) -> DcPing {
         self.reply(DcPing {

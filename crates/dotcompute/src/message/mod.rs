@@ -132,6 +132,34 @@ impl MessageHeader {
         }
     }
 
+    /// A fresh header for a message made together with this one: a new id,
+    /// this header's priority and creation time, no correlation.
+    ///
+    /// Messages built in one go (a batch for
+    /// [`send_batch`](crate::KernelHandle::send_batch)) need one clock read
+    /// between them instead of one each: the creation time is read from a
+    /// coarse clock whose resolution (1–4 ms) is far longer than building a
+    /// batch takes, so the shared time is what each would have read.
+    ///
+    /// ```
+    /// use dotcompute::MessageHeader;
+    ///
+    /// let first = MessageHeader::with_priority(200);
+    /// let next = first.sibling();
+    /// assert_ne!(next.message_id, first.message_id);
+    /// assert_eq!((next.priority, next.created_at_ns), (200, first.created_at_ns));
+    /// assert_eq!(next.correlation_id, None);
+    /// ```
+    #[inline]
+    pub fn sibling(&self) -> Self {
+        MessageHeader {
+            message_id: identity::next_id(),
+            priority: self.priority,
+            correlation_id: None,
+            created_at_ns: self.created_at_ns,
+        }
+    }
+
     /// A fresh header that answers `request` (its correlation id is the
     /// request's message id).
     pub fn reply_to(request: &MessageHeader) -> Self {
