@@ -123,6 +123,19 @@ impl Ping {
             header: MessageHeader::new(),
         }
     }
+
+    /// Messages for the sequence numbers `seqs`, built together: their
+    /// headers share one creation time ([`MessageHeader::sibling`]), one
+    /// clock read for the batch.
+    pub fn batch(seqs: impl Iterator<Item = u64>) -> Vec<Ping> {
+        let header = MessageHeader::new();
+        seqs.map(|seq| Ping {
+            seq,
+            payload: [seq as u8; PAYLOAD_BYTES],
+            header: header.sibling(),
+        })
+        .collect()
+    }
 }
 
 /// What `--json` writes, for every benchmark.

@@ -407,9 +407,7 @@ fn progress_every(bar: &ProgressBar, done: u64, step: u64) {
 
 /// Messages `from..to` of a stream of `n`; the last one carries [`FLUSH`].
 fn make_batch(from: u64, to: u64, n: u64) -> Vec<Ping> {
-    (from..to)
-        .map(|s| Ping::new(if s + 1 == n { s | FLUSH } else { s }))
-        .collect()
+    Ping::batch((from..to).map(|s| if s + 1 == n { s | FLUSH } else { s }))
 }
 
 /// Sends `n` messages to a sink (one by one, or in batches), then waits for
@@ -442,7 +440,7 @@ async fn send_stream(host: &Host, n: u64, batch: usize, bar: &ProgressBar, flush
             let msgs = if flush {
                 make_batch(i, end, n)
             } else {
-                (i..end).map(Ping::new).collect()
+                Ping::batch(i..end)
             };
             host.send_batch(msgs).await?;
             if flush {

@@ -89,8 +89,8 @@ impl<T> Fifo<T> {
         self.buf.len()
     }
 
-    /// The slot of the `i`-th element (`i <= len`, so at most `cap`: the
-    /// slot just past the last element when `i == len < cap`).
+    /// The slot of the `i`-th element, below `cap` (for `i <= len` and a
+    /// ring with room: `i == len` gives the first free slot).
     #[inline]
     fn slot(&self, i: usize) -> usize {
         let p = self.head + i;
@@ -129,13 +129,21 @@ impl<T> Fifo<T> {
     }
 
     /// Makes room for `extra` more elements without another allocation.
-    /// (The queue's capacity bounds its bands far below `usize::MAX`; a
-    /// saturated size fails the allocation as a vector's would.)
+    #[inline]
     pub(crate) fn reserve(&mut self, extra: usize) {
-        let need = self.len.saturating_add(extra);
-        if need <= self.cap() {
-            return;
+        if extra > self.cap() - self.len {
+            self.grow(extra);
         }
+    }
+
+    /// Moves the elements to a buffer with room for `extra` more (at
+    /// least twice the old one). (The queue's capacity bounds its bands
+    /// far below `usize::MAX`; a saturated size fails the allocation as a
+    /// vector's would.)
+    #[cold]
+    #[inline(never)]
+    fn grow(&mut self, extra: usize) {
+        let need = self.len.saturating_add(extra);
         let room = need.max(self.cap().saturating_mul(2)).max(MIN_GROW);
         let mut grown = Fifo::with_capacity(room);
         self.move_front_to(self.len, &mut grown);
@@ -143,11 +151,13 @@ impl<T> Fifo<T> {
     }
 
     /// Appends `value`.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn push_back(&mut self, value: T) {
         self.reserve(1);
         let tail = self.slot(self.len);
-        self.buf[tail].write(value);
+        // SAFETY: `tail < cap`: the ring has a free slot (reserved), and
+        // the slot after the last element is `(head + len) mod cap`.
+        unsafe { self.buf.get_unchecked_mut(tail) }.write(value);
         self.len += 1;
     }
 
@@ -160,7 +170,7 @@ impl<T> Fifo<T> {
     }
 
     /// Removes and returns the first element.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn pop_front(&mut self) -> Option<T> {
         if self.len == 0 {
             return None;
@@ -168,10 +178,10 @@ impl<T> Fifo<T> {
         let at = self.head;
         self.head = self.slot(1);
         self.len -= 1;
-        // SAFETY: slot `at` was the head of a non-empty ring, so it held an
-        // initialized element; `head` and `len` have just moved past it, so
-        // nothing else reads or drops it: its value is moved out once.
-        Some(unsafe { self.buf[at].assume_init_read() })
+        // SAFETY: slot `at` (`head < cap`, the ring being non-empty) held
+        // the first element, initialized; `head` and `len` have just moved
+        // past it, so nothing else reads or drops it: it is moved out once.
+        Some(unsafe { self.buf.get_unchecked(at).assume_init_read() })
     }
 
     /// Appends every value of `values`, in order.
