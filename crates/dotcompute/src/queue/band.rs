@@ -3,9 +3,17 @@
 //!
 //! # Invariant
 //!
+//! The messages are `msgs` followed by the rings of `later`, oldest first.
+//! `later` is empty unless a whole batch was queued behind other messages:
+//! a batch queued whole keeps the sender's own buffer as a ring of its own
+//! instead of being copied. Every ring of `later` holds at least one
+//! message, and `msgs` holds at least one while `later` is not empty, so
+//! the front message is always the front of `msgs`; `later_len` counts the
+//! messages of `later`.
+//!
 //! Every message that enters the band gets a position, counting from 0 in
 //! the order they entered; the front message's position is `head`, so the
-//! message at index `i` of `msgs` has position `head + i`. `stamps` holds
+//! message at index `i` of the band has position `head + i`. `stamps` holds
 //! `(position, stamp)` for exactly the queued messages that were stamped,
 //! in increasing position, each stamp non-zero, and `next_stamped` is the
 //! first of those positions (`u64::MAX` when there is none). So taking the
@@ -23,10 +31,18 @@ use std::collections::VecDeque;
 use super::clock::Stamp;
 use super::fifo::Fifo;
 
+/// Whole runs at least this long are queued in the sender's own buffer
+/// (shorter ones are copied: a ring per handful of messages would cost
+/// more than the copy).
+const ADOPT_MIN: usize = 16;
+
 /// A FIFO of messages with the stamps of the sampled ones. See the
 /// [module documentation](self).
 pub(crate) struct Band<T> {
     msgs: Fifo<T>,
+    /// Rings queued behind `msgs` (see the module invariant).
+    later: VecDeque<Fifo<T>>,
+    later_len: usize,
     /// `(position, stamp)` of the stamped messages queued, oldest first.
     stamps: VecDeque<(u64, Stamp)>,
     /// The position of the front message (messages ever taken out).
@@ -40,6 +56,8 @@ impl<T> Band<T> {
     pub(crate) fn with_capacity(room: usize) -> Self {
         Band {
             msgs: Fifo::with_capacity(room),
+            later: VecDeque::new(),
+            later_len: 0,
             stamps: VecDeque::new(),
             head: 0,
             next_stamped: u64::MAX,
@@ -48,7 +66,7 @@ impl<T> Band<T> {
 
     #[inline]
     pub(crate) fn len(&self) -> usize {
-        self.msgs.len()
+        self.msgs.len() + self.later_len
     }
 
     #[inline]
@@ -59,7 +77,13 @@ impl<T> Band<T> {
     /// The position the next message pushed will have.
     #[inline]
     fn tail(&self) -> u64 {
-        self.head + self.msgs.len() as u64
+        self.head + self.len() as u64
+    }
+
+    /// The ring new messages go to: the last one.
+    #[inline]
+    fn back(&mut self) -> &mut Fifo<T> {
+        self.later.back_mut().unwrap_or(&mut self.msgs)
     }
 
     /// Appends `msg` with its stamp (0: not measured).
@@ -68,7 +92,24 @@ impl<T> Band<T> {
         if at != 0 {
             self.note_stamp(self.tail(), at);
         }
-        self.msgs.push_back(msg);
+        if self.later.is_empty() {
+            self.msgs.push_back(msg);
+        } else {
+            self.later_len += 1;
+            self.back().push_back(msg);
+        }
+    }
+
+    /// After the front ring ran out: the next ring becomes the front (the
+    /// empty one's buffer is freed).
+    #[inline]
+    fn promote(&mut self) {
+        if self.msgs.is_empty() {
+            if let Some(next) = self.later.pop_front() {
+                self.later_len -= next.len();
+                self.msgs = next;
+            }
+        }
     }
 
     #[inline]
@@ -88,7 +129,9 @@ impl<T> Band<T> {
     }
 
     /// Moves the front `n` messages of `run` (`n <= run.len()`) to the end
-    /// of the band, in order (a block copy). `stamped` gives the offsets
+    /// of the band, in order: `run`'s buffer itself when that is all of it
+    /// (at least [`ADOPT_MIN`] messages, in a buffer at most half empty),
+    /// else a block copy. `stamped` gives the offsets
     /// within those `n` (increasing) of the messages measured, which all get
     /// stamp `at` (non-zero).
     #[inline]
@@ -97,13 +140,26 @@ impl<T> Band<T> {
         stamped
             .take_while(|&i| i < n as u64)
             .for_each(|i| self.note_stamp(tail + i, at));
-        run.move_front_to(n, &mut self.msgs);
+        let whole = n == run.len() && n >= ADOPT_MIN && run.spare() <= n;
+        if whole && self.msgs.is_empty() {
+            // An empty band takes the sender's buffer as its ring.
+            std::mem::swap(&mut self.msgs, run);
+        } else if whole {
+            self.later_len += n;
+            self.later.push_back(std::mem::replace(run, Fifo::with_capacity(0)));
+        } else if n > 0 {
+            if !self.later.is_empty() {
+                self.later_len += n;
+            }
+            run.move_front_to(n, self.back());
+        }
     }
 
     /// Takes the front message; hands its stamp to `stamped` if it has one.
     #[inline(always)]
     pub(crate) fn pop_then(&mut self, stamped: impl FnOnce(Stamp)) -> Option<T> {
         let msg = self.msgs.pop_front()?;
+        self.promote();
         if self.next_stamped == self.head {
             stamped(self.take_stamp());
         }
@@ -119,16 +175,33 @@ impl<T> Band<T> {
         while self.next_stamped < end {
             stamp(self.take_stamp());
         }
-        self.msgs.take_into(k, out);
+        let mut left = k;
+        while left > 0 {
+            let m = left.min(self.msgs.len());
+            self.msgs.take_into(m, out);
+            self.promote();
+            left -= m;
+            if m == 0 {
+                break;
+            }
+        }
         self.head = end;
     }
 
     /// Removes everything, in order, into `out` (stamps discarded).
     pub(crate) fn clear_into(&mut self, out: &mut Vec<T>) {
-        self.head += self.msgs.len() as u64;
+        self.head += self.len() as u64;
         self.stamps.clear();
         self.next_stamped = u64::MAX;
-        self.msgs.take_into(self.msgs.len(), out);
+        out.reserve(self.len());
+        loop {
+            self.msgs.take_into(self.msgs.len(), out);
+            match self.later.pop_front() {
+                Some(next) => self.msgs = next,
+                None => break,
+            }
+        }
+        self.later_len = 0;
     }
 }
 
@@ -233,6 +306,11 @@ mod tests {
                     }
                 }
                 proptest::prop_assert_eq!(band.len(), model.len());
+                // The rings: none empty behind the front, the front not
+                // empty while others wait, and their lengths counted.
+                proptest::prop_assert!(band.later.iter().all(|r| !r.is_empty()));
+                proptest::prop_assert!(band.later.is_empty() || !band.msgs.is_empty());
+                proptest::prop_assert_eq!(band.later_len, band.later.iter().map(Fifo::len).sum::<usize>());
                 proptest::prop_assert_eq!(band.is_empty(), model.is_empty());
                 proptest::prop_assert_eq!(band.stamps.len(), model.iter().filter(|m| m.1 != 0).count());
                 let next = model.iter().position(|m| m.1 != 0).map_or(u64::MAX, |i| band.head + i as u64);

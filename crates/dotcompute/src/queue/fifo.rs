@@ -89,6 +89,12 @@ impl<T> Fifo<T> {
         self.buf.len()
     }
 
+    /// Free slots.
+    #[inline]
+    pub(crate) fn spare(&self) -> usize {
+        self.cap() - self.len
+    }
+
     /// The slot of the `i`-th element, below `cap` (for `i <= len` and a
     /// ring with room: `i == len` gives the first free slot).
     #[inline]
