@@ -19,7 +19,7 @@
 //! look), so every value is dropped exactly once: by whoever received its
 //! bits, or by the `Fifo`'s own drop.
 //!
-//! Every `unsafe` block of the queue that is not about locks lives here.
+//! The queue's only `unsafe` code is in this module.
 
 use std::mem::{ManuallyDrop, MaybeUninit};
 use std::ptr;

@@ -551,7 +551,7 @@ mod tests {
             priorities in proptest::collection::vec(proptest::sample::select(vec![0u8, 100, 200, 250]), 0..24),
         ) {
             let msg = |n: usize, p: u8| M { n: n as u64, header: crate::MessageHeader::with_priority(p) };
-            // A deque whose contents start `skip` slots into its buffer, so
+            // A ring whose contents start `skip` slots into its buffer, so
             // they wrap around its end when `skip + len` passes its room.
             let mut pending = Fifo::with_capacity(32);
             for _ in 0..skip {
@@ -563,7 +563,8 @@ mod tests {
             for (i, &p) in priorities.iter().enumerate() {
                 pending.push_back(msg(i, p));
             }
-            proptest::prop_assert!(pending.len() == priorities.len());
+            // The contents wrap past the ring's end when they pass its room.
+            proptest::prop_assert_eq!(pending.as_slices().1.len(), (skip + priorities.len()).saturating_sub(32));
             let mut runs: State<M> = State::new(capacity, Backpressure::Reject, Default::default(), 2);
             let mut single: State<M> = State::new(capacity, Backpressure::Reject, Default::default(), 2);
             let moved = runs.push_fitting(&mut pending);
