@@ -1152,14 +1152,25 @@ mod batch_tests {
         /// backpressure strategy message by message: the queue must end up
         /// exactly as after the same messages sent one at a time (stopping
         /// at the first refusal), and batch receives must match too, down to
-        /// which messages' waits are sampled.
+        /// which messages' waits are sampled. Long batches of one band (half
+        /// the steps: mostly priority 100) take the path where a whole batch
+        /// is queued in its own buffer, behind other messages or into an
+        /// empty band.
         #[test]
         fn a_batch_send_equals_sends_one_at_a_time(
-            capacity in 1usize..9,
+            capacity in proptest::prop_oneof![1usize..9, 9usize..80],
             backpressure in proptest::sample::select(Backpressure::ALL.to_vec()),
             sample_every in 0u32..5,
             steps in proptest::collection::vec(
-                (proptest::collection::vec(0u8..=255, 0..7), 0usize..6), 1..12),
+                (
+                    proptest::prop_oneof![
+                        proptest::collection::vec(0u8..=255, 0..7),
+                        proptest::collection::vec(proptest::prop_oneof![15 => proptest::strategy::Just(100u8), 1 => 0u8..=255], 0..40),
+                    ],
+                    0usize..50,
+                ),
+                1..12,
+            ),
         ) {
             let config = QueueConfig::new(capacity).with_backpressure(backpressure).with_wait_sample_every(sample_every);
             let batched = MessageQueue::<M>::new(config.clone()).unwrap();
