@@ -116,6 +116,45 @@ fn pop_iter_partially_consumed_leaves_rest_in_ring() {
 }
 
 #[test]
+fn batch_moves_drop_each_item_once_even_when_interrupted() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let (mut tx, mut rx) = SpscRing::new(4).unwrap();
+    // An iterator that panics after two items: those two are in the ring.
+    let source = (0..6).map(|i| {
+        assert!(i < 2, "source fails at item {i}");
+        counted(i, &drops)
+    });
+    let pushed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| tx.push_iter(source)));
+    assert!(pushed.is_err());
+    assert_eq!(rx.len(), 2, "the items written before the panic are published");
+    assert_eq!(
+        tx.push_iter((2..8).map(|i| counted(i, &drops))),
+        2,
+        "two slots were left"
+    );
+    // A receiver that panics on the second item: the first two are gone
+    // (dropped by the receiver), the rest stay, and the ring has room again.
+    let mut seen = Vec::new();
+    let taken = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        rx.pop_each(4, |item| {
+            seen.push(item.id);
+            assert!(seen.len() < 2, "receiver fails at item {}", item.id);
+        })
+    }));
+    assert!(taken.is_err());
+    assert_eq!(seen, [0, 1]);
+    // (The second source's other items were never pulled, so never made.)
+    assert_eq!(drops.load(Ordering::SeqCst), 2);
+    assert_eq!(rx.len(), 2);
+    assert_eq!(tx.push_iter(std::iter::once(counted(9, &drops))), 1);
+    let mut rest = Vec::new();
+    assert_eq!(rx.pop_each(8, |item| rest.push(item.id)), 3);
+    assert_eq!(rest, [2, 3, 9]);
+    drop((tx, rx));
+    assert_eq!(drops.load(Ordering::SeqCst), 5);
+}
+
+#[test]
 fn abandonment_is_reported_to_each_side() {
     let (tx, rx) = SpscRing::<u8>::new(2).unwrap();
     assert!(!tx.is_abandoned() && !rx.is_abandoned());

@@ -120,6 +120,29 @@ fn pop_iter_sees_only_published_items() {
 }
 
 #[test]
+fn batches_of_any_type_publish_once_and_arrive_once_in_order() {
+    loom::model(|| {
+        let (mut tx, mut rx) = SpscRing::<Box<u32>>::new(2).unwrap();
+        let producer = thread::spawn(move || {
+            let mut items = (0..3).map(Box::new).peekable();
+            while items.peek().is_some() {
+                if tx.push_iter(items.by_ref()) == 0 {
+                    thread::yield_now();
+                }
+            }
+        });
+        let mut got = Vec::new();
+        while got.len() < 3 {
+            if rx.pop_each(2, |v| got.push(*v)) == 0 {
+                thread::yield_now();
+            }
+        }
+        assert_eq!(got, [0, 1, 2]);
+        producer.join().unwrap();
+    });
+}
+
+#[test]
 fn full_edge_refuses_and_hands_value_back() {
     loom::model(|| {
         let (mut tx, mut rx) = SpscRing::<u32>::new(2).unwrap();

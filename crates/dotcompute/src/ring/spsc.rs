@@ -71,6 +71,15 @@
 //!    ring means no item will ever arrive again.
 //! 7. When both halves are gone, the items still in `head .. tail` are dropped
 //!    exactly once.
+//! 8. A batch publishes once: [`Producer::push_iter`] writes its items, then
+//!    stores `tail` once; [`Consumer::pop_each`] moves its items out, then
+//!    stores `head` once. In between, the private index runs ahead of the
+//!    shared one, which only delays the other side (it sees fewer items or
+//!    less room: the safe direction of 5), never hands it a slot early; the
+//!    store happens before the call returns, also when it unwinds. One store
+//!    per batch instead of one per item keeps the index's cache line from
+//!    moving between the two cores on every item while the other side polls
+//!    it.
 
 use std::fmt;
 use std::mem::{self, MaybeUninit};
@@ -664,6 +673,59 @@ impl<T> Producer<T> {
         n
     }
 
+    /// Pushes items pulled from `values` while there is room, then publishes
+    /// them with one index update; returns how many were pushed. Works for
+    /// any `T`: an item is pulled only when a slot is free for it, so what
+    /// does not fit stays in the iterator (pass `iter.by_ref()` to keep it).
+    ///
+    /// ```
+    /// use dotcompute::ring::spsc::SpscRing;
+    ///
+    /// let (mut tx, mut rx) = SpscRing::new(4)?;
+    /// let mut words = ["a", "b", "c", "d", "e"].into_iter().map(String::from);
+    /// assert_eq!(tx.push_iter(words.by_ref()), 4);
+    /// assert_eq!(words.next().as_deref(), Some("e"));
+    /// let got: Vec<String> = rx.pop_iter(8).collect();
+    /// assert_eq!(got, ["a", "b", "c", "d"]);
+    /// # Ok::<(), dotcompute::ring::spsc::CapacityError>(())
+    /// ```
+    pub fn push_iter(&mut self, values: impl IntoIterator<Item = T>) -> usize {
+        /// Publishes the private `tail` when dropped, also if `values`
+        /// panics half-way: what was written is then the ring's.
+        struct Publish<'a, T>(&'a mut Producer<T>, u64);
+        impl<T> Drop for Publish<'_, T> {
+            fn drop(&mut self) {
+                if self.0.tail != self.1 {
+                    self.0.ring.control.producer.tail.store(self.0.tail, Ordering::Release);
+                }
+            }
+        }
+        let capacity = self.mask + 1;
+        let mut values = values.into_iter();
+        let start = self.tail;
+        let mut free = capacity - self.tail.wrapping_sub(self.cached_head);
+        let want = values.size_hint().0.max(1) as u64;
+        if free < want {
+            self.cached_head = self.ring.control.consumer.head.load(Ordering::Acquire);
+            free = capacity - self.tail.wrapping_sub(self.cached_head);
+        }
+        let publish = Publish(self, start);
+        for _ in 0..free {
+            let Some(value) = values.next() else { break };
+            let producer = &mut *publish.0;
+            // SAFETY: we are the producer and fewer than `free` slots past
+            // `tail` have been written, with `head` observed by Acquire, so
+            // the slot of `tail` is producer-owned; `tail` is published by
+            // `publish` when it is dropped.
+            unsafe { producer.ring.write(producer.tail, producer.mask, value) };
+            producer.tail = producer.tail.wrapping_add(1);
+        }
+        let pushed = publish.0.tail.wrapping_sub(start);
+        drop(publish);
+        // At most `capacity <= 2^30`: lossless.
+        pushed as usize
+    }
+
     /// Whether a [`push`](Producer::push) would go in now. Like `push`, it
     /// reads the consumer's index only when the last one it saw leaves no
     /// room, so it does not pull the consumer's cache line on every call
@@ -878,6 +940,8 @@ impl<T> Consumer<T> {
     /// it is created (items pushed later are left for the next call). Works
     /// for any `T`; each item is released to the producer as it is yielded,
     /// and items not yet yielded when the iterator is dropped stay in the ring.
+    /// ([`pop_each`](Consumer::pop_each) releases a batch with one index
+    /// store.)
     ///
     /// ```
     /// use dotcompute::ring::spsc::SpscRing;
@@ -903,6 +967,59 @@ impl<T> Consumer<T> {
             consumer: self,
             remaining,
         }
+    }
+
+    /// Moves up to `limit` items out, oldest first, handing each to `f`,
+    /// then releases their slots to the producer with one index update;
+    /// returns how many. Like [`pop_iter`](Consumer::pop_iter) it takes only
+    /// the items available when it starts. Should `f` panic, the items it
+    /// was handed are gone from the ring and the rest stay.
+    ///
+    /// ```
+    /// use dotcompute::ring::spsc::SpscRing;
+    ///
+    /// let (mut tx, mut rx) = SpscRing::new(4)?;
+    /// for s in ["a", "b", "c"] {
+    ///     tx.push(s.to_owned()).unwrap();
+    /// }
+    /// let mut got = Vec::new();
+    /// assert_eq!(rx.pop_each(2, |s| got.push(s)), 2);
+    /// assert_eq!(got, ["a", "b"]);
+    /// assert_eq!(rx.len(), 1);
+    /// # Ok::<(), dotcompute::ring::spsc::CapacityError>(())
+    /// ```
+    pub fn pop_each(&mut self, limit: usize, mut f: impl FnMut(T)) -> usize {
+        /// Publishes the private `head` when dropped (also on unwind).
+        struct Release<'a, T>(&'a mut Consumer<T>, u64);
+        impl<T> Drop for Release<'_, T> {
+            fn drop(&mut self) {
+                if self.0.head != self.1 {
+                    self.0.ring.control.consumer.head.store(self.0.head, Ordering::Release);
+                }
+            }
+        }
+        let mut available = self.cached_tail.wrapping_sub(self.head);
+        if (available as usize) < limit {
+            self.cached_tail = self.ring.control.producer.tail.load(Ordering::Acquire);
+            available = self.cached_tail.wrapping_sub(self.head);
+        }
+        let n = limit.min(available as usize);
+        let start = self.head;
+        let release = Release(self, start);
+        for _ in 0..n {
+            let consumer = &mut *release.0;
+            // SAFETY: fewer than `n` items past the `tail` observed by
+            // Acquire above have been taken, so the slot of `head` is
+            // initialised and consumer-owned; the private `head` moves past
+            // it before `f` sees the value, so it is moved out once, and the
+            // shared `head` (published by `release`) only trails it
+            // (invariant 8).
+            let value = unsafe { consumer.ring.read(consumer.head, consumer.mask) };
+            consumer.head = consumer.head.wrapping_add(1);
+            f(value);
+        }
+        drop(release);
+        n
     }
 
     /// Number of slots.

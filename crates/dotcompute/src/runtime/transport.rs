@@ -366,21 +366,16 @@ impl<T: Message> RingChannel<T> {
         let mut tx = self.tx.lock();
         let TxSide { producer, sampler, .. } = &mut *tx;
         let mut now = 0;
-        let mut n = 0usize;
         // As many as there is room for now (the consumer only frees more),
-        // so every message the sampler counts goes in.
+        // so every message the sampler counts goes in, published together.
         let room = producer.room_for(pending.len());
-        while n < room {
-            let Some(msg) = pending.pop_front() else { break };
-            let at = sampler.stamp_in_batch(&mut now);
-            match producer.push(Entry { msg, at }) {
-                Ok(()) => n += 1,
-                Err(PushError::Full(entry)) => {
-                    pending.push_front(entry.msg);
-                    break;
-                }
-            }
-        }
+        // Taken from `pending` one at a time as the ring pulls them, so
+        // none can be lost should it take fewer.
+        let run = std::iter::from_fn(|| pending.pop_front()).take(room);
+        let n = producer.push_iter(run.map(|msg| Entry {
+            msg,
+            at: sampler.stamp_in_batch(&mut now),
+        }));
         if n > 0 {
             // Counted under the producer lock (see the module invariants).
             add_held(&self.enqueued, n as u64);
@@ -483,8 +478,8 @@ impl<T: Message> RingChannel<T> {
         let mut rx = self.rx.lock();
         let RxSide { consumer, waits, .. } = &mut *rx;
         let mut now = 0;
-        let mut n = 0usize;
-        for entry in consumer.pop_iter(max) {
+        // One release of the slots for the whole batch (see `pop_each`).
+        let n = consumer.pop_each(max, |entry| {
             if entry.at != 0 {
                 if now == 0 {
                     now = clock::now();
@@ -492,8 +487,7 @@ impl<T: Message> RingChannel<T> {
                 let _ = waits.record(clock::ns_between(entry.at, now).clamp(1, MAX_RECORDED_WAIT_NS));
             }
             out.push(entry.msg);
-            n += 1;
-        }
+        });
         if n > 0 {
             // Counted under the consumer lock (see the module invariants).
             add_held(&self.dequeued, n as u64);
