@@ -24,10 +24,14 @@ pub struct DcPing {
 
 impl DcPing {
     pub fn new(seq: u64) -> Self {
+        Self::with_header(seq, MessageHeader::new())
+    }
+
+    fn with_header(seq: u64, header: MessageHeader) -> Self {
         DcPing {
             seq,
             payload: payload(seq),
-            header: MessageHeader::new(),
+            header,
         }
     }
 
@@ -36,11 +40,7 @@ impl DcPing {
     pub fn batch(first: u64, n: usize) -> Vec<DcPing> {
         let header = MessageHeader::new();
         (first..first + n as u64)
-            .map(|seq| DcPing {
-                seq,
-                payload: payload(seq),
-                header: header.sibling(),
-            })
+            .map(|seq| Self::with_header(seq, header.sibling()))
             .collect()
     }
 

@@ -117,10 +117,14 @@ mod payload_bytes {
 
 impl Ping {
     pub fn new(seq: u64) -> Self {
+        Self::with_header(seq, MessageHeader::new())
+    }
+
+    fn with_header(seq: u64, header: MessageHeader) -> Self {
         Ping {
             seq,
             payload: [seq as u8; PAYLOAD_BYTES],
-            header: MessageHeader::new(),
+            header,
         }
     }
 
@@ -129,12 +133,7 @@ impl Ping {
     /// clock read for the batch.
     pub fn batch(seqs: impl Iterator<Item = u64>) -> Vec<Ping> {
         let header = MessageHeader::new();
-        seqs.map(|seq| Ping {
-            seq,
-            payload: [seq as u8; PAYLOAD_BYTES],
-            header: header.sibling(),
-        })
-        .collect()
+        seqs.map(|seq| Self::with_header(seq, header.sibling())).collect()
     }
 }
 

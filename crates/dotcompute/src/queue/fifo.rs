@@ -215,9 +215,19 @@ impl<T> Fifo<T> {
         }
     }
 
-    /// Forgets the front `n` elements (`n <= len`), whose bits the caller
-    /// has copied out and now owns.
-    fn forget_front(&mut self, n: usize) {
+    /// Hands the front `n` elements (`n <= len`) over, as at most two runs
+    /// `(start, count)` in order, to `copy`, which must copy each run's bits
+    /// to their new owner; then forgets them here. Every bitwise move out of
+    /// the ring goes through this, so the "copied out, so no longer an
+    /// element" step of the invariant lives in one place.
+    fn hand_over_front(&mut self, n: usize, mut copy: impl FnMut(*const T, usize)) {
+        assert!(n <= self.len, "moving {n} of {} elements", self.len);
+        if n == 0 {
+            return;
+        }
+        for (src, count) in self.front_runs(n) {
+            copy(src, count);
+        }
         self.head = if n == self.len { 0 } else { self.slot(n) };
         self.len -= n;
     }
@@ -225,21 +235,15 @@ impl<T> Fifo<T> {
     /// Moves the front `n` elements (`n <= len`) to the back of `to`, in
     /// order: one or two block copies per wrap, no drop, no clone.
     pub(crate) fn move_front_to(&mut self, n: usize, to: &mut Fifo<T>) {
-        assert!(n <= self.len, "moving {n} of {} elements", self.len);
-        if n == 0 {
-            return;
-        }
         to.reserve(n);
-        for (src, count) in self.front_runs(n) {
+        self.hand_over_front(n, |src, count| {
             // SAFETY: `src` points at `count` initialized elements of `self`
             // (front_runs), distinct from `to`'s buffer (`&mut` to both);
             // `to` has room for all `n` (reserved) and `write_run` writes
             // each into a free slot. The bits now belong to `to`, and
-            // `forget_front` below removes them from `self` before anything
-            // else can see them.
+            // `hand_over_front` forgets them in `self` right after.
             unsafe { to.write_run(src, count) };
-        }
-        self.forget_front(n);
+        });
     }
 
     /// Copies `count` values from `src` into the free slots after the last
@@ -271,24 +275,19 @@ impl<T> Fifo<T> {
     /// Moves the front `n` elements (`n <= len`) to the end of `out`, in
     /// order (one block copy per wrap).
     pub(crate) fn take_into(&mut self, n: usize, out: &mut Vec<T>) {
-        assert!(n <= self.len, "taking {n} of {} elements", self.len);
-        if n == 0 {
-            return;
-        }
         out.reserve(n);
-        for (src, count) in self.front_runs(n) {
+        self.hand_over_front(n, |src, count| {
             let end = out.len();
             // SAFETY: `src` points at `count` initialized elements (see
             // `move_front_to`); `out` has room for them after its `end`
             // (reserved, and each run advances `end`), in a different
             // allocation. Once copied they are `out`'s elements
-            // (`set_len`), and `forget_front` removes them from the ring.
+            // (`set_len`), and `hand_over_front` forgets them in the ring.
             unsafe {
                 ptr::copy_nonoverlapping(src, out.as_mut_ptr().add(end), count);
                 out.set_len(end + count);
             }
-        }
-        self.forget_front(n);
+        });
     }
 }
 
