@@ -18,6 +18,7 @@
 mod baselines;
 mod dc;
 mod harness;
+mod layers;
 mod msg;
 mod peers;
 
@@ -52,17 +53,23 @@ struct Contestant {
     floor: bool,
     /// Runs only the batched workload.
     batched_only: bool,
+    /// A layer of the async tier taken apart (see `layers`): round trip,
+    /// one-way and pipelined echo; excluded from the best peer as floors are.
+    layer: bool,
     run: RunFn,
 }
 
 const ALL: &[Workload] = &Workload::ALL;
 const RT_ONLY: &[Workload] = &[Workload::RoundTrip];
 const BATCHED_ONLY: &[Workload] = &[Workload::Batched];
+const UNBATCHED: &[Workload] = &[Workload::RoundTrip, Workload::OneWay, Workload::Pipelined];
 
 impl Contestant {
     fn workloads(&self) -> &'static [Workload] {
         if self.batched_only {
             BATCHED_ONLY
+        } else if self.layer {
+            UNBATCHED
         } else if self.floor {
             RT_ONLY
         } else {
@@ -83,6 +90,18 @@ fn contestants() -> Vec<Contestant> {
         ours,
         floor,
         batched_only: false,
+        layer: false,
+        run,
+    };
+    // The async tier's layers (floors: never the best peer).
+    let layer = |name, runtime, class, run: RunFn| Contestant {
+        name,
+        runtime,
+        class,
+        ours: false,
+        floor: true,
+        batched_only: false,
+        layer: true,
         run,
     };
     // Only the batched workload: the peers' kind of batch on dotcompute.
@@ -93,6 +112,7 @@ fn contestants() -> Vec<Contestant> {
         ours: true,
         floor: false,
         batched_only: true,
+        layer: false,
         run,
     };
     vec![
@@ -105,6 +125,12 @@ fn contestants() -> Vec<Contestant> {
         vec_batches(ct, AsyncCt, |w, p| on_tokio::<dc::DcAsyncVec>(CurrentThread, w, p)),
         c("tokio mpsc actor (hand-written)", ct, AsyncCt, false, false, |w, p| {
             on_tokio::<peers::TokioActor>(CurrentThread, w, p)
+        }),
+        layer("  + dotcompute messages (layer)", ct, AsyncCt, |w, p| {
+            on_tokio::<layers::TokioActorDc>(CurrentThread, w, p)
+        }),
+        layer("  + MessageQueue, no runtime (layer)", ct, AsyncCt, |w, p| {
+            on_tokio::<layers::QueueActor>(CurrentThread, w, p)
         }),
         c("actix 0.13", "actix System (one arbiter)", AsyncCt, false, false, peers::run_actix),
         c("kameo 0.22", ct, AsyncCt, false, false, |w, p| on_tokio::<peers::Kameo>(CurrentThread, w, p)),
@@ -119,6 +145,12 @@ fn contestants() -> Vec<Contestant> {
         vec_batches(mt, AsyncMt, |w, p| on_tokio::<dc::DcAsyncVec>(MultiThread, w, p)),
         c("tokio mpsc actor (hand-written)", mt, AsyncMt, false, false, |w, p| {
             on_tokio::<peers::TokioActor>(MultiThread, w, p)
+        }),
+        layer("  + dotcompute messages (layer)", mt, AsyncMt, |w, p| {
+            on_tokio::<layers::TokioActorDc>(MultiThread, w, p)
+        }),
+        layer("  + MessageQueue, no runtime (layer)", mt, AsyncMt, |w, p| {
+            on_tokio::<layers::QueueActor>(MultiThread, w, p)
         }),
         c("kameo 0.22", mt, AsyncMt, false, false, |w, p| on_tokio::<peers::Kameo>(MultiThread, w, p)),
         c("ractor 0.16", mt, AsyncMt, false, false, |w, p| on_tokio::<peers::Ractor>(MultiThread, w, p)),

@@ -1,4 +1,5 @@
-//! `MessageQueue` costs: same-thread `try_send` + `try_recv`, async `send` +
+//! `MessageQueue` costs: same-thread `try_send` + `try_recv` (beside Tokio's
+//! bounded `mpsc` doing the same), async `send` +
 //! `recv` in one task, batch receive, and a cross-thread ping-pong round trip
 //! with the blocking API.
 //!
@@ -39,6 +40,15 @@ fn same_thread(c: &mut Criterion) {
         b.iter(|| {
             q.try_send(black_box(m.clone())).expect("room");
             black_box(q.try_recv().expect("a message").n)
+        })
+    });
+
+    // The reference: Tokio's bounded channel, same message, same pattern.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<M>(1024);
+    g.bench_function("tokio mpsc try_send+try_recv (reference)", |b| {
+        b.iter(|| {
+            tx.try_send(black_box(m.clone())).expect("room");
+            black_box(rx.try_recv().expect("a message").n)
         })
     });
 
