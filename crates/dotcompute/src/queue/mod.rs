@@ -508,7 +508,16 @@ impl<T: Message> MessageQueue<T> {
     }
 
     async fn send_until(&self, msg: T, deadline: Option<Instant>) -> Result<(), SendError<T>> {
-        self.send_until_or_stop(msg, deadline, None)
+        // The common case (room, or a refusal) completes here. The wait for
+        // room lives in a box: held inline, its state (the message again,
+        // the waiter, the sleep) would make every send's future several
+        // times larger, and the caller moves and polls all of it each time.
+        let msg = match self.push_one(msg, OnFull::Wait, None) {
+            Ok(()) => return Ok(()),
+            Err(Ok(e)) => return Err(e),
+            Err(Err(msg)) => msg,
+        };
+        Box::pin(self.send_until_or_stop(msg, deadline, None))
             .await
             .map_err(|(why, msg)| SendError::from_refusal(why, msg))
     }
