@@ -413,8 +413,15 @@ impl<T: Message> MessageQueue<T> {
     /// [`SendError::Timeout`], [`SendError::Full`] (Reject) or
     /// [`SendError::Closed`], with the message handed back.
     pub async fn send(&self, msg: T) -> Result<(), SendError<T>> {
+        // The common case completes here: one future, the message moved
+        // once into it and once into the queue (see `wait_to_send`).
+        let msg = match self.push_one(msg, OnFull::Wait, None) {
+            Ok(()) => return Ok(()),
+            Err(Ok(e)) => return Err(e),
+            Err(Err(msg)) => msg,
+        };
         let deadline = self.shared.config.send_timeout.and_then(deadline_after);
-        self.send_until(msg, deadline).await
+        self.wait_to_send(msg, deadline).await
     }
 
     /// Like [`send`](Self::send), waiting at most `timeout` (instead of the
@@ -423,7 +430,12 @@ impl<T: Message> MessageQueue<T> {
     /// # Errors
     /// As [`send`](Self::send).
     pub async fn send_timeout(&self, msg: T, timeout: Duration) -> Result<(), SendError<T>> {
-        self.send_until(msg, deadline_after(timeout)).await
+        let msg = match self.push_one(msg, OnFull::Wait, None) {
+            Ok(()) => return Ok(()),
+            Err(Ok(e)) => return Err(e),
+            Err(Err(msg)) => msg,
+        };
+        self.wait_to_send(msg, deadline_after(timeout)).await
     }
 
     /// Like [`send`](Self::send), blocking the calling thread while it waits.
@@ -507,16 +519,15 @@ impl<T: Message> MessageQueue<T> {
         }
     }
 
-    async fn send_until(&self, msg: T, deadline: Option<Instant>) -> Result<(), SendError<T>> {
-        // The common case (room, or a refusal) completes here. The wait for
-        // room lives in a box: held inline, its state (the message again,
-        // the waiter, the sleep) would make every send's future several
-        // times larger, and the caller moves and polls all of it each time.
-        let msg = match self.push_one(msg, OnFull::Wait, None) {
-            Ok(()) => return Ok(()),
-            Err(Ok(e)) => return Err(e),
-            Err(Err(msg)) => msg,
-        };
+    /// The wait for room of [`send`](Self::send) and
+    /// [`send_timeout`](Self::send_timeout), after their first attempt
+    /// found the queue full. Boxed: held inline, its state (the message
+    /// again, the waiter, the sleep) would make every send's future several
+    /// times larger, and each layer of futures copies the message once more
+    /// (a 120-byte message copied through misaligned stack slots stalls on
+    /// store forwarding: most of a send's time, measured in
+    /// docs/benchmarks.md, tenth pass).
+    async fn wait_to_send(&self, msg: T, deadline: Option<Instant>) -> Result<(), SendError<T>> {
         Box::pin(self.send_until_or_stop(msg, deadline, None))
             .await
             .map_err(|(why, msg)| SendError::from_refusal(why, msg))
