@@ -132,9 +132,10 @@ impl<In: Message, Out: Message> KernelContext<In, Out> {
         }
     }
 
-    /// Hands `msg` to the handler; starts its handler time if it is one
-    /// of the messages measured.
-    fn deliver(&mut self, msg: In) -> In {
+    /// Notes that `msg` goes to the handler; starts its handler time if it
+    /// is one of the messages measured. (By reference: every move of a
+    /// message through another layer is a copy of all its bytes.)
+    fn deliver(&mut self, msg: &In) {
         self.counters.count_received(1);
         let start = self.sampler.stamp();
         self.in_flight = Some(InFlight {
@@ -145,7 +146,6 @@ impl<In: Message, Out: Message> KernelContext<In, Out> {
         if self.core.receipts.active() {
             self.tracked.push(msg.message_id());
         }
-        msg
     }
 
     /// Waits for the next message. While the kernel is deactivated this waits
@@ -173,7 +173,10 @@ impl<In: Message, Out: Message> KernelContext<In, Out> {
                 }
             };
             match received {
-                Ok(m) => return Ok(self.deliver(m)),
+                Ok(m) => {
+                    self.deliver(&m);
+                    return Ok(m);
+                }
                 Err(RecvError::Empty | RecvError::Timeout) if !self.core.is_cancelled() => {}
                 Err(_) => return Err(self.core.terminating_error()),
             }
@@ -193,7 +196,10 @@ impl<In: Message, Out: Message> KernelContext<In, Out> {
             r = self.input.queue.recv_timeout(timeout) => r,
         };
         match r {
-            Ok(m) => Ok(Some(self.deliver(m))),
+            Ok(m) => {
+                self.deliver(&m);
+                Ok(Some(m))
+            }
             Err(RecvError::Timeout | RecvError::Empty) => Ok(None),
             Err(RecvError::Closed) => Err(self.core.terminating_error()),
         }
@@ -281,7 +287,10 @@ impl<In: Message, Out: Message> KernelContext<In, Out> {
             return Err(self.core.terminating_error());
         }
         match self.input.queue.try_recv() {
-            Ok(m) => Ok(Some(self.deliver(m))),
+            Ok(m) => {
+                self.deliver(&m);
+                Ok(Some(m))
+            }
             Err(e) => own_recv_error(&self.core, e).map_or(Ok(None), Err),
         }
     }
@@ -362,7 +371,10 @@ impl<In: Message, Out: Message> KernelContext<In, Out> {
             },
         };
         match received {
-            Ok(Some(m)) => Ok(Some(self.deliver(m))),
+            Ok(Some(m)) => {
+                self.deliver(&m);
+                Ok(Some(m))
+            }
             Ok(None) => Ok(None),
             Err(()) => Err(self.core.terminating_error()),
         }
