@@ -380,13 +380,19 @@ impl HandlerAbandoned {
 /// ```
 pub struct SendError<M> {
     message: M,
-    error: Error,
+    /// Boxed: a refusal is the rare path, and every send's result (its
+    /// future's output) is as large as this error; unboxed, each send that
+    /// succeeds still copies the room for a message plus an `Error`.
+    error: Box<Error>,
 }
 
 impl<M> SendError<M> {
     /// A refusal of `message` because of `error`.
     pub fn new(message: M, error: Error) -> Self {
-        SendError { message, error }
+        SendError {
+            message,
+            error: Box::new(error),
+        }
     }
 
     /// The message that was not sent.
@@ -406,12 +412,12 @@ impl<M> SendError<M> {
 
     /// Why it was refused (the message is dropped).
     pub fn into_error(self) -> Error {
-        self.error
+        *self.error
     }
 
     /// The message and the reason.
     pub fn into_parts(self) -> (M, Error) {
-        (self.message, self.error)
+        (self.message, *self.error)
     }
 
     /// The same refusal with the message transformed.
@@ -424,12 +430,12 @@ impl<M> SendError<M> {
 
     /// Whether the kernel's queue was full ([`Error::QueueFull`]).
     pub fn is_full(&self) -> bool {
-        matches!(self.error, Error::QueueFull { .. })
+        matches!(*self.error, Error::QueueFull { .. })
     }
 
     /// Whether no room appeared in time ([`Error::QueueTimeout`]).
     pub fn is_timeout(&self) -> bool {
-        matches!(self.error, Error::QueueTimeout { .. })
+        matches!(*self.error, Error::QueueTimeout { .. })
     }
 
     /// Whether the kernel has ended or is ending, so it will never take the
@@ -437,7 +443,7 @@ impl<M> SendError<M> {
     /// [`Error::Terminating`], [`Error::ShutDown`], or [`Error::State`] in
     /// a terminating or final state).
     pub fn is_closed(&self) -> bool {
-        match &self.error {
+        match &*self.error {
             Error::KernelTerminated { .. }
             | Error::KernelFailed { .. }
             | Error::Terminating { .. }
@@ -450,7 +456,7 @@ impl<M> SendError<M> {
     /// Whether the kernel has not been activated yet ([`Error::State`] in
     /// `Created` or `Launched`): the same message may be sent once it is.
     pub fn is_not_active(&self) -> bool {
-        matches!(&self.error, Error::State(e) if matches!(e.state, crate::KernelState::Created | crate::KernelState::Launched))
+        matches!(&*self.error, Error::State(e) if matches!(e.state, crate::KernelState::Created | crate::KernelState::Launched))
     }
 }
 
@@ -465,20 +471,20 @@ impl<M> fmt::Debug for SendError<M> {
 
 impl<M> fmt::Display for SendError<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.error, f)
+        fmt::Display::fmt(&*self.error, f)
     }
 }
 
 impl<M> std::error::Error for SendError<M> {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         // Transparent: the reason's own source, so a chain prints each cause once.
-        std::error::Error::source(&self.error)
+        std::error::Error::source(&*self.error)
     }
 }
 
 impl<M> From<SendError<M>> for Error {
     fn from(e: SendError<M>) -> Self {
-        e.error
+        *e.error
     }
 }
 
