@@ -323,6 +323,24 @@ impl<'a, T> RecvWait<'a, T> {
     }
 }
 
+/// An async receive ([`MessageQueue::recv_until`]): a named future, so
+/// that the runtime can poll it inside futures of its own without another
+/// `async` layer around it.
+pub(crate) struct Recv<'a, T> {
+    queue: &'a MessageQueue<T>,
+    wait: RecvWait<'a, T>,
+}
+
+impl<T: Message> Future for Recv<'_, T> {
+    type Output = Result<T, RecvError>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        this.queue.poll_recv(cx, &mut this.wait)
+    }
+}
+
 impl<T> Shared<T> {
     /// Publishes the deliverable count for spinning waiters (lock held).
     #[inline]
@@ -860,12 +878,11 @@ impl<T: Message> MessageQueue<T> {
     }
 
     /// Waits for a message until `deadline`.
-    pub(crate) fn recv_until(&self, deadline: Option<Instant>) -> impl Future<Output = Result<T, RecvError>> + Send + '_
-    where
-        T: Send,
-    {
-        let mut wait = RecvWait::new(&self.shared, deadline);
-        poll_fn(move |cx| self.poll_recv(cx, &mut wait))
+    pub(crate) fn recv_until(&self, deadline: Option<Instant>) -> Recv<'_, T> {
+        Recv {
+            queue: self,
+            wait: RecvWait::new(&self.shared, deadline),
+        }
     }
 
     /// Whether an async receive should poll first (see

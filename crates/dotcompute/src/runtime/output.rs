@@ -15,8 +15,11 @@
 //! - once the kernel has ended, the messages it produced are still
 //!   returned, then the reason it ended; pending calls wake with it.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
@@ -24,7 +27,9 @@ use uuid::Uuid;
 
 use crate::error::{Error, Result, SendError};
 use crate::message::Message;
-use crate::queue::{spin_for, timer, Backpressure, RecvError, Refusal};
+use futures::future::Either;
+
+use crate::queue::{spin_for, timer, Backpressure, Recv, RecvError, Refusal};
 use crate::runtime::core::{KernelCore, Side};
 use crate::runtime::input::InputPort;
 use crate::runtime::replies::{Registration, Replies};
@@ -67,11 +72,26 @@ impl<Out: Message> OutputPort<Out> {
     }
 
     /// Receives the next message of the output queue.
-    pub async fn receive(&self, timeout: Option<Duration>) -> Result<Out> {
+    pub fn receive(&self, timeout: Option<Duration>) -> impl Future<Output = Result<Out>> + Send + '_ {
+        match (timeout, &self.queue) {
+            // The hot path (an async kernel's replies, no timeout): the
+            // queue's own receive inside a small future of ours, no `async`
+            // layer around it (each one costs its state machine and a copy
+            // of the message on the way out).
+            (None, Transport::Queue(q)) if !q.polls_first() => Either::Left(HostReceive {
+                port: self,
+                recv: q.recv_until(None),
+                checked: false,
+            }),
+            _ => Either::Right(self.receive_other(timeout)),
+        }
+    }
+
+    /// [`receive`](Self::receive) off its hot path.
+    async fn receive_other(&self, timeout: Option<Duration>) -> Result<Out> {
         self.core.check(Operation::Receive)?;
         let received = match (timeout, &self.queue) {
-            // The hot path: the queue's own receive future, no extra layer.
-            (None, Transport::Queue(q)) if !q.polls_first() => q.recv().await,
+            (None, Transport::Queue(q)) if !q.polls_first() => q.recv_until(None).await,
             // A thread kernel's replies: poll a while before sleeping.
             (None, Transport::Queue(q)) => q.recv_polling_first(None).await,
             (None, Transport::Ring(r)) => r.recv().await,
@@ -350,6 +370,30 @@ impl<Out: Message> Drop for PendingCall<'_, Out> {
         // after the call gave up is passed on.
         if let Some(late) = self.port.replies.unregister(self.correlation) {
             self.port.hand_on_late_reply(late);
+        }
+    }
+}
+
+/// The hot path of [`OutputPort::receive`]: the lifecycle check on the
+/// first poll, then the output queue's receive.
+struct HostReceive<'a, Out> {
+    port: &'a OutputPort<Out>,
+    recv: Recv<'a, Out>,
+    checked: bool,
+}
+
+impl<Out: Message> Future for HostReceive<'_, Out> {
+    type Output = Result<Out>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<Out>> {
+        let this = self.get_mut();
+        if !this.checked {
+            this.port.core.check(Operation::Receive)?;
+            this.checked = true;
+        }
+        match std::task::ready!(Pin::new(&mut this.recv).poll(cx)) {
+            Ok(m) => Poll::Ready(Ok(m)),
+            Err(_) => Poll::Ready(Err(this.port.core.end_error())),
         }
     }
 }
