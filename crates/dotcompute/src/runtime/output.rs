@@ -22,13 +22,12 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use futures::future::Either;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::error::{Error, Result, SendError};
 use crate::message::Message;
-use futures::future::Either;
-
 use crate::queue::{spin_for, timer, Backpressure, Recv, RecvError, Refusal};
 use crate::runtime::core::{KernelCore, Side};
 use crate::runtime::input::InputPort;
@@ -91,9 +90,9 @@ impl<Out: Message> OutputPort<Out> {
     async fn receive_other(&self, timeout: Option<Duration>) -> Result<Out> {
         self.core.check(Operation::Receive)?;
         let received = match (timeout, &self.queue) {
-            (None, Transport::Queue(q)) if !q.polls_first() => q.recv_until(None).await,
             // A thread kernel's replies: poll a while before sleeping.
-            (None, Transport::Queue(q)) => q.recv_polling_first(None).await,
+            (None, Transport::Queue(q)) if q.polls_first() => q.recv_polling_first(None).await,
+            (None, Transport::Queue(q)) => q.recv_until(None).await,
             (None, Transport::Ring(r)) => r.recv().await,
             (Some(t), _) => match timer::timeout(t, self.queue.recv()).await {
                 Some(r) => r,
