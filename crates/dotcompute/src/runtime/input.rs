@@ -10,7 +10,10 @@
 //!   the kernel's `send_timeout`, else none — in every mode, async or
 //!   blocking.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
@@ -49,36 +52,24 @@ impl<In: Message> InputPort<In> {
     /// Sends as the host or another kernel would: checks the state, then
     /// applies the queue's strategy. `timeout` overrides the configured one;
     /// `stop` (a sending handler's own cancellation) ends a wait early.
-    pub async fn send(
-        &self,
+    ///
+    /// A future of ours, not an `async fn`: the common case (room) is one
+    /// poll with no state machine around it, and a wait for room, the rare
+    /// case, lives in a box (held inline, its state — the message again,
+    /// the waiter, the sleep, the stop — would make every send's future
+    /// several times larger, and every caller moves it).
+    pub fn send<'a>(
+        &'a self,
         msg: In,
         timeout: Option<Duration>,
-        stop: Option<&CancellationToken>,
-    ) -> Result<(), SendError<In>> {
-        // Every send spends a unit of Tokio's cooperative budget, as Tokio's
-        // own channels do: a producer that always finds room still yields
-        // now and then, so the kernel drains while the messages are warm in
-        // cache instead of after the whole queue has been filled. Spent
-        // before the state check, so the check and the push happen in the
-        // same poll.
-        spend_budget().await;
-        // Checked before the message moves anywhere (a refusal hands it back).
-        if let Err(e) = self.core.check(Operation::Send) {
-            return Err(SendError::new(msg, e));
+        stop: Option<&'a CancellationToken>,
+    ) -> PortSend<'a, In> {
+        PortSend {
+            port: self,
+            timeout,
+            stop,
+            state: SendState::First(msg),
         }
-        // The common case (room) completes here, with no wait set up.
-        let msg = match self.queue.push_or_wait(msg) {
-            Ok(None) => return Ok(()),
-            Ok(Some(msg)) => msg,
-            Err(refusal) => return Err(self.refused(refusal, timeout)),
-        };
-        // The wait for room lives in a box: held inline, its future (the
-        // message again, the waiter, the sleep, the stop) would make every
-        // send's future several times larger, and every caller moves it.
-        let (deadline, limit) = self.wait_limit(timeout);
-        Box::pin(self.queue.send_until(msg, deadline, stop))
-            .await
-            .map_err(|refusal| self.core.refused(Side::Input, refusal, limit, self.queue.capacity()))
     }
 
     /// A refusal met before any wait (`timeout`: the wait that would have applied).
@@ -190,6 +181,77 @@ impl<In: Message> InputPort<In> {
     fn assist_after_send(&self) {
         if let Some(assist) = self.core.assist.get() {
             assist.after_send();
+        }
+    }
+}
+
+/// The future of [`InputPort::send`].
+pub(crate) struct PortSend<'a, In> {
+    port: &'a InputPort<In>,
+    timeout: Option<Duration>,
+    stop: Option<&'a CancellationToken>,
+    state: SendState<'a, In>,
+}
+
+enum SendState<'a, In> {
+    /// Not tried yet: the message.
+    First(In),
+    /// Waiting for room (`Block`).
+    Waiting(Pin<Box<dyn Future<Output = Result<(), SendError<In>>> + Send + 'a>>),
+    /// Returned its result.
+    Done,
+}
+
+// Never pinned structurally: the message is only ever moved out by value,
+// and the wait is pinned in its own box.
+impl<In> Unpin for PortSend<'_, In> {}
+
+impl<'a, In: Message> Future for PortSend<'a, In> {
+    type Output = Result<(), SendError<In>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        if let SendState::Waiting(wait) = &mut this.state {
+            let done = std::task::ready!(wait.as_mut().poll(cx));
+            this.state = SendState::Done;
+            return Poll::Ready(done);
+        }
+        // Every send spends a unit of Tokio's cooperative budget, as Tokio's
+        // own channels do: a producer that always finds room still yields
+        // now and then, so the kernel drains while the messages are warm in
+        // cache instead of after the whole queue has been filled. Spent
+        // before the state check, so the check and the push happen in the
+        // same poll (with no budget left, the message stays here).
+        std::task::ready!(tokio::task::coop::poll_proceed(cx)).made_progress();
+        let SendState::First(msg) = std::mem::replace(&mut this.state, SendState::Done) else {
+            // Polled again after it returned its result (a misuse the
+            // `Future` contract allows to hang): it has nothing left to do.
+            return Poll::Pending;
+        };
+        let port = this.port;
+        // Checked before the message moves anywhere (a refusal hands it back).
+        if let Err(e) = port.core.check(Operation::Send) {
+            return Poll::Ready(Err(SendError::new(msg, e)));
+        }
+        let msg = match port.queue.push_or_wait(msg) {
+            Ok(None) => return Poll::Ready(Ok(())),
+            Ok(Some(msg)) => msg,
+            Err(refusal) => return Poll::Ready(Err(port.refused(refusal, this.timeout))),
+        };
+        let (deadline, limit) = port.wait_limit(this.timeout);
+        let stop = this.stop;
+        let mut wait: Pin<Box<dyn Future<Output = Result<(), SendError<In>>> + Send + 'a>> = Box::pin(async move {
+            port.queue
+                .send_until(msg, deadline, stop)
+                .await
+                .map_err(|refusal| port.core.refused(Side::Input, refusal, limit, port.queue.capacity()))
+        });
+        match wait.as_mut().poll(cx) {
+            Poll::Ready(done) => Poll::Ready(done),
+            Poll::Pending => {
+                this.state = SendState::Waiting(wait);
+                Poll::Pending
+            }
         }
     }
 }

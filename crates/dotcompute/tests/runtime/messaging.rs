@@ -389,3 +389,46 @@ async fn the_host_s_futures_stay_small() {
     assert_eq!(answer.unwrap().unwrap().seq, 0);
     rt.shutdown().await;
 }
+
+/// A task that sends in a loop yields now and then even though every send
+/// finds room (each send spends a unit of Tokio's cooperative budget), so
+/// other tasks on its thread — here a counter — run meanwhile.
+#[tokio::test]
+async fn a_sending_loop_that_always_finds_room_still_yields() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+
+    let rt = RingKernelRuntime::new();
+    rt.launch_with(
+        "sink",
+        KernelConfig::default(),
+        |mut ctx: KernelContext<Num, Num>| async move {
+            loop {
+                ctx.receive().await?;
+            }
+            #[allow(unreachable_code)]
+            Ok::<(), Error>(())
+        },
+    )
+    .unwrap();
+    rt.activate("sink").unwrap();
+    let h = rt.handle::<Num, Num>("sink").unwrap();
+    let ticks = Arc::new(AtomicU64::new(0));
+    let counter = tokio::spawn({
+        let ticks = ticks.clone();
+        async move {
+            loop {
+                ticks.fetch_add(1, Ordering::Relaxed);
+                tokio::task::yield_now().await;
+            }
+        }
+    });
+    // Fewer than the queue holds: no send ever waits for room.
+    for i in 0..1_000 {
+        h.send(Num::new(i)).await.unwrap();
+    }
+    let during = ticks.load(Ordering::Relaxed);
+    assert!(during > 0, "the other task never ran while 1000 sends completed");
+    counter.abort();
+    rt.shutdown().await;
+}
