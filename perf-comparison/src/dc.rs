@@ -16,12 +16,12 @@ use crate::msg::{DcPing, DcVec, Ping, FLUSH};
 const KERNEL: &str = "echo";
 
 /// Whether the kernel answers `m` in `role`.
-fn answers(role: Role, m: &DcPing) -> bool {
+pub(crate) fn answers(role: Role, m: &DcPing) -> bool {
     role == Role::Echo || m.seq & FLUSH != 0
 }
 
 /// A sink's answer says how many messages it took before the flush.
-fn flush_answer(m: &DcPing, count: u64) -> DcPing {
+pub(crate) fn flush_answer(m: &DcPing, count: u64) -> DcPing {
     let mut r = m.answer();
     r.seq = count;
     r

@@ -22,25 +22,24 @@ use std::sync::Arc;
 use dotcompute::queue::{Backpressure, MessageQueue, QueueConfig};
 use tokio::sync::mpsc;
 
+use crate::dc::{answers, flush_answer};
 use crate::harness::{err, AsyncPeer, Role, Traffic, R};
 use crate::msg::{DcPing, FLUSH};
 
 /// The tokio actor's and the kernel's queue capacity.
 const CAPACITY: usize = 4096;
 
-/// The sink's and the echo's answer to `m` after `count` one-way messages
-/// (`None`: a one-way message, counted).
+/// The echo's and the sink's answer to `m` after `count` one-way messages,
+/// as the tier's kernel answers (`None`: a one-way message, counted).
 fn answer(role: Role, m: &DcPing, count: &mut u64) -> Option<DcPing> {
     if role == Role::Echo {
         return Some(m.answer());
     }
-    if m.seq & FLUSH == 0 {
+    if !answers(role, m) {
         *count += 1;
         return None;
     }
-    let mut r = m.answer();
-    r.seq = *count;
-    Some(r)
+    Some(flush_answer(m, *count))
 }
 
 /// Layer 2: the tokio mpsc actor moving dotcompute's messages.

@@ -433,10 +433,8 @@ impl<T: Message> MessageQueue<T> {
     pub async fn send(&self, msg: T) -> Result<(), SendError<T>> {
         // The common case completes here: one future, the message moved
         // once into it and once into the queue (see `wait_to_send`).
-        let msg = match self.push_one(msg, OnFull::Wait, None) {
-            Ok(()) => return Ok(()),
-            Err(Ok(e)) => return Err(e),
-            Err(Err(msg)) => msg,
+        let Some(msg) = self.first_try(msg)? else {
+            return Ok(());
         };
         let deadline = self.shared.config.send_timeout.and_then(deadline_after);
         self.wait_to_send(msg, deadline).await
@@ -448,10 +446,8 @@ impl<T: Message> MessageQueue<T> {
     /// # Errors
     /// As [`send`](Self::send).
     pub async fn send_timeout(&self, msg: T, timeout: Duration) -> Result<(), SendError<T>> {
-        let msg = match self.push_one(msg, OnFull::Wait, None) {
-            Ok(()) => return Ok(()),
-            Err(Ok(e)) => return Err(e),
-            Err(Err(msg)) => msg,
+        let Some(msg) = self.first_try(msg)? else {
+            return Ok(());
         };
         self.wait_to_send(msg, deadline_after(timeout)).await
     }
@@ -537,6 +533,18 @@ impl<T: Message> MessageQueue<T> {
         }
     }
 
+    /// A send's first attempt, which never waits: `Ok(None)` when done
+    /// (queued, or dropped as the strategy asks), `Ok(Some(msg))` when it
+    /// must wait for room (nothing counted), `Err` a refusal.
+    #[inline(always)]
+    fn first_try(&self, msg: T) -> Result<Option<T>, SendError<T>> {
+        match self.push_one(msg, OnFull::Wait, None) {
+            Ok(()) => Ok(None),
+            Err(Err(msg)) => Ok(Some(msg)),
+            Err(Ok(e)) => Err(e),
+        }
+    }
+
     /// The wait for room of [`send`](Self::send) and
     /// [`send_timeout`](Self::send_timeout), after their first attempt
     /// found the queue full. Boxed: held inline, its state (the message
@@ -561,6 +569,10 @@ impl<T: Message> MessageQueue<T> {
         deadline: Option<Instant>,
         stop: Option<&tokio_util::sync::CancellationToken>,
     ) -> Result<(), (Refusal, T)> {
+        // Every caller has just tried once (`first_try`, `push_or_wait`);
+        // this second look costs a lock on the slow path only. Without it
+        // the round trip's hot path measured 35 instructions more (code
+        // layout: callgrind, perf-comparison, current-thread), so it stays.
         let msg = match self.push_one(msg, OnFull::Wait, None) {
             Ok(()) => return Ok(()),
             Err(Ok(e)) => return Err(e.into_refusal()),
@@ -601,10 +613,8 @@ impl<T: Message> MessageQueue<T> {
     }
 
     fn send_blocking_until(&self, msg: T, deadline: Option<Instant>) -> Result<(), SendError<T>> {
-        let mut msg = match self.push_one(msg, OnFull::Wait, None) {
-            Ok(()) => return Ok(()),
-            Err(Ok(e)) => return Err(e),
-            Err(Err(msg)) => msg,
+        let Some(mut msg) = self.first_try(msg)? else {
+            return Ok(());
         };
         let capacity = self.shared.config.capacity;
         let mut backoff = Backoff::new(deadline, self.shared.spin_ns);

@@ -775,10 +775,12 @@ impl<T: Message> Transport<T> {
         }
     }
 
-    /// Sends, waiting for room under `Block` until `deadline` (`None`:
-    /// forever), or until `stop` is cancelled ([`Refusal::Stopped`], the
-    /// message back, nothing counted). The caller picks the deadline (the
-    /// configured send timeout, or its own).
+    /// The wait for room of a send whose first attempt
+    /// ([`push_or_wait`](Self::push_or_wait), or the output's `try_emit`)
+    /// found none: under `Block`, until `deadline` (`None`: forever), or
+    /// until `stop` is cancelled ([`Refusal::Stopped`], the message back,
+    /// nothing counted). The caller picks the deadline (the configured send
+    /// timeout, or its own).
     pub async fn send_until(
         &self,
         msg: T,
