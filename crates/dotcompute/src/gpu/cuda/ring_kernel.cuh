@@ -235,8 +235,8 @@ __device__ __forceinline__ void sleep_ns(u64 ns) {
 __device__ __forceinline__ u64 fault(ControlBlock* cb, Leader& L, u64 code) {
     store_relaxed(word(cb, W_PROCESSED), L.processed);
     store_relaxed(word(cb, W_BATCHES), L.batches);
-    store_relaxed(word(cb, W_ERRORS), L.errors);
     store_relaxed(word(cb, W_LAST_ERROR), L.last_error);
+    store_release(word(cb, W_ERRORS), L.errors);
     store_relaxed(word(cb, W_FAULT), code);
     store_release(word(cb, W_DEVICE_STATE), status_word(ST_FAULTED, L.have_cmd ? L.seq : 0));
     return ACT_ABORT;
@@ -245,8 +245,10 @@ __device__ __forceinline__ u64 fault(ControlBlock* cb, Leader& L, u64 code) {
 __device__ __forceinline__ void store_counters(ControlBlock* cb, const Leader& L) {
     store_relaxed(word(cb, W_PROCESSED), L.processed);
     store_relaxed(word(cb, W_BATCHES), L.batches);
-    store_relaxed(word(cb, W_ERRORS), L.errors);
+    // The code before the count, the count with release: a host that
+    // acquire-loads the count first then reads a code at least as recent.
     store_relaxed(word(cb, W_LAST_ERROR), L.last_error);
+    store_release(word(cb, W_ERRORS), L.errors);
     store_relaxed(word(cb, W_IDLE_POLLS), L.idle_polls);
 }
 

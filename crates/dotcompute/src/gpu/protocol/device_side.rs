@@ -239,8 +239,12 @@ where
         let c = &self.control;
         c.store(ControlBlock::PROCESSED, self.processed, Ordering::Relaxed);
         c.store(ControlBlock::BATCHES, self.batches, Ordering::Relaxed);
-        c.store(ControlBlock::ERRORS, self.errors, Ordering::Relaxed);
+        // The code before the count, the count with release: a host that
+        // acquire-loads `errors` first then reads a code at least as recent
+        // (stored in the other order, it could see a new count beside the
+        // code before it: "1 error(s), the last with code 0").
         c.store(ControlBlock::LAST_ERROR, self.last_error, Ordering::Relaxed);
+        c.store(ControlBlock::ERRORS, self.errors, Ordering::Release);
         c.store(ControlBlock::IDLE_POLLS, self.idle_polls, Ordering::Relaxed);
     }
 

@@ -99,6 +99,9 @@ impl<M: SharedMemory> HostControl<M> {
             processed: m.load(ControlBlock::PROCESSED, Ordering::Acquire),
             batches: m.load(ControlBlock::BATCHES, Ordering::Acquire),
             idle_polls: m.load(ControlBlock::IDLE_POLLS, Ordering::Acquire),
+            // The count before the code: the device stores the code first
+            // and the count with release, so the code read here is at least
+            // as recent as the count.
             errors: m.load(ControlBlock::ERRORS, Ordering::Acquire),
             last_error: m.load(ControlBlock::LAST_ERROR, Ordering::Acquire),
             fault: m.load(ControlBlock::FAULT, Ordering::Acquire),
