@@ -172,6 +172,29 @@ fn abandonment_is_reported_to_each_side() {
 }
 
 #[test]
+fn pop_with_gives_the_slot_back_when_f_panics() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let (mut tx, mut rx) = SpscRing::new(2).unwrap();
+    tx.push(counted(0, &drops)).unwrap();
+    tx.push(counted(1, &drops)).unwrap();
+    let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _ = rx.pop_with(|item: Counted| -> () { panic!("handler of item {} failed", item.id) });
+    }));
+    assert!(unwound.is_err());
+    // The item was `f`'s: dropped once while unwinding, its slot given back.
+    assert_eq!(drops.load(Ordering::SeqCst), 1);
+    assert_eq!(rx.observed_len(), 1);
+    assert_eq!(rx.pop_with(|item| item.id), Ok(1));
+    assert_eq!(drops.load(Ordering::SeqCst), 2);
+    assert!(matches!(rx.pop_with(|item| item.id), Err(PopError::Empty)));
+    // Both slots are free again.
+    tx.push(counted(2, &drops)).unwrap();
+    tx.push(counted(3, &drops)).unwrap();
+    drop((tx, rx));
+    assert_eq!(drops.load(Ordering::SeqCst), 4);
+}
+
+#[test]
 fn halves_move_to_other_threads() {
     let (mut tx, mut rx) = SpscRing::<String>::new(4).unwrap();
     let t = std::thread::spawn(move || {

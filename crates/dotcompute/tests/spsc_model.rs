@@ -10,6 +10,7 @@ use proptest::prelude::*;
 enum Op {
     Push(u32),
     Pop,
+    PopWith,
     PushSlice(Vec<u32>),
     PopInto(usize),
     PopIter(usize),
@@ -19,6 +20,7 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         any::<u32>().prop_map(Op::Push),
         Just(Op::Pop),
+        Just(Op::PopWith),
         prop::collection::vec(any::<u32>(), 0..40).prop_map(Op::PushSlice),
         (0usize..40).prop_map(Op::PopInto),
         (0usize..40).prop_map(Op::PopIter),
@@ -52,6 +54,12 @@ proptest! {
                 Op::Pop => {
                     let want = model.pop_front().ok_or(PopError::Empty);
                     prop_assert_eq!(rx.pop(), want);
+                }
+                Op::PopWith => {
+                    let want = model.pop_front().ok_or(PopError::Empty);
+                    let mut place = None;
+                    let got = rx.pop_with(|v| place = Some(v));
+                    prop_assert_eq!(got.map(|()| place), want.map(Some));
                 }
                 Op::PushSlice(vs) => {
                     let n = tx.push_slice(&vs);

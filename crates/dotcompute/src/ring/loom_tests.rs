@@ -50,6 +50,40 @@ fn items_arrive_once_in_order() {
     });
 }
 
+/// Pops one item through `pop_with`, yielding while the ring is empty.
+fn pop_with_blocking<T>(rx: &mut super::spsc::Consumer<T>) -> T {
+    loop {
+        let mut place = None;
+        match rx.pop_with(|v| place = Some(v)) {
+            Ok(()) => {
+                if let Some(v) = place {
+                    return v;
+                }
+                unreachable!("pop_with returned Ok without calling f");
+            }
+            Err(PopError::Empty) => thread::yield_now(),
+        }
+    }
+}
+
+#[test]
+fn pop_with_gives_each_slot_back_after_its_read() {
+    // Capacity 1: the producer's second push must wait for the slot that
+    // `pop_with` gives back only after moving the first item out.
+    loom::model(|| {
+        let (mut tx, mut rx) = SpscRing::<Box<u32>>::new(1).unwrap();
+        let producer = thread::spawn(move || {
+            for i in 0..2 {
+                push_blocking(&mut tx, Box::new(i));
+            }
+        });
+        for i in 0..2 {
+            assert_eq!(*pop_with_blocking(&mut rx), i);
+        }
+        producer.join().unwrap();
+    });
+}
+
 #[test]
 fn non_copy_items_arrive_once_in_order() {
     // Boxed values: loom/ASAN-style checks catch a double read or a read of an

@@ -897,6 +897,64 @@ impl<T> Consumer<T> {
         Ok(value)
     }
 
+    /// Pops the oldest item and hands it to `f` while its slot is still
+    /// held, returning what `f` returns. For moving a large item straight
+    /// into its destination (`|item| *place = Some(item)`): with [`pop`](Self::pop)
+    /// the item must first be copied out of the slot before the slot is
+    /// given back, then moved again by the caller; here the slot is given
+    /// back after `f`, so the compiler can copy it once. The slot is given
+    /// back even if `f` panics (the item is then `f`'s to drop).
+    ///
+    /// # Errors
+    ///
+    /// [`PopError::Empty`] if there is none (`f` is not called).
+    ///
+    /// ```
+    /// use dotcompute::ring::spsc::{PopError, SpscRing};
+    ///
+    /// let (mut tx, mut rx) = SpscRing::new(2)?;
+    /// let mut place = None;
+    /// assert_eq!(rx.pop_with(|s: String| place = Some(s)), Err(PopError::Empty));
+    /// tx.push("a".to_string()).unwrap();
+    /// assert_eq!(rx.pop_with(|s| place = Some(s)), Ok(()));
+    /// assert_eq!(place.as_deref(), Some("a"));
+    /// # Ok::<(), dotcompute::ring::spsc::CapacityError>(())
+    /// ```
+    #[inline]
+    pub fn pop_with<R>(&mut self, f: impl FnOnce(T) -> R) -> Result<R, PopError> {
+        if self.head == self.cached_tail {
+            self.cached_tail = self.ring.control.producer.tail.load(Ordering::Acquire);
+            if self.head == self.cached_tail {
+                return Err(PopError::Empty);
+            }
+        }
+        /// Gives the slot of `head` back to the producer when dropped: after
+        /// `f` returns, or while it unwinds (the item has been moved out, so
+        /// the slot must never be read again).
+        struct Release<'a, T>(&'a mut Consumer<T>);
+        impl<T> Drop for Release<'_, T> {
+            fn drop(&mut self) {
+                let consumer = &mut *self.0;
+                consumer.head = consumer.head.wrapping_add(1);
+                consumer
+                    .ring
+                    .control
+                    .consumer
+                    .head
+                    .store(consumer.head, Ordering::Release);
+            }
+        }
+        let release = Release(self);
+        // SAFETY: we are the consumer and `head < tail` with `tail` observed by
+        // Acquire, so the slot of `head` is initialised and consumer-owned;
+        // `release` advances `head` past it whatever `f` does, so it is moved
+        // out exactly once.
+        let value = unsafe { release.0.ring.read(release.0.head, release.0.mask) };
+        let out = f(value);
+        drop(release);
+        Ok(out)
+    }
+
     /// Pops up to `dst.len()` items into the front of `dst` and returns how
     /// many were popped (0 when empty). One index update for the whole batch.
     ///

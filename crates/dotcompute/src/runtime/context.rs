@@ -346,9 +346,12 @@ impl<In: Message, Out: Message> KernelContext<In, Out> {
     }
 
     /// Blocking receive for thread-bound handlers: spins on a ring input;
-    /// on a queue input polls briefly, then parks the thread. `Ok(None)`
-    /// when `deadline` passed.
-    fn receive_blocking(&mut self, deadline: Option<Instant>) -> Result<Option<In>> {
+    /// on a queue input polls briefly, then parks the thread. Leaves the
+    /// message in `out` and gives `Ok(true)`; `Ok(false)` when `deadline`
+    /// passed. (An out-parameter, not a returned message: every layer that
+    /// unwraps and re-wraps a message copies all its bytes, and on the spin
+    /// tier these copies are on every round trip's path.)
+    fn receive_blocking_into(&mut self, out: &mut Option<In>, deadline: Option<Instant>) -> Result<bool> {
         self.finish_in_flight();
         if self.core.is_cancelled() {
             return Err(self.core.terminating_error());
@@ -357,25 +360,28 @@ impl<In: Message, Out: Message> KernelContext<In, Out> {
         // port's reference count, a cache line the host reads on every send.
         let core = &self.core;
         let received = match &self.input.queue {
-            Transport::Ring(ring) => match ring.recv_spin(&|| core.is_cancelled(), deadline) {
-                Ok(Some(m)) => Ok(Some(m)),
-                Ok(None) => Ok(None),
-                Err(_) => Err(()),
-            },
+            Transport::Ring(ring) => ring
+                .recv_spin_into(out, || core.is_cancelled(), deadline)
+                .map_err(|_| ()),
             // Cancellation closes the input right after, which wakes this
             // wait (see `core`).
             Transport::Queue(q) => match q.recv_blocking_until(deadline) {
-                Ok(got) => Ok(Some(got)),
-                Err(RecvError::Timeout | RecvError::Empty) => Ok(None),
+                Ok(got) => {
+                    *out = Some(got);
+                    Ok(true)
+                }
+                Err(RecvError::Timeout | RecvError::Empty) => Ok(false),
                 Err(RecvError::Closed) => Err(()),
             },
         };
         match received {
-            Ok(Some(m)) => {
-                self.deliver(&m);
-                Ok(Some(m))
+            Ok(true) => {
+                if let Some(m) = out {
+                    self.deliver(m);
+                }
+                Ok(true)
             }
-            Ok(None) => Ok(None),
+            Ok(false) => Ok(false),
             Err(()) => Err(self.core.terminating_error()),
         }
     }
@@ -570,9 +576,12 @@ impl<In: Message, Out: Message> BlockingContext<In, Out> {
 
     /// Blocks until the next message; [`Error::Terminating`] on terminate.
     pub fn receive(&mut self) -> Result<In> {
+        let mut out = None;
         loop {
-            if let Some(m) = self.inner.receive_blocking(None)? {
-                return Ok(m);
+            if self.inner.receive_blocking_into(&mut out, None)? {
+                if let Some(m) = out {
+                    return Ok(m);
+                }
             }
         }
     }
@@ -580,7 +589,9 @@ impl<In: Message, Out: Message> BlockingContext<In, Out> {
     /// Blocks at most `timeout`; `Ok(None)` if no message came.
     pub fn receive_timeout(&mut self, timeout: Duration) -> Result<Option<In>> {
         let deadline = Instant::now().checked_add(timeout);
-        self.inner.receive_blocking(deadline)
+        let mut out = None;
+        self.inner.receive_blocking_into(&mut out, deadline)?;
+        Ok(out)
     }
 
     /// Takes a message if one is ready; never blocks.

@@ -108,11 +108,16 @@ impl<Out: Message> OutputPort<Out> {
         self.core.check(Operation::Receive)?;
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         match &self.queue {
-            Transport::Ring(ring) => match ring.recv_spin(&|| false, deadline) {
-                Ok(Some(m)) => Ok(m),
-                Ok(None) => Err(self.receive_timeout_error(timeout.unwrap_or_default())),
-                Err(_) => Err(self.core.end_error()),
-            },
+            // Into a place of ours, not returned through the ring's layers
+            // (see `RingChannel::try_recv_into`).
+            Transport::Ring(ring) => {
+                let mut out = None;
+                match (ring.recv_spin_into(&mut out, || false, deadline), out) {
+                    (Ok(true), Some(m)) => Ok(m),
+                    (Err(_), _) => Err(self.core.end_error()),
+                    _ => Err(self.receive_timeout_error(timeout.unwrap_or_default())),
+                }
+            }
             // Polls briefly, then parks (the queue's blocking wait): no
             // executor, no allocation. A relaying kernel may first let this
             // thread relay its reply (see `assist`).
@@ -247,9 +252,16 @@ impl<Out: Message> OutputPort<Out> {
     pub fn emit_blocking(&self, msg: Out, stop: &CancellationToken) -> std::result::Result<(), SendError<Out>> {
         match &self.queue {
             Transport::Ring(ring) => {
-                let msg = match self.offer(msg) {
-                    Ok(()) => return Ok(()),
-                    Err(msg) => msg,
+                // With no call pending (one atomic load) the message goes
+                // straight to the ring: every pass through `offer` and back
+                // is a copy of all its bytes, on the spin tier's critical path.
+                let msg = if self.replies.any_pending() {
+                    match self.offer(msg) {
+                        Ok(()) => return Ok(()),
+                        Err(msg) => msg,
+                    }
+                } else {
+                    msg
                 };
                 ring.send_spin(msg, stop, None).map_err(|r| self.refused(r))
             }

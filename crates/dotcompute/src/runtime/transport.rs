@@ -235,6 +235,7 @@ impl<T: Message> RingChannel<T> {
     }
 
     /// One push attempt; counts nothing on `Full`.
+    #[inline]
     fn push(&self, msg: T) -> Result<(), SendError<T>> {
         if self.closed.load(Ordering::Acquire) {
             self.closed_rejections.fetch_add(1, Ordering::Relaxed);
@@ -320,7 +321,20 @@ impl<T: Message> RingChannel<T> {
     /// Sends from a plain thread: spins, yields, then parks in slices while
     /// the ring is full (Block), until room, close, cancellation
     /// ([`Refusal::Stopped`]) or `deadline` ([`Refusal::Timeout`], counted).
-    pub fn send_spin(
+    #[inline]
+    pub fn send_spin(&self, msg: T, cancel: &CancellationToken, deadline: Option<Instant>) -> Result<(), (Refusal, T)> {
+        // The common case (room) in the caller's frame; the wait out of line.
+        match self.push(msg) {
+            Ok(()) => Ok(()),
+            Err(SendError::Full(m)) => self.send_spin_full(m, cancel, deadline),
+            Err(e) => Err(e.into_refusal()),
+        }
+    }
+
+    /// [`send_spin`](Self::send_spin) once a push found the ring full.
+    #[cold]
+    #[inline(never)]
+    fn send_spin_full(
         &self,
         mut msg: T,
         cancel: &CancellationToken,
@@ -328,11 +342,6 @@ impl<T: Message> RingChannel<T> {
     ) -> Result<(), (Refusal, T)> {
         let mut backoff = Backoff::default();
         loop {
-            msg = match self.push(msg) {
-                Ok(()) => return Ok(()),
-                Err(SendError::Full(m)) => m,
-                Err(e) => return Err(e.into_refusal()),
-            };
             if self.config.backpressure != Backpressure::Block {
                 self.rejected.fetch_add(1, Ordering::Relaxed);
                 return Err((Refusal::Full, msg));
@@ -354,6 +363,11 @@ impl<T: Message> RingChannel<T> {
                 };
                 let _ = listener.wait_timeout(park_slice(deadline));
             }
+            msg = match self.push(msg) {
+                Ok(()) => return Ok(()),
+                Err(SendError::Full(m)) => m,
+                Err(e) => return Err(e.into_refusal()),
+            };
         }
     }
 
@@ -504,22 +518,42 @@ impl<T: Message> RingChannel<T> {
     }
 
     pub fn try_recv(&self) -> Result<T, RecvError> {
+        let mut out = None;
+        match (self.try_recv_into(&mut out), out) {
+            (Ok(true), Some(m)) => Ok(m),
+            (Err(e), _) => Err(e),
+            _ => Err(RecvError::Empty),
+        }
+    }
+
+    /// One receive attempt that leaves the message in `out` (left as it
+    /// was when none came): `Ok(true)` when one was taken, `Ok(false)` when
+    /// the ring is empty, `Err(Closed)` once closed and drained. The spin
+    /// receives build on this, not on a returned message: each layer that
+    /// unwraps and re-wraps a returned message copies all of its bytes,
+    /// and on the spin tier those copies are on every round trip's path.
+    #[inline]
+    fn try_recv_into(&self, out: &mut Option<T>) -> Result<bool, RecvError> {
         if self.paused.load(Ordering::Acquire) {
             return if self.closed.load(Ordering::Acquire) {
                 Err(RecvError::Closed)
             } else {
-                Err(RecvError::Empty)
+                Ok(false)
             };
         }
         // Read `closed` before popping: a message pushed before the close is
         // then seen by this pop, so `Closed` is only reported when drained.
         let closed = self.closed.load(Ordering::Acquire);
         let mut rx = self.rx.lock();
-        let popped = rx.consumer.pop();
+        // Straight from the slot into `out` (see `Consumer::pop_with`).
+        let popped = rx.consumer.pop_with(|entry| {
+            *out = Some(entry.msg);
+            entry.at
+        });
         match popped {
-            Ok(entry) => {
-                if entry.at != 0 {
-                    let ns = clock::ns_between(entry.at, clock::now());
+            Ok(at) => {
+                if at != 0 {
+                    let ns = clock::ns_between(at, clock::now());
                     let _ = rx.waits.record(ns.clamp(1, MAX_RECORDED_WAIT_NS));
                 }
                 // Counted under the consumer lock (see the module invariants).
@@ -531,10 +565,10 @@ impl<T: Message> RingChannel<T> {
                 if waiting {
                     self.not_full.notify_additional(1);
                 }
-                Ok(entry.msg)
+                Ok(true)
             }
             Err(_) if closed => Err(RecvError::Closed),
-            Err(_) => Err(RecvError::Empty),
+            Err(_) => Ok(false),
         }
     }
 
@@ -579,28 +613,46 @@ impl<T: Message> RingChannel<T> {
     }
 
     /// Receives on a kernel thread: polls, then yields, then parks in slices,
-    /// until a message, close (once drained) or cancellation.
-    pub fn recv_spin(&self, cancelled: &dyn Fn() -> bool, deadline: Option<Instant>) -> Result<Option<T>, Interrupted> {
+    /// until a message, close (once drained) or cancellation. `Ok(None)`
+    /// when `deadline` passed. (The runtime's receives use
+    /// [`recv_spin_into`](Self::recv_spin_into); this shape is the tests'.)
+    #[cfg(test)]
+    pub fn recv_spin(&self, cancelled: impl Fn() -> bool, deadline: Option<Instant>) -> Result<Option<T>, Interrupted> {
+        let mut out = None;
+        self.recv_spin_into(&mut out, cancelled, deadline)?;
+        Ok(out)
+    }
+
+    /// [`recv_spin`](Self::recv_spin) leaving the message in `out` (see
+    /// [`try_recv_into`](Self::try_recv_into)): `Ok(true)` when one was
+    /// taken, `Ok(false)` when `deadline` passed.
+    #[inline]
+    pub fn recv_spin_into(
+        &self,
+        out: &mut Option<T>,
+        cancelled: impl Fn() -> bool,
+        deadline: Option<Instant>,
+    ) -> Result<bool, Interrupted> {
         let mut backoff = Backoff::default();
         loop {
             if cancelled() {
                 return Err(Interrupted::Cancelled);
             }
-            match self.try_recv() {
-                Ok(m) => return Ok(Some(m)),
-                Err(RecvError::Closed) => return Err(Interrupted::Closed),
-                Err(_) => {}
+            match self.try_recv_into(out) {
+                Ok(true) => return Ok(true),
+                Ok(false) => {}
+                Err(_) => return Err(Interrupted::Closed),
             }
             if passed(deadline) {
-                return Ok(None);
+                return Ok(false);
             }
             if backoff.snooze() {
                 let listener = self.not_empty.listen();
                 let _counted = self.count_data_waiter();
-                match self.try_recv() {
-                    Ok(m) => return Ok(Some(m)),
-                    Err(RecvError::Closed) => return Err(Interrupted::Closed),
-                    Err(_) => {}
+                match self.try_recv_into(out) {
+                    Ok(true) => return Ok(true),
+                    Ok(false) => {}
+                    Err(_) => return Err(Interrupted::Closed),
                 }
                 let _ = listener.wait_timeout(park_slice(deadline));
             }
@@ -1065,7 +1117,7 @@ mod tests {
         let consumer = std::thread::spawn(move || {
             let mut got = Vec::new();
             loop {
-                match r2.recv_spin(&|| c2.is_cancelled(), None) {
+                match r2.recv_spin(|| c2.is_cancelled(), None) {
                     Ok(Some(msg)) => got.push(msg.n),
                     Ok(None) => unreachable!("no deadline"),
                     Err(why) => return (got, why),
@@ -1176,10 +1228,9 @@ mod tests {
             if got.is_multiple_of(3) {
                 batch.clear();
                 got += r.pop_batch(5, &mut batch) as u64;
-            } else if let Ok(Some(_)) = r.recv_spin(
-                &|| cancel.is_cancelled(),
-                Some(Instant::now() + Duration::from_secs(10)),
-            ) {
+            } else if let Ok(Some(_)) =
+                r.recv_spin(|| cancel.is_cancelled(), Some(Instant::now() + Duration::from_secs(10)))
+            {
                 got += 1;
             }
         }
@@ -1200,7 +1251,7 @@ mod tests {
         let cancel = CancellationToken::new();
         let got = r
             .recv_spin(
-                &|| cancel.is_cancelled(),
+                || cancel.is_cancelled(),
                 Some(Instant::now() + Duration::from_millis(10)),
             )
             .unwrap();
