@@ -34,7 +34,7 @@ use crate::runtime::input::InputPort;
 use crate::runtime::replies::{Registration, Replies};
 use crate::runtime::state::Operation;
 use crate::runtime::telemetry::{lock, KernelMetrics};
-use crate::runtime::transport::Transport;
+use crate::runtime::transport::{RingChannel, Transport};
 
 /// The receiving side of a kernel, and where its handler's sends go.
 pub(crate) struct OutputPort<Out> {
@@ -111,11 +111,16 @@ impl<Out: Message> OutputPort<Out> {
             // Into a place of ours, not returned through the ring's layers
             // (see `RingChannel::try_recv_into`).
             Transport::Ring(ring) => {
+                // (Matched apart, not as a tuple: moving `out` into a tuple
+                // would be one more copy.)
                 let mut out = None;
-                match (ring.recv_spin_into(&mut out, || false, deadline), out) {
-                    (Ok(true), Some(m)) => Ok(m),
-                    (Err(_), _) => Err(self.core.end_error()),
-                    _ => Err(self.receive_timeout_error(timeout.unwrap_or_default())),
+                match ring.recv_spin_into(&mut out, || false, deadline) {
+                    Ok(true) => match out {
+                        Some(m) => Ok(m),
+                        None => Err(self.core.end_error()),
+                    },
+                    Ok(false) => Err(self.receive_timeout_error(timeout.unwrap_or_default())),
+                    Err(_) => Err(self.core.end_error()),
                 }
             }
             // Polls briefly, then parks (the queue's blocking wait): no
@@ -255,17 +260,27 @@ impl<Out: Message> OutputPort<Out> {
                 // With no call pending (one atomic load) the message goes
                 // straight to the ring: every pass through `offer` and back
                 // is a copy of all its bytes, on the spin tier's critical path.
-                let msg = if self.replies.any_pending() {
-                    match self.offer(msg) {
-                        Ok(()) => return Ok(()),
-                        Err(msg) => msg,
-                    }
-                } else {
-                    msg
-                };
+                if self.replies.any_pending() {
+                    return self.emit_offered_blocking(ring, msg, stop);
+                }
                 ring.send_spin(msg, stop, None).map_err(|r| self.refused(r))
             }
             Transport::Queue(_) => crate::runtime::park::block_on(self.emit(msg, stop)),
+        }
+    }
+
+    /// [`emit_blocking`](Self::emit_blocking) on a ring while some call waits
+    /// for a reply.
+    #[cold]
+    fn emit_offered_blocking(
+        &self,
+        ring: &RingChannel<Out>,
+        msg: Out,
+        stop: &CancellationToken,
+    ) -> std::result::Result<(), SendError<Out>> {
+        match self.offer(msg) {
+            Ok(()) => Ok(()),
+            Err(msg) => ring.send_spin(msg, stop, None).map_err(|r| self.refused(r)),
         }
     }
 
