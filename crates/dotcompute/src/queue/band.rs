@@ -155,16 +155,26 @@ impl<T> Band<T> {
         }
     }
 
-    /// Takes the front message; hands its stamp to `stamped` if it has one.
+    /// Takes the front message, its stamp discarded (an eviction).
+    pub(crate) fn pop_evicted(&mut self) -> Option<T> {
+        let mut out = None;
+        self.pop_into_then(&mut out, |_| {});
+        out
+    }
+
+    /// Moves the front message into `out` (false when empty); hands its
+    /// stamp to `stamped` if it has one.
     #[inline(always)]
-    pub(crate) fn pop_then(&mut self, stamped: impl FnOnce(Stamp)) -> Option<T> {
-        let msg = self.msgs.pop_front()?;
+    pub(crate) fn pop_into_then(&mut self, out: &mut Option<T>, stamped: impl FnOnce(Stamp)) -> bool {
+        if !self.msgs.pop_front_into(out) {
+            return false;
+        }
         self.promote();
         if self.next_stamped == self.head {
             stamped(self.take_stamp());
         }
         self.head += 1;
-        Some(msg)
+        true
     }
 
     /// Moves the front `k` messages (`k <= len`) to the end of `out`, in
@@ -284,8 +294,9 @@ mod tests {
                         }
                     }
                     Op::Pop => {
-                        let mut stamp = 0;
-                        let got = band.pop_then(|s| stamp = s);
+                        let (mut stamp, mut got) = (0, None);
+                        let popped = band.pop_into_then(&mut got, |s| stamp = s);
+                        proptest::prop_assert_eq!(popped, got.is_some());
                         proptest::prop_assert_eq!(got.map(|m| (m, stamp)), model.pop_front());
                     }
                     Op::Take(k) => {

@@ -175,6 +175,22 @@ impl<T> Fifo<T> {
         self.len += 1;
     }
 
+    /// Moves the first element into `out` (copied once, straight from its
+    /// slot); false, `out` untouched, when empty.
+    #[inline(always)]
+    pub(crate) fn pop_front_into(&mut self, out: &mut Option<T>) -> bool {
+        if self.len == 0 {
+            return false;
+        }
+        let at = self.head;
+        self.head = self.slot(1);
+        self.len -= 1;
+        // SAFETY: as in `pop_front`: slot `at` held the first element,
+        // initialized, and `head` and `len` have just moved past it.
+        *out = Some(unsafe { self.buf.get_unchecked(at).assume_init_read() });
+        true
+    }
+
     /// Removes and returns the first element.
     #[inline(always)]
     pub(crate) fn pop_front(&mut self) -> Option<T> {

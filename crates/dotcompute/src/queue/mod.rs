@@ -331,13 +331,26 @@ pub(crate) struct Recv<'a, T> {
     wait: RecvWait<'a, T>,
 }
 
+impl<'a, T: Message> Recv<'a, T> {
+    /// Polls for a message to be moved into `out` (copied once, from its
+    /// slot; see [`State::pop_into`]): for receivers that keep the message
+    /// in a place of their own rather than take it through this future's
+    /// output.
+    #[inline]
+    pub(crate) fn poll_into(&mut self, cx: &mut Context<'_>, out: &mut Option<T>) -> Poll<Result<(), RecvError>> {
+        self.queue.poll_recv_into(cx, &mut self.wait, out)
+    }
+}
+
 impl<T: Message> Future for Recv<'_, T> {
     type Output = Result<T, RecvError>;
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        this.queue.poll_recv(cx, &mut this.wait)
+        let mut out = None;
+        std::task::ready!(this.poll_into(cx, &mut out))?;
+        Poll::Ready(out.ok_or(RecvError::Empty))
     }
 }
 
@@ -808,13 +821,23 @@ impl<T: Message> MessageQueue<T> {
     /// One pop under the lock, waking a sender if
     /// room appeared; with `waiter`, registers it (under the same lock) when
     /// there is nothing to deliver, or ends its registration otherwise.
-    #[inline(always)]
     fn pop_one(&self, waiter: Option<(&mut Registration<'_, T>, &std::task::Waker)>) -> Result<T, RecvError> {
+        let mut out = None;
+        self.pop_one_into(&mut out, waiter)?;
+        out.ok_or(RecvError::Empty)
+    }
+
+    /// [`pop_one`](Self::pop_one) moving the message into `out` (see
+    /// [`State::pop_into`]).
+    #[inline(always)]
+    fn pop_one_into(
+        &self,
+        out: &mut Option<T>,
+        waiter: Option<(&mut Registration<'_, T>, &std::task::Waker)>,
+    ) -> Result<(), RecvError> {
         let mut wake = Wake::None;
         let mut state = self.lock();
-        // Returned as it was popped, not moved through a block's value: a
-        // message is copied as few times as possible.
-        let result = state.pop();
+        let result = state.pop_into(out);
         match (&result, waiter) {
             (Err(RecvError::Empty), Some((reg, waker))) => reg.register(&mut state, waker),
             (_, Some((reg, _))) => reg.finish(&mut state, result.is_ok(), &mut wake),
@@ -929,10 +952,16 @@ impl<T: Message> MessageQueue<T> {
 
     /// One attempt of an async receive: a pop, or (under the same lock) the
     /// registration of the task's waker when there is nothing to deliver.
+    /// The message, if one came, is moved into `out`.
     #[inline(always)]
-    fn poll_recv(&self, cx: &mut Context<'_>, wait: &mut RecvWait<'_, T>) -> Poll<Result<T, RecvError>> {
+    fn poll_recv_into(
+        &self,
+        cx: &mut Context<'_>,
+        wait: &mut RecvWait<'_, T>,
+        out: &mut Option<T>,
+    ) -> Poll<Result<(), RecvError>> {
         let coop = std::task::ready!(tokio::task::coop::poll_proceed(cx));
-        match self.pop_one(Some((&mut wait.reg, cx.waker()))) {
+        match self.pop_one_into(out, Some((&mut wait.reg, cx.waker()))) {
             Err(RecvError::Empty) => {}
             done => {
                 coop.made_progress();
@@ -942,7 +971,7 @@ impl<T: Message> MessageQueue<T> {
         if let Some(deadline) = wait.deadline {
             let sleep = wait.sleep.get_or_insert_with(|| Sleep::until(deadline));
             if Pin::new(sleep).poll(cx).is_ready() {
-                return Poll::Ready(self.pop_last(&mut wait.reg));
+                return Poll::Ready(self.pop_last(&mut wait.reg).map(|m| *out = Some(m)));
             }
         }
         Poll::Pending

@@ -285,7 +285,7 @@ impl<T> State<T> {
                 let lowest = self.bands.iter().position(|b| !b.is_empty());
                 match lowest {
                     // A dropped message's wait is not recorded.
-                    Some(lowest) if lowest <= band => match self.bands[lowest].pop_then(|_| {}) {
+                    Some(lowest) if lowest <= band => match self.bands[lowest].pop_evicted() {
                         Some(old) => {
                             self.len -= 1;
                             self.dropped += 1;
@@ -378,8 +378,17 @@ impl<T> State<T> {
 
     /// Takes the oldest message of the highest non-empty band, unless
     /// paused; records its wait if it was stamped.
-    #[inline(always)]
     pub(crate) fn pop(&mut self) -> Result<T, RecvError> {
+        let mut out = None;
+        self.pop_into(&mut out)?;
+        out.ok_or(RecvError::Empty)
+    }
+
+    /// [`pop`](Self::pop) moving the message into `out`: copied once, from
+    /// its slot to the place the receiver gives, where a returned message
+    /// would be copied again at every layer on its way out.
+    #[inline(always)]
+    pub(crate) fn pop_into(&mut self, out: &mut Option<T>) -> Result<(), RecvError> {
         if self.paused || self.len == 0 {
             return Err(if self.closed {
                 RecvError::Closed
@@ -388,22 +397,21 @@ impl<T> State<T> {
             });
         }
         let waits = &*self.waits;
-        let popped = self.bands.iter_mut().rev().find(|b| !b.is_empty()).and_then(|band| {
-            band.pop_then(|at| {
+        let popped = self.bands.iter_mut().rev().find(|b| !b.is_empty()).is_some_and(|band| {
+            band.pop_into_then(out, |at| {
                 record_wait(waits, clock::ns_between(at, clock::now()), 1);
             })
         });
-        match popped {
-            Some(msg) => {
-                self.len -= 1;
-                self.dequeued += 1;
-                Ok(msg)
-            }
-            None => Err(if self.closed {
+        if popped {
+            self.len -= 1;
+            self.dequeued += 1;
+            Ok(())
+        } else {
+            Err(if self.closed {
                 RecvError::Closed
             } else {
                 RecvError::Empty
-            }),
+            })
         }
     }
 

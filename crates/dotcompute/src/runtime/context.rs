@@ -163,19 +163,29 @@ impl<In: Message, Out: Message> KernelContext<In, Out> {
         // every cancellation closes the input queue right after (see
         // `core`), which wakes this wait, and a closed queue is drained only
         // while not cancelled.
+        //
+        // The message is moved from its slot into `out`, not returned
+        // through the queue's layers (each would copy all its bytes).
+        let mut out = None;
         loop {
             let received = match &self.input.queue {
-                Transport::Queue(q) => q.recv_until(None).await,
+                Transport::Queue(q) => {
+                    let mut recv = q.recv_until(None);
+                    std::future::poll_fn(|cx| recv.poll_into(cx, &mut out)).await
+                }
                 Transport::Ring(r) => {
                     // The ring's receive does not spend the budget itself.
                     runtime::input::spend_budget().await;
-                    r.recv().await
+                    r.recv().await.map(|m| out = Some(m))
                 }
             };
             match received {
-                Ok(m) => {
-                    self.deliver(&m);
-                    return Ok(m);
+                Ok(()) => {
+                    if let Some(m) = &out {
+                        self.deliver(m);
+                        // Moved once, from `out` to the result.
+                        return out.ok_or_else(|| self.core.terminating_error());
+                    }
                 }
                 Err(RecvError::Empty | RecvError::Timeout) if !self.core.is_cancelled() => {}
                 Err(_) => return Err(self.core.terminating_error()),

@@ -417,8 +417,11 @@ impl<Out: Message> Future for HostReceive<'_, Out> {
             this.port.core.check(Operation::Receive)?;
             this.checked = true;
         }
-        match std::task::ready!(Pin::new(&mut this.recv).poll(cx)) {
-            Ok(m) => Poll::Ready(Ok(m)),
+        // Into a place of this poll's, then out as the result: the message
+        // is copied twice, not once per layer (see `Recv::poll_into`).
+        let mut out = None;
+        match std::task::ready!(this.recv.poll_into(cx, &mut out)) {
+            Ok(()) => Poll::Ready(out.ok_or_else(|| this.port.core.end_error())),
             Err(_) => Poll::Ready(Err(this.port.core.end_error())),
         }
     }
