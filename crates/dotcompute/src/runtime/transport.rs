@@ -519,10 +519,10 @@ impl<T: Message> RingChannel<T> {
 
     pub fn try_recv(&self) -> Result<T, RecvError> {
         let mut out = None;
-        match (self.try_recv_into(&mut out), out) {
-            (Ok(true), Some(m)) => Ok(m),
-            (Err(e), _) => Err(e),
-            _ => Err(RecvError::Empty),
+        match self.try_recv_into(&mut out) {
+            Ok(true) => out.ok_or(RecvError::Empty),
+            Ok(false) => Err(RecvError::Empty),
+            Err(e) => Err(e),
         }
     }
 
