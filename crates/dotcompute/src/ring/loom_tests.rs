@@ -66,11 +66,10 @@ fn pop_with_blocking<T>(rx: &mut super::spsc::Consumer<T>) -> T {
     }
 }
 
-#[test]
-fn pop_with_gives_each_slot_back_after_its_read() {
-    // Capacity 1: the producer's second push must wait for the slot that
-    // `pop_with` gives back only after moving the first item out.
-    loom::model(|| {
+/// Two boxed items through a ring of capacity 1, popped with `pop`: the
+/// producer's second push must wait for the slot the first pop gives back.
+fn boxed_items_arrive_once_in_order(pop: fn(&mut super::spsc::Consumer<Box<u32>>) -> Box<u32>) {
+    loom::model(move || {
         let (mut tx, mut rx) = SpscRing::<Box<u32>>::new(1).unwrap();
         let producer = thread::spawn(move || {
             for i in 0..2 {
@@ -78,7 +77,7 @@ fn pop_with_gives_each_slot_back_after_its_read() {
             }
         });
         for i in 0..2 {
-            assert_eq!(*pop_with_blocking(&mut rx), i);
+            assert_eq!(*pop(&mut rx), i);
         }
         producer.join().unwrap();
     });
@@ -88,18 +87,13 @@ fn pop_with_gives_each_slot_back_after_its_read() {
 fn non_copy_items_arrive_once_in_order() {
     // Boxed values: loom/ASAN-style checks catch a double read or a read of an
     // uninitialised slot as a causality violation or double free.
-    loom::model(|| {
-        let (mut tx, mut rx) = SpscRing::<Box<u32>>::new(1).unwrap();
-        let producer = thread::spawn(move || {
-            for i in 0..2 {
-                push_blocking(&mut tx, Box::new(i));
-            }
-        });
-        for i in 0..2 {
-            assert_eq!(*pop_blocking(&mut rx), i);
-        }
-        producer.join().unwrap();
-    });
+    boxed_items_arrive_once_in_order(pop_blocking);
+}
+
+#[test]
+fn pop_with_gives_each_slot_back_after_its_read() {
+    // `pop_with` gives the slot back only after moving the item out.
+    boxed_items_arrive_once_in_order(pop_with_blocking);
 }
 
 #[test]

@@ -892,9 +892,16 @@ impl<T> Consumer<T> {
         // Acquire, so the slot of `head` is initialised and consumer-owned;
         // `head` is advanced right below.
         let value = unsafe { self.ring.read(self.head, self.mask) };
+        self.give_back_one();
+        Ok(value)
+    }
+
+    /// Advances `head` past the slot just read and publishes it (Release:
+    /// the read happens-before the producer's reuse of the slot).
+    #[inline]
+    fn give_back_one(&mut self) {
         self.head = self.head.wrapping_add(1);
         self.ring.control.consumer.head.store(self.head, Ordering::Release);
-        Ok(value)
     }
 
     /// Pops the oldest item and hands it to `f` while its slot is still
@@ -934,14 +941,7 @@ impl<T> Consumer<T> {
         struct Release<'a, T>(&'a mut Consumer<T>);
         impl<T> Drop for Release<'_, T> {
             fn drop(&mut self) {
-                let consumer = &mut *self.0;
-                consumer.head = consumer.head.wrapping_add(1);
-                consumer
-                    .ring
-                    .control
-                    .consumer
-                    .head
-                    .store(consumer.head, Ordering::Release);
+                self.0.give_back_one();
             }
         }
         let release = Release(self);
@@ -1201,13 +1201,7 @@ impl<T> Iterator for PopIter<'_, T> {
         // below, item by item, so forgetting the iterator cannot duplicate an
         // item.
         let value = unsafe { consumer.ring.read(consumer.head, consumer.mask) };
-        consumer.head = consumer.head.wrapping_add(1);
-        consumer
-            .ring
-            .control
-            .consumer
-            .head
-            .store(consumer.head, Ordering::Release);
+        consumer.give_back_one();
         Some(value)
     }
 
