@@ -185,25 +185,18 @@ impl<T> Fifo<T> {
         let at = self.head;
         self.head = self.slot(1);
         self.len -= 1;
-        // SAFETY: as in `pop_front`: slot `at` held the first element,
-        // initialized, and `head` and `len` have just moved past it.
+        // SAFETY: slot `at` (`head < cap`, the ring being non-empty) held
+        // the first element, initialized; `head` and `len` have just moved
+        // past it, so nothing else reads or drops it: it is moved out once.
         *out = Some(unsafe { self.buf.get_unchecked(at).assume_init_read() });
         true
     }
 
     /// Removes and returns the first element.
-    #[inline(always)]
     pub(crate) fn pop_front(&mut self) -> Option<T> {
-        if self.len == 0 {
-            return None;
-        }
-        let at = self.head;
-        self.head = self.slot(1);
-        self.len -= 1;
-        // SAFETY: slot `at` (`head < cap`, the ring being non-empty) held
-        // the first element, initialized; `head` and `len` have just moved
-        // past it, so nothing else reads or drops it: it is moved out once.
-        Some(unsafe { self.buf.get_unchecked(at).assume_init_read() })
+        let mut out = None;
+        self.pop_front_into(&mut out);
+        out
     }
 
     /// Appends every value of `values`, in order.
