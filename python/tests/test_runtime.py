@@ -364,6 +364,58 @@ async def test_actor_may_await_anything_and_send_from_subtasks(kid: str) -> None
         assert (await rt.receive(kid, timeout=5)).value == 1.0
 
 
+async def test_subtask_sends_pass_a_waiting_receive_each_time(kid: str) -> None:
+    # The main loop waits in receive while a sub-task sends 50 times: each
+    # send takes the context from the waiting receive, which then waits
+    # again; every message arrives, in order, and the receive still works.
+    async def relay(ctx):
+        async def burst(n):
+            for i in range(n):
+                await ctx.send(Num(value=float(i)))
+
+        tasks = set()
+        while True:
+            msg = await ctx.receive()
+            t = asyncio.create_task(burst(int(msg.value)))
+            tasks.add(t)
+            t.add_done_callback(tasks.discard)
+
+    async with RingKernelRuntime() as rt:
+        await rt.launch(kid, relay)
+        await rt.activate(kid)
+        await rt.send(kid, Num(value=50.0))
+        got = [(await rt.receive(kid, timeout=5)).value for _ in range(50)]
+        assert got == [float(i) for i in range(50)]
+        await rt.send(kid, Num(value=1.0))
+        assert (await rt.receive(kid, timeout=5)).value == 0.0
+
+
+async def test_actor_side_timeouts_name_kernel_and_operation(kid: str) -> None:
+    seen = []
+
+    async def waits(ctx):
+        try:
+            await ctx.receive(timeout=0.05)
+        except QueueTimeoutError as e:
+            seen.append((e.kernel_id, e.timeout, e.operation))
+        await ctx.send(Num(value=1.0))  # fills the one-slot output
+        try:
+            await ctx.send(Num(value=2.0), timeout=0.05)
+        except QueueTimeoutError as e:
+            seen.append((e.kernel_id, e.timeout, e.operation))
+        await ctx.receive()
+
+    async with RingKernelRuntime() as rt:
+        await rt.launch(kid, waits, config=RingKernelConfig(kid, output_queue_size=1))
+        await rt.activate(kid)
+        for _ in range(200):
+            if len(seen) == 2:
+                break
+            await asyncio.sleep(0.01)
+        assert seen == [(kid, 0.05, "receive"), (kid, 0.05, "send")]
+        assert (await rt.receive(kid, timeout=5)).value == 1.0
+
+
 async def test_backpressure_strategies_apply_to_the_input(kid: str) -> None:
     async with RingKernelRuntime() as rt:
         await rt.launch(kid, echo, config=RingKernelConfig(kid, input_queue_size=2, backpressure_strategy="reject"))

@@ -28,10 +28,14 @@
 //!   for a `send` from another task of the same actor, so an actor may send
 //!   from sub-tasks while its main loop waits for input.
 
+use std::future::Future;
 use std::pin::pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::task::Poll;
 
+use futures::lock::Mutex as AsyncMutex;
+use futures::task::AtomicWaker;
 use parking_lot::Mutex;
 use pyo3::prelude::*;
 use pyo3::types::{PyCFunction, PyDict, PyString};
@@ -100,6 +104,11 @@ impl Bridge {
             started_notify: Notify::new(),
             state_notify: Notify::new(),
         })
+    }
+
+    /// The kernel's id, as the shared string it is kept in.
+    pub fn id_ref(&self) -> &Arc<str> {
+        &self.id
     }
 
     /// The kernel's id, shared (no copy).
@@ -233,7 +242,7 @@ impl Bridge {
         })?;
         let pyctx = PyKernelContext {
             kernel_id: PyString::new(py, &self.id).unbind(),
-            ctx: Arc::new(tokio::sync::Mutex::new(ctx)),
+            ctx: Arc::new(AsyncMutex::new(ctx)),
             preempt: Arc::new(Preempt::default()),
             bridge: self.clone(),
             handle,
@@ -353,9 +362,17 @@ pub fn failure_exception(py: Python<'_>, kernel: String, error: String) -> PyErr
 }
 
 /// Lets a waiting `receive` step aside for another operation.
+///
+/// An operation that wants the context counts itself in `waiting` (while it
+/// waits for the lock) and wakes the receive parked in `receive_waker`; the
+/// receive, seeing `waiting > 0`, drops its wait and the lock and yields to
+/// the loop once before it locks again. The lock is not fair, so that yield
+/// is what lets the waiting operation take it first. Both sides are atomics:
+/// nothing here takes a lock when no operation is waiting, which is every
+/// message of an actor that only receives and sends from its main loop.
 #[derive(Default)]
 struct Preempt {
-    notify: Notify,
+    receive_waker: AtomicWaker,
     /// Operations waiting for the context.
     waiting: AtomicUsize,
 }
@@ -365,7 +382,7 @@ struct Waiting<'a>(&'a Preempt);
 impl<'a> Waiting<'a> {
     fn new(p: &'a Preempt) -> Self {
         p.waiting.fetch_add(1, Ordering::SeqCst);
-        p.notify.notify_waiters();
+        p.receive_waker.wake();
         Waiting(p)
     }
 }
@@ -376,11 +393,17 @@ impl Drop for Waiting<'_> {
     }
 }
 
+impl Preempt {
+    fn wanted(&self) -> bool {
+        self.waiting.load(Ordering::SeqCst) > 0
+    }
+}
+
 /// What a Python actor receives as `ctx`.
 #[pyclass(frozen, module = "dotcompute._native", name = "KernelContext")]
 pub struct PyKernelContext {
     kernel_id: Py<PyString>,
-    ctx: Arc<tokio::sync::Mutex<Ctx>>,
+    ctx: Arc<AsyncMutex<Ctx>>,
     preempt: Arc<Preempt>,
     bridge: Arc<Bridge>,
     handle: KernelHandle<PyMsg, PyMsg>,
@@ -463,8 +486,8 @@ impl PyKernelContext {
     #[getter]
     fn should_terminate(&self) -> bool {
         match self.ctx.try_lock() {
-            Ok(g) => g.should_terminate(),
-            Err(_) => terminating(self.handle.state()),
+            Some(g) => g.should_terminate(),
+            None => terminating(self.handle.state()),
         }
     }
 
@@ -491,18 +514,32 @@ impl PyKernelContext {
         let seen = self.terminating_seen.clone();
         let fut = async move {
             let r = loop {
-                let mut guard = ctx.clone().lock_owned().await;
-                let stand_aside = preempt.notify.notified();
-                let mut stand_aside = pin!(stand_aside);
-                stand_aside.as_mut().enable();
-                if preempt.waiting.load(Ordering::SeqCst) > 0 {
-                    drop(guard);
+                if preempt.wanted() {
+                    yield_once().await;
                     continue;
                 }
-                tokio::select! {
-                    biased;
-                    r = guard.receive() => break r,
-                    () = &mut stand_aside => {}
+                let mut guard = ctx.clone().lock_owned().await;
+                let received = {
+                    let receive = guard.receive();
+                    let mut receive = pin!(receive);
+                    std::future::poll_fn(|cx| {
+                        if let Poll::Ready(r) = receive.as_mut().poll(cx) {
+                            return Poll::Ready(Some(r));
+                        }
+                        preempt.receive_waker.register(cx.waker());
+                        if preempt.wanted() {
+                            // Step aside: the wait is dropped, the message
+                            // (if one comes) stays queued.
+                            Poll::Ready(None)
+                        } else {
+                            Poll::Pending
+                        }
+                    })
+                    .await
+                };
+                match received {
+                    Some(r) => break r,
+                    None => drop(guard),
                 }
             };
             settle(r, &seen).await
@@ -511,10 +548,7 @@ impl PyKernelContext {
             Ok(m) => Ok(m.obj),
             Err(e) => Err(to_py(py, e)),
         })
-        .with_timeout(
-            timeout,
-            crate::runtime::timeout_error(self.bridge.id.clone(), timeout.unwrap_or_default(), "receive"),
-        ))
+        .with_queue_timeout(timeout, &self.bridge.id, "receive"))
     }
 
     /// Sends to the kernel's output (the host, or the linked kernel). Under
@@ -542,10 +576,7 @@ impl PyKernelContext {
             Ok(()) => Ok(py.None()),
             Err(e) => Err(to_py(py, e)),
         })
-        .with_timeout(
-            timeout,
-            crate::runtime::timeout_error(self.bridge.id.clone(), timeout.unwrap_or_default(), "send"),
-        ))
+        .with_queue_timeout(timeout, &self.bridge.id, "send"))
     }
 
     /// Sends straight to another kernel's input (no host hop).

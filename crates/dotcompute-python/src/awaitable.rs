@@ -83,7 +83,14 @@ enum State {
 }
 
 /// The error an awaitable raises when its time runs out.
-type TimeoutError = Box<dyn FnOnce(Python<'_>) -> PyErr + Send>;
+enum TimeoutError {
+    /// `QueueTimeoutError(kernel, seconds, operation)`, the error of every
+    /// send and receive: kept as data, so the awaits that most often carry
+    /// a timeout allocate nothing for it.
+    Queue { kernel: Arc<str>, operation: &'static str },
+    /// Any other error, built by the closure.
+    Custom(Box<dyn FnOnce(Python<'_>) -> PyErr + Send>),
+}
 
 /// An asyncio-compatible awaitable over a Rust future (see the module docs).
 ///
@@ -131,15 +138,35 @@ impl Awaitable {
         error: impl FnOnce(Python<'_>) -> PyErr + Send + 'static,
     ) -> Self {
         if let Some(after) = after {
-            self.timeout = Some((after, Mutex::new(Some(Box::new(error)))));
+            self.timeout = Some((after, Mutex::new(Some(TimeoutError::Custom(Box::new(error))))));
+        }
+        self
+    }
+
+    /// Bounds the wait of a send or receive on kernel `kernel`: after
+    /// `after` (from the first poll), the future is dropped and
+    /// `QueueTimeoutError(kernel, after, operation)` is raised. `None`
+    /// leaves the wait unbounded.
+    pub fn with_queue_timeout(mut self, after: Option<Duration>, kernel: &Arc<str>, operation: &'static str) -> Self {
+        if let Some(after) = after {
+            let error = TimeoutError::Queue {
+                kernel: kernel.clone(),
+                operation,
+            };
+            self.timeout = Some((after, Mutex::new(Some(error))));
         }
         self
     }
 
     fn timeout_error(&self, py: Python<'_>) -> PyErr {
-        let err = self.timeout.as_ref().and_then(|(_, e)| e.lock().take());
-        match err {
-            Some(f) => f(py),
+        let Some((after, error)) = &self.timeout else {
+            return PyRuntimeError::new_err(format!("dotcompute: {} timed out", self.what));
+        };
+        match error.lock().take() {
+            Some(TimeoutError::Queue { kernel, operation }) => {
+                crate::errors::exc(py, "QueueTimeoutError", (&*kernel, after.as_secs_f64(), operation))
+            }
+            Some(TimeoutError::Custom(f)) => f(py),
             None => PyRuntimeError::new_err(format!("dotcompute: {} timed out", self.what)),
         }
     }
@@ -158,10 +185,11 @@ impl Awaitable {
     pub(crate) fn step(&self, py: Python<'_>) -> PyResult<Step> {
         let defer = Deferral::enter(py);
         // Inside the Tokio runtime's context, so that Rust timers work.
-        let outcome = crate::executor::runtime().and_then(|rt| {
-            let _entered = rt.enter();
-            self.step_locked(py)
-        });
+        let outcome = match crate::executor::stay_entered() {
+            Ok(true) => self.step_locked(py),
+            Ok(false) => crate::executor::enter(|| self.step_locked(py)).and_then(|r| r),
+            Err(e) => Err(e),
+        };
         drop(defer);
         outcome
     }
@@ -194,7 +222,7 @@ impl Awaitable {
             }
         };
         let first = slot.is_none();
-        let slot = slot.get_or_insert_with(WakeSlot::new).clone();
+        let slot = slot.get_or_insert_with(WakeSlot::take).clone();
         if first {
             if let Some((after, _)) = &self.timeout {
                 *deadline = Some(Instant::now().checked_add(*after).unwrap_or_else(Instant::now));
@@ -206,6 +234,7 @@ impl Awaitable {
         let waker = Waker::from(slot.clone());
         let mut cx = Context::from_waker(&waker);
         let polled = fut.as_mut().poll_py(py, &mut cx);
+        drop(waker);
         let expired = match polled {
             Poll::Ready(_) => false,
             Poll::Pending => slot.timed_out() || deadline.is_some_and(|d| Instant::now() >= d),
@@ -217,6 +246,7 @@ impl Awaitable {
             if let Some((n, key)) = timer {
                 n.remove_deadline(key);
             }
+            WakeSlot::give_back(slot);
             return finish(result);
         }
         if expired {

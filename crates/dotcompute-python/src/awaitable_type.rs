@@ -9,10 +9,11 @@
 //! hand-built type (a stable-ABI slot since CPython 3.10).
 //!
 //! Invariants:
-//! - an instance owns exactly one boxed [`Awaitable`], set when it is
-//!   created from Rust ([`IntoPyObject`]) and dropped in `tp_dealloc`; the
-//!   type cannot be instantiated from Python (`DISALLOW_INSTANTIATION`), so
-//!   every instance has one;
+//! - an instance holds exactly one [`Awaitable`] in place (no box of its
+//!   own: one allocation fewer per await), written when it is created from
+//!   Rust ([`IntoPyObject`]) and dropped in `tp_dealloc`; `init` says it is
+//!   there. The type cannot be instantiated from Python
+//!   (`DISALLOW_INSTANTIATION`), so every instance has one;
 //! - every entry point runs inside a PyO3 trampoline (panics become Python
 //!   exceptions, the interpreter is known to be attached), the same ones
 //!   `#[pymethods]` use;
@@ -20,6 +21,7 @@
 //!   before: a value still arrives as `StopIteration(value)` there.
 
 use std::ffi::{c_int, c_void};
+use std::mem::MaybeUninit;
 use std::ptr::null_mut;
 
 use pyo3::ffi;
@@ -30,11 +32,13 @@ use pyo3::types::{PyTuple, PyType};
 
 use crate::awaitable::{stop_iteration, Awaitable, Step};
 
-/// The instance layout: the object header, then the boxed awaitable.
+/// The instance layout: the object header, then the awaitable itself.
 #[repr(C)]
 struct Object {
     ob_base: ffi::PyObject,
-    inner: *mut Awaitable,
+    /// `inner` holds a value (false in a fresh, zero-filled instance).
+    init: bool,
+    inner: MaybeUninit<Awaitable>,
 }
 
 /// The awaitable inside `obj`.
@@ -43,12 +47,18 @@ struct Object {
 /// `obj` is a live instance of the type built here (the slots below are
 /// only ever called with one).
 unsafe fn inner<'a>(obj: *mut ffi::PyObject) -> PyResult<&'a Awaitable> {
-    // SAFETY: per the contract, `obj` points to an `Object`; `inner` is set
-    // at creation and only cleared in `tp_dealloc`, after which no slot runs.
-    let p = unsafe { (*obj.cast::<Object>()).inner };
-    // SAFETY: a non-null `inner` is a live box owned by `obj`.
-    unsafe { p.as_ref() }
-        .ok_or_else(|| pyo3::exceptions::PyRuntimeError::new_err("dotcompute: an uninitialized awaitable"))
+    let o = obj.cast::<Object>();
+    // SAFETY: per the contract, `obj` points to an `Object`; `init` is set
+    // once `inner` is written at creation and cleared only in `tp_dealloc`,
+    // after which no slot runs.
+    if unsafe { (*o).init } {
+        // SAFETY: `init` says `inner` holds a live value owned by `obj`.
+        Ok(unsafe { (*o).inner.assume_init_ref() })
+    } else {
+        Err(pyo3::exceptions::PyRuntimeError::new_err(
+            "dotcompute: an uninitialized awaitable",
+        ))
+    }
 }
 
 /// `am_send`: one step; a result is returned, not raised.
@@ -181,11 +191,13 @@ unsafe extern "C" fn dealloc(slf: *mut ffi::PyObject) {
 }
 
 unsafe fn drop_body(_py: Python<'_>, slf: *mut ffi::PyObject) -> PyResult<*mut ffi::PyObject> {
-    // SAFETY: `slf` is a dying instance; its box is taken exactly once.
-    let p = unsafe { std::mem::replace(&mut (*slf.cast::<Object>()).inner, null_mut()) };
-    if !p.is_null() {
-        // SAFETY: `p` came from `Box::into_raw` in `into_pyobject`.
-        drop(unsafe { Box::from_raw(p) });
+    let o = slf.cast::<Object>();
+    // SAFETY: `slf` is a dying instance; `init` is cleared before the value
+    // is dropped, so it is dropped exactly once.
+    unsafe {
+        if std::mem::replace(&mut (*o).init, false) {
+            (*o).inner.assume_init_drop();
+        }
     }
     // A non-null value, so the trampoline reports no error.
     Ok(slf)
@@ -328,8 +340,13 @@ impl<'py> IntoPyObject<'py> for Awaitable {
         // SAFETY: the type is a live heap type; GenericAlloc returns a new,
         // zeroed instance holding a reference to it, or NULL with an error.
         let obj = unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyType_GenericAlloc(ty.as_type_ptr(), 0)) }?;
-        // SAFETY: `obj` is a fresh `Object` (basicsize above); `inner` is null.
-        unsafe { (*obj.as_ptr().cast::<Object>()).inner = Box::into_raw(Box::new(self)) };
+        let o = obj.as_ptr().cast::<Object>();
+        // SAFETY: `obj` is a fresh `Object` (basicsize above) that nothing
+        // else has seen; `inner` is written once, then marked as written.
+        unsafe {
+            (*o).inner.write(self);
+            (*o).init = true;
+        }
         Ok(obj)
     }
 }

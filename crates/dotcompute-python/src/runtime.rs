@@ -134,10 +134,7 @@ impl Port for PythonPort {
             Ok(()) => Ok(py.None()),
             Err(e) => Err(py_error(py, Some(&bridge), e.into())),
         })
-        .with_timeout(
-            timeout.filter(|_| !at_once),
-            timeout_error(self.bridge.shared_id(), timeout.unwrap_or_default(), "send"),
-        ))
+        .with_queue_timeout(timeout.filter(|_| !at_once), self.bridge.id_ref(), "send"))
     }
 
     fn receive(&self, _py: Python<'_>, timeout: Option<Duration>) -> PyResult<Awaitable> {
@@ -148,10 +145,7 @@ impl Port for PythonPort {
             Ok(m) => Ok(m.obj),
             Err(e) => Err(py_error(py, Some(&bridge), e)),
         })
-        .with_timeout(
-            timeout,
-            timeout_error(self.bridge.shared_id(), timeout.unwrap_or_default(), "receive"),
-        ))
+        .with_queue_timeout(timeout, self.bridge.id_ref(), "receive"))
     }
 
     fn send_and_receive(
@@ -286,11 +280,17 @@ pub fn backpressure_of(v: &Bound<'_, PyAny>) -> PyResult<Backpressure> {
     })
 }
 
+/// The entries by kernel id. Every `send` and `receive` looks one up, so
+/// the ids are hashed with foldhash (a few nanoseconds for a short id) rather
+/// than the standard SipHash (about ten times that): nothing outside the
+/// program chooses these keys in bulk, so flooding resistance buys nothing.
+type KernelMap = HashMap<String, Arc<Entry>, foldhash::fast::RandomState>;
+
 /// The Rust half of `dotcompute.RingKernelRuntime`.
 #[pyclass(subclass, module = "dotcompute._native", name = "Runtime")]
 pub struct PyRuntime {
     core: Mutex<RingKernelRuntime>,
-    kernels: Mutex<HashMap<String, Arc<Entry>>>,
+    kernels: Mutex<KernelMap>,
     terminate_timeout: Duration,
     shut_down: AtomicBool,
 }
@@ -369,7 +369,7 @@ impl PyRuntime {
         let t = duration(Some(terminate_timeout))?.unwrap_or_default();
         Ok(PyRuntime {
             core: Mutex::new(new_core(t)),
-            kernels: Mutex::new(HashMap::new()),
+            kernels: Mutex::new(KernelMap::default()),
             terminate_timeout: t,
             shut_down: AtomicBool::new(false),
         })

@@ -449,12 +449,41 @@ struct SlotInner {
     early: bool,
 }
 
+thread_local! {
+    /// A slot no waker refers to any more, kept for this thread's next wait.
+    static SPARE_SLOT: RefCell<Option<Arc<WakeSlot>>> = const { RefCell::new(None) };
+}
+
 impl WakeSlot {
     /// An empty slot.
     pub fn new() -> Arc<Self> {
         Arc::new(WakeSlot {
             inner: Mutex::new(SlotInner::default()),
         })
+    }
+
+    /// An empty slot for a new wait: this thread's spare one (see
+    /// [`give_back`](Self::give_back)), or a new one.
+    pub fn take() -> Arc<Self> {
+        SPARE_SLOT.with(|s| s.borrow_mut().take()).unwrap_or_else(WakeSlot::new)
+    }
+
+    /// Ends the use of `slot` for a wait that is over. When no waker made
+    /// from it is left anywhere (so no wake can reach it any more) it is
+    /// emptied and kept as this thread's spare: most awaits complete at
+    /// once, and then the slot they were polled with is reused rather than
+    /// freed and allocated again.
+    pub fn give_back(mut slot: Arc<Self>) {
+        let Some(unique) = Arc::get_mut(&mut slot) else {
+            return;
+        };
+        *unique.inner.get_mut() = SlotInner::default();
+        SPARE_SLOT.with(|s| {
+            let mut spare = s.borrow_mut();
+            if spare.is_none() {
+                *spare = Some(slot);
+            }
+        });
     }
 
     /// Parks `future` (an asyncio future of `notifier`'s loop) until the next wake.
