@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import gc
 import pickle
 import uuid
 from dataclasses import dataclass, field
@@ -55,6 +56,10 @@ def test_message_ids_are_version_4_uuids_minted_in_rust() -> None:
     assert type(u) is UUID and u.is_safe is uuid.SafeUUID.unknown
     assert u.int == int.from_bytes(u.bytes, "big") and 0 < u.int < 1 << 128
     assert pickle.loads(pickle.dumps(u)) == u and copy.deepcopy(u) == u
+    # Out of the cycle collector (a UUID cannot be part of a cycle): queued
+    # messages' ids are never traversed. A copy made by Python is tracked.
+    assert not gc.is_tracked(u) and not gc.is_tracked(Req(values=[]).message_id)
+    assert gc.is_tracked(UUID(int=u.int))
 
 
 def test_priority_check_takes_int_subclasses_in_range_and_nothing_else() -> None:

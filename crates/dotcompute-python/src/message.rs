@@ -108,6 +108,14 @@ pub fn uuid_from_u128(py: Python<'_>, value: u128) -> PyResult<Bound<'_, PyAny>>
     let int = int_from_u128(py, value)?;
     set_slot(&obj, pyo3::intern!(py, "int"), &int)?;
     set_slot(&obj, pyo3::intern!(py, "is_safe"), safe.bind(py))?;
+    // A UUID refers to an `int` and a `SafeUUID` member only (its slots
+    // cannot be assigned from Python), so it can never be part of a
+    // reference cycle: out of the cycle collector's lists, as CPython keeps
+    // its own tuples of atomic values, it is never traversed. Every message
+    // carries one, and a full queue holds thousands of them.
+    // SAFETY: `obj` is a live object; untracking one that is not tracked
+    // does nothing.
+    unsafe { pyo3::ffi::PyObject_GC_UnTrack(obj.as_ptr().cast()) };
     Ok(obj)
 }
 

@@ -36,11 +36,19 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::PyCFunction;
 
-thread_local! {
+/// This thread's entry points and the wakes they deferred, kept together
+/// so that entering and leaving one costs one thread-local access each.
+struct Deferred {
     /// Depth of nested entry points on this thread (see [`Deferral`]).
-    static DEFER_DEPTH: Cell<usize> = const { Cell::new(0) };
+    depth: Cell<usize>,
     /// Slots woken on this thread inside an entry point, resolved at its end.
-    static DEFERRED: RefCell<Vec<Arc<WakeSlot>>> = const { RefCell::new(Vec::new()) };
+    woken: RefCell<Vec<Arc<WakeSlot>>>,
+}
+
+thread_local! {
+    static DEFERRED: Deferred = const {
+        Deferred { depth: Cell::new(0), woken: RefCell::new(Vec::new()) }
+    };
 }
 
 /// Marks a call from Python into this crate: wakes that happen on this thread
@@ -53,32 +61,35 @@ pub struct Deferral<'py> {
 impl<'py> Deferral<'py> {
     /// Enters an entry point.
     pub fn enter(py: Python<'py>) -> Self {
-        DEFER_DEPTH.with(|d| d.set(d.get() + 1));
+        DEFERRED.with(|d| d.depth.set(d.depth.get() + 1));
         Deferral { py }
     }
 }
 
 impl Drop for Deferral<'_> {
     fn drop(&mut self) {
-        let depth = DEFER_DEPTH.with(|d| {
-            let n = d.get().saturating_sub(1);
-            d.set(n);
-            n
+        let flush = DEFERRED.with(|d| {
+            let n = d.depth.get().saturating_sub(1);
+            d.depth.set(n);
+            n == 0 && !d.woken.borrow().is_empty()
         });
-        if depth == 0 {
+        if flush {
             flush_deferred(self.py);
         }
     }
 }
 
-/// Resolves the slots woken on this thread inside entry points.
+/// Resolves the slots woken on this thread inside entry points. The list's
+/// buffer goes back to the thread once drained, so deferring a wake does not
+/// allocate.
 pub fn flush_deferred(py: Python<'_>) {
+    let mut batch = Vec::new();
     loop {
-        let batch = DEFERRED.with(|d| std::mem::take(&mut *d.borrow_mut()));
+        DEFERRED.with(|d| std::mem::swap(&mut *d.woken.borrow_mut(), &mut batch));
         if batch.is_empty() {
             return;
         }
-        for slot in batch {
+        for slot in batch.drain(..) {
             slot.fire(py);
         }
     }
@@ -546,10 +557,15 @@ impl std::task::Wake for WakeSlot {
                 }
             }
         };
-        let deferred_here = notifier.on_loop_thread() && DEFER_DEPTH.with(Cell::get) > 0;
-        if deferred_here {
-            DEFERRED.with(|d| d.borrow_mut().push(self.clone()));
-        } else {
+        let deferred_here = notifier.on_loop_thread()
+            && DEFERRED.with(|d| {
+                let inside = d.depth.get() > 0;
+                if inside {
+                    d.woken.borrow_mut().push(self.clone());
+                }
+                inside
+            });
+        if !deferred_here {
             notifier.post(LoopEvent::Wake(self.clone()));
         }
     }
