@@ -262,6 +262,7 @@ impl<'a, T> Registration<'a, T> {
     }
 
     /// Registers (or refreshes) this waiter under the held lock.
+    #[inline]
     fn register(&mut self, state: &mut State<T>, waker: &std::task::Waker) {
         match self.side {
             Side::Recv => state.recv_waiters.register(&mut self.id, waker),

@@ -124,7 +124,7 @@ impl<In: Message, Out: Message> KernelContext<In, Out> {
 
     /// Ends the handling in flight: it is counted as processed and, if
     /// any of it was measured, its handler time recorded.
-    #[inline]
+    #[inline(always)]
     fn finish_in_flight(&mut self) {
         if let Some(done) = self.in_flight.take() {
             done.record(&self.counters, &self.core.metrics);
