@@ -105,6 +105,7 @@ fn seed(ids: &Ids, generation: u64) -> u64 {
 /// call; a failure, which Linux never reports for this clock, gives the
 /// precise system clock instead).
 #[cfg(any(target_os = "linux", target_os = "android"))]
+#[inline]
 pub(crate) fn coarse_now_ns() -> u64 {
     let mut t = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: `t` is a valid, writable `timespec` for the duration of the
@@ -120,7 +121,9 @@ pub(crate) fn coarse_now_ns() -> u64 {
         .wrapping_add(t.tv_nsec as u64)
 }
 
-/// Nanoseconds since the Unix epoch from the precise system clock.
+/// Nanoseconds since the Unix epoch from the precise system clock (on
+/// Linux only the coarse clock's fallback, which never runs).
+#[cfg_attr(any(target_os = "linux", target_os = "android"), cold)]
 fn precise_now_ns() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
