@@ -344,21 +344,28 @@ async def test_an_awaitable_that_is_never_awaited_does_nothing(kid: str) -> None
         assert rt.get_telemetry(kid).input_queue["enqueued"] == 0
 
 
-async def test_actor_may_await_anything_and_send_from_subtasks(kid: str) -> None:
-    async def fan_out(ctx):
-        async def later(msg):
-            await asyncio.sleep(0.01)
-            await ctx.send(msg)  # while the main loop waits in receive
+def spawning(job):
+    """An actor that hands each message to `job(ctx, msg)` in a task of its
+    own and goes straight back to waiting in receive."""
 
+    async def actor(ctx):
         tasks = set()
         while True:
             msg = await ctx.receive()
-            t = asyncio.create_task(later(msg))
+            t = asyncio.create_task(job(ctx, msg))
             tasks.add(t)
             t.add_done_callback(tasks.discard)
 
+    return actor
+
+
+async def test_actor_may_await_anything_and_send_from_subtasks(kid: str) -> None:
+    async def later(ctx, msg):
+        await asyncio.sleep(0.01)
+        await ctx.send(msg)  # while the main loop waits in receive
+
     async with RingKernelRuntime() as rt:
-        await rt.launch(kid, fan_out)
+        await rt.launch(kid, spawning(later))
         await rt.activate(kid)
         await rt.send(kid, Num(value=1.0))
         assert (await rt.receive(kid, timeout=5)).value == 1.0
@@ -368,20 +375,12 @@ async def test_subtask_sends_pass_a_waiting_receive_each_time(kid: str) -> None:
     # The main loop waits in receive while a sub-task sends 50 times: each
     # send takes the context from the waiting receive, which then waits
     # again; every message arrives, in order, and the receive still works.
-    async def relay(ctx):
-        async def burst(n):
-            for i in range(n):
-                await ctx.send(Num(value=float(i)))
-
-        tasks = set()
-        while True:
-            msg = await ctx.receive()
-            t = asyncio.create_task(burst(int(msg.value)))
-            tasks.add(t)
-            t.add_done_callback(tasks.discard)
+    async def burst(ctx, msg):
+        for i in range(int(msg.value)):
+            await ctx.send(Num(value=float(i)))
 
     async with RingKernelRuntime() as rt:
-        await rt.launch(kid, relay)
+        await rt.launch(kid, spawning(burst))
         await rt.activate(kid)
         await rt.send(kid, Num(value=50.0))
         got = [(await rt.receive(kid, timeout=5)).value for _ in range(50)]
