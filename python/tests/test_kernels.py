@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from dotcompute import RingKernelRuntime, kernels
+from dotcompute.exceptions import QueueTimeoutError
 
 
 def samples(dtype, n: int) -> np.ndarray:
@@ -70,8 +71,12 @@ async def test_cpu_tiers_move_blocks_and_keep_order_across_partial_receives(devi
         out = np.concatenate(parts)
         assert np.array_equal(out["seq"], a["seq"][1:])
         assert np.allclose(out["value"], 2 * a["value"][1:] + 1)
-        with pytest.raises(Exception):
+        with pytest.raises(QueueTimeoutError) as e:
             await rt.receive("blk", timeout=0.05)  # nothing left over, nothing lost
+        assert (e.value.kernel_id, e.value.timeout, e.value.operation) == ("blk", 0.05, "receive")
+        with pytest.raises(QueueTimeoutError) as e:
+            await rt.receive_batch("blk", 10, timeout=0.05)
+        assert (e.value.kernel_id, e.value.operation) == ("blk", "receive")
         # The queues count blocks. The kernel counts a block processed once it
         # is back for the next one, a moment after the reply: wait for it.
         for _ in range(500):
@@ -121,6 +126,9 @@ async def test_anomaly_detector(tier: str) -> None:
         await rt.activate("ad")
         await rt.send_batch("ad", x)
         results = [await rt.receive("ad", timeout=10) for _ in range(20)]
+        with pytest.raises(QueueTimeoutError) as e:  # 20 batches, 20 results: none more
+            await rt.receive("ad", timeout=0.05)
+        assert (e.value.kernel_id, e.value.timeout, e.value.operation) == ("ad", 0.05, "receive")
     found = sorted(i for r in results for i in r["indices"].tolist())
     assert 5_000 in found and 12_345 in found
     assert results[-1]["seen"] == 20_000 and all(r["error"] is None for r in results)

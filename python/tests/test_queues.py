@@ -89,8 +89,9 @@ async def test_priority_order_and_fifo_mode() -> None:
         await f.put(M(n=n, priority=p))
     assert [f.get_nowait().n for _ in range(3)] == [1, 2, 3]
     assert f.get_nowait() is None
-    with pytest.raises(QueueTimeoutError):
+    with pytest.raises(QueueTimeoutError) as e:
         await f.get(timeout=0.02)
+    assert (e.value.timeout, e.value.operation) == (0.02, "receive")
 
 
 async def test_fast_queue_timeouts_batches_and_serialize() -> None:

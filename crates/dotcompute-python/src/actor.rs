@@ -106,11 +106,6 @@ impl Bridge {
         })
     }
 
-    /// The kernel's id, as the shared string it is kept in.
-    pub fn id_ref(&self) -> &Arc<str> {
-        &self.id
-    }
-
     /// The kernel's id, shared (no copy).
     pub fn shared_id(&self) -> Arc<str> {
         self.id.clone()
@@ -548,7 +543,7 @@ impl PyKernelContext {
             Ok(m) => Ok(m.obj),
             Err(e) => Err(to_py(py, e)),
         })
-        .with_queue_timeout(timeout, &self.bridge.id, "receive"))
+        .with_queue_timeout(timeout, self.bridge.id.clone(), "receive"))
     }
 
     /// Sends to the kernel's output (the host, or the linked kernel). Under
@@ -576,7 +571,7 @@ impl PyKernelContext {
             Ok(()) => Ok(py.None()),
             Err(e) => Err(to_py(py, e)),
         })
-        .with_queue_timeout(timeout, &self.bridge.id, "send"))
+        .with_queue_timeout(timeout, self.bridge.id.clone(), "send"))
     }
 
     /// Sends straight to another kernel's input (no host hop).

@@ -147,10 +147,15 @@ impl Awaitable {
     /// `after` (from the first poll), the future is dropped and
     /// `QueueTimeoutError(kernel, after, operation)` is raised. `None`
     /// leaves the wait unbounded.
-    pub fn with_queue_timeout(mut self, after: Option<Duration>, kernel: &Arc<str>, operation: &'static str) -> Self {
+    pub fn with_queue_timeout(
+        mut self,
+        after: Option<Duration>,
+        kernel: impl Into<Arc<str>>,
+        operation: &'static str,
+    ) -> Self {
         if let Some(after) = after {
             let error = TimeoutError::Queue {
-                kernel: kernel.clone(),
+                kernel: kernel.into(),
                 operation,
             };
             self.timeout = Some((after, Mutex::new(Some(error))));

@@ -36,7 +36,7 @@ use dotcompute::{Error, ExecutionMode, KernelHandle, KernelSpec, KernelState, Me
 use crate::awaitable::Awaitable;
 use crate::errors::to_py;
 use crate::kernels::{call_one, record_runs, records_out, send_many, send_one};
-use crate::runtime::{timeout_error, Port};
+use crate::runtime::Port;
 
 /// Most records in one block (one queue message).
 pub const BLOCK: usize = 4096;
@@ -199,10 +199,7 @@ impl<In: GpuMessage, Out: GpuMessage> BlockPort<In, Out> {
                 convert(py, take_records(&holdover, blocks, max))
             },
         )
-        .with_timeout(
-            timeout,
-            timeout_error(id.as_str(), timeout.unwrap_or_default(), "receive"),
-        ))
+        .with_queue_timeout(timeout, id.as_str(), "receive"))
     }
 }
 

@@ -34,7 +34,7 @@ use dotcompute_workloads::pagerank::PagerankConfig;
 
 use crate::awaitable::Awaitable;
 use crate::errors::{exc, to_py};
-use crate::runtime::{timeout_error, Port, PyRuntime};
+use crate::runtime::{Port, PyRuntime};
 
 // ---- numpy dtypes of GPU messages --------------------------------------------
 
@@ -270,12 +270,11 @@ pub(crate) fn send_one<In: Message, Out: Message>(
     msg: In,
     timeout: Option<Duration>,
 ) -> Awaitable {
-    let handle = handle.clone();
-    let expired = timeout_error(handle.id(), timeout.unwrap_or_default(), "send");
-    Awaitable::new("runtime.send()", async move { handle.send(msg).await }, |py, r| {
+    let h = handle.clone();
+    Awaitable::new("runtime.send()", async move { h.send(msg).await }, |py, r| {
         r.map(|()| py.None()).map_err(|e| to_py(py, e))
     })
-    .with_timeout(timeout, expired)
+    .with_queue_timeout(timeout, handle.id(), "send")
 }
 
 /// `runtime.send_batch()` of `msgs` to `handle`, bounded by `timeout`.
@@ -284,14 +283,13 @@ pub(crate) fn send_many<In: Message, Out: Message>(
     msgs: Vec<In>,
     timeout: Option<Duration>,
 ) -> Awaitable {
-    let handle = handle.clone();
-    let expired = timeout_error(handle.id(), timeout.unwrap_or_default(), "send");
+    let h = handle.clone();
     Awaitable::new(
         "runtime.send_batch()",
-        async move { handle.send_batch(msgs).await },
+        async move { h.send_batch(msgs).await },
         |py, r| r.map(|()| py.None()).map_err(|e| to_py(py, e)),
     )
-    .with_timeout(timeout, expired)
+    .with_queue_timeout(timeout, handle.id(), "send")
 }
 
 /// `runtime.receive()` of one reply from `handle`, turned into Python by
@@ -306,12 +304,11 @@ where
     Out: Message,
     C: FnOnce(Python<'_>, Out) -> PyResult<Py<PyAny>> + Send + 'static,
 {
-    let handle = handle.clone();
-    let expired = timeout_error(handle.id(), timeout.unwrap_or_default(), "receive");
-    Awaitable::new("runtime.receive()", async move { handle.receive().await }, |py, r| {
+    let h = handle.clone();
+    Awaitable::new("runtime.receive()", async move { h.receive().await }, |py, r| {
         convert(py, r.map_err(|e| to_py(py, e))?)
     })
-    .with_timeout(timeout, expired)
+    .with_queue_timeout(timeout, handle.id(), "receive")
 }
 
 /// `runtime.send_and_receive()`: `request` to `handle` and its reply,
@@ -327,14 +324,13 @@ where
     Out: Message,
     C: FnOnce(Python<'_>, Out) -> PyResult<Py<PyAny>> + Send + 'static,
 {
-    let handle = handle.clone();
-    let expired = timeout_error(handle.id(), timeout.unwrap_or_default(), "receive");
+    let h = handle.clone();
     Awaitable::new(
         "runtime.send_and_receive()",
-        async move { handle.call(request).await },
+        async move { h.call(request).await },
         |py, r| convert(py, r.map_err(|e| to_py(py, e))?),
     )
-    .with_timeout(timeout, expired)
+    .with_queue_timeout(timeout, handle.id(), "receive")
 }
 
 /// `runtime.receive_batch()` of up to `max_count` replies from `handle`,
@@ -350,16 +346,15 @@ where
     Out: Message,
     C: FnOnce(Python<'_>, Vec<Out>) -> PyResult<Py<PyAny>> + Send + 'static,
 {
-    let handle = handle.clone();
-    let expired = timeout_error(handle.id(), timeout.unwrap_or_default(), "receive");
+    let h = handle.clone();
     let fut = async move {
         let mut out = Vec::new();
-        handle.receive_batch(max_count, &mut out).await.map(|_| out)
+        h.receive_batch(max_count, &mut out).await.map(|_| out)
     };
     Awaitable::new("runtime.receive_batch()", fut, |py, r| {
         convert(py, r.map_err(|e| to_py(py, e))?)
     })
-    .with_timeout(timeout, expired)
+    .with_queue_timeout(timeout, handle.id(), "receive")
 }
 
 /// A list of the converted items of a batch.

@@ -168,11 +168,7 @@ impl PyQueue {
             Ok(m) => Ok(m.obj),
             Err(_) => Err(exc(py, "QueueClosedError", (kernel,))),
         });
-        let kernel = self.kernel_id.clone();
-        let t = timeout.unwrap_or_default();
-        Ok(awaitable.with_timeout(timeout, move |py| {
-            exc(py, "QueueTimeoutError", (kernel, t.as_secs_f64(), "receive"))
-        }))
+        Ok(awaitable.with_queue_timeout(timeout, self.kernel_id.as_str(), "receive"))
     }
 
     /// Puts without waiting: False when full (under `block`/`reject`) or closed.

@@ -53,18 +53,6 @@ pub fn duration(secs: Option<f64>) -> PyResult<Option<Duration>> {
     }
 }
 
-/// The `QueueTimeoutError` of a wait on kernel `kernel`.
-pub fn timeout_error(
-    kernel: impl Into<Arc<str>>,
-    t: Duration,
-    operation: &'static str,
-) -> impl FnOnce(Python<'_>) -> PyErr + Send + 'static {
-    // An `Arc<str>` (a shared kernel id is passed without a copy): every
-    // send and receive with a time limit builds one of these.
-    let kernel: Arc<str> = kernel.into();
-    move |py| crate::errors::exc(py, "QueueTimeoutError", (&*kernel, t.as_secs_f64(), operation))
-}
-
 /// The host side of one kernel, whatever its message types.
 pub trait Port: Send + Sync {
     /// Sends one Python value (converted to the kernel's input type).
@@ -134,7 +122,7 @@ impl Port for PythonPort {
             Ok(()) => Ok(py.None()),
             Err(e) => Err(py_error(py, Some(&bridge), e.into())),
         })
-        .with_queue_timeout(timeout.filter(|_| !at_once), self.bridge.id_ref(), "send"))
+        .with_queue_timeout(timeout.filter(|_| !at_once), self.bridge.shared_id(), "send"))
     }
 
     fn receive(&self, _py: Python<'_>, timeout: Option<Duration>) -> PyResult<Awaitable> {
@@ -145,7 +133,7 @@ impl Port for PythonPort {
             Ok(m) => Ok(m.obj),
             Err(e) => Err(py_error(py, Some(&bridge), e)),
         })
-        .with_queue_timeout(timeout, self.bridge.id_ref(), "receive"))
+        .with_queue_timeout(timeout, self.bridge.shared_id(), "receive"))
     }
 
     fn send_and_receive(
@@ -197,10 +185,7 @@ impl Port for PythonPort {
             Ok(()) => Ok(py.None()),
             Err(e) => Err(py_error(py, Some(&bridge), e.into())),
         })
-        .with_timeout(
-            timeout,
-            timeout_error(self.bridge.shared_id(), timeout.unwrap_or_default(), "send"),
-        ))
+        .with_queue_timeout(timeout, self.bridge.shared_id(), "send"))
     }
 
     fn receive_batch(&self, _py: Python<'_>, max_count: usize, timeout: Option<Duration>) -> PyResult<Awaitable> {
@@ -214,10 +199,7 @@ impl Port for PythonPort {
             Ok(msgs) => Ok(PyList::new(py, msgs.into_iter().map(|m| m.obj))?.into_any().unbind()),
             Err(e) => Err(py_error(py, Some(&bridge), e)),
         })
-        .with_timeout(
-            timeout,
-            timeout_error(self.bridge.shared_id(), timeout.unwrap_or_default(), "receive"),
-        ))
+        .with_queue_timeout(timeout, self.bridge.shared_id(), "receive"))
     }
 
     fn state(&self) -> KernelState {
