@@ -8,10 +8,12 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use crate::error::{CallError, Result, SendError};
 use crate::message::Message;
+use crate::runtime::call::Call;
 use crate::runtime::input::InputPort;
 use crate::runtime::output::OutputPort;
 use crate::runtime::receipt::Receipt;
@@ -254,8 +256,8 @@ impl<In: Message, Out: Message> KernelHandle<In, Out> {
     /// to this call: other outputs stay in the output queue for
     /// [`receive`](Self::receive), in order, and the call holds none of them.
     /// A request that was never sent comes back in the error.
-    pub async fn call(&self, request: In) -> Result<Out, CallError<In>> {
-        self.call_until(request, None).await
+    pub fn call(&self, request: In) -> impl Future<Output = Result<Out, CallError<In>>> + '_ {
+        Call::new(&self.input, &self.output, request)
     }
 
     /// Like [`call`](Self::call), with one time limit for the whole exchange
@@ -279,7 +281,7 @@ impl<In: Message, Out: Message> KernelHandle<In, Out> {
     /// `receive_blocking` (so a process kernel's host relays its own call).
     fn call_blocking_until(&self, request: In, timeout: Option<Duration>) -> Result<Out, CallError<In>> {
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
-        let pending = match self.output.expect_reply(request.message_id()) {
+        let pending = match self.output.expect_reply(request.message_id(), None) {
             Ok(pending) => pending,
             Err(e) => return Err(SendError::new(request, e).into()),
         };
@@ -289,8 +291,11 @@ impl<In: Message, Out: Message> KernelHandle<In, Out> {
 
     async fn call_until(&self, request: In, timeout: Option<Duration>) -> Result<Out, CallError<In>> {
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
-        // Registered before the request is sent, so the reply cannot overtake it.
-        let pending = match self.output.expect_reply(request.message_id()) {
+        // Registered before the request is sent, so the reply cannot overtake
+        // it, with this task's waker, so the first wait needs no lock.
+        let id = request.message_id();
+        let registered = std::future::poll_fn(|cx| Poll::Ready(self.output.expect_reply(id, Some(cx.waker())))).await;
+        let pending = match registered {
             Ok(pending) => pending,
             Err(e) => return Err(SendError::new(request, e).into()),
         };

@@ -49,6 +49,7 @@
 //! ```
 
 pub(crate) mod assist;
+mod call;
 pub mod config;
 pub mod context;
 pub(crate) mod core;

@@ -19,7 +19,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use futures::future::Either;
@@ -31,7 +31,7 @@ use crate::message::Message;
 use crate::queue::{spin_for, timer, Backpressure, Recv, RecvError, Refusal};
 use crate::runtime::core::{KernelCore, Side};
 use crate::runtime::input::InputPort;
-use crate::runtime::replies::{Registration, Replies};
+use crate::runtime::replies::{Registration, Replies, SlotView};
 use crate::runtime::state::Operation;
 use crate::runtime::telemetry::{lock, KernelMetrics};
 use crate::runtime::transport::{RingChannel, Transport};
@@ -163,11 +163,15 @@ impl<Out: Message> OutputPort<Out> {
     /// Registers a call waiting for the reply correlated with `correlation`
     /// (register before sending the request, so the reply cannot overtake
     /// the registration).
-    pub fn expect_reply(&self, correlation: Uuid) -> Result<PendingCall<'_, Out>> {
-        match self.replies.register(correlation) {
-            Ok(()) => Ok(PendingCall {
+    /// A task passes its `waker`: the slot holds it from the start, and the
+    /// call's first wait needs no lock.
+    pub fn expect_reply(&self, correlation: Uuid, waker: Option<&Waker>) -> Result<PendingCall<'_, Out>> {
+        match self.replies.register(correlation, waker) {
+            Ok(view) => Ok(PendingCall {
                 port: self,
                 correlation,
+                view,
+                taken: false,
             }),
             Err(Registration::Ended) => Err(self.core.end_error()),
             Err(Registration::Duplicate) => Err(Error::invalid(
@@ -340,40 +344,63 @@ impl<Out: Message> OutputPort<Out> {
 pub(crate) struct PendingCall<'a, Out: Message> {
     port: &'a OutputPort<Out>,
     correlation: Uuid,
+    /// What this call last left in its slot (see [`SlotView`]).
+    view: SlotView,
+    /// The call took its reply, and with it its slot: nothing to unregister.
+    taken: bool,
 }
 
 impl<Out: Message> PendingCall<'_, Out> {
     /// Waits for the reply until `deadline`; a timeout is reported as the
     /// caller's whole time `limit`.
-    pub async fn wait(self, deadline: Option<Instant>, limit: Option<Duration>) -> Result<Out> {
-        let (port, correlation) = (self.port, self.correlation);
-        let replies = &port.replies;
-        if port.queue.polls_first() {
-            // A reply from a kernel's own thread: look a while before
-            // sleeping, as the host's receive does; the slot is only
-            // locked again when a delivery (or the close) moved the epoch.
-            let mut seen = None;
-            let polled = spin_for(deadline, |_| {
-                let now = replies.epoch();
-                if seen == Some(now) {
-                    return None;
-                }
-                seen = Some(now);
-                replies.try_take(correlation)
-            });
-            if let Some(got) = polled {
-                return got.map_err(|_| port.core.end_error());
-            }
+    pub async fn wait(mut self, deadline: Option<Instant>, limit: Option<Duration>) -> Result<Out> {
+        if let Some(got) = self.spin_first(deadline) {
+            return got;
         }
-        let reply = std::future::poll_fn(|cx| replies.poll_reply(correlation, cx));
-        let got = match deadline {
+        let port = self.port;
+        let reply = std::future::poll_fn(|cx| self.poll_reply(cx));
+        match deadline {
             None => reply.await,
             Some(d) => match timer::timeout_at(Some(d), reply).await {
                 Some(got) => got,
-                None => return Err(port.receive_timeout_error(limit.unwrap_or_default())),
+                None => Err(port.receive_timeout_error(limit.unwrap_or_default())),
             },
-        };
-        got.map_err(|_| port.core.end_error())
+        }
+    }
+
+    /// A reply from a kernel's own thread: look a while before sleeping, as
+    /// the host's receive does (the slot is only locked again when a
+    /// delivery or the close moved the epoch). `None` when the reply is
+    /// still to come, or when the output is not such a queue.
+    pub fn spin_first(&mut self, deadline: Option<Instant>) -> Option<Result<Out>> {
+        if !self.port.queue.polls_first() {
+            return None;
+        }
+        let (replies, correlation) = (&self.port.replies, self.correlation);
+        let mut seen = None;
+        let got = spin_for(deadline, |_| {
+            let now = replies.epoch();
+            if seen == Some(now) {
+                return None;
+            }
+            seen = Some(now);
+            replies.try_take(correlation)
+        })?;
+        self.taken = got.is_ok();
+        Some(got.map_err(|_| self.port.core.end_error()))
+    }
+
+    /// Takes the reply if it came; otherwise keeps `cx`'s waker in the slot.
+    /// While nothing changed since this call last looked, no lock is taken.
+    #[inline]
+    pub fn poll_reply(&mut self, cx: &mut Context<'_>) -> Poll<Result<Out>> {
+        match std::task::ready!(self.port.replies.poll_reply(self.correlation, &mut self.view, cx)) {
+            Ok(reply) => {
+                self.taken = true;
+                Poll::Ready(Ok(reply))
+            }
+            Err(_) => Poll::Ready(Err(self.port.core.end_error())),
+        }
     }
 }
 
@@ -391,9 +418,20 @@ impl<Out: Message> PendingCall<'_, Out> {
 }
 
 impl<Out: Message> Drop for PendingCall<'_, Out> {
+    #[inline]
     fn drop(&mut self) {
-        // Nothing left once the call took its reply; a reply that came
-        // after the call gave up is passed on.
+        // Nothing left once the call took its reply (the slot went with it).
+        if !self.taken {
+            self.unregister();
+        }
+    }
+}
+
+impl<Out: Message> PendingCall<'_, Out> {
+    /// Removes the slot of a call that did not take its reply; a reply that
+    /// came after the call gave up is passed on.
+    #[cold]
+    fn unregister(&mut self) {
         if let Some(late) = self.port.replies.unregister(self.correlation) {
             self.port.hand_on_late_reply(late);
         }

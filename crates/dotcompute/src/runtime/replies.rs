@@ -28,11 +28,19 @@
 //!   wakes, no new slot is registered and no reply is delivered; a reply
 //!   delivered before is still taken by its call;
 //! - `epoch` grows with every delivery and with the close, so a caller that
-//!   spins for its reply can watch it without the lock.
+//!   spins for its reply can watch it without the lock; `pending` and
+//!   `epoch` are written only under the lock (plain stores, no locked
+//!   read-modify-writes) and read outside it;
+//! - a slot's waker changes only under the lock, and only by its own call
+//!   (a poll with another waker) or by a delivery or the close (which also
+//!   move `epoch`). So a call that remembers the epoch and the waker it
+//!   left ([`SlotView`]) and sees neither changed knows its slot is as it
+//!   left it: still without a reply, holding a waker that wakes this very
+//!   poll's task. Such a poll returns `Pending` without the lock.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
 use uuid::Uuid;
@@ -61,6 +69,7 @@ struct Slot<Out> {
 }
 
 impl<Out> Slot<Out> {
+    #[cfg(test)]
     fn empty() -> Self {
         Slot {
             reply: None,
@@ -126,6 +135,41 @@ impl<Out> Waiting<Out> {
     }
 }
 
+/// Which waker a slot holds, by identity (what [`Waker::will_wake`]
+/// compares), kept as plain integers so a call stays `Send`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct WakerId {
+    data: usize,
+    vtable: usize,
+}
+
+impl WakerId {
+    fn of(waker: &Waker) -> Self {
+        WakerId {
+            data: waker.data() as usize,
+            vtable: std::ptr::from_ref(waker.vtable()) as usize,
+        }
+    }
+}
+
+/// What a call last left in its slot, seen under the lock: the epoch then,
+/// and the waker it stored (none yet: every poll takes the lock).
+#[derive(Debug, Default)]
+pub(crate) struct SlotView {
+    epoch: u64,
+    waker: Option<WakerId>,
+}
+
+impl SlotView {
+    /// Whether the slot is as this view left it and holds a waker that
+    /// wakes `waker`'s task: then the reply has not come, and a delivery or
+    /// the close will wake this task.
+    #[inline]
+    fn unchanged(&self, epoch: u64, waker: &Waker) -> bool {
+        self.epoch == epoch && self.waker == Some(WakerId::of(waker))
+    }
+}
+
 /// Why a call could not register.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Registration {
@@ -151,6 +195,22 @@ impl<Out: Message> Replies<Out> {
         }
     }
 
+    /// Adds `delta` (wrapping: `usize::MAX` subtracts one) to `pending`.
+    /// `pending` and `epoch` are written only while `slots` is locked (the
+    /// guard is the proof), so a write is a plain load and store, not a
+    /// locked read-modify-write; readers outside the lock only load them.
+    #[inline]
+    fn add_held(counter: &AtomicUsize, _held: &MutexGuard<'_, Slots<Out>>, delta: usize) {
+        counter.store(counter.load(Ordering::Relaxed).wrapping_add(delta), Ordering::Release);
+    }
+
+    /// One more delivery or close, under the lock (see [`add_held`](Self::add_held)).
+    #[inline]
+    fn bump_epoch(&self, _held: &MutexGuard<'_, Slots<Out>>) {
+        self.epoch
+            .store(self.epoch.load(Ordering::Relaxed) + 1, Ordering::Release);
+    }
+
     /// Whether any call waits for a reply.
     #[inline]
     pub(crate) fn any_pending(&self) -> bool {
@@ -169,7 +229,9 @@ impl<Out: Message> Replies<Out> {
     /// [`try_take`](Self::try_take); end with [`unregister`](Self::unregister)).
     /// `Err(Registration::Ended)` once the kernel has ended,
     /// `Err(Registration::Duplicate)` if a call already waits for that id.
-    pub(crate) fn register(&self, correlation: Uuid) -> Result<(), Registration> {
+    /// With a `waker`, the slot holds it from the start (so the call's
+    /// first wait needs no lock of its own); the returned view says so.
+    pub(crate) fn register(&self, correlation: Uuid, waker: Option<&Waker>) -> Result<SlotView, Registration> {
         let mut slots = lock(&self.slots);
         if slots.closed {
             return Err(Registration::Ended);
@@ -177,9 +239,16 @@ impl<Out: Message> Replies<Out> {
         if slots.waiting.contains(&correlation) {
             return Err(Registration::Duplicate);
         }
-        slots.waiting.insert(correlation, Slot::empty());
-        self.pending.fetch_add(1, Ordering::AcqRel);
-        Ok(())
+        let slot = Slot {
+            reply: None,
+            waker: waker.cloned(),
+        };
+        slots.waiting.insert(correlation, slot);
+        Self::add_held(&self.pending, &slots, 1);
+        Ok(SlotView {
+            epoch: self.epoch.load(Ordering::Acquire),
+            waker: waker.map(WakerId::of),
+        })
     }
 
     /// Hands `msg` to the call that waits for it; gives it back when no call
@@ -205,8 +274,8 @@ impl<Out: Message> Replies<Out> {
                 Some(slot) if slot.reply.is_none() => {
                     slot.reply = Some(msg);
                     let waker = slot.waker.take();
-                    self.pending.fetch_sub(1, Ordering::AcqRel);
-                    self.epoch.fetch_add(1, Ordering::AcqRel);
+                    Self::add_held(&self.pending, &slots, usize::MAX);
+                    self.bump_epoch(&slots);
                     waker
                 }
                 _ => return Err(msg),
@@ -254,16 +323,41 @@ impl<Out: Message> Replies<Out> {
     /// [`try_take`](Self::try_take) for a task: while the reply is still to
     /// come, `cx`'s waker is kept in the slot (the delivery or the close
     /// wakes it).
-    pub(crate) fn poll_reply(&self, correlation: Uuid, cx: &mut Context<'_>) -> Poll<Result<Out, Ended>> {
+    ///
+    /// `view` is what this call last left in its slot: while the epoch has
+    /// not moved and the slot holds this poll's waker, the poll returns
+    /// `Pending` without the lock; otherwise the view is refreshed.
+    #[inline]
+    pub(crate) fn poll_reply(
+        &self,
+        correlation: Uuid,
+        view: &mut SlotView,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Out, Ended>> {
+        if view.unchanged(self.epoch(), cx.waker()) {
+            return Poll::Pending;
+        }
+        self.poll_reply_locked(correlation, view, cx)
+    }
+
+    fn poll_reply_locked(
+        &self,
+        correlation: Uuid,
+        view: &mut SlotView,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Out, Ended>> {
         let mut slots = lock(&self.slots);
         if let Some(done) = Self::take_locked(&mut slots, correlation) {
             return Poll::Ready(done);
         }
+        view.epoch = self.epoch.load(Ordering::Acquire);
+        view.waker = None;
         if let Some(slot) = slots.waiting.get_mut(&correlation) {
             match &mut slot.waker {
                 Some(w) if w.will_wake(cx.waker()) => {}
                 w => *w = Some(cx.waker().clone()),
             }
+            view.waker = Some(WakerId::of(cx.waker()));
         }
         Poll::Pending
     }
@@ -274,7 +368,7 @@ impl<Out: Message> Replies<Out> {
             let mut slots = lock(&self.slots);
             slots.closed = true;
             self.pending.store(0, Ordering::Release);
-            self.epoch.fetch_add(1, Ordering::AcqRel);
+            self.bump_epoch(&slots);
             slots.waiting.take_wakers()
         };
         wakers.into_iter().for_each(Waker::wake);
@@ -286,7 +380,7 @@ impl<Out: Message> Replies<Out> {
         let mut slots = lock(&self.slots);
         let slot = slots.waiting.remove(&correlation)?;
         if slot.reply.is_none() && !slots.closed {
-            self.pending.fetch_sub(1, Ordering::AcqRel);
+            Self::add_held(&self.pending, &slots, usize::MAX);
         }
         slot.reply
     }
@@ -331,15 +425,16 @@ mod tests {
     fn a_reply_lands_in_its_slot_once_and_wakes_its_call() {
         let replies: Replies<R> = Replies::new();
         let (a, b) = (Uuid::from_u128(1), Uuid::from_u128(2));
-        replies.register(a).unwrap();
-        replies.register(b).unwrap();
-        assert_eq!(replies.register(a), Err(Registration::Duplicate));
+        replies.register(a, None).unwrap();
+        replies.register(b, None).unwrap();
+        assert_eq!(replies.register(a, None).err(), Some(Registration::Duplicate));
         assert_eq!(replies.pending.load(Ordering::Relaxed), 2);
 
         let woken = std::sync::Arc::new(Counting::default());
         let waker = Waker::from(woken.clone());
         let mut cx = Context::from_waker(&waker);
-        assert!(replies.poll_reply(a, &mut cx).is_pending());
+        let mut view = SlotView::default();
+        assert!(replies.poll_reply(a, &mut view, &mut cx).is_pending());
         let epoch = replies.epoch();
 
         assert!(replies.offer(reply_to(a, 10)).is_ok());
@@ -361,7 +456,7 @@ mod tests {
         };
         assert_eq!(replies.offer(plain).map_err(|m| m.n), Err(13));
 
-        match replies.poll_reply(a, &mut cx) {
+        match replies.poll_reply(a, &mut view, &mut cx) {
             Poll::Ready(Ok(r)) => assert_eq!(r.n, 10),
             other => panic!("{other:?}"),
         }
@@ -379,23 +474,80 @@ mod tests {
     fn the_close_wakes_waiting_calls_and_keeps_delivered_replies() {
         let replies: Replies<R> = Replies::new();
         let (a, b) = (Uuid::from_u128(1), Uuid::from_u128(2));
-        replies.register(a).unwrap();
-        replies.register(b).unwrap();
+        replies.register(a, None).unwrap();
+        let mut view = replies.register(b, None).unwrap();
         assert!(replies.offer(reply_to(a, 1)).is_ok());
         let woken = std::sync::Arc::new(Counting::default());
         let waker = Waker::from(woken.clone());
         let mut cx = Context::from_waker(&waker);
-        assert!(replies.poll_reply(b, &mut cx).is_pending());
+        assert!(replies.poll_reply(b, &mut view, &mut cx).is_pending());
 
         replies.close();
         assert_eq!(woken.count(), 1);
         assert!(!replies.any_pending());
-        assert!(matches!(replies.poll_reply(b, &mut cx), Poll::Ready(Err(Ended))));
+        assert!(matches!(
+            replies.poll_reply(b, &mut view, &mut cx),
+            Poll::Ready(Err(Ended))
+        ));
         assert!(matches!(replies.try_take(a), Some(Ok(R { n: 1, .. }))));
         assert_eq!(replies.offer(reply_to(b, 2)).map_err(|m| m.n), Err(2));
-        assert_eq!(replies.register(Uuid::from_u128(3)), Err(Registration::Ended));
+        assert_eq!(
+            replies.register(Uuid::from_u128(3), None).err(),
+            Some(Registration::Ended)
+        );
         assert!(replies.unregister(b).is_none());
         assert_eq!(replies.pending.load(Ordering::Relaxed), 0, "no count goes below zero");
+    }
+
+    /// A call registered with its task's waker is woken by the delivery
+    /// with no poll in between; a poll that finds its slot as it left it
+    /// stays pending, one with another waker moves the slot to that waker
+    /// (so the delivery wakes the task that polled last), and one after a
+    /// delivery takes the reply.
+    #[test]
+    fn the_slot_wakes_the_waker_of_the_registration_or_of_the_last_poll() {
+        use std::sync::Arc;
+        let replies: Replies<R> = Replies::new();
+        let first = Arc::new(Counting::default());
+        let first_waker = Waker::from(first.clone());
+        let mut first_cx = Context::from_waker(&first_waker);
+        let second = Arc::new(Counting::default());
+        let second_waker = Waker::from(second.clone());
+        let mut second_cx = Context::from_waker(&second_waker);
+
+        let a = Uuid::from_u128(1);
+        let mut view = replies.register(a, Some(&first_waker)).unwrap();
+        assert!(replies.poll_reply(a, &mut view, &mut first_cx).is_pending());
+        assert!(replies.poll_reply(a, &mut view, &mut second_cx).is_pending());
+        assert!(replies.offer(reply_to(a, 7)).is_ok());
+        assert_eq!(
+            (first.count(), second.count()),
+            (0, 1),
+            "the delivery wakes the waker of the last poll"
+        );
+        match replies.poll_reply(a, &mut view, &mut second_cx) {
+            Poll::Ready(Ok(r)) => assert_eq!(r.n, 7),
+            other => panic!("{other:?}"),
+        }
+        assert!(replies.unregister(a).is_none(), "the reply took its slot");
+
+        // Never polled: the waker given at registration is woken.
+        let b = Uuid::from_u128(2);
+        let mut view = replies.register(b, Some(&first_waker)).unwrap();
+        // A delivery to another call moves the epoch: the poll looks again
+        // and still waits.
+        let c = Uuid::from_u128(3);
+        replies.register(c, None).unwrap();
+        assert!(replies.offer(reply_to(c, 9)).is_ok());
+        assert!(replies.poll_reply(b, &mut view, &mut first_cx).is_pending());
+        assert!(replies.offer(reply_to(b, 8)).is_ok());
+        assert_eq!(first.count(), 1, "the registration's waker is woken");
+        match replies.poll_reply(b, &mut view, &mut first_cx) {
+            Poll::Ready(Ok(r)) => assert_eq!(r.n, 8),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(replies.unregister(c).map(|r| r.n), Some(9));
+        assert!(!replies.any_pending());
     }
 
     proptest::proptest! {

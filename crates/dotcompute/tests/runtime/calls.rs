@@ -304,3 +304,43 @@ async fn pending_calls_wake_when_the_kernel_ends() {
     );
     rt.shutdown().await;
 }
+
+/// A call first polled under one waker and then awaited by another task
+/// still completes: its reply slot follows the waker of the last poll (a
+/// call registers with its first poll's waker, and a later poll that finds
+/// the slot unchanged skips the lock only while the waker is the same).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_moved_to_another_task_wakes_that_task() {
+    let rt = RingKernelRuntime::new();
+    rt.launch_with(
+        "late",
+        KernelConfig::default(),
+        |mut ctx: KernelContext<Num, Num>| async move {
+            loop {
+                let req = ctx.receive().await?;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                ctx.send(req.reply(Num::new(req.n + 1))).await?;
+            }
+            #[allow(unreachable_code)]
+            Ok::<(), Error>(())
+        },
+    )
+    .unwrap();
+    rt.activate("late").unwrap();
+    let h = rt.handle::<Num, Num>("late").unwrap();
+    for n in 0..5 {
+        let mut call = Box::pin(h.call(Num::new(n)));
+        let noop = futures::task::noop_waker();
+        let first = std::future::Future::poll(call.as_mut(), &mut std::task::Context::from_waker(&noop));
+        assert!(first.is_pending(), "the kernel answers 20 ms later");
+        // The bound first: a call that is not woken would still be found
+        // complete when the bound's timer wakes the task.
+        let got = tokio::select! {
+            biased;
+            () = tokio::time::sleep(Duration::from_secs(5)) => panic!("the task awaiting the call was not woken by its reply"),
+            got = call => got.unwrap(),
+        };
+        assert_eq!(got.n, n + 1);
+    }
+    rt.shutdown().await;
+}
