@@ -25,32 +25,55 @@ use crate::runtime::output::{OutputPort, PendingCall};
 
 /// One call in progress (see the module documentation).
 pub(crate) struct Call<'a, In: Message, Out: Message> {
-    input: &'a InputPort<In>,
     output: &'a OutputPort<Out>,
-    state: State<'a, In, Out>,
+    /// The send of the request (which holds it until it is queued).
+    send: PortSend<'a, In>,
+    /// The reply slot, from the first poll on.
+    pending: Option<PendingCall<'a, Out>>,
+    phase: Phase,
 }
 
-enum State<'a, In: Message, Out: Message> {
-    /// Not polled yet: the request.
-    Start(In),
-    /// The slot is registered; the request is on its way in.
-    Sending(PortSend<'a, In>, PendingCall<'a, Out>),
+/// Where a call is; the parts it needs stay in place from one phase to the
+/// next (nothing moves between variants).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Sending the request (the slot is registered on the first poll).
+    Send,
     /// The request is in the input queue; the reply is to come.
-    Waiting(PendingCall<'a, Out>),
+    Wait,
     /// Returned its result.
     Done,
 }
 
 // Never pinned structurally: the request moves only by value, and the send
-// it becomes is itself `Unpin`.
+// that holds it is itself `Unpin`.
 impl<In: Message, Out: Message> Unpin for Call<'_, In, Out> {}
 
 impl<'a, In: Message, Out: Message> Call<'a, In, Out> {
     pub(crate) fn new(input: &'a InputPort<In>, output: &'a OutputPort<Out>, request: In) -> Self {
         Call {
-            input,
             output,
-            state: State::Start(request),
+            send: input.send(request, None, None),
+            pending: None,
+            phase: Phase::Send,
+        }
+    }
+
+    /// Registers the reply slot with `cx`'s waker, before the request
+    /// leaves; a refusal hands the request back.
+    fn register(&mut self, cx: &Context<'_>) -> Result<(), CallError<In>> {
+        let Some(id) = self.send.message().map(Message::message_id) else {
+            return Ok(());
+        };
+        match self.output.expect_reply(id, Some(cx.waker())) {
+            Ok(pending) => {
+                self.pending = Some(pending);
+                Ok(())
+            }
+            Err(e) => match self.send.take_message() {
+                Some(request) => Err(SendError::new(request, e).into()),
+                None => Err(CallError::after_send(e)),
+            },
         }
     }
 }
@@ -60,39 +83,34 @@ impl<In: Message, Out: Message> Future for Call<'_, In, Out> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        if matches!(this.state, State::Start(_)) {
-            let State::Start(request) = std::mem::replace(&mut this.state, State::Done) else {
-                return Poll::Pending;
-            };
-            let pending = match this.output.expect_reply(request.message_id(), Some(cx.waker())) {
-                Ok(pending) => pending,
-                Err(e) => return Poll::Ready(Err(SendError::new(request, e).into())),
-            };
-            this.state = State::Sending(this.input.send(request, None, None), pending);
-        }
-        if let State::Sending(send, _) = &mut this.state {
-            match Pin::new(send).poll(cx) {
+        if this.phase == Phase::Send {
+            if this.pending.is_none() {
+                if let Err(e) = this.register(cx) {
+                    this.phase = Phase::Done;
+                    return Poll::Ready(Err(e));
+                }
+            }
+            match Pin::new(&mut this.send).poll(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Err(refused)) => {
                     // Dropping the pending call unregisters its slot.
-                    this.state = State::Done;
+                    this.pending = None;
+                    this.phase = Phase::Done;
                     return Poll::Ready(Err(refused.into()));
                 }
-                Poll::Ready(Ok(())) => {
-                    let State::Sending(_, mut pending) = std::mem::replace(&mut this.state, State::Done) else {
-                        return Poll::Pending;
-                    };
-                    if let Some(got) = pending.spin_first(None) {
-                        return Poll::Ready(got.map_err(CallError::after_send));
-                    }
-                    this.state = State::Waiting(pending);
-                }
+                Poll::Ready(Ok(())) => this.phase = Phase::Wait,
+            }
+            if let Some(got) = this.pending.as_mut().and_then(|p| p.spin_first(None)) {
+                this.phase = Phase::Done;
+                return Poll::Ready(got.map_err(CallError::after_send));
             }
         }
-        if let State::Waiting(pending) = &mut this.state {
-            let got = std::task::ready!(pending.poll_reply(cx));
-            this.state = State::Done;
-            return Poll::Ready(got.map_err(CallError::after_send));
+        if this.phase == Phase::Wait {
+            if let Some(pending) = &mut this.pending {
+                let got = std::task::ready!(pending.poll_reply(cx));
+                this.phase = Phase::Done;
+                return Poll::Ready(got.map_err(CallError::after_send));
+            }
         }
         // Polled again after it returned its result (a misuse the `Future`
         // contract allows to hang): nothing left to do.

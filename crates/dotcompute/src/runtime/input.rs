@@ -206,6 +206,29 @@ enum SendState<'a, In> {
 // and the wait is pinned in its own box.
 impl<In> Unpin for PortSend<'_, In> {}
 
+impl<In> PortSend<'_, In> {
+    /// The message, while this send has not tried to queue it yet.
+    #[inline]
+    pub(crate) fn message(&self) -> Option<&In> {
+        match &self.state {
+            SendState::First(msg) => Some(msg),
+            _ => None,
+        }
+    }
+
+    /// Takes the message back before the send tried to queue it (the send
+    /// then has nothing left to do).
+    pub(crate) fn take_message(&mut self) -> Option<In> {
+        match std::mem::replace(&mut self.state, SendState::Done) {
+            SendState::First(msg) => Some(msg),
+            other => {
+                self.state = other;
+                None
+            }
+        }
+    }
+}
+
 impl<'a, In: Message> Future for PortSend<'a, In> {
     type Output = Result<(), SendError<In>>;
 

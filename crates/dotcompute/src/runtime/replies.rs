@@ -124,6 +124,31 @@ impl<Out> Waiting<Out> {
         }
     }
 
+    /// The reply of slot `id`, taken if it came (the slot goes with it):
+    /// `Some(Some(reply))`; `Some(None)` while the slot still waits; `None`
+    /// when no such slot is registered. The reply moves out once, not the
+    /// whole slot.
+    fn take_reply(&mut self, id: &Uuid) -> Option<Option<Out>> {
+        if let Some((first, slot)) = &mut self.first {
+            if first == id {
+                let reply = slot.reply.take();
+                if reply.is_some() {
+                    self.first = None;
+                }
+                return Some(reply);
+            }
+        }
+        if self.more.is_empty() {
+            return None;
+        }
+        let slot = self.more.get_mut(id)?;
+        let reply = slot.reply.take();
+        if reply.is_some() {
+            self.more.remove(id);
+        }
+        Some(reply)
+    }
+
     /// The wakers of every slot, taken.
     fn take_wakers(&mut self) -> Vec<Waker> {
         self.first
@@ -295,13 +320,11 @@ impl<Out: Message> Replies<Out> {
         Self::take_locked(&mut slots, correlation)
     }
 
+    #[inline]
     fn take_locked(slots: &mut Slots<Out>, correlation: Uuid) -> Option<Result<Out, Ended>> {
-        match slots.waiting.get_mut(&correlation) {
-            Some(slot) if slot.reply.is_some() => {
-                let reply = slots.waiting.remove(&correlation).and_then(|slot| slot.reply);
-                reply.map(Ok)
-            }
-            Some(_) if !slots.closed => None,
+        match slots.waiting.take_reply(&correlation) {
+            Some(Some(reply)) => Some(Ok(reply)),
+            Some(None) if !slots.closed => None,
             // Closed, or no such call (it was never registered).
             _ => Some(Err(Ended)),
         }
@@ -551,26 +574,50 @@ mod tests {
     }
 
     proptest::proptest! {
-        /// The slots behave as one map whichever of them sits in place.
+        /// The slots behave as one map (of ids to replies that may have
+        /// come) whichever of them sits in place.
         #[test]
-        fn waiting_slots_behave_as_a_map(ops in proptest::collection::vec((0u8..4, 0u128..6), 0..60)) {
+        fn waiting_slots_behave_as_a_map(ops in proptest::collection::vec((0u8..6, 0u128..6), 0..60)) {
             let mut slots: Waiting<u32> = Waiting::new();
-            let mut model: std::collections::HashSet<Uuid> = std::collections::HashSet::new();
+            let mut model: std::collections::HashMap<Uuid, Option<u32>> = std::collections::HashMap::new();
             for (op, id) in ops {
-                let id = Uuid::from_u128(id);
+                let key = Uuid::from_u128(id);
                 match op {
                     0 => {
-                        proptest::prop_assert_eq!(slots.contains(&id), model.contains(&id));
-                        if model.insert(id) {
-                            slots.insert(id, Slot::empty());
+                        proptest::prop_assert_eq!(slots.contains(&key), model.contains_key(&key));
+                        if let std::collections::hash_map::Entry::Vacant(e) = model.entry(key) {
+                            e.insert(None);
+                            slots.insert(key, Slot::empty());
                         }
                     }
-                    1 => proptest::prop_assert_eq!(slots.remove(&id).is_some(), model.remove(&id)),
-                    2 => proptest::prop_assert_eq!(slots.get_mut(&id).is_some(), model.contains(&id)),
-                    _ => proptest::prop_assert_eq!(slots.contains(&id), model.contains(&id)),
+                    1 => proptest::prop_assert_eq!(
+                        slots.remove(&key).map(|slot| slot.reply),
+                        model.remove(&key)
+                    ),
+                    2 => proptest::prop_assert_eq!(slots.get_mut(&key).is_some(), model.contains_key(&key)),
+                    3 => {
+                        // A reply comes for the slot, if it waits for one.
+                        if let (Some(slot), Some(want)) = (slots.get_mut(&key), model.get_mut(&key)) {
+                            slot.reply = Some(id as u32);
+                            *want = Some(id as u32);
+                        }
+                    }
+                    4 => {
+                        let want = match model.get(&key) {
+                            None => None,
+                            Some(None) => Some(None),
+                            Some(Some(r)) => {
+                                let r = *r;
+                                model.remove(&key);
+                                Some(Some(r))
+                            }
+                        };
+                        proptest::prop_assert_eq!(slots.take_reply(&key), want);
+                    }
+                    _ => proptest::prop_assert_eq!(slots.contains(&key), model.contains_key(&key)),
                 }
             }
-            for id in model.iter() {
+            for id in model.keys() {
                 proptest::prop_assert!(slots.remove(id).is_some());
             }
             proptest::prop_assert!(slots.first.is_none() && slots.more.is_empty());
