@@ -140,6 +140,23 @@ fn chatty(before: i64, after: i64) -> impl Fn(KernelContext<Num, Num>) -> crate:
     }
 }
 
+/// A kernel that answers each request `delay` later with `n * times + plus`.
+fn slow(
+    delay: Duration,
+    times: i64,
+    plus: i64,
+) -> impl Fn(KernelContext<Num, Num>) -> crate::common::futures_like::BoxFut {
+    move |mut ctx: KernelContext<Num, Num>| {
+        Box::pin(async move {
+            loop {
+                let req = ctx.receive().await?;
+                tokio::time::sleep(delay).await;
+                ctx.send(req.reply(Num::new(req.n * times + plus))).await?;
+            }
+        })
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_finds_its_reply_past_other_outputs_which_stay_in_order() {
     let rt = RingKernelRuntime::new();
@@ -206,20 +223,8 @@ async fn a_call_never_buffers_beyond_the_output_queue() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dropped_call_hands_its_late_reply_to_receive() {
     let rt = RingKernelRuntime::new();
-    rt.launch_with(
-        "slow",
-        KernelConfig::default(),
-        |mut ctx: KernelContext<Num, Num>| async move {
-            loop {
-                let req = ctx.receive().await?;
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                ctx.send(req.reply(Num::new(req.n * 10))).await?;
-            }
-            #[allow(unreachable_code)]
-            Ok::<(), Error>(())
-        },
-    )
-    .unwrap();
+    rt.launch_with("slow", KernelConfig::default(), slow(Duration::from_millis(50), 10, 0))
+        .unwrap();
     rt.activate("slow").unwrap();
     let h = rt.handle::<Num, Num>("slow").unwrap();
     let request = Num::new(4);
@@ -312,20 +317,8 @@ async fn pending_calls_wake_when_the_kernel_ends() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_moved_to_another_task_wakes_that_task() {
     let rt = RingKernelRuntime::new();
-    rt.launch_with(
-        "late",
-        KernelConfig::default(),
-        |mut ctx: KernelContext<Num, Num>| async move {
-            loop {
-                let req = ctx.receive().await?;
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                ctx.send(req.reply(Num::new(req.n + 1))).await?;
-            }
-            #[allow(unreachable_code)]
-            Ok::<(), Error>(())
-        },
-    )
-    .unwrap();
+    rt.launch_with("late", KernelConfig::default(), slow(Duration::from_millis(20), 1, 1))
+        .unwrap();
     rt.activate("late").unwrap();
     let h = rt.handle::<Num, Num>("late").unwrap();
     for n in 0..5 {
