@@ -528,6 +528,50 @@ fn try_recv_batch_takes_in_band_order_up_to_max() {
 
 // ---- stats and histogram ---------------------------------------------------
 
+/// Every wait that goes to sleep is counted once: an async receive on an
+/// empty queue, an async send into a full one, a blocked thread that
+/// parks; polling a sleeping wait again counts nothing more, and a receive
+/// or send that finds what it needs counts nothing.
+#[test]
+fn sleeps_count_the_waits_that_slept() {
+    let q = Arc::new(queue(1, Backpressure::Block));
+    let sleeps = |q: &MessageQueue<M>| {
+        let s = q.stats();
+        (s.receive_sleeps, s.send_sleeps)
+    };
+    let waker = futures::task::noop_waker();
+    let mut cx = Context::from_waker(&waker);
+
+    let mut recv = Box::pin(q.recv());
+    assert!(recv.as_mut().poll(&mut cx).is_pending());
+    assert!(recv.as_mut().poll(&mut cx).is_pending());
+    assert_eq!(sleeps(&q), (1, 0));
+    q.try_send(m(1, NORMAL)).unwrap();
+    assert!(matches!(recv.as_mut().poll(&mut cx), Poll::Ready(Ok(_))));
+    drop(recv);
+
+    q.try_send(m(2, NORMAL)).unwrap();
+    let mut send = Box::pin(q.send(m(3, NORMAL)));
+    assert!(send.as_mut().poll(&mut cx).is_pending());
+    assert!(send.as_mut().poll(&mut cx).is_pending());
+    assert_eq!(sleeps(&q), (1, 1));
+    assert_eq!(q.try_recv().unwrap().n, 2);
+    assert!(matches!(send.as_mut().poll(&mut cx), Poll::Ready(Ok(()))));
+    drop(send);
+    assert_eq!(q.try_recv().unwrap().n, 3);
+    assert_eq!(sleeps(&q), (1, 1), "finding a message or room sleeps nothing");
+
+    // A thread that waits long enough parks (after its brief poll).
+    let receiver = thread::spawn({
+        let q = Arc::clone(&q);
+        move || q.recv_blocking().map(|msg| msg.n)
+    });
+    thread::sleep(Duration::from_millis(100));
+    q.try_send(m(4, NORMAL)).unwrap();
+    assert_eq!(receiver.join().unwrap(), Ok(4));
+    assert_eq!(sleeps(&q), (2, 1));
+}
+
 #[test]
 fn stats_count_every_outcome() {
     let q = queue(3, Backpressure::Block);
@@ -560,6 +604,8 @@ fn stats_count_every_outcome() {
             depth: 2,
             peak_depth: 3,
             band_depths: [1, 0, 0, 1],
+            receive_sleeps: 0,
+            send_sleeps: 0,
         }
     );
     assert_eq!(s.attempts(), 6);

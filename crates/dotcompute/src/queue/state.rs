@@ -34,6 +34,9 @@ const INITIAL_BAND_ROOM: usize = 16;
 pub(crate) struct Waiters {
     list: VecDeque<(u64, Waker)>,
     next_id: u64,
+    /// Entries added so far: each one a waiter that went to sleep (a first
+    /// wait, or a wait again after a wake-up that found nothing for it).
+    sleeps: u64,
 }
 
 impl Waiters {
@@ -53,6 +56,7 @@ impl Waiters {
         }
         if let Some(me) = *id {
             self.list.push_back((me, waker.clone()));
+            self.sleeps += 1;
         }
     }
 
@@ -495,6 +499,8 @@ impl<T> State<T> {
             depth: self.len,
             peak_depth: self.peak,
             band_depths: std::array::from_fn(|i| self.bands[i].len()),
+            receive_sleeps: self.recv_waiters.sleeps,
+            send_sleeps: self.send_waiters.sleeps,
         }
     }
 

@@ -40,6 +40,19 @@ pub struct QueueStats {
     /// A `Spin` kernel's ring has no bands (one FIFO): it reports every
     /// queued message in the normal band.
     pub band_depths: [usize; 4],
+    /// Receives that found nothing to deliver and went to sleep: an async
+    /// receive that left its waker, a blocking one that parked after its
+    /// brief poll; a receive woken for a message another receiver took, and
+    /// asleep again, counts twice. A receiver that keeps finding its queue
+    /// empty pays a wake-up for each of these. A `Spin` kernel's ring does
+    /// not count them (0).
+    #[serde(default)]
+    pub receive_sleeps: u64,
+    /// Sends that found the queue full (`Block`) and went to sleep to wait
+    /// for room (also one whose deadline then passed), counted the same
+    /// way. A `Spin` kernel's ring does not count them (0).
+    #[serde(default)]
+    pub send_sleeps: u64,
 }
 
 impl QueueStats {
@@ -57,5 +70,60 @@ impl QueueStats {
             && self.band_depths.iter().sum::<usize>() == self.depth
             && self.depth <= self.peak_depth
             && self.peak_depth <= self.capacity
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::QueueStats;
+
+    /// The counters as they were before the sleep counts: what a peer of
+    /// an earlier version sends.
+    #[derive(serde::Serialize)]
+    struct Earlier {
+        capacity: usize,
+        enqueued: u64,
+        dequeued: u64,
+        dropped: u64,
+        rejected: u64,
+        timed_out: u64,
+        closed_rejections: u64,
+        depth: usize,
+        peak_depth: usize,
+        band_depths: [usize; 4],
+    }
+
+    /// A snapshot without the sleep counts still decodes (they read as 0),
+    /// in MessagePack's positional and named forms and in JSON.
+    #[test]
+    fn a_snapshot_without_sleep_counts_still_decodes() {
+        let earlier = Earlier {
+            capacity: 8,
+            enqueued: 5,
+            dequeued: 3,
+            dropped: 1,
+            rejected: 2,
+            timed_out: 0,
+            closed_rejections: 0,
+            depth: 1,
+            peak_depth: 4,
+            band_depths: [0, 1, 0, 0],
+        };
+        let want = QueueStats {
+            capacity: 8,
+            enqueued: 5,
+            dequeued: 3,
+            dropped: 1,
+            rejected: 2,
+            depth: 1,
+            peak_depth: 4,
+            band_depths: [0, 1, 0, 0],
+            ..QueueStats::default()
+        };
+        let positional: QueueStats = rmp_serde::from_slice(&rmp_serde::to_vec(&earlier).unwrap()).unwrap();
+        let named: QueueStats = rmp_serde::from_slice(&rmp_serde::to_vec_named(&earlier).unwrap()).unwrap();
+        let json: QueueStats = serde_json::from_str(&serde_json::to_string(&earlier).unwrap()).unwrap();
+        assert_eq!((positional, named), (want.clone(), want.clone()));
+        assert_eq!(json, want);
     }
 }

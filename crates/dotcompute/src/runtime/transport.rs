@@ -732,6 +732,10 @@ impl<T: Message> RingChannel<T> {
             depth,
             peak_depth,
             band_depths,
+            // A ring's waits spin, yield and park in slices on both sides
+            // without a waiter list: not counted.
+            receive_sleeps: 0,
+            send_sleeps: 0,
         }
     }
 }
