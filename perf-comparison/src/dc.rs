@@ -204,6 +204,18 @@ async fn telemetry_exact(rt: &RingKernelRuntime, t: Traffic) -> R<bool> {
             && k.queue_wait.count == sampled(t.requests)
             && k.handler_time.count == sampled(t.requests);
         if exact || Instant::now() > deadline {
+            if std::env::var_os("PERF_SLEEPS").is_some() {
+                // How often each side of the two queues went to sleep in
+                // this run (see `QueueStats::receive_sleeps`).
+                eprintln!(
+                    "sleeps: input queue receive {} send {}, output queue receive {} send {} ({} requests)",
+                    k.input_queue.receive_sleeps,
+                    k.input_queue.send_sleeps,
+                    k.output_queue.receive_sleeps,
+                    k.output_queue.send_sleeps,
+                    t.requests
+                );
+            }
             if !exact {
                 eprintln!("telemetry not exact: expected {t:?}, got received {} processed {} sent {} in {:?} out {:?} waits {} handled {}",
                     k.messages_received, k.messages_processed, k.messages_sent, k.input_queue, k.output_queue, k.queue_wait.count, k.handler_time.count);
