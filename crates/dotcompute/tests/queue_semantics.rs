@@ -566,7 +566,13 @@ fn sleeps_count_the_waits_that_slept() {
         let q = Arc::clone(&q);
         move || q.recv_blocking().map(|msg| msg.n)
     });
-    thread::sleep(Duration::from_millis(100));
+    // Sent only once the thread sleeps (not on a timer: a loaded machine
+    // may start the thread late).
+    let start = Instant::now();
+    while sleeps(&q).0 < 2 {
+        assert!(start.elapsed() < HANG, "the receiving thread never went to sleep");
+        thread::sleep(Duration::from_millis(1));
+    }
     q.try_send(m(4, NORMAL)).unwrap();
     assert_eq!(receiver.join().unwrap(), Ok(4));
     assert_eq!(sleeps(&q), (2, 1));
