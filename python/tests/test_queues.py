@@ -52,6 +52,33 @@ async def test_block_blocks_and_times_out() -> None:
     invariant(q.get_stats())
 
 
+async def until(condition, what: str) -> None:
+    deadline = time.monotonic() + 5
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.001)
+
+
+async def test_stats_count_the_gets_and_puts_that_slept() -> None:
+    q = MessageQueue(1, backpressure=BackpressureStrategy.BLOCK)
+    s = q.get_stats()
+    assert (s["receive_sleeps"], s["send_sleeps"]) == (0, 0)
+    await q.put(M(n=1))
+    assert (await q.get()).n == 1  # found at once: no sleep
+    getter = asyncio.ensure_future(q.get())
+    await until(lambda: q.get_stats()["receive_sleeps"] == 1, "the get to sleep")
+    await q.put(M(n=2))
+    assert (await getter).n == 2
+    await q.put(M(n=3))  # now full
+    putter = asyncio.ensure_future(q.put(M(n=4)))
+    await until(lambda: q.get_stats()["send_sleeps"] == 1, "the put to sleep")
+    assert q.get_nowait().n == 3
+    await putter
+    s = q.get_stats()
+    assert (s["receive_sleeps"], s["send_sleeps"]) == (1, 1)
+    invariant(s)
+
+
 async def test_reject_and_unbounded() -> None:
     q = MessageQueue(1, backpressure="reject")
     await q.put(M(n=1))

@@ -342,6 +342,10 @@ impl PyQueue {
         d.set_item("total_rejected", s.rejected)?;
         d.set_item("total_timed_out", s.timed_out)?;
         d.set_item("total_closed_rejections", s.closed_rejections)?;
+        // Not in PyDotCompute: how often a `get` / `put` had to go to sleep
+        // (a wait that found a message or room at once is not counted).
+        d.set_item("receive_sleeps", s.receive_sleeps)?;
+        d.set_item("send_sleeps", s.send_sleeps)?;
         let bands = PyDict::new(py);
         bands.set_item("system", s.band_depths[3])?;
         bands.set_item("high", s.band_depths[2])?;

@@ -14,6 +14,9 @@ The Rust queue underneath keeps what PyDotCompute only documented:
   messages), in every mode (PyDotCompute's REJECT refused everything).
 * every message is accounted for:
   ``total_enqueued == total_dequeued + total_dropped + current_size``.
+* ``get_stats()`` also says how often a ``get`` or ``put`` had to go to
+  sleep (``receive_sleeps``, ``send_sleeps``; one that found a message or
+  room at once is not counted).
 
 With ``use_priority=True`` (the default) the four priority bands of the
 message's ``priority`` are served highest first, FIFO within a band;
