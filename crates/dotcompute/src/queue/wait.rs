@@ -18,13 +18,23 @@
 //! then waits the usual way (registers its waker, then looks once more, or
 //! registers under the queue's lock), so nothing that arrives between the
 //! last look and the registration is missed.
+//!
+//! The runtime's rings wait asynchronously on an event listener
+//! ([`wait_async`], [`wait_async_or_stop`]): the caller creates the
+//! listener before its last look, so a notification after that look ends
+//! the wait.
 
+use std::future::{poll_fn, Future};
+use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Wake, Waker};
+use std::task::{Poll, Wake, Waker};
 use std::thread::{self, Thread};
 use std::time::Instant;
 
+use event_listener::EventListener;
+
 use super::clock;
+use super::timer::Sleep;
 
 /// Busy-polling before the first yield, in nanoseconds.
 pub(crate) const SPIN_NS: u64 = 5_000;
@@ -177,6 +187,43 @@ pub(crate) fn park_until(deadline: Option<Instant>) -> bool {
 }
 
 /// The cases every receive that looks again before it sleeps must pass.
+/// Waits for `listener`, or until `sleep` (if any) ends. Returns `false` on timeout.
+pub(crate) async fn wait_async(mut listener: EventListener, mut sleep: Option<&mut Sleep>) -> bool {
+    poll_fn(|cx| {
+        if Pin::new(&mut listener).poll(cx).is_ready() {
+            return Poll::Ready(true);
+        }
+        let timed_out = match sleep.as_deref_mut() {
+            Some(sleep) => Pin::new(sleep).poll(cx).is_ready(),
+            None => false,
+        };
+        if timed_out {
+            Poll::Ready(false)
+        } else {
+            Poll::Pending
+        }
+    })
+    .await
+}
+
+/// [`wait_async`] that also ends, with `None`, once `stop` is cancelled
+/// (checked first). For the runtime's spin rings: a handler waiting for room
+/// wakes on its kernel's termination and gets its message back.
+pub(crate) async fn wait_async_or_stop(
+    listener: EventListener,
+    sleep: Option<&mut Sleep>,
+    stop: Option<&tokio_util::sync::CancellationToken>,
+) -> Option<bool> {
+    match stop {
+        None => Some(wait_async(listener, sleep).await),
+        Some(token) => tokio::select! {
+            biased;
+            () = token.cancelled() => None,
+            woke = wait_async(listener, sleep) => Some(woke),
+        },
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod checks {
     use std::future::Future;
