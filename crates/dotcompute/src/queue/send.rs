@@ -24,6 +24,8 @@ use super::state::{OnFull, Push, Wake};
 use super::timer::Sleep;
 use super::wait::{self, Backoff, ThreadWaker};
 use super::{deadline_after, MessageQueue, Refusal, SendError};
+#[cfg(doc)]
+use super::{Backpressure, QueueConfig};
 use crate::Message;
 
 impl<T: Message> MessageQueue<T> {
