@@ -22,6 +22,8 @@ use super::state::Wake;
 use super::timer::Sleep;
 use super::wait::{self, spin_for, Backoff, ThreadWaker};
 use super::{deadline_after, MessageQueue, RecvError, Shared};
+#[cfg(doc)]
+use super::{state::State, ReceiverWait};
 use crate::Message;
 
 /// The state of one async receive between polls.

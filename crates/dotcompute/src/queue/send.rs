@@ -25,7 +25,7 @@ use super::timer::Sleep;
 use super::wait::{self, Backoff, ThreadWaker};
 use super::{deadline_after, MessageQueue, Refusal, SendError};
 #[cfg(doc)]
-use super::{Backpressure, QueueConfig};
+use super::{state::State, Backpressure, QueueConfig};
 use crate::Message;
 
 impl<T: Message> MessageQueue<T> {

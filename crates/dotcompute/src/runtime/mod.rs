@@ -61,6 +61,7 @@ pub(crate) mod park;
 pub mod receipt;
 pub mod registry;
 pub(crate) mod replies;
+pub(crate) mod ring_channel;
 pub mod spec;
 pub mod state;
 pub(crate) mod supervisor;

@@ -32,9 +32,10 @@ use crate::queue::{spin_for, timer, Backpressure, Recv, RecvError, Refusal};
 use crate::runtime::core::{KernelCore, Side};
 use crate::runtime::input::InputPort;
 use crate::runtime::replies::{Registration, Replies, SlotView};
+use crate::runtime::ring_channel::RingChannel;
 use crate::runtime::state::Operation;
 use crate::runtime::telemetry::{lock, KernelMetrics};
-use crate::runtime::transport::{RingChannel, Transport};
+use crate::runtime::transport::Transport;
 
 /// The receiving side of a kernel, and where its handler's sends go.
 pub(crate) struct OutputPort<Out> {
