@@ -630,9 +630,10 @@ impl<T: Message> RingChannel<T> {
         Ok(out)
     }
 
-    /// [`recv_spin`](Self::recv_spin) leaving the message in `out` (see
-    /// [`try_recv_into`](Self::try_recv_into)): `Ok(true)` when one was
-    /// taken, `Ok(false)` when `deadline` passed.
+    /// Receives on a kernel thread (polls, then yields, then parks in
+    /// slices, until a message, close once drained, or cancellation),
+    /// leaving the message in `out` (see [`try_recv_into`](Self::try_recv_into)):
+    /// `Ok(true)` when one was taken, `Ok(false)` when `deadline` passed.
     #[inline]
     pub fn recv_spin_into(
         &self,
