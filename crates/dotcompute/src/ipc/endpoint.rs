@@ -9,7 +9,7 @@
 //! wait: busy-spinning for [`WaitPolicy::spin`] (default 0, see there), then
 //! polling with a `yield_now` between rounds of 64 polls for
 //! [`WaitPolicy::yield_for`] (the peer may share our core), then sleeping on
-//! the ring's futex word (see [`byte_ring`](super::byte_ring)) for at most
+//! the ring's futex word (see [`byte_ring`]) for at most
 //! [`WaitPolicy::check_interval`] at a time.
 //!
 //! # Liveness

@@ -15,7 +15,7 @@
 //!   control-block layout, validated on every read, with futex waits.
 //! - [`ProcessChannel`] (host side) and [`IpcContext`] / [`serve`] (kernel
 //!   side): typed channels using the wire [`codec`](crate::codec).
-//! - [`process_kernel`]: a [`KernelSpec`](crate::KernelSpec) for the
+//! - [`process_kernel()`]: a [`KernelSpec`](crate::KernelSpec) for the
 //!   runtime, built from the public builder with a blocking handler that
 //!   spawns the process and pumps messages; a plain host thread blocked on
 //!   the kernel (`send_blocking`, `receive_blocking`, `call_blocking`)
