@@ -5,8 +5,9 @@
 //!
 //! Every send applies the backpressure strategy under the queue's lock in
 //! one critical section ([`State::push`]): the message is queued, dropped
-//! as the strategy asks (counted), or handed back in the error (counted as
-//! its refusal), never two of these. A send that must wait for room
+//! as the strategy asks (counted), or handed back: in the error, counted
+//! as its refusal, or to a send that will wait for room, counted by
+//! nothing until its last attempt; never two of these. A send that must wait for room
 //! registers its waker in the same critical section as the failed push; a
 //! push that makes a message deliverable wakes the oldest waiting receiver
 //! there too. Dropped messages and wakers are dropped / woken after the
