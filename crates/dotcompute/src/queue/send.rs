@@ -270,34 +270,15 @@ impl<T: Message> MessageQueue<T> {
         }
     }
 
-    /// The attempt after the deadline passed: room or `Timeout`.
+    /// The attempt after the deadline passed: room or `Timeout` (also
+    /// ending `reg`'s wait). A push with [`OnFull::Timeout`] never has to
+    /// wait, so the waker is never registered.
     fn push_last(&self, msg: T, reg: &mut Registration<'_, T>) -> Result<(), SendError<T>> {
-        let mut wake = Wake::None;
-        let mut dropped = None;
-        let result = {
-            let mut state = self.lock();
-            let result = match state.push(msg, OnFull::Timeout) {
-                Push::Queued => Ok(()),
-                Push::Evicted(old) | Push::DroppedIncoming(old) => {
-                    dropped = Some(old);
-                    Ok(())
-                }
-                Push::MustWait(msg) | Push::Timeout(msg) => Err(SendError::Timeout(msg)),
-                Push::Full(msg) => Err(SendError::Full(msg)),
-                Push::Closed(msg) => Err(SendError::Closed(msg)),
-            };
-            reg.finish(&mut state, result.is_ok(), &mut wake);
-            if result.is_ok() && state.deliverable() {
-                if let Some(w) = state.recv_waiters.take_one() {
-                    wake.push(w);
-                }
-            }
-            self.shared.publish(&state);
-            result
-        };
-        drop(dropped);
-        wake.wake();
-        result
+        match self.push_one(msg, OnFull::Timeout, Some((reg, std::task::Waker::noop()))) {
+            Ok(()) => Ok(()),
+            Err(Ok(e)) => Err(e),
+            Err(Err(msg)) => Err(SendError::Timeout(msg)),
+        }
     }
 
     /// Sends the messages of `msgs` in order, queueing as many as fit under

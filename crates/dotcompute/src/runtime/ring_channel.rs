@@ -409,6 +409,26 @@ impl<T: Message> RingChannel<T> {
         Ok(n)
     }
 
+    /// One attempt at the rest of a batch: `Some` when the send is over
+    /// (everything sent; the ring closed, counted as a closed rejection;
+    /// or no room under a strategy that never waits, counted as rejected),
+    /// with the messages not sent handed back in order; `None` when it
+    /// must wait for room.
+    fn try_batch(&self, pending: &mut VecDeque<T>) -> Option<Result<(), (Refusal, Vec<T>)>> {
+        if self.push_batch(pending).is_err() {
+            self.closed_rejections.fetch_add(1, Ordering::Relaxed);
+            return Some(Err((Refusal::Closed, std::mem::take(pending).into())));
+        }
+        if pending.is_empty() {
+            return Some(Ok(()));
+        }
+        if self.config.backpressure != Backpressure::Block {
+            self.rejected.fetch_add(1, Ordering::Relaxed);
+            return Some(Err((Refusal::Full, std::mem::take(pending).into())));
+        }
+        None
+    }
+
     /// Sends all of `pending` in order (see [`Transport::send_batch`](super::transport::Transport::send_batch)).
     pub(super) async fn send_batch(
         &self,
@@ -418,16 +438,8 @@ impl<T: Message> RingChannel<T> {
     ) -> Result<(), (Refusal, Vec<T>)> {
         let mut sleep = deadline.map(Sleep::until);
         loop {
-            if self.push_batch(&mut pending).is_err() {
-                self.closed_rejections.fetch_add(1, Ordering::Relaxed);
-                return Err((Refusal::Closed, pending.into()));
-            }
-            if pending.is_empty() {
-                return Ok(());
-            }
-            if self.config.backpressure != Backpressure::Block {
-                self.rejected.fetch_add(1, Ordering::Relaxed);
-                return Err((Refusal::Full, pending.into()));
+            if let Some(done) = self.try_batch(&mut pending) {
+                return done;
             }
             let listener = self.not_full.listen();
             let _counted = self.count_room_waiter();
@@ -437,12 +449,10 @@ impl<T: Message> RingChannel<T> {
             match wait_async_or_stop(listener, sleep.as_mut(), stop).await {
                 Some(true) => {}
                 Some(false) => {
-                    if self.push_batch(&mut pending).is_err() {
-                        self.closed_rejections.fetch_add(1, Ordering::Relaxed);
-                        return Err((Refusal::Closed, pending.into()));
-                    }
-                    if pending.is_empty() {
-                        return Ok(());
+                    // The last attempt: under `Block` (checked above) it
+                    // ends the send or leaves it timed out.
+                    if let Some(done) = self.try_batch(&mut pending) {
+                        return done;
                     }
                     self.timed_out.fetch_add(1, Ordering::Relaxed);
                     return Err((Refusal::Timeout, pending.into()));
@@ -462,16 +472,8 @@ impl<T: Message> RingChannel<T> {
     ) -> Result<(), (Refusal, Vec<T>)> {
         let mut backoff = Backoff::default();
         loop {
-            if self.push_batch(&mut pending).is_err() {
-                self.closed_rejections.fetch_add(1, Ordering::Relaxed);
-                return Err((Refusal::Closed, pending.into()));
-            }
-            if pending.is_empty() {
-                return Ok(());
-            }
-            if self.config.backpressure != Backpressure::Block {
-                self.rejected.fetch_add(1, Ordering::Relaxed);
-                return Err((Refusal::Full, pending.into()));
+            if let Some(done) = self.try_batch(&mut pending) {
+                return done;
             }
             if cancel.is_cancelled() {
                 return Err((Refusal::Stopped, pending.into()));
