@@ -211,12 +211,7 @@ impl<T: Message> MessageQueue<T> {
         let mut reg = Registration::new(&self.shared, Side::Send);
         let mut sleep = deadline.map(Sleep::until);
         // Pinned here, polled only while waiting (no allocation).
-        let mut stopped = std::pin::pin!(async move {
-            match stop {
-                Some(token) => token.cancelled().await,
-                None => std::future::pending().await,
-            }
-        });
+        let mut stopped = std::pin::pin!(stopped_by(stop));
         let mut slot = Some(msg);
         poll_fn(|cx| {
             // `slot` is refilled before every `Pending`, and a finished
@@ -302,12 +297,7 @@ impl<T: Message> MessageQueue<T> {
         }
         let mut reg = Registration::new(&self.shared, Side::Send);
         let mut sleep = deadline.map(Sleep::until);
-        let mut stopped = std::pin::pin!(async move {
-            match stop {
-                Some(token) => token.cancelled().await,
-                None => std::future::pending().await,
-            }
-        });
+        let mut stopped = std::pin::pin!(stopped_by(stop));
         let mut done = false;
         let result = poll_fn(|cx| {
             if done {
@@ -412,6 +402,15 @@ impl<T: Message> MessageQueue<T> {
         drop(dropped);
         wake.wake();
         refused
+    }
+}
+
+/// Ends once `stop` is cancelled; never without one. Polled only while a
+/// send waits, so a stopped kernel's handler gets its message back.
+async fn stopped_by(stop: Option<&tokio_util::sync::CancellationToken>) {
+    match stop {
+        Some(token) => token.cancelled().await,
+        None => std::future::pending().await,
     }
 }
 
